@@ -1,0 +1,408 @@
+// Package config parses and validates the appliance's YAML configuration.
+//
+// Load never returns a half-valid config: either every field is checked and
+// every secret file read, or the caller gets an *Errors naming each problem
+// by file, line and field. Secrets are held as Secret values, which never
+// print themselves.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/nines-project/nines"
+)
+
+// Defaults an operator gets when a field is left out. The scrape interval
+// is one second because five nines allow 25.9 s of downtime a month; the
+// timeout stays below it so a hung node never delays the next scrape.
+const (
+	DefaultListen            = "127.0.0.1:9104"
+	DefaultDataDir           = "/var/lib/nines"
+	DefaultRetention         = 30 * 24 * time.Hour
+	DefaultScrapeInterval    = time.Second
+	DefaultScrapeTimeout     = 800 * time.Millisecond
+	DefaultVariablesInterval = time.Minute
+	// MinRetention is VictoriaMetrics' lower bound for retentionPeriod.
+	MinRetention = 24 * time.Hour
+)
+
+// Config is the whole appliance configuration.
+type Config struct {
+	// File is the path the config was read from; relative paths inside it
+	// (data_dir, secret files) are resolved against its directory.
+	File string `yaml:"-"`
+
+	Listen    string    `yaml:"listen"`
+	TLS       *TLS      `yaml:"tls"`
+	DataDir   string    `yaml:"data_dir"`
+	Retention Duration  `yaml:"retention"`
+	API       API       `yaml:"api"`
+	Scrape    Scrape    `yaml:"scrape"`
+	Clusters  []Cluster `yaml:"clusters"`
+}
+
+// TLS makes the listener serve HTTPS. Use it whenever the API is reached
+// over a network rather than loopback.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// API holds the bearer tokens that may call the HTTP API.
+type API struct {
+	Tokens []Token `yaml:"tokens"`
+}
+
+// Token is one named API credential, read from a file or the environment.
+type Token struct {
+	Name      string `yaml:"name"`
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+	Value     Secret `yaml:"-"`
+}
+
+// Scrape sets how often nodes are read.
+type Scrape struct {
+	Interval          Duration `yaml:"interval"`
+	Timeout           Duration `yaml:"timeout"`
+	VariablesInterval Duration `yaml:"variables_interval"`
+}
+
+// Cluster is one monitored cluster.
+type Cluster struct {
+	Name        string      `yaml:"name"`
+	Kind        nines.Kind  `yaml:"kind"`
+	Nodes       []Node      `yaml:"nodes"`
+	Credentials Credentials `yaml:"credentials"`
+	// ReplicaStatus collects replica status on every node. It defaults to
+	// true for kind replication and false otherwise (a Galera node may also
+	// be an async replica; set it then).
+	ReplicaStatus *bool `yaml:"replica_status"`
+}
+
+// Node is one server of a cluster.
+type Node struct {
+	Address string `yaml:"address"`
+	Agent   string `yaml:"agent"`
+}
+
+// Credentials are the SQL account nines reads status with.
+type Credentials struct {
+	User         string `yaml:"user"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	Password     Secret `yaml:"-"`
+}
+
+// CollectReplicaStatus reports whether replica status is read on c's nodes.
+func (c Cluster) CollectReplicaStatus() bool {
+	if c.ReplicaStatus != nil {
+		return *c.ReplicaStatus
+	}
+	return c.Kind == nines.KindReplication
+}
+
+// Domain returns the cluster as the domain package describes it.
+func (c Cluster) Domain() nines.Cluster {
+	out := nines.Cluster{Name: c.Name, Kind: c.Kind}
+	for _, n := range c.Nodes {
+		out.Nodes = append(out.Nodes, nines.Node{Address: n.Address, Agent: n.Agent})
+	}
+	return out
+}
+
+// Secret is a credential. It prints as "<redacted>" in every format so it
+// cannot leak through logs, API output or error messages.
+type Secret string
+
+func (Secret) String() string               { return "<redacted>" }
+func (Secret) GoString() string             { return "<redacted>" }
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"<redacted>"`), nil }
+func (Secret) MarshalYAML() (any, error)    { return "<redacted>", nil }
+func (s Secret) Reveal() string             { return string(s) }
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("<redacted>")) }
+
+// Duration is a time.Duration that also accepts days ("30d") and weeks
+// ("2w"), as retention periods are usually written.
+type Duration struct {
+	time.Duration
+	set bool
+}
+
+// UnmarshalYAML parses the duration. A bad value becomes a *yaml.TypeError
+// so decoding goes on and every problem is reported at once.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		if err == nil {
+			err = errors.New("not a scalar")
+		}
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: invalid duration %q: %v", n.Line, n.Value, err)}}
+	}
+	d.Duration, d.set = v, true
+	return nil
+}
+
+// MarshalYAML writes the duration back in Go syntax.
+func (d Duration) MarshalYAML() (any, error) { return d.Duration.String(), nil }
+
+// ParseDuration parses Go durations plus the units d (24h) and w (7d).
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("empty")
+	}
+	for unit, mult := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if num, ok := strings.CutSuffix(s, unit); ok {
+			n, err := strconv.ParseFloat(num, 64)
+			if err != nil {
+				return 0, fmt.Errorf("bad number %q", num)
+			}
+			return time.Duration(n * float64(mult)), nil
+		}
+	}
+	return time.ParseDuration(s)
+}
+
+// Load reads, parses and validates the config at path. On any problem it
+// returns an *Errors listing all of them.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse is Load for bytes already read; path names them in errors and
+// anchors relative paths.
+func Parse(path string, b []byte) (*Config, error) {
+	errs := &Errors{File: path}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		errs.addYAML(err, nil)
+		return nil, errs
+	}
+	idx := indexLines(&doc)
+
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		errs.addYAML(err, idx)
+		return nil, errs
+	}
+	cfg.File = path
+	cfg.applyDefaults()
+	cfg.validate(errs, idx)
+	if len(errs.List) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	c.DataDir = c.resolve(c.DataDir)
+	if !c.Retention.set {
+		c.Retention.Duration = DefaultRetention
+	}
+	if !c.Scrape.Interval.set {
+		c.Scrape.Interval.Duration = DefaultScrapeInterval
+	}
+	if !c.Scrape.Timeout.set {
+		c.Scrape.Timeout.Duration = min(DefaultScrapeTimeout, c.Scrape.Interval.Duration*8/10)
+	}
+	if !c.Scrape.VariablesInterval.set {
+		c.Scrape.VariablesInterval.Duration = DefaultVariablesInterval
+	}
+}
+
+// resolve makes p absolute relative to the config file's directory.
+func (c *Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.File), p)
+}
+
+func (c *Config) validate(errs *Errors, idx lineIndex) {
+	at := func(path, format string, args ...any) {
+		errs.add(idx.line(path), path, fmt.Sprintf(format, args...))
+	}
+
+	if err := checkHostPort(c.Listen); err != nil {
+		at("listen", "bad address %q: %v", c.Listen, err)
+	}
+	if c.TLS != nil {
+		for field, p := range map[string]string{"cert_file": c.TLS.CertFile, "key_file": c.TLS.KeyFile} {
+			if p == "" {
+				at("tls."+field, "required when tls is set")
+				continue
+			}
+			if _, err := os.ReadFile(c.resolve(p)); err != nil {
+				at("tls."+field, "cannot read %q: %v", p, unwrapPathErr(err))
+			}
+		}
+		c.TLS.CertFile, c.TLS.KeyFile = c.resolve(c.TLS.CertFile), c.resolve(c.TLS.KeyFile)
+	}
+	if c.Retention.Duration < MinRetention {
+		at("retention", "must be at least 1d, got %s", c.Retention.Duration)
+	}
+	checkInterval := func(path string, d time.Duration) {
+		if d <= 0 {
+			at(path, "must be positive, got %s", d)
+		}
+	}
+	checkInterval("scrape.interval", c.Scrape.Interval.Duration)
+	checkInterval("scrape.timeout", c.Scrape.Timeout.Duration)
+	checkInterval("scrape.variables_interval", c.Scrape.VariablesInterval.Duration)
+	if c.Scrape.Timeout.Duration > c.Scrape.Interval.Duration {
+		at("scrape.timeout", "%s is longer than scrape.interval %s: a hung node would delay every scrape", c.Scrape.Timeout.Duration, c.Scrape.Interval.Duration)
+	}
+
+	if len(c.API.Tokens) == 0 {
+		at("api.tokens", "at least one API token is required: the API never runs unauthenticated")
+	}
+	tokenNames := map[string]bool{}
+	for i := range c.API.Tokens {
+		t := &c.API.Tokens[i]
+		p := fmt.Sprintf("api.tokens[%d]", i)
+		if t.Name == "" {
+			at(p+".name", "required")
+		} else if tokenNames[t.Name] {
+			at(p+".name", "duplicate token name %q", t.Name)
+		}
+		tokenNames[t.Name] = true
+		v, field, err := c.readSecret(t.TokenFile, t.TokenEnv, "token_file", "token_env")
+		if err != nil {
+			at(p+"."+field, "%v", err)
+			continue
+		}
+		if len(v) < 16 {
+			at(p+"."+field, "token is %d characters; use at least 16", len(v))
+		}
+		t.Value = Secret(v)
+	}
+
+	if len(c.Clusters) == 0 {
+		at("clusters", "no clusters configured")
+	}
+	names := map[string]bool{}
+	addrs := map[string]string{}
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		p := fmt.Sprintf("clusters[%d]", i)
+		switch {
+		case cl.Name == "":
+			at(p+".name", "required")
+		case !validName(cl.Name):
+			at(p+".name", "%q: use letters, digits, '-' and '_' only", cl.Name)
+		case names[cl.Name]:
+			at(p+".name", "duplicate cluster name %q", cl.Name)
+		}
+		names[cl.Name] = true
+		if !cl.Kind.Valid() {
+			at(p+".kind", "%q is not one of galera, replication, ndb", cl.Kind)
+		}
+		if len(cl.Nodes) == 0 {
+			at(p+".nodes", "no nodes")
+		}
+		for j, n := range cl.Nodes {
+			np := fmt.Sprintf("%s.nodes[%d]", p, j)
+			if err := checkHostPort(n.Address); err != nil {
+				at(np+".address", "bad address %q: %v", n.Address, err)
+			} else if other, dup := addrs[n.Address]; dup {
+				at(np+".address", "%q is already a node of %s", n.Address, other)
+			} else {
+				addrs[n.Address] = np
+			}
+			if n.Agent != "" {
+				if u, err := url.Parse(n.Agent); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					at(np+".agent", "bad agent URL %q: want http(s)://host:port", n.Agent)
+				}
+			}
+		}
+		cr := &cl.Credentials
+		if cr.User == "" {
+			at(p+".credentials.user", "missing credentials: a user is required")
+		}
+		v, field, err := c.readSecret(cr.PasswordFile, cr.PasswordEnv, "password_file", "password_env")
+		if err != nil {
+			at(p+".credentials."+field, "%v", err)
+		}
+		cr.Password = Secret(v)
+	}
+}
+
+// readSecret reads a secret from exactly one of a file or an environment
+// variable. Surrounding whitespace (a trailing newline) is dropped.
+func (c *Config) readSecret(file, env, fileField, envField string) (string, string, error) {
+	switch {
+	case file != "" && env != "":
+		return "", fileField, fmt.Errorf("set only one of %s and %s", fileField, envField)
+	case file != "":
+		b, err := os.ReadFile(c.resolve(file))
+		if err != nil {
+			return "", fileField, fmt.Errorf("cannot read %q: %v", file, unwrapPathErr(err))
+		}
+		return strings.TrimSpace(string(b)), fileField, nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", envField, fmt.Errorf("environment variable %q is not set", env)
+		}
+		return strings.TrimSpace(v), envField, nil
+	}
+	return "", fileField, fmt.Errorf("missing credentials: set %s or %s", fileField, envField)
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkHostPort accepts host:port with a non-empty host and a port in
+// 1..65535.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" {
+		return errors.New("missing host")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number in 1..65535", port)
+	}
+	return nil
+}

@@ -1,0 +1,214 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeConfig writes body as nines.yaml beside a readable password file
+// and token file, and returns the config's path.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range map[string]string{"db.pass": "secret-db-password\n", "api-token": "0123456789abcdef0123456789abcdef\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "nines.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const good = `listen: 127.0.0.1:9104
+data_dir: data
+api:
+  tokens:
+    - {name: ops, token_file: api-token}
+scrape:
+  interval: 1s
+clusters:
+  - name: billing
+    kind: galera
+    nodes:
+      - {address: "127.0.0.1:3306"}
+      - {address: "127.0.0.1:3307"}
+    credentials: {user: nines, password_file: db.pass}
+`
+
+func TestLoadGood(t *testing.T) {
+	p := writeConfig(t, good)
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got, want := cfg.DataDir, filepath.Join(filepath.Dir(p), "data"); got != want {
+		t.Errorf("data_dir = %q, want %q (relative to the config file)", got, want)
+	}
+	if cfg.Scrape.Interval.Duration != time.Second || cfg.Scrape.Timeout.Duration != 800*time.Millisecond {
+		t.Errorf("scrape = %v/%v, want 1s/800ms", cfg.Scrape.Interval, cfg.Scrape.Timeout)
+	}
+	if cfg.Retention.Duration != 30*24*time.Hour {
+		t.Errorf("retention = %v, want 30d", cfg.Retention)
+	}
+	if got := cfg.Clusters[0].Credentials.Password.Reveal(); got != "secret-db-password" {
+		t.Errorf("password = %q", got)
+	}
+	if got := cfg.API.Tokens[0].Value.Reveal(); got != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("token = %q", got)
+	}
+}
+
+// TestSecretsNeverPrint guards the rule that secrets never reach logs.
+func TestSecretsNeverPrint(t *testing.T) {
+	cfg, err := Load(writeConfig(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := strings.Join([]string{
+			sprintf(format, cfg.Clusters[0].Credentials),
+			sprintf(format, cfg.API.Tokens),
+			sprintf(format, *cfg),
+		}, " ")
+		if strings.Contains(out, "secret-db-password") || strings.Contains(out, "0123456789abcdef") {
+			t.Errorf("format %s leaks a secret: %s", format, out)
+		}
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(string) string
+		line  int
+		field string
+		msg   string
+	}{
+		{"unknown field", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    colour: blue\n", 1)
+		}, 11, "clusters[0].colour", `unknown field "colour"`},
+		{"bad node address", func(s string) string {
+			return strings.Replace(s, `"127.0.0.1:3307"`, `"db2"`, 1)
+		}, 13, "clusters[0].nodes[1].address", "bad address"},
+		{"bad port", func(s string) string {
+			return strings.Replace(s, `"127.0.0.1:3307"`, `"db2:99999"`, 1)
+		}, 13, "clusters[0].nodes[1].address", "port"},
+		{"bad listen", func(s string) string {
+			return strings.Replace(s, "listen: 127.0.0.1:9104", "listen: nowhere", 1)
+		}, 1, "listen", "bad address"},
+		{"missing credentials user", func(s string) string {
+			return strings.Replace(s, "{user: nines, password_file: db.pass}", "{password_file: db.pass}", 1)
+		}, 14, "clusters[0].credentials.user", "missing credentials"},
+		{"missing password", func(s string) string {
+			return strings.Replace(s, "{user: nines, password_file: db.pass}", "{user: nines}", 1)
+		}, 14, "clusters[0].credentials.password_file", "missing credentials"},
+		{"duplicate cluster", func(s string) string {
+			return s + "  - name: billing\n    kind: galera\n    nodes: [{address: \"127.0.0.1:3400\"}]\n    credentials: {user: nines, password_file: db.pass}\n"
+		}, 15, "clusters[1].name", `duplicate cluster name "billing"`},
+		{"bad interval", func(s string) string {
+			return strings.Replace(s, "interval: 1s", "interval: often", 1)
+		}, 7, "scrape.interval", `invalid duration "often"`},
+		{"negative interval", func(s string) string {
+			return strings.Replace(s, "interval: 1s", "interval: -1s", 1)
+		}, 7, "scrape.interval", "must be positive"},
+		{"timeout longer than interval", func(s string) string {
+			return strings.Replace(s, "interval: 1s", "interval: 1s\n  timeout: 2s", 1)
+		}, 8, "scrape.timeout", "longer than scrape.interval"},
+		{"unreadable password file", func(s string) string {
+			return strings.Replace(s, "password_file: db.pass", "password_file: /nonexistent/db.pass", 1)
+		}, 14, "clusters[0].credentials.password_file", `cannot read "/nonexistent/db.pass"`},
+		{"bad kind", func(s string) string {
+			return strings.Replace(s, "kind: galera", "kind: oracle", 1)
+		}, 10, "clusters[0].kind", `"oracle" is not one of`},
+		{"no tokens", func(s string) string {
+			return strings.Replace(s, "    - {name: ops, token_file: api-token}\n", "", 1)
+		}, 4, "api.tokens", "at least one API token"},
+		{"duplicate node", func(s string) string {
+			return strings.Replace(s, `"127.0.0.1:3307"`, `"127.0.0.1:3306"`, 1)
+		}, 13, "clusters[0].nodes[1].address", "already a node"},
+		{"retention too short", func(s string) string {
+			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
+		}, 3, "retention", "at least 1d"},
+		// The YAML parser reports where it noticed the problem; any line will do.
+		{"not yaml", func(s string) string { return s + "  - [unclosed\n" }, -1, "", "did not find expected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeConfig(t, tt.edit(good))
+			_, err := Load(p)
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load = %v, want *Errors", err)
+			}
+			var fe FieldError
+			for _, e := range errs.List {
+				if (e.Line == tt.line || tt.line < 0 && e.Line > 0) && e.Field == tt.field && strings.Contains(e.Msg, tt.msg) {
+					fe = e
+				}
+			}
+			if fe.File == "" {
+				t.Fatalf("no error at line %d field %q containing %q; got:\n%v", tt.line, tt.field, tt.msg, err)
+			}
+			if want := p + ":"; !strings.HasPrefix(fe.Error(), want) {
+				t.Errorf("error %q does not start with %q", fe.Error(), want)
+			}
+		})
+	}
+}
+
+func TestAllProblemsAtOnce(t *testing.T) {
+	body := strings.Replace(good, "interval: 1s", "interval: often", 1)
+	body = strings.Replace(body, `"127.0.0.1:3307"`, `"db2"`, 1)
+	body = strings.Replace(body, "password_file: db.pass", "password_file: nope.pass", 1)
+	_, err := Load(writeConfig(t, body))
+	var errs *Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Load = %v", err)
+	}
+	// The YAML type error stops semantic checks, so only it is reported;
+	// fix it and the rest appear together.
+	if len(errs.List) != 1 {
+		t.Fatalf("want 1 error before semantic checks, got %v", err)
+	}
+	body = strings.Replace(body, "interval: often", "interval: 1s", 1)
+	_, err = Load(writeConfig(t, body))
+	if !errors.As(err, &errs) || len(errs.List) != 2 {
+		t.Fatalf("want 2 errors (address, password file), got %v", err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"1s": time.Second, "500ms": 500 * time.Millisecond, "30d": 30 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1.5d": 36 * time.Hour} {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "xd", "1y", "often"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) succeeded", in)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("clusters: [{name: a, nodes: [{address: x}]}]"))
+	f.Add([]byte("listen: [\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := Parse("fuzz.yaml", b)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}

@@ -1,0 +1,172 @@
+package appliance
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nines-project/nines"
+)
+
+// queryPaths are the Prometheus-compatible read endpoints nines serves
+// from the store, so Grafana can use nines as a Prometheus data source.
+var queryPaths = []string{
+	"/api/v1/query",
+	"/api/v1/query_range",
+	"/api/v1/series",
+	"/api/v1/labels",
+	"/api/v1/label/:name/values",
+	"/api/v1/status/buildinfo",
+	"/api/v1/metadata",
+}
+
+func (a *App) routes() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.Recover())
+
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", a.readyz)
+
+	api := e.Group("", a.requireToken)
+	storeHandler := echo.WrapHandler(a.store.Handler())
+	for _, p := range queryPaths {
+		api.GET(p, storeHandler)
+		api.POST(p, storeHandler)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		a.exp.Collector(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	api.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
+	api.GET("/api/v1/clusters", a.clusters)
+	api.GET("/api/v1/clusters/:name", a.cluster)
+	return e
+}
+
+// requireToken admits requests that carry one of the configured bearer
+// tokens. The comparison takes the same time whichever byte differs.
+func (a *App) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		got, ok := strings.CutPrefix(h, "Bearer ")
+		if ok {
+			for _, t := range a.cfg.API.Tokens {
+				if subtle.ConstantTimeCompare([]byte(got), []byte(t.Value.Reveal())) == 1 {
+					return next(c)
+				}
+			}
+		}
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="nines"`)
+		return c.JSON(http.StatusUnauthorized, apiError{Status: "error", ErrorType: "unauthorized", Error: "a valid bearer token is required"})
+	}
+}
+
+// apiError is the Prometheus API's error shape, used for every JSON error.
+type apiError struct {
+	Status    string `json:"status"`
+	ErrorType string `json:"errorType"`
+	Error     string `json:"error"`
+}
+
+// readyz answers 200 once every node has been scraped at least once, so a
+// load balancer or test never sees an appliance that knows nothing yet.
+func (a *App) readyz(c echo.Context) error {
+	seen, want := len(a.exp.Latest()), a.targetCount()
+	if seen < want {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"ready": false, "scraped_nodes": seen, "nodes": want})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ready": true, "scraped_nodes": seen, "nodes": want})
+}
+
+func (a *App) targetCount() int {
+	n := 0
+	for _, c := range a.cfg.Clusters {
+		n += len(c.Nodes)
+	}
+	return n
+}
+
+// nodeView is a node's latest state as the API shows it.
+type nodeView struct {
+	Instance   string              `json:"instance"`
+	Up         bool                `json:"up"`
+	Error      string              `json:"error,omitempty"`
+	ScrapedAt  string              `json:"scraped_at"`
+	DurationMs float64             `json:"scrape_duration_ms"`
+	Galera     *nines.GaleraStatus `json:"galera,omitempty"`
+	Replicas   []replicaView       `json:"replicas,omitempty"`
+	ReadOnly   string              `json:"read_only,omitempty"`
+	Version    string              `json:"version,omitempty"`
+}
+
+type replicaView struct {
+	Channel       string `json:"channel"`
+	Source        string `json:"source"`
+	IORunning     bool   `json:"io_running"`
+	SQLRunning    bool   `json:"sql_running"`
+	SecondsBehind *int64 `json:"seconds_behind,omitempty"`
+	LastError     string `json:"last_error,omitempty"`
+	GTIDIOPos     string `json:"gtid_io_pos,omitempty"`
+}
+
+type clusterView struct {
+	Name  string     `json:"name"`
+	Kind  nines.Kind `json:"kind"`
+	Nodes []nodeView `json:"nodes"`
+}
+
+func (a *App) clusterViews() []clusterView {
+	latest := map[string]*nines.Snapshot{}
+	for _, s := range a.exp.Latest() {
+		latest[s.Cluster+"\x00"+s.Instance] = s
+	}
+	var out []clusterView
+	for _, c := range a.cfg.Clusters {
+		cv := clusterView{Name: c.Name, Kind: c.Kind, Nodes: []nodeView{}}
+		for _, n := range c.Nodes {
+			nv := nodeView{Instance: n.Address}
+			if s := latest[c.Name+"\x00"+n.Address]; s != nil {
+				nv.Up, nv.Error, nv.Galera = s.Up, s.Err, s.Galera
+				nv.ScrapedAt = s.Time.UTC().Format("2006-01-02T15:04:05.000Z")
+				nv.DurationMs = float64(s.Duration.Microseconds()) / 1000
+				nv.ReadOnly, nv.Version = s.Variables["read_only"], s.Variables["version"]
+				for _, r := range s.Replicas {
+					last := r.LastIOError
+					if last == "" {
+						last = r.LastSQLError
+					}
+					nv.Replicas = append(nv.Replicas, replicaView{
+						Channel: r.Channel, Source: r.SourceHost, IORunning: r.IORunning, SQLRunning: r.SQLRunning,
+						SecondsBehind: r.SecondsBehind, LastError: last, GTIDIOPos: r.GTIDIOPos,
+					})
+				}
+			}
+			cv.Nodes = append(cv.Nodes, nv)
+		}
+		out = append(out, cv)
+	}
+	return out
+}
+
+func (a *App) clusters(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": a.clusterViews()})
+}
+
+func (a *App) cluster(c echo.Context) error {
+	for _, cv := range a.clusterViews() {
+		if cv.Name == c.Param("name") {
+			return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": cv})
+		}
+	}
+	return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: "no cluster named " + c.Param("name")})
+}

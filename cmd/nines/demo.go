@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nines-project/nines/appliance"
+	"github.com/nines-project/nines/appliance/sandbox"
+)
+
+func newDemoCmd() *cobra.Command {
+	var dir, listen string
+	var basePort int
+	cmd := &cobra.Command{
+		Use:   "demo [--dir DIR] [--listen ADDR]",
+		Short: "Start a 3-node Galera sandbox and the appliance monitoring it; Ctrl-C stops both",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "starting a 3-node Galera sandbox in %s (SQL ports %d-%d) ...\n", dir, basePort, basePort+2)
+			sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: dir, Nodes: 3, BasePort: basePort, ClusterName: "demo", Listen: listen, Log: out})
+			if err != nil {
+				return fmt.Errorf("demo sandbox: %w", err)
+			}
+			// Stop the sandbox however the appliance ends; ctx is already
+			// cancelled by then, so use a fresh one.
+			defer func() {
+				fmt.Fprintln(out, "stopping the sandbox ...")
+				stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := sb.Stop(stopCtx); err != nil {
+					fmt.Fprintln(os.Stderr, "nines: stop sandbox:", err)
+				}
+			}()
+
+			cfg, err := loadConfig(sb.ConfigPath())
+			if err != nil {
+				return err
+			}
+			token, err := os.ReadFile(sb.TokenPath())
+			if err != nil {
+				return fmt.Errorf("read demo API token: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return appliance.Run(ctx, cfg, appliance.Options{Listen: listen, Logger: log, Ready: func(addr string) {
+				base := "http://" + addr
+				fmt.Fprintf(out, `
+nines demo is up.
+  Console / API:    %[1]s/
+  Query endpoint:   %[1]s/api/v1/query   (Grafana: a Prometheus data source at %[1]s with header "Authorization: Bearer <token>")
+  API token:        %[2]s   (also in %[3]s)
+  Config:           %[4]s
+  Try:              curl -H "Authorization: Bearer %[2]s" '%[1]s/api/v1/query?query=mysql_global_status_wsrep_cluster_size'
+  Connect to node:  mariadb --defaults-file=%[5]s
+Press Ctrl-C to stop the appliance and the sandbox.
+`, base, strings.TrimSpace(string(token)), sb.TokenPath(), sb.ConfigPath(), filepath.Join(dir, "n1", "my.cnf"))
+			}})
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", filepath.Join(os.TempDir(), "nines-demo"), "sandbox directory; reused with its data when it exists")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9104", "appliance listen address")
+	cmd.Flags().IntVar(&basePort, "base-port", 13306, "first SQL port of the sandbox nodes")
+	return cmd
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nines-project/nines/appliance"
+	"github.com/nines-project/nines/appliance/config"
+)
+
+func newRunCmd() *cobra.Command {
+	var cfgPath, listen string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the appliance: scrape every node, store, serve the API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			return appliance.Run(cmd.Context(), cfg, appliance.Options{Listen: listen, Logger: log})
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config file, e.g. /etc/nines/nines.yaml")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address overriding the config's, e.g. 127.0.0.1:9104")
+	return cmd
+}
+
+func newCheckCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "check --config FILE",
+		Short: "Validate a config file; exit 2 and name file:line and field of every problem",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			nodes := 0
+			for _, c := range cfg.Clusters {
+				nodes += len(c.Nodes)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d clusters, %d nodes)\n", cfgPath, len(cfg.Clusters), nodes)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config file to check")
+	return cmd
+}
+
+// loadConfig loads and validates a config. Any problem exits with code 2,
+// the convention of config checkers (promtool, amtool), so scripts can
+// tell a bad config from a failed run.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		var ce *config.Errors
+		if errors.As(err, &ce) {
+			return nil, &exitError{code: 2, err: fmt.Errorf("invalid config:\n%w", err)}
+		}
+		return nil, &exitError{code: 2, err: err}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,73 @@
+package exporter
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/exporter/galera"
+	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/exporter/mysql"
+)
+
+// SnapshotMetrics derives every series of a snapshot. It is the only place
+// metrics are made from observations: the store and /metrics both call it.
+// Every series carries cluster and instance.
+func SnapshotMetrics(s *nines.Snapshot) []metric.Metric {
+	set := &metric.Set{Const: []metric.Label{{Name: "cluster", Value: s.Cluster}, {Name: "instance", Value: s.Instance}}}
+	up, success := 0.0, 0.0
+	if s.Up {
+		up = 1
+	}
+	if s.Up && s.Err == "" {
+		success = 1
+	}
+	set.Add("mysql_up", "Whether the node answered SHOW GLOBAL STATUS in this scrape.", metric.Gauge, up)
+	set.Add("nines_scrape_success", "1 when every statement of the scrape succeeded and every value parsed.", metric.Gauge, success)
+	set.Add("nines_scrape_duration_seconds", "Wall time of the scrape, connect included.", metric.Gauge, s.Duration.Seconds())
+	set.Add("nines_scrape_timestamp_seconds", "When the scrape started, Unix seconds.", metric.Gauge, float64(s.Time.UnixNano())/1e9)
+	if !s.Up {
+		return set.Metrics
+	}
+	mysql.GlobalStatusMetrics(set, s.Status)
+	if s.Variables != nil {
+		mysql.GlobalVariablesMetrics(set, s.Variables)
+		set.Add("nines_variables_age_seconds", "Age of the SHOW GLOBAL VARIABLES values in this scrape.", metric.Gauge, s.Time.Sub(s.VariablesTime).Seconds())
+	}
+	mysql.ReplicaStatusMetrics(set, s.Replicas)
+	galera.Metrics(set, s.Galera)
+	return set.Metrics
+}
+
+// Collector exposes the latest snapshot of every node on /metrics.
+func (e *Exporter) Collector() prometheus.Collector { return collector{e} }
+
+type collector struct{ e *Exporter }
+
+// Describe sends nothing: the series set follows what servers report, so
+// the collector is unchecked.
+func (collector) Describe(chan<- *prometheus.Desc) {}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	for _, snap := range c.e.Latest() {
+		for _, m := range SnapshotMetrics(snap) {
+			names := make([]string, len(m.Labels))
+			values := make([]string, len(m.Labels))
+			for i, l := range m.Labels {
+				names[i], values[i] = l.Name, l.Value
+			}
+			vt := prometheus.UntypedValue
+			switch m.Type {
+			case metric.Gauge:
+				vt = prometheus.GaugeValue
+			case metric.Counter:
+				vt = prometheus.CounterValue
+			}
+			pm, err := prometheus.NewConstMetric(prometheus.NewDesc(m.Name, m.Help, names, nil), vt, m.Value, values...)
+			if err != nil {
+				ch <- prometheus.NewInvalidMetric(prometheus.NewDesc(m.Name, m.Help, nil, nil), err)
+				continue
+			}
+			ch <- pm
+		}
+	}
+}

@@ -1,0 +1,53 @@
+// Package exporter reads every configured node once per interval into a
+// nines.Snapshot and derives metrics from it.
+//
+// Each node has its own scraper goroutine and exactly one open connection,
+// so a slow or dead node never delays the others, and a scrape costs the
+// node one statement (SHOW GLOBAL STATUS), plus replica status where
+// configured and, every variables interval, SHOW GLOBAL VARIABLES.
+package exporter
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/nines-project/nines"
+)
+
+// Target is one node to scrape.
+type Target struct {
+	Cluster  string
+	Kind     nines.Kind
+	Address  string // host:port, also the instance label
+	User     string
+	Password string
+	// ReplicaStatus reads replica status every scrape.
+	ReplicaStatus bool
+}
+
+// Options tune all scrapers of an Exporter.
+type Options struct {
+	Interval          time.Duration
+	Timeout           time.Duration // per scrape, connect included
+	VariablesInterval time.Duration
+	Now               func() time.Time
+	Logger            *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.Timeout <= 0 || o.Timeout > o.Interval {
+		o.Timeout = o.Interval * 8 / 10
+	}
+	if o.VariablesInterval <= 0 {
+		o.VariablesInterval = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}

@@ -1,0 +1,174 @@
+// Package nines holds the domain vocabulary shared by every part of the
+// appliance: clusters, nodes and the per-node snapshot that the exporters
+// observe and everything else reads. It has no dependencies beyond the
+// standard library, so any package may import it.
+package nines
+
+import (
+	"fmt"
+	"time"
+)
+
+// Kind is the technology a cluster runs.
+type Kind string
+
+const (
+	KindGalera      Kind = "galera"
+	KindReplication Kind = "replication"
+	KindNDB         Kind = "ndb"
+)
+
+// Valid reports whether k is one of the kinds nines knows.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindGalera, KindReplication, KindNDB:
+		return true
+	}
+	return false
+}
+
+// Cluster is a monitored database cluster as configured.
+type Cluster struct {
+	Name  string
+	Kind  Kind
+	Nodes []Node
+}
+
+// Node is one database server of a cluster.
+type Node struct {
+	// Address is host:port of the server's SQL endpoint. It is also the
+	// node's "instance" label on every series.
+	Address string
+	// Agent is the URL of the nines agent on the node's host, if any.
+	Agent string
+}
+
+// Snapshot is what one scrape of one node saw. Metrics, the console and the
+// remediator all read snapshots; nothing queries a node twice for the same
+// fact. A Snapshot is immutable once published.
+type Snapshot struct {
+	Cluster  string
+	Instance string
+	// Time is when the scrape started; Duration how long it took.
+	Time     time.Time
+	Duration time.Duration
+	// Up is false when the node could not be read at all (connect or
+	// status query failed). Err then says why.
+	Up  bool
+	Err string
+
+	// Status is SHOW GLOBAL STATUS, names as the server spells them.
+	Status map[string]string
+	// Variables is SHOW GLOBAL VARIABLES as last read, at VariablesTime.
+	// Variables change rarely, so they are read less often than status.
+	Variables     map[string]string
+	VariablesTime time.Time
+
+	// Galera is set when the node runs wsrep (wsrep_on and a provider).
+	Galera *GaleraStatus
+	// Replicas holds one entry per replication channel; empty when the node
+	// replicates from nobody or replica status is not collected.
+	Replicas []ReplicaStatus
+}
+
+// ClusterStatus is a Galera node's view of its component
+// (wsrep_cluster_status).
+type ClusterStatus int
+
+const (
+	ClusterStatusUnknown ClusterStatus = iota
+	ClusterStatusPrimary
+	ClusterStatusNonPrimary
+	ClusterStatusDisconnected
+)
+
+func (s ClusterStatus) String() string {
+	switch s {
+	case ClusterStatusPrimary:
+		return "Primary"
+	case ClusterStatusNonPrimary:
+		return "non-Primary"
+	case ClusterStatusDisconnected:
+		return "Disconnected"
+	}
+	return "unknown"
+}
+
+// MarshalText writes the status as the server spells it.
+func (s ClusterStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// LocalState is the wsrep member state (wsrep_local_state), numbered as in
+// the wsrep API's wsrep_member_status.
+type LocalState int
+
+const (
+	LocalStateUndefined LocalState = 0
+	LocalStateJoiner    LocalState = 1
+	LocalStateDonor     LocalState = 2
+	LocalStateJoined    LocalState = 3
+	LocalStateSynced    LocalState = 4
+	LocalStateError     LocalState = 5
+)
+
+func (s LocalState) String() string {
+	switch s {
+	case LocalStateUndefined:
+		return "Initialized"
+	case LocalStateJoiner:
+		return "Joining"
+	case LocalStateDonor:
+		return "Donor/Desynced"
+	case LocalStateJoined:
+		return "Joined"
+	case LocalStateSynced:
+		return "Synced"
+	case LocalStateError:
+		return "Error"
+	}
+	return fmt.Sprintf("LocalState(%d)", int(s))
+}
+
+// GaleraStatus is the typed part of a Galera node's wsrep status that
+// decisions are made on. Everything else stays in Snapshot.Status.
+type GaleraStatus struct {
+	ClusterStatus     ClusterStatus `json:"cluster_status"`
+	ClusterSize       int           `json:"cluster_size"`
+	ClusterConfID     int64         `json:"cluster_conf_id"`
+	ClusterStateUUID  string        `json:"cluster_state_uuid"`
+	LocalStateUUID    string        `json:"local_state_uuid"`
+	LocalState        LocalState    `json:"local_state"`
+	LocalStateComment string        `json:"local_state_comment"`
+	Ready             bool          `json:"ready"`
+	Connected         bool          `json:"connected"`
+	LastCommitted     int64         `json:"last_committed"`
+	FlowControlPaused float64       `json:"flow_control_paused"`
+	LocalRecvQueue    int64         `json:"local_recv_queue"`
+	EVSState          string        `json:"evs_state"`
+	EVSDelayed        string        `json:"evs_delayed,omitempty"`
+	NodeName          string        `json:"node_name"`    // wsrep_node_name, from variables
+	ClusterName       string        `json:"cluster_name"` // wsrep_cluster_name, from variables
+}
+
+// Synced reports whether the node is a healthy member of a Primary
+// component: the state applications can write through.
+func (g *GaleraStatus) Synced() bool {
+	return g != nil && g.ClusterStatus == ClusterStatusPrimary && g.LocalState == LocalStateSynced && g.Ready
+}
+
+// ReplicaStatus is one replication channel of a replica (SHOW ALL REPLICAS
+// STATUS on MariaDB, SHOW REPLICA STATUS on MySQL).
+type ReplicaStatus struct {
+	Channel       string // MariaDB Connection_name or MySQL Channel_Name; "" is the default
+	SourceHost    string
+	SourcePort    int
+	IORunning     bool
+	SQLRunning    bool
+	IOState       string // Slave_IO_Running as reported: Yes, No, Connecting
+	SecondsBehind *int64 // nil when the server reports NULL (threads stopped)
+	LastIOError   string
+	LastSQLError  string
+	GTIDIOPos     string // Gtid_IO_Pos (MariaDB) or Retrieved_Gtid_Set (MySQL)
+	// Fields is every column as the server returned it, for the
+	// mysql_slave_status_* families.
+	Fields map[string]string
+}
