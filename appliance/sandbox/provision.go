@@ -1,0 +1,187 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nines-project/nines"
+)
+
+// Sizes of generated secrets, in random bytes (hex doubles them).
+const (
+	passwordBytes = 16
+	tokenBytes    = 32
+)
+
+// MonitorUser is the SQL account the appliance reads status and runs its
+// write probe with.
+const MonitorUser = "nines"
+
+// ensureSecret returns the hex secret in path, creating it (0600) with
+// fresh random bytes if the file does not exist. Reusing an existing file
+// keeps a start that was interrupted before the accounts were created
+// consistent with the files the appliance will read.
+func ensureSecret(path string, n int) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		v := strings.TrimSpace(string(b))
+		if !isHex(v) || len(v) < 2*n {
+			return "", fmt.Errorf("secret file %q does not hold %d hex characters; remove it to have a new one made", path, 2*n)
+		}
+		return v, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf) // never fails since Go 1.24
+	v := hex.EncodeToString(buf)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create secret: %w", err)
+	}
+	_, err = f.WriteString(v + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("write secret %q: %w", path, err)
+	}
+	return v, nil
+}
+
+var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
+
+// isHex guards every secret that is spliced into SQL: account statements
+// cannot take placeholders, so only hex ever reaches them.
+func isHex(s string) bool { return hexRE.MatchString(s) }
+
+// provision creates, once per sandbox, the monitoring account and its
+// schema on the first node (Galera and replication carry them to the
+// others), and for replication the replication account. The monitoring
+// grants are what the exporter needs to read status, variables and replica
+// status (SLAVE MONITOR, which REPLICA MONITOR is another name for since
+// MariaDB 10.5.9), plus all rights on schema nines for the write probe.
+func (s *Sandbox) provision(ctx context.Context) error {
+	pass, err := ensureSecret(s.PasswordPath(), passwordBytes)
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if _, err := ensureSecret(s.TokenPath(), tokenBytes); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	m := s.snapshot()
+	if m.Provisioned {
+		return nil
+	}
+	stmts := []string{"CREATE DATABASE IF NOT EXISTS " + MonitorUser}
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		acct := fmt.Sprintf("'%s'@'%s'", MonitorUser, host)
+		stmts = append(stmts,
+			// OR REPLACE: a start interrupted after this point repeats it
+			// with the same password file.
+			"CREATE OR REPLACE USER "+acct+" IDENTIFIED VIA mysql_native_password USING PASSWORD('"+pass+"')",
+			"GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO "+acct,
+			"GRANT SELECT ON performance_schema.* TO "+acct,
+			"GRANT ALL ON "+MonitorUser+".* TO "+acct,
+		)
+	}
+	if m.Kind == nines.KindReplication {
+		rpass, err := ensureSecret(s.replPasswordPath(), passwordBytes)
+		if err != nil {
+			return fmt.Errorf("provision: %w", err)
+		}
+		stmts = append(stmts,
+			"CREATE OR REPLACE USER 'repl'@'127.0.0.1' IDENTIFIED BY '"+rpass+"'",
+			"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'repl'@'127.0.0.1'",
+		)
+	}
+	first := m.Nodes[0]
+	db, err := server(first).DB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("provision accounts on %s: %s: %w", first.Name, strings.SplitN(q, " IDENTIFIED", 2)[0], err)
+		}
+	}
+	s.mu.Lock()
+	s.m.Provisioned = true
+	s.mu.Unlock()
+	if err := s.saveManifest(); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	s.logf("created SQL user %q and database %q on %s", MonitorUser, MonitorUser, first.Name)
+	return nil
+}
+
+// finish creates what the appliance needs once the servers run.
+func (s *Sandbox) finish(ctx context.Context) error {
+	if err := s.provision(ctx); err != nil {
+		return err
+	}
+	return s.writeApplianceFiles()
+}
+
+// writeApplianceFiles writes nines.yaml when it is missing or the listen
+// address changed, and the appliance's data directory. An existing
+// nines.yaml is otherwise left alone: the operator may have extended it.
+func (s *Sandbox) writeApplianceFiles() error {
+	m := s.snapshot()
+	if err := os.MkdirAll(filepath.Join(s.dir, "appliance"), 0o700); err != nil {
+		return fmt.Errorf("create appliance data directory: %w", err)
+	}
+	_, err := os.Stat(s.ConfigPath())
+	s.mu.Lock()
+	rewrite := s.listenChanged || errors.Is(err, fs.ErrNotExist)
+	s.listenChanged = false
+	s.mu.Unlock()
+	if rewrite {
+		if err := writeFileAtomic(s.ConfigPath(), []byte(renderConfig(m)), 0o644); err != nil {
+			return fmt.Errorf("write appliance config: %w", err)
+		}
+	}
+	return s.saveManifest()
+}
+
+// renderConfig is the appliance config for the sandbox. Paths are relative:
+// the config loader resolves them against the file's directory, so the
+// sandbox directory can be read from anywhere.
+func renderConfig(m manifest) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\n", yamlScalar(m.Listen))
+	b.WriteString("data_dir: appliance\n")
+	b.WriteString("api:\n  tokens:\n    - {name: sandbox, token_file: api-token}\n")
+	b.WriteString("clusters:\n")
+	fmt.Fprintf(&b, "  - name: %s\n    kind: %s\n    nodes:\n", m.ClusterName, m.Kind)
+	for _, n := range m.Nodes {
+		fmt.Fprintf(&b, "      - {address: %q}\n", n.Address())
+	}
+	fmt.Fprintf(&b, "    credentials: {user: %s, password_file: nines.pass}\n", MonitorUser)
+	return b.String()
+}
+
+var plainYAML = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.:_-]*$`)
+
+// yamlScalar leaves host:port plain, as the documented format shows it,
+// and quotes anything YAML could read as something else ("[::1]:9104").
+func yamlScalar(s string) string {
+	if plainYAML.MatchString(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
