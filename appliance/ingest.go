@@ -25,7 +25,10 @@ func newIngester(s *store.Store) *ingester {
 	return &ingester{store: s, last: map[string]map[string][]store.Label{}}
 }
 
-func (in *ingester) observe(snap *nines.Snapshot) {
+// observe is the exporter's sink. A snapshot whose state changed is made
+// visible to queries at once, so the rules and the API see a failure
+// without waiting for the next periodic flush.
+func (in *ingester) observe(snap *nines.Snapshot, changed bool) {
 	ms := exporter.SnapshotMetrics(snap)
 	ts := snap.Time.UnixMilli()
 	series := make([]store.Series, 0, len(ms))
@@ -57,4 +60,7 @@ func (in *ingester) observe(snap *nines.Snapshot) {
 		}
 	}
 	in.store.Write(series)
+	if changed {
+		in.store.FlushSoon()
+	}
 }

@@ -16,15 +16,23 @@ import (
 	"github.com/nines-project/nines/exporter/mysql"
 )
 
-// scraper reads one node. Only its own goroutine calls scrape; other
-// goroutines read the latest snapshot through latest.
-type scraper struct {
+// Scraper reads one node. The Exporter runs one per target on a schedule;
+// tools and benchmarks may call Scrape directly. Scrape must not be called
+// concurrently; Latest may be.
+type Scraper struct {
 	target Target
 	opts   Options
 	db     *sql.DB
 	log    *slog.Logger
 
 	latest atomic.Pointer[nines.Snapshot]
+
+	// Set by the Exporter: kick asks for a scrape now; onChange reports a
+	// state change of this node; burst says whether the cluster is in
+	// burst mode.
+	kick     chan struct{}
+	onChange func()
+	burst    func() bool
 
 	// Carried between scrapes: variables are re-read only every
 	// VariablesInterval, and the replica statement depends on the flavour.
@@ -34,7 +42,9 @@ type scraper struct {
 	lastErr      string
 }
 
-func newScraper(t Target, o Options) (*scraper, error) {
+// NewScraper prepares a scraper for t; it connects on the first Scrape.
+func NewScraper(t Target, o Options) (*Scraper, error) {
+	o.defaults()
 	cfg := driver.NewConfig()
 	cfg.Net = "tcp"
 	cfg.Addr = t.Address
@@ -54,39 +64,84 @@ func newScraper(t Target, o Options) (*scraper, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	return &scraper{
+	return &Scraper{
 		target: t,
 		opts:   o,
 		db:     db,
 		log:    o.Logger.With("cluster", t.Cluster, "instance", t.Address),
+		kick:   make(chan struct{}, 1),
 	}, nil
 }
 
-// run scrapes at every tick until ctx ends, handing each snapshot to sink.
-func (s *scraper) run(ctx context.Context, sink func(*nines.Snapshot)) {
-	defer s.db.Close()
-	t := time.NewTicker(s.opts.Interval)
-	defer t.Stop()
+// run scrapes until ctx ends, handing each snapshot to sink. Normally it
+// scrapes every Interval; while its cluster is in burst mode (a node of it
+// just changed state) it scrapes every BurstInterval, so the rest of an
+// incident is seen at a finer grain, and it scrapes at once when kicked.
+func (s *Scraper) run(ctx context.Context, sink Sink) {
+	defer s.Close()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	next := s.opts.Now()
 	for {
-		snap := s.scrape(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		s.latest.Store(snap)
-		if sink != nil {
-			sink(snap)
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-timer.C:
+		case <-s.kick:
 		}
+		prev := s.latest.Load()
+		snap := s.Scrape(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		changed := stateChanged(prev, snap)
+		if sink != nil {
+			sink(snap, changed)
+		}
+		if changed && s.onChange != nil {
+			s.onChange()
+		}
+		// Keep a steady cadence: the next scrape is due one interval after
+		// the previous due time, not after this scrape ended.
+		interval := s.opts.Interval
+		if s.burst != nil && s.burst() {
+			interval = s.opts.BurstInterval
+		}
+		now := s.opts.Now()
+		next = next.Add(interval)
+		if next.Before(now) || next.Sub(now) > interval {
+			next = now.Add(interval)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next.Sub(now))
 	}
 }
 
-// scrape reads the node once. It never fails: a node that cannot be read
+// stateChanged reports a change an operator would call an event: the node
+// went up or down, or its Galera membership or state moved.
+func stateChanged(prev, cur *nines.Snapshot) bool {
+	if prev == nil {
+		return false
+	}
+	if prev.Up != cur.Up {
+		return true
+	}
+	pg, cg := prev.Galera, cur.Galera
+	if (pg == nil) != (cg == nil) {
+		return true
+	}
+	return pg != nil && (pg.ClusterSize != cg.ClusterSize || pg.ClusterStatus != cg.ClusterStatus ||
+		pg.LocalState != cg.LocalState || pg.Ready != cg.Ready)
+}
+
+// Scrape reads the node once. It never fails: a node that cannot be read
 // gives a snapshot with Up false and the reason, which is data too.
-func (s *scraper) scrape(parent context.Context) *nines.Snapshot {
+func (s *Scraper) Scrape(parent context.Context) *nines.Snapshot {
 	start := s.opts.Now()
 	ctx, cancel := context.WithTimeout(parent, s.opts.Timeout)
 	defer cancel()
@@ -138,11 +193,20 @@ func (s *scraper) scrape(parent context.Context) *nines.Snapshot {
 		}
 		s.lastErr = snap.Err
 	}
+	if parent.Err() == nil {
+		s.latest.Store(snap)
+	}
 	return snap
 }
 
 // resetPool drops idle connections so the next query dials again.
-func (s *scraper) resetPool() {
+func (s *Scraper) resetPool() {
 	s.db.SetMaxIdleConns(0)
 	s.db.SetMaxIdleConns(1)
 }
+
+// Latest is the newest snapshot, or nil before the first scrape.
+func (s *Scraper) Latest() *nines.Snapshot { return s.latest.Load() }
+
+// Close closes the node's connection.
+func (s *Scraper) Close() error { return s.db.Close() }

@@ -27,7 +27,14 @@ type Target struct {
 
 // Options tune all scrapers of an Exporter.
 type Options struct {
-	Interval          time.Duration
+	Interval time.Duration
+	// BurstInterval is the interval while a cluster is in burst mode: for
+	// BurstFor after any of its nodes changed state, all its nodes are
+	// scraped this often. A Galera eviction takes about 2.5 s to show on
+	// the survivors; at the normal 1 s cadence that news could wait another
+	// second.
+	BurstInterval     time.Duration
+	BurstFor          time.Duration
 	Timeout           time.Duration // per scrape, connect included
 	VariablesInterval time.Duration
 	Now               func() time.Time
@@ -37,6 +44,12 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
+	}
+	if o.BurstInterval <= 0 || o.BurstInterval > o.Interval {
+		o.BurstInterval = max(o.Interval/10, 100*time.Millisecond)
+	}
+	if o.BurstFor <= 0 {
+		o.BurstFor = 15 * time.Second
 	}
 	if o.Timeout <= 0 || o.Timeout > o.Interval {
 		o.Timeout = o.Interval * 8 / 10

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,7 @@ type Options struct {
 	// queries. VictoriaMetrics itself makes new samples searchable within
 	// about two seconds; alerts that must fire within a few seconds of a
 	// failure cannot wait that long, so the store flushes on this interval
-	// whenever something was written.
+	// whenever something was written, and at once on FlushSoon.
 	FlushInterval time.Duration
 	// MemoryBytes caps VictoriaMetrics' caches. Its default (60 % of the
 	// machine's memory) suits a dedicated server, not an appliance beside
@@ -55,6 +56,7 @@ type Options struct {
 type Store struct {
 	dirty   atomic.Bool
 	written atomic.Uint64
+	soon    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	closed  sync.Once
@@ -81,7 +83,7 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: retention %s is shorter than one day", o.Retention)
 	}
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 200 * time.Millisecond
+		o.FlushInterval = 500 * time.Millisecond
 	}
 	if o.MemoryBytes <= 0 {
 		o.MemoryBytes = 256 << 20
@@ -117,7 +119,7 @@ func Open(o Options) (*Store, error) {
 	vminsert.Init()
 	isOpen = true
 
-	s := &Store{stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{soon: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.flushLoop(o.FlushInterval)
 	return s, nil
 }
@@ -148,6 +150,15 @@ func (s *Store) Write(series []Series) {
 	s.dirty.Store(true)
 }
 
+// FlushSoon asks for a flush now, without waiting for it: for samples that
+// report a failure and should not wait for the next interval.
+func (s *Store) FlushSoon() {
+	select {
+	case s.soon <- struct{}{}:
+	default:
+	}
+}
+
 // Written is the number of samples written since Open.
 func (s *Store) Written() uint64 { return s.written.Load() }
 
@@ -166,9 +177,10 @@ func (s *Store) flushLoop(every time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if s.dirty.Load() {
-				s.Flush()
-			}
+		case <-s.soon:
+		}
+		if s.dirty.Load() {
+			s.Flush()
 		}
 	}
 }
@@ -178,6 +190,12 @@ func (s *Store) flushLoop(every time.Duration) {
 // not serve the write endpoints.
 func (s *Store) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// VictoriaMetrics rounds an omitted instant-query time down to the
+		// second, so "now" could miss the last second of samples.
+		// Prometheus means the exact moment; so does nines.
+		if strings.HasSuffix(r.URL.Path, "/api/v1/query") && r.FormValue("time") == "" {
+			r.Form.Set("time", strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64))
+		}
 		if !vmselect.RequestHandler(w, r) {
 			http.NotFound(w, r)
 		}

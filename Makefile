@@ -1,0 +1,42 @@
+# nines: make demo brings up a Galera sandbox and the appliance; make test
+# installs what the tests need, builds, and runs every test.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+BIN := bin/nines
+
+# Packages that start real MariaDB servers run one at a time (-p 1): a
+# Galera node takes ~150 MB and the machine has two cores.
+CLUSTER_PKGS := ./appliance/sandbox/ ./e2e/
+
+.PHONY: all deps build test unit e2e bench lint demo clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/nines
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race $$($(GO) list ./... | grep -v -e /e2e -e /appliance/sandbox)
+
+e2e:
+	$(GO) test -race -p 1 -timeout 25m -v $(CLUSTER_PKGS)
+
+test: deps build lint unit e2e
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m -v ./e2e/ | grep -vE '^(=== RUN|=== PAUSE|=== CONT)'
+
+demo: deps build
+	$(BIN) demo
+
+clean:
+	rm -rf bin e2e.log

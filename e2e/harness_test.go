@@ -1,0 +1,325 @@
+// Package e2e drives the built nines binary against real MariaDB Galera
+// clusters started on loopback by the sandbox, as an operator would.
+//
+// The binary is built once, with the race detector, and run as its own
+// process (the embedded store allows one instance per process). Tests that
+// leave the cluster healthy share one sandbox; each destructive drill gets
+// a fresh one.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nines-project/nines/appliance/sandbox"
+)
+
+var (
+	ninesBin string
+
+	sharedOnce sync.Once
+	shared     *sandbox.Sandbox
+	sharedErr  error
+
+	portMu   sync.Mutex
+	nextBase = 14306 // below the ephemeral range (32768+) and clear of the demo (13306)
+)
+
+func TestMain(m *testing.M) {
+	// The tests need real servers: a missing tool is a failure, not a skip.
+	for _, tool := range []string{"mariadbd", "mariadb-install-db", "rsync", "socat"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %s not found: run scripts/install-deps.sh (make test does)\n", tool)
+			os.Exit(1)
+		}
+	}
+	binDir, err := os.MkdirTemp("", "nines-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	ninesBin = filepath.Join(binDir, "nines")
+	build := exec.Command("go", "build", "-race", "-o", ninesBin, "../cmd/nines")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	start := time.Now()
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build nines:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: built %s with -race in %s\n", ninesBin, time.Since(start).Round(time.Millisecond))
+
+	code := m.Run()
+
+	if shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := shared.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: stop shared sandbox:", err)
+		}
+		cancel()
+		os.RemoveAll(shared.Dir())
+	}
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// sandboxDir makes a directory the mysql user can traverse (t.TempDir is
+// mode 0700 under a 0700 parent, which mariadbd could not enter).
+func sandboxDir(tb testing.TB, keep bool) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("/tmp", "nines-e2e-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if !keep {
+		tb.Cleanup(func() {
+			if !tb.Failed() {
+				os.RemoveAll(dir)
+			} else {
+				tb.Logf("sandbox dir kept for inspection: %s", dir)
+			}
+		})
+	}
+	return dir
+}
+
+func basePort() int {
+	portMu.Lock()
+	defer portMu.Unlock()
+	p := nextBase
+	nextBase += 1000
+	return p
+}
+
+// sharedGalera returns the 3-node sandbox shared by tests that leave it
+// healthy. It is stopped in TestMain.
+func sharedGalera(tb testing.TB) *sandbox.Sandbox {
+	tb.Helper()
+	sharedOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		start := time.Now()
+		shared, sharedErr = sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, true), Nodes: 3, BasePort: basePort(), ClusterName: "shared"})
+		if sharedErr == nil {
+			fmt.Fprintf(os.Stderr, "e2e: shared 3-node Galera sandbox up in %s\n", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if sharedErr != nil {
+		tb.Fatalf("shared sandbox: %v", sharedErr)
+	}
+	return shared
+}
+
+// freshGalera starts a 3-node sandbox for one destructive drill and stops
+// it when the test ends.
+func freshGalera(tb testing.TB, name string) *sandbox.Sandbox {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, false), Nodes: 3, BasePort: basePort(), ClusterName: name})
+	if err != nil {
+		tb.Fatalf("start sandbox: %v", err)
+	}
+	tb.Logf("fresh 3-node Galera sandbox %q up in %s", name, time.Since(start).Round(time.Millisecond))
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := sb.Stop(ctx); err != nil {
+			tb.Errorf("stop sandbox: %v", err)
+		}
+	})
+	return sb
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// safeBuffer collects a process's output for the test log.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// appliance is a running `nines run` process.
+type appliance struct {
+	tb      testing.TB
+	cmd     *exec.Cmd
+	base    string
+	token   string
+	output  *safeBuffer
+	started time.Time
+	exited  chan struct{}
+}
+
+// startAppliance runs `nines run --config cfg` on a free port and stops it
+// (SIGTERM) when the test ends.
+func startAppliance(tb testing.TB, cfg, tokenFile string, extra ...string) *appliance {
+	tb.Helper()
+	return startApplianceBin(tb, ninesBin, cfg, tokenFile, extra...)
+}
+
+// startApplianceBin is startAppliance with another build of nines.
+func startApplianceBin(tb testing.TB, bin, cfg, tokenFile string, extra ...string) *appliance {
+	tb.Helper()
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(tb))
+	args := append([]string{"run", "--config", cfg, "--listen", addr}, extra...)
+	a := &appliance{tb: tb, base: "http://" + addr, token: strings.TrimSpace(string(tok)), output: &safeBuffer{}, exited: make(chan struct{})}
+	a.cmd = exec.Command(bin, args...)
+	a.cmd.Stdout, a.cmd.Stderr = a.output, a.output
+	a.started = time.Now()
+	if err := a.cmd.Start(); err != nil {
+		tb.Fatalf("start nines: %v", err)
+	}
+	go func() { _ = a.cmd.Wait(); close(a.exited) }()
+	tb.Cleanup(func() {
+		a.stop()
+		if tb.Failed() {
+			tb.Logf("nines output:\n%s", a.output.String())
+		}
+	})
+	return a
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (a *appliance) stop() {
+	select {
+	case <-a.exited:
+		return
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+		if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+			a.tb.Errorf("nines exited with %d after SIGTERM:\n%s", code, a.output.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = a.cmd.Process.Kill()
+		a.tb.Errorf("nines did not stop within 30 s of SIGTERM")
+	}
+}
+
+// get calls the API with the token and decodes the JSON answer.
+func (a *appliance) get(path string, params url.Values, out any) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, a.base+path+"?"+params.Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %w: %s", path, err, body)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// sample is one series of an instant query.
+type sample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+type promResponse struct {
+	Status string `json:"status"`
+	Data   struct {
+		Result []struct {
+			Metric map[string]string `json:"metric"`
+			Value  []any             `json:"value"`
+			Values [][]any           `json:"values"`
+		} `json:"result"`
+	} `json:"data"`
+}
+
+// query runs an instant query; a transport error or a non-200 answer
+// returns nil so pollers can retry.
+func (a *appliance) query(expr string) []sample {
+	var r promResponse
+	code, err := a.get("/api/v1/query", url.Values{"query": {expr}}, &r)
+	if err != nil || code != http.StatusOK {
+		return nil
+	}
+	out := make([]sample, 0, len(r.Data.Result))
+	for _, res := range r.Data.Result {
+		v, _ := strconv.ParseFloat(fmt.Sprint(res.Value[1]), 64)
+		out = append(out, sample{Labels: res.Metric, Value: v})
+	}
+	return out
+}
+
+// byInstance maps instance label to value.
+func byInstance(ss []sample) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range ss {
+		out[s.Labels["instance"]] = s.Value
+	}
+	return out
+}
+
+// waitFor polls cond every 50 ms until it holds or limit passes, and
+// returns how long it took from since.
+func waitFor(tb testing.TB, since time.Time, limit time.Duration, what string, cond func() bool) time.Duration {
+	tb.Helper()
+	for {
+		ok := cond()
+		took := time.Since(since)
+		if ok && took <= limit {
+			return took
+		}
+		if took > limit {
+			tb.Fatalf("%s: not true within %s", what, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

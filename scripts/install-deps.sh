@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what nines' demo, tests and benchmarks need on Debian: the
+# MariaDB server with Galera, its backup tool, rsync and socat for state
+# transfers, and Debian's mysqld_exporter as the benchmark's peer.
+# Packages already installed are skipped; nothing else is changed.
+set -euo pipefail
+
+packages=(mariadb-server mariadb-client galera-4 mariadb-backup rsync socat iproute2 procps prometheus-mysqld-exporter)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+else
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  # Never start the distribution's own MariaDB or exporter: nines runs its
+  # servers itself, on its own ports.
+  policy_added=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    policy_added=1
+  fi
+  trap '[ -n "$policy_added" ] && $sudo rm -f /usr/sbin/policy-rc.d' EXIT
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Go is needed to build; the machine image has it in /usr/local/go.
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+  echo "install-deps: Go 1.26 is required (https://go.dev/dl/); not found in PATH or /usr/local/go" >&2
+  exit 1
+fi
