@@ -34,4 +34,3 @@ func TestFreshSampleVisible(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
