@@ -33,7 +33,8 @@ test: deps build lint unit e2e
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/...
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m -v ./e2e/ | grep -vE '^(=== RUN|=== PAUSE|=== CONT)'
+	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 300x -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
 
 demo: deps build
 	$(BIN) demo
