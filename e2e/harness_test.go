@@ -187,6 +187,7 @@ type appliance struct {
 	output  *safeBuffer
 	started time.Time
 	exited  chan struct{}
+	client  *http.Client // nil means http.DefaultClient
 }
 
 // startAppliance runs `nines run --config cfg` on a free port and stops it
@@ -248,7 +249,11 @@ func (a *appliance) get(path string, params url.Values, out any) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := http.DefaultClient.Do(req)
+	client := a.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

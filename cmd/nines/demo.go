@@ -54,7 +54,7 @@ func newDemoCmd() *cobra.Command {
 				base := "http://" + addr
 				fmt.Fprintf(out, `
 nines demo is up.
-  Console / API:    %[1]s/
+  API:              %[1]s/api/v1/
   Query endpoint:   %[1]s/api/v1/query   (Grafana: a Prometheus data source at %[1]s with header "Authorization: Bearer <token>")
   API token:        %[2]s   (also in %[3]s)
   Config:           %[4]s
