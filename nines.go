@@ -172,3 +172,46 @@ type ReplicaStatus struct {
 	// mysql_slave_status_* families.
 	Fields map[string]string
 }
+
+// AlertState is where an alert rule's alert stands.
+type AlertState int
+
+const (
+	// AlertInactive: the condition does not hold (a resolved alert).
+	AlertInactive AlertState = iota
+	// AlertPending: the condition holds, but not yet for the rule's for.
+	AlertPending
+	// AlertFiring: the condition held for the rule's for; it is sent.
+	AlertFiring
+)
+
+func (s AlertState) String() string {
+	switch s {
+	case AlertPending:
+		return "pending"
+	case AlertFiring:
+		return "firing"
+	}
+	return "inactive"
+}
+
+// MarshalText writes the state as the Prometheus API names it.
+func (s AlertState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Alert is one alert of an alerting rule: what the rules produce, what is
+// sent to Alertmanager, and what the remediator receives back from it.
+type Alert struct {
+	// Labels identify the alert: the rule's labels, the series' labels and
+	// alertname. severity is critical (pages), warning (ticket) or info.
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       AlertState        `json:"state"`
+	// ActiveAt is when the condition was first seen to hold; FiredAt when
+	// the alert started firing; ResolvedAt when it stopped (zero while it
+	// holds).
+	ActiveAt   time.Time `json:"activeAt"`
+	FiredAt    time.Time `json:"firedAt,omitzero"`
+	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+	// Value is the expression's value when last evaluated.
+	Value float64 `json:"value"`
+}
