@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"net/url"
 	"strconv"
 	"testing"
@@ -32,5 +33,37 @@ func TestFreshSampleVisible(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestQueryInProcess: the rule engine's in-process query sees what the
+// HTTP API sees, at millisecond precision, and drops stale series.
+func TestQueryInProcess(t *testing.T) {
+	s, err := Open(Options{DataDir: t.TempDir(), Retention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	s.Write([]Series{
+		sample("up", 1, now.Add(-2*time.Second), "instance", "a"),
+		sample("up", 0, now.Add(-time.Second), "instance", "a"),
+		sample("up", 1, now.Add(-time.Second), "instance", "b"),
+		sample("up", StaleNaN, now.Add(-500*time.Millisecond), "instance", "b"),
+	})
+	s.Flush()
+	got, err := s.Query(context.Background(), `up == 0`, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Labels["instance"] != "a" || got[0].Labels["__name__"] != "up" || got[0].Value != 0 {
+		t.Errorf("up == 0: %+v, want only a", got)
+	}
+	got, _ = s.Query(context.Background(), `up`, now)
+	if len(got) != 1 {
+		t.Errorf("up: %+v, want b gone after its staleness marker", got)
+	}
+	if _, err := s.Query(context.Background(), `up ==`, now); err == nil {
+		t.Error("a broken expression gave no error")
 	}
 }

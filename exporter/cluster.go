@@ -1,0 +1,61 @@
+package exporter
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/exporter/mysql"
+)
+
+// ClusterMetrics derives the series that need more than one node's
+// snapshot: the cluster's identity (nines_cluster_info, nines_cluster_nodes,
+// which rules join on) and, for replication, errant GTIDs found by
+// comparing each replica with the primary.
+func ClusterMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
+	set := &metric.Set{Const: []metric.Label{{Name: "cluster", Value: c.Name}}}
+	set.Add("nines_cluster_info", "The cluster's kind as configured; constant 1.", metric.Gauge, 1, "kind", string(c.Kind))
+	set.Add("nines_cluster_nodes", "Number of nodes configured for the cluster.", metric.Gauge, float64(len(c.Nodes)))
+	if c.Kind == nines.KindReplication {
+		errantGTIDs(set, snaps)
+	}
+	return set.Metrics
+}
+
+// errantGTIDs compares every replica's gtid_binlog_pos with the primary's:
+// the node that is up, writable and replicates from nobody. With no single
+// such node nothing is reported (the rules about writable nodes cover it).
+func errantGTIDs(set *metric.Set, snaps []*nines.Snapshot) {
+	var primary *nines.Snapshot
+	for _, s := range snaps {
+		if s.Up && len(s.Replicas) == 0 && strings.EqualFold(s.Variables["read_only"], "OFF") {
+			if primary != nil {
+				return
+			}
+			primary = s
+		}
+	}
+	if primary == nil {
+		return
+	}
+	ppos, err := mysql.ParseGTIDPos(primary.Variables["gtid_binlog_pos"])
+	if err != nil {
+		return
+	}
+	pid, err := strconv.ParseUint(primary.Variables["server_id"], 10, 32)
+	if err != nil {
+		return
+	}
+	for _, s := range snaps {
+		if s == primary || !s.Up || len(s.Replicas) == 0 {
+			continue
+		}
+		rpos, err := mysql.ParseGTIDPos(s.Variables["gtid_binlog_pos"])
+		if err != nil {
+			continue
+		}
+		n := len(mysql.Errant(ppos, rpos, uint32(pid)))
+		set.Add("nines_replication_errant_gtid", "Number of (domain, server) GTID streams on this replica that are ahead of its primary: transactions written on the replica.", metric.Gauge, float64(n), "instance", s.Instance)
+	}
+}
