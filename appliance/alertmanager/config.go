@@ -1,0 +1,88 @@
+package alertmanager
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/config/receiver"
+	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/alertmanager/timeinterval"
+)
+
+// CheckConfig validates an alertmanager.yml without starting anything: the
+// YAML and Alertmanager's own checks (receivers referenced by routes exist,
+// time intervals exist, matchers parse …), its templates, and every
+// receiver's integrations as they would be built. Secret files are not
+// read: they are read when a notification is sent. For `nines check`.
+func CheckConfig(path string) error {
+	conf, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	ext, err := externalURL("")
+	if err != nil {
+		return err
+	}
+	if _, err := build(conf, ext, slog.New(slog.DiscardHandler)); err != nil {
+		return fmt.Errorf("alertmanager: config %s: %w", path, err)
+	}
+	return nil
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	conf, err := config.LoadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: load config %s: %w", path, err)
+	}
+	return conf, nil
+}
+
+// built is what a configuration yields before anything runs.
+type built struct {
+	tmpl         *template.Template
+	routes       *dispatch.Route
+	receivers    map[string][]notify.Integration // only those a route uses
+	integrations int
+	intervener   *timeinterval.Intervener
+}
+
+// build turns a loaded configuration into templates, the routing tree, the
+// receivers' integrations and the time intervals, as upstream's reloader
+// does. It has no side effects, so a failure changes nothing.
+func build(conf *config.Config, ext *url.URL, logger *slog.Logger) (*built, error) {
+	tmpl, err := template.FromGlobs(conf.Templates)
+	if err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	tmpl.ExternalURL = ext
+
+	b := &built{tmpl: tmpl, routes: dispatch.NewRoute(conf.Route, nil)}
+	used := map[string]bool{}
+	b.routes.Walk(func(r *dispatch.Route) { used[r.RouteOpts.Receiver] = true })
+
+	b.receivers = make(map[string][]notify.Integration, len(used))
+	for _, rcv := range conf.Receivers {
+		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, logger)
+		if err != nil {
+			return nil, fmt.Errorf("receiver %q: %w", rcv.Name, err)
+		}
+		if used[rcv.Name] {
+			b.receivers[rcv.Name] = integrations
+			b.integrations += len(integrations)
+		}
+	}
+
+	intervals := make(map[string][]timeinterval.TimeInterval, len(conf.MuteTimeIntervals)+len(conf.TimeIntervals))
+	for _, ti := range conf.MuteTimeIntervals {
+		intervals[ti.Name] = ti.TimeIntervals
+	}
+	for _, ti := range conf.TimeIntervals {
+		intervals[ti.Name] = ti.TimeIntervals
+	}
+	b.intervener = timeinterval.NewIntervener(intervals)
+	return b, nil
+}
