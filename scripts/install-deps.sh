@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs what nines' demo, tests and benchmarks need on Debian: the
 # MariaDB server with Galera, its backup tool, rsync and socat for state
-# transfers, and Debian's mysqld_exporter as the benchmark's peer.
-# Packages already installed are skipped; nothing else is changed.
+# transfers, Debian's mysqld_exporter as the benchmark's peer, and promtool
+# and amtool (packages prometheus and prometheus-alertmanager) to check the
+# rule and Alertmanager files nines writes. Packages already installed are
+# skipped; the services of the ones installed here are neither started nor
+# enabled, since nines runs its own servers on its own ports.
 set -euo pipefail
 
-packages=(mariadb-server mariadb-client galera-4 mariadb-backup rsync socat iproute2 procps prometheus-mysqld-exporter)
+packages=(mariadb-server mariadb-client galera-4 mariadb-backup rsync socat iproute2 procps
+  prometheus-mysqld-exporter prometheus prometheus-alertmanager)
+# The daemon each package would run; disabled again if installed here.
+declare -A service_of=([mariadb-server]=mariadb [prometheus-mysqld-exporter]=prometheus-mysqld-exporter
+  [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -34,6 +41,12 @@ else
   trap '[ -n "$policy_added" ] && $sudo rm -f /usr/sbin/policy-rc.d' EXIT
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    for p in "${missing[@]}"; do
+      svc=${service_of[$p]:-}
+      [ -n "$svc" ] && { $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; }
+    done
+  fi
 fi
 
 # Go is needed to build; the machine image has it in /usr/local/go.

@@ -245,7 +245,7 @@ route:
   group_interval: 1s
   routes:
     - receiver: hook
-      matchers: [runbook!=""]
+      matchers: [remediation!=""]
       continue: true
     - receiver: hook
       matchers: [severity="warning"]
@@ -269,7 +269,7 @@ receivers:
 		{map[string]string{"severity": "warning"}, true},
 		{map[string]string{"severity": "critical"}, true},
 		// The remediator's route is not muted, so remediation goes on.
-		{map[string]string{"severity": "warning", "runbook": "rejoin"}, false},
+		{map[string]string{"severity": "warning", "remediation": "rejoin"}, false},
 		{map[string]string{"severity": "info"}, false},
 	} {
 		if got := e.Silenced(tc.labels); got != tc.want {

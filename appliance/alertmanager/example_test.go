@@ -45,8 +45,8 @@ func TestExampleConfig(t *testing.T) {
 		labels model.LabelSet
 		want   string
 	}{
-		{model.LabelSet{"severity": "critical", "cluster": "billing", "runbook": "galera-recover"}, "remediator pager"},
-		{model.LabelSet{"severity": "warning", "cluster": "billing", "runbook": "galera-rejoin"}, "remediator ticket"},
+		{model.LabelSet{"severity": "critical", "cluster": "billing", "remediation": "galera-quorum-recovery"}, "remediator pager"},
+		{model.LabelSet{"severity": "warning", "cluster": "billing", "remediation": "galera-node-rejoin"}, "remediator ticket"},
 		{model.LabelSet{"severity": "critical", "cluster": "billing"}, "pager"},
 		{model.LabelSet{"severity": "warning", "cluster": "billing"}, "ticket"},
 		{model.LabelSet{"severity": "info", "cluster": "billing"}, "blackhole"},
@@ -57,7 +57,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 
 	// DESIGN.md, remediation safety 7: the remediator hears within a second.
-	remediator := routes.Match(model.LabelSet{"runbook": "x"})[0]
+	remediator := routes.Match(model.LabelSet{"remediation": "x"})[0]
 	if o := remediator.RouteOpts; o.Receiver != "remediator" || o.GroupWait > time.Second || o.GroupInterval > time.Second || !remediator.Continue {
 		t.Errorf("remediator route: %+v continue=%v, want group_wait and group_interval ≤ 1s and continue", o, remediator.Continue)
 	}

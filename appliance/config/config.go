@@ -33,6 +33,9 @@ const (
 	DefaultScrapeInterval    = time.Second
 	DefaultScrapeTimeout     = 800 * time.Millisecond
 	DefaultVariablesInterval = time.Minute
+	DefaultSLOTarget         = 99.999
+	DefaultSLOWindow         = 30 * 24 * time.Hour
+	DefaultProbeTimeout      = time.Second
 	// MinRetention is VictoriaMetrics' lower bound for retentionPeriod.
 	MinRetention = 24 * time.Hour
 )
@@ -50,6 +53,21 @@ type Config struct {
 	API       API       `yaml:"api"`
 	Scrape    Scrape    `yaml:"scrape"`
 	Clusters  []Cluster `yaml:"clusters"`
+	// RuleFiles are glob patterns of Prometheus rule files, evaluated
+	// besides the built-in packs and the SLO rules.
+	RuleFiles    []string     `yaml:"rule_files"`
+	Alertmanager Alertmanager `yaml:"alertmanager"`
+	// ExternalURL is how people reach this appliance; alert links use it.
+	ExternalURL string `yaml:"external_url"`
+}
+
+// Alertmanager says where alerts go: an embedded Alertmanager configured
+// by a standard alertmanager.yml, or an existing Alertmanager cluster.
+// Exactly one of the two, or neither (alerts are then only evaluated and
+// shown, never sent: nines check warns).
+type Alertmanager struct {
+	Embedded string   `yaml:"embedded"`
+	URLs     []string `yaml:"urls"`
 }
 
 // TLS makes the listener serve HTTPS. Use it whenever the API is reached
@@ -89,6 +107,41 @@ type Cluster struct {
 	// true for kind replication and false otherwise (a Galera node may also
 	// be an async replica; set it then).
 	ReplicaStatus *bool `yaml:"replica_status"`
+	SLO           SLO   `yaml:"slo"`
+	Probe         Probe `yaml:"probe"`
+}
+
+// SLO is the cluster's availability objective.
+type SLO struct {
+	Target float64  `yaml:"target"` // percent; default 99.999
+	Window Duration `yaml:"window"` // default 30d
+}
+
+// Probe configures the synthetic write probe, the SLI.
+type Probe struct {
+	// Endpoints are the host:port addresses applications write through
+	// (a proxy, a VIP). Empty means every node.
+	Endpoints []string `yaml:"endpoints"`
+	// Disabled turns the probe off (then the cluster has no SLI).
+	Disabled bool `yaml:"disabled"`
+	// Timeout is the latency bound: a write slower than this is a
+	// failure. Default 1s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// ProbeEndpoints returns the addresses the probe writes through.
+func (c Cluster) ProbeEndpoints() []string {
+	if c.Probe.Disabled {
+		return nil
+	}
+	if len(c.Probe.Endpoints) > 0 {
+		return c.Probe.Endpoints
+	}
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Address
+	}
+	return out
 }
 
 // Node is one server of a cluster.
@@ -232,6 +285,24 @@ func (c *Config) applyDefaults() {
 	if !c.Scrape.VariablesInterval.set {
 		c.Scrape.VariablesInterval.Duration = DefaultVariablesInterval
 	}
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		if cl.SLO.Target == 0 {
+			cl.SLO.Target = DefaultSLOTarget
+		}
+		if !cl.SLO.Window.set {
+			cl.SLO.Window.Duration = DefaultSLOWindow
+		}
+		if !cl.Probe.Timeout.set {
+			cl.Probe.Timeout.Duration = DefaultProbeTimeout
+		}
+	}
+	for i, p := range c.RuleFiles {
+		c.RuleFiles[i] = c.resolve(p)
+	}
+	if c.Alertmanager.Embedded != "" {
+		c.Alertmanager.Embedded = c.resolve(c.Alertmanager.Embedded)
+	}
 }
 
 // resolve makes p absolute relative to the config file's directory.
@@ -339,6 +410,20 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 				}
 			}
 		}
+		if t := cl.SLO.Target; t <= 0 || t >= 100 {
+			at(p+".slo.target", "%v is not a percentage between 0 and 100 (exclusive)", t)
+		}
+		if cl.SLO.Window.Duration < 24*time.Hour {
+			at(p+".slo.window", "must be at least 1d, got %s", cl.SLO.Window.Duration)
+		}
+		if cl.Probe.Timeout.Duration <= 0 || cl.Probe.Timeout.Duration > 10*time.Second {
+			at(p+".probe.timeout", "must be between 0 and 10s, got %s", cl.Probe.Timeout.Duration)
+		}
+		for j, ep := range cl.Probe.Endpoints {
+			if err := checkHostPort(ep); err != nil {
+				at(fmt.Sprintf("%s.probe.endpoints[%d]", p, j), "bad address %q: %v", ep, err)
+			}
+		}
 		cr := &cl.Credentials
 		if cr.User == "" {
 			at(p+".credentials.user", "missing credentials: a user is required")
@@ -348,6 +433,35 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 			at(p+".credentials."+field, "%v", err)
 		}
 		cr.Password = Secret(v)
+	}
+
+	for i, pat := range c.RuleFiles {
+		matches, err := filepath.Glob(pat)
+		switch {
+		case err != nil:
+			at(fmt.Sprintf("rule_files[%d]", i), "bad pattern %q: %v", pat, err)
+		case len(matches) == 0:
+			at(fmt.Sprintf("rule_files[%d]", i), "%q matches no file", pat)
+		}
+	}
+	am := c.Alertmanager
+	switch {
+	case am.Embedded != "" && len(am.URLs) > 0:
+		at("alertmanager", "set either embedded or urls, not both")
+	case am.Embedded != "":
+		if _, err := os.Stat(am.Embedded); err != nil {
+			at("alertmanager.embedded", "cannot read %q: %v", am.Embedded, unwrapPathErr(err))
+		}
+	}
+	for i, u := range am.URLs {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			at(fmt.Sprintf("alertmanager.urls[%d]", i), "bad URL %q: want http(s)://host:port", u)
+		}
+	}
+	if c.ExternalURL != "" {
+		if pu, err := url.Parse(c.ExternalURL); err != nil || pu.Scheme == "" || pu.Host == "" {
+			at("external_url", "bad URL %q", c.ExternalURL)
+		}
 	}
 }
 

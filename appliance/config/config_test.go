@@ -133,6 +133,24 @@ func TestLoadRejects(t *testing.T) {
 		{"duplicate node", func(s string) string {
 			return strings.Replace(s, `"127.0.0.1:3307"`, `"127.0.0.1:3306"`, 1)
 		}, 13, "clusters[0].nodes[1].address", "already a node"},
+		{"slo target out of range", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    slo: {target: 100}\n", 1)
+		}, 11, "clusters[0].slo.target", "not a percentage"},
+		{"bad probe endpoint", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    probe: {endpoints: [proxy]}\n", 1)
+		}, 11, "clusters[0].probe.endpoints[0]", "bad address"},
+		{"rule file pattern matches nothing", func(s string) string {
+			return s + "rule_files: [rules/*.yml]\n"
+		}, 15, "rule_files[0]", "matches no file"},
+		{"alertmanager both", func(s string) string {
+			return s + "alertmanager: {embedded: db.pass, urls: [\"http://am:9093\"]}\n"
+		}, 15, "alertmanager", "either embedded or urls"},
+		{"alertmanager bad url", func(s string) string {
+			return s + "alertmanager:\n  urls: [\"am:9093\"]\n"
+		}, 16, "alertmanager.urls[0]", "bad URL"},
+		{"alertmanager missing file", func(s string) string {
+			return s + "alertmanager: {embedded: am.yml}\n"
+		}, 15, "alertmanager.embedded", "cannot read"},
 		{"retention too short", func(s string) string {
 			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
 		}, 3, "retention", "at least 1d"},
