@@ -1,6 +1,6 @@
 // Package appliance wires nines together: configuration, the embedded
-// store, the exporters and the HTTP API. It is the only package that knows
-// all the others.
+// store, the exporters and probes, the rule engine, Alertmanager and the
+// HTTP API. It is the only package that knows all the others.
 package appliance
 
 import (
@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,9 +19,12 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
+	"github.com/nines-project/nines/appliance/alertmanager"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
+	"github.com/nines-project/nines/exporter/probe"
+	"github.com/nines-project/nines/rules"
 )
 
 // Options are the run-time choices that are not part of the config file.
@@ -29,35 +33,49 @@ type Options struct {
 	Listen string
 	Logger *slog.Logger
 	// Ready, if not nil, is called once with the address the API listens
-	// on, after the store is open and the listener bound.
+	// on, after everything has started.
 	Ready func(addr string)
+	// Reload, when it delivers, re-reads the rule files and the embedded
+	// Alertmanager's config; on any error the running set stays.
+	Reload <-chan struct{}
 }
 
 // App is a running appliance.
 type App struct {
-	cfg   *config.Config
-	opts  Options
-	log   *slog.Logger
-	store *store.Store
-	exp   *exporter.Exporter
-	start time.Time
+	cfg    *config.Config
+	opts   Options
+	log    *slog.Logger
+	store  *store.Store
+	exp    *exporter.Exporter
+	probes []*probe.Prober
+	rules  *rules.Manager
+	am     *alertmanager.Embedded // nil unless embedded
+	sender *countingSender
+	in     *ingester
+	start  time.Time
 }
 
 // Run starts the appliance from cfg and blocks until ctx ends, then shuts
-// down in order: HTTP, scrapers, store (which flushes to disk).
+// down in order: HTTP, scrapers and probes, rules, Alertmanager, store
+// (which flushes to disk). Anything wrong with the configuration or the
+// files it names is reported before anything starts.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	log := opts.Logger
 	listen := cfg.Listen
 	if opts.Listen != "" {
 		listen = opts.Listen
 	}
-	log := opts.Logger
-	// The MySQL driver logs connection failures on its own; they are
-	// already reported once per state change by the scrapers.
+	// The MySQL driver logs connection failures on its own; the scrapers
+	// already report them once per state change.
 	_ = driver.SetLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 
+	srcs, err := RuleSources(cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -67,23 +85,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer unlock()
 
-	var targets []exporter.Target
-	for _, c := range cfg.Clusters {
-		for _, n := range c.Nodes {
-			targets = append(targets, exporter.Target{
-				Cluster: c.Name, Kind: c.Kind, Address: n.Address,
-				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(),
-				ReplicaStatus: c.CollectReplicaStatus(),
-			})
-		}
-	}
-	exp, err := exporter.New(targets, exporter.Options{
+	app := &App{cfg: cfg, opts: opts, log: log, start: time.Now()}
+	if app.exp, err = exporter.New(scrapeTargets(cfg), exporter.Options{
 		Interval:          cfg.Scrape.Interval.Duration,
 		Timeout:           cfg.Scrape.Timeout.Duration,
 		VariablesInterval: cfg.Scrape.VariablesInterval.Duration,
 		Logger:            log,
-	})
-	if err != nil {
+	}); err != nil {
+		return err
+	}
+	if app.probes, err = newProbes(cfg, log); err != nil {
 		return err
 	}
 
@@ -92,40 +103,68 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
 	defer ln.Close()
-
-	st, err := store.Open(store.Options{DataDir: filepath.Join(cfg.DataDir, "tsdb"), Retention: cfg.Retention.Duration})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-
-	app := &App{cfg: cfg, opts: opts, log: log, store: st, exp: exp, start: time.Now()}
-	srv := &http.Server{Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		exp.Run(runCtx, newIngester(st).observe)
-	}()
-
-	serveErr := make(chan error, 1)
-	go func() {
-		var err error
-		if cfg.TLS != nil {
-			err = srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		} else {
-			err = srv.Serve(ln)
-		}
-		serveErr <- err
-	}()
 	scheme := "http"
 	if cfg.TLS != nil {
 		scheme = "https"
 	}
-	log.Info("nines is running", "api", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()), "data_dir", cfg.DataDir, "nodes", len(targets))
+	external := cfg.ExternalURL
+	if external == "" {
+		external = fmt.Sprintf("%s://%s", scheme, ln.Addr())
+	}
+	extURL, err := url.Parse(external)
+	if err != nil {
+		return fmt.Errorf("external URL %q: %w", external, err)
+	}
+
+	sender, am, err := openAlertmanager(cfg, external, opts)
+	if err != nil {
+		return err
+	}
+	if am != nil {
+		defer am.Close()
+	}
+	app.am, app.sender = am, &countingSender{next: sender}
+	if sender == nil {
+		log.Warn("no alertmanager configured: alerts are evaluated and shown, never sent")
+	}
+
+	if app.store, err = store.Open(store.Options{DataDir: filepath.Join(cfg.DataDir, "tsdb"), Retention: cfg.Retention.Duration}); err != nil {
+		return err
+	}
+	defer app.store.Close()
+
+	app.rules = rules.NewManager(storeQuerier{app.store}, storeAppender{app.store}, app.sender, rules.Options{ExternalURL: extURL, Logger: log})
+	if err := app.rules.Load(srcs); err != nil {
+		return err
+	}
+	app.in = newIngester(app.store, app.rules.Kick)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	spawn := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(runCtx) }()
+	}
+	spawn(func(ctx context.Context) { app.exp.Run(ctx, app.in.observe) })
+	for _, p := range app.probes {
+		spawn(func(ctx context.Context) { p.Run(ctx) })
+	}
+	spawn(app.writeSelfMetrics)
+	spawn(app.rules.Run)
+	spawn(app.reloadLoop)
+
+	srv := &http.Server{Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.TLS != nil {
+			serveErr <- srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
+	log.Info("nines is running", "api", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()), "data_dir", cfg.DataDir,
+		"nodes", len(scrapeTargets(cfg)), "rule_sources", len(srcs))
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
@@ -142,6 +181,50 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	wg.Wait()
 	log.Info("nines stopped")
 	return err
+}
+
+func scrapeTargets(cfg *config.Config) []exporter.Target {
+	var targets []exporter.Target
+	for _, c := range cfg.Clusters {
+		for _, n := range c.Nodes {
+			targets = append(targets, exporter.Target{
+				Cluster: c.Name, Kind: c.Kind, Address: n.Address,
+				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(),
+				ReplicaStatus: c.CollectReplicaStatus(),
+			})
+		}
+	}
+	return targets
+}
+
+// reloadLoop re-reads rule files and the Alertmanager config on request.
+func (a *App) reloadLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.opts.Reload:
+		}
+		if err := a.reload(); err != nil {
+			a.log.Error("reload failed; the running rules and Alertmanager config stay", "err", err)
+			continue
+		}
+		a.log.Info("reloaded rules and alertmanager config")
+	}
+}
+
+func (a *App) reload() error {
+	srcs, err := RuleSources(a.cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.rules.Load(srcs); err != nil {
+		return err
+	}
+	if a.am != nil {
+		return a.am.Reload()
+	}
+	return nil
 }
 
 // lockDir takes an exclusive lock on dir so that two appliances never

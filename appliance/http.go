@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/rules"
 )
 
 // queryPaths are the Prometheus-compatible read endpoints nines serves
@@ -44,13 +47,44 @@ func (a *App) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		a.exp.Collector(),
+		metric.Collector(a.selfMetrics),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	api.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
+	gatherers := prometheus.Gatherers{reg}
+	if a.am != nil {
+		gatherers = append(gatherers, a.am.Registry())
+	}
+	api.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
 	api.GET("/api/v1/clusters", a.clusters)
 	api.GET("/api/v1/clusters/:name", a.cluster)
+	api.GET("/api/v1/rules", a.apiRules)
+	api.GET("/api/v1/alerts", a.apiAlerts)
+	if a.am != nil {
+		// amtool and Grafana talk to the embedded Alertmanager's API v2
+		// here, with the same bearer token as the rest of the API.
+		api.Any("/alertmanager/*", echo.WrapHandler(a.am.Handler()))
+	}
 	return e
+}
+
+// apiRules serves /api/v1/rules as Prometheus does (type=alert|record).
+func (a *App) apiRules(c echo.Context) error {
+	kind := c.QueryParam("type")
+	if kind != "" && kind != "alert" && kind != "record" {
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: fmt.Sprintf("type %q: want alert or record", kind)})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"groups": a.rules.APIGroups(kind)}})
+}
+
+// apiAlerts serves /api/v1/alerts as Prometheus does: pending and firing.
+func (a *App) apiAlerts(c echo.Context) error {
+	alerts := a.rules.Alerts()
+	out := make([]rules.APIAlert, len(alerts))
+	for i, al := range alerts {
+		out[i] = rules.ToAPIAlert(al)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"alerts": out}})
 }
 
 // requireToken admits requests that carry one of the configured bearer

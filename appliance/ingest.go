@@ -3,10 +3,12 @@ package appliance
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
+	"github.com/nines-project/nines/exporter/metric"
 )
 
 // ingester writes each snapshot's metrics to the store. When a series that
@@ -16,21 +18,30 @@ import (
 // failed scrape.
 type ingester struct {
 	store *store.Store
+	// onChange runs after a state change has been flushed to the store:
+	// the rule engine evaluates at once instead of at its next tick.
+	onChange func()
 
 	mu   sync.Mutex
 	last map[string]map[string][]store.Label // instance → series key → labels
 }
 
-func newIngester(s *store.Store) *ingester {
-	return &ingester{store: s, last: map[string]map[string][]store.Label{}}
+func newIngester(s *store.Store, onChange func()) *ingester {
+	return &ingester{store: s, onChange: onChange, last: map[string]map[string][]store.Label{}}
 }
 
 // observe is the exporter's sink. A snapshot whose state changed is made
 // visible to queries at once, so the rules and the API see a failure
 // without waiting for the next periodic flush.
 func (in *ingester) observe(snap *nines.Snapshot, changed bool) {
-	ms := exporter.SnapshotMetrics(snap)
-	ts := snap.Time.UnixMilli()
+	in.write(snap.Instance, exporter.SnapshotMetrics(snap), snap.Time, changed)
+}
+
+// write stores one source's metrics at ts. key names the source (a node's
+// instance, or a component of the appliance) for staleness tracking:
+// series the source stops reporting get a staleness marker.
+func (in *ingester) write(key string, ms []metric.Metric, at time.Time, changed bool) {
+	ts := at.UnixMilli()
 	series := make([]store.Series, 0, len(ms))
 	keys := make(map[string][]store.Label, len(ms))
 	var b strings.Builder
@@ -51,8 +62,8 @@ func (in *ingester) observe(snap *nines.Snapshot, changed bool) {
 	}
 
 	in.mu.Lock()
-	prev := in.last[snap.Instance]
-	in.last[snap.Instance] = keys
+	prev := in.last[key]
+	in.last[key] = keys
 	in.mu.Unlock()
 	for k, labels := range prev {
 		if _, ok := keys[k]; !ok {
@@ -61,6 +72,9 @@ func (in *ingester) observe(snap *nines.Snapshot, changed bool) {
 	}
 	in.store.Write(series)
 	if changed {
-		in.store.FlushSoon()
+		in.store.Flush()
+		if in.onChange != nil {
+			in.onChange()
+		}
 	}
 }

@@ -90,7 +90,8 @@ func TestAuth(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/api/v1/query?query=up": 401, "/metrics": 401, "/api/v1/clusters": 401, "/api/v1/labels": 401} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/api/v1/query?query=up": 401, "/metrics": 401, "/api/v1/clusters": 401, "/api/v1/labels": 401,
+		"/api/v1/rules": 401, "/api/v1/alerts": 401, "/alertmanager/api/v2/status": 401, "/alertmanager/api/v2/silences": 401} {
 		for _, auth := range []string{"", "Bearer wrong-token-wrong-token", "Basic " + a.token} {
 			req, _ := http.NewRequest(http.MethodGet, a.base+path, nil)
 			if auth != "" {

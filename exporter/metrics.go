@@ -39,35 +39,12 @@ func SnapshotMetrics(s *nines.Snapshot) []metric.Metric {
 }
 
 // Collector exposes the latest snapshot of every node on /metrics.
-func (e *Exporter) Collector() prometheus.Collector { return collector{e} }
-
-type collector struct{ e *Exporter }
-
-// Describe sends nothing: the series set follows what servers report, so
-// the collector is unchecked.
-func (collector) Describe(chan<- *prometheus.Desc) {}
-
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	for _, snap := range c.e.Latest() {
-		for _, m := range SnapshotMetrics(snap) {
-			names := make([]string, len(m.Labels))
-			values := make([]string, len(m.Labels))
-			for i, l := range m.Labels {
-				names[i], values[i] = l.Name, l.Value
-			}
-			vt := prometheus.UntypedValue
-			switch m.Type {
-			case metric.Gauge:
-				vt = prometheus.GaugeValue
-			case metric.Counter:
-				vt = prometheus.CounterValue
-			}
-			pm, err := prometheus.NewConstMetric(prometheus.NewDesc(m.Name, m.Help, names, nil), vt, m.Value, values...)
-			if err != nil {
-				ch <- prometheus.NewInvalidMetric(prometheus.NewDesc(m.Name, m.Help, nil, nil), err)
-				continue
-			}
-			ch <- pm
+func (e *Exporter) Collector() prometheus.Collector {
+	return metric.Collector(func() []metric.Metric {
+		var out []metric.Metric
+		for _, snap := range e.Latest() {
+			out = append(out, SnapshotMetrics(snap)...)
 		}
-	}
+		return out
+	})
 }

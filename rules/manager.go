@@ -25,11 +25,13 @@ type Querier interface {
 	Query(ctx context.Context, expr string, at time.Time) ([]Sample, error)
 }
 
-// Appender stores recording rules' results. Samples must be visible to
-// queries when Append returns, so that alerts evaluated right after see
-// them.
+// Appender stores recording rules' results. Flush makes everything
+// appended visible to queries; the manager calls it before a rule that may
+// read what an earlier rule of the same group recorded, as Prometheus'
+// in-group ordering promises.
 type Appender interface {
 	Append(samples []Sample, at time.Time) error
+	Flush()
 }
 
 // Notifier delivers alerts (firing and resolved) to Alertmanager.
@@ -242,7 +244,12 @@ func (m *Manager) evalGroup(ctx context.Context, g *Group, ts time.Time) []nines
 	ex := expander{ctx: ctx, ts: ts, q: m.q, externalURL: m.opts.ExternalURL}
 	var errs []error
 	var toSend []nines.Alert
+	unflushed := false
 	for _, r := range g.rules {
+		if unflushed {
+			m.app.Flush()
+			unflushed = false
+		}
 		switch r := r.(type) {
 		case *AlertingRule:
 			if err := r.eval(ctx, ts, m.q, ex); err != nil {
@@ -259,6 +266,7 @@ func (m *Manager) evalGroup(ctx context.Context, g *Group, ts time.Time) []nines
 				if err := m.app.Append(samples, ts); err != nil {
 					errs = append(errs, fmt.Errorf("store %s: %w", r.Name(), err))
 				}
+				unflushed = true
 			}
 		}
 	}

@@ -58,6 +58,8 @@ func (s *sent) take() []nines.Alert {
 
 type recorded struct{ samples []Sample }
 
+func (r *recorded) Flush() {}
+
 func (r *recorded) Append(samples []Sample, _ time.Time) error {
 	r.samples = append(r.samples, samples...)
 	return nil
@@ -66,8 +68,8 @@ func (r *recorded) Append(samples []Sample, _ time.Time) error {
 // clock is a manual clock.
 type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time            { return c.t }
-func (c *clock) step(d time.Duration)      { c.t = c.t.Add(d) }
+func (c *clock) now() time.Time             { return c.t }
+func (c *clock) step(d time.Duration)       { c.t = c.t.Add(d) }
 func series(v float64, kv ...string) Sample { return sample(v, kv...) }
 
 func sample(v float64, kv ...string) Sample {

@@ -155,8 +155,34 @@ func (s *Sandbox) writeApplianceFiles() error {
 			return fmt.Errorf("write appliance config: %w", err)
 		}
 	}
+	if _, err := os.Stat(s.AlertmanagerConfigPath()); errors.Is(err, fs.ErrNotExist) {
+		if err := writeFileAtomic(s.AlertmanagerConfigPath(), []byte(alertmanagerConfig), 0o644); err != nil {
+			return fmt.Errorf("write alertmanager config: %w", err)
+		}
+	}
 	return s.saveManifest()
 }
+
+// alertmanagerConfig routes every alert to a receiver with no
+// integrations: alerts show in the embedded Alertmanager's API (amtool,
+// the console) and go nowhere else until the operator adds a receiver.
+// The 1 s group_wait and group_interval are nines' rule for anything that
+// may trigger a repair: the stock 30 s would spend a month's budget.
+const alertmanagerConfig = `# Alertmanager configuration of the sandbox's embedded Alertmanager.
+# Add receivers (email, Slack, PagerDuty, webhook) and routes as usual.
+route:
+  receiver: console
+  group_by: [alertname, cluster]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 4h
+receivers:
+  - name: console
+inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [cluster]
+`
 
 // renderConfig is the appliance config for the sandbox. Paths are relative:
 // the config loader resolves them against the file's directory, so the
@@ -172,6 +198,7 @@ func renderConfig(m manifest) string {
 		fmt.Fprintf(&b, "      - {address: %q}\n", n.Address())
 	}
 	fmt.Fprintf(&b, "    credentials: {user: %s, password_file: nines.pass}\n", MonitorUser)
+	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	return b.String()
 }
 

@@ -213,6 +213,9 @@ func (s *Sandbox) ClusterName() string { return s.snapshot().ClusterName }
 // ConfigPath is the appliance config written for this sandbox.
 func (s *Sandbox) ConfigPath() string { return filepath.Join(s.dir, "nines.yaml") }
 
+// AlertmanagerConfigPath is the embedded Alertmanager's configuration.
+func (s *Sandbox) AlertmanagerConfigPath() string { return filepath.Join(s.dir, "alertmanager.yml") }
+
 // TokenPath is the file holding the API token.
 func (s *Sandbox) TokenPath() string { return filepath.Join(s.dir, "api-token") }
 

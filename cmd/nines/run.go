@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +27,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			return appliance.Run(cmd.Context(), cfg, appliance.Options{Listen: listen, Logger: log})
+			return appliance.Run(cmd.Context(), cfg, appliance.Options{Listen: listen, Logger: log, Reload: hangups(cmd.Context())})
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config file, e.g. /etc/nines/nines.yaml")
@@ -48,11 +51,37 @@ func newCheckCmd() *cobra.Command {
 				nodes += len(c.Nodes)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d clusters, %d nodes)\n", cfgPath, len(cfg.Clusters), nodes)
+			if cfg.Alertmanager.Embedded == "" && len(cfg.Alertmanager.URLs) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: warning: no alertmanager configured: alerts will be shown but never sent\n", cfgPath)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config file to check")
 	return cmd
+}
+
+// hangups delivers on every SIGHUP until ctx ends: the conventional
+// "reload your configuration" signal.
+func hangups(ctx context.Context) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // loadConfig loads and validates a config. Any problem exits with code 2,
@@ -66,6 +95,11 @@ func loadConfig(path string) (*config.Config, error) {
 			return nil, &exitError{code: 2, err: fmt.Errorf("invalid config:\n%w", err)}
 		}
 		return nil, &exitError{code: 2, err: err}
+	}
+	// What the config points at (rule files, SLO rules, the Alertmanager
+	// config) is checked too: a broken rule file never starts the appliance.
+	if err := appliance.Check(cfg); err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("invalid config:\n%w", err)}
 	}
 	return cfg, nil
 }

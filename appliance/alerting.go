@@ -1,0 +1,165 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/appliance/alertmanager"
+	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/appliance/store"
+	"github.com/nines-project/nines/rules"
+	"github.com/nines-project/nines/rules/packs"
+	"github.com/nines-project/nines/rules/slo"
+)
+
+// RuleSources returns every rule source the appliance runs for cfg, in
+// this order: the built-in packs, the SLO rules generated for its clusters,
+// and the operator's rule files. `nines check`, `nines run` and
+// `nines rules export` all use it, so they agree on what runs.
+func RuleSources(cfg *config.Config) ([]rules.Source, error) {
+	srcs := packs.Sources()
+
+	var specs []slo.Spec
+	for _, c := range cfg.Clusters {
+		if len(c.ProbeEndpoints()) == 0 {
+			continue // no probe, no SLI, no SLO rules
+		}
+		specs = append(specs, slo.Spec{Cluster: c.Name, Target: c.SLO.Target, Window: c.SLO.Window.Duration})
+	}
+	if len(specs) > 0 {
+		groups, err := slo.Rules(specs)
+		if err != nil {
+			return nil, fmt.Errorf("generate SLO rules: %w", err)
+		}
+		b, err := rules.Marshal(groups)
+		if err != nil {
+			return nil, fmt.Errorf("generate SLO rules: %w", err)
+		}
+		srcs = append(srcs, rules.Source{Name: "generated/slo.yml", Content: b})
+	}
+
+	files, err := rules.Globs(cfg.RuleFiles)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		src, err := readSource(f)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, src)
+	}
+	return srcs, nil
+}
+
+// Check validates everything a config refers to beyond its own fields:
+// rule files (file:line of every problem), the SLO rules and the embedded
+// Alertmanager's configuration. A config that fails Check never starts.
+func Check(cfg *config.Config) error {
+	srcs, err := RuleSources(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := rules.ParseAll(srcs); err != nil {
+		return err
+	}
+	if cfg.Alertmanager.Embedded != "" {
+		if err := alertmanager.CheckConfig(cfg.Alertmanager.Embedded); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeQuerier adapts the store to the rule engine.
+type storeQuerier struct{ s *store.Store }
+
+func (q storeQuerier) Query(ctx context.Context, expr string, at time.Time) ([]rules.Sample, error) {
+	res, err := q.s.Query(ctx, expr, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rules.Sample, len(res))
+	for i, r := range res {
+		out[i] = rules.Sample{Labels: r.Labels, Value: r.Value}
+	}
+	return out, nil
+}
+
+// storeAppender writes recording rules' results; the rule manager flushes
+// before a rule that may read them.
+type storeAppender struct{ s *store.Store }
+
+func (a storeAppender) Flush() { a.s.Flush() }
+
+func (a storeAppender) Append(samples []rules.Sample, at time.Time) error {
+	series := make([]store.Series, len(samples))
+	for i, sm := range samples {
+		labels := make([]store.Label, 0, len(sm.Labels))
+		for k, v := range sm.Labels {
+			labels = append(labels, store.Label{Name: k, Value: v})
+		}
+		series[i] = store.Series{Labels: labels, Value: sm.Value, TimestampMs: at.UnixMilli()}
+	}
+	a.s.Write(series)
+	return nil
+}
+
+// countingSender counts failed deliveries for nines_notifications_failed_total.
+type countingSender struct {
+	next   alertmanager.Sender
+	failed atomic.Uint64
+	sent   atomic.Uint64
+}
+
+func (c *countingSender) Send(ctx context.Context, alerts []nines.Alert) error {
+	if c.next == nil {
+		return nil
+	}
+	err := c.next.Send(ctx, alerts)
+	if err != nil {
+		c.failed.Add(1)
+		return err
+	}
+	c.sent.Add(uint64(len(alerts)))
+	return nil
+}
+
+// openAlertmanager starts the embedded Alertmanager or connects to the
+// external ones. With neither configured, alerts are evaluated and shown
+// but not sent, and the returned handler is nil.
+func openAlertmanager(cfg *config.Config, externalURL string, opts Options) (alertmanager.Sender, *alertmanager.Embedded, error) {
+	switch {
+	case cfg.Alertmanager.Embedded != "":
+		am, err := alertmanager.New(alertmanager.Options{
+			ConfigFile:  cfg.Alertmanager.Embedded,
+			DataDir:     cfg.DataDir + "/alertmanager",
+			ExternalURL: externalURL + "/alertmanager",
+			Logger:      opts.Logger.With("component", "alertmanager"),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return am, am, nil
+	case len(cfg.Alertmanager.URLs) > 0:
+		x, err := alertmanager.NewExternal(cfg.Alertmanager.URLs, &http.Client{Timeout: 10 * time.Second}, 0, opts.Logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return x, nil, nil
+	}
+	return nil, nil, nil
+}
+
+func readSource(path string) (rules.Source, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rules.Source{}, fmt.Errorf("read rule file: %w", err)
+	}
+	return rules.Source{Name: path, Content: b}, nil
+}

@@ -1,0 +1,30 @@
+package appliance
+
+import (
+	"log/slog"
+
+	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/exporter/probe"
+)
+
+// newProbes makes one write prober per cluster that has endpoints, with
+// the cluster's monitoring credentials.
+func newProbes(cfg *config.Config, log *slog.Logger) ([]*probe.Prober, error) {
+	var out []*probe.Prober
+	for _, c := range cfg.Clusters {
+		addrs := c.ProbeEndpoints()
+		if len(addrs) == 0 {
+			continue
+		}
+		eps := make([]probe.Endpoint, len(addrs))
+		for i, a := range addrs {
+			eps[i] = probe.Endpoint{Address: a, User: c.Credentials.User, Password: c.Credentials.Password.Reveal()}
+		}
+		p, err := probe.New(c.Name, eps, probe.Options{LatencyBound: c.Probe.Timeout.Duration, Logger: log.With("component", "probe", "cluster", c.Name)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -1,0 +1,59 @@
+package appliance
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/exporter"
+	"github.com/nines-project/nines/exporter/metric"
+)
+
+// selfMetrics are the series that come from the appliance rather than from
+// one node: each cluster's identity and cross-node findings, the probes'
+// SLI, and nines' own health.
+func (a *App) selfMetrics() []metric.Metric {
+	snaps := a.exp.Latest()
+	var out []metric.Metric
+	for _, c := range a.cfg.Clusters {
+		var mine []*nines.Snapshot
+		for _, s := range snaps {
+			if s.Cluster == c.Name {
+				mine = append(mine, s)
+			}
+		}
+		out = append(out, exporter.ClusterMetrics(c.Domain(), mine)...)
+	}
+	for _, p := range a.probes {
+		out = append(out, p.Metrics()...)
+	}
+	set := &metric.Set{}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(a.cfg.DataDir, &st); err == nil {
+		set.Add("nines_store_free_disk_bytes", "Free bytes on the filesystem of data_dir.", metric.Gauge, float64(st.Bavail)*float64(st.Bsize))
+	}
+	set.Add("nines_store_samples_written_total", "Samples written to the embedded store since start.", metric.Counter, float64(a.store.Written()))
+	for group, n := range a.rules.Failures() {
+		set.Add("nines_rule_group_failures_total", "Evaluations of the rule group that failed since it was loaded.", metric.Counter, float64(n), "group", group)
+	}
+	set.Add("nines_notifications_failed_total", "Deliveries of alerts to Alertmanager that failed.", metric.Counter, float64(a.sender.failed.Load()))
+	set.Add("nines_notifications_sent_total", "Alerts delivered to Alertmanager.", metric.Counter, float64(a.sender.sent.Load()))
+	set.Add("nines_start_time_seconds", "When this appliance process started.", metric.Gauge, float64(a.start.Unix()))
+	return append(out, set.Metrics...)
+}
+
+// writeSelfMetrics stores selfMetrics every second, aligned with the
+// scrapes, until ctx ends.
+func (a *App) writeSelfMetrics(ctx context.Context) {
+	t := time.NewTicker(a.cfg.Scrape.Interval.Duration)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			a.in.write("nines:self", a.selfMetrics(), now, false)
+		}
+	}
+}
