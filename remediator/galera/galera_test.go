@@ -1,0 +1,212 @@
+package galera
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nines-project/nines/remediator"
+	"github.com/nines-project/nines/remediator/galera/recovery"
+)
+
+// fakeNode is an in-memory Galera node for the runbooks' decision logic;
+// the e2e tests drive real nodes through real agents.
+type fakeNode struct {
+	name string
+	mu   sync.Mutex
+	st   NodeState
+	pos  recovery.Position
+	// calls records every action, in order.
+	calls *[]string
+	// joins makes a started node Synced at once.
+	joins bool
+}
+
+const uuid = "9130690e-e921-11f1-b504-f6cb6679f2e6"
+
+func (n *fakeNode) Name() string { return n.name }
+func (n *fakeNode) State(context.Context) NodeState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.st
+	s.Name = n.name
+	return s
+}
+func (n *fakeNode) record(c string) { *n.calls = append(*n.calls, n.name+":"+c) }
+func (n *fakeNode) Recover(context.Context) (recovery.Position, error) {
+	n.record("recover")
+	return n.pos, nil
+}
+func (n *fakeNode) Start(_ context.Context, pos recovery.Position, newCluster bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if newCluster {
+		n.record("start-new-cluster@" + pos.String())
+	} else {
+		n.record("start@" + pos.String())
+	}
+	n.st = NodeState{Reachable: true, Running: true, Wsrep: &Wsrep{ClusterStatus: "Primary", LocalStateComment: "Synced", StateUUID: uuid}}
+	return nil
+}
+func (n *fakeNode) SetBootstrapFields(_ context.Context, pos recovery.Position) error {
+	n.record("bootstrap-fields@" + pos.String())
+	return nil
+}
+func (n *fakeNode) PCBootstrap(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.record("pc.bootstrap")
+	n.st.Wsrep.ClusterStatus, n.st.Wsrep.LocalStateComment = "Primary", "Synced"
+	return nil
+}
+
+func stopped(name string, seqno int64, calls *[]string) *fakeNode {
+	return &fakeNode{name: name, st: NodeState{Reachable: true}, pos: recovery.Position{UUID: uuid, Seqno: seqno}, calls: calls}
+}
+
+func nonPrimary(name string, seqno int64, calls *[]string) *fakeNode {
+	return &fakeNode{name: name, calls: calls, st: NodeState{Reachable: true, Running: true,
+		Wsrep: &Wsrep{ClusterStatus: "non-Primary", LocalStateComment: "Initialized", StateUUID: uuid, LastCommitted: seqno}}}
+}
+
+func synced(name string, calls *[]string) *fakeNode {
+	return &fakeNode{name: name, calls: calls, st: NodeState{Reachable: true, Running: true,
+		Wsrep: &Wsrep{ClusterStatus: "Primary", LocalStateComment: "Synced", StateUUID: uuid}}}
+}
+
+// runJob runs one manual job to its end and returns it.
+func runJob(t *testing.T, rb remediator.Runbook, req remediator.ManualRequest) *remediator.Job {
+	t.Helper()
+	log, err := remediator.OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{rb},
+		Policies: map[string]remediator.Policy{"c1": {Mode: remediator.ModeAuto}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rem.Run(ctx)
+	req.Cluster, req.Runbook = "c1", rb.Name()
+	job, err := rem.Start(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := log.Get(job.ID)
+		if err == nil && j.State.Done() {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not end: %+v", job.ID, j)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func cluster(nodes ...Node) Cluster {
+	return func(string) ([]Node, error) { return nodes, nil }
+}
+
+func TestQuorumRecoveryAllCrashedBootstrapsMostAdvanced(t *testing.T) {
+	var calls []string
+	c := cluster(stopped("n1", 40, &calls), stopped("n2", 42, &calls), stopped("n3", 41, &calls))
+	j := runJob(t, QuorumRecovery{Nodes: c}, remediator.ManualRequest{})
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("job %s: %s", j.State, j.Reason)
+	}
+	want := "n1:recover n2:recover n3:recover n2:bootstrap-fields@" + uuid + ":42 n2:start-new-cluster@" + uuid + ":42 n1:start@" + uuid + ":40 n3:start@" + uuid + ":41"
+	if got := strings.Join(calls, " "); got != want {
+		t.Errorf("actions:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestQuorumRecoveryPCBootstrapsRunningSurvivor(t *testing.T) {
+	var calls []string
+	c := cluster(nonPrimary("n1", 50, &calls), stopped("n2", 49, &calls), stopped("n3", 50, &calls))
+	j := runJob(t, QuorumRecovery{Nodes: c}, remediator.ManualRequest{})
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("job %s: %s", j.State, j.Reason)
+	}
+	want := "n2:recover n3:recover n1:pc.bootstrap n2:start@" + uuid + ":49 n3:start@" + uuid + ":50"
+	if got := strings.Join(calls, " "); got != want {
+		t.Errorf("actions:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestQuorumRecoveryRefusals(t *testing.T) {
+	var calls []string
+	other := stopped("n3", 60, &calls)
+	other.pos.UUID = "11111111-e921-11f1-b504-f6cb6679f2e6"
+	j := runJob(t, QuorumRecovery{Nodes: cluster(stopped("n1", 50, &calls), stopped("n2", 51, &calls), other)}, remediator.ManualRequest{})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "disagree on the cluster state UUID") {
+		t.Errorf("UUID mismatch: %s %q", j.State, j.Reason)
+	}
+	for _, c := range calls {
+		if strings.Contains(c, "start") || strings.Contains(c, "bootstrap") {
+			t.Errorf("acted despite the mismatch: %v", calls)
+		}
+	}
+
+	calls = nil
+	gone := func(name string) *fakeNode {
+		return &fakeNode{name: name, calls: &calls, st: NodeState{Reachable: false, Error: "connection refused"}}
+	}
+	j = runJob(t, QuorumRecovery{Nodes: cluster(stopped("n1", 50, &calls), gone("n2"), gone("n3"))}, remediator.ManualRequest{})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "only 1 of 3 nodes can be read") || len(calls) != 0 {
+		t.Errorf("minority: %s %q, calls %v", j.State, j.Reason, calls)
+	}
+	// The operator forces n1.
+	j = runJob(t, QuorumRecovery{Nodes: cluster(stopped("n1", 50, &calls), gone("n2"), gone("n3"))}, remediator.ManualRequest{Force: "n1"})
+	if j.State != remediator.JobSucceeded {
+		t.Errorf("forced: %s %q, calls %v", j.State, j.Reason, calls)
+	}
+
+	calls = nil
+	j = runJob(t, QuorumRecovery{Nodes: cluster(synced("n1", &calls), stopped("n2", 3, &calls), synced("n3", &calls))}, remediator.ManualRequest{})
+	if j.State != remediator.JobAborted || len(calls) != 0 {
+		t.Errorf("with a Primary component: %s %q, calls %v", j.State, j.Reason, calls)
+	}
+}
+
+func TestRejoin(t *testing.T) {
+	var calls []string
+	c := cluster(synced("n1", &calls), stopped("n2", 7, &calls), synced("n3", &calls))
+	j := runJob(t, Rejoin{Nodes: c}, remediator.ManualRequest{Target: "n2"})
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("job %s: %s", j.State, j.Reason)
+	}
+	if got, want := strings.Join(calls, " "), "n2:recover n2:start@"+uuid+":7"; got != want {
+		t.Errorf("actions %s, want %s", got, want)
+	}
+
+	// No Primary left: the rejoin refuses, quorum recovery's turn.
+	calls = nil
+	c = cluster(nonPrimary("n1", 8, &calls), stopped("n2", 7, &calls), stopped("n3", 7, &calls))
+	j = runJob(t, Rejoin{Nodes: c}, remediator.ManualRequest{Target: "n2"})
+	if j.State != remediator.JobAborted || !strings.Contains(j.Reason, "quorum recovery is needed") || len(calls) != 0 {
+		t.Errorf("without Primary: %s %q %v", j.State, j.Reason, calls)
+	}
+
+	// Dry run: the plan is recorded, nothing is touched.
+	calls = nil
+	c = cluster(synced("n1", &calls), stopped("n2", 7, &calls), synced("n3", &calls))
+	j = runJob(t, Rejoin{Nodes: c}, remediator.ManualRequest{Target: "n2", DryRun: true})
+	if j.State != remediator.JobPlanned || len(calls) != 0 {
+		t.Errorf("dry run: %s, calls %v", j.State, calls)
+	}
+	planned := 0
+	for _, s := range j.Steps {
+		if s.State == remediator.StepPlanned {
+			planned++
+		}
+	}
+	if planned != 3 {
+		t.Errorf("dry run planned %d steps, want recover, start, wait: %+v", planned, j.Steps)
+	}
+}

@@ -1,0 +1,183 @@
+package galera
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nines-project/nines/remediator"
+	"github.com/nines-project/nines/remediator/galera/recovery"
+)
+
+// QuorumRecovery is the galera-quorum-recovery runbook: a cluster with no
+// Primary component (lost quorum, or every node crashed) is bootstrapped
+// again from its most advanced node, and the other nodes rejoin one at a
+// time.
+//
+// Safety (DESIGN.md, rule 3): it bootstraps only while no node is Primary,
+// re-checked right before the bootstrap; only from the node with the
+// highest committed seqno among all nodes that can be read, running or
+// not; and it refuses (the job fails, which pages) when the nodes disagree
+// on the cluster state UUID or fewer than a majority can be read, unless
+// an operator forces a named node.
+type QuorumRecovery struct {
+	Nodes       Cluster
+	SyncTimeout time.Duration // per node; default 2 m
+}
+
+var _ remediator.Runbook = QuorumRecovery{}
+
+func (QuorumRecovery) Name() string { return "galera-quorum-recovery" }
+
+// position is a node's committed position and where it came from.
+type position struct {
+	Node     string            `json:"node"`
+	Position recovery.Position `json:"position"`
+	From     string            `json:"from"` // running | recovered
+}
+
+func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
+	nodes, err := rb.Nodes(r.Cluster())
+	if err != nil {
+		return err
+	}
+	limit := rb.SyncTimeout
+	if limit <= 0 {
+		limit = 2 * time.Minute
+	}
+	noPrimary := func(name string) ([]NodeState, error) {
+		return remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
+			states := observeAll(ctx, nodes)
+			for _, s := range states {
+				if s.Primary() {
+					return states, remediator.Aborted("%s is Primary (%s): the cluster has a Primary component, nothing to recover", s.Name, describe(s))
+				}
+			}
+			return states, nil
+		})
+	}
+	states, err := noPrimary("observe-cluster")
+	if err != nil {
+		return err
+	}
+	readable := 0
+	for _, s := range states {
+		if s.Reachable {
+			readable++
+		}
+	}
+	if readable*2 <= len(nodes) && r.Force() == "" {
+		return fmt.Errorf("only %d of %d nodes can be read: bootstrapping could leave out the most advanced one; refusing (start a manual job with force_node to override)", readable, len(nodes))
+	}
+
+	// Positions: a running node's from its status, a stopped node's by
+	// --wsrep-recover.
+	var cands []recovery.Candidate
+	positions := map[string]recovery.Position{}
+	for i, s := range states {
+		if !s.Reachable {
+			continue
+		}
+		n := nodes[i]
+		var p position
+		if s.Running {
+			if s.Wsrep == nil {
+				return fmt.Errorf("%s runs but its wsrep state cannot be read: cannot tell its position", s.Name)
+			}
+			p = position{Node: s.Name, Position: recovery.Position{UUID: s.Wsrep.StateUUID, Seqno: s.Wsrep.LastCommitted}, From: "running"}
+			if _, err := remediator.Observe(r, "position:"+s.Name, nil, func(context.Context) (position, error) { return p, nil }); err != nil {
+				return err
+			}
+		} else {
+			pos, err := remediator.Act(ctx, r, "recover-position:"+s.Name, map[string]string{"node": s.Name}, func(ctx context.Context) (recovery.Position, error) {
+				return n.Recover(ctx)
+			})
+			if err != nil {
+				return err
+			}
+			p = position{Node: s.Name, Position: pos, From: "recovered"}
+		}
+		positions[s.Name] = p.Position
+		cands = append(cands, recovery.Candidate{Name: s.Name, Position: p.Position})
+	}
+	if r.DryRun() {
+		return r.Logf("plan", "would choose the bootstrap node among %d readable nodes by cluster UUID and highest seqno once their positions are recovered, bootstrap it (pc.bootstrap if running, else grastate safe_to_bootstrap + --wsrep-new-cluster), then start the others one at a time", readable)
+	}
+
+	var chosen Node
+	if f := r.Force(); f != "" {
+		if chosen, err = find(nodes, f); err != nil {
+			return err
+		}
+		if err := r.Logf("choose-bootstrap", "operator forced %s (position %s)", f, positions[f]); err != nil {
+			return err
+		}
+	} else {
+		i, err := recovery.ChooseBootstrap(cands)
+		if errors.Is(err, recovery.ErrUUIDMismatch) {
+			return fmt.Errorf("%w: a human must decide which history to keep (start a manual job with force_node)", err)
+		}
+		if err != nil {
+			return err
+		}
+		if chosen, err = find(nodes, cands[i].Name); err != nil {
+			return err
+		}
+		if err := r.Logf("choose-bootstrap", "bootstrap from %s: highest seqno %d of cluster %s among %v", cands[i].Name, cands[i].Position.Seqno, cands[i].Position.UUID, cands); err != nil {
+			return err
+		}
+	}
+	pos := positions[chosen.Name()]
+
+	// Re-observe right before the irreversible step.
+	if _, err := noPrimary("recheck-before-bootstrap"); err != nil {
+		return err
+	}
+	if _, err := remediator.Act(ctx, r, "bootstrap:"+chosen.Name(), map[string]string{"node": chosen.Name(), "position": pos.String()}, func(ctx context.Context) (string, error) {
+		st := chosen.State(ctx)
+		if st.Running {
+			return "pc.bootstrap on the running node", chosen.PCBootstrap(ctx)
+		}
+		if err := chosen.SetBootstrapFields(ctx, pos); err != nil {
+			return "", err
+		}
+		return "grastate safe_to_bootstrap + --wsrep-new-cluster", chosen.Start(ctx, pos, true)
+	}); err != nil {
+		return err
+	}
+	if _, err := remediator.Wait(ctx, r, "wait-synced:"+chosen.Name(), nil, func(ctx context.Context) (NodeState, error) {
+		return waitSynced(ctx, chosen, nodes, limit)
+	}); err != nil {
+		return err
+	}
+
+	// The others, one at a time: running ones join the new component by
+	// themselves; stopped ones start at their recovered position (IST).
+	for _, n := range nodes {
+		if n == chosen {
+			continue
+		}
+		p, known := positions[n.Name()]
+		if !known {
+			if err := r.Logf("skip:"+n.Name(), "%s could not be read at the start; left for its own rejoin", n.Name()); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := remediator.Act(ctx, r, "start:"+n.Name(), map[string]string{"node": n.Name(), "position": p.String()}, func(ctx context.Context) (string, error) {
+			if st := n.State(ctx); st.Running {
+				return "running: joins by itself", nil
+			}
+			return "started", n.Start(ctx, p, false)
+		}); err != nil {
+			return err
+		}
+		if _, err := remediator.Wait(ctx, r, "wait-synced:"+n.Name(), nil, func(ctx context.Context) (NodeState, error) {
+			return waitSynced(ctx, n, nodes, limit)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

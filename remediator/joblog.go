@@ -1,0 +1,111 @@
+package remediator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// JobLog keeps every job as one JSON file in a directory, rewritten
+// atomically (write, fsync, rename, fsync the directory) after every
+// change, so a crash at any moment leaves each job either as it was before
+// the change or after it, never half-written.
+type JobLog struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// OpenJobLog opens (creating) the job log directory.
+func OpenJobLog(dir string) (*JobLog, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open job log: %w", err)
+	}
+	return &JobLog{dir: dir}, nil
+}
+
+// Save writes j durably.
+func (l *JobLog) Save(j *Job) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	final := filepath.Join(l.dir, j.ID+".json")
+	tmp, err := os.CreateTemp(l.dir, "."+j.ID+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	d, err := os.Open(l.dir)
+	if err != nil {
+		return fmt.Errorf("save job %s: sync dir: %w", j.ID, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save job %s: sync dir: %w", j.ID, err)
+	}
+	return nil
+}
+
+// ErrNoJob means no job has that ID.
+var ErrNoJob = errors.New("no such job")
+
+// Get reads one job.
+func (l *JobLog) Get(id string) (*Job, error) {
+	if strings.ContainsAny(id, "/\\") || strings.HasPrefix(id, ".") || id == "" {
+		return nil, fmt.Errorf("job %q: %w", id, ErrNoJob)
+	}
+	b, err := os.ReadFile(filepath.Join(l.dir, id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("job %q: %w", id, ErrNoJob)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read job %s: %w", id, err)
+	}
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("read job %s: %w", id, err)
+	}
+	return &j, nil
+}
+
+// List returns every job, newest first. A file that cannot be read is
+// reported, not skipped silently.
+func (l *JobLog) List() ([]*Job, error) {
+	names, err := filepath.Glob(filepath.Join(l.dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Job
+	var errs []error
+	for _, n := range names {
+		j, err := l.Get(strings.TrimSuffix(filepath.Base(n), ".json"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, j)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].CreatedAt.After(out[b].CreatedAt) })
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,536 @@
+package remediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nines-project/nines/exporter/metric"
+)
+
+// Mode is a cluster's remediation setting.
+type Mode string
+
+const (
+	ModeAuto   Mode = "auto"    // act
+	ModeDryRun Mode = "dry-run" // record the plan, touch nothing
+	ModeOff    Mode = "off"     // do nothing; say so in the status
+)
+
+// Policy is a cluster's remediation policy.
+type Policy struct {
+	Mode Mode
+	// After MaxRecoveries automatic jobs that acted within Window, the
+	// cluster's automation halts until an operator resumes it: a node that
+	// keeps crashing needs a human, not a loop.
+	MaxRecoveries int
+	Window        time.Duration
+}
+
+// Options configure a Remediator.
+type Options struct {
+	Log *JobLog
+	// Runbooks in priority order: when several alerts of a cluster name
+	// runbooks, the first in this list wins (quorum recovery before a
+	// single node's rejoin).
+	Runbooks []Runbook
+	Policies map[string]Policy
+	// Silenced reports whether an alert's labels are silenced or in a
+	// maintenance window; such alerts pause remediation. May be nil.
+	Silenced func(labels map[string]string) bool
+	// Settle is how long to collect a cluster's alerts before choosing a
+	// runbook, so that alerts of one incident arriving together are seen
+	// together. Default 1 s.
+	Settle time.Duration
+	// JobTimeout bounds one job. Default 5 m.
+	JobTimeout time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+// Remediator receives alerts and runs jobs.
+type Remediator struct {
+	o        Options
+	runbooks map[string]Runbook
+	rank     map[string]int
+	seq      atomic.Uint64
+
+	mu        sync.Mutex
+	active    map[string]*activeAlert // by fingerprint
+	handled   map[string]time.Time    // fingerprint → StartsAt of the notification acted on
+	running   map[string]*Job         // cluster → its job
+	acted     map[string][]time.Time  // cluster → when its automatic jobs that acted ended
+	halted    map[string]string       // cluster → why automation stopped
+	decisions map[string]string       // cluster → the latest decision, in words
+	finished  map[string]int          // "cluster\x00runbook\x00state" → count
+
+	wake chan struct{}
+	wg   sync.WaitGroup
+}
+
+type activeAlert struct {
+	fingerprint string
+	labels      map[string]string
+	startsAt    time.Time
+	seen        time.Time
+}
+
+// New returns a Remediator; call Run.
+func New(o Options) (*Remediator, error) {
+	if o.Log == nil {
+		return nil, errors.New("remediator: no job log")
+	}
+	if o.Settle <= 0 {
+		o.Settle = time.Second
+	}
+	if o.JobTimeout <= 0 {
+		o.JobTimeout = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	r := &Remediator{o: o, runbooks: map[string]Runbook{}, rank: map[string]int{},
+		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{},
+		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{},
+		finished: map[string]int{}, wake: make(chan struct{}, 1)}
+	for i, rb := range o.Runbooks {
+		r.runbooks[rb.Name()] = rb
+		r.rank[rb.Name()] = i
+	}
+	for c, p := range o.Policies {
+		if p.MaxRecoveries <= 0 {
+			p.MaxRecoveries = 3
+		}
+		if p.Window <= 0 {
+			p.Window = 10 * time.Minute
+		}
+		if p.Mode == "" {
+			p.Mode = ModeAuto
+		}
+		o.Policies[c] = p
+	}
+	return r, nil
+}
+
+// WebhookAlert is one alert of an Alertmanager webhook notification (the
+// fields nines reads; the JSON names are Alertmanager's).
+type WebhookAlert struct {
+	Status      string            `json:"status"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	StartsAt    time.Time         `json:"startsAt"`
+	EndsAt      time.Time         `json:"endsAt"`
+	Fingerprint string            `json:"fingerprint"`
+}
+
+// WebhookMessage is an Alertmanager webhook notification.
+type WebhookMessage struct {
+	Version string         `json:"version"`
+	Status  string         `json:"status"`
+	Alerts  []WebhookAlert `json:"alerts"`
+}
+
+// Receive takes a notification. Alerts without a remediation label, or
+// naming a runbook nines does not have, are ignored. A notification that
+// repeats an alert already acted on (same fingerprint and start) never
+// starts a second job.
+func (r *Remediator) Receive(msg WebhookMessage) (accepted int) {
+	now := r.o.Now()
+	r.mu.Lock()
+	for _, a := range msg.Alerts {
+		rb := a.Labels["remediation"]
+		if rb == "" || a.Labels["cluster"] == "" {
+			continue
+		}
+		fp := a.Fingerprint
+		if fp == "" {
+			fp = labelKey(a.Labels)
+		}
+		if a.Status == "resolved" {
+			delete(r.active, fp)
+			continue
+		}
+		if _, ok := r.runbooks[rb]; !ok {
+			r.decisions[a.Labels["cluster"]] = fmt.Sprintf("alert %s names runbook %q, which nines does not have", a.Labels["alertname"], rb)
+			continue
+		}
+		if cur, ok := r.active[fp]; ok && cur.startsAt.Equal(a.StartsAt) {
+			continue // a repeat of what is already queued
+		}
+		r.active[fp] = &activeAlert{fingerprint: fp, labels: a.Labels, startsAt: a.StartsAt, seen: now}
+		accepted++
+	}
+	r.mu.Unlock()
+	r.poke()
+	return accepted
+}
+
+func (r *Remediator) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run schedules jobs until ctx ends. Jobs interrupted by a previous
+// appliance run are resumed (or aborted when too old) first.
+func (r *Remediator) Run(ctx context.Context) {
+	r.resumeInterrupted(ctx)
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.wg.Wait()
+			return
+		case <-t.C:
+		case <-r.wake:
+		}
+		r.schedule(ctx)
+	}
+}
+
+// schedule starts, for each idle cluster, the job its most important
+// unhandled alert asks for, once the alerts have settled.
+func (r *Remediator) schedule(ctx context.Context) {
+	now := r.o.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byCluster := map[string][]*activeAlert{}
+	for fp, a := range r.active {
+		if h, ok := r.handled[fp]; ok && h.Equal(a.startsAt) {
+			continue
+		}
+		byCluster[a.labels["cluster"]] = append(byCluster[a.labels["cluster"]], a)
+	}
+	for cluster, alerts := range byCluster {
+		if r.running[cluster] != nil {
+			continue
+		}
+		settled := true
+		for _, a := range alerts {
+			if now.Sub(a.seen) < r.o.Settle {
+				settled = false
+			}
+		}
+		if !settled {
+			continue
+		}
+		sort.Slice(alerts, func(i, j int) bool {
+			ri, rj := r.rank[alerts[i].labels["remediation"]], r.rank[alerts[j].labels["remediation"]]
+			if ri != rj {
+				return ri < rj
+			}
+			return alerts[i].fingerprint < alerts[j].fingerprint
+		})
+		a := alerts[0]
+		pol, ok := r.o.Policies[cluster]
+		if !ok {
+			r.decide(cluster, a, fmt.Sprintf("alert %s: cluster %q is not configured", a.labels["alertname"], cluster))
+			continue
+		}
+		switch {
+		case pol.Mode == ModeOff:
+			r.decide(cluster, a, fmt.Sprintf("alert %s would run %s, but remediation is off for this cluster", a.labels["alertname"], a.labels["remediation"]))
+			continue
+		case r.halted[cluster] != "":
+			r.decide(cluster, a, fmt.Sprintf("alert %s would run %s, but automation is halted: %s", a.labels["alertname"], a.labels["remediation"], r.halted[cluster]))
+			continue
+		case r.o.Silenced != nil && r.o.Silenced(a.labels):
+			// Not marked handled: when the silence ends, the alert acts.
+			r.decisions[cluster] = fmt.Sprintf("alert %s is silenced or in a maintenance window: remediation paused", a.labels["alertname"])
+			continue
+		}
+		if pol.Mode == ModeAuto && r.recentActs(cluster, pol, now) >= pol.MaxRecoveries {
+			r.halted[cluster] = fmt.Sprintf("%d automatic recoveries within %s (limit %d); resume with POST /api/v1/remediation/%s/resume once the cause is fixed", r.recentActs(cluster, pol, now), pol.Window, pol.MaxRecoveries, cluster)
+			r.o.Logger.Error("remediation halted", "cluster", cluster, "reason", r.halted[cluster])
+			r.decide(cluster, a, "automation halted: "+r.halted[cluster])
+			continue
+		}
+		job := r.newJob(cluster, a.labels["remediation"], a.labels["instance"], Trigger{Source: "alert", Alert: a.labels["alertname"], Fingerprint: a.fingerprint, StartsAt: a.startsAt, Labels: a.labels})
+		job.DryRun = pol.Mode == ModeDryRun
+		r.handled[a.fingerprint] = a.startsAt
+		r.decisions[cluster] = fmt.Sprintf("alert %s started job %s (%s)", a.labels["alertname"], job.ID, job.Runbook)
+		r.start(ctx, job)
+	}
+}
+
+// decide records why nothing ran for an alert and marks it handled, so the
+// same notification does not produce the same decision every tick.
+func (r *Remediator) decide(cluster string, a *activeAlert, why string) {
+	if r.decisions[cluster] != why {
+		r.o.Logger.Warn("no automatic action", "cluster", cluster, "alert", a.labels["alertname"], "why", why)
+	}
+	r.decisions[cluster] = why
+	r.handled[a.fingerprint] = a.startsAt
+}
+
+// recentActs counts the cluster's automatic jobs that acted within the
+// policy window. Caller holds r.mu.
+func (r *Remediator) recentActs(cluster string, pol Policy, now time.Time) int {
+	var keep []time.Time
+	for _, t := range r.acted[cluster] {
+		if now.Sub(t) < pol.Window {
+			keep = append(keep, t)
+		}
+	}
+	r.acted[cluster] = keep
+	return len(keep)
+}
+
+func (r *Remediator) newJob(cluster, runbook, target string, tr Trigger) *Job {
+	now := r.o.Now()
+	id := fmt.Sprintf("%s-%s-%04d", now.UTC().Format("20060102T150405Z"), runbook, r.seq.Add(1)%10000)
+	return &Job{ID: id, Cluster: cluster, Runbook: runbook, Target: target, Trigger: tr, State: JobPending, CreatedAt: now}
+}
+
+// start runs job in the background; the caller holds r.mu.
+func (r *Remediator) start(ctx context.Context, job *Job) {
+	r.running[job.Cluster] = job
+	if err := r.o.Log.Save(job); err != nil {
+		r.o.Logger.Error("job log", "job", job.ID, "err", err)
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.execute(ctx, job)
+	}()
+}
+
+// execute runs the job's runbook and records the outcome.
+func (r *Remediator) execute(ctx context.Context, job *Job) {
+	rb := r.runbooks[job.Runbook]
+	log := r.o.Logger.With("job", job.ID, "cluster", job.Cluster, "runbook", job.Runbook)
+	jctx, cancel := context.WithTimeout(ctx, r.o.JobTimeout)
+	defer cancel()
+
+	if job.State == JobPending {
+		_ = job.setState(JobRunning, "", r.o.Now())
+		job.StartedAt = r.o.Now()
+	}
+	_ = r.o.Log.Save(job)
+	log.Info("job started", "dry_run", job.DryRun, "resumes", job.Resumes)
+
+	var err error
+	if rb == nil {
+		err = fmt.Errorf("runbook %q is not available in this version", job.Runbook)
+	} else {
+		err = rb.Run(jctx, &Run{job: job, save: r.o.Log.Save, now: r.o.Now, log: log})
+	}
+	if ctx.Err() != nil {
+		// The appliance is stopping: leave the job as running in the log,
+		// so the next start resumes it.
+		log.Warn("job interrupted by shutdown; it resumes at the next start")
+		r.mu.Lock()
+		delete(r.running, job.Cluster)
+		r.mu.Unlock()
+		return
+	}
+	now := r.o.Now()
+	var ab *Abort
+	switch {
+	case err == nil && job.DryRun:
+		_ = job.setState(JobPlanned, "dry run: the plan is recorded, nothing was done", now)
+	case err == nil:
+		_ = job.setState(JobSucceeded, "", now)
+	case errors.As(err, &ab):
+		_ = job.setState(JobAborted, ab.Reason, now)
+	default:
+		_ = job.setState(JobFailed, err.Error(), now)
+	}
+	if serr := r.o.Log.Save(job); serr != nil {
+		log.Error("job log", "err", serr)
+	}
+	log.Info("job ended", "state", job.State, "reason", job.Reason, "took", job.EndedAt.Sub(job.StartedAt))
+
+	r.mu.Lock()
+	delete(r.running, job.Cluster)
+	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
+	if job.Trigger.Source == "alert" && !job.DryRun && actedOn(job) {
+		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+// actedOn reports whether any act step of the job completed.
+func actedOn(j *Job) bool {
+	for _, s := range j.Steps {
+		if s.Kind == "act" && s.State == StepDone {
+			return true
+		}
+	}
+	return false
+}
+
+// resumeInterrupted resumes jobs the log shows as pending or running: the
+// appliance died during them. Done steps are not repeated. A job older
+// than the job timeout is aborted instead: the cluster has moved on, and
+// its alerts, if still true, start a fresh job.
+func (r *Remediator) resumeInterrupted(ctx context.Context) {
+	jobs, err := r.o.Log.List()
+	if err != nil {
+		r.o.Logger.Error("read job log", "err", err)
+	}
+	now := r.o.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, j := range jobs {
+		if j.State.Done() {
+			continue
+		}
+		if r.running[j.Cluster] != nil || now.Sub(j.CreatedAt) > r.o.JobTimeout {
+			if j.State == JobPending {
+				_ = j.setState(JobAborted, "interrupted by an appliance restart before it started", now)
+			} else {
+				_ = j.setState(JobAborted, fmt.Sprintf("interrupted by an appliance restart %s after it was created; not resumed", now.Sub(j.CreatedAt).Round(time.Second)), now)
+			}
+			_ = r.o.Log.Save(j)
+			r.o.Logger.Warn("interrupted job aborted", "job", j.ID, "reason", j.Reason)
+			continue
+		}
+		j.Resumes++
+		if j.Trigger.Fingerprint != "" {
+			// The same alert re-notified after the restart is this job.
+			r.handled[j.Trigger.Fingerprint] = j.Trigger.StartsAt
+		}
+		r.o.Logger.Warn("resuming interrupted job", "job", j.ID, "cluster", j.Cluster, "runbook", j.Runbook)
+		r.start(ctx, j)
+	}
+}
+
+// ErrBusy means the cluster already has a running job.
+var ErrBusy = errors.New("the cluster already has a running job")
+
+// ManualRequest starts a runbook by hand.
+type ManualRequest struct {
+	Cluster string `json:"cluster"`
+	Runbook string `json:"runbook"`
+	Target  string `json:"node,omitempty"`
+	// Force names the node to bootstrap from even when safety checks
+	// refuse (nodes disagree, too few readable): the operator's call.
+	Force  string `json:"force_node,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	User   string `json:"-"`
+}
+
+// Start runs a runbook by hand. It ignores the cluster's mode and halt:
+// an operator asked. It does not count towards the anti-flapping limit.
+func (r *Remediator) Start(ctx context.Context, req ManualRequest) (*Job, error) {
+	if _, ok := r.runbooks[req.Runbook]; !ok {
+		names := make([]string, 0, len(r.runbooks))
+		for n := range r.runbooks {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("unknown runbook %q (have %s)", req.Runbook, strings.Join(names, ", "))
+	}
+	if _, ok := r.o.Policies[req.Cluster]; !ok {
+		return nil, fmt.Errorf("unknown cluster %q", req.Cluster)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j := r.running[req.Cluster]; j != nil {
+		return nil, fmt.Errorf("%w: %s (%s)", ErrBusy, j.ID, j.Runbook)
+	}
+	job := r.newJob(req.Cluster, req.Runbook, req.Target, Trigger{Source: "manual", User: req.User})
+	job.Force, job.DryRun = req.Force, req.DryRun
+	r.decisions[req.Cluster] = fmt.Sprintf("manual job %s (%s) started by %s", job.ID, job.Runbook, req.User)
+	r.start(ctx, job)
+	cp := *job
+	return &cp, nil
+}
+
+// Resume lifts an anti-flapping halt.
+func (r *Remediator) Resume(cluster string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.o.Policies[cluster]; !ok {
+		return fmt.Errorf("unknown cluster %q", cluster)
+	}
+	delete(r.halted, cluster)
+	r.acted[cluster] = nil
+	r.decisions[cluster] = "automation resumed by an operator"
+	return nil
+}
+
+// ClusterStatus says where a cluster's remediation stands and why.
+type ClusterStatus struct {
+	Cluster    string `json:"cluster"`
+	Mode       Mode   `json:"mode"`
+	Halted     string `json:"halted,omitempty"`
+	RunningJob string `json:"running_job,omitempty"`
+	// LastDecision explains the latest choice, including why no automatic
+	// action was taken when an alert asked for one.
+	LastDecision string `json:"last_decision,omitempty"`
+	Recoveries   int    `json:"recent_recoveries"`
+}
+
+// Status returns every configured cluster's status.
+func (r *Remediator) Status() []ClusterStatus {
+	now := r.o.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ClusterStatus
+	for c, p := range r.o.Policies {
+		s := ClusterStatus{Cluster: c, Mode: p.Mode, Halted: r.halted[c], LastDecision: r.decisions[c], Recoveries: r.recentActs(c, p, now)}
+		if j := r.running[c]; j != nil {
+			s.RunningJob = j.ID
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Cluster < out[j].Cluster })
+	return out
+}
+
+// Metrics are the remediator's series: nines_job_* and per-cluster state.
+func (r *Remediator) Metrics() []metric.Metric {
+	set := &metric.Set{}
+	for _, s := range r.Status() {
+		halted, running := 0.0, 0.0
+		if s.Halted != "" {
+			halted = 1
+		}
+		if s.RunningJob != "" {
+			running = 1
+		}
+		set.Add("nines_remediation_halted", "1 when automatic remediation of the cluster stopped after too many recoveries.", metric.Gauge, halted, "cluster", s.Cluster)
+		set.Add("nines_remediation_mode", "The cluster's remediation mode; constant 1.", metric.Gauge, 1, "cluster", s.Cluster, "mode", string(s.Mode))
+		set.Add("nines_job_running", "1 while a job runs on the cluster.", metric.Gauge, running, "cluster", s.Cluster)
+		set.Add("nines_remediation_recent_recoveries", "Automatic jobs that acted within the anti-flapping window.", metric.Gauge, float64(s.Recoveries), "cluster", s.Cluster)
+	}
+	r.mu.Lock()
+	keys := make([]string, 0, len(r.finished))
+	for k := range r.finished {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := strings.Split(k, "\x00")
+		set.Add("nines_job_total", "Jobs that ended since the appliance started, by final state.", metric.Counter, float64(r.finished[k]), "cluster", p[0], "runbook", p[1], "state", p[2])
+	}
+	r.mu.Unlock()
+	return set.Metrics
+}
+
+func labelKey(ls map[string]string) string {
+	keys := make([]string, 0, len(ls))
+	for k := range ls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + ls[k] + ",")
+	}
+	return b.String()
+}

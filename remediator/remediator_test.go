@@ -1,0 +1,183 @@
+package remediator
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingRunbook acts once per run and counts its runs and acts.
+type countingRunbook struct {
+	name string
+	runs atomic.Int32
+	acts atomic.Int32
+	// block, when set, holds the run until closed.
+	block chan struct{}
+}
+
+func (c *countingRunbook) Name() string { return c.name }
+func (c *countingRunbook) Run(ctx context.Context, r *Run) error {
+	c.runs.Add(1)
+	if _, err := Act(ctx, r, "act-once", nil, func(context.Context) (string, error) {
+		c.acts.Add(1)
+		return "done", nil
+	}); err != nil {
+		return err
+	}
+	if c.block != nil {
+		select {
+		case <-c.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func alert(fp, cluster, runbook string, startsAt time.Time) WebhookMessage {
+	return WebhookMessage{Alerts: []WebhookAlert{{Status: "firing", Fingerprint: fp, StartsAt: startsAt,
+		Labels: map[string]string{"alertname": "X", "cluster": cluster, "remediation": runbook, "instance": "n1"}}}}
+}
+
+func newTest(t *testing.T, pol Policy, rbs ...Runbook) (*Remediator, *JobLog, context.CancelFunc) {
+	t.Helper()
+	log, err := OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{Log: log, Runbooks: rbs, Policies: map[string]Policy{"c1": pol}, Settle: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return r, log, cancel
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func jobs(t *testing.T, log *JobLog) []*Job {
+	t.Helper()
+	js, err := log.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestRepeatedNotificationStartsOneJob(t *testing.T) {
+	rb := &countingRunbook{name: "rb"}
+	r, log, _ := newTest(t, Policy{Mode: ModeAuto}, rb)
+	at := time.Now()
+	for i := 0; i < 5; i++ {
+		r.Receive(alert("fp1", "c1", "rb", at))
+		time.Sleep(30 * time.Millisecond)
+	}
+	eventually(t, "one job done", func() bool { js := jobs(t, log); return len(js) == 1 && js[0].State.Done() })
+	time.Sleep(300 * time.Millisecond)
+	if n := rb.runs.Load(); n != 1 {
+		t.Errorf("runbook ran %d times for one alert", n)
+	}
+	// A new occurrence (new start) is a new job.
+	r.Receive(alert("fp1", "c1", "rb", at.Add(time.Minute)))
+	eventually(t, "second job", func() bool { return rb.runs.Load() == 2 })
+}
+
+func TestOneJobPerClusterAndPriority(t *testing.T) {
+	low := &countingRunbook{name: "low", block: make(chan struct{})}
+	high := &countingRunbook{name: "high"}
+	r, log, _ := newTest(t, Policy{Mode: ModeAuto}, high, low)
+	now := time.Now()
+	msg := alert("a", "c1", "low", now)
+	msg.Alerts = append(msg.Alerts, alert("b", "c1", "high", now).Alerts...)
+	r.Receive(msg)
+	eventually(t, "high ran first", func() bool { return high.runs.Load() == 1 })
+	eventually(t, "then low", func() bool { return low.runs.Load() == 1 })
+	if _, err := r.Start(context.Background(), ManualRequest{Cluster: "c1", Runbook: "high"}); err == nil || !strings.Contains(err.Error(), "already has a running job") {
+		t.Errorf("second job on a busy cluster: %v", err)
+	}
+	close(low.block)
+	eventually(t, "both done", func() bool {
+		js := jobs(t, log)
+		return len(js) == 2 && js[0].State == JobSucceeded && js[1].State == JobSucceeded
+	})
+}
+
+func TestModeOffSaysWhy(t *testing.T) {
+	rb := &countingRunbook{name: "rb"}
+	r, log, _ := newTest(t, Policy{Mode: ModeOff}, rb)
+	r.Receive(alert("fp", "c1", "rb", time.Now()))
+	eventually(t, "decision", func() bool { return strings.Contains(r.Status()[0].LastDecision, "remediation is off") })
+	if rb.runs.Load() != 0 || len(jobs(t, log)) != 0 {
+		t.Error("acted with remediation off")
+	}
+}
+
+func TestAntiFlappingHalts(t *testing.T) {
+	rb := &countingRunbook{name: "rb"}
+	r, _, _ := newTest(t, Policy{Mode: ModeAuto, MaxRecoveries: 2, Window: time.Hour}, rb)
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		r.Receive(alert("fp", "c1", "rb", start.Add(time.Duration(i)*time.Minute)))
+		want := int32(min(i+1, 2))
+		eventually(t, "run", func() bool { return rb.runs.Load() == want && r.Status()[0].RunningJob == "" })
+	}
+	eventually(t, "halted", func() bool { return r.Status()[0].Halted != "" })
+	if rb.runs.Load() != 2 {
+		t.Errorf("ran %d times, limit 2", rb.runs.Load())
+	}
+	found := false
+	for _, m := range r.Metrics() {
+		if m.Name == "nines_remediation_halted" && m.Value == 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("nines_remediation_halted is not 1")
+	}
+	if err := r.Resume("c1"); err != nil {
+		t.Fatal(err)
+	}
+	r.Receive(alert("fp", "c1", "rb", start.Add(10*time.Minute)))
+	eventually(t, "runs again after resume", func() bool { return rb.runs.Load() == 3 })
+}
+
+func TestResumeNeverRepeatsADoneStep(t *testing.T) {
+	dir := t.TempDir()
+	log, _ := OpenJobLog(dir)
+	// The log as an appliance killed mid-job left it: step done, job running.
+	now := time.Now()
+	j := &Job{ID: "j1", Cluster: "c1", Runbook: "rb", State: JobRunning, CreatedAt: now, StartedAt: now,
+		Steps: []Step{{Name: "act-once", Kind: "act", State: StepDone, Output: []byte(`"done"`), StartedAt: now, EndedAt: now, Attempts: 1}}}
+	if err := log.Save(j); err != nil {
+		t.Fatal(err)
+	}
+	rb := &countingRunbook{name: "rb"}
+	r, err := New(Options{Log: log, Runbooks: []Runbook{rb}, Policies: map[string]Policy{"c1": {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	eventually(t, "resumed job done", func() bool { got, _ := log.Get("j1"); return got != nil && got.State == JobSucceeded })
+	got, _ := log.Get("j1")
+	if rb.acts.Load() != 0 || got.Resumes != 1 || got.Steps[0].Attempts != 1 {
+		t.Errorf("acts %d, resumes %d, attempts %d: a done step ran again", rb.acts.Load(), got.Resumes, got.Steps[0].Attempts)
+	}
+}

@@ -1,0 +1,150 @@
+package remediator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Runbook repairs one kind of failure. Run is called for a new job and
+// again, from the top, for a job that was interrupted by an appliance
+// restart: steps already done are then skipped through the Run's step
+// helpers, so a runbook is written as a straight sequence of steps.
+type Runbook interface {
+	Name() string
+	Run(ctx context.Context, r *Run) error
+}
+
+// Abort ends a job as aborted: the condition it was started for is gone,
+// or a precondition does not hold. Nothing irreversible has been done, or
+// the runbook says what was.
+type Abort struct{ Reason string }
+
+func (a *Abort) Error() string { return "aborted: " + a.Reason }
+
+// Aborted returns an *Abort error.
+func Aborted(format string, args ...any) error {
+	return &Abort{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Run is a job in progress, as its runbook sees it.
+type Run struct {
+	job  *Job
+	save func(*Job) error
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// Cluster is the job's cluster; Target its node (node runbooks); Force
+// the node an operator named to override a safety refusal.
+func (r *Run) Cluster() string { return r.job.Cluster }
+func (r *Run) Target() string  { return r.job.Target }
+func (r *Run) Force() string   { return r.job.Force }
+
+// DryRun reports whether the job only records its plan.
+func (r *Run) DryRun() bool { return r.job.DryRun }
+
+// Logf records a note as a done step without input, for decisions the
+// operator should read in the log ("chose n1: seqno 42").
+func (r *Run) Logf(name, format string, args ...any) error {
+	_, err := Observe(r, name, nil, func(context.Context) (string, error) { return fmt.Sprintf(format, args...), nil })
+	return err
+}
+
+// Observe runs a step that only reads the live cluster. It runs every
+// time, also on resume: observations must be fresh, and the latest one
+// replaces an earlier one of the same name in the log.
+func Observe[T any](r *Run, name string, input any, fn func(context.Context) (T, error)) (T, error) {
+	return step(context.Background(), r, name, "observe", input, fn, false)
+}
+
+// Act runs a step that changes something. Once done it is never run
+// again: on resume its recorded output is returned instead. In a dry run
+// it is recorded as planned and not run; the zero T is returned.
+func Act[T any](ctx context.Context, r *Run, name string, input any, fn func(context.Context) (T, error)) (T, error) {
+	return step(ctx, r, name, "act", input, fn, true)
+}
+
+// Wait runs a step that waits for the cluster to reach a state after an
+// act. In a dry run it is recorded as planned and skipped, since nothing
+// was acted on.
+func Wait[T any](ctx context.Context, r *Run, name string, input any, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if r.job.DryRun {
+		return zero, r.record(name, "wait", input, StepPlanned, nil, "")
+	}
+	return step(ctx, r, name, "wait", input, fn, false)
+}
+
+func step[T any](ctx context.Context, r *Run, name, kind string, input any, fn func(context.Context) (T, error), once bool) (T, error) {
+	var zero T
+	if once {
+		if s := r.job.step(name); s != nil && s.State == StepDone {
+			var out T
+			if len(s.Output) > 0 {
+				if err := json.Unmarshal(s.Output, &out); err != nil {
+					return zero, fmt.Errorf("step %s: read recorded output: %w", name, err)
+				}
+			}
+			r.log.Info("step already done, not repeated", "job", r.job.ID, "step", name)
+			return out, nil
+		}
+		if r.job.DryRun {
+			return zero, r.record(name, kind, input, StepPlanned, nil, "")
+		}
+	}
+	if err := r.record(name, kind, input, StepRunning, nil, ""); err != nil {
+		return zero, err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	out, err := fn(ctx)
+	if err != nil {
+		var ab *Abort
+		state := StepFailed
+		if errors.As(err, &ab) {
+			state = StepDone // the observation itself succeeded: it found the condition gone
+		}
+		if rerr := r.record(name, kind, input, state, nil, err.Error()); rerr != nil {
+			return zero, errors.Join(err, rerr)
+		}
+		return zero, err
+	}
+	b, _ := json.Marshal(out)
+	return out, r.record(name, kind, input, StepDone, b, "")
+}
+
+// record writes a step's state to the durable log before returning, so
+// that what is in the log is what happened.
+func (r *Run) record(name, kind string, input any, state StepState, output json.RawMessage, errText string) error {
+	now := r.now()
+	s := r.job.step(name)
+	if s == nil {
+		r.job.Steps = append(r.job.Steps, Step{Name: name, Kind: kind})
+		s = &r.job.Steps[len(r.job.Steps)-1]
+	}
+	if input != nil {
+		b, err := json.Marshal(input)
+		if err != nil {
+			return fmt.Errorf("step %s: encode input: %w", name, err)
+		}
+		s.Input = b
+	}
+	s.State = state
+	switch state {
+	case StepRunning:
+		s.StartedAt, s.EndedAt, s.Error, s.Output = now, time.Time{}, "", nil
+		s.Attempts++
+	default:
+		if s.StartedAt.IsZero() {
+			s.StartedAt = now
+		}
+		s.EndedAt, s.Output, s.Error = now, output, errText
+	}
+	r.log.Info("job step", "job", r.job.ID, "cluster", r.job.Cluster, "step", name, "kind", kind, "state", state, "err", errText)
+	return r.save(r.job)
+}
