@@ -24,6 +24,7 @@ import (
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
 	"github.com/nines-project/nines/exporter/probe"
+	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/rules"
 )
 
@@ -52,6 +53,11 @@ type App struct {
 	am     *alertmanager.Embedded // nil unless embedded
 	sender *countingSender
 	in     *ingester
+	rem    *remediator.Remediator
+	jobs   *remediator.JobLog
+	// runCtx ends when the appliance stops; jobs started over the API
+	// run under it, so a shutdown leaves them to be resumed.
+	runCtx context.Context
 	start  time.Time
 }
 
@@ -139,8 +145,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	app.in = newIngester(app.store, app.rules.Kick)
 
+	var silenced func(map[string]string) bool
+	if am != nil {
+		silenced = am.Silenced
+	}
+	if app.rem, app.jobs, err = newRemediator(cfg, silenced, app); err != nil {
+		return err
+	}
+
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	app.runCtx = runCtx
 	var wg sync.WaitGroup
 	spawn := func(f func(context.Context)) {
 		wg.Add(1)
@@ -152,6 +167,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	spawn(app.writeSelfMetrics)
 	spawn(app.rules.Run)
+	spawn(app.rem.Run)
 	spawn(app.reloadLoop)
 
 	srv := &http.Server{Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}

@@ -58,6 +58,12 @@ func (a *App) routes() http.Handler {
 	api.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
 	api.GET("/api/v1/clusters", a.clusters)
 	api.GET("/api/v1/clusters/:name", a.cluster)
+	api.POST("/api/v1/alerts/webhook", a.webhook)
+	api.GET("/api/v1/jobs", a.listJobs)
+	api.POST("/api/v1/jobs", a.startJob)
+	api.GET("/api/v1/jobs/:id", a.getJob)
+	api.GET("/api/v1/remediation", a.remediationStatus)
+	api.POST("/api/v1/remediation/:cluster/resume", a.resumeRemediation)
 	api.GET("/api/v1/rules", a.apiRules)
 	api.GET("/api/v1/alerts", a.apiAlerts)
 	if a.am != nil {
@@ -96,6 +102,7 @@ func (a *App) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 		if ok {
 			for _, t := range a.cfg.API.Tokens {
 				if subtle.ConstantTimeCompare([]byte(got), []byte(t.Value.Reveal())) == 1 {
+					c.Set("token", t.Name) // who did it, for the job log
 					return next(c)
 				}
 			}

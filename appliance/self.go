@@ -28,6 +28,7 @@ func (a *App) selfMetrics() []metric.Metric {
 	for _, p := range a.probes {
 		out = append(out, p.Metrics()...)
 	}
+	out = append(out, a.rem.Metrics()...)
 	set := &metric.Set{}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(a.cfg.DataDir, &st); err == nil {

@@ -508,15 +508,21 @@ func (r *Remediator) Metrics() []metric.Metric {
 		set.Add("nines_job_running", "1 while a job runs on the cluster.", metric.Gauge, running, "cluster", s.Cluster)
 		set.Add("nines_remediation_recent_recoveries", "Automatic jobs that acted within the anti-flapping window.", metric.Gauge, float64(s.Recoveries), "cluster", s.Cluster)
 	}
+	// Every combination is exported from the start, at 0, so that
+	// increase() sees the first failure as an increase.
 	r.mu.Lock()
-	keys := make([]string, 0, len(r.finished))
-	for k := range r.finished {
-		keys = append(keys, k)
+	clusters := make([]string, 0, len(r.o.Policies))
+	for c := range r.o.Policies {
+		clusters = append(clusters, c)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		p := strings.Split(k, "\x00")
-		set.Add("nines_job_total", "Jobs that ended since the appliance started, by final state.", metric.Counter, float64(r.finished[k]), "cluster", p[0], "runbook", p[1], "state", p[2])
+	sort.Strings(clusters)
+	for _, c := range clusters {
+		for _, rb := range r.o.Runbooks {
+			for _, st := range []JobState{JobSucceeded, JobFailed, JobAborted, JobPlanned} {
+				n := r.finished[c+"\x00"+rb.Name()+"\x00"+string(st)]
+				set.Add("nines_job_total", "Jobs that ended since the appliance started, by final state.", metric.Counter, float64(n), "cluster", c, "runbook", rb.Name(), "state", string(st))
+			}
+		}
 	}
 	r.mu.Unlock()
 	return set.Metrics

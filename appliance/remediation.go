@@ -1,0 +1,185 @@
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nines-project/nines/appliance/agent"
+	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/remediator"
+	"github.com/nines-project/nines/remediator/galera"
+	"github.com/nines-project/nines/remediator/galera/recovery"
+)
+
+// agentNode drives one Galera node through its host agent for the
+// runbooks. Its name is the node's SQL address, the instance label alerts
+// carry.
+type agentNode struct {
+	name string
+	c    *agent.Client
+}
+
+var _ galera.Node = (*agentNode)(nil)
+
+// agentTimeout bounds one call to an agent. Recover runs mariadbd
+// --wsrep-recover (well under a second); the rest answer at once.
+const agentTimeout = 20 * time.Second
+
+func (n *agentNode) Name() string { return n.name }
+
+func (n *agentNode) State(ctx context.Context) galera.NodeState {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := n.c.Status(ctx)
+	if err != nil {
+		return galera.NodeState{Name: n.name, Error: err.Error()}
+	}
+	out := galera.NodeState{Name: n.name, Reachable: true, Running: st.Running, Error: st.Error}
+	if st.WsrepError != "" && out.Error == "" {
+		out.Error = st.WsrepError
+	}
+	if w := st.Wsrep; w != nil && st.Running {
+		out.Wsrep = &galera.Wsrep{ClusterStatus: w.ClusterStatus, LocalStateComment: w.LocalStateComment,
+			ClusterSize: w.ClusterSize, StateUUID: w.ClusterStateUUID, LastCommitted: w.LastCommitted}
+	}
+	return out
+}
+
+func (n *agentNode) Recover(ctx context.Context) (recovery.Position, error) {
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	p, err := n.c.Recover(ctx)
+	if err != nil {
+		return recovery.Position{}, fmt.Errorf("recover position of %s: %w", n.name, err)
+	}
+	return recovery.Position{UUID: p.UUID, Seqno: p.Seqno}, nil
+}
+
+func (n *agentNode) Start(ctx context.Context, pos recovery.Position, newCluster bool) error {
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	if _, err := n.c.Start(ctx, agent.StartRequest{Position: pos.String(), NewCluster: newCluster, Wait: "none"}); err != nil {
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	return nil
+}
+
+func (n *agentNode) SetBootstrapFields(ctx context.Context, pos recovery.Position) error {
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	if _, err := n.c.SetBootstrapFields(ctx, agent.BootstrapFieldsRequest{UUID: pos.UUID, Seqno: pos.Seqno}); err != nil {
+		return fmt.Errorf("set bootstrap fields on %s: %w", n.name, err)
+	}
+	return nil
+}
+
+func (n *agentNode) PCBootstrap(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	if _, err := n.c.PCBootstrap(ctx); err != nil {
+		return fmt.Errorf("pc.bootstrap on %s: %w", n.name, err)
+	}
+	return nil
+}
+
+// newRemediator builds the remediator over the clusters' agents. silenced
+// (may be nil) pauses remediation for silenced alerts.
+func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a *App) (*remediator.Remediator, *remediator.JobLog, error) {
+	nodes := map[string][]galera.Node{}
+	policies := map[string]remediator.Policy{}
+	for _, c := range cfg.Clusters {
+		policies[c.Name] = remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
+		for _, n := range c.Nodes {
+			if n.Agent == "" {
+				continue
+			}
+			nodes[c.Name] = append(nodes[c.Name], &agentNode{name: n.Address, c: agent.NewClient(n.Agent, c.AgentToken.Reveal(), &tls.Config{MinVersion: tls.VersionTLS12})})
+		}
+	}
+	cluster := func(name string) ([]galera.Node, error) {
+		ns := nodes[name]
+		if len(ns) == 0 {
+			return nil, fmt.Errorf("cluster %q has no node with an agent: nines cannot act on it", name)
+		}
+		return ns, nil
+	}
+	log, err := remediator.OpenJobLog(filepath.Join(cfg.DataDir, "jobs"))
+	if err != nil {
+		return nil, nil, err
+	}
+	rem, err := remediator.New(remediator.Options{
+		Log: log,
+		// Priority: a cluster without a Primary component comes first; a
+		// single node's rejoin waits for it.
+		Runbooks: []remediator.Runbook{galera.QuorumRecovery{Nodes: cluster}, galera.Rejoin{Nodes: cluster}},
+		Policies: policies,
+		Silenced: silenced,
+		Logger:   a.log.With("component", "remediator"),
+	})
+	return rem, log, err
+}
+
+// webhook receives Alertmanager's notifications for the remediator.
+func (a *App) webhook(c echo.Context) error {
+	var msg remediator.WebhookMessage
+	if err := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 4<<20)).Decode(&msg); err != nil {
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: "decode Alertmanager webhook message: " + err.Error()})
+	}
+	n := a.rem.Receive(msg)
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "accepted": n})
+}
+
+func (a *App) listJobs(c echo.Context) error {
+	jobs, err := a.jobs.List()
+	if err != nil && len(jobs) == 0 {
+		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": jobs})
+}
+
+func (a *App) getJob(c echo.Context) error {
+	j, err := a.jobs.Get(c.Param("id"))
+	if errors.Is(err, remediator.ErrNoJob) {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: err.Error()})
+	}
+	if err != nil {
+		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": j})
+}
+
+// startJob is POST /api/v1/jobs: a runbook started by hand.
+func (a *App) startJob(c echo.Context) error {
+	var req remediator.ManualRequest
+	if err := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<20)).Decode(&req); err != nil {
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: "decode job request: " + err.Error()})
+	}
+	req.User, _ = c.Get("token").(string)
+	job, err := a.rem.Start(a.runCtx, req)
+	switch {
+	case errors.Is(err, remediator.ErrBusy):
+		return c.JSON(http.StatusConflict, apiError{Status: "error", ErrorType: "conflict", Error: err.Error()})
+	case err != nil:
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: err.Error()})
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"status": "success", "data": job})
+}
+
+func (a *App) remediationStatus(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": a.rem.Status()})
+}
+
+func (a *App) resumeRemediation(c echo.Context) error {
+	if err := a.rem.Resume(c.Param("cluster")); err != nil {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success"})
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nines-project/nines/remediator"
+)
+
+// jobLogDir is where the appliance keeps its job log under data_dir.
+func jobLogDir(dataDir string) string { return filepath.Join(dataDir, "jobs") }
+
+func newJobsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "jobs", Short: "The remediator's job log: list, show, start"}
+	var cfgPath string
+	cmd.PersistentFlags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config (its data_dir holds the job log)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List jobs, newest first (read from the durable job log; works while the appliance is down)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			log, err := remediator.OpenJobLog(jobLogDir(cfg.DataDir))
+			if err != nil {
+				return err
+			}
+			jobs, err := log.List()
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tCLUSTER\tRUNBOOK\tTARGET\tSTATE\tTRIGGER\tTOOK\tREASON")
+			for _, j := range jobs {
+				took := ""
+				if !j.EndedAt.IsZero() && !j.StartedAt.IsZero() {
+					took = j.EndedAt.Sub(j.StartedAt).Round(10 * time.Millisecond).String()
+				}
+				trigger := j.Trigger.Source
+				if j.Trigger.Alert != "" {
+					trigger += ":" + j.Trigger.Alert
+				}
+				state := string(j.State)
+				if j.DryRun {
+					state += " (dry-run)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Cluster, j.Runbook, j.Target, state, trigger, took, j.Reason)
+			}
+			if ferr := w.Flush(); ferr != nil {
+				return ferr
+			}
+			return err
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one job with every step, its input, output and timing",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			log, err := remediator.OpenJobLog(jobLogDir(cfg.DataDir))
+			if err != nil {
+				return err
+			}
+			j, err := log.Get(args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "job %s: %s on cluster %s", j.ID, j.Runbook, j.Cluster)
+			if j.Target != "" {
+				fmt.Fprintf(out, " (node %s)", j.Target)
+			}
+			fmt.Fprintf(out, "\nstate: %s", j.State)
+			if j.Reason != "" {
+				fmt.Fprintf(out, ": %s", j.Reason)
+			}
+			fmt.Fprintf(out, "\ntrigger: %s %s, dry-run %v, resumed %d time(s)\ncreated %s\n\n",
+				j.Trigger.Source, j.Trigger.Alert, j.DryRun, j.Resumes, j.CreatedAt.Format(time.RFC3339Nano))
+			for i, s := range j.Steps {
+				took := ""
+				if !s.EndedAt.IsZero() {
+					took = s.EndedAt.Sub(s.StartedAt).Round(time.Millisecond).String()
+				}
+				fmt.Fprintf(out, "%2d. %-6s %-32s %-8s %8s", i+1, s.Kind, s.Name, s.State, took)
+				if s.Attempts > 1 {
+					fmt.Fprintf(out, "  (attempt %d)", s.Attempts)
+				}
+				fmt.Fprintln(out)
+				if len(s.Input) > 0 && string(s.Input) != "null" {
+					fmt.Fprintf(out, "      in:  %s\n", s.Input)
+				}
+				if len(s.Output) > 0 && string(s.Output) != "null" {
+					fmt.Fprintf(out, "      out: %s\n", truncate(string(s.Output), 400))
+				}
+				if s.Error != "" {
+					fmt.Fprintf(out, "      err: %s\n", s.Error)
+				}
+			}
+			return nil
+		},
+	}
+	var req remediator.ManualRequest
+	start := &cobra.Command{
+		Use:   "start --cluster C --runbook R [--node N] [--force-node N] [--dry-run]",
+		Short: "Start a runbook by hand through the running appliance's API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if len(cfg.API.Tokens) == 0 {
+				return fmt.Errorf("%s has no API token to call the appliance with", cfgPath)
+			}
+			scheme := "http"
+			if cfg.TLS != nil {
+				scheme = "https"
+			}
+			body, _ := json.Marshal(req)
+			hreq, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, fmt.Sprintf("%s://%s/api/v1/jobs", scheme, cfg.Listen), bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			hreq.Header.Set("Authorization", "Bearer "+cfg.API.Tokens[0].Value.Reveal())
+			hreq.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(hreq)
+			if err != nil {
+				return fmt.Errorf("start job: %w", err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusAccepted {
+				return fmt.Errorf("start job: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+			}
+			_, err = cmd.OutOrStdout().Write(append(b, '\n'))
+			return err
+		},
+	}
+	start.Flags().StringVar(&req.Cluster, "cluster", "", "cluster name")
+	start.Flags().StringVar(&req.Runbook, "runbook", "", "galera-node-rejoin | galera-quorum-recovery")
+	start.Flags().StringVar(&req.Target, "node", "", "the node (host:port) for node runbooks")
+	start.Flags().StringVar(&req.Force, "force-node", "", "bootstrap from this node even when safety checks refuse")
+	start.Flags().BoolVar(&req.DryRun, "dry-run", false, "record the plan, touch nothing")
+	cmd.AddCommand(list, show, start)
+	return cmd
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
