@@ -14,8 +14,9 @@ import (
 // also how long the alert stays firing after the last bad second.
 const pageWindow = time.Minute
 
-// writeFailedPage is the fast page facts/slo.md asks for: a confirmed
-// failed write probe second pages at once (for: 0s).
+// writeFailedPage is the fast page facts/slo.md asks for, one rule for
+// every cluster of the group: a confirmed failed write probe second pages
+// at once (for: 0s).
 //
 // It fires on the bad-seconds counter rather than on the probe's
 // per-endpoint gauge (max by (cluster) (nines_probe_success) == 0):
@@ -26,21 +27,23 @@ const pageWindow = time.Minute
 //     second between two samples of a gauge would never be seen;
 //   - unknown seconds (no probe result) and no data do not fire it: the
 //     page says writes failed, and only a probe can say that.
-func writeFailedPage(s Spec) rulefmt.Rule {
+//
+// Its expression reads the raw counters only, never a recorded series:
+// the records are evaluated every Interval, the page every PageInterval,
+// and a page must not wait for the slower group. Only its annotations
+// read the recorded budget, to say what a bad second costs.
+func writeFailedPage(g *sloGroup) rulefmt.Rule {
 	return rulefmt.Rule{
-		Alert: AlertWriteFails,
-		Expr:  fmt.Sprintf("sum by (cluster) (increase(%s[%s])) > 0", seconds(s.Cluster, "bad"), dur(pageWindow)),
-		Labels: map[string]string{
-			"severity": "critical",
-			"cluster":  s.Cluster,
-		},
+		Alert:  AlertWriteFails,
+		Expr:   fmt.Sprintf("sum by (cluster) (increase(%s[%s])) > 0", g.counters("bad"), dur(pageWindow)),
+		Labels: g.labels("severity", "critical"),
 		Annotations: map[string]string{
-			"summary": fmt.Sprintf("Writes to cluster %s are failing: no endpoint committed a probe write.", s.Cluster),
-			"description": fmt.Sprintf("In the last %s, at least one second had the write probe fail through every endpoint of cluster %s: "+
-				"none committed and read back its heartbeat within the latency bound. Applications writing to %s are failing. "+
-				"Each such second spends %s of the %s error budget (%s s).",
-				dur(pageWindow), s.Cluster, s.Cluster, percent(1/s.budgetSeconds()), dur(s.Window), num(s.budgetSeconds())),
-			"runbook": "Check the last probe error per endpoint (console, or nines_probe_success{cluster=\"" + s.Cluster + "\"}): " +
+			"summary": "Writes to cluster {{ $labels.cluster }} are failing: no endpoint committed a probe write.",
+			"description": fmt.Sprintf("In the last %s, {{ $value | humanize }} second(s) had the write probe fail through every endpoint of cluster {{ $labels.cluster }}: "+
+				"none committed and read back its heartbeat within the latency bound. Applications writing to {{ $labels.cluster }} are failing. "+
+				"Each such second spends %s %% of the %s error budget (%s s).",
+				dur(pageWindow), g.clusterValue("100 / %s", RecordBudget, `printf "%.3g"`), dur(g.window), g.clusterValue("%s", RecordBudget, secondsFormat)),
+			"runbook": "Check the last probe error per endpoint (console, or nines_probe_success{cluster=\"{{ $labels.cluster }}\"}): " +
 				"ERROR 1047 means a Galera node outside the Primary component (a lost quorum: how many nodes run, wsrep_cluster_status); " +
 				"connection refused means the server is down; a timeout means writes stall (flow control, a full disk, a peer dying " +
 				"before Galera evicts it). What nines does itself: the remediator receives this alert, re-checks the live cluster and, " +

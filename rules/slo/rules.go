@@ -11,11 +11,22 @@
 // bad: every ratio and budget expression then has no result, so it is
 // never counted as good and never pages as a burn. No expression falls
 // back to a zero (`or vector(0)`) for that reason.
+//
+// The cost of the rules does not grow with the number of clusters: specs
+// are grouped by SLO window, and each window gets one rule group whose
+// rules cover all its clusters at once (`sum by (cluster)` over a selector
+// of the group's clusters, thresholds joined `on (cluster)` from the
+// recorded targets). The only per-cluster data are the constants: each
+// cluster's target and budget, written into two rules as one
+// label_replace(vector(…)) term per cluster, which read no storage.
 package slo
 
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,32 +50,51 @@ const (
 	AlertBurnRate   = "NinesSLOBurnRate"
 	AlertWriteFails = "NinesProbeWriteFailed"
 
+	// LabelWindow is set on every series and alert the rules make: the SLO
+	// window of the cluster's spec, as Prometheus writes durations (30d,
+	// 4w). The rules of one window group select the series they recorded
+	// by it, and it keeps two window groups' rules apart for rule linters
+	// (promtool's duplicate-rules check compares names and static labels).
+	LabelWindow = "slo_window"
+
 	// secondsMetric is the probe's SLI counter (exporter/probe).
 	secondsMetric = "nines_probe_seconds_total"
 )
 
-// GroupName is the name of the group holding a cluster's SLO records and
-// burn-rate alerts; PageGroupName that of its fast page.
-func GroupName(cluster string) string     { return "nines-slo-" + cluster }
-func PageGroupName(cluster string) string { return "nines-slo-" + cluster + "-page" }
+// GroupName is the name of the group holding the SLO records and
+// burn-rate alerts of every cluster whose SLO window is window
+// ("nines-slo-30d"); PageGroupName that of their fast page
+// ("nines-slo-30d-page").
+func GroupName(window time.Duration) string     { return "nines-slo-" + dur(window) }
+func PageGroupName(window time.Duration) string { return GroupName(window) + "-page" }
+
+// Interval is the evaluation interval of the records and burn-rate alerts.
+// Their shortest window is 5 minutes and the budget covers the whole SLO
+// window, so a new evaluation every 10 s moves them by at most 1/30 of
+// their shortest window; evaluating them every second would re-read days
+// of samples for every cluster to learn next to nothing. Pages that must
+// go out within seconds are in the page group.
+const Interval = 10 * time.Second
 
 // PageInterval is the evaluation interval of the fast-page group. The
-// page must go out within seconds (DESIGN, remediation safety 7), while
-// the 30-day budget rules of the other group would be wasted work at that
-// pace; that group takes the evaluator's default interval.
+// page must go out within seconds (DESIGN, remediation safety 7); it reads
+// one minute of one counter per cluster, cheap enough to do every second.
 const PageInterval = time.Second
 
-// Rules returns two groups per spec, in spec order: GroupName(cluster)
-// with the error-ratio records, the burn-rate alerts and the budget
-// records, and PageGroupName(cluster) with the fast page. Specs are
-// checked first; nothing is returned if any is wrong.
+// Rules returns two groups per distinct SLO window, shortest window first:
+// GroupName(window) with the target and budget constants, the
+// error-ratio records, the burn-rate alerts and the remaining-budget
+// records of every cluster with that window, and PageGroupName(window)
+// with their fast page. The number of rules does not depend on the number
+// of clusters. Specs are checked first; nothing is returned if any is
+// wrong.
 func Rules(specs []Spec) ([]rulefmt.RuleGroup, error) {
 	windows, err := Windows()
 	if err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
-	groups := make([]rulefmt.RuleGroup, 0, 2*len(specs))
+	byWindow := map[time.Duration]*sloGroup{}
 	for _, s := range specs {
 		s, err := s.withDefaults(windows)
 		if err != nil {
@@ -74,13 +104,27 @@ func Rules(specs []Spec) ([]rulefmt.RuleGroup, error) {
 			return nil, fmt.Errorf("SLO of cluster %q given twice", s.Cluster)
 		}
 		seen[s.Cluster] = true
+		g := byWindow[s.Window]
+		if g == nil {
+			g = &sloGroup{window: s.Window}
+			byWindow[s.Window] = g
+		}
+		g.specs = append(g.specs, s)
+	}
+	groups := make([]rulefmt.RuleGroup, 0, 2*len(byWindow))
+	for _, w := range slices.Sorted(maps.Keys(byWindow)) {
+		g := byWindow[w]
+		// Order matters: a rule reads what the rules before it recorded in
+		// the same evaluation (the alerts read the targets and ratios, the
+		// remaining budget reads the budget).
 		var rs []rulefmt.Rule
-		rs = append(rs, errorRatioRecords(s, windows)...)
-		rs = append(rs, burnRateAlerts(s, windows)...)
-		rs = append(rs, budgetRecords(s)...)
+		rs = append(rs, constantRecords(g)...)
+		rs = append(rs, errorRatioRecords(g, windows)...)
+		rs = append(rs, burnRateAlerts(g, windows)...)
+		rs = append(rs, budgetRecords(g)...)
 		groups = append(groups,
-			rulefmt.RuleGroup{Name: GroupName(s.Cluster), Rules: rs},
-			rulefmt.RuleGroup{Name: PageGroupName(s.Cluster), Interval: model.Duration(PageInterval), Rules: []rulefmt.Rule{writeFailedPage(s)}},
+			rulefmt.RuleGroup{Name: GroupName(w), Interval: model.Duration(Interval), Rules: rs},
+			rulefmt.RuleGroup{Name: PageGroupName(w), Interval: model.Duration(PageInterval), Rules: []rulefmt.Rule{writeFailedPage(g)}},
 		)
 	}
 	return groups, nil
@@ -101,10 +145,32 @@ func Marshal(groups []rulefmt.RuleGroup) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// seconds selects the cluster's SLI counters; result is one result, a
-// regular expression of several (bad|unknown), or "" for all.
-func seconds(cluster, result string) string {
-	sel := "cluster=" + strconv.Quote(cluster)
+// sloGroup is the checked specs that share one SLO window, in spec order:
+// they share one rule group and one page group.
+type sloGroup struct {
+	window time.Duration
+	specs  []Spec
+}
+
+// labels are the static labels of the group's rules: LabelWindow, and
+// extra pairs (name, value, ...).
+func (g *sloGroup) labels(extra ...string) map[string]string {
+	ls := map[string]string{LabelWindow: dur(g.window)}
+	for i := 0; i+1 < len(extra); i += 2 {
+		ls[extra[i]] = extra[i+1]
+	}
+	return ls
+}
+
+// counters selects the SLI counters of the group's clusters, and of no
+// other; result is one result, a regular expression of several
+// (bad|unknown), or "" for all.
+func (g *sloGroup) counters(result string) string {
+	names := make([]string, len(g.specs))
+	for i, s := range g.specs {
+		names[i] = regexp.QuoteMeta(s.Cluster)
+	}
+	sel := "cluster=~" + strconv.Quote(strings.Join(names, "|"))
 	switch {
 	case strings.Contains(result, "|"):
 		sel += ",result=~" + strconv.Quote(result)
@@ -114,12 +180,23 @@ func seconds(cluster, result string) string {
 	return secondsMetric + "{" + sel + "}"
 }
 
-// countOver is the number of the cluster's seconds with the given results
-// over window w. Prometheus' increase() may extrapolate by up to one sample
-// interval at the window's edges; over a counter that starts at zero
-// within the window it is exact.
-func countOver(cluster, result string, w time.Duration) string {
-	return fmt.Sprintf("sum by (cluster) (increase(%s[%s]))", seconds(cluster, result), dur(w))
+// recorded selects the series named name that this group records. It
+// selects by LabelWindow, not by the list of clusters, so that the alert
+// expressions stay the same when a cluster is added to or removed from
+// the group: the rule engine keeps a rule's pending and firing alerts
+// across a reload only when its expression is unchanged, and a ticket
+// waiting out its `for: 1h` must not start over because another cluster
+// was configured.
+func (g *sloGroup) recorded(name string) string {
+	return name + "{" + LabelWindow + "=" + strconv.Quote(dur(g.window)) + "}"
+}
+
+// countOver is the number of seconds with the given results over window
+// w, per cluster of the group. Prometheus' increase() may extrapolate by
+// up to one sample interval at the window's edges; over a counter that
+// starts at zero within the window it is exact.
+func (g *sloGroup) countOver(result string, w time.Duration) string {
+	return fmt.Sprintf("sum by (cluster) (increase(%s[%s]))", g.counters(result), dur(w))
 }
 
 // errorSeconds is the regular expression of the results that spend the

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,14 @@ type Spec struct {
 func (s Spec) withDefaults(windows []Window) (Spec, error) {
 	if s.Cluster == "" {
 		return s, fmt.Errorf("SLO spec: empty cluster name")
+	}
+	// The rules write cluster names into label matchers, regular
+	// expressions and label_replace replacements; the names the config
+	// accepts need no escaping in any of them.
+	if strings.IndexFunc(s.Cluster, func(r rune) bool {
+		return r != '-' && r != '_' && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z')
+	}) >= 0 {
+		return s, fmt.Errorf("SLO spec: cluster name %q has characters other than letters, digits, - and _", s.Cluster)
 	}
 	if s.Target == 0 {
 		s.Target = DefaultTarget
@@ -58,7 +67,7 @@ func (s Spec) withDefaults(windows []Window) (Spec, error) {
 // errorBudgetRatio is the share of seconds that may be bad: 1e-5 for
 // 99.999 %. It is computed on the target's decimal digits: in binary
 // floating point 100 − 99.999 is 0.0010000000000047748, and the noise
-// would show in every threshold written into the rules.
+// would show in the budget the rules record and the reports print.
 func (s Spec) errorBudgetRatio() float64 {
 	t, ok := new(big.Rat).SetString(strconv.FormatFloat(s.Target, 'f', -1, 64))
 	if !ok {

@@ -21,7 +21,7 @@ func TestWindowFactors(t *testing.T) {
 		sev         Severity
 		long, short time.Duration
 		factor      float64
-		threshold   string // factor × (1 − 0.99999), as written into the rules
+		threshold   string // factor × (1 − 0.99999), what a five-nines cluster's ratios are compared with
 	}{
 		{SeverityPage, time.Hour, 5 * time.Minute, 14.4, "0.000144"},
 		{SeverityPage, 6 * time.Hour, 30 * time.Minute, 6, "6e-05"},
