@@ -116,7 +116,7 @@ func sharedGalera(tb testing.TB) *sandbox.Sandbox {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		start := time.Now()
-		shared, sharedErr = sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, true), Nodes: 3, BasePort: basePort(), ClusterName: "shared"})
+		shared, sharedErr = sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, true), Nodes: 3, BasePort: basePort(), ClusterName: "shared", AgentBinary: ninesBin})
 		if sharedErr == nil {
 			fmt.Fprintf(os.Stderr, "e2e: shared 3-node Galera sandbox up in %s\n", time.Since(start).Round(time.Millisecond))
 		}
@@ -134,7 +134,7 @@ func freshGalera(tb testing.TB, name string) *sandbox.Sandbox {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, false), Nodes: 3, BasePort: basePort(), ClusterName: name})
+	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, false), Nodes: 3, BasePort: basePort(), ClusterName: name, AgentBinary: ninesBin})
 	if err != nil {
 		tb.Fatalf("start sandbox: %v", err)
 	}
@@ -200,11 +200,17 @@ func startAppliance(tb testing.TB, cfg, tokenFile string, extra ...string) *appl
 // startApplianceBin is startAppliance with another build of nines.
 func startApplianceBin(tb testing.TB, bin, cfg, tokenFile string, extra ...string) *appliance {
 	tb.Helper()
+	return startApplianceOn(tb, bin, fmt.Sprintf("127.0.0.1:%d", freePort(tb)), cfg, tokenFile, extra...)
+}
+
+// startApplianceOn runs nines on addr, for configs that must know the
+// appliance's address in advance (Alertmanager calling the remediator).
+func startApplianceOn(tb testing.TB, bin, addr, cfg, tokenFile string, extra ...string) *appliance {
+	tb.Helper()
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(tb))
 	args := append([]string{"run", "--config", cfg, "--listen", addr}, extra...)
 	a := &appliance{tb: tb, base: "http://" + addr, token: strings.TrimSpace(string(tok)), output: &safeBuffer{}, exited: make(chan struct{})}
 	a.cmd = exec.Command(bin, args...)
@@ -221,6 +227,12 @@ func startApplianceBin(tb testing.TB, bin, cfg, tokenFile string, extra ...strin
 		}
 	})
 	return a
+}
+
+// kill ends the appliance with SIGKILL, as a crash would.
+func (a *appliance) kill() {
+	_ = a.cmd.Process.Kill()
+	<-a.exited
 }
 
 // stop sends SIGTERM and waits for a clean exit.

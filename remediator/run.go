@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -46,6 +47,17 @@ func (r *Run) Force() string   { return r.job.Force }
 
 // DryRun reports whether the job only records its plan.
 func (r *Run) DryRun() bool { return r.job.DryRun }
+
+// DoneStep returns the name of the first done step whose name starts
+// with prefix: a resumed runbook uses it to tell how far it had got.
+func (r *Run) DoneStep(prefix string) (string, bool) {
+	for _, s := range r.job.Steps {
+		if strings.HasPrefix(s.Name, prefix) && s.State == StepDone {
+			return s.Name, true
+		}
+	}
+	return "", false
+}
 
 // Logf records a note as a done step without input, for decisions the
 // operator should read in the log ("chose n1: seqno 42").

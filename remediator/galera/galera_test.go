@@ -210,3 +210,49 @@ func TestRejoin(t *testing.T) {
 		t.Errorf("dry run planned %d steps, want recover, start, wait: %+v", planned, j.Steps)
 	}
 }
+
+// TestQuorumRecoveryResumesAfterBootstrap: the appliance died after the
+// bootstrap; the resumed job does not refuse because of the Primary it
+// made itself, does not bootstrap again, and starts the others.
+func TestQuorumRecoveryResumesAfterBootstrap(t *testing.T) {
+	var calls []string
+	c := cluster(stopped("n1", 40, &calls), synced("n2", &calls), stopped("n3", 41, &calls))
+	log, err := remediator.OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := log.Save(&remediator.Job{ID: "j1", Cluster: "c1", Runbook: "galera-quorum-recovery", State: remediator.JobRunning, CreatedAt: now,
+		Steps: []remediator.Step{
+			{Name: "recover-position:n1", Kind: "act", State: remediator.StepDone, Output: []byte(`{"UUID":"` + uuid + `","Seqno":39}`), Attempts: 1},
+			{Name: "bootstrap:n2", Kind: "act", State: remediator.StepDone, Output: []byte(`"grastate"`), Attempts: 1},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{QuorumRecovery{Nodes: c}},
+		Policies: map[string]remediator.Policy{"c1": {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rem.Run(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		j, _ := log.Get("j1")
+		if j != nil && j.State.Done() {
+			if j.State != remediator.JobSucceeded {
+				t.Fatalf("resumed job %s: %s", j.State, j.Reason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("resumed job did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// n1's position comes from the log (seqno 39), not a second recover.
+	if got, want := strings.Join(calls, " "), "n1:start@"+uuid+":39 n3:recover n3:start@"+uuid+":41"; got != want {
+		t.Errorf("actions after resume:\n got %s\nwant %s", got, want)
+	}
+}

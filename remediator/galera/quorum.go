@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nines-project/nines/remediator"
@@ -46,6 +47,67 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 	if limit <= 0 {
 		limit = 2 * time.Minute
 	}
+	// A job resumed after its bootstrap went through must not check for
+	// "no Primary" again: the Primary is its own doing. It goes on with the
+	// other nodes.
+	var chosen Node
+	if name, done := r.DoneStep("bootstrap:"); done {
+		if chosen, err = find(nodes, strings.TrimPrefix(name, "bootstrap:")); err != nil {
+			return err
+		}
+		if err := r.Logf("resume", "bootstrap of %s was done before the interruption; continuing with the other nodes", chosen.Name()); err != nil {
+			return err
+		}
+	} else {
+		if chosen, err = rb.bootstrap(ctx, r, nodes, limit); err != nil || chosen == nil {
+			return err
+		}
+	}
+
+	// The others, one at a time: running ones join the new component by
+	// themselves; stopped ones start at their recovered position (IST).
+	for _, n := range nodes {
+		if n == chosen {
+			continue
+		}
+		st, err := remediator.Observe(r, "observe:"+n.Name(), nil, func(ctx context.Context) (NodeState, error) { return n.State(ctx), nil })
+		if err != nil {
+			return err
+		}
+		switch {
+		case !st.Reachable:
+			if err := r.Logf("skip:"+n.Name(), "the agent of %s does not answer (%s): left for its own rejoin", n.Name(), st.Error); err != nil {
+				return err
+			}
+			continue
+		case !st.Running:
+			pos, err := remediator.Act(ctx, r, "recover-position:"+n.Name(), map[string]string{"node": n.Name()}, func(ctx context.Context) (recovery.Position, error) {
+				return n.Recover(ctx)
+			})
+			if err != nil {
+				return err
+			}
+			if _, err := remediator.Act(ctx, r, "start:"+n.Name(), map[string]string{"node": n.Name(), "position": pos.String()}, func(ctx context.Context) (string, error) {
+				if st := n.State(ctx); st.Running {
+					return "already running", nil
+				}
+				return "started", n.Start(ctx, pos, false)
+			}); err != nil {
+				return err
+			}
+		}
+		if _, err := remediator.Wait(ctx, r, "wait-synced:"+n.Name(), nil, func(ctx context.Context) (NodeState, error) {
+			return waitSynced(ctx, n, nodes, limit)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bootstrap finds the most advanced node and forms a Primary component on
+// it. It returns nil (and no error) in a dry run, after recording the plan.
+func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes []Node, limit time.Duration) (Node, error) {
 	noPrimary := func(name string) ([]NodeState, error) {
 		return remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
 			states := observeAll(ctx, nodes)
@@ -59,7 +121,7 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	states, err := noPrimary("observe-cluster")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	readable := 0
 	for _, s := range states {
@@ -68,7 +130,7 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 		}
 	}
 	if readable*2 <= len(nodes) && r.Force() == "" {
-		return fmt.Errorf("only %d of %d nodes can be read: bootstrapping could leave out the most advanced one; refusing (start a manual job with force_node to override)", readable, len(nodes))
+		return nil, fmt.Errorf("only %d of %d nodes can be read: bootstrapping could leave out the most advanced one; refusing (start a manual job with force_node to override)", readable, len(nodes))
 	}
 
 	// Positions: a running node's from its status, a stopped node's by
@@ -80,59 +142,58 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 			continue
 		}
 		n := nodes[i]
-		var p position
+		var pos recovery.Position
 		if s.Running {
 			if s.Wsrep == nil {
-				return fmt.Errorf("%s runs but its wsrep state cannot be read: cannot tell its position", s.Name)
+				return nil, fmt.Errorf("%s runs but its wsrep state cannot be read: cannot tell its position", s.Name)
 			}
-			p = position{Node: s.Name, Position: recovery.Position{UUID: s.Wsrep.StateUUID, Seqno: s.Wsrep.LastCommitted}, From: "running"}
+			p := position{Node: s.Name, Position: recovery.Position{UUID: s.Wsrep.StateUUID, Seqno: s.Wsrep.LastCommitted}, From: "running"}
 			if _, err := remediator.Observe(r, "position:"+s.Name, nil, func(context.Context) (position, error) { return p, nil }); err != nil {
-				return err
+				return nil, err
 			}
+			pos = p.Position
 		} else {
-			pos, err := remediator.Act(ctx, r, "recover-position:"+s.Name, map[string]string{"node": s.Name}, func(ctx context.Context) (recovery.Position, error) {
+			if pos, err = remediator.Act(ctx, r, "recover-position:"+s.Name, map[string]string{"node": s.Name}, func(ctx context.Context) (recovery.Position, error) {
 				return n.Recover(ctx)
-			})
-			if err != nil {
-				return err
+			}); err != nil {
+				return nil, err
 			}
-			p = position{Node: s.Name, Position: pos, From: "recovered"}
 		}
-		positions[s.Name] = p.Position
-		cands = append(cands, recovery.Candidate{Name: s.Name, Position: p.Position})
+		positions[s.Name] = pos
+		cands = append(cands, recovery.Candidate{Name: s.Name, Position: pos})
 	}
 	if r.DryRun() {
-		return r.Logf("plan", "would choose the bootstrap node among %d readable nodes by cluster UUID and highest seqno once their positions are recovered, bootstrap it (pc.bootstrap if running, else grastate safe_to_bootstrap + --wsrep-new-cluster), then start the others one at a time", readable)
+		return nil, r.Logf("plan", "would choose the bootstrap node among %d readable nodes by cluster UUID and highest seqno once their positions are recovered, bootstrap it (pc.bootstrap if running, else grastate safe_to_bootstrap + --wsrep-new-cluster), then start the others one at a time", readable)
 	}
 
 	var chosen Node
 	if f := r.Force(); f != "" {
 		if chosen, err = find(nodes, f); err != nil {
-			return err
+			return nil, err
 		}
 		if err := r.Logf("choose-bootstrap", "operator forced %s (position %s)", f, positions[f]); err != nil {
-			return err
+			return nil, err
 		}
 	} else {
 		i, err := recovery.ChooseBootstrap(cands)
 		if errors.Is(err, recovery.ErrUUIDMismatch) {
-			return fmt.Errorf("%w: a human must decide which history to keep (start a manual job with force_node)", err)
+			return nil, fmt.Errorf("%w: a human must decide which history to keep (start a manual job with force_node)", err)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if chosen, err = find(nodes, cands[i].Name); err != nil {
-			return err
+			return nil, err
 		}
 		if err := r.Logf("choose-bootstrap", "bootstrap from %s: highest seqno %d of cluster %s among %v", cands[i].Name, cands[i].Position.Seqno, cands[i].Position.UUID, cands); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	pos := positions[chosen.Name()]
 
 	// Re-observe right before the irreversible step.
 	if _, err := noPrimary("recheck-before-bootstrap"); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := remediator.Act(ctx, r, "bootstrap:"+chosen.Name(), map[string]string{"node": chosen.Name(), "position": pos.String()}, func(ctx context.Context) (string, error) {
 		st := chosen.State(ctx)
@@ -144,40 +205,12 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 		}
 		return "grastate safe_to_bootstrap + --wsrep-new-cluster", chosen.Start(ctx, pos, true)
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := remediator.Wait(ctx, r, "wait-synced:"+chosen.Name(), nil, func(ctx context.Context) (NodeState, error) {
 		return waitSynced(ctx, chosen, nodes, limit)
 	}); err != nil {
-		return err
+		return nil, err
 	}
-
-	// The others, one at a time: running ones join the new component by
-	// themselves; stopped ones start at their recovered position (IST).
-	for _, n := range nodes {
-		if n == chosen {
-			continue
-		}
-		p, known := positions[n.Name()]
-		if !known {
-			if err := r.Logf("skip:"+n.Name(), "%s could not be read at the start; left for its own rejoin", n.Name()); err != nil {
-				return err
-			}
-			continue
-		}
-		if _, err := remediator.Act(ctx, r, "start:"+n.Name(), map[string]string{"node": n.Name(), "position": p.String()}, func(ctx context.Context) (string, error) {
-			if st := n.State(ctx); st.Running {
-				return "running: joins by itself", nil
-			}
-			return "started", n.Start(ctx, p, false)
-		}); err != nil {
-			return err
-		}
-		if _, err := remediator.Wait(ctx, r, "wait-synced:"+n.Name(), nil, func(ctx context.Context) (NodeState, error) {
-			return waitSynced(ctx, n, nodes, limit)
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return chosen, nil
 }

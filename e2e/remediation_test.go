@@ -1,0 +1,433 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nines-project/nines/appliance/sandbox"
+)
+
+// healer is an appliance with remediation on, its Alertmanager routing
+// alerts that name a runbook to nines' own webhook, and every alert to a
+// test hook.
+type healer struct {
+	*appliance
+	sb   *sandbox.Sandbox
+	hook *hook
+	cfg  string
+	addr string
+}
+
+type remediationOpts struct {
+	mode          string // auto | dry-run | off
+	maxRecoveries int
+}
+
+func startHealer(t *testing.T, sb *sandbox.Sandbox, o remediationOpts) *healer {
+	t.Helper()
+	h := &healer{sb: sb, hook: newHook(t), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	dir := t.TempDir()
+	am := fmt.Sprintf(`route:
+  receiver: test
+  group_by: ['...']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - receiver: remediator
+      matchers: ['remediation!=""']
+      continue: true
+    - receiver: test
+receivers:
+  - name: test
+    webhook_configs: [{url: %q, send_resolved: true}]
+  - name: remediator
+    webhook_configs:
+      - url: http://%s/api/v1/alerts/webhook
+        send_resolved: true
+        http_config:
+          authorization: {type: Bearer, credentials_file: %s}
+`, h.hook.url, h.addr, sb.TokenPath())
+	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(am), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o.maxRecoveries == 0 {
+		o.maxRecoveries = 3
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: test, token_file: %s}]\nalertmanager: {embedded: alertmanager.yml}\n", h.addr, sb.TokenPath())
+	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: galera\n    nodes:\n", sb.ClusterName())
+	for _, n := range sb.Nodes() {
+		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
+	}
+	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    agent_token_file: %s\n", sb.PasswordPath(), sb.AgentTokenPath())
+	fmt.Fprintf(&b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m}\n", o.mode, o.maxRecoveries)
+	h.cfg = filepath.Join(dir, "nines.yaml")
+	if err := os.WriteFile(h.cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.appliance = startApplianceOn(t, ninesBin, h.addr, h.cfg, sb.TokenPath())
+	h.waitHealthy(t, h.started, 20*time.Second)
+	return h
+}
+
+// restart starts a new appliance process on the same config and data.
+func (h *healer) restart(t *testing.T) {
+	h.appliance = startApplianceOn(t, ninesBin, h.addr, h.cfg, h.sb.TokenPath())
+}
+
+// waitHealthy waits until all three nodes are Synced in a Primary
+// component, as nines sees them, and returns how long it took from since.
+func (h *healer) waitHealthy(t *testing.T, since time.Time, limit time.Duration) time.Duration {
+	t.Helper()
+	return waitFor(t, since, limit, "all three nodes Synced and Primary", func() bool {
+		return len(h.query(`mysql_global_status_wsrep_local_state == 4 and on (cluster, instance) mysql_global_status_wsrep_cluster_status == 1 and on (cluster, instance) mysql_global_status_wsrep_cluster_size == 3`)) == 3
+	})
+}
+
+type jobView struct {
+	ID      string
+	Runbook string
+	Target  string
+	State   string
+	Reason  string
+	DryRun  bool `json:"dry_run"`
+	Resumes int
+	Steps   []struct {
+		Name     string
+		Kind     string
+		State    string
+		Attempts int
+		Error    string
+	}
+}
+
+func (h *healer) jobs(t *testing.T) []jobView {
+	t.Helper()
+	var r struct{ Data []jobView }
+	if code, err := h.get("/api/v1/jobs", nil, &r); err != nil || code != 200 {
+		return nil
+	}
+	return r.Data
+}
+
+// noDoneStepTwice checks the job log: an act step that is done ran once.
+func noDoneStepTwice(t *testing.T, jobs []jobView) {
+	t.Helper()
+	for _, j := range jobs {
+		for _, s := range j.Steps {
+			if s.Kind == "act" && s.State == "done" && s.Attempts > 1 {
+				// An act step interrupted by a crash may run again; one that
+				// completed may not. Attempts > 1 with state done means it was
+				// interrupted before completing the first time.
+				t.Logf("job %s: act step %s completed on attempt %d (the first was interrupted)", j.ID, s.Name, s.Attempts)
+			}
+		}
+	}
+}
+
+// probeLoss checks, on a node, that every probe write nines acknowledged
+// through each endpoint is in the cluster: the probe log holds every seq
+// from the first to the last acknowledged one.
+func probeLoss(t *testing.T, h *healer) {
+	t.Helper()
+	host, _ := os.Hostname()
+	var checkOn string
+	for _, n := range h.sb.Nodes() {
+		checkOn = n.Name
+	}
+	db, err := h.sb.DB(checkOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range h.query(fmt.Sprintf(`nines_probe_last_acknowledged_seq{cluster=%q}`, h.sb.ClusterName())) {
+		ep, last := s.Labels["instance"], int64(s.Value)
+		var count, minSeq, maxSeq int64
+		if err := db.QueryRow("SELECT COUNT(*), COALESCE(MIN(seq),0), COALESCE(MAX(seq),0) FROM nines.probe_log WHERE source = ? AND endpoint = ? AND seq <= ?", host, ep, last).Scan(&count, &minSeq, &maxSeq); err != nil {
+			t.Fatalf("probe log on %s: %v", checkOn, err)
+		}
+		if maxSeq != last || count != maxSeq-minSeq+1 {
+			t.Errorf("endpoint %s: acknowledged up to seq %d, the cluster has %d rows from %d to %d: acknowledged writes lost", ep, last, count, minSeq, maxSeq)
+		} else {
+			t.Logf("measured: endpoint %s: all %d acknowledged probe writes (seq %d..%d) present on %s", ep, count, minSeq, maxSeq, checkOn)
+		}
+	}
+}
+
+func kill(t *testing.T, sb *sandbox.Sandbox, names ...string) time.Time {
+	t.Helper()
+	pids := map[string]int{}
+	for _, n := range names {
+		pid, err := sb.Pid(n)
+		if err != nil || pid <= 0 {
+			t.Fatalf("pid of %s: %d %v", n, pid, err)
+		}
+		pids[n] = pid
+	}
+	at := time.Now()
+	for n, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %s: %v", n, err)
+		}
+	}
+	return at
+}
+
+func nodeNames(sb *sandbox.Sandbox) []string {
+	var out []string
+	for _, n := range sb.Nodes() {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// TestRejoinAfterKill: kill -9 of one node; the remediator rejoins it by
+// IST, automatically, within 20 s; no acknowledged write is lost.
+func TestRejoinAfterKill(t *testing.T) {
+	sb := freshGalera(t, "rejoindrill")
+	h := startHealer(t, sb, remediationOpts{mode: "auto"})
+	time.Sleep(3 * time.Second) // some acknowledged probe writes before the drill
+	victim := sb.Nodes()[1]
+	logBefore, _ := os.ReadFile(victim.ErrorLog)
+
+	killed := kill(t, sb, victim.Name)
+	took := h.waitHealthy(t, killed, 20*time.Second)
+	t.Logf("measured: %s Synced again %s after kill -9 (bound 20s, goal 8s)", victim.Name, took.Round(time.Millisecond))
+
+	logAfter, _ := os.ReadFile(victim.ErrorLog)
+	joined := string(logAfter[len(logBefore):])
+	if !strings.Contains(joined, "IST") || strings.Contains(joined, "Proceeding with SST") {
+		t.Errorf("%s did not rejoin by IST; its error log since the kill:\n%s", victim.Name, tail(joined, 3000))
+	}
+	jobs := h.jobs(t)
+	if len(jobs) == 0 || jobs[0].Runbook != "galera-node-rejoin" || jobs[0].State != "succeeded" || jobs[0].Target != victim.Address() {
+		t.Errorf("job log: %+v", jobs)
+	}
+	time.Sleep(2 * time.Second)
+	probeLoss(t, h)
+}
+
+// TestQuorumRecoveryTwoKilled: kill -9 two of three: Primary again and all
+// three Synced within 30 s.
+func TestQuorumRecoveryTwoKilled(t *testing.T) {
+	sb := freshGalera(t, "twodrill")
+	h := startHealer(t, sb, remediationOpts{mode: "auto"})
+	time.Sleep(3 * time.Second)
+	names := nodeNames(sb)
+	killed := kill(t, sb, names[1], names[2])
+	took := h.waitHealthy(t, killed, 30*time.Second)
+	t.Logf("measured: cluster Primary with 3 Synced nodes %s after kill -9 of 2 of 3 (bound 30s, goal 10s)", took.Round(time.Millisecond))
+	var quorum *jobView
+	for i, j := range h.jobs(t) {
+		if j.Runbook == "galera-quorum-recovery" && j.State == "succeeded" {
+			quorum = &h.jobs(t)[i]
+		}
+	}
+	if quorum == nil {
+		t.Errorf("no succeeded quorum recovery job: %+v", h.jobs(t))
+	}
+	time.Sleep(2 * time.Second)
+	probeLoss(t, h)
+}
+
+// TestWholeClusterCrash: kill -9 all three; recovered from the most
+// advanced node with the cluster UUID kept, all Synced within 60 s. The
+// appliance is killed in the middle of the recovery job and restarted: the
+// job resumes or aborts, the cluster ends healthy, no step done twice.
+func TestWholeClusterCrash(t *testing.T) {
+	sb := freshGalera(t, "crashdrill")
+	h := startHealer(t, sb, remediationOpts{mode: "auto"})
+	time.Sleep(3 * time.Second)
+	uuidBefore := h.query(`nines_galera_state_info`)[0].Labels["cluster_state_uuid"]
+
+	killed := kill(t, sb, nodeNames(sb)...)
+	took := h.waitHealthy(t, killed, 60*time.Second)
+	t.Logf("measured: whole-cluster crash recovered, 3 Synced, %s after kill -9 of all three (bound 60s, goal 15s)", took.Round(time.Millisecond))
+	for _, s := range h.query(`nines_galera_state_info`) {
+		if s.Labels["cluster_state_uuid"] != uuidBefore {
+			t.Errorf("%s has cluster UUID %s, was %s: a new history", s.Labels["instance"], s.Labels["cluster_state_uuid"], uuidBefore)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	probeLoss(t, h)
+
+	// The same crash again, and the appliance killed mid-job: once the job
+	// has done its bootstrap step, kill -9 the appliance and restart it.
+	killed = kill(t, sb, nodeNames(sb)...)
+	waitFor(t, killed, 30*time.Second, "the recovery job to bootstrap", func() bool {
+		for _, j := range h.jobs(t) {
+			if j.Runbook == "galera-quorum-recovery" && j.State == "running" {
+				for _, s := range j.Steps {
+					if strings.HasPrefix(s.Name, "bootstrap:") && s.State == "done" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	h.kill()
+	t.Logf("appliance killed with -9 mid-job, %s after the crash", time.Since(killed).Round(time.Millisecond))
+	h.restart(t)
+	h.waitHealthy(t, h.started, 60*time.Second)
+	var interrupted *jobView
+	jobs := h.jobs(t)
+	for i := range jobs {
+		if jobs[i].Resumes > 0 || strings.Contains(jobs[i].Reason, "interrupted") {
+			interrupted = &jobs[i]
+		}
+	}
+	if interrupted == nil {
+		t.Fatalf("no job shows the interruption: %+v", jobs)
+	}
+	t.Logf("interrupted job %s ended %s (%s) after %d resume(s)", interrupted.ID, interrupted.State, interrupted.Reason, interrupted.Resumes)
+	if interrupted.State != "succeeded" && interrupted.State != "aborted" {
+		t.Errorf("interrupted job ended %s: %s", interrupted.State, interrupted.Reason)
+	}
+	for _, s := range interrupted.Steps {
+		if s.Kind == "act" && s.Attempts > 1 {
+			t.Errorf("act step %s ran %d times", s.Name, s.Attempts)
+		}
+	}
+	for _, s := range h.query(`nines_galera_state_info`) {
+		if s.Labels["cluster_state_uuid"] != uuidBefore {
+			t.Errorf("after the resumed job %s has cluster UUID %s, was %s", s.Labels["instance"], s.Labels["cluster_state_uuid"], uuidBefore)
+		}
+	}
+}
+
+// TestDryRunAndCrashLoop: in dry-run the plan is recorded and no node is
+// touched; then in auto mode a node made to crash again after each rejoin
+// stops being repaired after N recoveries, and an alert says so.
+func TestDryRunAndCrashLoop(t *testing.T) {
+	sb := freshGalera(t, "loopdrill")
+	victim := sb.Nodes()[2]
+
+	dry := startHealer(t, sb, remediationOpts{mode: "dry-run"})
+	kill(t, sb, victim.Name)
+	waitFor(t, time.Now(), 20*time.Second, "a planned job", func() bool {
+		js := dry.jobs(t)
+		return len(js) > 0 && js[0].State == "planned"
+	})
+	time.Sleep(3 * time.Second)
+	if pid, _ := sb.Pid(victim.Name); pid > 0 {
+		t.Fatalf("dry run started %s (pid %d)", victim.Name, pid)
+	}
+	j := dry.jobs(t)[0]
+	planned := 0
+	for _, s := range j.Steps {
+		if s.State == "planned" {
+			planned++
+		}
+	}
+	t.Logf("dry-run job %s: %d steps planned, none run", j.ID, planned)
+	if !j.DryRun || planned == 0 {
+		t.Errorf("dry-run job %+v", j)
+	}
+	dry.stop()
+
+	// Auto, at most 2 recoveries per window: the third crash is left alone.
+	h := startHealer(t, sb, remediationOpts{mode: "auto", maxRecoveries: 2})
+	for i := 1; i <= 2; i++ {
+		h.waitHealthy(t, time.Now(), 30*time.Second)
+		time.Sleep(2 * time.Second) // let the alert resolve before the next crash
+		kill(t, sb, victim.Name)
+		t.Logf("crash %d of %s", i+1, victim.Name)
+	}
+	waitFor(t, time.Now(), 30*time.Second, "NinesRemediationHalted at the webhook", func() bool {
+		_, ok := h.hook.first("firing", named("NinesRemediationHalted"))
+		return ok
+	})
+	time.Sleep(3 * time.Second)
+	if pid, _ := sb.Pid(victim.Name); pid > 0 {
+		t.Errorf("%s was started again after automation halted", victim.Name)
+	}
+	var st struct {
+		Data []struct {
+			Cluster, Halted string
+		}
+	}
+	if _, err := h.get("/api/v1/remediation", nil, &st); err != nil || len(st.Data) != 1 || st.Data[0].Halted == "" {
+		t.Errorf("remediation status: %+v %v", st, err)
+	} else {
+		t.Logf("remediation status says: %s", st.Data[0].Halted)
+	}
+}
+
+// TestWebhookAuthAndStaleAlert: the webhook refuses callers without the
+// token; an authenticated alert whose condition is not true on the live
+// cluster gives an aborted job, and no node is touched.
+func TestWebhookAuthAndStaleAlert(t *testing.T) {
+	sb := sharedGalera(t)
+	h := startHealer(t, sb, remediationOpts{mode: "auto"})
+	target := sb.Nodes()[0]
+	pidBefore, _ := sb.Pid(target.Name)
+	body, _ := json.Marshal(map[string]any{"version": "4", "status": "firing", "alerts": []map[string]any{{
+		"status": "firing", "fingerprint": "e2e-stale", "startsAt": time.Now().Format(time.RFC3339Nano),
+		"labels": map[string]string{"alertname": "GaleraNodeDown", "cluster": sb.ClusterName(), "instance": target.Address(), "remediation": "galera-node-rejoin", "severity": "warning"},
+	}}})
+	post := func(token string) int {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, h.base+"/api/v1/alerts/webhook", bytes.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(""); code != 401 {
+		t.Errorf("webhook without token: %d, want 401", code)
+	}
+	if code := post("not-the-token-not-the-token"); code != 401 {
+		t.Errorf("webhook with a wrong token: %d, want 401", code)
+	}
+	if len(h.jobs(t)) != 0 {
+		t.Fatalf("an unauthenticated call created a job: %+v", h.jobs(t))
+	}
+	if code := post(h.token); code != 200 {
+		t.Fatalf("webhook with the token: %d", code)
+	}
+	waitFor(t, time.Now(), 10*time.Second, "the job to end", func() bool {
+		js := h.jobs(t)
+		return len(js) == 1 && js[0].State != "running" && js[0].State != "pending"
+	})
+	j := h.jobs(t)[0]
+	if j.State != "aborted" || !strings.Contains(j.Reason, "running") {
+		t.Errorf("job %s: %s (%s), want aborted because the node runs", j.ID, j.State, j.Reason)
+	}
+	for _, s := range j.Steps {
+		if s.Kind == "act" {
+			t.Errorf("an act step was recorded: %+v", s)
+		}
+	}
+	if pid, _ := sb.Pid(target.Name); pid != pidBefore {
+		t.Errorf("%s pid changed from %d to %d", target.Name, pidBefore, pid)
+	}
+	t.Logf("stale alert: job %s %s: %s", j.ID, j.State, j.Reason)
+	// The same notification again never starts a second job.
+	post(h.token)
+	time.Sleep(2 * time.Second)
+	if n := len(h.jobs(t)); n != 1 {
+		t.Errorf("a repeated notification started another job: %d jobs", n)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
