@@ -109,6 +109,13 @@ type Cluster struct {
 	ReplicaStatus *bool `yaml:"replica_status"`
 	SLO           SLO   `yaml:"slo"`
 	Probe         Probe `yaml:"probe"`
+	// AgentTokenFile (or AgentTokenEnv) holds the bearer token of the
+	// nines agents on this cluster's hosts; required when any node names
+	// an agent. One token per cluster: the agents of a cluster are
+	// administered together.
+	AgentTokenFile string `yaml:"agent_token_file"`
+	AgentTokenEnv  string `yaml:"agent_token_env"`
+	AgentToken     Secret `yaml:"-"`
 }
 
 // SLO is the cluster's availability objective.
@@ -395,8 +402,10 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 		if len(cl.Nodes) == 0 {
 			at(p+".nodes", "no nodes")
 		}
+		agents := false
 		for j, n := range cl.Nodes {
 			np := fmt.Sprintf("%s.nodes[%d]", p, j)
+			agents = agents || n.Agent != ""
 			if err := checkHostPort(n.Address); err != nil {
 				at(np+".address", "bad address %q: %v", n.Address, err)
 			} else if other, dup := addrs[n.Address]; dup {
@@ -422,6 +431,19 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 		for j, ep := range cl.Probe.Endpoints {
 			if err := checkHostPort(ep); err != nil {
 				at(fmt.Sprintf("%s.probe.endpoints[%d]", p, j), "bad address %q: %v", ep, err)
+			}
+		}
+		if agents || cl.AgentTokenFile != "" || cl.AgentTokenEnv != "" {
+			v, field, err := c.readSecret(cl.AgentTokenFile, cl.AgentTokenEnv, "agent_token_file", "agent_token_env")
+			switch {
+			case err != nil && cl.AgentTokenFile == "" && cl.AgentTokenEnv == "":
+				at(p+"."+field, "required when a node names an agent: %v", err)
+			case err != nil:
+				at(p+"."+field, "%v", err)
+			case len(v) < 16:
+				at(p+"."+field, "token is %d characters; use at least 16", len(v))
+			default:
+				cl.AgentToken = Secret(v)
 			}
 		}
 		cr := &cl.Credentials

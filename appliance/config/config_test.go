@@ -151,6 +151,15 @@ func TestLoadRejects(t *testing.T) {
 		{"alertmanager missing file", func(s string) string {
 			return s + "alertmanager: {embedded: am.yml}\n"
 		}, 15, "alertmanager.embedded", "cannot read"},
+		{"agent without token", func(s string) string {
+			return strings.Replace(s, `"127.0.0.1:3307"}`, `"127.0.0.1:3307", agent: "http://127.0.0.1:9105"}`, 1)
+		}, 9, "clusters[0].agent_token_file", "required when a node names an agent"},
+		{"agent token unreadable", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    agent_token_file: nope\n", 1)
+		}, 11, "clusters[0].agent_token_file", `cannot read "nope"`},
+		{"bad agent URL", func(s string) string {
+			return strings.Replace(s, `"127.0.0.1:3307"}`, `"127.0.0.1:3307", agent: "db2:9105"}`, 1)
+		}, 13, "clusters[0].nodes[1].agent", "bad agent URL"},
 		{"retention too short", func(s string) string {
 			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
 		}, 3, "retention", "at least 1d"},
@@ -178,6 +187,31 @@ func TestLoadRejects(t *testing.T) {
 				t.Errorf("error %q does not start with %q", fe.Error(), want)
 			}
 		})
+	}
+}
+
+func TestLoadAgentToken(t *testing.T) {
+	body := strings.Replace(good, `"127.0.0.1:3307"}`, `"127.0.0.1:3307", agent: "http://127.0.0.1:9105"}`, 1)
+	body = strings.Replace(body, "    kind: galera\n", "    kind: galera\n    agent_token_file: api-token\n", 1)
+	cfg, err := Load(writeConfig(t, body))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	cl := cfg.Clusters[0]
+	if got := cl.AgentToken.Reveal(); got != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("agent token = %q", got)
+	}
+	if cl.Nodes[1].Agent != "http://127.0.0.1:9105" || cl.Domain().Nodes[1].Agent != "http://127.0.0.1:9105" {
+		t.Errorf("agent URL = %q", cl.Nodes[1].Agent)
+	}
+	if out := sprintf("%+v", cl); strings.Contains(out, "0123456789abcdef") {
+		t.Errorf("cluster prints its agent token: %s", out)
+	}
+
+	t.Setenv("NINES_TEST_AGENT_TOKEN", "short")
+	_, err = Load(writeConfig(t, strings.Replace(body, "agent_token_file: api-token", "agent_token_env: NINES_TEST_AGENT_TOKEN", 1)))
+	if err == nil || !strings.Contains(err.Error(), "clusters[0].agent_token_env: token is 5 characters") {
+		t.Errorf("short agent token: %v", err)
 	}
 }
 
