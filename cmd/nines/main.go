@@ -43,6 +43,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newCheckCmd(), newDemoCmd(), newSandboxCmd(), newRulesCmd())
+	root.AddCommand(newRunCmd(), newCheckCmd(), newDemoCmd(), newSandboxCmd(), newRulesCmd(), newAgentCmd())
 	return root
 }

@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Client calls one agent. Calls take their deadline from ctx only: a
+// start that waits for Synced legitimately takes minutes, so there is no
+// client-wide timeout. A Client is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for the agent at baseURL
+// ("https://db1:9105"). tlsConf is used for https URLs; nil means the
+// system's roots.
+func NewClient(baseURL, token string, tlsConf *tls.Config) *Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	return &Client{
+		base:  strings.TrimRight(baseURL, "/"),
+		token: token,
+		http:  &http.Client{Transport: tr},
+	}
+}
+
+// URL is the agent's base URL.
+func (c *Client) URL() string { return c.base }
+
+// Error is an answer of the agent other than 200: Status is the HTTP
+// status and Message the agent's own explanation. Decide on Status (409:
+// refused in the current state, nothing was done), never on the message.
+type Error struct {
+	Op      string // "start"
+	URL     string
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("agent %s: %s: %d %s: %s", e.URL, e.Op, e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// IsConflict reports whether err is the agent refusing an action in the
+// server's current state (HTTP 409), such as starting a running server.
+func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
+
+// IsUnauthorized reports whether the agent rejected the token (HTTP 401).
+func IsUnauthorized(err error) bool { return hasStatus(err, http.StatusUnauthorized) }
+
+func hasStatus(err error, status int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == status
+}
+
+// Healthz checks that the agent answers; it needs no token.
+func (c *Client) Healthz(ctx context.Context) error {
+	return c.do(ctx, "healthz", http.MethodGet, "/healthz", nil, nil)
+}
+
+// Status reads the server's state.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out Status
+	err := c.do(ctx, "status", http.MethodGet, "/v1/status", nil, &out)
+	return out, err
+}
+
+// Grastate reads grastate.dat; a missing file is an *Error with 404.
+func (c *Client) Grastate(ctx context.Context) (Grastate, error) {
+	var out Grastate
+	err := c.do(ctx, "grastate", http.MethodGet, "/v1/grastate", nil, &out)
+	return out, err
+}
+
+// Recover runs --wsrep-recover on the stopped server.
+func (c *Client) Recover(ctx context.Context) (Position, error) {
+	var out Position
+	err := c.do(ctx, "recover", http.MethodPost, "/v1/recover", struct{}{}, &out)
+	return out, err
+}
+
+// Start starts the stopped server and waits as req says.
+func (c *Client) Start(ctx context.Context, req StartRequest) (StartResult, error) {
+	var out StartResult
+	err := c.do(ctx, "start", http.MethodPost, "/v1/start", req, &out)
+	return out, err
+}
+
+// Stop stops the server; StopRequest{} is a graceful stop with the
+// default grace, StopRequest{Graceful: new(false)} a SIGKILL.
+func (c *Client) Stop(ctx context.Context, req StopRequest) (StopResult, error) {
+	var out StopResult
+	err := c.do(ctx, "stop", http.MethodPost, "/v1/stop", req, &out)
+	return out, err
+}
+
+// Restart stops the server gracefully and starts it as req says.
+func (c *Client) Restart(ctx context.Context, req RestartRequest) (RestartResult, error) {
+	var out RestartResult
+	err := c.do(ctx, "restart", http.MethodPost, "/v1/restart", req, &out)
+	return out, err
+}
+
+// SetBootstrapFields edits the stopped server's grastate.dat so it may
+// bootstrap at uuid:seqno.
+func (c *Client) SetBootstrapFields(ctx context.Context, req BootstrapFieldsRequest) (BootstrapFieldsResult, error) {
+	var out BootstrapFieldsResult
+	err := c.do(ctx, "bootstrap-fields", http.MethodPost, "/v1/bootstrap-fields", req, &out)
+	return out, err
+}
+
+// PCBootstrap makes the running, non-Primary node form a Primary
+// component.
+func (c *Client) PCBootstrap(ctx context.Context) (PCBootstrapResult, error) {
+	var out PCBootstrapResult
+	err := c.do(ctx, "pc-bootstrap", http.MethodPost, "/v1/pc-bootstrap", struct{}{}, &out)
+	return out, err
+}
+
+// Metrics returns the agent's /metrics text.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	var out strings.Builder
+	err := c.do(ctx, "metrics", http.MethodGet, "/metrics", nil, &out)
+	return out.String(), err
+}
+
+// do sends in as JSON (nil: no body) and decodes a 200 answer into out;
+// a *strings.Builder gets the raw body.
+func (c *Client) do(ctx context.Context, op, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("agent %s: %s: %w", c.base, op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("agent %s: %s: %w", c.base, op, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent %s: %s: %w", c.base, op, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("agent %s: %s: read answer after %v: %w", c.base, op, time.Since(start).Round(time.Millisecond), err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+			msg = eb.Error
+		}
+		return &Error{Op: op, URL: c.base, Status: resp.StatusCode, Message: msg}
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *strings.Builder:
+		o.Write(b)
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("agent %s: %s: decode answer: %w", c.base, op, err)
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveStopped runs an agent for a server that is not running (and not
+// even installed): enough for everything the agent decides before it
+// touches the server.
+func serveStopped(t *testing.T, yamlExtra string) (*Agent, *Client, string) {
+	t.Helper()
+	dir := writeAgentFiles(t, "datadir="+t.TempDir()+"\nsocket=/nonexistent/mysqld.sock\npid-file=/nonexistent/mysqld.pid\n")
+	cfg, err := Load(writeAgentConfig(t, dir, goodAgent+yamlExtra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, cfg, Options{})
+}
+
+func serve(t *testing.T, cfg *Config, opts Options) (*Agent, *Client, string) {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.Handler())
+	t.Cleanup(hs.Close)
+	return a, NewClient(hs.URL, testToken, nil), hs.URL
+}
+
+func call(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAuthentication(t *testing.T) {
+	_, _, base := serveStopped(t, "")
+	for _, tt := range []struct {
+		method, path, auth string
+		want               int
+	}{
+		{"GET", "/healthz", "", http.StatusOK},
+		{"GET", "/v1/status", "", http.StatusUnauthorized},
+		{"GET", "/v1/status", "Bearer wrong-token-of-some-length", http.StatusUnauthorized},
+		{"GET", "/v1/status", "Basic " + testToken, http.StatusUnauthorized},
+		{"GET", "/v1/status", "Bearer " + testToken + "x", http.StatusUnauthorized},
+		{"POST", "/v1/start", "", http.StatusUnauthorized},
+		{"POST", "/v1/pc-bootstrap", "", http.StatusUnauthorized},
+		{"GET", "/metrics", "", http.StatusUnauthorized},
+		{"GET", "/v1/nothing", "", http.StatusUnauthorized},
+		{"GET", "/v1/status", "Bearer " + testToken, http.StatusOK},
+		{"GET", "/metrics", "Bearer " + testToken, http.StatusOK},
+		{"GET", "/v1/nothing", "Bearer " + testToken, http.StatusNotFound},
+	} {
+		code, body := call(t, tt.method, base+tt.path, tt.auth, "")
+		if code != tt.want {
+			t.Errorf("%s %s with %q: %d %s, want %d", tt.method, tt.path, tt.auth, code, body, tt.want)
+		}
+		if code == http.StatusUnauthorized && !strings.Contains(body, `"error":"a valid bearer token is required"`) {
+			t.Errorf("401 body %s", body)
+		}
+	}
+	c := NewClient(base, "wrong-token-of-some-length", nil)
+	if _, err := c.Status(t.Context()); !IsUnauthorized(err) {
+		t.Errorf("client with a wrong token: %v", err)
+	}
+	if err := c.Healthz(t.Context()); err != nil {
+		t.Errorf("healthz: %v", err)
+	}
+}
+
+func TestRequestsRefusedBeforeActing(t *testing.T) {
+	_, c, base := serveStopped(t, "")
+	auth := "Bearer " + testToken
+	for _, tt := range []struct {
+		path, body string
+		want       int
+		msg        string
+	}{
+		{"/v1/start", `{"wait":"soon"}`, 400, `wait \"soon\"`},
+		{"/v1/start", `{"position":"nope"}`, 400, "malformed position"},
+		{"/v1/start", `{"newcluster":true}`, 400, `unknown field \"newcluster\"`},
+		{"/v1/start", `{"timeout_seconds":-1}`, 400, "timeout_seconds"},
+		{"/v1/start", `{`, 400, "request body"},
+		{"/v1/stop", `{"grace_seconds":-5}`, 400, "grace_seconds"},
+		{"/v1/bootstrap-fields", `{"uuid":"x","seqno":5}`, 400, "malformed position"},
+		{"/v1/bootstrap-fields", `{"uuid":"2d131d03-e921-11f1-93c0-7bfc10d240cf","seqno":-1}`, 400, "not a committed position"},
+		{"/v1/pc-bootstrap", ``, 409, "not running"},
+		{"/v1/stop", ``, 200, `"was_running":false`},
+	} {
+		code, body := call(t, "POST", base+tt.path, auth, tt.body)
+		if code != tt.want || !strings.Contains(body, tt.msg) {
+			t.Errorf("POST %s %s: %d %s, want %d with %q", tt.path, tt.body, code, body, tt.want, tt.msg)
+		}
+	}
+
+	st, err := c.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Running || st.Pid != 0 || st.FreeBytes == 0 || st.TotalBytes < st.FreeBytes || st.Grastate != nil ||
+		!strings.Contains(st.GrastateError, "no such file") || st.Mode != ModeProcess || !st.Galera {
+		t.Errorf("status of a stopped, uninstalled server: %+v", st)
+	}
+	var e *Error
+	if _, err := c.Grastate(t.Context()); !errors.As(err, &e) || e.Status != http.StatusNotFound || e.Op != "grastate" {
+		t.Errorf("grastate of a server without one: %v", err)
+	}
+
+	m, err := c.Metrics(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"nines_agent_up 1",
+		"nines_agent_server_running 0",
+		`nines_agent_actions_total{action="start",result="refused"} 5`,
+		`nines_agent_actions_total{action="pc-bootstrap",result="refused"} 1`,
+		`nines_agent_actions_total{action="stop",result="ok"} 1`,
+		`nines_agent_actions_total{action="recover",result="ok"} 0`,
+		"nines_agent_datadir_free_bytes ",
+	} {
+		if !strings.Contains(m, "\n"+line) {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+}
+
+func TestOneActionAtATime(t *testing.T) {
+	a, c, _ := serveStopped(t, "")
+	release, err := a.acquire("start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Stop(t.Context(), StopRequest{})
+	if !IsConflict(err) || !strings.Contains(err.Error(), "start is in progress") {
+		t.Fatalf("stop during a start: %v", err)
+	}
+	release()
+	if _, err := c.Stop(t.Context(), StopRequest{}); err != nil {
+		t.Fatalf("stop after the start: %v", err)
+	}
+}
+
+// TestSystemdMode drives a fake systemctl that records its calls: the
+// real one needs systemd as PID 1, which test machines and containers
+// rarely have.
+func TestSystemdMode(t *testing.T) {
+	dir := writeAgentFiles(t, "datadir="+t.TempDir()+"\nsocket=/nonexistent/mysqld.sock\n")
+	calls, pidFile := filepath.Join(dir, "calls"), filepath.Join(dir, "mainpid")
+	script := "#!/bin/sh\necho \"$@\" >> " + calls + "\ncase \"$1\" in\n" +
+		"show) cat " + pidFile + " ;;\n" +
+		"start) echo 4242 > " + pidFile + " ;;\n" +
+		"stop|kill) echo 0 > " + pidFile + " ;;\n" +
+		"esac\n"
+	systemctl := filepath.Join(dir, "systemctl")
+	if err := os.WriteFile(systemctl, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pidFile, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(goodAgent, "  process:\n    defaults_file: my.cnf", "  systemd:\n    unit: mariadb.service\n    defaults_file: my.cnf", 1)
+	cfg, err := Load(writeAgentConfig(t, dir, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := serve(t, cfg, Options{Systemctl: systemctl})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	if _, err := c.Start(ctx, StartRequest{Position: "2d131d03-e921-11f1-93c0-7bfc10d240cf:9", Wait: WaitNone}); err == nil ||
+		!strings.Contains(err.Error(), "omit position") {
+		t.Fatalf("start with a position in systemd mode: %v", err)
+	}
+	res, err := c.Start(ctx, StartRequest{NewCluster: true, Wait: WaitNone})
+	if err != nil || res.Pid != 4242 || res.Position != "" {
+		t.Fatalf("start: %+v, %v", res, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || !st.Running || st.Pid != 4242 || st.Mode != ModeSystemd || st.WsrepError == "" {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	if _, err := c.Start(ctx, StartRequest{Wait: WaitNone}); !IsConflict(err) {
+		t.Fatalf("second start: %v", err)
+	}
+	if res, err := c.Stop(ctx, StopRequest{}); err != nil || !res.WasRunning || res.Killed || res.Pid != 4242 {
+		t.Fatalf("stop: %+v, %v", res, err)
+	}
+	if _, err := c.Start(ctx, StartRequest{Wait: WaitNone}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.Stop(ctx, StopRequest{Graceful: new(false)}); err != nil || !res.Killed {
+		t.Fatalf("kill: %+v, %v", res, err)
+	}
+	b, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acts []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.HasPrefix(l, "show ") {
+			acts = append(acts, l)
+		}
+	}
+	want := []string{
+		"set-environment _WSREP_NEW_CLUSTER=--wsrep-new-cluster",
+		"start mariadb.service",
+		"unset-environment _WSREP_NEW_CLUSTER",
+		"stop mariadb.service",
+		"start mariadb.service",
+		"kill --signal=SIGKILL --kill-whom=main mariadb.service",
+	}
+	if strings.Join(acts, "\n") != strings.Join(want, "\n") {
+		t.Errorf("systemctl calls:\n%s\nwant:\n%s", strings.Join(acts, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// actions are the counted actions, listed so every series exists (at 0)
+// from the first scrape and a rate() over them never starts empty.
+var actions = []string{"recover", "start", "stop", "restart", "bootstrap-fields", "pc-bootstrap"}
+
+// Results of an action, by HTTP status class.
+const (
+	resultOK      = "ok"      // 2xx
+	resultRefused = "refused" // 4xx: nothing was done
+	resultError   = "error"   // 5xx: the action failed
+)
+
+// metrics is the agent's own registry; it never touches the global one.
+type metrics struct {
+	reg     *prometheus.Registry
+	actions *prometheus.CounterVec
+}
+
+func newMetrics(a *Agent) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nines_agent_actions_total",
+			Help: "Actions the agent was asked for, by action and result (ok, refused: nothing done, error: failed).",
+		}, []string{"action", "result"}),
+	}
+	for _, act := range actions {
+		for _, r := range []string{resultOK, resultRefused, resultError} {
+			m.actions.WithLabelValues(act, r)
+		}
+	}
+	m.reg.MustRegister(
+		m.actions,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nines_agent_up",
+			Help: "1 while the agent serves.",
+		}, func() float64 { return 1 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nines_agent_server_running",
+			Help: "1 when the local database server runs, 0 when it does not, -1 when the agent cannot tell.",
+		}, func() float64 {
+			pid, err := a.ctl.pid()
+			switch {
+			case err != nil:
+				return -1
+			case pid != 0:
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nines_agent_datadir_free_bytes",
+			Help: "Bytes an unprivileged writer may still use on the datadir's file system (-1 when it cannot be read).",
+		}, func() float64 {
+			free, _, err := diskUsage(a.srv.DataDir)
+			if err != nil {
+				return -1
+			}
+			return float64(free)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nines_agent_datadir_size_bytes",
+			Help: "Size of the datadir's file system in bytes (-1 when it cannot be read).",
+		}, func() float64 {
+			_, total, err := diskUsage(a.srv.DataDir)
+			if err != nil {
+				return -1
+			}
+			return float64(total)
+		}),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// count records one answered action.
+func (m *metrics) count(action string, status int) {
+	r := resultOK
+	switch {
+	case status >= 500:
+		r = resultError
+	case status >= 400:
+		r = resultRefused
+	}
+	m.actions.WithLabelValues(action, r).Inc()
+}
