@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/appliance/agent"
 	"github.com/nines-project/nines/appliance/mariadbd"
 	"github.com/nines-project/nines/remediator/galera/recovery"
 )
@@ -99,16 +100,18 @@ func (s *Sandbox) startGalera(ctx context.Context) ([]string, error) {
 		if !running[i] {
 			continue
 		}
-		if err := s.waitSynced(ctx, n, s.proc(n.Name)); err != nil {
+		if err := s.waitSynced(ctx, n); err != nil {
 			return started, err
 		}
 	}
 	return started, nil
 }
 
-// bootstrapGalera starts a cluster of which no node runs. See
-// recovery.ChooseBootstrap for how the bootstrap node is chosen; a sandbox
-// where no node has any history yet (just installed) bootstraps n1.
+// bootstrapGalera starts a cluster of which no node runs, through the
+// agents: recover every node, choose the bootstrap node (see
+// recovery.ChooseBootstrap; a sandbox where no node has any history yet,
+// just installed, bootstraps n1), set its bootstrap fields, start it as a
+// new cluster, then the others.
 func (s *Sandbox) bootstrapGalera(ctx context.Context) ([]string, error) {
 	nodes := s.Nodes()
 	cands := make([]recovery.Candidate, len(nodes))
@@ -118,7 +121,7 @@ func (s *Sandbox) bootstrapGalera(ctx context.Context) ([]string, error) {
 		if err := checkPortsFree(n); err != nil {
 			return nil, fmt.Errorf("recover %s: %w", n.Name, err)
 		}
-		pos, err := server(n).Recover(ctx)
+		pos, err := s.agentRecover(ctx, n)
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +134,7 @@ func (s *Sandbox) bootstrapGalera(ctx context.Context) ([]string, error) {
 		if boot, err = recovery.ChooseBootstrap(cands); err != nil {
 			return nil, fmt.Errorf("choose the node to bootstrap cluster %q from: %w", s.ClusterName(), err)
 		}
-		if err := server(nodes[boot]).PrepareBootstrap(cands[boot].Position); err != nil {
+		if err := s.agentBootstrapFields(ctx, nodes[boot], cands[boot].Position); err != nil {
 			return nil, err
 		}
 	}
@@ -139,7 +142,7 @@ func (s *Sandbox) bootstrapGalera(ctx context.Context) ([]string, error) {
 		time.Since(t0).Round(time.Millisecond), describePositions(cands), nodes[boot].Name)
 
 	started := []string{nodes[boot].Name}
-	if err := s.launchGalera(ctx, nodes[boot], true, cands[boot].Position); err != nil {
+	if err := s.launchGalera(ctx, nodes[boot], true, &cands[boot].Position); err != nil {
 		return started, fmt.Errorf("bootstrap from %s: %w", nodes[boot].Name, err)
 	}
 	for i, n := range nodes {
@@ -147,7 +150,7 @@ func (s *Sandbox) bootstrapGalera(ctx context.Context) ([]string, error) {
 			continue
 		}
 		started = append(started, n.Name)
-		if err := s.launchGalera(ctx, n, false, cands[i].Position); err != nil {
+		if err := s.launchGalera(ctx, n, false, &cands[i].Position); err != nil {
 			return started, err
 		}
 	}
@@ -163,43 +166,40 @@ func describePositions(cands []recovery.Candidate) string {
 }
 
 // rejoinGalera starts a stopped node as a joiner of the running Primary
-// component: recover its position first, so it catches up through an
-// incremental state transfer when the donor's gcache still holds what it
-// missed, instead of copying the whole datadir.
+// component. Its agent recovers the position first, so the node catches
+// up through an incremental state transfer when the donor's gcache still
+// holds what it missed, instead of copying the whole datadir.
 func (s *Sandbox) rejoinGalera(ctx context.Context, n Node) error {
 	if err := checkPortsFree(n); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}
-	pos, err := server(n).Recover(ctx)
-	if err != nil {
-		return err
-	}
-	return s.launchGalera(ctx, n, false, pos)
+	return s.launchGalera(ctx, n, false, nil)
 }
 
-// launchGalera starts one node at pos and waits until it is Synced.
-func (s *Sandbox) launchGalera(ctx context.Context, n Node, newCluster bool, pos recovery.Position) error {
-	t0 := time.Now()
-	p, err := server(n).Start(mariadbd.StartOptions{NewCluster: newCluster, Position: &pos})
-	if err != nil {
-		return err
+// launchGalera starts one node through its agent at pos (nil: the agent
+// recovers it) and waits until it is Synced.
+func (s *Sandbox) launchGalera(ctx context.Context, n Node, newCluster bool, pos *recovery.Position) error {
+	req := agent.StartRequest{NewCluster: newCluster, Wait: agent.WaitSynced, TimeoutSeconds: s.timeoutSeconds()}
+	if pos != nil {
+		req.Position = pos.String()
 	}
-	s.setProc(n.Name, p)
-	if err := s.waitSynced(ctx, n, p); err != nil {
+	res, err := s.agentStart(ctx, n, req)
+	if err != nil {
 		return err
 	}
 	how := "joined"
 	if newCluster {
 		how = "bootstrapped"
 	}
-	s.logf("%s %s at %s, Synced in %v (pid %d)", n.Name, how, pos, time.Since(t0).Round(time.Millisecond), p.Pid)
+	s.logf("%s %s at %s, Synced in %v (pid %d)", n.Name, how, res.Position, time.Duration(res.TookMs)*time.Millisecond, res.Pid)
 	return nil
 }
 
-func (s *Sandbox) waitSynced(ctx context.Context, n Node, p *mariadbd.Process) error {
+// waitSynced waits for a node that already runs.
+func (s *Sandbox) waitSynced(ctx context.Context, n Node) error {
 	ctx, cancel := context.WithTimeout(ctx, s.nodeTimeout)
 	defer cancel()
-	if err := server(n).WaitSynced(ctx, p); err != nil {
+	if err := server(n).WaitSynced(ctx, nil); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}
 	return nil
@@ -242,7 +242,7 @@ func (s *Sandbox) startGaleraNode(ctx context.Context, n Node) error {
 		return err
 	}
 	if pid != 0 {
-		return s.waitSynced(ctx, n, s.proc(n.Name))
+		return s.waitSynced(ctx, n)
 	}
 	if !s.primaryExists(ctx, n.Name) {
 		return fmt.Errorf("start %s: %w; start the whole sandbox to recover the cluster", n.Name, ErrNoPrimary)
@@ -252,4 +252,51 @@ func (s *Sandbox) startGaleraNode(ctx context.Context, n Node) error {
 		return err
 	}
 	return nil
+}
+
+// agentRecover asks the node's agent for --wsrep-recover.
+func (s *Sandbox) agentRecover(ctx context.Context, n Node) (recovery.Position, error) {
+	c, err := s.agentClient(n)
+	if err != nil {
+		return recovery.Position{}, err
+	}
+	p, err := c.Recover(ctx)
+	if err != nil {
+		return recovery.Position{}, fmt.Errorf("recover %s: %w", n.Name, err)
+	}
+	pos, err := recovery.ParsePosition(p.Position)
+	if err != nil {
+		return recovery.Position{}, fmt.Errorf("recover %s: agent answered: %w", n.Name, err)
+	}
+	return pos, nil
+}
+
+// agentBootstrapFields has the node's agent mark it safe to bootstrap at pos.
+func (s *Sandbox) agentBootstrapFields(ctx context.Context, n Node, pos recovery.Position) error {
+	c, err := s.agentClient(n)
+	if err != nil {
+		return err
+	}
+	if _, err := c.SetBootstrapFields(ctx, agent.BootstrapFieldsRequest{UUID: pos.UUID, Seqno: pos.Seqno}); err != nil {
+		return fmt.Errorf("prepare %s to bootstrap: %w", n.Name, err)
+	}
+	return nil
+}
+
+// agentStart has the node's agent start its server.
+func (s *Sandbox) agentStart(ctx context.Context, n Node, req agent.StartRequest) (agent.StartResult, error) {
+	c, err := s.agentClient(n)
+	if err != nil {
+		return agent.StartResult{}, err
+	}
+	res, err := c.Start(ctx, req)
+	if err != nil {
+		return res, fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	return res, nil
+}
+
+// timeoutSeconds is the node timeout as an agent start's timeout_seconds.
+func (s *Sandbox) timeoutSeconds() int {
+	return int((min(s.nodeTimeout, agent.MaxStartTimeout) + time.Second - 1) / time.Second)
 }

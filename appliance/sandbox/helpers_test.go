@@ -155,3 +155,25 @@ func timed(t *testing.T, what string, f func()) {
 	f()
 	t.Logf("TIMING %s: %v", what, time.Since(start).Round(time.Millisecond))
 }
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// readFrom returns what was appended to path since offset.
+func readFrom(t *testing.T, path string, offset int64) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offset > int64(len(b)) {
+		offset = 0
+	}
+	return string(b[offset:])
+}

@@ -178,6 +178,7 @@ func layout(dir string, kind nines.Kind, n, basePort int) []Node {
 			Socket:       filepath.Join(d, "mysqld.sock"),
 			PidFile:      filepath.Join(d, "mysqld.pid"),
 			ErrorLog:     filepath.Join(d, "error.log"),
+			AgentPort:    basePort + agentPortOffset + i,
 		}
 		switch {
 		case kind == nines.KindGalera:
@@ -198,8 +199,9 @@ func layout(dir string, kind nines.Kind, n, basePort int) []Node {
 const maxUnixSocketPath = 107
 
 // prepare returns the sandbox in o.Dir with every node's directory,
-// my.cnf and system tables in place, creating it if the directory holds no
-// sandbox yet. Nothing is started.
+// my.cnf and system tables in place and every node's agent running,
+// creating the sandbox if the directory holds none yet. No server is
+// started.
 func prepare(ctx context.Context, o Options, kind nines.Kind, defaultNodes int) (*Sandbox, error) {
 	if err := checkPrograms(kind); err != nil {
 		return nil, err
@@ -212,6 +214,16 @@ func prepare(ctx context.Context, o Options, kind nines.Kind, defaultNodes int) 
 	// is known to be a sandbox and may need opening up.
 	if err := checkAncestorsTraversable(o.Dir, u); err != nil {
 		return nil, err
+	}
+	// Resolved before anything is created: a sandbox without agents
+	// could not be started.
+	recorded := ""
+	if old, err := Open(o.Dir); err == nil {
+		recorded = old.snapshot().AgentBinary
+	}
+	bin, err := resolveAgentBinary(o.AgentBinary, recorded)
+	if err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
 	s, err := Open(o.Dir)
 	switch {
@@ -228,6 +240,9 @@ func prepare(ctx context.Context, o Options, kind nines.Kind, defaultNodes int) 
 	}
 	s.Log = o.Log
 	s.nodeTimeout = o.NodeTimeout
+	s.mu.Lock()
+	s.m.AgentBinary = bin
+	s.mu.Unlock()
 	if err := ensureTraversable(s.dir, u); err != nil {
 		return nil, err
 	}
@@ -247,6 +262,15 @@ func prepare(ctx context.Context, o Options, kind nines.Kind, defaultNodes int) 
 		}
 	}
 	if err := s.installMissing(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := ensureSecret(s.AgentTokenPath(), tokenBytes); err != nil {
+		return nil, fmt.Errorf("agent token: %w", err)
+	}
+	if err := s.saveManifest(); err != nil {
+		return nil, err
+	}
+	if err := s.ensureAgents(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -271,10 +295,10 @@ func create(o Options, kind nines.Kind, defaultNodes int) (*Sandbox, error) {
 	if o.Listen == "" {
 		o.Listen = DefaultListen
 	}
-	top := o.BasePort + o.Nodes - 1
-	if kind == nines.KindGalera {
-		top = o.BasePort + galeraPortOffset + galeraPortStride*(o.Nodes-1) + 2
+	if kind == nines.KindGalera && o.Nodes > maxGaleraNodes {
+		return nil, fmt.Errorf("create sandbox: %d Galera nodes: at most %d (their ports would reach the agents' at base port + %d)", o.Nodes, maxGaleraNodes, agentPortOffset)
 	}
+	top := o.BasePort + agentPortOffset + o.Nodes - 1
 	if o.BasePort < 1024 || top > 65535 {
 		return nil, fmt.Errorf("create sandbox: base port %d with %d nodes needs ports %d-%d: want 1024-65535", o.BasePort, o.Nodes, o.BasePort, top)
 	}
@@ -288,7 +312,7 @@ func create(o Options, kind nines.Kind, defaultNodes int) (*Sandbox, error) {
 		return nil, fmt.Errorf("create sandbox directory: %w", err)
 	}
 	s := &Sandbox{
-		Log: o.Log, dir: o.Dir, nodeTimeout: o.NodeTimeout, procs: map[string]*mariadbd.Process{},
+		Log: o.Log, dir: o.Dir, nodeTimeout: o.NodeTimeout,
 		m: manifest{Kind: kind, ClusterName: o.ClusterName, BasePort: o.BasePort, Listen: o.Listen, SemiSync: o.SemiSync, Nodes: nodes},
 	}
 	if err := s.saveManifest(); err != nil {

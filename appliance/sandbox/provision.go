@@ -195,8 +195,9 @@ func renderConfig(m manifest) string {
 	b.WriteString("clusters:\n")
 	fmt.Fprintf(&b, "  - name: %s\n    kind: %s\n    nodes:\n", m.ClusterName, m.Kind)
 	for _, n := range m.Nodes {
-		fmt.Fprintf(&b, "      - {address: %q}\n", n.Address())
+		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
 	}
+	b.WriteString("    agent_token_file: agent-token\n")
 	fmt.Fprintf(&b, "    credentials: {user: %s, password_file: nines.pass}\n", MonitorUser)
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	return b.String()

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/appliance/mariadbd"
+	"github.com/nines-project/nines/appliance/agent"
 )
 
 // StartReplication starts the GTID replication sandbox in o.Dir, creating
@@ -79,19 +79,20 @@ func (s *Sandbox) startReplication(ctx context.Context) ([]string, error) {
 	return started, s.writeApplianceFiles()
 }
 
-// startPlain starts a server without wsrep, if it is not running, and
-// waits until it answers SQL. started says whether this call started it.
+// startPlain starts a server without wsrep through its agent, if it is
+// not running, and waits until it answers SQL. started says whether this
+// call started it.
 func (s *Sandbox) startPlain(ctx context.Context, n Node) (started bool, err error) {
 	srv := server(n)
 	pid, err := srv.Pid()
 	if err != nil {
 		return false, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.nodeTimeout)
-	defer cancel()
 	if pid != 0 {
 		s.logf("%s already running (pid %d)", n.Name, pid)
-		if err := srv.WaitReady(wctx, s.proc(n.Name)); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, s.nodeTimeout)
+		defer cancel()
+		if err := srv.WaitReady(wctx, nil); err != nil {
 			return false, fmt.Errorf("start %s: %w", n.Name, err)
 		}
 		return false, nil
@@ -99,16 +100,11 @@ func (s *Sandbox) startPlain(ctx context.Context, n Node) (started bool, err err
 	if err := checkPortsFree(n); err != nil {
 		return false, fmt.Errorf("start %s: %w", n.Name, err)
 	}
-	t0 := time.Now()
-	p, err := srv.Start(mariadbd.StartOptions{})
+	res, err := s.agentStart(ctx, n, agent.StartRequest{Wait: agent.WaitReady, TimeoutSeconds: s.timeoutSeconds()})
 	if err != nil {
-		return false, err
+		return true, err
 	}
-	s.setProc(n.Name, p)
-	if err := srv.WaitReady(wctx, p); err != nil {
-		return true, fmt.Errorf("start %s: %w", n.Name, err)
-	}
-	s.logf("%s (%s) answering in %v (pid %d)", n.Name, n.Role, time.Since(t0).Round(time.Millisecond), p.Pid)
+	s.logf("%s (%s) answering in %v (pid %d)", n.Name, n.Role, time.Duration(res.TookMs)*time.Millisecond, res.Pid)
 	return true, nil
 }
 
@@ -143,7 +139,7 @@ func (s *Sandbox) pointReplica(ctx context.Context, n Node) error {
 	t0 := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, s.nodeTimeout)
 	defer cancel()
-	err = server(n).Wait(wctx, s.proc(n.Name), "replication", func(ctx context.Context, db *sql.DB) (bool, string, error) {
+	err = server(n).Wait(wctx, nil, "replication", func(ctx context.Context, db *sql.DB) (bool, string, error) {
 		st, found, err := queryMap(ctx, db, "SHOW SLAVE STATUS")
 		if err != nil || !found {
 			return false, "not replicating", err

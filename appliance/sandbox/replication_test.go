@@ -18,7 +18,7 @@ func TestReplicationSandbox(t *testing.T) {
 	var s *Sandbox
 	timed(t, "fresh replication, 2 replicas", func() {
 		var err error
-		s, err = StartReplication(ctx, Options{Dir: dir, Nodes: 3, BasePort: 24306, SemiSync: true, Log: t.Output()})
+		s, err = StartReplication(ctx, Options{Dir: dir, Nodes: 3, BasePort: 24306, SemiSync: true, Log: t.Output(), AgentBinary: ninesBin})
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -57,7 +57,7 @@ func TestReplicationSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(cfg), "    kind: replication\n") || !strings.Contains(string(cfg), `{address: "127.0.0.1:24308"}`) {
+	if !strings.Contains(string(cfg), "    kind: replication\n") || !strings.Contains(string(cfg), `{address: "127.0.0.1:24308", agent: "http://127.0.0.1:24508"}`) {
 		t.Errorf("nines.yaml:\n%s", cfg)
 	}
 
@@ -66,6 +66,8 @@ func TestReplicationSandbox(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	timed(t, "restart replication on the same dir", func() {
+		// No AgentBinary: a test binary falls back to the nines binary
+		// the first start recorded in sandbox.json.
 		if s, err = StartReplication(ctx, Options{Dir: dir, Log: t.Output()}); err != nil {
 			t.Fatalf("restart: %v", err)
 		}

@@ -11,10 +11,12 @@
 //	DIR/nines.yaml     a ready appliance config (nines run --config DIR/nines.yaml)
 //	DIR/nines.pass     password of the monitoring user `nines` (0600)
 //	DIR/api-token      bearer token for the appliance API (0600)
+//	DIR/agent-token    bearer token of the node agents (0600)
 //	DIR/repl.pass      replication user's password (replication only, 0600)
 //	DIR/appliance/     the appliance's data_dir
 //	DIR/n1, DIR/n2 ... one per server: my.cnf, data/, tmp/, mysqld.sock,
-//	                   mysqld.pid, error.log, mariadbd.out, recover.log
+//	                   mysqld.pid, error.log, mariadbd.out, recover.log,
+//	                   agent.yaml and agent.log of the node's agent
 //
 // Connect to a node with `mariadb --defaults-file=DIR/n1/my.cnf`.
 //
@@ -28,21 +30,39 @@
 //	IST   = P+101+10*i
 //	SST   = P+102+10*i
 //
-// so with the default P=3306 a 3-node cluster takes 3306-3308 for SQL and
-// 3406-3408, 3416-3418, 3426-3428 for Galera. The Galera ports stay clear
-// of the SQL ports for up to 100 nodes, and clusters on base ports 1000
-// apart never collide.
+// and every node's agent (both kinds) listens on 127.0.0.1 at
+//
+//	agent = P+200+i
+//
+// so with the default P=3306 a 3-node cluster takes 3306-3308 for SQL,
+// 3406-3408, 3416-3418, 3426-3428 for Galera and 3506-3508 for the
+// agents. A Galera sandbox has at most 10 nodes, which keeps the Galera
+// ports (up to P+192) below the agents' and clear of the SQL ports;
+// clusters on base ports 1000 apart never collide.
 //
 // # Processes
 //
-// Servers run detached (own session, output to a file), so they outlive
-// the command that started them; Stop, or `nines sandbox stop`, ends them.
-// A server is found through its pid file and confirmed by its command line,
-// so a stale pid file never gets an unrelated process signalled. Galera
-// nodes always start through --wsrep-recover and --wsrep-start-position,
-// one at a time, each waiting until Synced; when no node of an existing
-// cluster runs, the most advanced one is chosen with the recovery package
-// and bootstraps the cluster again, keeping its state UUID.
+// Every node has a host agent, `nines agent` (package agent), the same
+// program production hosts run, and the sandbox controls its servers only
+// through the agents' API: recover, bootstrap fields, start, stop. So
+// each server is a child of its agent, and tests drive nodes exactly as
+// the remediator will. Like production agents, they never restart a server
+// that died: a node killed by a drill stays down until someone starts it.
+//
+// Agents and servers run detached (own session, output to a file), so they
+// outlive the command that started them; Stop, or `nines sandbox stop`,
+// ends the servers and then the agents. An agent's pid is recorded in
+// sandbox.json; a server is found through its pid file. Either is trusted
+// only after its command line confirms it, so a stale pid never gets an
+// unrelated process signalled. Galera nodes always start through
+// --wsrep-recover and --wsrep-start-position, one at a time, each waiting
+// until Synced; when no node of an existing cluster runs, the most advanced
+// one is chosen with the recovery package and bootstraps the cluster
+// again, keeping its state UUID.
+//
+// The agents run the nines binary that runs the sandbox (os.Executable),
+// or Options.AgentBinary. A Go test binary cannot serve as the agent, so
+// tests that run the sandbox in-process set AgentBinary to a built nines.
 //
 // When the calling process is root, servers run as user mysql (the rsync
 // state transfer fails for a root-run server) and the node directories are
@@ -65,6 +85,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/appliance/agent"
 	"github.com/nines-project/nines/appliance/mariadbd"
 )
 
@@ -110,6 +131,12 @@ type Options struct {
 	Log io.Writer
 	// NodeTimeout bounds each wait for one node; 0 is DefaultNodeTimeout.
 	NodeTimeout time.Duration
+	// AgentBinary is the nines program the node agents run as
+	// `AgentBinary agent --config ...`. Empty means this process's own
+	// binary, or, when this process is a Go test binary, the one an
+	// earlier start recorded in sandbox.json; failing both, the start is
+	// refused with ErrAgentBinary.
+	AgentBinary string
 }
 
 // Role is what a server is in its sandbox.
@@ -137,6 +164,11 @@ type Node struct {
 	Socket       string `json:"socket"`
 	PidFile      string `json:"pid_file"`
 	ErrorLog     string `json:"error_log"`
+	// AgentPort is where the node's agent listens (127.0.0.1).
+	AgentPort int `json:"agent_port"`
+	// AgentPid is the pid of the node's agent when the sandbox started it;
+	// it is checked before use, see agentPid.
+	AgentPid int `json:"agent_pid,omitempty"`
 }
 
 // Address is the node's SQL endpoint as nines.yaml names it.
@@ -151,7 +183,9 @@ type manifest struct {
 	SemiSync    bool       `json:"semi_sync,omitempty"`
 	// Provisioned is set once the SQL accounts and files exist, so a start
 	// interrupted before that finishes the job next time.
-	Provisioned bool   `json:"provisioned"`
+	Provisioned bool `json:"provisioned"`
+	// AgentBinary is the program the agents were last started with.
+	AgentBinary string `json:"agent_binary,omitempty"`
 	Nodes       []Node `json:"nodes"`
 }
 
@@ -168,8 +202,7 @@ type Sandbox struct {
 
 	mu            sync.Mutex
 	m             manifest
-	listenChanged bool                         // nines.yaml must be rewritten
-	procs         map[string]*mariadbd.Process // servers this value started
+	listenChanged bool // nines.yaml must be rewritten
 }
 
 // ErrNoSandbox means a directory holds no sandbox.json.
@@ -198,7 +231,14 @@ func Open(dir string) (*Sandbox, error) {
 	if !m.Kind.Valid() || len(m.Nodes) == 0 {
 		return nil, fmt.Errorf("open sandbox %q: %s has kind %q and %d nodes", abs, manifestFile, m.Kind, len(m.Nodes))
 	}
-	return &Sandbox{Log: io.Discard, dir: abs, nodeTimeout: DefaultNodeTimeout, m: m, procs: map[string]*mariadbd.Process{}}, nil
+	for i := range m.Nodes {
+		// Sandboxes made before nodes had agents get the agent port the
+		// layout rule gives them.
+		if m.Nodes[i].AgentPort == 0 {
+			m.Nodes[i].AgentPort = m.BasePort + agentPortOffset + i
+		}
+	}
+	return &Sandbox{Log: io.Discard, dir: abs, nodeTimeout: DefaultNodeTimeout, m: m}, nil
 }
 
 // Dir is the sandbox directory.
@@ -260,14 +300,19 @@ func (s *Sandbox) DB(name string) (*sql.DB, error) {
 	return server(n).DB()
 }
 
-// StartNode starts one stopped node and waits until it serves: for Galera,
-// recover its position and join the running Primary component (used to
-// bring back a node a drill killed); for replication, start it and, for a
-// replica, point it at the primary again. A Galera node that already runs
-// is only waited for. If the start fails the node is stopped again.
+// StartNode starts one stopped node through its agent and waits until it
+// serves: for Galera, the agent recovers its position and the node joins
+// the running Primary component (used to bring back a node a drill
+// killed); for replication, start it and, for a replica, point it at the
+// primary again. A Galera node that already runs is only waited for. If
+// the start fails the node is stopped again. The node's agent is started
+// first if it does not run.
 func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 	n, err := s.Node(name)
 	if err != nil {
+		return err
+	}
+	if err := s.ensureAgent(ctx, n); err != nil {
 		return err
 	}
 	if s.Kind() == nines.KindReplication {
@@ -277,9 +322,9 @@ func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 }
 
 // Stop stops every server of the sandbox, last node first, each with
-// SIGTERM and, after StopGrace, SIGKILL. Data stays, so a later start brings
-// the same cluster back. The last node of a Galera cluster to stop is n1,
-// which Galera then marks safe to bootstrap.
+// SIGTERM and, after StopGrace, SIGKILL, and then the node agents. Data
+// stays, so a later start brings the same cluster back. The last node of a
+// Galera cluster to stop is n1, which Galera then marks safe to bootstrap.
 func (s *Sandbox) Stop(ctx context.Context) error {
 	nodes := s.Nodes()
 	var errs []error
@@ -287,6 +332,9 @@ func (s *Sandbox) Stop(ctx context.Context) error {
 		if err := s.stopNode(ctx, nodes[i], StopGrace); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.stopAgents(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -300,16 +348,32 @@ func (s *Sandbox) StopNode(ctx context.Context, name string) error {
 	return s.stopNode(ctx, n, StopGrace)
 }
 
+// stopNode stops a server through its agent, or, when the agent does not
+// run or answer, directly: a sandbox must be stoppable whatever state a
+// drill left it in.
 func (s *Sandbox) stopNode(ctx context.Context, n Node, grace time.Duration) error {
+	if agentPid(n) != 0 {
+		start := time.Now()
+		res, err := s.agentStop(ctx, n, grace)
+		var ae *agent.Error
+		switch {
+		case err == nil && !res.WasRunning:
+			return nil
+		case err == nil && res.Killed:
+			s.logf("killed %s (pid %d): still running %v after SIGTERM", n.Name, res.Pid, grace)
+			return nil
+		case err == nil:
+			s.logf("stopped %s (pid %d) through its agent in %v", n.Name, res.Pid, time.Since(start).Round(time.Millisecond))
+			return nil
+		case errors.As(err, &ae):
+			return fmt.Errorf("stop %s: %w", n.Name, err)
+		}
+		s.logf("stop %s through its agent: %v; stopping it directly", n.Name, err)
+	}
 	srv := server(n)
 	pid, err := srv.Pid()
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", n.Name, err)
-	}
-	// A server this value just started may not have written its pid file
-	// yet; its process handle still knows the pid.
-	if p := s.proc(n.Name); pid == 0 && p != nil && srv.Owns(p.Pid) {
-		pid = p.Pid
 	}
 	if pid == 0 {
 		return nil
@@ -355,16 +419,13 @@ func (s *Sandbox) stopAfterFailure(ctx context.Context, names []string) {
 	}
 }
 
-func (s *Sandbox) proc(name string) *mariadbd.Process {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.procs[name]
-}
-
-func (s *Sandbox) setProc(name string, p *mariadbd.Process) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.procs[name] = p
+// agentStop asks the node's agent for a graceful stop.
+func (s *Sandbox) agentStop(ctx context.Context, n Node, grace time.Duration) (agent.StopResult, error) {
+	c, err := s.agentClient(n)
+	if err != nil {
+		return agent.StopResult{}, err
+	}
+	return c.Stop(ctx, agent.StopRequest{GraceSeconds: int((grace + time.Second - 1) / time.Second)})
 }
 
 func (s *Sandbox) snapshot() manifest {
@@ -421,6 +482,11 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.NodeTimeout <= 0 {
 		o.NodeTimeout = DefaultNodeTimeout
+	}
+	if o.AgentBinary != "" {
+		if err := checkExecutable(o.AgentBinary); err != nil {
+			return o, fmt.Errorf("sandbox: %w", err)
+		}
 	}
 	if o.Nodes < 0 || o.Nodes > maxNodes {
 		return o, fmt.Errorf("sandbox: %d nodes: want 1 to %d", o.Nodes, maxNodes)

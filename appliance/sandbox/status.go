@@ -35,6 +35,9 @@ type NodeStatus struct {
 	ClusterStateUUID string `json:"cluster_state_uuid,omitempty"`
 	// Error says why the node is unreachable.
 	Error string `json:"error,omitempty"`
+	// AgentURL is the node's agent; AgentPid is 0 when it does not run.
+	AgentURL string `json:"agent_url"`
+	AgentPid int    `json:"agent_pid"`
 }
 
 // statusTimeout bounds the look at one node: a hung (SIGSTOPped) server
@@ -66,7 +69,7 @@ func (s *Sandbox) Status(ctx context.Context) ([]NodeStatus, error) {
 }
 
 func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
-	st := NodeStatus{Name: n.Name, SQLPort: n.SQLPort, Socket: n.Socket, State: StateStopped}
+	st := NodeStatus{Name: n.Name, SQLPort: n.SQLPort, Socket: n.Socket, State: StateStopped, AgentURL: n.AgentURL(), AgentPid: agentPid(n)}
 	srv := server(n)
 	pid, err := srv.Pid()
 	if err != nil {
@@ -113,11 +116,15 @@ func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
 // WriteStatus prints statuses as a table.
 func WriteStatus(w io.Writer, sts []NodeStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSQL PORT\tPID\tSTATE\tSOCKET")
+	fmt.Fprintln(tw, "NODE\tSQL PORT\tPID\tSTATE\tSOCKET\tAGENT")
 	for _, st := range sts {
 		pid := "-"
 		if st.Pid != 0 {
 			pid = fmt.Sprint(st.Pid)
+		}
+		agentState := st.AgentURL + " (not running)"
+		if st.AgentPid != 0 {
+			agentState = fmt.Sprintf("%s (pid %d)", st.AgentURL, st.AgentPid)
 		}
 		state := st.State
 		if st.ClusterSize > 0 {
@@ -126,7 +133,7 @@ func WriteStatus(w io.Writer, sts []NodeStatus) error {
 		if st.Error != "" {
 			state += ": " + st.Error
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", st.Name, st.SQLPort, pid, state, st.Socket)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", st.Name, st.SQLPort, pid, state, st.Socket, agentState)
 	}
 	return tw.Flush()
 }
@@ -149,11 +156,13 @@ func (s *Sandbox) WriteSummary(w io.Writer) error {
 		if n.GcommPort != 0 {
 			ports += fmt.Sprintf("  gcomm %d  ist %d  sst %d", n.GcommPort, n.ISTPort, n.SSTPort)
 		}
+		ports += fmt.Sprintf("  agent %d", n.AgentPort)
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Role, ports, n.Socket)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "appliance config\t%s\t(nines run --config %s)\n", s.ConfigPath(), s.ConfigPath())
 	fmt.Fprintf(tw, "API token\t%s\n", s.TokenPath())
+	fmt.Fprintf(tw, "agent token\t%s\t(curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status)\n", s.AgentTokenPath(), s.AgentTokenPath(), m.Nodes[0].AgentURL())
 	fmt.Fprintf(tw, "SQL user %s\tpassword in %s\n", MonitorUser, s.PasswordPath())
 	fmt.Fprintf(tw, "connect\tmariadb --defaults-file=%s\n", m.Nodes[0].DefaultsFile)
 	fmt.Fprintf(tw, "status / stop\tnines sandbox status --dir %s / nines sandbox stop --dir %s\n", s.dir, s.dir)
