@@ -239,3 +239,38 @@ func TestSystemdMode(t *testing.T) {
 		t.Errorf("systemctl calls:\n%s\nwant:\n%s", strings.Join(acts, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestBootstrapFieldsForce edits grastate.dat of a stopped server; the
+// refusals and the forced replacement need no running server.
+func TestBootstrapFieldsForce(t *testing.T) {
+	a, c, _ := serveStopped(t, "")
+	const mine, other = "2d131d03-e921-11f1-93c0-7bfc10d240cf", "9130690e-e921-11f1-b504-f6cb6679f2e6"
+	crashed := "# GALERA saved state\nversion: 2.1\nuuid:    " + other + "\nseqno:   -1\nsafe_to_bootstrap: 0\n"
+	if err := os.WriteFile(a.srv.GrastatePath(), []byte(crashed), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := c.SetBootstrapFields(ctx, BootstrapFieldsRequest{UUID: mine, Seqno: 22}); !IsConflict(err) {
+		t.Fatalf("another history without force: %v", err)
+	}
+	res, err := c.SetBootstrapFields(ctx, BootstrapFieldsRequest{UUID: mine, Seqno: 22, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Grastate != (Grastate{UUID: mine, Seqno: 22, SafeToBootstrap: true, Version: "2.1"}) || res.Backup == "" {
+		t.Fatalf("forced edit: %+v", res)
+	}
+	if b, err := os.ReadFile(res.Backup); err != nil || string(b) != crashed {
+		t.Fatalf("backup %s: %q, %v", res.Backup, b, err)
+	}
+	if _, err := c.SetBootstrapFields(ctx, BootstrapFieldsRequest{UUID: mine, Seqno: 21}); !IsConflict(err) {
+		t.Fatalf("lowering the seqno without force: %v", err)
+	}
+	res, err = c.SetBootstrapFields(ctx, BootstrapFieldsRequest{UUID: mine, Seqno: 21, Force: true})
+	if err != nil || res.Grastate.Seqno != 21 || res.Backup != "" {
+		t.Fatalf("forced lower seqno: %+v, %v", res, err)
+	}
+	if g, err := c.Grastate(ctx); err != nil || g.Seqno != 21 || g.UUID != mine {
+		t.Fatalf("grastate: %+v, %v", g, err)
+	}
+}

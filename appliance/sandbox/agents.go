@@ -59,12 +59,27 @@ func (s *Sandbox) Agent(name string) (*agent.Client, error) {
 	return s.agentClient(n)
 }
 
+// agentClient returns the node's agent client, made once per Sandbox so
+// its connections are reused.
 func (s *Sandbox) agentClient(n Node) (*agent.Client, error) {
+	s.mu.Lock()
+	c := s.agents[n.Name]
+	s.mu.Unlock()
+	if c != nil && c.URL() == n.AgentURL() {
+		return c, nil
+	}
 	b, err := os.ReadFile(s.AgentTokenPath())
 	if err != nil {
 		return nil, fmt.Errorf("agent of %s: read token: %w", n.Name, err)
 	}
-	return agent.NewClient(n.AgentURL(), strings.TrimSpace(string(b)), nil), nil
+	c = agent.NewClient(n.AgentURL(), strings.TrimSpace(string(b)), nil)
+	s.mu.Lock()
+	if s.agents == nil {
+		s.agents = map[string]*agent.Client{}
+	}
+	s.agents[n.Name] = c
+	s.mu.Unlock()
+	return c, nil
 }
 
 // resolveAgentBinary picks the program run as `PROGRAM agent`: explicit

@@ -202,7 +202,8 @@ type Sandbox struct {
 
 	mu            sync.Mutex
 	m             manifest
-	listenChanged bool // nines.yaml must be rewritten
+	listenChanged bool                     // nines.yaml must be rewritten
+	agents        map[string]*agent.Client // by node name, see agentClient
 }
 
 // ErrNoSandbox means a directory holds no sandbox.json.
