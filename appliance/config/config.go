@@ -106,9 +106,10 @@ type Cluster struct {
 	// ReplicaStatus collects replica status on every node. It defaults to
 	// true for kind replication and false otherwise (a Galera node may also
 	// be an async replica; set it then).
-	ReplicaStatus *bool `yaml:"replica_status"`
-	SLO           SLO   `yaml:"slo"`
-	Probe         Probe `yaml:"probe"`
+	ReplicaStatus *bool       `yaml:"replica_status"`
+	SLO           SLO         `yaml:"slo"`
+	Probe         Probe       `yaml:"probe"`
+	Remediation   Remediation `yaml:"remediation"`
 	// AgentTokenFile (or AgentTokenEnv) holds the bearer token of the
 	// nines agents on this cluster's hosts; required when any node names
 	// an agent. One token per cluster: the agents of a cluster are
@@ -116,6 +117,18 @@ type Cluster struct {
 	AgentTokenFile string `yaml:"agent_token_file"`
 	AgentTokenEnv  string `yaml:"agent_token_env"`
 	AgentToken     Secret `yaml:"-"`
+}
+
+// Remediation is what nines may repair on the cluster by itself.
+type Remediation struct {
+	// Mode: auto acts; dry-run records the plan and touches nothing; off
+	// does nothing. Default dry-run: nines shows what it would do until an
+	// operator lets it act.
+	Mode string `yaml:"mode"`
+	// After MaxRecoveries automatic recoveries within Window, automation
+	// stops and a human is paged. Defaults 3 in 10m.
+	MaxRecoveries int      `yaml:"max_recoveries"`
+	Window        Duration `yaml:"window"`
 }
 
 // SLO is the cluster's availability objective.
@@ -303,6 +316,15 @@ func (c *Config) applyDefaults() {
 		if !cl.Probe.Timeout.set {
 			cl.Probe.Timeout.Duration = DefaultProbeTimeout
 		}
+		if cl.Remediation.Mode == "" {
+			cl.Remediation.Mode = "dry-run"
+		}
+		if cl.Remediation.MaxRecoveries == 0 {
+			cl.Remediation.MaxRecoveries = 3
+		}
+		if !cl.Remediation.Window.set {
+			cl.Remediation.Window.Duration = 10 * time.Minute
+		}
 	}
 	for i, p := range c.RuleFiles {
 		c.RuleFiles[i] = c.resolve(p)
@@ -424,6 +446,17 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 		}
 		if cl.SLO.Window.Duration < 24*time.Hour {
 			at(p+".slo.window", "must be at least 1d, got %s", cl.SLO.Window.Duration)
+		}
+		switch cl.Remediation.Mode {
+		case "auto", "dry-run", "off":
+		default:
+			at(p+".remediation.mode", "%q is not one of auto, dry-run, off", cl.Remediation.Mode)
+		}
+		if cl.Remediation.MaxRecoveries < 1 {
+			at(p+".remediation.max_recoveries", "must be at least 1, got %d", cl.Remediation.MaxRecoveries)
+		}
+		if cl.Remediation.Window.Duration <= 0 {
+			at(p+".remediation.window", "must be positive, got %s", cl.Remediation.Window.Duration)
 		}
 		if cl.Probe.Timeout.Duration <= 0 || cl.Probe.Timeout.Duration > 10*time.Second {
 			at(p+".probe.timeout", "must be between 0 and 10s, got %s", cl.Probe.Timeout.Duration)

@@ -43,6 +43,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newCheckCmd(), newDemoCmd(), newSandboxCmd(), newRulesCmd(), newAgentCmd())
+	root.AddCommand(newRunCmd(), newCheckCmd(), newDemoCmd(), newSandboxCmd(), newRulesCmd(), newJobsCmd(), newAgentCmd())
 	return root
 }
