@@ -85,6 +85,16 @@ func (h *healer) restart(t *testing.T) {
 	h.appliance = startApplianceOn(t, ninesBin, h.addr, h.cfg, h.sb.TokenPath())
 }
 
+// waitSeenBroken waits until nines has seen the drill: not all three
+// nodes Synced any more. Without it a check right after a kill would read
+// the last healthy samples.
+func (h *healer) waitSeenBroken(t *testing.T, since time.Time) {
+	t.Helper()
+	waitFor(t, since, 10*time.Second, "nines to see the failure", func() bool {
+		return len(h.query(`mysql_global_status_wsrep_local_state == 4 and on (cluster, instance) mysql_global_status_wsrep_cluster_size == 3`)) < 3
+	})
+}
+
 // waitHealthy waits until all three nodes are Synced in a Primary
 // component, as nines sees them, and returns how long it took from since.
 func (h *healer) waitHealthy(t *testing.T, since time.Time, limit time.Duration) time.Duration {
@@ -201,6 +211,7 @@ func TestRejoinAfterKill(t *testing.T) {
 	logBefore, _ := os.ReadFile(victim.ErrorLog)
 
 	killed := kill(t, sb, victim.Name)
+	h.waitSeenBroken(t, killed)
 	took := h.waitHealthy(t, killed, 20*time.Second)
 	t.Logf("measured: %s Synced again %s after kill -9 (bound 20s, goal 8s)", victim.Name, took.Round(time.Millisecond))
 
@@ -209,8 +220,12 @@ func TestRejoinAfterKill(t *testing.T) {
 	if !strings.Contains(joined, "IST") || strings.Contains(joined, "Proceeding with SST") {
 		t.Errorf("%s did not rejoin by IST; its error log since the kill:\n%s", victim.Name, tail(joined, 3000))
 	}
-	jobs := h.jobs(t)
-	if len(jobs) == 0 || jobs[0].Runbook != "galera-node-rejoin" || jobs[0].State != "succeeded" || jobs[0].Target != victim.Address() {
+	var jobs []jobView
+	waitFor(t, time.Now(), 15*time.Second, "the rejoin job to end", func() bool {
+		jobs = h.jobs(t)
+		return len(jobs) > 0 && jobs[0].State != "running" && jobs[0].State != "pending"
+	})
+	if jobs[0].Runbook != "galera-node-rejoin" || jobs[0].State != "succeeded" || jobs[0].Target != victim.Address() {
 		t.Errorf("job log: %+v", jobs)
 	}
 	time.Sleep(2 * time.Second)
@@ -225,16 +240,19 @@ func TestQuorumRecoveryTwoKilled(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	names := nodeNames(sb)
 	killed := kill(t, sb, names[1], names[2])
+	h.waitSeenBroken(t, killed)
 	took := h.waitHealthy(t, killed, 30*time.Second)
 	t.Logf("measured: cluster Primary with 3 Synced nodes %s after kill -9 of 2 of 3 (bound 30s, goal 10s)", took.Round(time.Millisecond))
-	var quorum *jobView
-	for i, j := range h.jobs(t) {
-		if j.Runbook == "galera-quorum-recovery" && j.State == "succeeded" {
-			quorum = &h.jobs(t)[i]
+	waitFor(t, time.Now(), 15*time.Second, "a succeeded quorum recovery job", func() bool {
+		for _, j := range h.jobs(t) {
+			if j.Runbook == "galera-quorum-recovery" && j.State == "succeeded" {
+				return true
+			}
 		}
-	}
-	if quorum == nil {
-		t.Errorf("no succeeded quorum recovery job: %+v", h.jobs(t))
+		return false
+	})
+	for _, j := range h.jobs(t) {
+		t.Logf("job %s %s %s %s", j.ID, j.Runbook, j.State, j.Reason)
 	}
 	time.Sleep(2 * time.Second)
 	probeLoss(t, h)
@@ -251,6 +269,7 @@ func TestWholeClusterCrash(t *testing.T) {
 	uuidBefore := h.query(`nines_galera_state_info`)[0].Labels["cluster_state_uuid"]
 
 	killed := kill(t, sb, nodeNames(sb)...)
+	h.waitSeenBroken(t, killed)
 	took := h.waitHealthy(t, killed, 60*time.Second)
 	t.Logf("measured: whole-cluster crash recovered, 3 Synced, %s after kill -9 of all three (bound 60s, goal 15s)", took.Round(time.Millisecond))
 	for _, s := range h.query(`nines_galera_state_info`) {
@@ -341,7 +360,7 @@ func TestDryRunAndCrashLoop(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		h.waitHealthy(t, time.Now(), 30*time.Second)
 		time.Sleep(2 * time.Second) // let the alert resolve before the next crash
-		kill(t, sb, victim.Name)
+		h.waitSeenBroken(t, kill(t, sb, victim.Name))
 		t.Logf("crash %d of %s", i+1, victim.Name)
 	}
 	waitFor(t, time.Now(), 30*time.Second, "NinesRemediationHalted at the webhook", func() bool {

@@ -101,7 +101,7 @@ func step[T any](ctx context.Context, r *Run, name, kind string, input any, fn f
 					return zero, fmt.Errorf("step %s: read recorded output: %w", name, err)
 				}
 			}
-			r.log.Info("step already done, not repeated", "job", r.job.ID, "step", name)
+			r.log.Info("step already done, not repeated", "step", name)
 			return out, nil
 		}
 		if r.job.DryRun {
@@ -157,6 +157,6 @@ func (r *Run) record(name, kind string, input any, state StepState, output json.
 		}
 		s.EndedAt, s.Output, s.Error = now, output, errText
 	}
-	r.log.Info("job step", "job", r.job.ID, "cluster", r.job.Cluster, "step", name, "kind", kind, "state", state, "err", errText)
+	r.log.Info("job step", "step", name, "kind", kind, "state", state, "err", errText)
 	return r.save(r.job)
 }
