@@ -150,25 +150,31 @@ func (s *Sandbox) writeApplianceFiles() error {
 	rewrite := s.listenChanged || errors.Is(err, fs.ErrNotExist)
 	s.listenChanged = false
 	s.mu.Unlock()
+	_, amErr := os.Stat(s.AlertmanagerConfigPath())
 	if rewrite {
 		if err := writeFileAtomic(s.ConfigPath(), []byte(renderConfig(m)), 0o644); err != nil {
 			return fmt.Errorf("write appliance config: %w", err)
 		}
 	}
-	if _, err := os.Stat(s.AlertmanagerConfigPath()); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(s.AlertmanagerConfigPath(), []byte(alertmanagerConfig), 0o644); err != nil {
+	// alertmanager.yml names the appliance's address for the remediator's
+	// webhook, so it follows nines.yaml.
+	if rewrite || errors.Is(amErr, fs.ErrNotExist) {
+		if err := writeFileAtomic(s.AlertmanagerConfigPath(), []byte(renderAlertmanagerConfig(m.Listen)), 0o644); err != nil {
 			return fmt.Errorf("write alertmanager config: %w", err)
 		}
 	}
 	return s.saveManifest()
 }
 
-// alertmanagerConfig routes every alert to a receiver with no
-// integrations: alerts show in the embedded Alertmanager's API (amtool,
-// the console) and go nowhere else until the operator adds a receiver.
-// The 1 s group_wait and group_interval are nines' rule for anything that
-// may trigger a repair: the stock 30 s would spend a month's budget.
-const alertmanagerConfig = `# Alertmanager configuration of the sandbox's embedded Alertmanager.
+// renderAlertmanagerConfig routes alerts that name a runbook to the
+// appliance's remediator (nines heals the sandbox by itself) and every
+// alert to a receiver with no integrations: alerts show in the embedded
+// Alertmanager's API (amtool, the console) and go nowhere else until the
+// operator adds a receiver. The 1 s group_wait and group_interval are
+// nines' rule for anything that may trigger a repair: the stock 30 s would
+// spend a month's budget.
+func renderAlertmanagerConfig(listen string) string {
+	return fmt.Sprintf(`# Alertmanager configuration of the sandbox's embedded Alertmanager.
 # Add receivers (email, Slack, PagerDuty, webhook) and routes as usual.
 route:
   receiver: console
@@ -176,13 +182,27 @@ route:
   group_wait: 1s
   group_interval: 1s
   repeat_interval: 4h
+  routes:
+    - receiver: remediator
+      matchers: ['remediation!=""']
+      group_by: ['...']
+      repeat_interval: 1h
+      continue: true
+    - receiver: console
 receivers:
   - name: console
+  - name: remediator
+    webhook_configs:
+      - url: http://%s/api/v1/alerts/webhook
+        send_resolved: true
+        http_config:
+          authorization: {type: Bearer, credentials_file: api-token}
 inhibit_rules:
   - source_matchers: [severity="critical"]
     target_matchers: [severity="warning"]
     equal: [cluster]
-`
+`, listen)
+}
 
 // renderConfig is the appliance config for the sandbox. Paths are relative:
 // the config loader resolves them against the file's directory, so the
@@ -198,6 +218,8 @@ func renderConfig(m manifest) string {
 		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
 	}
 	b.WriteString("    agent_token_file: agent-token\n")
+	// The sandbox heals itself: that is what it is for.
+	b.WriteString("    remediation: {mode: auto}\n")
 	fmt.Fprintf(&b, "    credentials: {user: %s, password_file: nines.pass}\n", MonitorUser)
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	return b.String()
