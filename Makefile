@@ -7,7 +7,7 @@ BIN := bin/nines
 
 # Packages that start real MariaDB servers run one at a time (-p 1): a
 # Galera node takes ~150 MB and the machine has two cores.
-CLUSTER_PKGS := ./appliance/sandbox/ ./e2e/
+CLUSTER_PKGS := ./appliance/sandbox/ ./appliance/agent/ ./exporter/probe/ ./e2e/
 
 .PHONY: all deps build test unit e2e bench lint demo clean
 
@@ -24,7 +24,7 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
-	$(GO) test -race $$($(GO) list ./... | grep -v -e /e2e -e /appliance/sandbox)
+	$(GO) test -race $$($(GO) list ./... | grep -v -e /e2e -e /appliance/sandbox -e /appliance/agent -e /exporter/probe)
 
 e2e:
 	$(GO) test -race -p 1 -timeout 25m -v $(CLUSTER_PKGS)
@@ -32,7 +32,8 @@ e2e:
 test: deps build lint unit e2e
 
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/...
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/mysql/
+	$(GO) test -run '^$$' -bench RuleEvaluation -benchtime 5x ./appliance/
 	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 300x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
 
