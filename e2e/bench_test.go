@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,12 +17,14 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/nines-project/nines/exporter"
+	"github.com/nines-project/nines/internal/testbin"
 )
 
 var (
-	plainOnce sync.Once
-	plainBin  string
-	plainErr  error
+	plainOnce    sync.Once
+	plainBin     string
+	plainCleanup = func() {}
+	plainErr     error
 )
 
 // plainBinary builds nines without the race detector, for measurements
@@ -31,11 +32,7 @@ var (
 func plainBinary(b *testing.B) string {
 	b.Helper()
 	plainOnce.Do(func() {
-		plainBin = filepath.Join(filepath.Dir(ninesBin), "nines-plain")
-		out, err := exec.Command("go", "build", "-o", plainBin, "../cmd/nines").CombinedOutput()
-		if err != nil {
-			plainErr = fmt.Errorf("build: %v\n%s", err, out)
-		}
+		plainBin, plainCleanup, plainErr = testbin.Build(false)
 	})
 	if plainErr != nil {
 		b.Fatal(plainErr)

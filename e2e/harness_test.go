@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/internal/testbin"
 )
 
 var (
@@ -48,20 +48,12 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	binDir, err := os.MkdirTemp("", "nines-e2e-bin-")
+	bin, cleanup, err := testbin.Build(true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	ninesBin = filepath.Join(binDir, "nines")
-	build := exec.Command("go", "build", "-race", "-o", ninesBin, "../cmd/nines")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	start := time.Now()
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: build nines:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "e2e: built %s with -race in %s\n", ninesBin, time.Since(start).Round(time.Millisecond))
+	ninesBin = bin
 
 	code := m.Run()
 
@@ -73,7 +65,8 @@ func TestMain(m *testing.M) {
 		cancel()
 		os.RemoveAll(shared.Dir())
 	}
-	os.RemoveAll(binDir)
+	cleanup()
+	plainCleanup()
 	os.Exit(code)
 }
 

@@ -445,8 +445,8 @@ func (r *Remediator) Start(ctx context.Context, req ManualRequest) (*Job, error)
 	job := r.newJob(req.Cluster, req.Runbook, req.Target, Trigger{Source: "manual", User: req.User})
 	job.Force, job.DryRun = req.Force, req.DryRun
 	r.decisions[req.Cluster] = fmt.Sprintf("manual job %s (%s) started by %s", job.ID, job.Runbook, req.User)
+	cp := *job // before the job's goroutine starts changing it
 	r.start(ctx, job)
-	cp := *job
 	return &cp, nil
 }
 

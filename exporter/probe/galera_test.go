@@ -34,7 +34,7 @@ func TestProbeGaleraLosesQuorum(t *testing.T) {
 	dir := sandboxDir(t)
 
 	startSB := time.Now()
-	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: dir, Nodes: 3, BasePort: probeBasePort, ClusterName: "probe", Log: t.Output()})
+	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: dir, Nodes: 3, BasePort: probeBasePort, ClusterName: "probe", Log: t.Output(), AgentBinary: ninesBin})
 	if err != nil {
 		t.Fatalf("start 3-node Galera sandbox (needs mariadbd and galera-4): %v", err)
 	}
