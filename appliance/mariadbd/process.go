@@ -143,19 +143,10 @@ func (s *Server) Pid() (int, error) {
 // Owns reports whether pid is a live (not zombie) mariadbd or mysqld
 // started with this server's defaults file.
 func (s *Server) Owns(pid int) bool {
-	if pid <= 0 {
+	argv, ok := ProcessArgs(pid)
+	if !ok {
 		return false
 	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	// A zombie's cmdline is empty, so this also rules out exited servers
-	// nobody has reaped yet.
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	if err != nil {
-		return false
-	}
-	argv := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
 	switch filepath.Base(argv[0]) {
 	case "mariadbd", "mysqld":
 	default:
@@ -168,6 +159,24 @@ func (s *Server) Owns(pid int) bool {
 		}
 	}
 	return false
+}
+
+// ProcessArgs returns the command line of a live process. It is false for
+// a pid that does not exist or is a zombie (whose cmdline is empty), so
+// callers that identify a process by its arguments never mistake an exited
+// one, or an unrelated process that reused a stale pid, for theirs.
+func ProcessArgs(pid int) ([]string, bool) {
+	if pid <= 0 {
+		return nil, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return nil, false
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(b) == 0 {
+		return nil, false
+	}
+	return strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00"), true
 }
 
 // Stop stops the running server, if any; see StopPID.

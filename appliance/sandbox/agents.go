@@ -8,13 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/agent"
+	"github.com/nines-project/nines/appliance/mariadbd"
 )
 
 // agentPortOffset puts node i's agent on P+200+i.
@@ -293,19 +293,8 @@ func agentPid(n Node) int {
 // isAgentOf reports whether pid is a live `... agent --config
 // <n's agent.yaml>` process.
 func isAgentOf(pid int, n Node) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	// A zombie's cmdline is empty.
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	if err != nil {
-		return false
-	}
-	argv := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
-	if len(argv) < 3 || argv[1] != "agent" {
+	argv, ok := mariadbd.ProcessArgs(pid)
+	if !ok || len(argv) < 3 || argv[1] != "agent" {
 		return false
 	}
 	for i, a := range argv[2:] {
