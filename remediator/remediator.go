@@ -69,6 +69,7 @@ type Remediator struct {
 	halted    map[string]string       // cluster → why automation stopped
 	decisions map[string]string       // cluster → the latest decision, in words
 	finished  map[string]int          // "cluster\x00runbook\x00state" → count
+	resume    []*Job                  // interrupted jobs adopted at New, run by Run
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -118,6 +119,7 @@ func New(o Options) (*Remediator, error) {
 		}
 		o.Policies[c] = p
 	}
+	r.adoptInterrupted()
 	return r, nil
 }
 
@@ -182,9 +184,9 @@ func (r *Remediator) poke() {
 }
 
 // Run schedules jobs until ctx ends. Jobs interrupted by a previous
-// appliance run are resumed (or aborted when too old) first.
+// appliance run (adopted by New) are resumed first.
 func (r *Remediator) Run(ctx context.Context) {
-	r.resumeInterrupted(ctx)
+	r.resumeAdopted(ctx)
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -372,28 +374,28 @@ func actedOn(j *Job) bool {
 	return false
 }
 
-// resumeInterrupted resumes jobs the log shows as pending or running: the
-// appliance died during them. Done steps are not repeated. A job older
-// than the job timeout is aborted instead: the cluster has moved on, and
-// its alerts, if still true, start a fresh job.
-func (r *Remediator) resumeInterrupted(ctx context.Context) {
+// adoptInterrupted takes over the jobs the log shows as pending or
+// running: the appliance died during them. Each reserves its cluster at
+// once, so no new job can start there before it resumes; Run then resumes
+// them, and done steps are not repeated. A job older than the job timeout
+// is aborted instead: the cluster has moved on, and its alerts, if still
+// true, start a fresh job.
+func (r *Remediator) adoptInterrupted() {
 	jobs, err := r.o.Log.List()
 	if err != nil {
 		r.o.Logger.Error("read job log", "err", err)
 	}
 	now := r.o.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, j := range jobs {
 		if j.State.Done() {
 			continue
 		}
 		if r.running[j.Cluster] != nil || now.Sub(j.CreatedAt) > r.o.JobTimeout {
+			reason := fmt.Sprintf("interrupted by an appliance restart %s after it was created; not resumed", now.Sub(j.CreatedAt).Round(time.Second))
 			if j.State == JobPending {
-				_ = j.setState(JobAborted, "interrupted by an appliance restart before it started", now)
-			} else {
-				_ = j.setState(JobAborted, fmt.Sprintf("interrupted by an appliance restart %s after it was created; not resumed", now.Sub(j.CreatedAt).Round(time.Second)), now)
+				reason = "interrupted by an appliance restart before it started"
 			}
+			_ = j.setState(JobAborted, reason, now)
 			_ = r.o.Log.Save(j)
 			r.o.Logger.Warn("interrupted job aborted", "job", j.ID, "reason", j.Reason)
 			continue
@@ -403,8 +405,24 @@ func (r *Remediator) resumeInterrupted(ctx context.Context) {
 			// The same alert re-notified after the restart is this job.
 			r.handled[j.Trigger.Fingerprint] = j.Trigger.StartsAt
 		}
+		r.running[j.Cluster] = j
+		r.resume = append(r.resume, j)
+	}
+}
+
+// resumeAdopted runs the jobs adoptInterrupted took over.
+func (r *Remediator) resumeAdopted(ctx context.Context) {
+	r.mu.Lock()
+	jobs := r.resume
+	r.resume = nil
+	r.mu.Unlock()
+	for _, j := range jobs {
 		r.o.Logger.Warn("resuming interrupted job", "job", j.ID, "cluster", j.Cluster, "runbook", j.Runbook)
-		r.start(ctx, j)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.execute(ctx, j)
+		}()
 	}
 }
 
