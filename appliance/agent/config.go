@@ -5,17 +5,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/nines-project/nines/appliance/config"
 )
@@ -138,23 +133,14 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; path names them in errors and
 // anchors relative paths.
 func Parse(path string, b []byte) (*Config, error) {
-	errs := &errList{file: path}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		errs.addYAML(err, nil)
-		return nil, errs.result()
-	}
-	idx := indexLines(&doc)
 	cfg := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
-		errs.addYAML(err, idx)
-		return nil, errs.result()
+	lines, errs := config.Decode(path, b, cfg)
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
 	cfg.File = path
-	cfg.validate(errs, idx)
-	if err := errs.result(); err != nil {
+	cfg.validate(errs, lines)
+	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -167,9 +153,9 @@ func (c *Config) resolve(p string) string {
 	return filepath.Join(filepath.Dir(c.File), p)
 }
 
-func (c *Config) validate(errs *errList, idx lineIndex) {
+func (c *Config) validate(errs *config.Errors, lines config.Lines) {
 	at := func(path, format string, args ...any) {
-		errs.add(idx.line(path), path, fmt.Sprintf(format, args...))
+		errs.Add(lines.Line(path), path, fmt.Sprintf(format, args...))
 	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
@@ -194,7 +180,7 @@ func (c *Config) validate(errs *errList, idx lineIndex) {
 			}
 			*f.p = c.resolve(*f.p)
 			if _, err := os.ReadFile(*f.p); err != nil {
-				at("tls."+f.field, "cannot read %q: %v", *f.p, unwrapPathErr(err))
+				at("tls."+f.field, "cannot read %q: %v", *f.p, config.UnwrapPathErr(err))
 			}
 		}
 	}
@@ -202,7 +188,7 @@ func (c *Config) validate(errs *errList, idx lineIndex) {
 	case c.TokenFile == "":
 		at("token_file", "required: the agent never runs unauthenticated")
 	case err != nil:
-		at("token_file", "cannot read %q: %v", c.TokenFile, unwrapPathErr(err))
+		at("token_file", "cannot read %q: %v", c.TokenFile, config.UnwrapPathErr(err))
 	default:
 		v := strings.TrimSpace(string(tok))
 		if len(v) < MinTokenLength {
@@ -306,7 +292,7 @@ func (c *Config) validateLocal(l *LocalServer, prefix string, at func(path, form
 // last value of each option with '-' in names turned into '_'.
 func printDefaults(defaultsFile string) (map[string]string, error) {
 	if _, err := os.Stat(defaultsFile); err != nil {
-		return nil, fmt.Errorf("cannot read %q: %v", defaultsFile, unwrapPathErr(err))
+		return nil, fmt.Errorf("cannot read %q: %v", defaultsFile, config.UnwrapPathErr(err))
 	}
 	bin, err := exec.LookPath("my_print_defaults")
 	if err != nil {
@@ -336,126 +322,4 @@ func parseOptions(out []byte) map[string]string {
 		opts[strings.ReplaceAll(name, "-", "_")] = value
 	}
 	return opts
-}
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-// errList gathers FieldErrors in file order; the types are the
-// appliance config's, so `nines check`-style callers handle both alike.
-type errList struct {
-	file string
-	list []config.FieldError
-}
-
-func (e *errList) add(line int, field, msg string) {
-	e.list = append(e.list, config.FieldError{File: e.file, Line: line, Field: field, Msg: msg})
-}
-
-func (e *errList) result() error {
-	if len(e.list) == 0 {
-		return nil
-	}
-	sort.SliceStable(e.list, func(i, j int) bool { return e.list[i].Line < e.list[j].Line })
-	return &config.Errors{File: e.file, List: e.list}
-}
-
-var (
-	yamlLineRe     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownFieldRe = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-)
-
-// addYAML turns the YAML library's errors, which carry the line only in
-// their text, into FieldErrors.
-func (e *errList) addYAML(err error, idx lineIndex) {
-	if errors.Is(err, io.EOF) {
-		e.add(0, "", "file is empty")
-		return
-	}
-	msgs := []string{err.Error()}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
-	for _, m := range msgs {
-		line, field := 0, ""
-		if sm := yamlLineRe.FindStringSubmatch(m); sm != nil {
-			line, _ = strconv.Atoi(sm[1])
-			m = sm[2]
-		}
-		if sm := unknownFieldRe.FindStringSubmatch(m); sm != nil {
-			m = fmt.Sprintf("unknown field %q", sm[1])
-			field = idx.keyAt(line, sm[1])
-		} else {
-			field = idx.valueAt(line)
-		}
-		e.add(line, field, m)
-	}
-}
-
-// lineIndex maps dotted field paths to the line their key is on.
-type lineIndex map[string]int
-
-func indexLines(doc *yaml.Node) lineIndex {
-	idx := lineIndex{}
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := k.Value
-				if path != "" {
-					p = path + "." + k.Value
-				}
-				idx[p] = k.Line
-				walk(v, p)
-			}
-		}
-	}
-	walk(doc, "")
-	return idx
-}
-
-// line returns the line of path or of its nearest ancestor in the file.
-func (idx lineIndex) line(path string) int {
-	for p := path; p != ""; {
-		if l, ok := idx[p]; ok {
-			return l
-		}
-		i := strings.LastIndexByte(p, '.')
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
-}
-
-func (idx lineIndex) keyAt(line int, key string) string {
-	for p, l := range idx {
-		if l == line && (p == key || strings.HasSuffix(p, "."+key)) {
-			return p
-		}
-	}
-	return key
-}
-
-func (idx lineIndex) valueAt(line int) string {
-	best := ""
-	for p, l := range idx {
-		if l == line && len(p) > len(best) {
-			best = p
-		}
-	}
-	return best
 }

@@ -7,7 +7,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -261,21 +260,12 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; path names them in errors and
 // anchors relative paths.
 func Parse(path string, b []byte) (*Config, error) {
-	errs := &Errors{File: path}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		errs.addYAML(err, nil)
-		return nil, errs
-	}
-	idx := indexLines(&doc)
-
 	cfg := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
-		errs.addYAML(err, idx)
+	lines, errs := Decode(path, b, cfg)
+	if len(errs.List) > 0 {
 		return nil, errs
 	}
+	idx := lines.idx
 	cfg.File = path
 	cfg.applyDefaults()
 	cfg.validate(errs, idx)
@@ -541,6 +531,10 @@ func (c *Config) readSecret(file, env, fileField, envField string) (string, stri
 	}
 	return "", fileField, fmt.Errorf("missing credentials: set %s or %s", fileField, envField)
 }
+
+// UnwrapPathErr drops the path an *os.PathError repeats, for messages
+// that already name the file.
+func UnwrapPathErr(err error) error { return unwrapPathErr(err) }
 
 func unwrapPathErr(err error) error {
 	var pe *os.PathError

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,17 @@ func (e *Errors) Unwrap() []error {
 	return out
 }
 
+// Add records a problem at line (0 when unknown) of field.
+func (e *Errors) Add(line int, field, msg string) { e.add(line, field, msg) }
+
+// Err returns e, or nil when it holds no problem.
+func (e *Errors) Err() error {
+	if len(e.List) == 0 {
+		return nil
+	}
+	return e
+}
+
 func (e *Errors) add(line int, field, msg string) {
 	e.List = append(e.List, FieldError{File: e.File, Line: line, Field: field, Msg: msg})
 	sort.SliceStable(e.List, func(i, j int) bool { return e.List[i].Line < e.List[j].Line })
@@ -91,6 +103,33 @@ func (e *Errors) addYAML(err error, idx lineIndex) {
 		e.add(line, field, m)
 	}
 }
+
+// Decode strictly decodes the YAML document b (named file in errors) into
+// v: unknown fields are errors. It returns the line of every field path,
+// for the caller's own checks, and the problems found; a document that
+// does not parse yields no lines.
+func Decode(file string, b []byte, v any) (Lines, *Errors) {
+	errs := &Errors{File: file}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		errs.addYAML(err, nil)
+		return Lines{}, errs
+	}
+	idx := indexLines(&doc)
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		errs.addYAML(err, idx)
+	}
+	return Lines{idx}, errs
+}
+
+// Lines tells on which line of a decoded file a field is.
+type Lines struct{ idx lineIndex }
+
+// Line returns the line of a dotted field path such as
+// clusters[0].nodes[1].address, or of its nearest ancestor in the file.
+func (l Lines) Line(path string) int { return l.idx.line(path) }
 
 // lineIndex maps field paths to the line their value is on.
 type lineIndex map[string]int
