@@ -16,8 +16,15 @@ import (
 	"github.com/nines-project/nines/remediator"
 )
 
-// jobLogDir is where the appliance keeps its job log under data_dir.
-func jobLogDir(dataDir string) string { return filepath.Join(dataDir, "jobs") }
+// openJobLog opens the job log of the appliance configured in cfgPath,
+// under its data_dir.
+func openJobLog(cfgPath string) (*remediator.JobLog, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	return remediator.OpenJobLog(filepath.Join(cfg.DataDir, "jobs"))
+}
 
 func newJobsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "jobs", Short: "The remediator's job log: list, show, start"}
@@ -29,11 +36,7 @@ func newJobsCmd() *cobra.Command {
 		Short: "List jobs, newest first (read from the durable job log; works while the appliance is down)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			log, err := remediator.OpenJobLog(jobLogDir(cfg.DataDir))
+			log, err := openJobLog(cfgPath)
 			if err != nil {
 				return err
 			}
@@ -66,11 +69,7 @@ func newJobsCmd() *cobra.Command {
 		Short: "Show one job with every step, its input, output and timing",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			log, err := remediator.OpenJobLog(jobLogDir(cfg.DataDir))
+			log, err := openJobLog(cfgPath)
 			if err != nil {
 				return err
 			}
