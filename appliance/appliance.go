@@ -59,6 +59,9 @@ type App struct {
 	// run under it, so a shutdown leaves them to be resumed.
 	runCtx context.Context
 	start  time.Time
+	// instance labels the series the appliance itself produces: its
+	// address, as Prometheus labels a scrape target.
+	instance string
 }
 
 // Run starts the appliance from cfg and blocks until ctx ends, then shuts
@@ -121,6 +124,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("external URL %q: %w", external, err)
 	}
+	app.instance = extURL.Host
 
 	sender, am, err := openAlertmanager(cfg, external, opts)
 	if err != nil {

@@ -20,7 +20,7 @@ func newProbes(cfg *config.Config, log *slog.Logger) ([]*probe.Prober, error) {
 		for i, a := range addrs {
 			eps[i] = probe.Endpoint{Address: a, User: c.Credentials.User, Password: c.Credentials.Password.Reveal()}
 		}
-		p, err := probe.New(c.Name, eps, probe.Options{LatencyBound: c.Probe.Timeout.Duration, Logger: log.With("component", "probe", "cluster", c.Name)})
+		p, err := probe.New(c.Name, eps, probe.Options{LatencyBound: c.Probe.Timeout.Duration, Logger: log})
 		if err != nil {
 			return nil, err
 		}

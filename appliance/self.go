@@ -29,6 +29,12 @@ func (a *App) selfMetrics() []metric.Metric {
 		out = append(out, p.Metrics()...)
 	}
 	out = append(out, a.rem.Metrics()...)
+	// Cluster-wide series come from the appliance: it is their instance.
+	for i := range out {
+		if !hasLabel(out[i].Labels, "instance") {
+			out[i].Labels = append(out[i].Labels, metric.Label{Name: "instance", Value: a.instance})
+		}
+	}
 	set := &metric.Set{}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(a.cfg.DataDir, &st); err == nil {
@@ -41,6 +47,9 @@ func (a *App) selfMetrics() []metric.Metric {
 	set.Add("nines_notifications_failed_total", "Deliveries of alerts to Alertmanager that failed.", metric.Counter, float64(a.sender.failed.Load()))
 	set.Add("nines_notifications_sent_total", "Alerts delivered to Alertmanager.", metric.Counter, float64(a.sender.sent.Load()))
 	set.Add("nines_start_time_seconds", "When this appliance process started.", metric.Gauge, float64(a.start.Unix()))
+	for i := range set.Metrics {
+		set.Metrics[i].Labels = append(set.Metrics[i].Labels, metric.Label{Name: "instance", Value: a.instance})
+	}
 	return append(out, set.Metrics...)
 }
 
@@ -57,4 +66,13 @@ func (a *App) writeSelfMetrics(ctx context.Context) {
 			a.in.write("nines:self", a.selfMetrics(), now, false)
 		}
 	}
+}
+
+func hasLabel(ls []metric.Label, name string) bool {
+	for _, l := range ls {
+		if l.Name == name {
+			return true
+		}
+	}
+	return false
 }

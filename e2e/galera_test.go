@@ -34,8 +34,13 @@ func TestClusterSizeWithin5s(t *testing.T) {
 	})
 	t.Logf("measured: cluster size 3 on all 3 nodes via /api/v1/query %s after nines run started (bound 5s)", took.Round(time.Millisecond))
 
-	// Every series carries cluster and instance.
-	for _, s := range a.query(`{__name__=~"mysql_up|mysql_global_status_wsrep_.*|nines_.*"}`) {
+	// Every series about a cluster carries cluster and instance: a node's
+	// series its address, a cluster-wide one the appliance's.
+	labelled := a.query(`{__name__=~"mysql_.*|nines_.*", cluster!=""}`)
+	if len(labelled) < 100 {
+		t.Fatalf("only %d series with a cluster label", len(labelled))
+	}
+	for _, s := range labelled {
 		if s.Labels["cluster"] != "shared" || s.Labels["instance"] == "" {
 			t.Fatalf("series without cluster/instance: %v", s.Labels)
 		}

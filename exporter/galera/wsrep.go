@@ -58,10 +58,18 @@ func Parse(status, vars map[string]string) (*nines.GaleraStatus, []error) {
 			bad(name, "missing")
 			return
 		}
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		s = strings.TrimSpace(s)
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			bad(name, "not an integer")
-			return
+			// Galera prints -1 of some counters as an unsigned 64-bit value:
+			// wsrep_cluster_conf_id is 18446744073709551615 on a node
+			// outside any Primary component.
+			u, uerr := strconv.ParseUint(s, 10, 64)
+			if uerr != nil {
+				bad(name, "not an integer")
+				return
+			}
+			n = int64(u)
 		}
 		*dst = n
 	}

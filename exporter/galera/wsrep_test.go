@@ -44,6 +44,8 @@ func TestParse(t *testing.T) {
 			func(g *nines.GaleraStatus) bool {
 				return !g.Synced() && g.ClusterStatus == nines.ClusterStatusNonPrimary && g.LocalState == nines.LocalStateUndefined
 			}, nil},
+		{"non-Primary conf_id as unsigned -1", map[string]string{"wsrep_cluster_status": "non-Primary", "wsrep_cluster_conf_id": "18446744073709551615", "wsrep_local_state": "0", "wsrep_ready": "OFF"},
+			func(g *nines.GaleraStatus) bool { return g.ClusterConfID == -1 && !g.Synced() }, nil},
 		{"donor", map[string]string{"wsrep_local_state": "2", "wsrep_local_state_comment": "Donor/Desynced"},
 			func(g *nines.GaleraStatus) bool { return !g.Synced() && g.LocalState == nines.LocalStateDonor }, nil},
 		{"disconnected", map[string]string{"wsrep_cluster_status": "Disconnected", "wsrep_connected": "OFF"},
