@@ -71,6 +71,7 @@ clusters:
       - {address: "127.0.0.1:23307", agent: "http://127.0.0.1:23507"}
       - {address: "127.0.0.1:23308", agent: "http://127.0.0.1:23508"}
     agent_token_file: agent-token
+    remediation: {mode: auto}
     credentials: {user: nines, password_file: nines.pass}
 alertmanager: {embedded: alertmanager.yml}
 `
