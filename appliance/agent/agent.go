@@ -66,6 +66,8 @@ type Agent struct {
 	lastExit  *Exit
 	watched   map[int]bool // supervised pids still running
 	stopping  map[int]bool // pids being stopped on request
+
+	bk backupJobs
 }
 
 // New builds the agent for cfg.
@@ -178,6 +180,10 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("POST /v1/restart", a.auth(handle(a, "restart", a.restart)))
 	mux.Handle("POST /v1/bootstrap-fields", a.auth(handle(a, "bootstrap-fields", a.bootstrapFields)))
 	mux.Handle("POST /v1/pc-bootstrap", a.auth(handle(a, "pc-bootstrap", a.pcBootstrap)))
+	mux.Handle("POST /v1/backups", a.auth(handle(a, "backup", a.backup)))
+	mux.Handle("GET /v1/backups", a.auth(handleIn(a, "backups", a.listBackups)))
+	mux.Handle("DELETE /v1/backups/{id}", a.auth(handleIn(a, "backup-delete", a.deleteBackup)))
+	mux.Handle("POST /v1/backups/{id}/verify", a.auth(handleIn(a, "verify", a.verifyBackup)))
 	mux.Handle("/v1/", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})))
@@ -203,7 +209,7 @@ func (a *Agent) auth(next http.Handler) http.Handler {
 // readOnly reports the calls that only read. They are polled (the
 // appliance may read status every second), so they are logged at debug
 // level and not counted as actions.
-func readOnly(name string) bool { return name == "status" || name == "grastate" }
+func readOnly(name string) bool { return name == "status" || name == "grastate" || name == "backups" }
 
 // handle decodes the request, runs do, logs and counts the outcome and
 // writes the answer or the error with its status.

@@ -28,15 +28,28 @@
 //	POST /v1/bootstrap-fields  BootstrapFieldsRequest -> BootstrapFieldsResult
 //	POST /v1/pc-bootstrap      -> PCBootstrapResult (409 unless non-Primary)
 //
+//	POST   /v1/backups                BackupRequest -> Manifest (synchronous)
+//	GET    /v1/backups?dir=D          -> []BackupInfo, newest first
+//	DELETE /v1/backups/{id}?dir=D     -> BackupDeleteResult
+//	POST   /v1/backups/{id}/verify    VerifyRequest -> VerifyResult
+//
+// A backup (mariabackup or dump, gzipped, into D/{id}/ with a manifest
+// written last) holds the action lock below for its whole run; cancelling
+// the request stops it and removes what it wrote. A verification restores
+// a backup into a scratch server of its own and answers 200 whatever it
+// finds: OK false names the failed check. See backup.go and verify.go.
+//
 // The agent never starts a server on its own: a server that crashes stays
 // down until someone (the remediator, an operator, a test) asks for a
 // start, so a crash is always seen and handled by the one deciding.
 //
 // Actions that change the server (recover, start, stop, restart,
-// bootstrap-fields, pc-bootstrap) run one at a time; a second one while
-// another runs is refused with 409 rather than queued, so a caller never
-// acts on a state it did not see. A start holds that lock only until the
-// server is launched: waiting for it to sync does not block a stop.
+// bootstrap-fields, pc-bootstrap) and backups run one at a time; a second
+// one while another runs is refused with 409 rather than queued, so a
+// caller never acts on a state it did not see. A start holds that lock
+// only until the server is launched: waiting for it to sync does not
+// block a stop. Verifications run one at a time too, beside that lock:
+// they never touch the server.
 package agent
 
 import "github.com/nines-project/nines/appliance/mariadbd"

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -125,6 +126,37 @@ func (c *Client) SetBootstrapFields(ctx context.Context, req BootstrapFieldsRequ
 func (c *Client) PCBootstrap(ctx context.Context) (PCBootstrapResult, error) {
 	var out PCBootstrapResult
 	err := c.do(ctx, "pc-bootstrap", http.MethodPost, "/v1/pc-bootstrap", struct{}{}, &out)
+	return out, err
+}
+
+// Backup runs a backup as req says and returns its manifest. It is
+// synchronous: give ctx a deadline as long as the backup may take.
+// Cancelling ctx makes the agent stop the backup and remove what it wrote.
+func (c *Client) Backup(ctx context.Context, req BackupRequest) (Manifest, error) {
+	var out Manifest
+	err := c.do(ctx, "backup", http.MethodPost, "/v1/backups", req, &out)
+	return out, err
+}
+
+// Backups lists the backups in dir on the agent's host, newest first.
+func (c *Client) Backups(ctx context.Context, dir string) ([]BackupInfo, error) {
+	var out []BackupInfo
+	err := c.do(ctx, "backups", http.MethodGet, "/v1/backups?"+url.Values{"dir": {dir}}.Encode(), nil, &out)
+	return out, err
+}
+
+// DeleteBackup removes backup id from dir; a missing one is an *Error
+// with 404.
+func (c *Client) DeleteBackup(ctx context.Context, dir, id string) error {
+	return c.do(ctx, "backup-delete", http.MethodDelete,
+		"/v1/backups/"+url.PathEscape(id)+"?"+url.Values{"dir": {dir}}.Encode(), nil, &BackupDeleteResult{})
+}
+
+// VerifyBackup restores backup id into a scratch server and checks it. A
+// backup that fails verification is a result with OK false, not an error.
+func (c *Client) VerifyBackup(ctx context.Context, id string, req VerifyRequest) (VerifyResult, error) {
+	var out VerifyResult
+	err := c.do(ctx, "verify", http.MethodPost, "/v1/backups/"+url.PathEscape(id)+"/verify", req, &out)
 	return out, err
 }
 

@@ -10,7 +10,7 @@ import (
 
 // actions are the counted actions, listed so every series exists (at 0)
 // from the first scrape and a rate() over them never starts empty.
-var actions = []string{"recover", "start", "stop", "restart", "bootstrap-fields", "pc-bootstrap"}
+var actions = []string{"recover", "start", "stop", "restart", "bootstrap-fields", "pc-bootstrap", "backup", "backup-delete", "verify"}
 
 // Results of an action, by HTTP status class.
 const (
@@ -53,6 +53,24 @@ func newMetrics(a *Agent) *metrics {
 			case err != nil:
 				return -1
 			case pid != 0:
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nines_agent_backup_running",
+			Help: "1 while the agent runs a backup, else 0.",
+		}, func() float64 {
+			if b, _ := a.bk.running(); b {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nines_agent_verify_running",
+			Help: "1 while the agent verifies a backup in a scratch server, else 0.",
+		}, func() float64 {
+			if _, v := a.bk.running(); v {
 				return 1
 			}
 			return 0
