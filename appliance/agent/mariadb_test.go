@@ -31,6 +31,13 @@ type node struct {
 
 func newNode(t *testing.T) node {
 	t.Helper()
+	return newNodeAt(t, 27306)
+}
+
+// newNodeAt is newNode with its ports at base (SQL), base+100 (gcomm),
+// base+101 (IST) and base+102 (SST).
+func newNodeAt(t *testing.T, base int) node {
+	t.Helper()
 	// Under /tmp with mode 0755: user mysql, which the server runs as
 	// when the test runs as root, must reach the datadir.
 	dir, err := os.MkdirTemp("/tmp", "nines-agent-test-")
@@ -66,7 +73,7 @@ tmpdir=%s/tmp
 socket=%s
 pid-file=%s
 log-error=%s
-port=27306
+port=%d
 bind-address=127.0.0.1
 skip-name-resolve
 performance_schema=OFF
@@ -79,16 +86,17 @@ log_bin=%s/binlog
 wsrep_on=ON
 wsrep_provider=/usr/lib/galera/libgalera_smm.so
 wsrep_cluster_name=agenttest
-wsrep_cluster_address=gcomm://127.0.0.1:27406
+wsrep_cluster_address=gcomm://127.0.0.1:%d
 wsrep_node_name=a1
 wsrep_node_address=127.0.0.1
-wsrep_provider_options="base_port=27406;gmcast.listen_addr=tcp://127.0.0.1:27406;ist.recv_addr=127.0.0.1:27407;gcache.size=8M"
+wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=8M"
 wsrep_sst_method=rsync
-wsrep_sst_receive_address=127.0.0.1:27408
+wsrep_sst_receive_address=127.0.0.1:%d
 [client]
 socket=%s
 user=%s
-`, userLine, srv.DataDir, dir, srv.Socket, srv.PidFile, srv.ErrorLog, srv.DataDir, srv.Socket, mariadbd.SocketUser())
+`, userLine, srv.DataDir, dir, srv.Socket, srv.PidFile, srv.ErrorLog, base, srv.DataDir,
+		base+100, base+100, base+100, base+101, base+102, srv.Socket, mariadbd.SocketUser())
 	for _, d := range []string{srv.DataDir, filepath.Join(dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
