@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -22,7 +23,18 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// defaultMemoryLimit is the Go heap's soft limit when GOMEMLIMIT is not
+// set. The appliance's live heap is a few tens of MB for a site; without a
+// limit the store's flushes let garbage pile up to twice that before a
+// collection. Measured on a 3-node sandbox: 84-93 MB RSS with the limit,
+// 109-135 MB without, for about one more per cent of a core. Large fleets
+// raise it with GOMEMLIMIT.
+const defaultMemoryLimit = 64 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
