@@ -85,7 +85,7 @@ type Step struct {
 
 // Trigger is what started a job.
 type Trigger struct {
-	Source      string            `json:"source"` // alert | manual
+	Source      string            `json:"source"` // alert | manual | schedule
 	Alert       string            `json:"alert,omitempty"`
 	Fingerprint string            `json:"fingerprint,omitempty"`
 	StartsAt    time.Time         `json:"starts_at,omitzero"`
@@ -95,14 +95,18 @@ type Trigger struct {
 
 // Job is one run of a runbook against one cluster.
 type Job struct {
-	ID      string   `json:"id"`
-	Cluster string   `json:"cluster"`
-	Runbook string   `json:"runbook"`
-	Target  string   `json:"target,omitempty"` // the node, for node runbooks
-	DryRun  bool     `json:"dry_run"`
-	Force   string   `json:"force_node,omitempty"`
-	Trigger Trigger  `json:"trigger"`
-	State   JobState `json:"state"`
+	ID      string `json:"id"`
+	Cluster string `json:"cluster"`
+	Runbook string `json:"runbook"`
+	Target  string `json:"target,omitempty"` // the node, for node runbooks
+	DryRun  bool   `json:"dry_run"`
+	Force   string `json:"force_node,omitempty"`
+	// Params are the runbook's parameters (a backup's method, directory,
+	// retention), completed with their defaults when the job was created,
+	// so the log says exactly what the job was asked to do.
+	Params  map[string]string `json:"params,omitempty"`
+	Trigger Trigger           `json:"trigger"`
+	State   JobState          `json:"state"`
 	// Reason says why the job ended as it did, in words for the operator.
 	Reason    string    `json:"reason,omitempty"`
 	Steps     []Step    `json:"steps"`
@@ -125,6 +129,19 @@ func (j *Job) setState(to JobState, reason string, now time.Time) error {
 		j.EndedAt = now
 	}
 	return nil
+}
+
+// copy returns a deep copy of j, safe to read while j goes on.
+func (j *Job) copy() Job {
+	cp := *j
+	cp.Steps = append([]Step(nil), j.Steps...)
+	if j.Params != nil {
+		cp.Params = make(map[string]string, len(j.Params))
+		for k, v := range j.Params {
+			cp.Params[k] = v
+		}
+	}
+	return cp
 }
 
 // step returns the recorded step with that name, if any.

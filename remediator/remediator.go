@@ -48,10 +48,41 @@ type Options struct {
 	// runbook, so that alerts of one incident arriving together are seen
 	// together. Default 1 s.
 	Settle time.Duration
-	// JobTimeout bounds one job. Default 5 m.
+	// JobTimeout bounds one job. Default 5 m. A runbook that implements
+	// Bounded (a backup) sets its own.
 	JobTimeout time.Duration
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// OnEnd, if not nil, is called with a copy of every job that ended
+	// (not of one left running by a shutdown), after it was saved and
+	// before its cluster's slot is free: no other job of the cluster can
+	// start before OnEnd returns, so keep it short.
+	OnEnd  func(Job)
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Preparer is implemented by runbooks that take parameters. Prepare
+// checks a manual or scheduled request's parameters and completes them
+// (defaults from the configuration) before the job is created, so a bad
+// request is refused at once instead of being recorded as a failed job.
+// It returns the parameters to record and the job's target.
+type Preparer interface {
+	Prepare(cluster, target string, params map[string]string) (map[string]string, string, error)
+}
+
+// Preemptible is implemented by runbooks whose jobs give way to a repair:
+// when an alert asks an automatic remediation of a cluster whose running
+// job is preemptible, that job is cancelled (it ends aborted, saying why)
+// and the repair starts as soon as it has stopped. A backup is one: a
+// cluster losing a node must not wait an hour for a dump to finish.
+type Preemptible interface {
+	Preemptible() bool
+}
+
+// Bounded is implemented by runbooks whose jobs need another limit than
+// Options.JobTimeout: a backup of a large database runs for hours, a
+// repair never should.
+type Bounded interface {
+	Timeout() time.Duration
 }
 
 // Remediator receives alerts and runs jobs.
@@ -62,14 +93,15 @@ type Remediator struct {
 	seq      atomic.Uint64
 
 	mu        sync.Mutex
-	active    map[string]*activeAlert // by fingerprint
-	handled   map[string]time.Time    // fingerprint → StartsAt of the notification acted on
-	running   map[string]*Job         // cluster → its job
-	acted     map[string][]time.Time  // cluster → when its automatic jobs that acted ended
-	halted    map[string]string       // cluster → why automation stopped
-	decisions map[string]string       // cluster → the latest decision, in words
-	finished  map[string]int          // "cluster\x00runbook\x00state" → count
-	resume    []*Job                  // interrupted jobs adopted at New, run by Run
+	active    map[string]*activeAlert            // by fingerprint
+	handled   map[string]time.Time               // fingerprint → StartsAt of the notification acted on
+	running   map[string]*Job                    // cluster → its job
+	cancels   map[string]context.CancelCauseFunc // cluster → cancels its running job
+	acted     map[string][]time.Time             // cluster → when its automatic jobs that acted ended
+	halted    map[string]string                  // cluster → why automation stopped
+	decisions map[string]string                  // cluster → the latest decision, in words
+	finished  map[string]int                     // "cluster\x00runbook\x00state" → count
+	resume    []*Job                             // interrupted jobs adopted at New, run by Run
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -100,7 +132,7 @@ func New(o Options) (*Remediator, error) {
 		o.Logger = slog.Default()
 	}
 	r := &Remediator{o: o, runbooks: map[string]Runbook{}, rank: map[string]int{},
-		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{},
+		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{}, cancels: map[string]context.CancelCauseFunc{},
 		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{},
 		finished: map[string]int{}, wake: make(chan struct{}, 1)}
 	for i, rb := range o.Runbooks {
@@ -215,7 +247,7 @@ func (r *Remediator) schedule(ctx context.Context) {
 		byCluster[a.labels["cluster"]] = append(byCluster[a.labels["cluster"]], a)
 	}
 	for cluster, alerts := range byCluster {
-		if r.running[cluster] != nil {
+		if j := r.running[cluster]; j != nil && !r.preemptible(j) {
 			continue
 		}
 		settled := true
@@ -258,12 +290,48 @@ func (r *Remediator) schedule(ctx context.Context) {
 			r.decide(cluster, a, "automation halted: "+r.halted[cluster])
 			continue
 		}
+		if j := r.running[cluster]; j != nil {
+			// A preemptible job (a backup) runs: an automatic repair
+			// cancels it, a dry run waits for it. The alert stays
+			// unhandled, so it starts its job once the cancelled one ended.
+			if pol.Mode != ModeAuto {
+				r.decisions[cluster] = fmt.Sprintf("alert %s waits for job %s (%s) to end", a.labels["alertname"], j.ID, j.Runbook)
+				continue
+			}
+			if cancel := r.cancels[cluster]; cancel != nil {
+				cause := &preempted{by: fmt.Sprintf("alert %s needs %s", a.labels["alertname"], a.labels["remediation"])}
+				r.o.Logger.Warn("preempting job", "job", j.ID, "runbook", j.Runbook, "for", cause.by)
+				cancel(cause)
+				delete(r.cancels, cluster)
+				r.decisions[cluster] = fmt.Sprintf("alert %s preempts job %s (%s); it starts once that job has stopped", a.labels["alertname"], j.ID, j.Runbook)
+			}
+			continue
+		}
 		job := r.newJob(cluster, a.labels["remediation"], a.labels["instance"], Trigger{Source: "alert", Alert: a.labels["alertname"], Fingerprint: a.fingerprint, StartsAt: a.startsAt, Labels: a.labels})
 		job.DryRun = pol.Mode == ModeDryRun
 		r.handled[a.fingerprint] = a.startsAt
 		r.decisions[cluster] = fmt.Sprintf("alert %s started job %s (%s)", a.labels["alertname"], job.ID, job.Runbook)
 		r.start(ctx, job)
 	}
+}
+
+// preemptible reports whether j gives way to a repair.
+func (r *Remediator) preemptible(j *Job) bool {
+	p, ok := r.runbooks[j.Runbook].(Preemptible)
+	return ok && p.Preemptible()
+}
+
+// preempted is the cause of a job cancelled for a repair.
+type preempted struct{ by string }
+
+func (p *preempted) Error() string { return "preempted: " + p.by }
+
+// timeout is how long a job of runbook may run.
+func (r *Remediator) timeout(runbook string) time.Duration {
+	if b, ok := r.runbooks[runbook].(Bounded); ok && b.Timeout() > 0 {
+		return b.Timeout()
+	}
+	return r.o.JobTimeout
 }
 
 // decide records why nothing ran for an alert and marks it handled, so the
@@ -301,18 +369,28 @@ func (r *Remediator) start(ctx context.Context, job *Job) {
 	if err := r.o.Log.Save(job); err != nil {
 		r.o.Logger.Error("job log", "job", job.ID, "err", err)
 	}
+	r.launch(ctx, job)
+}
+
+// launch runs job under its own cancellable context, which a repair may
+// cancel when the runbook is preemptible; the caller holds r.mu.
+func (r *Remediator) launch(ctx context.Context, job *Job) {
+	jctx, cancel := context.WithCancelCause(ctx)
+	r.cancels[job.Cluster] = cancel
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.execute(ctx, job)
+		defer cancel(nil)
+		r.execute(ctx, jctx, job)
 	}()
 }
 
-// execute runs the job's runbook and records the outcome.
-func (r *Remediator) execute(ctx context.Context, job *Job) {
+// execute runs the job's runbook under jctx (ctx, which ends when the
+// appliance stops, plus preemption) and records the outcome.
+func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	rb := r.runbooks[job.Runbook]
 	log := r.o.Logger.With("job", job.ID, "cluster", job.Cluster, "runbook", job.Runbook)
-	jctx, cancel := context.WithTimeout(ctx, r.o.JobTimeout)
+	runCtx, cancel := context.WithTimeout(jctx, r.timeout(job.Runbook))
 	defer cancel()
 
 	if job.State == JobPending {
@@ -326,7 +404,7 @@ func (r *Remediator) execute(ctx context.Context, job *Job) {
 	if rb == nil {
 		err = fmt.Errorf("runbook %q is not available in this version", job.Runbook)
 	} else {
-		err = rb.Run(jctx, &Run{job: job, save: r.o.Log.Save, now: r.o.Now, log: log})
+		err = rb.Run(runCtx, &Run{job: job, save: r.o.Log.Save, now: r.o.Now, log: log})
 	}
 	if ctx.Err() != nil {
 		// The appliance is stopping: leave the job as running in the log,
@@ -334,12 +412,16 @@ func (r *Remediator) execute(ctx context.Context, job *Job) {
 		log.Warn("job interrupted by shutdown; it resumes at the next start")
 		r.mu.Lock()
 		delete(r.running, job.Cluster)
+		delete(r.cancels, job.Cluster)
 		r.mu.Unlock()
 		return
 	}
 	now := r.o.Now()
 	var ab *Abort
+	var pre *preempted
 	switch {
+	case err != nil && errors.As(context.Cause(jctx), &pre):
+		_ = job.setState(JobAborted, pre.Error(), now)
 	case err == nil && job.DryRun:
 		_ = job.setState(JobPlanned, "dry run: the plan is recorded, nothing was done", now)
 	case err == nil:
@@ -353,9 +435,13 @@ func (r *Remediator) execute(ctx context.Context, job *Job) {
 		log.Error("job log", "err", serr)
 	}
 	log.Info("job ended", "state", job.State, "reason", job.Reason, "took", job.EndedAt.Sub(job.StartedAt))
+	if r.o.OnEnd != nil {
+		r.o.OnEnd(job.copy())
+	}
 
 	r.mu.Lock()
 	delete(r.running, job.Cluster)
+	delete(r.cancels, job.Cluster)
 	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
 	if job.Trigger.Source == "alert" && !job.DryRun && actedOn(job) {
 		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
@@ -390,7 +476,7 @@ func (r *Remediator) adoptInterrupted() {
 		if j.State.Done() {
 			continue
 		}
-		if r.running[j.Cluster] != nil || now.Sub(j.CreatedAt) > r.o.JobTimeout {
+		if r.running[j.Cluster] != nil || now.Sub(j.CreatedAt) > r.timeout(j.Runbook) {
 			reason := fmt.Sprintf("interrupted by an appliance restart %s after it was created; not resumed", now.Sub(j.CreatedAt).Round(time.Second))
 			if j.State == JobPending {
 				reason = "interrupted by an appliance restart before it started"
@@ -413,59 +499,141 @@ func (r *Remediator) adoptInterrupted() {
 // resumeAdopted runs the jobs adoptInterrupted took over.
 func (r *Remediator) resumeAdopted(ctx context.Context) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	jobs := r.resume
 	r.resume = nil
-	r.mu.Unlock()
 	for _, j := range jobs {
 		r.o.Logger.Warn("resuming interrupted job", "job", j.ID, "cluster", j.Cluster, "runbook", j.Runbook)
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.execute(ctx, j)
-		}()
+		r.launch(ctx, j)
 	}
 }
 
 // ErrBusy means the cluster already has a running job.
 var ErrBusy = errors.New("the cluster already has a running job")
 
-// ManualRequest starts a runbook by hand.
+// ManualRequest starts a runbook by hand (or by a schedule).
 type ManualRequest struct {
 	Cluster string `json:"cluster"`
-	Runbook string `json:"runbook"`
+	// Kind names the job in the operator's words (see Kinds); Runbook
+	// names the runbook itself. Give either.
+	Kind    string `json:"kind,omitempty"`
+	Runbook string `json:"runbook,omitempty"`
 	Target  string `json:"node,omitempty"`
 	// Force names the node to bootstrap from even when safety checks
 	// refuse (nodes disagree, too few readable): the operator's call.
 	Force  string `json:"force_node,omitempty"`
 	DryRun bool   `json:"dry_run,omitempty"`
-	User   string `json:"-"`
+	// Method (backup: mariabackup | dump) and BackupID (verify) are the
+	// common parameters, spelled out for the API; Params holds any
+	// other. They are checked and completed by the runbook (Preparer)
+	// and recorded in the job.
+	Method   string            `json:"method,omitempty"`
+	BackupID string            `json:"backup_id,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	User     string            `json:"-"`
+	// Source is the trigger recorded in the job: "manual" (the default)
+	// or "schedule".
+	Source string `json:"-"`
+}
+
+// Kinds maps the job kinds the API and CLI accept to runbook names.
+var Kinds = map[string]string{
+	"backup":  "backup",
+	"verify":  "backup-verify",
+	"rejoin":  "galera-node-rejoin",
+	"recover": "galera-quorum-recovery",
+}
+
+// runbookOf resolves a request's kind or runbook name.
+func runbookOf(req ManualRequest) (string, error) {
+	if req.Kind == "" {
+		return req.Runbook, nil
+	}
+	rb, ok := Kinds[req.Kind]
+	if !ok {
+		kinds := make([]string, 0, len(Kinds))
+		for k := range Kinds {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		return "", fmt.Errorf("unknown kind %q (have %s)", req.Kind, strings.Join(kinds, ", "))
+	}
+	if req.Runbook != "" && req.Runbook != rb {
+		return "", fmt.Errorf("kind %q is runbook %s, not %s", req.Kind, rb, req.Runbook)
+	}
+	return rb, nil
 }
 
 // Start runs a runbook by hand. It ignores the cluster's mode and halt:
 // an operator asked. It does not count towards the anti-flapping limit.
+// On a busy cluster it returns an error wrapping ErrBusy and starts
+// nothing.
 func (r *Remediator) Start(ctx context.Context, req ManualRequest) (*Job, error) {
-	if _, ok := r.runbooks[req.Runbook]; !ok {
+	name, err := runbookOf(req)
+	if err != nil {
+		return nil, err
+	}
+	rb, ok := r.runbooks[name]
+	if !ok {
 		names := make([]string, 0, len(r.runbooks))
 		for n := range r.runbooks {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("unknown runbook %q (have %s)", req.Runbook, strings.Join(names, ", "))
+		return nil, fmt.Errorf("unknown runbook %q (have %s)", name, strings.Join(names, ", "))
 	}
 	if _, ok := r.o.Policies[req.Cluster]; !ok {
 		return nil, fmt.Errorf("unknown cluster %q", req.Cluster)
+	}
+	params := map[string]string{}
+	for k, v := range req.Params {
+		params[k] = v
+	}
+	if req.Method != "" {
+		params["method"] = req.Method
+	}
+	if req.BackupID != "" {
+		params["id"] = req.BackupID
+	}
+	target := req.Target
+	if p, ok := rb.(Preparer); ok {
+		if params, target, err = p.Prepare(req.Cluster, req.Target, params); err != nil {
+			return nil, fmt.Errorf("%s on %s: %w", name, req.Cluster, err)
+		}
+	} else if len(params) > 0 {
+		return nil, fmt.Errorf("runbook %s takes no parameters (got %v)", name, params)
+	}
+	source := req.Source
+	if source == "" {
+		source = "manual"
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if j := r.running[req.Cluster]; j != nil {
 		return nil, fmt.Errorf("%w: %s (%s)", ErrBusy, j.ID, j.Runbook)
 	}
-	job := r.newJob(req.Cluster, req.Runbook, req.Target, Trigger{Source: "manual", User: req.User})
+	job := r.newJob(req.Cluster, name, target, Trigger{Source: source, User: req.User})
 	job.Force, job.DryRun = req.Force, req.DryRun
-	r.decisions[req.Cluster] = fmt.Sprintf("manual job %s (%s) started by %s", job.ID, job.Runbook, req.User)
-	cp := *job // before the job's goroutine starts changing it
+	if len(params) > 0 {
+		job.Params = params
+	}
+	by := req.User
+	if by == "" {
+		by = source
+	}
+	r.decisions[req.Cluster] = fmt.Sprintf("%s job %s (%s) started by %s", source, job.ID, job.Runbook, by)
+	cp := job.copy() // before the job's goroutine starts changing it
 	r.start(ctx, job)
 	return &cp, nil
+}
+
+// Note records a decision about a cluster that was taken outside the
+// remediator (a scheduled backup that could not start), so that
+// GET /api/v1/remediation says it.
+func (r *Remediator) Note(cluster, decision string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.decisions[cluster] = decision
 }
 
 // Resume lifts an anti-flapping halt.

@@ -48,6 +48,17 @@ func (r *Run) Force() string   { return r.job.Force }
 // DryRun reports whether the job only records its plan.
 func (r *Run) DryRun() bool { return r.job.DryRun }
 
+// JobID is the job's ID; CreatedAt when it was created.
+func (r *Run) JobID() string        { return r.job.ID }
+func (r *Run) CreatedAt() time.Time { return r.job.CreatedAt }
+
+// Param returns one of the job's parameters ("" when absent).
+func (r *Run) Param(name string) string { return r.job.Params[name] }
+
+// SetTarget records the node a runbook chose to work on (a backup's
+// source), so the job list shows it. It is saved with the next step.
+func (r *Run) SetTarget(node string) { r.job.Target = node }
+
 // DoneStep returns the name of the first done step whose name starts
 // with prefix: a resumed runbook uses it to tell how far it had got.
 func (r *Run) DoneStep(prefix string) (string, bool) {
