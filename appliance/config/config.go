@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nines-project/nines"
@@ -37,6 +38,8 @@ const (
 	DefaultProbeTimeout      = time.Second
 	// MinRetention is VictoriaMetrics' lower bound for retentionPeriod.
 	MinRetention = 24 * time.Hour
+	// DefaultBackupDir is where backups go on the database hosts.
+	DefaultBackupDir = "/var/backups/nines"
 )
 
 // Config is the whole appliance configuration.
@@ -116,6 +119,34 @@ type Cluster struct {
 	AgentTokenFile string `yaml:"agent_token_file"`
 	AgentTokenEnv  string `yaml:"agent_token_env"`
 	AgentToken     Secret `yaml:"-"`
+	// Backups are the cluster's scheduled backups, one per method, taken
+	// through the node agents.
+	Backups []Backup `yaml:"backups"`
+}
+
+// Backup is one scheduled backup of a cluster.
+type Backup struct {
+	// Method is mariabackup (physical, hot) or dump (logical).
+	Method string `yaml:"method"`
+	// Schedule is a cron expression: five fields (minute hour
+	// day-of-month month day-of-week) or @hourly, @daily, @weekly,
+	// @every 6h; local time unless it starts with CRON_TZ=Zone.
+	Schedule string `yaml:"schedule"`
+	// Keep is how many complete backups of the method to keep (at least
+	// 1); MaxAge, when set, removes older ones too, but never the newest.
+	Keep   int      `yaml:"keep"`
+	MaxAge Duration `yaml:"max_age"`
+	// Verify restores each new backup on the side (a scratch server on
+	// the same host) and checks it; a failed verification fails the job.
+	Verify bool `yaml:"verify"`
+	// Dir is an absolute directory on the database hosts; default
+	// /var/backups/nines.
+	Dir string `yaml:"dir"`
+	// Node pins the backups to one node (host:port) of the cluster;
+	// default: each run chooses the least loaded Synced node.
+	Node string `yaml:"node"`
+	// Desync takes a Galera node out of flow control during the backup.
+	Desync bool `yaml:"desync"`
 }
 
 // Remediation is what nines may repair on the cluster by itself.
@@ -315,6 +346,11 @@ func (c *Config) applyDefaults() {
 		if !cl.Remediation.Window.set {
 			cl.Remediation.Window.Duration = 10 * time.Minute
 		}
+		for j := range cl.Backups {
+			if cl.Backups[j].Dir == "" {
+				cl.Backups[j].Dir = DefaultBackupDir
+			}
+		}
 	}
 	for i, p := range c.RuleFiles {
 		c.RuleFiles[i] = c.resolve(p)
@@ -469,6 +505,7 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 				cl.AgentToken = Secret(v)
 			}
 		}
+		c.validateBackups(cl, p, agents, at)
 		cr := &cl.Credentials
 		if cr.User == "" {
 			at(p+".credentials.user", "missing credentials: a user is required")
@@ -506,6 +543,61 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 	if c.ExternalURL != "" {
 		if pu, err := url.Parse(c.ExternalURL); err != nil || pu.Scheme == "" || pu.Host == "" {
 			at("external_url", "bad URL %q", c.ExternalURL)
+		}
+	}
+}
+
+// validateBackups checks a cluster's backups: methods known and each
+// once, schedules that parse, retention that keeps something, an absolute
+// directory, a pinned node of the cluster with an agent, and agents to act
+// through.
+func (c *Config) validateBackups(cl *Cluster, p string, agents bool, at func(path, format string, args ...any)) {
+	if len(cl.Backups) == 0 {
+		return
+	}
+	if !agents {
+		at(p+".backups", "backups need the nodes' agents: no node of %s names an agent", cl.Name)
+	}
+	if cl.Kind == nines.KindNDB {
+		at(p+".backups", "backups of ndb clusters are not supported yet")
+	}
+	methods := map[string]bool{}
+	for j, b := range cl.Backups {
+		bp := fmt.Sprintf("%s.backups[%d]", p, j)
+		switch {
+		case b.Method != "mariabackup" && b.Method != "dump":
+			at(bp+".method", "%q is not one of mariabackup, dump", b.Method)
+		case methods[b.Method]:
+			at(bp+".method", "a %s backup is already scheduled for this cluster: one schedule per method", b.Method)
+		}
+		methods[b.Method] = true
+		if b.Schedule == "" {
+			at(bp+".schedule", "required: a cron expression such as \"0 3 * * *\" or @daily")
+		} else if _, err := cron.ParseStandard(b.Schedule); err != nil {
+			at(bp+".schedule", "bad cron expression %q: %v", b.Schedule, err)
+		}
+		if b.Keep < 1 {
+			at(bp+".keep", "must be at least 1, got %d: how many complete backups to keep", b.Keep)
+		}
+		if b.MaxAge.set && b.MaxAge.Duration <= 0 {
+			at(bp+".max_age", "must be positive, got %s", b.MaxAge.Duration)
+		}
+		if !filepath.IsAbs(b.Dir) {
+			at(bp+".dir", "%q is not an absolute path (it is a directory on the database hosts)", b.Dir)
+		}
+		if b.Node != "" {
+			found := false
+			for _, n := range cl.Nodes {
+				if n.Address == b.Node {
+					found = true
+					if n.Agent == "" {
+						at(bp+".node", "%q has no agent: nines cannot back it up", b.Node)
+					}
+				}
+			}
+			if !found {
+				at(bp+".node", "%q is not a node of cluster %s", b.Node, cl.Name)
+			}
 		}
 	}
 }

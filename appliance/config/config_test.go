@@ -264,3 +264,80 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// withBackups is good with agents on both nodes and the backups given.
+func withBackups(backups string) string {
+	body := strings.Replace(good, `{address: "127.0.0.1:3306"}`, `{address: "127.0.0.1:3306", agent: "http://127.0.0.1:9105"}`, 1)
+	body = strings.Replace(body, `{address: "127.0.0.1:3307"}`, `{address: "127.0.0.1:3307", agent: "http://127.0.0.1:9106"}`, 1)
+	return body + "    agent_token_file: api-token\n    backups:\n" + backups
+}
+
+func TestLoadBackups(t *testing.T) {
+	cfg, err := Load(writeConfig(t, withBackups(`      - {method: mariabackup, schedule: "0 3 * * *", keep: 7, verify: true}
+      - {method: dump, schedule: "@daily", keep: 2, max_age: 14d, dir: /srv/dumps, node: "127.0.0.1:3307", desync: true}
+`)))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	bs := cfg.Clusters[0].Backups
+	if len(bs) != 2 {
+		t.Fatalf("backups = %+v", bs)
+	}
+	if b := bs[0]; b.Method != "mariabackup" || b.Keep != 7 || !b.Verify || b.Dir != DefaultBackupDir || b.Node != "" || b.MaxAge.Duration != 0 {
+		t.Errorf("backups[0] = %+v (dir defaults to %s)", b, DefaultBackupDir)
+	}
+	if b := bs[1]; b.Schedule != "@daily" || b.MaxAge.Duration != 14*24*time.Hour || b.Dir != "/srv/dumps" || b.Node != "127.0.0.1:3307" || !b.Desync {
+		t.Errorf("backups[1] = %+v", b)
+	}
+}
+
+func TestLoadRejectsBackups(t *testing.T) {
+	// The backups list starts on line 17 of withBackups' body.
+	tests := []struct {
+		name  string
+		body  string
+		line  int
+		field string
+		msg   string
+	}{
+		{"bad cron", withBackups(`      - {method: mariabackup, schedule: "0 3 * *", keep: 7}` + "\n"),
+			17, "clusters[0].backups[0].schedule", `bad cron expression "0 3 * *": expected exactly 5 fields`},
+		{"cron out of range", withBackups(`      - {method: mariabackup, schedule: "0 25 * * *", keep: 7}` + "\n"),
+			17, "clusters[0].backups[0].schedule", "end of range (25) above maximum (23)"},
+		{"no schedule", withBackups("      - {method: mariabackup, keep: 7}\n"),
+			17, "clusters[0].backups[0].schedule", "required"},
+		{"keep zero", withBackups(`      - {method: dump, schedule: "@daily"}` + "\n"),
+			17, "clusters[0].backups[0].keep", "must be at least 1"},
+		{"bad method", withBackups(`      - {method: tar, schedule: "@daily", keep: 1}` + "\n"),
+			17, "clusters[0].backups[0].method", `"tar" is not one of mariabackup, dump`},
+		{"method twice", withBackups(`      - {method: dump, schedule: "@daily", keep: 1}` + "\n" + `      - {method: dump, schedule: "@hourly", keep: 1}` + "\n"),
+			18, "clusters[0].backups[1].method", "one schedule per method"},
+		{"relative dir", withBackups(`      - {method: dump, schedule: "@daily", keep: 1, dir: backups}` + "\n"),
+			17, "clusters[0].backups[0].dir", "not an absolute path"},
+		{"node not in cluster", withBackups(`      - {method: dump, schedule: "@daily", keep: 1, node: "db9:3306"}` + "\n"),
+			17, "clusters[0].backups[0].node", `"db9:3306" is not a node of cluster billing`},
+		{"bad max_age", withBackups("      - method: dump\n        schedule: \"@daily\"\n        keep: 1\n        max_age: forever\n"),
+			20, "clusters[0].backups[0].max_age", `invalid duration "forever"`},
+		{"no agents", good + "    backups:\n" + `      - {method: dump, schedule: "@daily", keep: 1}` + "\n",
+			15, "clusters[0].backups", "need the nodes' agents"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeConfig(t, tt.body)
+			_, err := Load(p)
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load = %v, want *Errors", err)
+			}
+			for _, e := range errs.List {
+				if e.Line == tt.line && e.Field == tt.field && strings.Contains(e.Msg, tt.msg) {
+					if want := p + ":"; !strings.HasPrefix(e.Error(), want) {
+						t.Errorf("error %q does not start with %q", e.Error(), want)
+					}
+					return
+				}
+			}
+			t.Fatalf("no error at line %d field %q containing %q; got:\n%v", tt.line, tt.field, tt.msg, err)
+		})
+	}
+}
