@@ -43,18 +43,19 @@ type Options struct {
 
 // App is a running appliance.
 type App struct {
-	cfg    *config.Config
-	opts   Options
-	log    *slog.Logger
-	store  *store.Store
-	exp    *exporter.Exporter
-	probes []*probe.Prober
-	rules  *rules.Manager
-	am     *alertmanager.Embedded // nil unless embedded
-	sender *countingSender
-	in     *ingester
-	rem    *remediator.Remediator
-	jobs   *remediator.JobLog
+	cfg     *config.Config
+	opts    Options
+	log     *slog.Logger
+	store   *store.Store
+	exp     *exporter.Exporter
+	probes  []*probe.Prober
+	rules   *rules.Manager
+	am      *alertmanager.Embedded // nil unless embedded
+	sender  *countingSender
+	in      *ingester
+	rem     *remediator.Remediator
+	jobs    *remediator.JobLog
+	backups *backups
 	// runCtx ends when the appliance stops; jobs started over the API
 	// run under it, so a shutdown leaves them to be resumed.
 	runCtx context.Context
@@ -172,6 +173,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	spawn(app.writeSelfMetrics)
 	spawn(app.rules.Run)
 	spawn(app.rem.Run)
+	spawn(app.backups.run)
 	spawn(app.reloadLoop)
 
 	srv := &http.Server{Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}

@@ -15,6 +15,7 @@ import (
 	"github.com/nines-project/nines/appliance/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/remediator"
+	"github.com/nines-project/nines/remediator/backup"
 	"github.com/nines-project/nines/remediator/galera"
 	"github.com/nines-project/nines/remediator/galera/recovery"
 )
@@ -90,10 +91,12 @@ func (n *agentNode) PCBootstrap(ctx context.Context) error {
 	return nil
 }
 
-// newRemediator builds the remediator over the clusters' agents. silenced
-// (may be nil) pauses remediation for silenced alerts.
+// newRemediator builds the remediator over the clusters' agents, with
+// the backup runbooks and scheduler (a.backups). silenced (may be nil)
+// pauses remediation for silenced alerts.
 func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a *App) (*remediator.Remediator, *remediator.JobLog, error) {
 	nodes := map[string][]galera.Node{}
+	hosts := map[string][]backup.Host{}
 	policies := map[string]remediator.Policy{}
 	for _, c := range cfg.Clusters {
 		policies[c.Name] = remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
@@ -101,7 +104,9 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			if n.Agent == "" {
 				continue
 			}
-			nodes[c.Name] = append(nodes[c.Name], &agentNode{name: n.Address, c: agent.NewClient(n.Agent, c.AgentToken.Reveal(), &tls.Config{MinVersion: tls.VersionTLS12})})
+			client := agent.NewClient(n.Agent, c.AgentToken.Reveal(), &tls.Config{MinVersion: tls.VersionTLS12})
+			nodes[c.Name] = append(nodes[c.Name], &agentNode{name: n.Address, c: client})
+			hosts[c.Name] = append(hosts[c.Name], backup.Host{Node: n.Address, Agent: agentBackups{c: client}})
 		}
 	}
 	cluster := func(name string) ([]galera.Node, error) {
@@ -115,16 +120,26 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 	if err != nil {
 		return nil, nil, err
 	}
+	a.backups = newBackups(cfg, hosts, a.snapshotsOf, log, a.log.With("component", "backups"))
 	rem, err := remediator.New(remediator.Options{
 		Log: log,
 		// Priority: a cluster without a Primary component comes first; a
-		// single node's rejoin waits for it.
-		Runbooks: []remediator.Runbook{galera.QuorumRecovery{Nodes: cluster}, galera.Rejoin{Nodes: cluster}},
+		// single node's rejoin waits for it. No alert names the backup
+		// runbooks: they run by schedule or by hand, and give way to a
+		// repair (they are preemptible).
+		Runbooks: append([]remediator.Runbook{galera.QuorumRecovery{Nodes: cluster}, galera.Rejoin{Nodes: cluster}}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,
+		OnEnd:    a.backups.jobEnded,
 		Logger:   a.log.With("component", "remediator"),
 	})
-	return rem, log, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := a.backups.startScheduler(rem); err != nil {
+		return nil, nil, err
+	}
+	return rem, log, nil
 }
 
 // webhook receives Alertmanager's notifications for the remediator.

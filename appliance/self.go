@@ -29,6 +29,7 @@ func (a *App) selfMetrics() []metric.Metric {
 		out = append(out, p.Metrics()...)
 	}
 	out = append(out, a.rem.Metrics()...)
+	out = append(out, a.backups.metrics()...)
 	// Cluster-wide series come from the appliance: it is their instance.
 	for i := range out {
 		if !hasLabel(out[i].Labels, "instance") {
