@@ -36,6 +36,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench RuleEvaluation -benchtime 5x ./appliance/
 	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 300x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
 
 demo: deps build
 	$(BIN) demo
