@@ -60,8 +60,8 @@ type App struct {
 	// run under it, so a shutdown leaves them to be resumed.
 	runCtx context.Context
 	start  time.Time
-	// instance labels the series the appliance itself produces: its
-	// address, as Prometheus labels a scrape target.
+	// instance labels the series the appliance itself produces, as
+	// Prometheus labels a scrape target: the appliance's host name.
 	instance string
 }
 
@@ -125,7 +125,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("external URL %q: %w", external, err)
 	}
-	app.instance = extURL.Host
+	// The host name, not the listen address: it survives a restart on
+	// another port, so the appliance's counters stay one series.
+	if app.instance, err = os.Hostname(); err != nil || app.instance == "" {
+		app.instance = extURL.Host
+	}
 
 	sender, am, err := openAlertmanager(cfg, external, opts)
 	if err != nil {

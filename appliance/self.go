@@ -30,7 +30,7 @@ func (a *App) selfMetrics() []metric.Metric {
 	}
 	out = append(out, a.rem.Metrics()...)
 	out = append(out, a.backups.metrics()...)
-	// Cluster-wide series come from the appliance: it is their instance.
+	// Cluster-wide series come from the appliance: its host is their instance.
 	for i := range out {
 		if !hasLabel(out[i].Labels, "instance") {
 			out[i].Labels = append(out[i].Labels, metric.Label{Name: "instance", Value: a.instance})

@@ -35,7 +35,7 @@ func TestClusterSizeWithin5s(t *testing.T) {
 	t.Logf("measured: cluster size 3 on all 3 nodes via /api/v1/query %s after nines run started (bound 5s)", took.Round(time.Millisecond))
 
 	// Every series about a cluster carries cluster and instance: a node's
-	// series its address, a cluster-wide one the appliance's. (Recording
+	// series its address, a cluster-wide one the appliance's host. (Recording
 	// rules' aggregates, nines_slo*, keep only what they aggregate by.)
 	labelled := a.query(`{__name__=~"mysql_.*|nines_.*", __name__!~"nines_slo.*", cluster!=""}`)
 	if len(labelled) < 100 {
