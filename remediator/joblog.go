@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // JobLog keeps every job as one JSON file in a directory, rewritten
@@ -108,4 +109,24 @@ func (l *JobLog) List() ([]*Job, error) {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].CreatedAt.After(out[b].CreatedAt) })
 	return out, errors.Join(errs...)
+}
+
+// Prune removes jobs that ended before cutoff; jobs still pending or
+// running are kept whatever their age. It returns how many it removed.
+func (l *JobLog) Prune(cutoff time.Time) (int, error) {
+	jobs, err := l.List()
+	removed := 0
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, j := range jobs {
+		if !j.State.Done() || j.EndedAt.IsZero() || !j.EndedAt.Before(cutoff) {
+			continue
+		}
+		if rerr := os.Remove(filepath.Join(l.dir, j.ID+".json")); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+			continue
+		}
+		removed++
+	}
+	return removed, err
 }

@@ -55,9 +55,14 @@ type Options struct {
 	// (not of one left running by a shutdown), after it was saved and
 	// before its cluster's slot is free: no other job of the cluster can
 	// start before OnEnd returns, so keep it short.
-	OnEnd  func(Job)
-	Now    func() time.Time
-	Logger *slog.Logger
+	OnEnd func(Job)
+	// KeepJobs is how long ended jobs stay in the log. Default 30 days:
+	// long enough for a month's uptime report and post-mortems, short
+	// enough that an every-minute backup schedule (1,440 jobs a day) does
+	// not grow the log without bound.
+	KeepJobs time.Duration
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Preparer is implemented by runbooks that take parameters. Prepare
@@ -221,6 +226,9 @@ func (r *Remediator) Run(ctx context.Context) {
 	r.resumeAdopted(ctx)
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	r.pruneJobs()
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,8 +236,26 @@ func (r *Remediator) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-r.wake:
+		case <-prune.C:
+			r.pruneJobs()
+			continue
 		}
 		r.schedule(ctx)
+	}
+}
+
+// pruneJobs removes ended jobs older than KeepJobs from the log.
+func (r *Remediator) pruneJobs() {
+	keep := r.o.KeepJobs
+	if keep <= 0 {
+		keep = 30 * 24 * time.Hour
+	}
+	n, err := r.o.Log.Prune(r.o.Now().Add(-keep))
+	if err != nil {
+		r.o.Logger.Warn("prune job log", "err", err)
+	}
+	if n > 0 {
+		r.o.Logger.Info("pruned job log", "removed", n, "older_than", keep)
 	}
 }
 

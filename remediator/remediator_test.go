@@ -181,3 +181,31 @@ func TestResumeNeverRepeatsADoneStep(t *testing.T) {
 		t.Errorf("acts %d, resumes %d, attempts %d: a done step ran again", rb.acts.Load(), got.Resumes, got.Steps[0].Attempts)
 	}
 }
+
+func TestPruneKeepsRecentAndUnfinishedJobs(t *testing.T) {
+	log, err := OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, j := range []*Job{
+		{ID: "old", State: JobSucceeded, CreatedAt: now.Add(-40 * 24 * time.Hour), EndedAt: now.Add(-40 * 24 * time.Hour)},
+		{ID: "recent", State: JobFailed, CreatedAt: now.Add(-time.Hour), EndedAt: now.Add(-time.Hour)},
+		{ID: "stuck", State: JobRunning, CreatedAt: now.Add(-40 * 24 * time.Hour)},
+	} {
+		if err := log.Save(j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := log.Prune(now.Add(-30 * 24 * time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1", n, err)
+	}
+	js := jobs(t, log)
+	if len(js) != 2 {
+		t.Fatalf("left %d jobs, want recent and stuck", len(js))
+	}
+	if _, err := log.Get("old"); err == nil {
+		t.Error("the old job is still there")
+	}
+}
