@@ -226,7 +226,11 @@ func (s *Server) waitGone(ctx context.Context, pid int, limit time.Duration) boo
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for s.Owns(pid) {
+	// Owns alone is not enough: an exiting process's cmdline reads empty
+	// as soon as its memory is released, a moment before its files (the
+	// listening socket, the datadir lock) are closed. Wait for the exit
+	// itself: the pid gone or a zombie.
+	for s.Owns(pid) || exiting(pid) {
 		select {
 		case <-ctx.Done():
 			return false
@@ -236,6 +240,21 @@ func (s *Server) waitGone(ctx context.Context, pid int, limit time.Duration) boo
 		}
 	}
 	return true
+}
+
+// exiting reports whether pid exists and is not yet a zombie: it has not
+// finished exiting.
+func exiting(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
 func fileSize(path string) int64 {
