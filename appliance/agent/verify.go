@@ -290,13 +290,24 @@ func (a *Agent) newScratch(ctx context.Context, dir, id string, port int) (*scra
 
 // choosePort returns port if it is free on 127.0.0.1, or any free port
 // for 0. A port taken by then makes the scratch server fail to start.
+//
+// A port asked for by number may still be held for a moment by the scratch
+// server of the verification just before (seen in tests: a back-to-back
+// verification on the same port), so a busy port is tried again for a few
+// seconds before the verification is refused.
 func choosePort(port int) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return 0, conflict(fmt.Errorf("verify refused: port %d on 127.0.0.1 is in use: %w", port, err))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			defer l.Close()
+			return l.Addr().(*net.TCPAddr).Port, nil
+		}
+		if port == 0 || time.Now().After(deadline) {
+			return 0, conflict(fmt.Errorf("verify refused: port %d on 127.0.0.1 is in use: %w", port, err))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // searchable checks that u may reach dir: every directory on its path
