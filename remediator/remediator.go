@@ -56,6 +56,8 @@ type Options struct {
 	// before its cluster's slot is free: no other job of the cluster can
 	// start before OnEnd returns, so keep it short.
 	OnEnd func(Job)
+	// RetryDelay separates the retries of a failed job. Default 3 s.
+	RetryDelay time.Duration
 	// KeepJobs is how long ended jobs stay in the log. Default 30 days:
 	// long enough for a month's uptime report and post-mortems, short
 	// enough that an every-minute backup schedule (1,440 jobs a day) does
@@ -107,6 +109,7 @@ type Remediator struct {
 	decisions map[string]string                  // cluster → the latest decision, in words
 	finished  map[string]int                     // "cluster\x00runbook\x00state" → count
 	resume    []*Job                             // interrupted jobs adopted at New, run by Run
+	failed    map[string]failedAlert             // fingerprint → failed attempts of its current start
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -119,6 +122,19 @@ type activeAlert struct {
 	seen        time.Time
 }
 
+// failedAlert counts the failed jobs of one alert occurrence.
+type failedAlert struct {
+	startsAt time.Time
+	attempts int
+	after    time.Time // no retry before
+}
+
+// A failed job is retried at most retryFailed times per alert occurrence,
+// Options.RetryDelay apart: enough to ride out a cluster still settling,
+// never a loop (a repeat of the same failure then pages through
+// NinesRemediationJobFailed).
+const retryFailed = 3
+
 // New returns a Remediator; call Run.
 func New(o Options) (*Remediator, error) {
 	if o.Log == nil {
@@ -126,6 +142,9 @@ func New(o Options) (*Remediator, error) {
 	}
 	if o.Settle <= 0 {
 		o.Settle = time.Second
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = 3 * time.Second
 	}
 	if o.JobTimeout <= 0 {
 		o.JobTimeout = 5 * time.Minute
@@ -139,7 +158,7 @@ func New(o Options) (*Remediator, error) {
 	r := &Remediator{o: o, runbooks: map[string]Runbook{}, rank: map[string]int{},
 		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{}, cancels: map[string]context.CancelCauseFunc{},
 		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{},
-		finished: map[string]int{}, wake: make(chan struct{}, 1)}
+		finished: map[string]int{}, failed: map[string]failedAlert{}, wake: make(chan struct{}, 1)}
 	for i, rb := range o.Runbooks {
 		r.runbooks[rb.Name()] = rb
 		r.rank[rb.Name()] = i
@@ -268,7 +287,10 @@ func (r *Remediator) schedule(ctx context.Context) {
 	byCluster := map[string][]*activeAlert{}
 	for fp, a := range r.active {
 		if h, ok := r.handled[fp]; ok && h.Equal(a.startsAt) {
-			continue
+			f, failed := r.failed[fp]
+			if !failed || !f.startsAt.Equal(a.startsAt) || f.attempts > retryFailed || now.Before(f.after) {
+				continue
+			}
 		}
 		byCluster[a.labels["cluster"]] = append(byCluster[a.labels["cluster"]], a)
 	}
@@ -469,6 +491,20 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	delete(r.running, job.Cluster)
 	delete(r.cancels, job.Cluster)
 	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
+	if fp := job.Trigger.Fingerprint; job.State == JobFailed && job.Trigger.Source == "alert" && fp != "" {
+		// A failed repair (not an aborted one: that found the condition
+		// gone) is tried again while its alert fires: during an incident
+		// the cluster moves under the job (a node Galera had not evicted
+		// yet, a joiner still starting). retryFailed bounds the attempts;
+		// anti-flapping still counts every job that acted.
+		f := r.failed[fp]
+		f.attempts++
+		f.after = now.Add(r.o.RetryDelay)
+		f.startsAt = job.Trigger.StartsAt
+		r.failed[fp] = f
+	} else if fp != "" {
+		delete(r.failed, fp) // succeeded, or found nothing to do: no retry
+	}
 	if job.Trigger.Source == "alert" && !job.DryRun && actedOn(job) {
 		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
 	}

@@ -2,6 +2,7 @@ package remediator
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,7 @@ func newTest(t *testing.T, pol Policy, rbs ...Runbook) (*Remediator, *JobLog, co
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Options{Log: log, Runbooks: rbs, Policies: map[string]Policy{"c1": pol}, Settle: 10 * time.Millisecond})
+	r, err := New(Options{Log: log, Runbooks: rbs, Policies: map[string]Policy{"c1": pol}, Settle: 10 * time.Millisecond, RetryDelay: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,5 +208,40 @@ func TestPruneKeepsRecentAndUnfinishedJobs(t *testing.T) {
 	}
 	if _, err := log.Get("old"); err == nil {
 		t.Error("the old job is still there")
+	}
+}
+
+// failingRunbook fails its first fails runs, then succeeds.
+type failingRunbook struct {
+	runs  atomic.Int32
+	fails int32
+}
+
+func (f *failingRunbook) Name() string { return "flaky" }
+func (f *failingRunbook) Run(ctx context.Context, r *Run) error {
+	n := f.runs.Add(1)
+	_, err := Act(ctx, r, "act", nil, func(context.Context) (string, error) {
+		if n <= f.fails {
+			return "", errors.New("cluster still settling")
+		}
+		return "ok", nil
+	})
+	return err
+}
+
+func TestFailedJobIsRetriedWhileTheAlertFires(t *testing.T) {
+	rb := &failingRunbook{fails: 1}
+	r, _, _ := newTest(t, Policy{Mode: ModeAuto}, rb)
+	r.Receive(alert("fp", "c1", "flaky", time.Now()))
+	eventually(t, "a retry after the failure", func() bool { return rb.runs.Load() == 2 })
+
+	// A runbook that keeps failing is tried retryFailed times, no more.
+	rb2 := &failingRunbook{fails: 100}
+	r2, _, _ := newTest(t, Policy{Mode: ModeAuto, MaxRecoveries: 100}, rb2)
+	r2.Receive(alert("fp", "c1", "flaky", time.Now()))
+	eventually(t, "all attempts", func() bool { return rb2.runs.Load() == retryFailed+1 })
+	time.Sleep(time.Second)
+	if n := rb2.runs.Load(); n != retryFailed+1 {
+		t.Errorf("ran %d times, want %d", n, retryFailed+1)
 	}
 }

@@ -256,3 +256,20 @@ func TestQuorumRecoveryResumesAfterBootstrap(t *testing.T) {
 		t.Errorf("actions after resume:\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestSettled(t *testing.T) {
+	primary := func(size int) NodeState {
+		return NodeState{Reachable: true, Running: true, Wsrep: &Wsrep{ClusterStatus: "Primary", LocalStateComment: "Synced", ClusterSize: size}}
+	}
+	down := NodeState{Reachable: true}
+	// Two nodes just crashed: the survivor still counts them in its view.
+	if settled([]NodeState{primary(3), down, down}) {
+		t.Error("a Primary whose view still holds crashed nodes counted as settled")
+	}
+	if !settled([]NodeState{primary(2), primary(2), down}) {
+		t.Error("an evicted node kept the view unsettled")
+	}
+	if !settled([]NodeState{{Reachable: true, Running: true, Wsrep: &Wsrep{ClusterStatus: "non-Primary", ClusterSize: 1}}, down, down}) {
+		t.Error("no Primary is a settled view")
+	}
+}

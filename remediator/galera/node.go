@@ -74,6 +74,45 @@ func observeAll(ctx context.Context, nodes []Node) []NodeState {
 	return out
 }
 
+// settleLimit bounds the wait for Galera to finish a view change. Its
+// default evs.inactive_timeout is 15 s; the sandbox's is 3 s.
+const settleLimit = 20 * time.Second
+
+// observeSettled reads every node's state once the cluster's view has
+// settled: no Primary node counts more members than are running. Galera
+// keeps a crashed node in its view until it evicts it, and a decision
+// taken meanwhile would see a Primary component that is about to vanish
+// (and, say, start a rejoin into it). After limit the states are returned
+// as they are.
+func observeSettled(ctx context.Context, nodes []Node, limit time.Duration) []NodeState {
+	deadline := time.Now().Add(limit)
+	for {
+		states := observeAll(ctx, nodes)
+		if settled(states) || time.Now().After(deadline) || ctx.Err() != nil {
+			return states
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func settled(states []NodeState) bool {
+	running := 0
+	for _, s := range states {
+		if s.Running {
+			running++
+		}
+	}
+	for _, s := range states {
+		if s.Primary() && s.Wsrep.ClusterSize > running {
+			return false
+		}
+	}
+	return true
+}
+
 func find(nodes []Node, name string) (Node, error) {
 	for _, n := range nodes {
 		if n.Name() == name {

@@ -110,7 +110,7 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes []Node, limit time.Duration) (Node, error) {
 	noPrimary := func(name string) ([]NodeState, error) {
 		return remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
-			states := observeAll(ctx, nodes)
+			states := observeSettled(ctx, nodes, settleLimit)
 			for _, s := range states {
 				if s.Primary() {
 					return states, remediator.Aborted("%s is Primary (%s): the cluster has a Primary component, nothing to recover", s.Name, describe(s))

@@ -41,7 +41,7 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	check := func(name string) error {
 		_, err := remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
-			states := observeAll(ctx, nodes)
+			states := observeSettled(ctx, nodes, settleLimit)
 			for _, s := range states {
 				if s.Name == target {
 					if !s.Reachable {
