@@ -44,7 +44,7 @@ func TestRenderMyCnf(t *testing.T) {
 		"wsrep_cluster_name=c1",
 		"wsrep_cluster_address=gcomm://127.0.0.1:3406,127.0.0.1:3416",
 		`wsrep_provider_options="base_port=3416;gmcast.listen_addr=tcp://127.0.0.1:3416;ist.recv_addr=127.0.0.1:3417;gcache.size=32M;` +
-			`evs.keepalive_period=PT0.5S;evs.inactive_check_period=PT0.5S;evs.suspect_timeout=PT1.5S;evs.inactive_timeout=PT3S;evs.install_timeout=PT3S"`,
+			`evs.keepalive_period=PT0.25S;evs.inactive_check_period=PT0.25S;evs.join_retrans_period=PT0.25S;evs.suspect_timeout=PT1.5S;evs.inactive_timeout=PT3S;evs.install_timeout=PT3S"`,
 		"wsrep_sst_receive_address=127.0.0.1:3418",
 		"wsrep_sst_method=rsync",
 		"innodb_autoinc_lock_mode=2",
