@@ -13,7 +13,7 @@ import (
 // and the restore and the whole verification of it.
 func BenchmarkBackup(b *testing.B) {
 	bin := plainBinary(b)
-	sb := backupSandbox(b, "backupbench", bin, backupBenchBasePort)
+	sb := startGalera(b, "backupbench", bin, backupBenchBasePort)
 	mib := loadData(b, sb, sb.Nodes()[0].Name, 100)
 	a := startBackupAppliance(b, bin, sb, `      - {method: mariabackup, schedule: "0 3 1 1 *", keep: 1, verify: true, dir: DIR}
       - {method: dump, schedule: "0 3 1 1 *", keep: 1, verify: true, dir: DIR}

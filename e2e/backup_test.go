@@ -27,28 +27,6 @@ const (
 	backupBenchBasePort = 30306
 )
 
-// backupSandbox starts a 3-node sandbox for the backup tests, its agents
-// run by bin, and stops it when the test ends.
-func backupSandbox(tb testing.TB, name, bin string, port int) *sandbox.Sandbox {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	start := time.Now()
-	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, false), Nodes: 3, BasePort: port, ClusterName: name, AgentBinary: bin})
-	if err != nil {
-		tb.Fatalf("start sandbox: %v", err)
-	}
-	tb.Logf("fresh 3-node Galera sandbox %q up in %s", name, time.Since(start).Round(time.Millisecond))
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := sb.Stop(ctx); err != nil {
-			tb.Errorf("stop sandbox: %v", err)
-		}
-	})
-	return sb
-}
-
 // backupAppliance is an appliance whose config schedules backups of the
 // sandbox; remediation is off, so nothing but backups acts on the nodes.
 type backupAppliance struct {
@@ -318,7 +296,7 @@ func nodeByAddress(tb testing.TB, sb *sandbox.Sandbox, addr string) sandbox.Node
 // by verification, and a node stopped mid-backup. Each part runs its own
 // appliance, so schedules never meet.
 func TestBackup(t *testing.T) {
-	sb := backupSandbox(t, "backupdrill", ninesBin, backupBasePort)
+	sb := startGalera(t, "backupdrill", ninesBin, backupBasePort)
 	db, err := sb.DB(sb.Nodes()[0].Name)
 	if err != nil {
 		t.Fatal(err)

@@ -124,10 +124,17 @@ func sharedGalera(tb testing.TB) *sandbox.Sandbox {
 // it when the test ends.
 func freshGalera(tb testing.TB, name string) *sandbox.Sandbox {
 	tb.Helper()
+	return startGalera(tb, name, ninesBin, basePort())
+}
+
+// startGalera is freshGalera with the agents' binary and the base port
+// chosen by the caller (benchmarks run their agents unraced).
+func startGalera(tb testing.TB, name, bin string, port int) *sandbox.Sandbox {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, false), Nodes: 3, BasePort: basePort(), ClusterName: name, AgentBinary: ninesBin})
+	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, false), Nodes: 3, BasePort: port, ClusterName: name, AgentBinary: bin})
 	if err != nil {
 		tb.Fatalf("start sandbox: %v", err)
 	}
