@@ -299,16 +299,19 @@ func TestWholeClusterCrash(t *testing.T) {
 	t.Logf("appliance killed with -9 mid-job, %s after the crash", time.Since(killed).Round(time.Millisecond))
 	h.restart(t)
 	h.waitHealthy(t, h.started, 60*time.Second)
+	// The cluster can look healthy a moment before the resumed job has
+	// recorded its last step: wait for the job to end.
 	var interrupted *jobView
-	jobs := h.jobs(t)
-	for i := range jobs {
-		if jobs[i].Resumes > 0 || strings.Contains(jobs[i].Reason, "interrupted") {
-			interrupted = &jobs[i]
+	waitFor(t, time.Now(), 30*time.Second, "the interrupted job to end", func() bool {
+		interrupted = nil
+		jobs := h.jobs(t)
+		for i := range jobs {
+			if jobs[i].Resumes > 0 || strings.Contains(jobs[i].Reason, "interrupted") {
+				interrupted = &jobs[i]
+			}
 		}
-	}
-	if interrupted == nil {
-		t.Fatalf("no job shows the interruption: %+v", jobs)
-	}
+		return interrupted != nil && interrupted.State != "running" && interrupted.State != "pending"
+	})
 	t.Logf("interrupted job %s ended %s (%s) after %d resume(s)", interrupted.ID, interrupted.State, interrupted.Reason, interrupted.Resumes)
 	if interrupted.State != "succeeded" && interrupted.State != "aborted" {
 		t.Errorf("interrupted job ended %s: %s", interrupted.State, interrupted.Reason)
