@@ -3,13 +3,14 @@
 # MariaDB server with Galera, its backup tool, rsync and socat for state
 # transfers, Debian's mysqld_exporter as the benchmark's peer, and promtool
 # and amtool (packages prometheus and prometheus-alertmanager) to check the
-# rule and Alertmanager files nines writes. Packages already installed are
+# rule and Alertmanager files nines writes, Chromium for the console's
+# browser tests and poppler-utils (pdftotext) to read the PDF reports back. Packages already installed are
 # skipped; the services of the ones installed here are neither started nor
 # enabled, since nines runs its own servers on its own ports.
 set -euo pipefail
 
 packages=(mariadb-server mariadb-client galera-4 mariadb-backup rsync socat iproute2 procps
-  prometheus-mysqld-exporter prometheus prometheus-alertmanager)
+  prometheus-mysqld-exporter prometheus prometheus-alertmanager chromium poppler-utils)
 # The daemon each package would run; disabled again if installed here.
 declare -A service_of=([mariadb-server]=mariadb [prometheus-mysqld-exporter]=prometheus-mysqld-exporter
   [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager)

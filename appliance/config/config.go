@@ -61,6 +61,11 @@ type Config struct {
 	Alertmanager Alertmanager `yaml:"alertmanager"`
 	// ExternalURL is how people reach this appliance; alert links use it.
 	ExternalURL string `yaml:"external_url"`
+	// Console is the web console's users; without users it is not served.
+	Console Console `yaml:"console"`
+	// Grafana, when set, receives the generated dashboards and a data
+	// source pointing at this appliance.
+	Grafana *Grafana `yaml:"grafana"`
 }
 
 // Alertmanager says where alerts go: an embedded Alertmanager configured
@@ -122,6 +127,9 @@ type Cluster struct {
 	// Backups are the cluster's scheduled backups, one per method, taken
 	// through the node agents.
 	Backups []Backup `yaml:"backups"`
+	// Maintenance lists declared maintenance windows: their seconds are
+	// not valid for the SLO and are reported apart.
+	Maintenance []Maintenance `yaml:"maintenance"`
 }
 
 // Backup is one scheduled backup of a cluster.
@@ -506,6 +514,7 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 			}
 		}
 		c.validateBackups(cl, p, agents, at)
+		validateMaintenance(cl, p, at)
 		cr := &cl.Credentials
 		if cr.User == "" {
 			at(p+".credentials.user", "missing credentials: a user is required")
@@ -545,6 +554,8 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 			at("external_url", "bad URL %q", c.ExternalURL)
 		}
 	}
+	c.validateConsole(at)
+	c.validateGrafana(at)
 }
 
 // validateBackups checks a cluster's backups: methods known and each

@@ -1,0 +1,164 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Roles of console users, each allowed what the one before it is.
+const (
+	RoleViewer   = "viewer"   // reads everything, changes nothing
+	RoleOperator = "operator" // also starts jobs and silences alerts
+	RoleAdmin    = "admin"    // also resumes halted remediation
+)
+
+// DefaultSessionTTL is how long a console login lasts.
+const DefaultSessionTTL = 12 * time.Hour
+
+// Console configures the web console's login.
+type Console struct {
+	Users []User `yaml:"users"`
+	// SessionTTL is how long a login lasts; default 12h.
+	SessionTTL Duration `yaml:"session_ttl"`
+}
+
+// User is a console user. Only a bcrypt hash of the password is kept
+// (`nines passwd` prints one); the password itself is never configured.
+type User struct {
+	Name         string `yaml:"name"`
+	PasswordHash Secret `yaml:"password_hash"`
+	Role         string `yaml:"role"`
+}
+
+// RoleRank orders roles so a check is one comparison; unknown roles rank
+// below viewer and may do nothing.
+func RoleRank(role string) int {
+	switch role {
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Grafana is a Grafana to provision dashboards into.
+type Grafana struct {
+	URL string `yaml:"url"`
+	// A service account token with the Editor role (dashboards, folders)
+	// and data source write permission.
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+	Token     Secret `yaml:"-"`
+	// Folder the dashboards go into; default "nines".
+	Folder string `yaml:"folder"`
+	// DatasourceURL is how Grafana reaches this appliance; default
+	// external_url, else the listen address.
+	DatasourceURL string `yaml:"datasource_url"`
+	// DatasourceToken names the api.tokens entry Grafana's data source
+	// sends; default the first one.
+	DatasourceToken string `yaml:"datasource_token"`
+}
+
+// Maintenance is a declared maintenance window of a cluster.
+type Maintenance struct {
+	From   time.Time `yaml:"from"` // RFC 3339
+	To     time.Time `yaml:"to"`
+	Reason string    `yaml:"reason"`
+}
+
+func (c *Config) validateConsole(at func(path, format string, args ...any)) {
+	if !c.Console.SessionTTL.set {
+		c.Console.SessionTTL.Duration = DefaultSessionTTL
+	}
+	if c.Console.SessionTTL.Duration < time.Minute {
+		at("console.session_ttl", "must be at least 1m, got %s", c.Console.SessionTTL.Duration)
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Console.Users {
+		p := fmt.Sprintf("console.users[%d]", i)
+		switch {
+		case u.Name == "":
+			at(p+".name", "required")
+		case seen[u.Name]:
+			at(p+".name", "duplicate user %q", u.Name)
+		}
+		seen[u.Name] = true
+		if RoleRank(u.Role) == 0 {
+			at(p+".role", "%q is not one of viewer, operator, admin", u.Role)
+		}
+		// The hash is checked here so a typo fails at start, not at the
+		// first login; the message never repeats the hash.
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			at(p+".password_hash", "not a bcrypt hash (make one with `nines passwd`)")
+		}
+	}
+}
+
+func (c *Config) validateGrafana(at func(path, format string, args ...any)) {
+	g := c.Grafana
+	if g == nil {
+		return
+	}
+	if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		at("grafana.url", "bad URL %q: want http(s)://host:port", g.URL)
+	}
+	v, field, err := c.readSecret(g.TokenFile, g.TokenEnv, "token_file", "token_env")
+	if err != nil {
+		at("grafana."+field, "%v", err)
+	}
+	g.Token = Secret(v)
+	if g.Folder == "" {
+		g.Folder = "nines"
+	}
+	if g.DatasourceURL == "" {
+		g.DatasourceURL = c.ExternalURL
+	}
+	if g.DatasourceURL == "" {
+		scheme := "http"
+		if c.TLS != nil {
+			scheme = "https"
+		}
+		g.DatasourceURL = scheme + "://" + c.Listen
+	}
+	if g.DatasourceToken == "" && len(c.API.Tokens) > 0 {
+		g.DatasourceToken = c.API.Tokens[0].Name
+	}
+	found := false
+	for _, t := range c.API.Tokens {
+		found = found || t.Name == g.DatasourceToken
+	}
+	if !found {
+		at("grafana.datasource_token", "no api.tokens entry named %q", g.DatasourceToken)
+	}
+}
+
+func validateMaintenance(cl *Cluster, p string, at func(path, format string, args ...any)) {
+	for i, m := range cl.Maintenance {
+		mp := fmt.Sprintf("%s.maintenance[%d]", p, i)
+		switch {
+		case m.From.IsZero():
+			at(mp+".from", "required (RFC 3339, e.g. 2026-01-31T22:00:00Z)")
+		case m.To.IsZero():
+			at(mp+".to", "required (RFC 3339, e.g. 2026-01-31T23:00:00Z)")
+		case !m.To.After(m.From):
+			at(mp+".to", "%s is not after from %s", m.To.Format(time.RFC3339), m.From.Format(time.RFC3339))
+		}
+	}
+}
+
+// InMaintenance reports whether t falls in one of the cluster's declared
+// maintenance windows [from, to).
+func (cl *Cluster) InMaintenance(t time.Time) bool {
+	for _, m := range cl.Maintenance {
+		if !t.Before(m.From) && t.Before(m.To) {
+			return true
+		}
+	}
+	return false
+}
