@@ -54,6 +54,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ninesBin = bin
+	// Two e2e runs at once (developers working side by side) need port
+	// ranges of their own.
+	if v := os.Getenv("NINES_E2E_BASE_PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1024 || p > 30000 {
+			fmt.Fprintf(os.Stderr, "e2e: NINES_E2E_BASE_PORT=%q: want a port between 1024 and 30000\n", v)
+			os.Exit(1)
+		}
+		nextBase = p
+	}
 
 	code := m.Run()
 
