@@ -256,6 +256,11 @@ func (m *Manager) evalGroup(ctx context.Context, g *Group, ts time.Time) []nines
 				errs = append(errs, err)
 			}
 			toSend = append(toSend, r.due(ts, m.opts.ResendDelay)...)
+			if m.app != nil {
+				if err := m.app.Append(alertSeries(r.active()), ts); err != nil {
+					errs = append(errs, fmt.Errorf("store ALERTS of %s: %w", r.Name(), err))
+				}
+			}
 		case *RecordingRule:
 			samples, err := r.eval(ctx, ts, m.q)
 			if err != nil {
@@ -308,6 +313,27 @@ func (m *Manager) Failures() map[string]int {
 		g.mu.Lock()
 		out[g.Name] = g.failures
 		g.mu.Unlock()
+	}
+	return out
+}
+
+// MetricAlerts is the series every pending and firing alert writes at each
+// evaluation, as Prometheus does: the alert's labels, alertstate
+// ("pending" or "firing"), value 1. It is the durable record of which
+// alerts fired when; uptime reports read it. Nothing in a rule group reads
+// it, so it waits for the store's next periodic flush.
+const MetricAlerts = "ALERTS"
+
+func alertSeries(active []nines.Alert) []Sample {
+	out := make([]Sample, 0, len(active))
+	for _, a := range active {
+		ls := make(map[string]string, len(a.Labels)+2)
+		for k, v := range a.Labels {
+			ls[k] = v
+		}
+		ls["__name__"] = MetricAlerts
+		ls["alertstate"] = a.State.String()
+		out = append(out, Sample{Labels: ls, Value: 1})
 	}
 	return out
 }

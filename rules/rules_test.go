@@ -56,12 +56,20 @@ func (s *sent) take() []nines.Alert {
 	return out
 }
 
-type recorded struct{ samples []Sample }
+// recorded keeps recording rules' samples apart from the ALERTS series
+// that alerting rules write, so each test checks the one it is about.
+type recorded struct{ samples, alerts []Sample }
 
 func (r *recorded) Flush() {}
 
 func (r *recorded) Append(samples []Sample, _ time.Time) error {
-	r.samples = append(r.samples, samples...)
+	for _, s := range samples {
+		if s.Labels["__name__"] == MetricAlerts {
+			r.alerts = append(r.alerts, s)
+		} else {
+			r.samples = append(r.samples, s)
+		}
+	}
 	return nil
 }
 
@@ -138,6 +146,11 @@ func TestAlertLifecycle(t *testing.T) {
 	got := s.take()
 	if len(got) != 1 || got[0].State != nines.AlertFiring {
 		t.Fatalf("after for: sent %+v, want one firing", got)
+	}
+	// Each evaluation wrote the alert's ALERTS series: pending, then firing.
+	if n := len(r.alerts); n != 2 || r.alerts[0].Labels["alertstate"] != "pending" || r.alerts[1].Labels["alertstate"] != "firing" ||
+		r.alerts[1].Labels["alertname"] != "GaleraNodeDown" || r.alerts[1].Labels["cluster"] != "c1" || r.alerts[1].Value != 1 {
+		t.Errorf("ALERTS series written: %+v, want pending then firing", r.alerts)
 	}
 	a := got[0]
 	if a.Labels["alertname"] != "GaleraNodeDown" || a.Labels["severity"] != "warning" || a.Labels["node"] != "db2:3306" || a.Labels["cluster"] != "c1" {

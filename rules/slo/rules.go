@@ -164,13 +164,18 @@ func (g *sloGroup) labels(extra ...string) map[string]string {
 
 // counters selects the SLI counters of the group's clusters, and of no
 // other; result is one result, a regular expression of several
-// (bad|unknown), or "" for all.
+// (bad|unknown), or "" for every valid second. Seconds in a declared
+// maintenance window (result="maintenance") are not valid: they never
+// count, neither as good nor as bad (facts/slo.md).
 func (g *sloGroup) counters(result string) string {
 	names := make([]string, len(g.specs))
 	for i, s := range g.specs {
 		names[i] = regexp.QuoteMeta(s.Cluster)
 	}
 	sel := "cluster=~" + strconv.Quote(strings.Join(names, "|"))
+	if result == "" {
+		result = validSeconds
+	}
 	switch {
 	case strings.Contains(result, "|"):
 		sel += ",result=~" + strconv.Quote(result)
@@ -202,6 +207,9 @@ func (g *sloGroup) countOver(result string, w time.Duration) string {
 // errorSeconds is the regular expression of the results that spend the
 // budget.
 const errorSeconds = "bad|unknown"
+
+// validSeconds is the regular expression of the results an SLO counts.
+const validSeconds = "good|bad|unknown"
 
 // dur writes d as Prometheus does: 5m, 1h, 1d, 30d, 4w.
 func dur(d time.Duration) string { return model.Duration(d).String() }
