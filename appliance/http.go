@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/appliance/console"
 	"github.com/nines-project/nines/exporter/metric"
 	"github.com/nines-project/nines/rules"
 )
@@ -37,7 +37,12 @@ func (a *App) routes() http.Handler {
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
 
-	api := e.Group("", a.requireToken)
+	// The console's pages and login; the API below admits its sessions
+	// as well as bearer tokens.
+	con := console.New(console.Options{Users: a.cfg.Console.Users, TTL: a.cfg.Console.SessionTTL.Duration,
+		Secure: a.cfg.TLS != nil, Logger: a.log.With("component", "console")})
+	con.Register(e)
+	api := e.Group("", con.Guard(a.bearer))
 	storeHandler := echo.WrapHandler(a.store.Handler())
 	for _, p := range queryPaths {
 		api.GET(p, storeHandler)
@@ -94,23 +99,15 @@ func (a *App) apiAlerts(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"alerts": out}})
 }
 
-// requireToken admits requests that carry one of the configured bearer
-// tokens. The comparison takes the same time whichever byte differs.
-func (a *App) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		got, ok := strings.CutPrefix(h, "Bearer ")
-		if ok {
-			for _, t := range a.cfg.API.Tokens {
-				if subtle.ConstantTimeCompare([]byte(got), []byte(t.Value.Reveal())) == 1 {
-					c.Set("token", t.Name) // who did it, for the job log
-					return next(c)
-				}
-			}
+// bearer reports which configured API token, if any, tok is. The
+// comparison takes the same time whichever byte differs.
+func (a *App) bearer(tok string) (string, bool) {
+	for _, t := range a.cfg.API.Tokens {
+		if subtle.ConstantTimeCompare([]byte(tok), []byte(t.Value.Reveal())) == 1 {
+			return t.Name, true // who did it, for the job log
 		}
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="nines"`)
-		return c.JSON(http.StatusUnauthorized, apiError{Status: "error", ErrorType: "unauthorized", Error: "a valid bearer token is required"})
 	}
+	return "", false
 }
 
 // apiError is the Prometheus API's error shape, used for every JSON error.

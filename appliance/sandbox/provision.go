@@ -152,7 +152,12 @@ func (s *Sandbox) writeApplianceFiles() error {
 	s.mu.Unlock()
 	_, amErr := os.Stat(s.AlertmanagerConfigPath())
 	if rewrite {
-		if err := writeFileAtomic(s.ConfigPath(), []byte(renderConfig(m)), 0o644); err != nil {
+		console, err := s.renderConsole()
+		if err != nil {
+			return err
+		}
+		// 0600: the console's password hash is in it.
+		if err := writeFileAtomic(s.ConfigPath(), []byte(renderConfig(m)+console), 0o600); err != nil {
 			return fmt.Errorf("write appliance config: %w", err)
 		}
 	}

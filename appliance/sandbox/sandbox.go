@@ -12,6 +12,7 @@
 //	DIR/nines.pass     password of the monitoring user `nines` (0600)
 //	DIR/api-token      bearer token for the appliance API (0600)
 //	DIR/agent-token    bearer token of the node agents (0600)
+//	DIR/console-password password of the console's admin user (0600)
 //	DIR/repl.pass      replication user's password (replication only, 0600)
 //	DIR/appliance/     the appliance's data_dir
 //	DIR/n1, DIR/n2 ... one per server: my.cnf, data/, tmp/, mysqld.sock,

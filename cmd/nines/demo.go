@@ -49,11 +49,18 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read demo API token: %w", err)
 			}
+			console := fmt.Sprintf("user %s, password in %s", sandbox.ConsoleUser, sb.ConsolePasswordPath())
+			if len(cfg.Console.Users) == 0 {
+				// A sandbox made before the console had users keeps its
+				// nines.yaml; a new one is written when it is removed.
+				console = "no console user in " + sb.ConfigPath() + " (remove it and restart the demo to have one made)"
+			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return appliance.Run(ctx, cfg, appliance.Options{Listen: listen, Logger: log, Ready: func(addr string) {
 				base := "http://" + addr
 				fmt.Fprintf(out, `
 nines demo is up.
+  Console:          %[1]s/   (%[6]s)
   API:              %[1]s/api/v1/
   Query endpoint:   %[1]s/api/v1/query   (Grafana: a Prometheus data source at %[1]s with header "Authorization: Bearer <token>")
   API token:        %[2]s   (also in %[3]s)
@@ -61,7 +68,7 @@ nines demo is up.
   Try:              curl -H "Authorization: Bearer %[2]s" '%[1]s/api/v1/query?query=mysql_global_status_wsrep_cluster_size'
   Connect to node:  mariadb --defaults-file=%[5]s
 Press Ctrl-C to stop the appliance and the sandbox.
-`, base, strings.TrimSpace(string(token)), sb.TokenPath(), sb.ConfigPath(), filepath.Join(dir, "n1", "my.cnf"))
+`, base, strings.TrimSpace(string(token)), sb.TokenPath(), sb.ConfigPath(), filepath.Join(dir, "n1", "my.cnf"), console)
 			}})
 		},
 	}

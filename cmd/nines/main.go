@@ -56,5 +56,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newCheckCmd(), newDemoCmd(), newSandboxCmd(), newRulesCmd(), newJobsCmd(), newAgentCmd(), newBackupCmd())
+	root.AddCommand(newPasswdCmd())
 	return root
 }

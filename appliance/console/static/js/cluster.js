@@ -1,0 +1,114 @@
+// cluster.js: one cluster: its topology, recent state changes, charts of
+// the main series, and its jobs with their step logs.
+
+import * as api from './api.js';
+import * as fleet from './fleet.js';
+import { lineChart } from './chart.js';
+import { jobList, startForm } from './jobs.js';
+import { h, replace, table, ago, when, stateWord, clusterWord, stateCell, fact } from './dom.js';
+
+const CHART_WINDOW = 15 * 60, CHART_STEP = 5; // seconds
+const CHANGES_WINDOW = 3600, CHANGES_STEP = 2;
+
+const STATE_NAMES = { 0: 'Initialized', 1: 'Joining', 2: 'Donor', 3: 'Joined', 4: 'Synced', 5: 'Error' };
+
+// Charts and state changes come from the store, so they are read every
+// few seconds; the topology every second.
+function every(ms, fn) {
+  let at = 0;
+  return async () => { if (Date.now() - at >= ms) { at = Date.now(); await fn(); } };
+}
+
+export default function cluster(root, ctx, name) {
+  const sel = `{cluster=${JSON.stringify(name)}}`;
+  const head = h('h2', {}, name);
+  const facts = h('div', { class: 'facts' });
+  const topo = h('div', { id: 'topology' });
+  const changes = h('div', { id: 'changes' });
+  const charts = h('div', { class: 'charts', id: 'charts' });
+  const jobs = h('div', { id: 'jobs' });
+  const actions = h('div', { id: 'actions' });
+  let formBuilt = false;
+  replace(root,
+    h('section', { class: 'card' }, head, facts, topo, actions),
+    h('section', { class: 'card' }, h('h2', {}, 'Charts ', h('span', { class: 'muted' }, 'last 15 minutes')), charts),
+    h('section', { class: 'card' }, h('h2', {}, 'Recent state changes ', h('span', { class: 'muted' }, 'last hour')), changes),
+    h('section', { class: 'card' }, h('h2', {}, 'Jobs'), jobs));
+
+  const CHARTS = [
+    ['Cluster size', `mysql_global_status_wsrep_cluster_size${sel}`, ''],
+    ['Receive queue', `mysql_global_status_wsrep_local_recv_queue${sel}`, ''],
+    ['Flow control paused (fraction of time)', `mysql_global_status_wsrep_flow_control_paused${sel}`, ''],
+    ['Probe latency', `nines_probe_duration_seconds${sel} * 1000`, ' ms'],
+    ['Commits per second', `rate(mysql_global_status_wsrep_last_committed${sel}[30s])`, '/s'],
+  ];
+  const label = (m) => m.instance || m.cluster || '';
+
+  const drawCharts = every(5000, async () => {
+    const end = Date.now() / 1000;
+    const res = await Promise.all(CHARTS.map(([, q]) => api.queryRange(q, CHART_WINDOW, CHART_STEP).catch((e) => e)));
+    replace(charts, CHARTS.map(([title, , unit], i) => res[i] instanceof Error
+      ? h('div', { class: 'chart' }, h('div', { class: 'title' }, title), h('p', { class: 'error' }, res[i].message))
+      : lineChart(title, res[i], end - CHART_WINDOW, end, label, unit)));
+  });
+
+  // State changes are derived from the stored series: a node's state is
+  // "down" where mysql_up is 0, else its wsrep_local_state.
+  const drawChanges = every(5000, async () => {
+    const [up, st] = await Promise.all([
+      api.queryRange(`mysql_up${sel}`, CHANGES_WINDOW, CHANGES_STEP),
+      api.queryRange(`mysql_global_status_wsrep_local_state${sel}`, CHANGES_WINDOW, CHANGES_STEP)]);
+    const byNode = {};
+    const at = (inst) => (byNode[inst] = byNode[inst] || {});
+    for (const r of up) for (const [t, v] of r.values) if (v === '0') at(r.metric.instance)[t] = 'down';
+    for (const r of st) for (const [t, v] of r.values) { const m = at(r.metric.instance); if (!m[t]) m[t] = STATE_NAMES[v] || `state ${v}`; }
+    const rows = [];
+    for (const [inst, m] of Object.entries(byNode)) {
+      let prev = null;
+      for (const t of Object.keys(m).map(Number).sort((a, b) => a - b)) {
+        const v = m[t];
+        if (prev !== null && v !== prev) rows.push({ t, inst, from: prev, to: v });
+        prev = v;
+      }
+    }
+    rows.sort((a, b) => b.t - a.t);
+    replace(changes, table(['when', 'node', 'from', 'to'], rows.slice(0, 50).map((r) => h('tr', {},
+      h('td', {}, `${when(r.t * 1000)} (${ago(r.t * 1000)})`), h('td', {}, r.inst), stateCell(r.from), stateCell(r.to))),
+    'no state changes in the last hour'));
+  });
+
+  return {
+    async refresh() {
+      const d = await fleet.settle({ clusters: api.data(`/api/v1/clusters/${encodeURIComponent(name)}`), jobs: fleet.jobs(), remediation: fleet.remediation() });
+      if (!d.clusters) throw new Error(d.errors.clusters);
+      const c = d.clusters;
+      const word = clusterWord(c);
+      replace(head, c.name, ' ', h('span', { class: `state state-${word}` }, word), ' ', h('span', { class: 'muted' }, c.kind));
+      const rem = (d.remediation || []).find((r) => r.cluster === name);
+      replace(facts,
+        fact('remediation', rem ? rem.mode : '–'),
+        fact('halted', rem && rem.halted ? rem.halted : 'no'),
+        fact('recent recoveries', rem ? rem.recent_recoveries : '–'),
+        fact('last decision', rem && rem.last_decision ? rem.last_decision : '–'));
+      replace(topo, table(['node', 'state', 'component', 'size', 'conf_id', 'recv queue', 'flow control paused', 'last committed', 'version', 'read', 'error'],
+        c.nodes.map((n) => {
+          const g = n.galera || {}, w = stateWord(n);
+          return h('tr', { dataset: { node: n.instance, state: w } }, h('td', {}, n.instance), stateCell(w),
+            h('td', {}, g.cluster_status || ''), h('td', {}, g.cluster_size ?? ''), h('td', {}, g.cluster_conf_id ?? ''),
+            h('td', {}, g.local_recv_queue ?? ''), h('td', {}, g.flow_control_paused !== undefined ? g.flow_control_paused.toFixed(3) : ''),
+            h('td', {}, g.last_committed ?? ''), h('td', {}, n.version || ''),
+            h('td', { class: 'muted' }, n.scraped_at ? ago(n.scraped_at) : 'never'), h('td', { class: 'error' }, n.error || ''));
+        })));
+      if (!formBuilt && ctx.can('operator')) {
+        formBuilt = true;
+        const resume = h('button', { type: 'button', class: 'secondary', id: 'resume', hidden: true }, 'Resume remediation');
+        resume.addEventListener('click', () => ctx.act(`resume remediation of ${name}`, () => api.send('POST', `/api/v1/remediation/${encodeURIComponent(name)}/resume`)));
+        replace(actions, h('h3', {}, 'Start a job'), startForm(ctx, name, c.nodes.map((n) => n.instance)), ctx.can('admin') ? resume : null);
+      }
+      const resume = actions.querySelector('#resume');
+      if (resume) resume.hidden = !(rem && rem.halted);
+      replace(jobs, jobList((d.jobs || []).filter((j) => j.cluster === name), 20));
+      await Promise.all([drawCharts(), drawChanges()]);
+    },
+  };
+}

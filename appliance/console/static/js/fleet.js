@@ -1,0 +1,55 @@
+// fleet.js: reading the fleet's state from the API, shared by the pages.
+// Parts other than the clusters may fail on their own (a store query, an
+// agent that lists backups); the page then shows what it has.
+
+import * as api from './api.js';
+
+// settle awaits the named promises; an expired session fails the whole
+// refresh, any other failure leaves that part null with its error kept.
+export async function settle(parts) {
+  const names = Object.keys(parts);
+  const results = await Promise.allSettled(Object.values(parts));
+  const out = { errors: {} };
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') { out[names[i]] = r.value; return; }
+    if (r.reason instanceof api.Unauthorized) throw r.reason;
+    out[names[i]] = null;
+    out.errors[names[i]] = r.reason.message;
+  });
+  return out;
+}
+
+export const clusters = () => api.data('/api/v1/clusters');
+export const firing = async () => (await api.data('/api/v1/alerts')).alerts;
+export const jobs = () => api.data('/api/v1/jobs');
+export const remediation = () => api.data('/api/v1/remediation');
+
+// budgets maps cluster → SLO error budget left in seconds (the smallest
+// when a cluster has more than one SLO).
+export async function budgets() {
+  const out = {};
+  for (const r of await api.query('nines_slo_error_budget_remaining_seconds')) {
+    const c = r.metric.cluster, v = Number(r.value[1]);
+    if (!(c in out) || v < out[c]) out[c] = v;
+  }
+  return out;
+}
+
+// Backups are listed by asking every agent, so they are read at most
+// every 15 s, not every second.
+let backupCache = null, backupAt = 0;
+export async function backups() {
+  if (!backupCache || Date.now() - backupAt > 15000) {
+    backupCache = await api.data('/api/v1/backups');
+    backupAt = Date.now();
+  }
+  return backupCache;
+}
+
+// lastBackup is the newest complete backup of a cluster (the list is
+// newest first).
+export function lastBackup(list, cluster) {
+  return (list || []).find((b) => b.cluster === cluster && b.state === 'complete') || null;
+}
+
+export const active = (j) => j.state === 'running' || j.state === 'pending';

@@ -1,0 +1,63 @@
+// jobs.js: the job log as a list whose entries open to their steps, and
+// the form an operator starts a job with.
+
+import * as api from './api.js';
+import { h, table, ago, duration, when } from './dom.js';
+
+// opened keeps which jobs the user expanded across refreshes.
+const opened = new Set();
+
+function span(a, b) {
+  if (!a) return '–';
+  const end = b ? Date.parse(b) : Date.now();
+  return duration((end - Date.parse(a)) / 1000);
+}
+
+function json(raw) {
+  if (raw === undefined || raw === null) return null;
+  return h('pre', {}, JSON.stringify(raw, null, 2));
+}
+
+// jobList shows jobs newest first, each with its steps (input, output,
+// error) when opened.
+export function jobList(jobs, limit) {
+  const list = [...jobs].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at)).slice(0, limit || 20);
+  if (!list.length) return h('p', { class: 'muted' }, 'no jobs yet');
+  return h('div', { class: 'jobs' }, list.map((j) => {
+    const d = h('details', { open: opened.has(j.id), dataset: { job: j.id, jobState: j.state } },
+      h('summary', {}, h('span', { class: `state state-${j.state}` }, j.state), ` ${j.runbook}`,
+        j.target ? ` on ${j.target}` : '', j.dry_run ? ' (dry run)' : '',
+        h('span', { class: 'muted' }, ` — ${j.trigger.source}${j.trigger.alert ? ' ' + j.trigger.alert : ''}${j.trigger.user ? ' by ' + j.trigger.user : ''}, ${ago(j.created_at)}, took ${span(j.started_at, j.ended_at)}`)),
+      j.reason ? h('p', {}, j.reason) : null,
+      table(['step', 'kind', 'state', 'started', 'took', 'detail'], (j.steps || []).map((st) => h('tr', {},
+        h('td', {}, st.name), h('td', {}, st.kind), h('td', {}, h('span', { class: `state state-${st.state === 'done' ? 'succeeded' : st.state}` }, st.state)),
+        h('td', {}, when(st.started_at)), h('td', {}, span(st.started_at, st.ended_at)),
+        h('td', {}, st.error ? h('div', { class: 'error' }, st.error) : null,
+          st.input ? h('details', {}, h('summary', {}, 'input'), json(st.input)) : null,
+          st.output ? h('details', {}, h('summary', {}, 'output'), json(st.output)) : null))), 'no steps yet'));
+    d.addEventListener('toggle', () => { if (d.open) opened.add(j.id); else opened.delete(j.id); });
+    return d;
+  }));
+}
+
+// startForm lets an operator start a job on cluster: a backup, a verify
+// of a backup, a rejoin of a node, a quorum recovery; dry run shows the
+// plan only. It is built once so what the user types survives refreshes.
+export function startForm(ctx, cluster, nodes) {
+  const kind = h('select', { name: 'kind' }, ['backup', 'verify', 'rejoin', 'recover'].map((k) => h('option', { value: k }, k)));
+  const node = h('select', { name: 'node' }, h('option', { value: '' }, '(any)'), nodes.map((n) => h('option', { value: n }, n)));
+  const backupID = h('input', { name: 'backup_id', placeholder: 'backup id (verify)', size: 22 });
+  const dry = h('input', { type: 'checkbox', name: 'dry_run' });
+  const form = h('form', { class: 'inline', id: 'start-job' },
+    h('label', {}, 'job', kind), h('label', {}, 'node', node), h('label', {}, 'backup', backupID),
+    h('label', {}, h('span', {}, 'dry run'), dry),
+    h('button', { type: 'submit' }, 'Start job'));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const req = { cluster, kind: kind.value, dry_run: dry.checked };
+    if (node.value) req.node = node.value;
+    if (backupID.value) req.backup_id = backupID.value;
+    ctx.act(`start ${kind.value} on ${cluster}`, () => api.send('POST', '/api/v1/jobs', req));
+  });
+  return form;
+}
