@@ -1,0 +1,58 @@
+package dashboards
+
+// backupsJobs shows the backups of each cluster (age against its
+// schedule, size, duration, verification by restore) and the
+// remediator's jobs.
+func backupsJobs() Spec {
+	return Spec{
+		UID:         "nines-backups-jobs",
+		Title:       "nines / Backups and jobs",
+		Description: "Backups per cluster and method, their verification, and the remediator's jobs.",
+		Panels: []Panel{
+			{Type: Stat, Title: "Newest good backup age", Unit: "s", Width: 6,
+				Description: "Seconds since the newest complete backup not known to be bad ended.",
+				Steps:       steps("green", 129600, "orange", 172800, "red"),
+				Targets: []Target{{Legend: "{{cluster}} {{method}}",
+					Expr: `time() - nines_backup_last_success_timestamp_seconds{` + selC + `}`}}},
+			{Type: Stat, Title: "Backup age / schedule interval", Unit: "short", Width: 6,
+				Description: "Above 1.5 a scheduled run was missed (NinesBackupStale fires soon after).",
+				Steps:       steps("green", 1, "orange", 1.5, "red"),
+				Targets: []Target{{Legend: "{{cluster}} {{method}}",
+					Expr: `(time() - nines_backup_last_success_timestamp_seconds{` + selC + `}) / on (cluster, method) nines_backup_expected_interval_seconds{` + selC + `}`}}},
+			{Type: Stat, Title: "Verified by restore", Unit: "short", Width: 6, Mappings: okFailed,
+				Steps:   steps("red", 1, "green"),
+				Targets: []Target{{Legend: "{{cluster}} {{method}}", Expr: `nines_backup_verified{` + selC + `}`}}},
+			{Type: Stat, Title: "Next scheduled run", Unit: "dateTimeFromNow", Width: 6, Steps: steps("blue"),
+				Targets: []Target{{Legend: "{{cluster}} {{method}}", Expr: `nines_backup_next_run_timestamp_seconds{` + selC + `} * 1000`}}},
+			{Type: Stat, Title: "Backup size", Unit: "bytes", Width: 6, Steps: steps("blue"),
+				Targets: []Target{{Legend: "{{cluster}} {{method}}", Expr: `nines_backup_size_bytes{` + selC + `}`}}},
+			{Type: Stat, Title: "Backup duration", Unit: "s", Width: 6, Steps: steps("blue"),
+				Targets: []Target{{Legend: "{{cluster}} {{method}}", Expr: `nines_backup_duration_seconds{` + selC + `}`}}},
+			{Type: Stat, Title: "Restore time (verification)", Unit: "s", Width: 6, Steps: steps("blue"),
+				Description: "How long the latest verification took to restore the backup: a floor for a real restore.",
+				Targets:     []Target{{Legend: "{{cluster}} {{method}}", Expr: `nines_backup_restore_seconds{` + selC + `}`}}},
+			{Type: Stat, Title: "Skipped scheduled runs", Unit: "short", Width: 6,
+				Description: "Runs skipped because the cluster stayed busy until the next scheduled time.",
+				Steps:       steps("green", 1, "orange"),
+				Targets:     []Target{{Legend: "{{cluster}} {{method}}", Expr: `nines_backup_skipped_runs_total{` + selC + `}`}}},
+			{Type: TimeSeries, Title: "Jobs running", Unit: "short", Width: 12, Min: f(0), Max: f(1),
+				Description: "1 while a job (repair, backup, verification) holds the cluster's slot.",
+				Targets:     []Target{{Legend: "{{cluster}}", Expr: `nines_job_running{` + selC + `}`}}},
+			{Type: Stat, Title: "Failed jobs (24 h)", Unit: "short", Width: 6,
+				Steps: steps("green", 1, "red"),
+				Targets: []Target{{Legend: "{{cluster}}",
+					Expr: `sum by (cluster) (increase(nines_job_total{` + selC + `, state="failed"}[24h]))`}}},
+			{Type: Stat, Title: "Recent automatic recoveries", Unit: "short", Width: 6,
+				Description: "Automatic jobs that acted within the anti-flapping window; at max_recoveries remediation halts.",
+				Steps:       steps("green", 1, "orange", 3, "red"),
+				Targets:     []Target{{Legend: "{{cluster}}", Expr: `nines_remediation_recent_recoveries{` + selC + `}`}}},
+			{Type: Table, Title: "Jobs ended since the appliance started", Unit: "short", Width: 24,
+				Targets: []Target{{Instant: true,
+					Expr: `sum by (cluster, runbook, state) (nines_job_total{` + selC + `})`}}},
+			{Type: Table, Title: "Jobs ended in range", Unit: "short", Width: 24, FailureOnly: true,
+				Description: "Jobs that ended within the dashboard's range, by runbook and final state; empty when none ran.",
+				Targets: []Target{{Instant: true,
+					Expr: `sum by (cluster, runbook, state) (increase(nines_job_total{` + selC + `}[$__range])) > 0`}}},
+		},
+	}
+}

@@ -1,0 +1,197 @@
+package dashboards
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/VictoriaMetrics/metricsql"
+)
+
+// testVars are what Grafana would put in for the variables.
+var testVars = Variables{
+	Cluster: "billing", Instance: []string{"db1:3306", "db2:3306"},
+	RateInterval: "4s", Interval: "2s", Range: "1h",
+}
+
+func TestEveryDashboardIsValidJSONWithItsVariables(t *testing.T) {
+	uids := map[string]bool{}
+	for _, s := range All() {
+		if uids[s.UID] {
+			t.Errorf("uid %s used twice", s.UID)
+		}
+		uids[s.UID] = true
+		b, err := s.JSON(Options{Cluster: "billing"})
+		if err != nil {
+			t.Fatalf("%s: %v", s.UID, err)
+		}
+		var d struct {
+			UID        string `json:"uid"`
+			Title      string `json:"title"`
+			Templating struct {
+				List []struct {
+					Name    string `json:"name"`
+					Type    string `json:"type"`
+					Query   any    `json:"query"`
+					Current struct {
+						Value any `json:"value"`
+					} `json:"current"`
+				} `json:"list"`
+			} `json:"templating"`
+			Annotations struct {
+				List []struct {
+					Expr       string `json:"expr"`
+					Datasource struct{ UID string }
+				} `json:"list"`
+			} `json:"annotations"`
+			Panels []struct {
+				Type        string `json:"type"`
+				Title       string `json:"title"`
+				FieldConfig struct {
+					Defaults struct {
+						Unit       string `json:"unit"`
+						Thresholds struct {
+							Steps []struct{ Color string } `json:"steps"`
+						} `json:"thresholds"`
+					} `json:"defaults"`
+				} `json:"fieldConfig"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+				GridPos struct{ W, H int } `json:"gridPos"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: not valid JSON: %v", s.UID, err)
+		}
+		if d.UID != s.UID || d.Title != s.Title {
+			t.Errorf("%s: JSON has uid %q title %q", s.UID, d.UID, d.Title)
+		}
+		vars := map[string]string{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = v.Type
+		}
+		for name, typ := range map[string]string{"datasource": "datasource", "cluster": "query", "instance": "query"} {
+			if vars[name] != typ {
+				t.Errorf("%s: variable %s is %q, want type %q", s.UID, name, vars[name], typ)
+			}
+		}
+		if len(d.Annotations.List) != 1 || d.Annotations.List[0].Expr != Annotation.Expr || d.Annotations.List[0].Datasource.UID != "${datasource}" {
+			t.Errorf("%s: annotations %+v, want the job annotation on the datasource variable", s.UID, d.Annotations.List)
+		}
+		if len(d.Panels) != len(s.Panels) || len(d.Panels) == 0 {
+			t.Fatalf("%s: %d panels in JSON, %d in the spec", s.UID, len(d.Panels), len(s.Panels))
+		}
+		for i, p := range d.Panels {
+			if p.FieldConfig.Defaults.Unit == "" {
+				t.Errorf("%s: panel %q has no unit", s.UID, p.Title)
+			}
+			if len(p.FieldConfig.Defaults.Thresholds.Steps) == 0 {
+				t.Errorf("%s: panel %q has no thresholds", s.UID, p.Title)
+			}
+			if len(p.Targets) != len(s.Panels[i].Targets) {
+				t.Errorf("%s: panel %q has %d targets, want %d", s.UID, p.Title, len(p.Targets), len(s.Panels[i].Targets))
+			}
+			if p.GridPos.W == 0 || p.GridPos.H == 0 {
+				t.Errorf("%s: panel %q has no size", s.UID, p.Title)
+			}
+		}
+	}
+	for _, want := range []string{"nines-fleet", "nines-galera-cluster", "nines-galera-node", "nines-replication", "nines-slo", "nines-backups-jobs", "nines-self"} {
+		if !uids[want] {
+			t.Errorf("dashboard %s missing", want)
+		}
+	}
+}
+
+// TestEveryQueryParses substitutes the variables as Grafana would and
+// parses each expression with MetricsQL, the language nines answers in.
+func TestEveryQueryParses(t *testing.T) {
+	qs := Queries()
+	failureOnly := 0
+	for _, q := range qs {
+		expr := Substitute(q.Expr, testVars)
+		if strings.Contains(expr, "$") {
+			t.Errorf("%s / %s: a variable is left after substitution: %s", q.Dashboard, q.Panel, expr)
+		}
+		if _, err := metricsql.Parse(expr); err != nil {
+			t.Errorf("%s / %s: %v\n%s", q.Dashboard, q.Panel, err, expr)
+		}
+		if !strings.Contains(q.Expr, "$cluster") && q.Dashboard != "nines-self" {
+			t.Errorf("%s / %s: the query ignores the cluster variable: %s", q.Dashboard, q.Panel, q.Expr)
+		}
+		if q.FailureOnly {
+			failureOnly++
+		}
+	}
+	t.Logf("%d dashboards, %d queries, %d of them failure-only", len(All()), len(qs), failureOnly)
+}
+
+func TestSubstitute(t *testing.T) {
+	got := Substitute(`rate(x{cluster=~"$cluster", instance=~"${instance}"}[$__rate_interval]) + y[$__range] + z[$__interval]`, testVars)
+	want := `rate(x{cluster=~"billing", instance=~"db1:3306|db2:3306"}[4s]) + y[1h] + z[2s]`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	got = Substitute(`x{instance=~"$instance"}`, Variables{Instance: []string{"127.0.0.1:3306"}})
+	if want := `x{instance=~"127\\.0\\.0\\.1:3306"}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func TestGetAndFailureOnlyMarkers(t *testing.T) {
+	if _, ok := Get("nines-nope"); ok {
+		t.Error("Get found a dashboard that does not exist")
+	}
+	s, ok := Get("nines-galera-cluster")
+	if !ok || s.Kind != KindGalera {
+		t.Fatalf("Get(nines-galera-cluster) = %v, %v", s.Kind, ok)
+	}
+	// Panels that filter for a failure (== 0, > 0) are marked, and only
+	// those, so the end-to-end test knows which need a drill.
+	for _, spec := range All() {
+		for _, p := range spec.Panels {
+			filters := false
+			for _, tg := range p.Targets {
+				e, err := metricsql.Parse(Substitute(tg.Expr, testVars))
+				if err != nil {
+					t.Fatal(err)
+				}
+				filters = filters || isFilter(e)
+			}
+			if filters != p.FailureOnly {
+				t.Errorf("%s / %s: filters for failures %v, marked failure-only %v", spec.UID, p.Title, filters, p.FailureOnly)
+			}
+		}
+	}
+}
+
+func TestWsrepStateMapping(t *testing.T) {
+	b, err := galeraCluster().JSON(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"4": {`) || !strings.Contains(string(b), `"text": "Synced"`) {
+		t.Errorf("member state panel does not map 4 to Synced")
+	}
+}
+
+// isFilter reports whether e keeps only the series that meet a
+// comparison with a number (x == 0, x > 0), or a union or intersection
+// led by one: such a query is empty while nothing fails.
+func isFilter(e metricsql.Expr) bool {
+	b, ok := e.(*metricsql.BinaryOpExpr)
+	if !ok {
+		return false
+	}
+	switch b.Op {
+	case "or":
+		return isFilter(b.Left) && isFilter(b.Right)
+	case "and", "unless":
+		return isFilter(b.Left)
+	case "==", "!=", ">", "<", ">=", "<=":
+		_, num := b.Right.(*metricsql.NumberExpr)
+		return num && !b.Bool
+	}
+	return false
+}

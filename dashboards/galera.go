@@ -1,0 +1,122 @@
+package dashboards
+
+// galeraCluster shows one Galera cluster as a whole: its size against
+// the nodes configured, Primary or not, each member's state, and the
+// replication pressure that precedes trouble (flow control, queues,
+// certification failures).
+func galeraCluster() Spec {
+	return Spec{
+		UID:         "nines-galera-cluster",
+		Title:       "nines / Galera cluster",
+		Description: "A Galera cluster: size, component, member states, flow control and queues.",
+		Kind:        KindGalera,
+		Panels: []Panel{
+			{Type: Stat, Title: "Cluster size", Unit: "short", Width: 6,
+				Description: "wsrep_cluster_size as the largest member sees it.",
+				Steps:       steps("red", 2, "orange", 3, "green"),
+				Targets:     []Target{{Legend: "{{cluster}}", Expr: `max by (cluster) (mysql_global_status_wsrep_cluster_size{` + selCI + `})`}}},
+			{Type: Stat, Title: "Cluster size / configured", Unit: "percentunit", Width: 6, Min: f(0), Max: f(1),
+				Description: "Members in the component as a share of the nodes configured: below 50 % the cluster has lost quorum, below 100 % a node is missing.",
+				Steps:       steps("red", 0.51, "orange", 1, "green"),
+				Targets: []Target{{Legend: "{{cluster}}",
+					Expr: `max by (cluster) (mysql_global_status_wsrep_cluster_size{` + selCI + `}) / on (cluster) max by (cluster) (nines_cluster_nodes{` + selC + `})`}}},
+			{Type: Stat, Title: "Component", Unit: "short", Width: 12, Mappings: clusterStatus,
+				Description: "wsrep_cluster_status of each member: only a Primary component takes writes.",
+				Steps:       steps("red", 1, "green"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `mysql_global_status_wsrep_cluster_status{` + selCI + `}`}}},
+			{Type: StateTimeline, Title: "Member state", Unit: "short", Width: 24, Mappings: wsrepLocalState,
+				Description: "wsrep_local_state of each member: 4 Synced, 2 Donor/Desynced, 1 Joining, 3 Joined.",
+				Steps:       steps("orange", 4, "green"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `mysql_global_status_wsrep_local_state{` + selCI + `}`}}},
+			{Type: TimeSeries, Title: "Flow control paused", Unit: "percentunit", Width: 8, Min: f(0),
+				Description: "Share of time replication was paused by flow control; above 10 % writes stall.",
+				Steps:       steps("green", 0.1, "red"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `rate(mysql_global_status_wsrep_flow_control_paused_ns{` + selCI + `}[$__rate_interval]) / 1e9`}}},
+			{Type: TimeSeries, Title: "Receive and send queues", Unit: "short", Width: 8, Min: f(0),
+				Description: "Write-sets waiting to be applied (recv) and to be sent (send); a receive queue over 100 for minutes means a slow node.",
+				Steps:       steps("green", 100, "red"),
+				Targets: []Target{
+					{Legend: "recv {{instance}}", Expr: `mysql_global_status_wsrep_local_recv_queue{` + selCI + `}`},
+					{Legend: "send {{instance}}", Expr: `mysql_global_status_wsrep_local_send_queue{` + selCI + `}`},
+				}},
+			{Type: TimeSeries, Title: "Certification failures", Unit: "ops", Width: 8, Min: f(0),
+				Description: "Transactions rolled back by certification conflicts per second (hot rows written on several nodes).",
+				Steps:       steps("green", 1, "red"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `rate(mysql_global_status_wsrep_local_cert_failures{` + selCI + `}[$__rate_interval])`}}},
+			{Type: TimeSeries, Title: "Replicated write-sets", Unit: "ops", Width: 12, Min: f(0),
+				Targets: []Target{
+					{Legend: "replicated {{instance}}", Expr: `rate(mysql_global_status_wsrep_replicated{` + selCI + `}[$__rate_interval])`},
+					{Legend: "received {{instance}}", Expr: `rate(mysql_global_status_wsrep_received{` + selCI + `}[$__rate_interval])`},
+				}},
+			{Type: TimeSeries, Title: "Delayed peers (evs)", Unit: "short", Width: 12, Min: f(0),
+				Description: "Peers each member's group communication sees as slow to answer (wsrep_evs_delayed); a node is about to be evicted.",
+				Steps:       steps("green", 1, "orange"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `nines_galera_evs_delayed_nodes{` + selCI + `}`}}},
+			{Type: Table, Title: "Members down", Unit: "short", Width: 24, FailureOnly: true, Mappings: upDown,
+				Description: "Members that do not answer right now; the remediator rejoins them in mode auto.",
+				Steps:       steps("red"),
+				Targets:     []Target{{Instant: true, Expr: `mysql_up{` + selCI + `} == 0 and on (cluster) nines_cluster_info{kind="galera"}`}}},
+		},
+	}
+}
+
+// galeraNode is one member in detail: its wsrep flags, load, seqno and
+// what nines measures against it.
+func galeraNode() Spec {
+	return Spec{
+		UID:         "nines-galera-node",
+		Title:       "nines / Galera node",
+		Description: "One Galera member: wsrep state, load, seqno, gcache, probe and scrape.",
+		Kind:        KindGalera,
+		Panels: []Panel{
+			{Type: Stat, Title: "Member state", Unit: "short", Width: 8, Mappings: wsrepLocalState,
+				Steps:   steps("orange", 4, "green"),
+				Targets: []Target{{Legend: "{{instance}}", Expr: `mysql_global_status_wsrep_local_state{` + selCI + `}`}}},
+			{Type: Stat, Title: "Ready", Unit: "short", Width: 8, Mappings: onOff,
+				Description: "wsrep_ready: the node accepts queries.",
+				Steps:       steps("red", 1, "green"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `mysql_global_status_wsrep_ready{` + selCI + `}`}}},
+			{Type: Stat, Title: "Connected", Unit: "short", Width: 8, Mappings: onOff,
+				Description: "wsrep_connected: the node has group communication.",
+				Steps:       steps("red", 1, "green"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `mysql_global_status_wsrep_connected{` + selCI + `}`}}},
+			{Type: TimeSeries, Title: "Queries", Unit: "ops", Width: 12, Min: f(0),
+				Targets: []Target{{Legend: "{{instance}}", Expr: `rate(mysql_global_status_questions{` + selCI + `}[$__rate_interval])`}}},
+			{Type: TimeSeries, Title: "Threads", Unit: "short", Width: 12, Min: f(0),
+				Targets: []Target{
+					{Legend: "connected {{instance}}", Expr: `mysql_global_status_threads_connected{` + selCI + `}`},
+					{Legend: "running {{instance}}", Expr: `mysql_global_status_threads_running{` + selCI + `}`},
+				}},
+			{Type: TimeSeries, Title: "InnoDB row operations", Unit: "ops", Width: 12, Min: f(0),
+				Targets: []Target{{Legend: "{{operation}} {{instance}}", Expr: `sum by (instance, operation) (rate(mysql_global_status_innodb_row_ops_total{` + selCI + `}[$__rate_interval]))`}}},
+			{Type: TimeSeries, Title: "Network", Unit: "Bps", Width: 12, Min: f(0),
+				Targets: []Target{
+					{Legend: "in {{instance}}", Expr: `rate(mysql_global_status_bytes_received{` + selCI + `}[$__rate_interval])`},
+					{Legend: "out {{instance}}", Expr: `rate(mysql_global_status_bytes_sent{` + selCI + `}[$__rate_interval])`},
+				}},
+			{Type: TimeSeries, Title: "Last committed seqno", Unit: "short", Width: 12,
+				Description: "wsrep_last_committed: members of a healthy cluster move together; a lagging one is applying slowly.",
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `mysql_global_status_wsrep_last_committed{` + selCI + `}`}}},
+			{Type: Stat, Title: "gcache size", Unit: "bytes", Width: 6,
+				Description: "gcache.size: how much history a rejoining node can catch up by IST instead of a full SST.",
+				Steps:       steps("blue"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `mysql_galera_gcache_size_bytes{` + selCI + `}`}}},
+			{Type: Stat, Title: "Average receive queue", Unit: "short", Width: 6,
+				Steps:   steps("green", 1, "orange", 10, "red"),
+				Targets: []Target{{Legend: "{{instance}}", Expr: `mysql_global_status_wsrep_local_recv_queue_avg{` + selCI + `}`}}},
+			{Type: TimeSeries, Title: "Scrape duration", Unit: "s", Width: 12, Min: f(0),
+				Description: "Wall time of nines' one-statement scrape of the node, connect included.",
+				Steps:       steps("green", 0.5, "orange", 0.8, "red"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `nines_scrape_duration_seconds{` + selCI + `}`}}},
+			{Type: TimeSeries, Title: "Probe writes through the node", Unit: "ops", Width: 12, Min: f(0),
+				Targets: []Target{
+					{Legend: "acknowledged {{instance}}", Expr: `rate(nines_probe_writes_acknowledged_total{` + selCI + `}[$__rate_interval])`},
+					{Legend: "failed {{instance}}", Expr: `rate(nines_probe_writes_failed_total{` + selCI + `}[$__rate_interval])`},
+				}},
+			{Type: TimeSeries, Title: "Probe writes failed", Unit: "short", Width: 12, FailureOnly: true, Min: f(0),
+				Description: "Probe writes through the node that were not acknowledged, per interval; empty while every write succeeds.",
+				Steps:       steps("green", 1, "red"),
+				Targets:     []Target{{Legend: "{{instance}}", Expr: `increase(nines_probe_writes_failed_total{` + selCI + `}[$__rate_interval]) > 0`}}},
+		},
+	}
+}
