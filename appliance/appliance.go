@@ -179,6 +179,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	spawn(app.rem.Run)
 	spawn(app.backups.run)
 	spawn(app.reloadLoop)
+	spawn(app.provisionGrafana) // in the background: never holds up the start
 
 	srv := &http.Server{Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)

@@ -68,6 +68,8 @@ func (a *App) routes() http.Handler {
 	api.POST("/api/v1/jobs", a.startJob)
 	api.GET("/api/v1/jobs/:id", a.getJob)
 	api.GET("/api/v1/backups", a.listBackups)
+	api.GET("/api/v1/dashboards", a.listDashboards)
+	api.GET("/api/v1/dashboards/:uid", a.getDashboard)
 	api.GET("/api/v1/remediation", a.remediationStatus)
 	api.POST("/api/v1/remediation/:cluster/resume", a.resumeRemediation)
 	api.GET("/api/v1/rules", a.apiRules)

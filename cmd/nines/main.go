@@ -57,5 +57,6 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newRunCmd(), newCheckCmd(), newDemoCmd(), newSandboxCmd(), newRulesCmd(), newJobsCmd(), newAgentCmd(), newBackupCmd())
 	root.AddCommand(newPasswdCmd())
+	root.AddCommand(newDashboardsCmd())
 	return root
 }
