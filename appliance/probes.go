@@ -20,7 +20,9 @@ func newProbes(cfg *config.Config, log *slog.Logger) ([]*probe.Prober, error) {
 		for i, a := range addrs {
 			eps[i] = probe.Endpoint{Address: a, User: c.Credentials.User, Password: c.Credentials.Password.Reveal()}
 		}
-		p, err := probe.New(c.Name, eps, probe.Options{LatencyBound: c.Probe.Timeout.Duration, Logger: log})
+		// Seconds in the cluster's declared maintenance windows count as
+		// maintenance, outside the SLO (facts/slo.md).
+		p, err := probe.New(c.Name, eps, probe.Options{LatencyBound: c.Probe.Timeout.Duration, Maintenance: c.InMaintenance, Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -16,7 +16,7 @@ const (
 
 // Metrics returns a consistent snapshot of the prober's series, taken
 // under one lock. The SLI counter carries cluster and result, with all
-// three results always present so that rates and ratios over them exist
+// four results always present so that rates and ratios over them exist
 // from the first sample; per-endpoint series carry cluster and instance.
 // nines_probe_success and nines_probe_duration_seconds appear once the
 // endpoint's first probe has ended.
@@ -25,10 +25,11 @@ func (p *Prober) Metrics() []metric.Metric {
 	defer p.mu.Unlock()
 	set := &metric.Set{Const: []metric.Label{{Name: "cluster", Value: p.cluster}}}
 	c := p.ledger.counts
-	const secondsHelp = "Wall-clock seconds by SLI result: good when a write probe through any endpoint committed and read back within the latency bound, bad when probes ran and none did, unknown when no probe result exists."
+	const secondsHelp = "Wall-clock seconds by SLI result: good when a write probe through any endpoint committed and read back within the latency bound, bad when probes ran and none did, unknown when no probe result exists, maintenance when the second lies in a declared maintenance window (not valid for the SLO)."
 	set.Add(MetricSeconds, secondsHelp, metric.Counter, float64(c.Good), "result", "good")
 	set.Add(MetricSeconds, secondsHelp, metric.Counter, float64(c.Bad), "result", "bad")
 	set.Add(MetricSeconds, secondsHelp, metric.Counter, float64(c.Unknown), "result", "unknown")
+	set.Add(MetricSeconds, secondsHelp, metric.Counter, float64(c.Maintenance), "result", "maintenance")
 	for _, e := range p.eps {
 		st := e.stats
 		if !st.last.Time.IsZero() {

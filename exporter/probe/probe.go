@@ -51,8 +51,12 @@ type Options struct {
 	// PruneEvery is how often log rows older than a day are pruned;
 	// default one hour.
 	PruneEvery time.Duration
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Maintenance, if not nil, says whether t lies in a declared
+	// maintenance window of the cluster; such seconds count as
+	// maintenance, not as good, bad or unknown.
+	Maintenance func(t time.Time) bool
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 const (
@@ -190,7 +194,7 @@ func newProber(cluster string, eps []Endpoint, o Options, mk func(Endpoint) (wri
 		opts:    o,
 		log:     o.Logger.With("cluster", cluster, "component", "probe"),
 		after:   time.After,
-		ledger:  newLedger(o.LatencyBound),
+		ledger:  newLedger(o.LatencyBound, maintenanceSeconds(o.Maintenance)),
 	}
 	seen := map[string]bool{}
 	for _, ep := range eps {
@@ -212,6 +216,16 @@ func newProber(cluster string, eps []Endpoint, o Options, mk func(Endpoint) (wri
 		p.eps = append(p.eps, e)
 	}
 	return p, nil
+}
+
+// maintenanceSeconds turns a window test on times into one on Unix
+// seconds for the ledger: a second is in maintenance when it starts in a
+// window.
+func maintenanceSeconds(in func(time.Time) bool) func(int64) bool {
+	if in == nil {
+		return nil
+	}
+	return func(sec int64) bool { return in(time.Unix(sec, 0)) }
 }
 
 // Cluster is the probed cluster's name.

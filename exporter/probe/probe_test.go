@@ -257,6 +257,7 @@ func TestRunCountsEverySecond(t *testing.T) {
 		`nines_probe_seconds_total{cluster="c1",result="good"}`:             4,
 		`nines_probe_seconds_total{cluster="c1",result="bad"}`:              3,
 		`nines_probe_seconds_total{cluster="c1",result="unknown"}`:          4,
+		`nines_probe_seconds_total{cluster="c1",result="maintenance"}`:      0,
 		`nines_probe_success{cluster="c1",instance="e1"}`:                   0,
 		`nines_probe_duration_seconds{cluster="c1",instance="e1"}`:          0,
 		`nines_probe_writes_acknowledged_total{cluster="c1",instance="e1"}`: 3,

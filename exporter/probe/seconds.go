@@ -16,10 +16,17 @@ type Seconds struct {
 	// it (the prober stalled, a tick was skipped) or every probe of it was
 	// cut short by the prober's own shutdown.
 	Unknown uint64
+	// Maintenance: the second lies in a declared maintenance window of the
+	// cluster. Whatever its probes came to, it is not valid for the SLO
+	// and counts here only, never as good, bad or unknown.
+	Maintenance uint64
 }
 
 // Total is the number of seconds counted.
-func (s Seconds) Total() uint64 { return s.Good + s.Bad + s.Unknown }
+func (s Seconds) Total() uint64 { return s.Good + s.Bad + s.Unknown + s.Maintenance }
+
+// Valid is the number of seconds the SLO counts: all but maintenance.
+func (s Seconds) Valid() uint64 { return s.Good + s.Bad + s.Unknown }
 
 // closeGrace is how long after its latency bound a probe's result may
 // take to be recorded. A probe started at the very end of second S may
@@ -38,11 +45,14 @@ const closeGrace = 500 * time.Millisecond
 // succeed within the bound, so the second closes without it and the probe
 // counts as failed; its late result is ignored.
 type ledger struct {
-	bound   time.Duration
-	started bool
-	next    int64 // first second (Unix) not yet counted
-	open    map[int64]*second
-	counts  Seconds
+	bound time.Duration
+	// maintenance, if not nil, says whether the second starting at the
+	// given Unix time lies in a declared maintenance window.
+	maintenance func(sec int64) bool
+	started     bool
+	next        int64 // first second (Unix) not yet counted
+	open        map[int64]*second
+	counts      Seconds
 }
 
 type second struct {
@@ -51,8 +61,18 @@ type second struct {
 	good    bool // at least one of them succeeded
 }
 
-func newLedger(bound time.Duration) *ledger {
-	return &ledger{bound: bound, open: map[int64]*second{}}
+func newLedger(bound time.Duration, maintenance func(sec int64) bool) *ledger {
+	return &ledger{bound: bound, maintenance: maintenance, open: map[int64]*second{}}
+}
+
+// inMaintenance counts second sec as maintenance when it lies in a
+// declared window, and says whether it did.
+func (l *ledger) inMaintenance(sec int64) bool {
+	if l.maintenance == nil || !l.maintenance(sec) {
+		return false
+	}
+	l.counts.Maintenance++
+	return true
 }
 
 // start begins the accounting with the second that holds now: the first
@@ -139,7 +159,15 @@ func (l *ledger) closeBefore(cur int64, wait func(sec int64) bool) {
 					upto = sec
 				}
 			}
-			l.counts.Unknown += uint64(upto - l.next)
+			if l.maintenance == nil {
+				l.counts.Unknown += uint64(upto - l.next)
+			} else {
+				for sec := l.next; sec < upto; sec++ {
+					if !l.inMaintenance(sec) {
+						l.counts.Unknown++
+					}
+				}
+			}
 			l.next = upto
 			continue
 		}
@@ -147,6 +175,7 @@ func (l *ledger) closeBefore(cur int64, wait func(sec int64) bool) {
 			return
 		}
 		switch {
+		case l.inMaintenance(l.next):
 		case s.good:
 			l.counts.Good++
 		case s.results+s.pending > 0:

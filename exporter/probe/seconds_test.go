@@ -123,7 +123,7 @@ func TestLedgerScenarios(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newLedger(bound)
+			l := newLedger(bound, nil)
 			l.start(tt.start)
 			secs := map[string]int64{}
 			counted := map[string]bool{}
@@ -165,7 +165,7 @@ func TestLedgerSumsToElapsed(t *testing.T) {
 	for seed := range uint64(200) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		start := at(0, rng.IntN(1000))
-		l := newLedger(bound)
+		l := newLedger(bound, nil)
 		l.start(start)
 		type pending struct {
 			sec    int64
@@ -217,5 +217,40 @@ func TestLedgerSumsToElapsed(t *testing.T) {
 		if wall := stop.Sub(start).Seconds(); float64(want) <= wall-1 || float64(want) >= wall+1 {
 			t.Fatalf("seed %d: %d seconds counted over %.3f s of wall time", seed, want, wall)
 		}
+	}
+}
+
+// TestLedgerMaintenance: seconds in a declared window count as maintenance
+// whatever their probes came to (good, bad, none), and the seconds around
+// the window are counted as usual; every second is still counted once.
+func TestLedgerMaintenance(t *testing.T) {
+	from, to := at(2, 0).Unix(), at(5, 0).Unix() // window: seconds 2, 3, 4
+	l := newLedger(time.Second, func(sec int64) bool { return sec >= from && sec < to })
+	l.start(at(0, 0))
+	results := map[int]string{0: "good", 1: "bad", 2: "bad", 3: "good", 5: "bad", 6: "good"} // 4: no probe
+	for s := range 7 {
+		if r, ok := results[s]; ok {
+			sec, _ := l.begin(at(s, 0))
+			l.end(sec, r == "good")
+		}
+		l.close(at(s+1, 0))
+	}
+	// A stall from second 7 to 12 counts its seconds unknown in one step.
+	l.close(at(12, 0))
+	want := Seconds{Good: 2, Bad: 2, Unknown: 5, Maintenance: 3}
+	if l.counts != want {
+		t.Errorf("counts = %+v, want %+v", l.counts, want)
+	}
+	if l.counts.Total() != 12 || l.counts.Valid() != 9 {
+		t.Errorf("total %d valid %d, want 12 and 9", l.counts.Total(), l.counts.Valid())
+	}
+
+	// A stall across a window: its seconds inside the window are
+	// maintenance, the rest unknown.
+	l = newLedger(time.Second, func(sec int64) bool { return sec >= from && sec < to })
+	l.start(at(0, 0))
+	l.close(at(10, 0))
+	if want := (Seconds{Unknown: 7, Maintenance: 3}); l.counts != want {
+		t.Errorf("stall across the window: counts = %+v, want %+v", l.counts, want)
 	}
 }
