@@ -74,6 +74,7 @@ func (a *App) routes() http.Handler {
 	api.POST("/api/v1/remediation/:cluster/resume", a.resumeRemediation)
 	api.GET("/api/v1/rules", a.apiRules)
 	api.GET("/api/v1/alerts", a.apiAlerts)
+	api.GET("/api/v1/reports/uptime", a.uptimeReport)
 	if a.am != nil {
 		// amtool and Grafana talk to the embedded Alertmanager's API v2
 		// here, with the same bearer token as the rest of the API.

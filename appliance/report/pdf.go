@@ -65,14 +65,18 @@ func PDF(w io.Writer, r *Report) error {
 		p.CellFormat(width, 6, "No incidents.", "", 1, "L", false, 0, "")
 	}
 	iw := []float64{42, 42, 26, 20, 24, 34, 34}
+	var tableW float64
+	for _, w := range iw {
+		tableW += w
+	}
 	for i, in := range v.Incidents {
 		if i == 0 {
 			row(iw, []string{"Start", "End", "Duration (s)", "Bad (s)", "Unknown (s)", "Budget spent (s)", "Budget spent (%)"}, true)
 		}
 		row(iw, []string{in.Start, in.End, in.Duration, in.Bad, in.Unknown, in.BudgetSeconds, in.BudgetPercent}, false)
 		p.SetFont("Helvetica", "", 9)
-		p.MultiCell(width, 4.5, tr("Alerts fired: "+in.Alerts), "LR", "L", false)
-		p.MultiCell(width, 4.5, tr("Automatic action and outcome: "+in.Actions), "LRB", "L", false)
+		p.MultiCell(tableW, 4.5, tr("Alerts fired: "+in.Alerts), "LR", "L", false)
+		p.MultiCell(tableW, 4.5, tr("Automatic action and outcome: "+in.Actions), "LRB", "L", false)
 	}
 
 	heading("Daily availability")
@@ -115,6 +119,7 @@ func drawChart(p *fpdf.Fpdf, c chart, width float64) {
 	p.SetDashPattern([]float64{1.2, 0.8}, 0)
 	p.Line(left, ty, left+plotW, ty)
 	p.SetDashPattern(nil, 0)
+	p.SetDrawColor(0, 0, 0)
 	p.SetFont("Helvetica", "", 8)
 	p.Text(left-labelW+1, top+2.5, c.Top)
 	p.Text(left-labelW+1, top+plotH, c.Floor)
