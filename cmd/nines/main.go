@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newCheckCmd(), newDemoCmd(), newSandboxCmd(), newRulesCmd(), newJobsCmd(), newAgentCmd(), newBackupCmd())
+	root.AddCommand(newReportCmd())
 	root.AddCommand(newPasswdCmd())
 	root.AddCommand(newDashboardsCmd())
 	return root
