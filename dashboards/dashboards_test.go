@@ -180,6 +180,10 @@ func TestWsrepStateMapping(t *testing.T) {
 // comparison with a number (x == 0, x > 0), or a union or intersection
 // led by one: such a query is empty while nothing fails.
 func isFilter(e metricsql.Expr) bool {
+	if m, ok := e.(*metricsql.MetricExpr); ok {
+		// Alerts exist only while something is wrong.
+		return strings.HasPrefix(string(m.AppendString(nil)), "ALERTS")
+	}
 	b, ok := e.(*metricsql.BinaryOpExpr)
 	if !ok {
 		return false

@@ -39,6 +39,10 @@ func fleet() Spec {
 				Description: "Nodes that do not answer right now; empty when all are up.",
 				Steps:       steps("red"),
 				Targets:     []Target{{Instant: true, Expr: `mysql_up{` + selCI + `} == 0`}}},
+			{Type: Table, Title: "Alerts firing", Unit: "short", Width: 24, FailureOnly: true,
+				Description: "Alerts of the selected clusters firing now, from nines' rule evaluation (ALERTS, as Prometheus writes it).",
+				Steps:       steps("red"),
+				Targets:     []Target{{Instant: true, Expr: `ALERTS{alertstate="firing", ` + selC + `}`}}},
 		},
 	}
 }

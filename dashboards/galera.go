@@ -87,8 +87,10 @@ func galeraNode() Spec {
 					{Legend: "connected {{instance}}", Expr: `mysql_global_status_threads_connected{` + selCI + `}`},
 					{Legend: "running {{instance}}", Expr: `mysql_global_status_threads_running{` + selCI + `}`},
 				}},
-			{Type: TimeSeries, Title: "InnoDB row operations", Unit: "ops", Width: 12, Min: f(0),
-				Targets: []Target{{Legend: "{{operation}} {{instance}}", Expr: `sum by (instance, operation) (rate(mysql_global_status_innodb_row_ops_total{` + selCI + `}[$__rate_interval]))`}}},
+			{Type: TimeSeries, Title: "Row operations", Unit: "ops", Width: 12, Min: f(0),
+				Description: "Storage engine handler calls: rows written, updated, deleted and read by key or scan (MariaDB has no Innodb_rows_* counters).",
+				Targets: []Target{{Legend: "{{handler}} {{instance}}",
+					Expr: `sum by (instance, handler) (rate(mysql_global_status_handlers_total{` + selCI + `, handler=~"write|update|delete|read_key|read_next|read_rnd_next"}[$__rate_interval]))`}}},
 			{Type: TimeSeries, Title: "Network", Unit: "Bps", Width: 12, Min: f(0),
 				Targets: []Target{
 					{Legend: "in {{instance}}", Expr: `rate(mysql_global_status_bytes_received{` + selCI + `}[$__rate_interval])`},
