@@ -34,6 +34,7 @@ test: deps build lint unit e2e
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/mysql/
 	$(GO) test -run '^$$' -bench RuleEvaluation -benchtime 5x ./appliance/
+	$(GO) test -run '^$$' -bench UptimeReportYear -benchtime 3x -timeout 10m ./appliance/report/
 	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 300x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -15,6 +16,9 @@ import (
 var testStore *store.Store
 
 func TestMain(m *testing.M) {
+	// The store parses Go's global flag set if nobody has; the test flags
+	// (-test.run, -test.bench) must be parsed first or they are ignored.
+	flag.Parse()
 	dir, err := os.MkdirTemp("", "nines-report-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
