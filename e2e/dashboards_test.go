@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -310,5 +312,155 @@ func TestDashboardsReplication(t *testing.T) {
 	t.Logf("measured: %d of %d failure-only replication panels have data after STOP SLAVE on %s", ok, len(failing), replica.Name)
 	if _, err := db.Exec("START SLAVE"); err != nil {
 		t.Errorf("START SLAVE on %s: %v", replica.Name, err)
+	}
+}
+
+// grafanaStandIn records what the appliance provisions. No Grafana can be
+// installed on the build machine, so this stands in for one, answering
+// the requests provisioning makes as Grafana's HTTP API documents them;
+// the first request is refused with 503, as a Grafana still starting
+// would, so the appliance has to retry.
+type grafanaStandIn struct {
+	mu         sync.Mutex
+	token      string
+	requests   int
+	datasource map[string]any
+	folders    map[string]string
+	dashboards map[string]map[string]any
+	authFailed int
+}
+
+func (g *grafanaStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.requests++
+	reply := func(code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	if g.requests == 1 {
+		reply(http.StatusServiceUnavailable, map[string]string{"message": "Grafana is starting"})
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+g.token {
+		g.authFailed++
+		reply(http.StatusUnauthorized, map[string]string{"message": "invalid API key"})
+		return
+	}
+	var body map[string]any
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			reply(http.StatusBadRequest, map[string]string{"message": "bad request data"})
+			return
+		}
+	}
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/api/datasources/uid/"+dashboards.DatasourceUID:
+		if g.datasource == nil {
+			reply(http.StatusNotFound, map[string]string{"message": "Data source not found"})
+			return
+		}
+		reply(http.StatusOK, g.datasource)
+	case (r.Method == http.MethodPost && r.URL.Path == "/api/datasources") ||
+		(r.Method == http.MethodPut && r.URL.Path == "/api/datasources/uid/"+dashboards.DatasourceUID):
+		g.datasource = body
+		reply(http.StatusOK, map[string]string{"message": "Datasource added"})
+	case r.Method == http.MethodGet && r.URL.Path == "/api/folders":
+		var out []map[string]string
+		for uid, title := range g.folders {
+			out = append(out, map[string]string{"uid": uid, "title": title})
+		}
+		reply(http.StatusOK, out)
+	case r.Method == http.MethodPost && r.URL.Path == "/api/folders":
+		uid, _ := body["uid"].(string)
+		g.folders[uid], _ = body["title"].(string)
+		reply(http.StatusOK, map[string]string{"uid": uid})
+	case r.Method == http.MethodPost && r.URL.Path == "/api/dashboards/db":
+		d, _ := body["dashboard"].(map[string]any)
+		uid, _ := d["uid"].(string)
+		if _, ok := g.folders[fmt.Sprint(body["folderUid"])]; !ok || body["overwrite"] != true || uid == "" {
+			reply(http.StatusBadRequest, map[string]string{"message": "want a known folderUid, overwrite and a uid"})
+			return
+		}
+		g.dashboards[uid] = d
+		reply(http.StatusOK, map[string]any{"uid": uid, "status": "success", "version": 1})
+	default:
+		reply(http.StatusNotFound, map[string]string{"message": "Not found"})
+	}
+}
+
+// TestDashboardsProvisioning: an appliance whose config names a Grafana
+// provisions it in the background (retrying after Grafana's first 503):
+// the data source, the folder and every dashboard. The data source then
+// works as Grafana would use it: its URL and header, sent to nines, answer
+// a panel's query. Neither token appears in nines' log.
+func TestDashboardsProvisioning(t *testing.T) {
+	sb := sharedGalera(t)
+	const grafanaToken = "glsa_e2e_service_account_token_0123"
+	stand := &grafanaStandIn{token: grafanaToken, folders: map[string]string{}, dashboards: map[string]map[string]any{}}
+	srv := httptest.NewServer(stand)
+	defer srv.Close()
+
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "grafana-token")
+	if err := os.WriteFile(tokFile, []byte(grafanaToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: grafana, token_file: %s}]\n", addr, sb.TokenPath())
+	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: galera\n    nodes:\n", sb.ClusterName())
+	for _, n := range sb.Nodes() {
+		fmt.Fprintf(&b, "      - {address: %q}\n", n.Address())
+	}
+	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    remediation: {mode: \"off\"}\n", sb.PasswordPath())
+	fmt.Fprintf(&b, "grafana:\n  url: %s\n  token_file: %s\n  folder: Databases\n  datasource_url: http://%s\n  datasource_token: grafana\n", srv.URL, tokFile, addr)
+	cfg := filepath.Join(dir, "nines.yaml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startApplianceOn(t, ninesBin, addr, cfg, sb.TokenPath())
+	took := waitFor(t, a.started, 30*time.Second, "every dashboard provisioned", func() bool {
+		stand.mu.Lock()
+		defer stand.mu.Unlock()
+		return len(stand.dashboards) == len(dashboards.All())
+	})
+	t.Logf("measured: %d dashboards provisioned %s after the appliance started (one 503 retried)", len(dashboards.All()), took.Round(time.Millisecond))
+
+	stand.mu.Lock()
+	ds, folders, authFailed := stand.datasource, stand.folders, stand.authFailed
+	stand.mu.Unlock()
+	if len(folders) != 1 || folders["databases"] != "Databases" || authFailed != 0 {
+		t.Errorf("folders %v, %d requests without the service account token", folders, authFailed)
+	}
+	jd, _ := ds["jsonData"].(map[string]any)
+	sjd, _ := ds["secureJsonData"].(map[string]any)
+	if ds["uid"] != dashboards.DatasourceUID || ds["type"] != "prometheus" || ds["url"] != "http://"+addr || jd["httpHeaderName1"] != "Authorization" {
+		t.Fatalf("data source: %v", ds)
+	}
+	// Grafana's proxy sends the query with the configured header.
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprint(ds["url"])+"/api/v1/query?query="+url.QueryEscape(`mysql_up{cluster="`+sb.ClusterName()+`"}`), nil)
+	req.Header.Set(fmt.Sprint(jd["httpHeaderName1"]), fmt.Sprint(sjd["httpHeaderValue1"]))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r promResponse
+	_ = json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(r.Data.Result) != 3 {
+		t.Errorf("query through the provisioned data source: %d, %d series, want 200 and 3", resp.StatusCode, len(r.Data.Result))
+	}
+
+	log := a.output.String()
+	if !strings.Contains(log, "grafana provisioning failed; retrying") || !strings.Contains(log, "provisioned grafana") {
+		t.Errorf("log does not show the retry and the success:\n%s", log)
+	}
+	apiToken, _ := os.ReadFile(sb.TokenPath())
+	for _, secret := range []string{grafanaToken, strings.TrimSpace(string(apiToken))} {
+		if strings.Contains(log, secret) {
+			t.Errorf("nines' log shows a token")
+		}
 	}
 }
