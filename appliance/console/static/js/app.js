@@ -20,7 +20,12 @@ const RANKS = { viewer: 1, operator: 2, admin: 3 };
 const REFRESH_MS = 1000;
 
 const view = document.getElementById('view');
+// The login form leaves the document while a page is shown: keep its
+// fields at hand.
 const loginForm = document.getElementById('login');
+const loginUser = document.getElementById('login-user');
+const loginPassword = document.getElementById('login-password');
+const loginError = document.getElementById('login-error');
 const status = document.getElementById('status');
 
 const ctx = {
@@ -110,8 +115,9 @@ function showLogin(msg) {
   document.getElementById('who').hidden = true;
   replace(view, loginForm);
   loginForm.hidden = false;
-  document.getElementById('login-error').textContent = msg || '';
-  document.getElementById('login-user').focus();
+  loginPassword.value = '';
+  loginError.textContent = msg || '';
+  loginUser.focus();
 }
 
 function start(s) {
@@ -129,19 +135,18 @@ function start(s) {
 
 loginForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const user = document.getElementById('login-user').value;
-  const pw = document.getElementById('login-password');
   try {
-    const s = await api.login(user, pw.value);
-    pw.value = '';
+    const s = await api.login(loginUser.value, loginPassword.value);
+    loginPassword.value = '';
     start(s);
   } catch (e) {
-    document.getElementById('login-error').textContent = e.message;
+    loginError.textContent = e.message;
   }
 });
 
 document.getElementById('logout').addEventListener('click', async () => {
   try { await api.logout(); } catch { /* the session is gone either way */ }
+  loginUser.value = '';
   showLogin('Logged out.');
 });
 

@@ -19,6 +19,10 @@ function fmt(v) {
 // window [start, end] in seconds; label names each series.
 export function lineChart(title, matrix, start, end, label, unit) {
   const series = matrix.map((m) => ({ name: label(m.metric), points: m.values.map(([t, v]) => [Number(t), Number(v)]).filter(([, v]) => Number.isFinite(v)) }));
+  // The x axis starts at the first point when the store holds less than
+  // the window (a new appliance), so a short history is not a sliver.
+  const first = Math.min(...series.filter((x) => x.points.length).map((x) => x.points[0][0]));
+  if (Number.isFinite(first) && first > start) start = Math.min(first, end - 60);
   let lo = Infinity, hi = -Infinity;
   for (const x of series) for (const [, v] of x.points) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
@@ -31,7 +35,7 @@ export function lineChart(title, matrix, start, end, label, unit) {
     s('line', { class: 'axis', x1: PAD.l, y1: PAD.t, x2: PAD.l, y2: H - PAD.b }),
     s('text', { x: PAD.l - 4, y: PAD.t + 8, 'text-anchor': 'end' }, fmt(hi)),
     s('text', { x: PAD.l - 4, y: H - PAD.b, 'text-anchor': 'end' }, fmt(lo)),
-    s('text', { x: PAD.l, y: H - 3 }, `−${Math.round((end - start) / 60)} min`),
+    s('text', { x: PAD.l, y: H - 3 }, end - start >= 120 ? `−${Math.round((end - start) / 60)} min` : `−${Math.round(end - start)} s`),
     s('text', { x: W - PAD.r, y: H - 3, 'text-anchor': 'end' }, 'now'),
     series.map((x, i) => {
       // A gap of more than three steps (a node that was down) breaks

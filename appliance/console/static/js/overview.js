@@ -30,7 +30,8 @@ function card(c, d) {
     h('h2', {}, h('a', { href: `#/cluster/${encodeURIComponent(c.name)}` }, c.name),
       h('span', { class: `state state-${word}` }, word), h('span', { class: 'muted' }, c.kind)),
     h('div', { class: 'facts' },
-      fact('SLO budget left', budget === undefined ? '–' : `${budget.toFixed(1)} s`, { dataset: { budgetSeconds: budget === undefined ? '' : budget } }),
+      fact('SLO budget left', budget === undefined ? (d.budgets ? 'not computed yet' : '–') : `${budget.toFixed(1)} s`,
+        { dataset: { budgetSeconds: budget === undefined ? '' : budget } }),
       fact('last backup', last ? ago(last.ended_at || last.started_at) : (d.backups ? 'none' : '–')),
       fact('remediation', rem ? (rem.halted ? `halted: ${rem.halted}` : rem.mode) : '–')),
     table(['node', 'state', 'component', 'size', 'recv queue', 'read'],
@@ -38,7 +39,7 @@ function card(c, d) {
         const w = stateWord(n), g = n.galera;
         return h('tr', { dataset: { node: n.instance, state: w } },
           h('td', {}, n.instance), stateCell(w),
-          h('td', {}, g ? g.cluster_status : (n.up ? '' : n.error || '')),
+          h('td', {}, g ? g.cluster_status : '', n.error ? h('div', { class: 'muted small' }, n.error) : null),
           h('td', {}, g ? g.cluster_size : ''), h('td', {}, g ? g.local_recv_queue : ''),
           h('td', { class: 'muted' }, n.scraped_at ? ago(n.scraped_at) : 'never'));
       })),

@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nines-project/nines/appliance/sandbox"
+)
+
+// chromiumPath is Debian's chromium, which .ci/run installs.
+const chromiumPath = "/usr/bin/chromium"
+
+// browser is one headless Chromium tab on the console, with the page's
+// uncaught JavaScript exceptions collected as test failures.
+type browser struct {
+	t         *testing.T
+	ctx       context.Context
+	base      string
+	artefacts string
+	shots     int
+
+	mu         sync.Mutex
+	exceptions []string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the console tests need Chromium at %s (apt-get install chromium; .ci/run installs it): %v", chromiumPath, err)
+	}
+	dir := os.Getenv("NINES_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "nines-artifacts")
+	}
+	dir = filepath.Join(dir, t.Name())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Tests run as root, where Chromium's sandbox cannot start.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
+		chromedp.WindowSize(1400, 1000))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx, base: base, artefacts: dir}
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	go func() {
+		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.exceptions = append(b.exceptions, (&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
+			b.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, e := range b.exceptions {
+			t.Errorf("uncaught JavaScript exception in the console: %s", e)
+		}
+	})
+	return b
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression (awaiting a promise) in the page.
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("browser: evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// screenshot saves the whole page as a numbered PNG among the artefacts.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	// The body's box, not the viewport: the whole page however long.
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("body")))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	b.shots++
+	path := filepath.Join(b.artefacts, fmt.Sprintf("%02d-%s.png", b.shots, name))
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+// login fills in the login form as a user would.
+func (b *browser) login(user, password string) {
+	b.t.Helper()
+	b.do("log in as "+user,
+		chromedp.WaitVisible(chromedp.ID("login-user")),
+		chromedp.SendKeys(chromedp.ID("login-user"), user),
+		chromedp.SendKeys(chromedp.ID("login-password"), password),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("who-user")))
+	if got := eval[string](b, `document.getElementById('who-user').textContent`); got != user {
+		b.t.Fatalf("logged in as %q, the page shows %q", user, got)
+	}
+}
+
+// nodeStates reads the overview's node rows: instance → state word.
+func (b *browser) nodeStates() map[string]string {
+	b.t.Helper()
+	rows := eval[[][2]string](b, `[...document.querySelectorAll('#overview tr[data-node]')].map(r => [r.dataset.node, r.dataset.state])`)
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r[0]] = r[1]
+	}
+	return out
+}
+
+// loadedAt is set once when the page loads: unchanged means no reload.
+func (b *browser) loadedAt() float64 {
+	b.t.Helper()
+	return eval[float64](b, `window.ninesLoadedAt`)
+}
+
+// consoleSandbox is freshGalera with the appliance's address written into
+// the sandbox's nines.yaml and alertmanager.yml, so the sandbox's own
+// config (console admin, remediation in auto mode, Alertmanager calling
+// the remediator) runs as `nines demo` runs it.
+func consoleSandbox(t *testing.T, name, listen string) *sandbox.Sandbox {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(t, false), Nodes: 3, BasePort: basePort(), ClusterName: name, AgentBinary: ninesBin, Listen: listen})
+	if err != nil {
+		t.Fatalf("start sandbox: %v", err)
+	}
+	t.Logf("fresh 3-node Galera sandbox %q up in %s", name, time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := sb.Stop(ctx); err != nil {
+			t.Errorf("stop sandbox: %v", err)
+		}
+	})
+	return sb
+}
+
+// addViewer adds a viewer to the sandbox's console users (the last
+// section of its nines.yaml).
+func addViewer(t *testing.T, sb *sandbox.Sandbox, name, password string) {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(sb.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(cfg), "\n"), "\n")
+	if !strings.Contains(string(cfg), "console:\n  users:\n") || !strings.HasPrefix(lines[len(lines)-1], "    - {name: ") {
+		t.Fatalf("sandbox nines.yaml has no console users:\n%s", cfg)
+	}
+	cfg = fmt.Appendf(cfg, "    - {name: %s, role: viewer, password_hash: %q}\n", name, hash)
+	if err := os.WriteFile(sb.ConfigPath(), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsoleFollowsKillAndRejoin is the console's acceptance drill: log in
+// through the form, see three Synced nodes, kill -9 one, and watch the
+// page show it down and then rejoined by nines, without a reload. A viewer
+// then sees no way to start a job, and the API refuses them one.
+func TestConsoleFollowsKillAndRejoin(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sb := consoleSandbox(t, "console", listen)
+	addViewer(t, sb, "vic", "viewer-password-1")
+	pw, err := os.ReadFile(sb.ConsolePasswordPath())
+	if err != nil {
+		t.Fatalf("sandbox console password: %v", err)
+	}
+	a := startApplianceOn(t, ninesBin, listen, sb.ConfigPath(), sb.TokenPath())
+	waitFor(t, a.started, 30*time.Second, "appliance ready", func() bool {
+		code, err := a.get("/readyz", nil, nil)
+		return err == nil && code == 200
+	})
+
+	b := newBrowser(t, a.base)
+	b.do("open the console", chromedp.Navigate(a.base+"/"))
+	b.screenshot("login")
+	b.login(sandbox.ConsoleUser, strings.TrimSpace(string(pw)))
+	b.do("overview", chromedp.WaitVisible(chromedp.ID("overview")))
+	loaded := b.loadedAt()
+
+	synced := func() int {
+		n := 0
+		for _, s := range b.nodeStates() {
+			if s == "Synced" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, time.Now(), 30*time.Second, "the overview to show three Synced nodes", func() bool { return synced() == 3 })
+	if got := eval[string](b, `document.querySelector('#overview [data-cluster="console"]').dataset.clusterState`); got != "healthy" {
+		t.Errorf("cluster state word %q, want healthy", got)
+	}
+	b.screenshot("overview-three-synced")
+
+	victim := sb.Nodes()[1]
+	killed := kill(t, sb, victim.Name)
+	down := waitFor(t, killed, 15*time.Second, "the overview to show "+victim.Address()+" not Synced", func() bool {
+		s, ok := b.nodeStates()[victim.Address()]
+		return ok && s != "Synced"
+	})
+	state := b.nodeStates()[victim.Address()]
+	b.screenshot("overview-node-down")
+	t.Logf("measured: console showed %s as %q %s after kill -9", victim.Address(), state, down.Round(time.Millisecond))
+	if state != "down" && state != "non-Primary" && state != "Joining" {
+		t.Errorf("killed node shown as %q, want down", state)
+	}
+
+	rejoined := waitFor(t, killed, 40*time.Second, "the overview to show three Synced nodes again", func() bool { return synced() == 3 })
+	b.screenshot("overview-rejoined")
+	t.Logf("measured: console showed three Synced nodes again %s after kill -9", rejoined.Round(time.Millisecond))
+	if got := b.loadedAt(); got != loaded {
+		t.Fatalf("the page was reloaded (load marker %v, was %v): it must update in place", got, loaded)
+	}
+	if n := eval[int](b, `window.ninesRefreshes`); n < int(rejoined.Seconds()) {
+		t.Errorf("%d refreshes in %s: want about one a second", n, rejoined)
+	}
+
+	// The SLO budget left, once the SLO rules (every 10 s) have run: at
+	// most the 30-day budget of 99.999 %, 25.92 s.
+	budgetJS := `document.querySelector('#overview [data-cluster="console"] [data-budget-seconds]').dataset.budgetSeconds`
+	waitFor(t, time.Now(), 40*time.Second, "the overview to show the SLO budget left", func() bool { return eval[string](b, budgetJS) != "" })
+	var budget float64
+	if _, err := fmt.Sscan(eval[string](b, budgetJS), &budget); err != nil || budget < 0 || budget > 25.92 {
+		t.Errorf("SLO budget left %q (%v): want seconds between 0 and 25.92", eval[string](b, budgetJS), err)
+	}
+	t.Logf("measured: SLO budget left shown after the drill: %.2f s", budget)
+	b.screenshot("overview-budget")
+
+	// The cluster page lists the kill among its state changes, the
+	// rejoin job nines ran, and charts drawn from the store.
+	b.do("cluster page", chromedp.Navigate(a.base+"/#/cluster/console"), chromedp.WaitVisible(chromedp.ID("topology")))
+	waitFor(t, time.Now(), 20*time.Second, "state changes to list the killed node going down", func() bool {
+		return eval[bool](b, fmt.Sprintf(`[...document.querySelectorAll('#changes tr')].some(r => r.textContent.includes(%q) && r.textContent.includes('down'))`, victim.Address()))
+	})
+	waitFor(t, time.Now(), 20*time.Second, "the job list to show the rejoin job", func() bool {
+		return eval[bool](b, `[...document.querySelectorAll('#jobs details')].some(d => d.textContent.includes('galera-node-rejoin'))`)
+	})
+	waitFor(t, time.Now(), 10*time.Second, "five charts with lines", func() bool {
+		return eval[int](b, `document.querySelectorAll('#charts .chart path').length`) >= 5
+	})
+	if !eval[bool](b, `document.getElementById('start-job') !== null`) {
+		t.Errorf("the admin sees no start-job form on the cluster page")
+	}
+	eval[bool](b, `[...document.querySelectorAll('#jobs details')].find(d => d.textContent.includes('galera-node-rejoin')).open = true`)
+	waitFor(t, time.Now(), 5*time.Second, "the rejoin job's steps", func() bool {
+		return eval[int](b, `document.querySelectorAll('#jobs details[open] tbody tr').length`) > 0
+	})
+	b.screenshot("cluster-page")
+
+	// Log out; the viewer logs in on the same page.
+	b.do("log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login-user")))
+	if code := eval[int](b, `fetch('/api/v1/jobs').then(r => r.status)`); code != 401 {
+		t.Errorf("API after logout: %d, want 401", code)
+	}
+	b.login("vic", "viewer-password-1")
+	if role := eval[string](b, `document.getElementById('who-role').textContent`); role != "viewer" {
+		t.Errorf("role shown %q, want viewer", role)
+	}
+	waitFor(t, time.Now(), 10*time.Second, "the viewer's cluster page", func() bool {
+		return eval[int](b, `document.querySelectorAll('#topology tr[data-node]').length`) == 3
+	})
+	if eval[bool](b, `document.getElementById('start-job') !== null || document.querySelectorAll('#actions button').length > 0`) {
+		t.Errorf("a viewer sees a start-job form or button")
+	}
+	b.screenshot("viewer-cluster-page")
+	code := eval[int](b, `fetch('/console/session').then(r => r.json()).then(s => fetch('/api/v1/jobs', {method: 'POST',
+		headers: {'Content-Type': 'application/json', 'X-Nines-CSRF': s.data.csrf}, body: JSON.stringify({cluster: 'console', kind: 'backup'})})).then(r => r.status)`)
+	if code != 403 {
+		t.Errorf("a viewer's POST /api/v1/jobs: %d, want 403", code)
+	}
+}
