@@ -193,6 +193,9 @@ func (p Panel) builder() (cog.Builder[dashboard.Panel], error) {
 		}
 		return apply[*timeseries.PanelBuilder](b, p), nil
 	case Stat:
+		if p.Height == 0 {
+			p.Height = 4 // one line of numbers needs less than a graph
+		}
 		b := stat.NewPanelBuilder().
 			ColorMode(common.BigValueColorModeBackground).
 			GraphMode(common.BigValueGraphModeNone).
