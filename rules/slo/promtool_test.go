@@ -228,6 +228,20 @@ func TestPromtoolRuleScenarios(t *testing.T) {
 				{EvalTime: badAt30m15, Alertname: AlertBurnRate, ExpAlerts: []expAlert{page1h("a", 10.0/1815), page6h("a", 10.0/1815)}},
 			},
 		}, {
+			// As many maintenance seconds as valid ones: if they counted,
+			// the error ratio would halve.
+			Name:     "maintenance seconds are not valid: the burn rates count good, bad and unknown only",
+			Interval: "15s",
+			InputSeries: append(series("a", goodTen, tenAt121, zero),
+				inputSeries{`nines_probe_seconds_total{cluster="a",result="maintenance"}`, allGood}),
+			PromQLExprTest: []exprTest{
+				{Expr: spent, EvalTime: badAt30m15, ExpSamples: []sample{{`{cluster="a",slo_window="30d"}`, 10}}},
+				{Expr: `nines_slo:error_ratio:rate5m * 300`, EvalTime: badAt30m15, ExpSamples: []sample{{`{cluster="a",slo_window="30d"}`, 10}}},
+			},
+			AlertRuleTest: []alertTest{
+				{EvalTime: badAt30m15, Alertname: AlertBurnRate, ExpAlerts: []expAlert{page1h("a", 10.0/1815), page6h("a", 10.0/1815)}},
+			},
+		}, {
 			Name:        "all good: the whole budget remains, nothing fires",
 			Interval:    "15s",
 			InputSeries: series("a", allGood, zero, zero),
