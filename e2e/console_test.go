@@ -287,6 +287,35 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 	})
 	b.screenshot("cluster-page")
 
+	// An operator's silence, made and expired through the page (the
+	// embedded Alertmanager's API behind the console's CSRF check).
+	b.do("create a silence",
+		chromedp.Navigate(a.base+"/#/alerts"),
+		chromedp.WaitVisible(chromedp.ID("new-silence")),
+		chromedp.SendKeys(chromedp.CSS(`#new-silence input[name=matchers]`), `alertname="ConsoleDrill", cluster="console"`),
+		chromedp.SendKeys(chromedp.CSS(`#new-silence input[name=comment]`), "e2e drill"),
+		chromedp.Click(chromedp.CSS(`#new-silence button`)))
+	silenceRow := `[...document.querySelectorAll('#silences tr[data-silence]')].find(r => r.textContent.includes('ConsoleDrill'))`
+	waitFor(t, time.Now(), 10*time.Second, "the new silence listed as active, by admin", func() bool {
+		return eval[bool](b, `(() => { const r = `+silenceRow+`; return !!r && r.textContent.includes('active') && r.textContent.includes('admin'); })()`)
+	})
+	b.screenshot("alerts-and-silences")
+	eval[bool](b, `(`+silenceRow+`).querySelector('button').click() === undefined`)
+	waitFor(t, time.Now(), 10*time.Second, "the silence expired", func() bool {
+		return eval[bool](b, `(() => { const r = `+silenceRow+`; return !!r && r.textContent.includes('expired'); })()`)
+	})
+
+	b.do("backups page", chromedp.Navigate(a.base+"/#/backups"), chromedp.WaitVisible(chromedp.CSS(`#backup-actions button`)))
+	waitFor(t, time.Now(), 20*time.Second, "the backups list", func() bool {
+		return eval[bool](b, `document.getElementById('backups').textContent.length > 0`)
+	})
+	b.screenshot("backups")
+	b.do("reports page", chromedp.Navigate(a.base+"/#/reports"), chromedp.WaitVisible(chromedp.ID("report")))
+	waitFor(t, time.Now(), 10*time.Second, "the report link", func() bool {
+		return strings.Contains(eval[string](b, `document.getElementById('report-link').href`), "/api/v1/reports/uptime?cluster=console&")
+	})
+	b.screenshot("reports")
+
 	// Log out; the viewer logs in on the same page.
 	b.do("log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login-user")))
 	if code := eval[int](b, `fetch('/api/v1/jobs').then(r => r.status)`); code != 401 {
@@ -296,6 +325,7 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 	if role := eval[string](b, `document.getElementById('who-role').textContent`); role != "viewer" {
 		t.Errorf("role shown %q, want viewer", role)
 	}
+	b.do("the viewer's cluster page", chromedp.Navigate(a.base+"/#/cluster/console"))
 	waitFor(t, time.Now(), 10*time.Second, "the viewer's cluster page", func() bool {
 		return eval[int](b, `document.querySelectorAll('#topology tr[data-node]').length`) == 3
 	})

@@ -66,6 +66,7 @@ let refreshing = false;
 
 function route() {
   const hash = location.hash || '#/';
+  status.textContent = '';
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.getAttribute('href') === hash);
   for (const [re, page] of routes) {
     const m = hash.match(re);
