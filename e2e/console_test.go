@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -337,5 +344,90 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 		headers: {'Content-Type': 'application/json', 'X-Nines-CSRF': s.data.csrf}, body: JSON.stringify({cluster: 'console', kind: 'backup'})})).then(r => r.status)`)
 	if code != 403 {
 		t.Errorf("a viewer's POST /api/v1/jobs: %d, want 403", code)
+	}
+}
+
+// TestDemoConsoleLogin: `nines demo` prints the console's URL, user and
+// password file, and that user can log in and read the API.
+func TestDemoConsoleLogin(t *testing.T) {
+	dir := sandboxDir(t, false)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(ninesBin, "demo", "--dir", dir, "--listen", listen, "--base-port", fmt.Sprint(basePort()))
+	out := &safeBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("nines demo exit after Ctrl-C: %v\n%s", err, out.String())
+			}
+		case <-time.After(90 * time.Second):
+			_ = cmd.Process.Kill()
+			if sb, err := sandbox.Open(dir); err == nil {
+				_ = sb.Stop(context.Background())
+			}
+			t.Errorf("nines demo still running 90 s after Ctrl-C")
+		}
+	})
+
+	consoleRe := regexp.MustCompile(`Console:\s+(\S+)\s+\(user (\S+), password in (\S+)\)`)
+	var m []string
+	waitFor(t, time.Now(), 3*time.Minute, "nines demo to print the console line", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("nines demo exited early: %v\n%s", err, out.String())
+		default:
+		}
+		m = consoleRe.FindStringSubmatch(out.String())
+		return m != nil
+	})
+	if m[1] != "http://"+listen+"/" || m[2] != sandbox.ConsoleUser || m[3] != filepath.Join(dir, "console-password") {
+		t.Errorf("console line %q: want URL http://%s/, user %s, file %s", m[0], listen, sandbox.ConsoleUser, filepath.Join(dir, "console-password"))
+	}
+	pw, err := os.ReadFile(m[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(m[3]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("console password file mode: %v %v, want 0600", fi.Mode(), err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "nines.yaml"))
+	if err != nil || strings.Contains(string(cfg), strings.TrimSpace(string(pw))) {
+		t.Errorf("nines.yaml holds the console password in clear (or cannot be read: %v)", err)
+	}
+
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	body, _ := json.Marshal(map[string]string{"user": m[2], "password": strings.TrimSpace(string(pw))})
+	resp, err := client.Post(m[1]+"console/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login with the demo's console user: %d", resp.StatusCode)
+	}
+	resp, err = client.Get(m[1] + "api/v1/clusters/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cl struct{ Data struct{ Nodes []any } }
+	if err := json.NewDecoder(resp.Body).Decode(&cl); err != nil || resp.StatusCode != http.StatusOK || len(cl.Data.Nodes) != 3 {
+		t.Errorf("GET /api/v1/clusters/demo with the console session: %d %v %+v", resp.StatusCode, err, cl)
 	}
 }
