@@ -42,7 +42,7 @@ func (s Spec) build(o Options) (dashboard.Dashboard, error) {
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
 		Variables(variables(o)).
 		Annotation(dashboard.NewAnnotationQueryBuilder().
-			Name("Remediation and backup jobs").
+			Name(AnnotationName).
 			Datasource(datasource()).
 			Enable(true).
 			IconColor("orange").

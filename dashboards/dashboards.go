@@ -102,14 +102,19 @@ type Mapping struct {
 	Color string
 }
 
-// Annotation is the dashboards' remediation-job annotation: a region
-// on every time series panel while a job (repair or backup) ran on a
-// selected cluster. A window of a minute evaluated every 30 s catches
-// jobs shorter than the step.
+// Annotation is the dashboards' job annotation: a mark on every time
+// series panel where a job (repair, backup, verification) of a selected
+// cluster ended, titled with its runbook and final state. It counts
+// ended jobs rather than sampling nines_job_running, which a job shorter
+// than the 1 s sample interval never sets in the store; a window of a
+// minute evaluated every 30 s catches every end.
 var Annotation = Target{
-	Expr:   `max_over_time(nines_job_running{cluster=~"$cluster"}[1m]) > 0`,
-	Legend: "nines job on {{cluster}}",
+	Expr:   `sum by (cluster, runbook, state) (increase(nines_job_total{cluster=~"$cluster"}[1m])) > 0`,
+	Legend: "{{runbook}} {{state}} on {{cluster}}",
 }
+
+// AnnotationName is the annotation's name in the dashboards.
+const AnnotationName = "nines jobs"
 
 // annotationStep is how often Grafana evaluates Annotation.
 const annotationStep = "30s"
@@ -171,7 +176,7 @@ func Queries() []Query {
 				out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: p.Title, Expr: t.Expr, Instant: t.Instant, FailureOnly: p.FailureOnly})
 			}
 		}
-		out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: "annotation: " + Annotation.Legend, Expr: Annotation.Expr, FailureOnly: true})
+		out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: "annotation: " + AnnotationName, Expr: Annotation.Expr, FailureOnly: true})
 	}
 	return out
 }
