@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nines-project/nines/appliance/sandbox"
 )
 
 // TestUptimeReport: a write outage of about 10 s (every node read_only)
@@ -35,24 +37,7 @@ func TestUptimeReport(t *testing.T) {
 
 	// The outage runs from the moment the last node refuses writes to the
 	// moment the first one takes them again.
-	setReadOnly := func(on string) (first, last time.Time) {
-		for i, n := range sb.Nodes() {
-			db, err := sb.DB(n.Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = db.Exec("SET GLOBAL read_only = " + on)
-			db.Close()
-			if err != nil {
-				t.Fatalf("read_only %s on %s: %v", on, n.Name, err)
-			}
-			if i == 0 {
-				first = time.Now()
-			}
-			last = time.Now()
-		}
-		return first, last
-	}
+	setReadOnly := func(on string) (first, last time.Time) { return setAllReadOnly(t, sb, on) }
 	drillStart := time.Now()
 	_, outageStart := setReadOnly("ON")
 	time.Sleep(10 * time.Second)
@@ -192,6 +177,103 @@ func TestUptimeReport(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(string(body), bad.want) {
 			t.Errorf("%s=%s: %d %s, want 400 naming %s", bad.param, bad.value, code, body, bad.want)
 		}
+	}
+}
+
+// setAllReadOnly sets read_only on every node of sb in turn and returns
+// when the first and the last node had it.
+func setAllReadOnly(t *testing.T, sb *sandbox.Sandbox, on string) (first, last time.Time) {
+	t.Helper()
+	for i, n := range sb.Nodes() {
+		db, err := sb.DB(n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Exec("SET GLOBAL read_only = " + on)
+		db.Close()
+		if err != nil {
+			t.Fatalf("read_only %s on %s: %v", on, n.Name, err)
+		}
+		if i == 0 {
+			first = time.Now()
+		}
+		last = time.Now()
+	}
+	return first, last
+}
+
+// TestUptimeReportMaintenance: seconds inside a declared maintenance
+// window count as maintenance, whatever the probe found, and an outage
+// running past the window's end is downtime from the window's end only.
+func TestUptimeReportMaintenance(t *testing.T) {
+	sb := sharedGalera(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	winFrom := time.Now().Truncate(time.Second).Add(15 * time.Second)
+	winTo := winFrom.Add(10 * time.Second)
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: test, token_file: %s}]\n", addr, sb.TokenPath())
+	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: galera\n    nodes:\n", sb.ClusterName())
+	for _, n := range sb.Nodes() {
+		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
+	}
+	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    agent_token_file: %s\n", sb.PasswordPath(), sb.AgentTokenPath())
+	fmt.Fprintf(&b, "    remediation: {mode: \"off\"}\n    maintenance:\n      - {from: %s, to: %s, reason: e2e drill}\n",
+		winFrom.Format(time.RFC3339), winTo.Format(time.RFC3339))
+	cfg := filepath.Join(t.TempDir(), "nines.yaml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startApplianceOn(t, ninesBin, addr, cfg, sb.TokenPath())
+	cluster := sb.ClusterName()
+	waitFor(t, a.started, 10*time.Second, "every node's probe to succeed", func() bool {
+		return len(a.query(fmt.Sprintf(`nines_probe_success{cluster=%q} == 1`, cluster))) == 3
+	})
+	from := time.Now().Truncate(time.Second)
+	if !from.Before(winFrom) {
+		t.Fatalf("the appliance took until %s to probe, after the window's start %s", from, winFrom)
+	}
+
+	// Writes fail from 5 s before the window's end to 3.5 s after it (mid
+	// second, so the probe at the top of each second is clear of it).
+	time.Sleep(time.Until(winTo.Add(-5 * time.Second)))
+	setAllReadOnly(t, sb, "ON")
+	time.Sleep(time.Until(winTo.Add(3500 * time.Millisecond)))
+	outageEnd, _ := setAllReadOnly(t, sb, "OFF")
+	afterWindow := outageEnd.Sub(winTo)
+	time.Sleep(4 * time.Second)
+	to := time.Now().Truncate(time.Second)
+
+	var env struct {
+		Data struct {
+			Good        int64 `json:"good_seconds"`
+			Bad         int64 `json:"bad_seconds"`
+			Unknown     int64 `json:"unknown_seconds"`
+			Maintenance int64 `json:"maintenance_seconds"`
+			Incidents   []struct {
+				Start time.Time `json:"start"`
+				End   time.Time `json:"end"`
+			} `json:"incidents"`
+		}
+	}
+	params := url.Values{"cluster": {cluster}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "format": {"json"}}
+	if code, err := a.get("/api/v1/reports/uptime", params, &env); err != nil || code != http.StatusOK {
+		t.Fatalf("GET uptime report: %d %v", code, err)
+	}
+	r := env.Data
+	t.Logf("measured: window %s to %s, outage until %s (%.3f s after the window); report: good %d bad %d unknown %d maintenance %d, incidents %+v",
+		winFrom.Format("15:04:05"), winTo.Format("15:04:05"), outageEnd.Format("15:04:05.000"), afterWindow.Seconds(), r.Good, r.Bad, r.Unknown, r.Maintenance, r.Incidents)
+	if r.Maintenance != 10 {
+		t.Errorf("maintenance seconds %d, want the window's 10", r.Maintenance)
+	}
+	if math.Abs(float64(r.Bad)-afterWindow.Seconds()) > 1 {
+		t.Errorf("bad seconds %d, the outage ran %.3f s past the window", r.Bad, afterWindow.Seconds())
+	}
+	if len(r.Incidents) != 1 || !r.Incidents[0].Start.Equal(winTo) {
+		t.Errorf("incidents %+v, want one starting at the window's end %s", r.Incidents, winTo.Format(time.RFC3339))
+	}
+	// The SLO rules see the same: maintenance seconds are not valid.
+	if ss := a.query(fmt.Sprintf(`nines_probe_seconds_total{cluster=%q,result="maintenance"}`, cluster)); len(ss) != 1 || ss[0].Value != 10 {
+		t.Errorf("nines_probe_seconds_total{result=\"maintenance\"} = %+v, want 10", ss)
 	}
 }
 
