@@ -27,6 +27,7 @@ h2 { font-size: 1.15em; margin-top: 1.6em; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.time { white-space: nowrap; }
 .status { font-weight: bold; font-size: 1.2em; }
 .OK { color: #2e8b57; } .WARNING { color: #b8860b; } .BREACHED { color: #c82828; } .INSUFFICIENT_DATA { color: #777; }
 .meta { color: #555; }
@@ -45,7 +46,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <h2>Incidents</h2>
 {{if .Incidents}}<table id="incidents">
 <tr><th>Start</th><th>End</th><th>Duration (s)</th><th>Bad (s)</th><th>Unknown (s)</th><th>Budget spent (s)</th><th>Budget spent (%)</th><th>Alerts fired</th><th>Automatic action and outcome</th></tr>
-{{range .Incidents}}<tr><td>{{.Start}}</td><td>{{.End}}</td><td class="num">{{.Duration}}</td><td class="num">{{.Bad}}</td><td class="num">{{.Unknown}}</td><td class="num">{{.BudgetSeconds}}</td><td class="num">{{.BudgetPercent}}</td><td>{{.Alerts}}</td><td>{{.Actions}}</td></tr>
+{{range .Incidents}}<tr><td class="time">{{.Start}}</td><td class="time">{{.End}}</td><td class="num">{{.Duration}}</td><td class="num">{{.Bad}}</td><td class="num">{{.Unknown}}</td><td class="num">{{.BudgetSeconds}}</td><td class="num">{{.BudgetPercent}}</td><td>{{.Alerts}}</td><td>{{.Actions}}</td></tr>
 {{end}}</table>{{else}}<p>No incidents.</p>{{end}}
 
 <h2>Daily availability</h2>

@@ -10,6 +10,10 @@ import (
 // DefaultWindow is the period when from is not given: rolling 30 days.
 const DefaultWindow = 30 * 24 * time.Hour
 
+// MaxPeriod bounds a report's period: a report costs a query per day, and
+// a from mistyped by a century must not cost 36,500.
+const MaxPeriod = 3 * 366 * 24 * time.Hour
+
 // RangeError is a from or to value that cannot be used; Param names which.
 type RangeError struct {
 	Param string // "from" or "to"
@@ -34,7 +38,8 @@ const rangeHelp = `want RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01, UTC
 //     calendar month (the month so far); a duration such as "30d", "7d",
 //     "12h" or "90m": that long before to; empty: 30 days before to.
 //
-// The period must be non-empty and start before now.
+// The period must be non-empty, start before now and last at most
+// MaxPeriod.
 func ParseRange(fromS, toS string, now time.Time) (from, to time.Time, err error) {
 	now = now.UTC()
 	switch toS = strings.TrimSpace(toS); {
@@ -62,6 +67,9 @@ func ParseRange(fromS, toS string, now time.Time) (from, to time.Time, err error
 	}
 	if !from.Before(to) {
 		return from, to, &RangeError{"from", fromS, fmt.Sprintf("%s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))}
+	}
+	if to.Sub(from) > MaxPeriod {
+		return from, to, &RangeError{"from", fromS, fmt.Sprintf("the period from %s to %s is longer than %d days", from.Format(time.RFC3339), to.Format(time.RFC3339), MaxPeriod/(24*time.Hour))}
 	}
 	return from, to, nil
 }

@@ -370,7 +370,7 @@ func actions(jobs []Job, from, to time.Time) []Job {
 	return out
 }
 
-// ResultLabel values of the SLI counter.
+// results maps the SLI counter's result label to the field it adds to.
 var results = map[string]func(*Counts) *int64{
 	"good":        func(c *Counts) *int64 { return &c.Good },
 	"bad":         func(c *Counts) *int64 { return &c.Bad },

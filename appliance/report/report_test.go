@@ -220,6 +220,7 @@ func TestParseRange(t *testing.T) {
 		{"", "soon", "", "", "to"},
 		{"2026-11-27", "", "", "", "from"},
 		{"0d", "", "", "", "from"},
+		{"1926-11-26", "", "", "", "from"},
 	}
 	for _, tt := range tests {
 		from, to, err := ParseRange(tt.from, tt.to, now)
