@@ -239,6 +239,13 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 	}
 	b.screenshot("overview-three-synced")
 
+	// The rule that sends nines to rejoin a node needs nines_cluster_info,
+	// and a few seconds of history keep the drill from racing the
+	// appliance's start (as the remediation drills do).
+	waitFor(t, a.started, 60*time.Second, "nines_cluster_info and 4 s of scrapes", func() bool {
+		return len(a.query(`nines_cluster_info{cluster="console"}`)) == 1 &&
+			len(a.query(`count_over_time(mysql_up{cluster="console"}[5s]) >= 4`)) == 3
+	})
 	victim := sb.Nodes()[1]
 	killed := kill(t, sb, victim.Name)
 	down := waitFor(t, killed, 15*time.Second, "the overview to show "+victim.Address()+" not Synced", func() bool {
@@ -321,6 +328,9 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 	waitFor(t, time.Now(), 10*time.Second, "the report link", func() bool {
 		return strings.Contains(eval[string](b, `document.getElementById('report-link').href`), "/api/v1/reports/uptime?cluster=console&")
 	})
+	if code := eval[int](b, `fetch(document.getElementById('report-link').href).then(r => r.status)`); code != 200 {
+		t.Errorf("the report link answers %d, want 200", code)
+	}
 	b.screenshot("reports")
 
 	// Log out; the viewer logs in on the same page.

@@ -35,15 +35,27 @@ export async function budgets() {
   return out;
 }
 
-// Backups are listed by asking every agent, so they are read at most
-// every 15 s, not every second.
-let backupCache = null, backupAt = 0;
-export async function backups() {
-  if (!backupCache || Date.now() - backupAt > 15000) {
-    backupCache = await api.data('/api/v1/backups');
-    backupAt = Date.now();
+// Backups are listed by asking every agent, which can take seconds when
+// one is slow: they are read at most every 15 s, in the background, and
+// the pages show the last list meanwhile so they never wait for it.
+let backupList = null, backupErr = null, backupAt = 0, backupRead = null;
+
+// backupsNow returns the last list read (null before the first) and starts
+// a new read when due; it never waits.
+export function backupsNow() {
+  if (!backupRead && (!backupList || Date.now() - backupAt > 15000)) {
+    backupRead = api.data('/api/v1/backups')
+      .then((d) => { backupList = d; backupErr = null; }, (e) => { backupErr = e; })
+      .finally(() => { backupAt = Date.now(); backupRead = null; });
   }
-  return backupCache;
+  return backupList;
+}
+
+// backups is backupsNow that waits for the first list.
+export async function backups() {
+  if (!backupsNow()) await backupRead;
+  if (!backupList) throw backupErr;
+  return backupList;
 }
 
 // lastBackup is the newest complete backup of a cluster (the list is

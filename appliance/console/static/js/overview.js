@@ -11,7 +11,7 @@ export default function overview(root) {
     async refresh() {
       const d = await fleet.settle({
         clusters: fleet.clusters(), alerts: fleet.firing(), jobs: fleet.jobs(),
-        budgets: fleet.budgets(), backups: fleet.backups(), remediation: fleet.remediation(),
+        budgets: fleet.budgets(), backups: Promise.resolve(fleet.backupsNow()), remediation: fleet.remediation(),
       });
       if (!d.clusters) throw new Error(d.errors.clusters);
       replace(body, d.clusters.map((c) => card(c, d)));

@@ -14,9 +14,9 @@ export default function reports(root) {
   const format = h('select', { name: 'format' }, ['html', 'pdf', 'csv', 'json'].map((f) => h('option', { value: f }, f)));
   const link = h('a', { id: 'report-link', target: '_blank', rel: 'noopener' }, 'Open report');
   const update = () => {
-    // Whole UTC days: from the start of `from` to the end of `to`.
-    const q = new URLSearchParams({ cluster: cluster.value, from: `${from.value}T00:00:00Z`,
-      to: new Date(Date.parse(`${to.value}T00:00:00Z`) + 86400e3).toISOString().replace('.000', ''), format: format.value });
+    // Dates are whole UTC days to the report: from the start of `from`
+    // to the end of `to`.
+    const q = new URLSearchParams({ cluster: cluster.value, from: from.value, to: to.value, format: format.value });
     link.href = `/api/v1/reports/uptime?${q}`;
   };
   const form = h('form', { class: 'inline', id: 'report', onchange: update, onsubmit: (ev) => { ev.preventDefault(); update(); link.click(); } },
