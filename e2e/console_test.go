@@ -349,6 +349,9 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 	if eval[bool](b, `document.getElementById('start-job') !== null || document.querySelectorAll('#actions button').length > 0`) {
 		t.Errorf("a viewer sees a start-job form or button")
 	}
+	waitFor(t, time.Now(), 10*time.Second, "the viewer's job list and charts", func() bool {
+		return eval[bool](b, `document.querySelectorAll('#jobs details').length > 0 && document.querySelectorAll('#charts .chart').length === 5`)
+	})
 	b.screenshot("viewer-cluster-page")
 	code := eval[int](b, `fetch('/console/session').then(r => r.json()).then(s => fetch('/api/v1/jobs', {method: 'POST',
 		headers: {'Content-Type': 'application/json', 'X-Nines-CSRF': s.data.csrf}, body: JSON.stringify({cluster: 'console', kind: 'backup'})})).then(r => r.status)`)
