@@ -293,8 +293,24 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 		return eval[int](b, `document.querySelectorAll('#charts .chart path').length`) >= 5
 	})
 	if !eval[bool](b, `document.getElementById('start-job') !== null`) {
-		t.Errorf("the admin sees no start-job form on the cluster page")
+		t.Fatalf("the admin sees no start-job form on the cluster page")
 	}
+	// A job started from the page is the user's in the job log: a dry run
+	// of a rejoin of the node that is back (the sandbox has no backups).
+	b.do("start a dry-run rejoin",
+		chromedp.SetValue(chromedp.CSS(`#start-job select[name=kind]`), "rejoin"),
+		chromedp.SetValue(chromedp.CSS(`#start-job select[name=node]`), victim.Address()),
+		chromedp.Click(chromedp.CSS(`#start-job input[name=dry_run]`)),
+		chromedp.Click(chromedp.CSS(`#start-job button`)))
+	waitFor(t, time.Now(), 10*time.Second, "the page to report the job's start", func() bool {
+		return eval[string](b, `document.getElementById('status').textContent`) != ""
+	})
+	if st := eval[string](b, `document.getElementById('status').textContent`); !strings.HasSuffix(st, ": done") {
+		t.Fatalf("starting a dry-run rejoin from the page: %s", st)
+	}
+	waitFor(t, time.Now(), 20*time.Second, "the dry-run rejoin in the job list, by admin", func() bool {
+		return eval[bool](b, `[...document.querySelectorAll('#jobs details')].some(d => d.textContent.includes('galera-node-rejoin') && d.textContent.includes('(dry run)') && d.textContent.includes('manual by admin'))`)
+	})
 	eval[bool](b, `[...document.querySelectorAll('#jobs details')].find(d => d.textContent.includes('galera-node-rejoin')).open = true`)
 	waitFor(t, time.Now(), 5*time.Second, "the rejoin job's steps", func() bool {
 		return eval[int](b, `document.querySelectorAll('#jobs details[open] tbody tr').length`) > 0
