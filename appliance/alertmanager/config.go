@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/prometheus/alertmanager/config"
+	amcommon "github.com/prometheus/alertmanager/config/common"
 	"github.com/prometheus/alertmanager/config/receiver"
 	"github.com/prometheus/alertmanager/dispatch"
 	"github.com/prometheus/alertmanager/notify"
@@ -33,6 +34,44 @@ func CheckConfig(path string) error {
 	return nil
 }
 
+// runbookValues are remediation label values an inhibit rule is tried
+// against: the built-in runbooks and an arbitrary name.
+var runbookValues = []string{"galera-node-rejoin", "galera-quorum-recovery", "replication-failover", "any-runbook"}
+
+// checkInhibitions refuses inhibit rules that can mute an alert carrying a
+// remediation label. Inhibition applies to every receiver, the remediator
+// included: with the common "critical mutes warning" rule, one bad probe
+// second fires a critical burn-rate page that mutes GaleraNodeDown for the
+// page's whole short window, and a crashed node stays down for minutes.
+func checkInhibitions(conf *config.Config) error {
+	for i, r := range conf.InhibitRules {
+		for _, v := range runbookValues {
+			if rejectsRemediation(r, v) {
+				continue
+			}
+			return fmt.Errorf("inhibit_rules[%d] can mute alerts with remediation=%q, and the remediator would not hear of them while the source alert fires: add remediation=\"\" to its target_matchers", i, v)
+		}
+	}
+	return nil
+}
+
+// rejectsRemediation reports whether rule r's target side excludes an
+// alert whose remediation label is v.
+func rejectsRemediation(r amcommon.InhibitRule, v string) bool {
+	if want, ok := r.TargetMatch["remediation"]; ok && want != v {
+		return true
+	}
+	if re, ok := r.TargetMatchRE["remediation"]; ok && !re.MatchString(v) {
+		return true
+	}
+	for _, m := range r.TargetMatchers {
+		if m.Name == "remediation" && !m.Matches(v) {
+			return true
+		}
+	}
+	return false
+}
+
 func loadConfig(path string) (*config.Config, error) {
 	conf, err := config.LoadFile(path)
 	if err != nil {
@@ -54,6 +93,9 @@ type built struct {
 // receivers' integrations and the time intervals, as upstream's reloader
 // does. It has no side effects, so a failure changes nothing.
 func build(conf *config.Config, ext *url.URL, logger *slog.Logger) (*built, error) {
+	if err := checkInhibitions(conf); err != nil {
+		return nil, err
+	}
 	tmpl, err := template.FromGlobs(conf.Templates)
 	if err != nil {
 		return nil, fmt.Errorf("parse templates: %w", err)

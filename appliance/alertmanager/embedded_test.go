@@ -72,7 +72,7 @@ func TestInhibitionCriticalMutesWarningOfSameCluster(t *testing.T) {
 	e := start(t, writeConfig(t, t.TempDir(), fastRoute+`
 inhibit_rules:
   - source_matchers: [severity="critical"]
-    target_matchers: [severity="warning"]
+    target_matchers: [severity="warning", remediation=""]
     equal: [cluster]
 `, "HOOK", h.URL), t.TempDir())
 
@@ -80,12 +80,16 @@ inhibit_rules:
 		firingAlert(map[string]string{"alertname": "ClusterDown", "cluster": "billing", "severity": "critical"}),
 		firingAlert(map[string]string{"alertname": "BillingLag", "cluster": "billing", "severity": "warning"}),
 		firingAlert(map[string]string{"alertname": "IPTVLag", "cluster": "iptv", "severity": "warning"}),
+		// A warning that names a runbook reaches the remediator even
+		// while the cluster pages.
+		firingAlert(map[string]string{"alertname": "BillingNodeDown", "cluster": "billing", "severity": "warning", "remediation": "galera-node-rejoin"}),
 	}
 	if err := e.Send(t.Context(), alerts); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	h.waitFor(t, 5*time.Second, "critical of billing", notifies("ClusterDown", "firing"))
 	h.waitFor(t, 5*time.Second, "warning of another cluster", notifies("IPTVLag", "firing"))
+	h.waitFor(t, 5*time.Second, "warning with a runbook", notifies("BillingNodeDown", "firing"))
 	// Each alert has its own group, all flushed one group_wait after the
 	// Send; the inhibited one is counted when its flush is muted.
 	eventually(t, 5*time.Second, "inhibited flush", func() bool {
@@ -375,5 +379,34 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	if err := e.Reload(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Reload after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestInhibitRulesThatMuteRemediationAreRefused: an inhibit rule whose
+// targets include alerts naming a runbook would keep the remediator from
+// hearing of a crash while any page fires; such configs do not load.
+func TestInhibitRulesThatMuteRemediationAreRefused(t *testing.T) {
+	for name, rule := range map[string]string{
+		"matchers":       `target_matchers: [severity="warning"]`,
+		"no target":      `target_matchers: [alertname=~".+"]`,
+		"one runbook ok": `target_matchers: [remediation!="galera-quorum-recovery"]`,
+		"deprecated":     `target_match: {severity: warning}`,
+	} {
+		path := writeConfig(t, t.TempDir(), fastRoute+"\ninhibit_rules:\n  - source_matchers: [severity=\"critical\"]\n    "+rule+"\n", "HOOK", "http://127.0.0.1:1/")
+		err := CheckConfig(path)
+		if err == nil || !strings.Contains(err.Error(), "inhibit_rules[0] can mute alerts with remediation=") {
+			t.Errorf("%s: CheckConfig = %v, want the inhibit rule refused", name, err)
+		}
+	}
+	for name, rule := range map[string]string{
+		"matchers":      `target_matchers: [severity="warning", remediation=""]`,
+		"regexp":        `target_matchers: [remediation!~".+"]`,
+		"deprecated":    `target_match: {severity: warning, remediation: ""}`,
+		"deprecated re": `target_match_re: {remediation: "^$"}`,
+	} {
+		path := writeConfig(t, t.TempDir(), fastRoute+"\ninhibit_rules:\n  - source_matchers: [severity=\"critical\"]\n    "+rule+"\n", "HOOK", "http://127.0.0.1:1/")
+		if err := CheckConfig(path); err != nil {
+			t.Errorf("%s: CheckConfig = %v, want it accepted", name, err)
+		}
 	}
 }

@@ -175,3 +175,58 @@ func TestEnsureTraversable(t *testing.T) {
 		t.Fatalf("sandbox dir itself has mode %v, want it opened to 0755", m)
 	}
 }
+
+// TestApplianceFilesRegenerated: the generated nines.yaml and
+// alertmanager.yml follow nines' defaults at every start unless edited by
+// hand; files from a nines that kept no hash are kept as .old.
+func TestApplianceFilesRegenerated(t *testing.T) {
+	dir := t.TempDir()
+	s := &Sandbox{dir: dir, m: manifest{Kind: nines.KindGalera, ClusterName: "c", BasePort: 3306, Listen: DefaultListen,
+		Nodes: layout(dir, nines.KindGalera, 3, 3306)}}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	write := func(p, content string) {
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.writeApplianceFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(read(s.ConfigPath()), "console:\n  users:\n") || !strings.Contains(read(s.AlertmanagerConfigPath()), `remediation=""`) {
+		t.Fatalf("first start: missing console users or the inhibit rule's remediation matcher")
+	}
+
+	// An old default (no hash recorded) is replaced and kept as .old.
+	write(s.AlertmanagerConfigPath(), "# old default\n")
+	s.m.Generated = nil
+	if err := s.writeApplianceFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if read(s.AlertmanagerConfigPath()+".old") != "# old default\n" || !strings.Contains(read(s.AlertmanagerConfigPath()), "remediator") {
+		t.Errorf("legacy alertmanager.yml not regenerated with a copy kept")
+	}
+
+	// A hand edit survives the next start.
+	edited := read(s.AlertmanagerConfigPath()) + "# my receiver\n"
+	write(s.AlertmanagerConfigPath(), edited)
+	if err := s.writeApplianceFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(s.AlertmanagerConfigPath()); got != edited {
+		t.Errorf("hand-edited alertmanager.yml was overwritten:\n%s", got)
+	}
+	// An untouched file is rewritten (its console hash is new each time).
+	before := read(s.ConfigPath())
+	if err := s.writeApplianceFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if read(s.ConfigPath()) == before {
+		t.Errorf("untouched nines.yaml was not regenerated")
+	}
+}

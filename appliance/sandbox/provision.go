@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -137,38 +138,69 @@ func (s *Sandbox) finish(ctx context.Context) error {
 	return s.writeApplianceFiles()
 }
 
-// writeApplianceFiles writes nines.yaml when it is missing or the listen
-// address changed, and the appliance's data directory. An existing
-// nines.yaml is otherwise left alone: the operator may have extended it.
+// writeApplianceFiles writes the appliance's data directory, nines.yaml
+// and alertmanager.yml. The two files are generated: they are written again
+// at every start so a newer nines brings its defaults (console users, safer
+// inhibit rules), unless the operator edited one since the sandbox wrote it
+// (its hash is kept in the manifest): an edited file is left alone. A file
+// from a nines that kept no hash is kept beside the new one as <file>.old.
 func (s *Sandbox) writeApplianceFiles() error {
 	m := s.snapshot()
 	if err := os.MkdirAll(filepath.Join(s.dir, "appliance"), 0o700); err != nil {
 		return fmt.Errorf("create appliance data directory: %w", err)
 	}
-	_, err := os.Stat(s.ConfigPath())
 	s.mu.Lock()
-	rewrite := s.listenChanged || errors.Is(err, fs.ErrNotExist)
+	listenChanged := s.listenChanged
 	s.listenChanged = false
 	s.mu.Unlock()
-	_, amErr := os.Stat(s.AlertmanagerConfigPath())
-	if rewrite {
-		console, err := s.renderConsole()
-		if err != nil {
-			return err
-		}
+
+	console, err := s.renderConsole()
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		path, content string
+		perm          os.FileMode
+	}{
 		// 0600: the console's password hash is in it.
-		if err := writeFileAtomic(s.ConfigPath(), []byte(renderConfig(m)+console), 0o600); err != nil {
-			return fmt.Errorf("write appliance config: %w", err)
-		}
+		{s.ConfigPath(), renderConfig(m) + console, 0o600},
+		// alertmanager.yml names the appliance's address for the
+		// remediator's webhook, so it follows nines.yaml.
+		{s.AlertmanagerConfigPath(), renderAlertmanagerConfig(m.Listen), 0o644},
 	}
-	// alertmanager.yml names the appliance's address for the remediator's
-	// webhook, so it follows nines.yaml.
-	if rewrite || errors.Is(amErr, fs.ErrNotExist) {
-		if err := writeFileAtomic(s.AlertmanagerConfigPath(), []byte(renderAlertmanagerConfig(m.Listen)), 0o644); err != nil {
-			return fmt.Errorf("write alertmanager config: %w", err)
+	generated := map[string]string{}
+	for _, f := range files {
+		name := filepath.Base(f.path)
+		old, err := os.ReadFile(f.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("read %s: %w", name, err)
+		case m.Generated[name] == "":
+			if err := writeFileAtomic(f.path+".old", old, f.perm); err != nil {
+				return fmt.Errorf("keep %s: %w", name, err)
+			}
+			s.logf("%s was written by an older nines: regenerated, the old one kept as %s.old", name, name)
+		case m.Generated[name] != digest(old) && !listenChanged:
+			s.logf("%s was edited by hand: left as is", name)
+			generated[name] = m.Generated[name]
+			continue
 		}
+		if err := writeFileAtomic(f.path, []byte(f.content), f.perm); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		generated[name] = digest([]byte(f.content))
 	}
+	s.mu.Lock()
+	s.m.Generated = generated
+	s.mu.Unlock()
 	return s.saveManifest()
+}
+
+// digest identifies a generated file's content.
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // renderAlertmanagerConfig routes alerts that name a runbook to the
@@ -203,8 +235,10 @@ receivers:
         http_config:
           authorization: {type: Bearer, credentials_file: api-token}
 inhibit_rules:
+  # Alerts that name a runbook are never inhibited: the remediator must hear
+  # of them while a page fires.
   - source_matchers: [severity="critical"]
-    target_matchers: [severity="warning"]
+    target_matchers: [severity="warning", remediation=""]
     equal: [cluster]
 `, listen)
 }

@@ -188,6 +188,9 @@ type manifest struct {
 	// AgentBinary is the program the agents were last started with.
 	AgentBinary string `json:"agent_binary,omitempty"`
 	Nodes       []Node `json:"nodes"`
+	// Generated is the sha256 of nines.yaml and alertmanager.yml as the
+	// sandbox last wrote them, to tell a hand edit from an old default.
+	Generated map[string]string `json:"generated,omitempty"`
 }
 
 const manifestFile = "sandbox.json"
