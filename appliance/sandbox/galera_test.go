@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/nines-project/nines/appliance/config"
 )
@@ -74,13 +77,30 @@ clusters:
     remediation: {mode: auto}
     credentials: {user: nines, password_file: nines.pass}
 alertmanager: {embedded: alertmanager.yml}
+console:
+  users:
+    - {name: admin, role: admin, password_hash: "HASH"}
 `
 		got, err := os.ReadFile(s.ConfigPath())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got) != want {
+		// The hash is salted: compare the rest, then check the hash
+		// against the password file.
+		hashRE := regexp.MustCompile(`password_hash: "([^"]+)"`)
+		hash := hashRE.FindSubmatch(got)
+		if hash == nil {
+			t.Fatalf("nines.yaml has no console password hash:\n%s", got)
+		}
+		if string(hashRE.ReplaceAll(got, []byte(`password_hash: "HASH"`))) != want {
 			t.Errorf("nines.yaml:\n%s\nwant:\n%s", got, want)
+		}
+		pw, err := os.ReadFile(s.ConsolePasswordPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bcrypt.CompareHashAndPassword(hash[1], bytes.TrimSpace(pw)); err != nil {
+			t.Errorf("the console hash does not match console-password: %v", err)
 		}
 		for _, p := range []string{s.TokenPath(), s.AgentTokenPath()} {
 			token, err := os.ReadFile(p)
@@ -94,7 +114,7 @@ alertmanager: {embedded: alertmanager.yml}
 		if _, err := config.Load(s.ConfigPath()); err != nil {
 			t.Errorf("the appliance does not accept nines.yaml: %v", err)
 		}
-		for _, p := range []string{s.TokenPath(), s.PasswordPath(), s.AgentTokenPath()} {
+		for _, p := range []string{s.TokenPath(), s.PasswordPath(), s.AgentTokenPath(), s.ConsolePasswordPath(), s.ConfigPath()} {
 			if m := fileMode(t, p); m != 0o600 {
 				t.Errorf("%s has mode %v, want 0600", p, m)
 			}
