@@ -51,9 +51,9 @@ func newDemoCmd() *cobra.Command {
 			}
 			console := fmt.Sprintf("user %s, password in %s", sandbox.ConsoleUser, sb.ConsolePasswordPath())
 			if len(cfg.Console.Users) == 0 {
-				// A sandbox made before the console had users keeps its
-				// nines.yaml; a new one is written when it is removed.
-				console = "no console user in " + sb.ConfigPath() + " (remove it and restart the demo to have one made)"
+				// nines.yaml was edited by hand, so the sandbox left it
+				// alone; a new one is written when it is removed.
+				console = "no console user in " + sb.ConfigPath() + " (edited by hand: remove it and restart the demo to have one made)"
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return appliance.Run(ctx, cfg, appliance.Options{Listen: listen, Logger: log, Ready: func(addr string) {
