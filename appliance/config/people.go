@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -67,10 +68,27 @@ type Grafana struct {
 
 // Maintenance is a declared maintenance window of a cluster.
 type Maintenance struct {
-	From   time.Time `yaml:"from"` // RFC 3339
-	To     time.Time `yaml:"to"`
-	Reason string    `yaml:"reason"`
+	From   Time   `yaml:"from"` // RFC 3339
+	To     Time   `yaml:"to"`
+	Reason string `yaml:"reason"`
 }
+
+// Time is an RFC 3339 instant in the config. A bad value becomes a
+// *yaml.TypeError with its line, so every problem is reported at once.
+type Time struct{ time.Time }
+
+// UnmarshalYAML parses the instant.
+func (t *Time) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.Parse(time.RFC3339, n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: invalid time %q: want RFC 3339, e.g. 2026-01-31T22:00:00Z", n.Line, n.Value)}}
+	}
+	t.Time = v
+	return nil
+}
+
+// MarshalYAML writes the instant back in RFC 3339.
+func (t Time) MarshalYAML() (any, error) { return t.Format(time.RFC3339), nil }
 
 func (c *Config) validateConsole(at func(path, format string, args ...any)) {
 	if !c.Console.SessionTTL.set {
@@ -146,7 +164,7 @@ func validateMaintenance(cl *Cluster, p string, at func(path, format string, arg
 			at(mp+".from", "required (RFC 3339, e.g. 2026-01-31T22:00:00Z)")
 		case m.To.IsZero():
 			at(mp+".to", "required (RFC 3339, e.g. 2026-01-31T23:00:00Z)")
-		case !m.To.After(m.From):
+		case !m.To.After(m.From.Time):
 			at(mp+".to", "%s is not after from %s", m.To.Format(time.RFC3339), m.From.Format(time.RFC3339))
 		}
 	}
@@ -156,7 +174,7 @@ func validateMaintenance(cl *Cluster, p string, at func(path, format string, arg
 // maintenance windows [from, to).
 func (cl *Cluster) InMaintenance(t time.Time) bool {
 	for _, m := range cl.Maintenance {
-		if !t.Before(m.From) && t.Before(m.To) {
+		if !t.Before(m.From.Time) && t.Before(m.To.Time) {
 			return true
 		}
 	}
