@@ -28,6 +28,8 @@ func (a *App) selfMetrics() []metric.Metric {
 	for _, p := range a.probes {
 		out = append(out, p.Metrics()...)
 	}
+	// The SLI counters are not here: writeSLI stores them at their own
+	// instant.
 	out = append(out, a.rem.Metrics()...)
 	out = append(out, a.backups.metrics()...)
 	// Cluster-wide series come from the appliance: its host is their instance.
@@ -55,17 +57,38 @@ func (a *App) selfMetrics() []metric.Metric {
 }
 
 // writeSelfMetrics stores selfMetrics every second, aligned with the
-// scrapes, until ctx ends.
+// scrapes, and the probes' SLI counters, until ctx ends.
 func (a *App) writeSelfMetrics(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Scrape.Interval.Duration)
 	defer t.Stop()
+	written := map[string]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			a.in.write("nines:self", a.selfMetrics(), now, false)
+			a.writeSLI(written)
 		}
+	}
+}
+
+// writeSLI stores each probe's SLI counters at the second boundary they
+// count up to, once per boundary (written remembers the last). A sample
+// stamped with the scrape's time instead would put a second's result in
+// whichever sample happened to follow its close, and reports could place
+// an outage a second off.
+func (a *App) writeSLI(written map[string]time.Time) {
+	for _, p := range a.probes {
+		ms, through, ok := p.SLI()
+		if !ok || !through.After(written[p.Cluster()]) {
+			continue
+		}
+		written[p.Cluster()] = through
+		for i := range ms {
+			ms[i].Labels = append(ms[i].Labels, metric.Label{Name: "instance", Value: a.instance})
+		}
+		a.in.write("nines:sli:"+p.Cluster(), ms, through, false)
 	}
 }
 

@@ -75,9 +75,10 @@ func (c counter) errorSeconds(ctx context.Context, spans []span) ([]errorSecond,
 			}
 			spans = append(spans, sp)
 			if step == time.Second {
-				// The span (t-1s, t] holds the increment of the second
-				// that closed about a second before t.
-				secs = append(secs, errorSecond{at: sp.start.Add(-recordLag), bad: ct.Bad, unknown: ct.Unknown})
+				// The appliance stores the counters at the second
+				// boundary they count up to, so the span (t-1s, t]
+				// holds exactly the second that starts at t-1s.
+				secs = append(secs, errorSecond{at: sp.start, bad: ct.Bad, unknown: ct.Unknown})
 			}
 		}
 		if step == time.Second {

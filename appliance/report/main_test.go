@@ -41,9 +41,10 @@ func TestMain(m *testing.M) {
 const down = ""
 
 // writeSeconds writes the SLI counters of cluster from from to to as the
-// appliance does: second S is counted when it closes and appears in the
-// sample taken at S+1.3 s; while result says down, nothing is written and
-// the next process starts its counters at zero.
+// appliance does: stamped with the second boundary they count up to, so
+// second S first shows in the sample at S+1 exactly; while result says
+// down, nothing is written and the next process starts its counters at
+// zero.
 func writeSeconds(tb testing.TB, cluster string, from, to time.Time, result func(sec int64) string) {
 	tb.Helper()
 	names := []string{"good", "bad", "unknown", "maintenance"}
@@ -66,7 +67,7 @@ func writeSeconds(tb testing.TB, cluster string, from, to time.Time, result func
 			tb.Fatalf("second %d: result %q", sec, r)
 		}
 		counts[r]++
-		ts := (sec+1)*1000 + 300
+		ts := (sec + 1) * 1000
 		for _, n := range names {
 			batch = append(batch, store.Series{Labels: labels[n], Value: counts[n], TimestampMs: ts})
 		}

@@ -61,11 +61,6 @@ const (
 	// incident's last bad second belong to it; detection and repair come
 	// after the failure they answer.
 	followUp = 30 * time.Second
-	// recordLag: a second is counted when it closes, at the start of the
-	// next one, and the appliance writes the counters once a second; its
-	// increment shows in the sample taken during the following second.
-	// Incident times are moved back by this lag.
-	recordLag = time.Second
 	// months is the length of the monthly table.
 	months = 12
 )

@@ -95,9 +95,9 @@ func TestBuildCountsEverySecond(t *testing.T) {
 		t.Errorf("availability %s, want 99.98873 (%d good of %d valid, truncated)", got, want.Good, want.Valid())
 	}
 
-	// A second is counted when it closes, so the bad second 23:59:59
-	// lands in day 2's counters: days split one second late.
-	if len(r.Days) != 2 || r.Days[0].Bad != 10 || r.Days[0].Unknown != 2 || r.Days[1].Bad != 7 ||
+	// The counters are stored at the boundary they count up to, so days
+	// split exactly at midnight: 23:59:59 is day 1's, 00:00:00 day 2's.
+	if len(r.Days) != 2 || r.Days[0].Bad != 11 || r.Days[0].Unknown != 2 || r.Days[1].Bad != 6 ||
 		r.Days[1].Maintenance != 3600 || r.Days[1].NoData != 600 || r.Days[0].Good+r.Days[1].Good != want.Good {
 		t.Errorf("days %+v", r.Days)
 	}
@@ -164,13 +164,12 @@ func TestBuildPartialDays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 10 s: 09:59:55..10:00:04; the counters show seconds one late, so
-	// 09:59:54..10:00:03: 6 good, 4 bad.
-	if want := (Counts{Good: 6, Bad: 4}); r.Counts != want || r.Status != StatusBreached || len(r.Days) != 1 {
+	// 10 s: 09:59:55..10:00:04: 5 good, then 5 of the 10 bad seconds.
+	if want := (Counts{Good: 5, Bad: 5}); r.Counts != want || r.Status != StatusBreached || len(r.Days) != 1 {
 		t.Errorf("counts %+v status %s days %d, want %+v BREACHED 1", r.Counts, r.Status, len(r.Days), want)
 	}
-	if len(r.Incidents) != 1 || !r.Incidents[0].Start.Equal(s.day.Add(10*time.Hour)) || r.Incidents[0].BadSeconds != 4 {
-		t.Errorf("incidents %+v, want one from 10:00:00 with 4 bad seconds", r.Incidents)
+	if len(r.Incidents) != 1 || !r.Incidents[0].Start.Equal(s.day.Add(10*time.Hour)) || r.Incidents[0].BadSeconds != 5 {
+		t.Errorf("incidents %+v, want one from 10:00:00 with 5 bad seconds", r.Incidents)
 	}
 }
 

@@ -164,7 +164,8 @@ func TestProbeGaleraLosesQuorum(t *testing.T) {
 		}
 		t.Logf("%s: acknowledged seqs %d..%d all present on the survivor", ep.Address, from, to)
 	}
-	for _, m := range p.Metrics() {
+	sli, _, _ := p.SLI()
+	for _, m := range append(p.Metrics(), sli...) {
 		if strings.HasPrefix(m.Name, "nines_probe_writes") || m.Name == MetricSeconds {
 			t.Logf("%s%v = %v", m.Name, m.Labels, m.Value)
 		}

@@ -252,7 +252,12 @@ func TestRunCountsEverySecond(t *testing.T) {
 		t.Errorf("Latest() = %+v", latest)
 	}
 
-	got := metricValues(p.Metrics())
+	// 4 good + 3 bad + 4 unknown seconds from at(0): counted through 11.
+	sli, through, ok := p.SLI()
+	if !ok || !through.Equal(at(11, 0)) {
+		t.Errorf("SLI() counts through %s (ok %v), want %s: the sum of the seconds counted", through, ok, at(11, 0))
+	}
+	got := metricValues(append(p.Metrics(), sli...))
 	wantMetrics := map[string]float64{
 		`nines_probe_seconds_total{cluster="c1",result="good"}`:             4,
 		`nines_probe_seconds_total{cluster="c1",result="bad"}`:              3,
