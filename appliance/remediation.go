@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -152,12 +153,33 @@ func (a *App) webhook(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "success", "accepted": n})
 }
 
+// listJobs is GET /api/v1/jobs[?cluster=C][&limit=N]: the job log, newest
+// first; the console polls it with a limit, so a month of jobs is not sent
+// every second.
 func (a *App) listJobs(c echo.Context) error {
+	limit := 0
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: fmt.Sprintf("limit %q: want a positive number", v)})
+		}
+		limit = n
+	}
+	cluster := c.QueryParam("cluster")
 	jobs, err := a.jobs.List()
 	if err != nil && len(jobs) == 0 {
 		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: err.Error()})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": jobs})
+	out := jobs[:0]
+	for _, j := range jobs {
+		if cluster == "" || j.Cluster == cluster {
+			out = append(out, j)
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": out})
 }
 
 func (a *App) getJob(c echo.Context) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,6 +228,22 @@ func TestRejoinAfterKill(t *testing.T) {
 	})
 	if jobs[0].Runbook != "galera-node-rejoin" || jobs[0].State != "succeeded" || jobs[0].Target != victim.Address() {
 		t.Errorf("job log: %+v", jobs)
+	}
+	// The job log filtered as the console asks for it.
+	for _, c := range []struct {
+		params url.Values
+		code   int
+		n      int
+	}{
+		{url.Values{"cluster": {sb.ClusterName()}, "limit": {"1"}}, 200, 1},
+		{url.Values{"cluster": {"no-such-cluster"}}, 200, 0},
+		{url.Values{"limit": {"0"}}, 400, 0},
+	} {
+		var r struct{ Data []jobView }
+		code, err := h.get("/api/v1/jobs", c.params, &r)
+		if err != nil || code != c.code || len(r.Data) != c.n || c.n == 1 && r.Data[0].ID != jobs[0].ID {
+			t.Errorf("GET /api/v1/jobs?%s: %d %v, %d jobs; want %d, %d (the newest)", c.params.Encode(), code, err, len(r.Data), c.code, c.n)
+		}
 	}
 	time.Sleep(2 * time.Second)
 	probeLoss(t, h)

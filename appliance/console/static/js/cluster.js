@@ -79,7 +79,7 @@ export default function cluster(root, ctx, name) {
 
   return {
     async refresh() {
-      const d = await fleet.settle({ clusters: api.data(`/api/v1/clusters/${encodeURIComponent(name)}`), jobs: fleet.jobs(), remediation: fleet.remediation() });
+      const d = await fleet.settle({ clusters: api.data(`/api/v1/clusters/${encodeURIComponent(name)}`), jobs: fleet.jobs(name), remediation: fleet.remediation() });
       if (!d.clusters) throw new Error(d.errors.clusters);
       const c = d.clusters;
       const word = clusterWord(c);

@@ -21,7 +21,8 @@ export async function settle(parts) {
 
 export const clusters = () => api.data('/api/v1/clusters');
 export const firing = async () => (await api.data('/api/v1/alerts')).alerts;
-export const jobs = () => api.data('/api/v1/jobs');
+// The newest jobs are enough for the pages (running ones are among them).
+export const jobs = (cluster) => api.data('/api/v1/jobs', cluster ? { cluster, limit: '50' } : { limit: '100' });
 export const remediation = () => api.data('/api/v1/remediation');
 
 // budgets maps cluster → SLO error budget left in seconds (the smallest
