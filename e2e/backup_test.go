@@ -52,14 +52,8 @@ func startBackupAppliance(tb testing.TB, bin string, sb *sandbox.Sandbox, backup
 	if err := os.Chmod(bdir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: test, token_file: %s}]\n", addr, sb.TokenPath())
-	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: galera\n    nodes:\n", sb.ClusterName())
-	for _, n := range sb.Nodes() {
-		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
-	}
-	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    agent_token_file: %s\n", sb.PasswordPath(), sb.AgentTokenPath())
-	fmt.Fprintf(&b, "    remediation: {mode: \"off\"}\n    backups:\n%s", strings.ReplaceAll(backups, "DIR", bdir))
+	b := clusterConfig(sb, addr, "test", true)
+	fmt.Fprintf(b, "    remediation: {mode: \"off\"}\n    backups:\n%s", strings.ReplaceAll(backups, "DIR", bdir))
 	cfg := filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		tb.Fatal(err)

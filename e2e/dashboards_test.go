@@ -409,14 +409,9 @@ func TestDashboardsProvisioning(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: grafana, token_file: %s}]\n", addr, sb.TokenPath())
-	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: galera\n    nodes:\n", sb.ClusterName())
-	for _, n := range sb.Nodes() {
-		fmt.Fprintf(&b, "      - {address: %q}\n", n.Address())
-	}
-	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    remediation: {mode: \"off\"}\n", sb.PasswordPath())
-	fmt.Fprintf(&b, "grafana:\n  url: %s\n  token_file: %s\n  folder: Databases\n  datasource_url: http://%s\n  datasource_token: grafana\n", srv.URL, tokFile, addr)
+	b := clusterConfig(sb, addr, "grafana", false)
+	fmt.Fprintf(b, "    remediation: {mode: \"off\"}\n")
+	fmt.Fprintf(b, "grafana:\n  url: %s\n  token_file: %s\n  folder: Databases\n  datasource_url: http://%s\n  datasource_token: grafana\n", srv.URL, tokFile, addr)
 	cfg := filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -479,14 +474,8 @@ func startReplicationAppliance(t *testing.T, sb *sandbox.Sandbox) *backupApplian
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: test, token_file: %s}]\n", addr, sb.TokenPath())
-	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: replication\n    nodes:\n", sb.ClusterName())
-	for _, n := range sb.Nodes() {
-		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
-	}
-	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    agent_token_file: %s\n", sb.PasswordPath(), sb.AgentTokenPath())
-	fmt.Fprintf(&b, "    remediation: {mode: \"off\"}\n    backups:\n      - {method: dump, schedule: \"0 3 1 1 *\", keep: 2, dir: %s}\n", bdir)
+	b := clusterConfig(sb, addr, "test", true)
+	fmt.Fprintf(b, "    remediation: {mode: \"off\"}\n    backups:\n      - {method: dump, schedule: \"0 3 1 1 *\", keep: 2, dir: %s}\n", bdir)
 	cfg := filepath.Join(t.TempDir(), "nines.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)

@@ -159,6 +159,29 @@ func startGalera(tb testing.TB, name, bin string, port int) *sandbox.Sandbox {
 	return sb
 }
 
+// clusterConfig begins an appliance config for sandbox sb listening on
+// addr: data_dir, the sandbox's API token under tokenName, and the cluster
+// with its nodes (and their agents, when agents is set) and credentials.
+// Callers append the cluster's other settings, indented by four spaces,
+// then any top-level sections.
+func clusterConfig(sb *sandbox.Sandbox, addr, tokenName string, agents bool) *strings.Builder {
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: %s, token_file: %s}]\n", addr, tokenName, sb.TokenPath())
+	fmt.Fprintf(b, "clusters:\n  - name: %s\n    kind: %s\n    nodes:\n", sb.ClusterName(), sb.Kind())
+	for _, n := range sb.Nodes() {
+		if agents {
+			fmt.Fprintf(b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
+		} else {
+			fmt.Fprintf(b, "      - {address: %q}\n", n.Address())
+		}
+	}
+	fmt.Fprintf(b, "    credentials: {user: nines, password_file: %s}\n", sb.PasswordPath())
+	if agents {
+		fmt.Fprintf(b, "    agent_token_file: %s\n", sb.AgentTokenPath())
+	}
+	return b
+}
+
 // freePort returns a loopback port nobody listens on right now.
 func freePort(tb testing.TB) int {
 	tb.Helper()

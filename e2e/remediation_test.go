@@ -64,14 +64,8 @@ receivers:
 	if o.maxRecoveries == 0 {
 		o.maxRecoveries = 3
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: test, token_file: %s}]\nalertmanager: {embedded: alertmanager.yml}\n", h.addr, sb.TokenPath())
-	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: galera\n    nodes:\n", sb.ClusterName())
-	for _, n := range sb.Nodes() {
-		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
-	}
-	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    agent_token_file: %s\n", sb.PasswordPath(), sb.AgentTokenPath())
-	fmt.Fprintf(&b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m}\n", o.mode, o.maxRecoveries)
+	b := clusterConfig(sb, h.addr, "test", true)
+	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m}\nalertmanager: {embedded: alertmanager.yml}\n", o.mode, o.maxRecoveries)
 	h.cfg = filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(h.cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)

@@ -210,14 +210,8 @@ func TestUptimeReportMaintenance(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	winFrom := time.Now().Truncate(time.Second).Add(15 * time.Second)
 	winTo := winFrom.Add(10 * time.Second)
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: test, token_file: %s}]\n", addr, sb.TokenPath())
-	fmt.Fprintf(&b, "clusters:\n  - name: %s\n    kind: galera\n    nodes:\n", sb.ClusterName())
-	for _, n := range sb.Nodes() {
-		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
-	}
-	fmt.Fprintf(&b, "    credentials: {user: nines, password_file: %s}\n    agent_token_file: %s\n", sb.PasswordPath(), sb.AgentTokenPath())
-	fmt.Fprintf(&b, "    remediation: {mode: \"off\"}\n    maintenance:\n      - {from: %s, to: %s, reason: e2e drill}\n",
+	b := clusterConfig(sb, addr, "test", true)
+	fmt.Fprintf(b, "    remediation: {mode: \"off\"}\n    maintenance:\n      - {from: %s, to: %s, reason: e2e drill}\n",
 		winFrom.Format(time.RFC3339), winTo.Format(time.RFC3339))
 	cfg := filepath.Join(t.TempDir(), "nines.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
@@ -286,6 +280,13 @@ func availabilityText(good, valid int64) string {
 
 func getRaw(t *testing.T, a *appliance, params url.Values) ([]byte, int) {
 	t.Helper()
+	b, code, _ := getRawType(t, a, params)
+	return b, code
+}
+
+// getRawType is GET /api/v1/reports/uptime: body, status and content type.
+func getRawType(t *testing.T, a *appliance, params url.Values) ([]byte, int, string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, a.base+"/api/v1/reports/uptime?"+params.Encode(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -300,7 +301,7 @@ func getRaw(t *testing.T, a *appliance, params url.Values) ([]byte, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, resp.StatusCode
+	return b, resp.StatusCode, resp.Header.Get("Content-Type")
 }
 
 // getReport fetches the report in format and checks its content type.
@@ -311,19 +312,9 @@ func getReport(t *testing.T, a *appliance, params url.Values, format, contentTyp
 		p[k] = v
 	}
 	p.Set("format", format)
-	req, err := http.NewRequest(http.MethodGet, a.base+"/api/v1/reports/uptime?"+p.Encode(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), contentType) {
-		t.Fatalf("GET uptime report %s: %d %s %v: %.300s", format, resp.StatusCode, resp.Header.Get("Content-Type"), err, b)
+	b, code, ctype := getRawType(t, a, p)
+	if code != http.StatusOK || !strings.HasPrefix(ctype, contentType) {
+		t.Fatalf("GET uptime report %s: %d %s: %.300s", format, code, ctype, b)
 	}
 	return b
 }
