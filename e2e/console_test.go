@@ -374,6 +374,30 @@ func TestConsoleFollowsKillAndRejoin(t *testing.T) {
 	if code != 403 {
 		t.Errorf("a viewer's POST /api/v1/jobs: %d, want 403", code)
 	}
+
+	// Sessions live in the appliance's memory: after a restart the open
+	// page asks for a new login by itself, and the login works again.
+	marker := b.loadedAt()
+	a.stop()
+	a = startApplianceOn(t, ninesBin, listen, sb.ConfigPath(), sb.TokenPath())
+	waitFor(t, a.started, 30*time.Second, "the restarted appliance to answer", func() bool {
+		code, err := a.get("/healthz", nil, nil)
+		return err == nil && code == 200
+	})
+	ended := waitFor(t, a.started, 15*time.Second, "the open page to ask for a new login", func() bool {
+		return eval[bool](b, `(() => { const f = document.getElementById('login'); return !!f && !f.hidden && document.getElementById('login-error').textContent.includes('session ended'); })()`)
+	})
+	t.Logf("measured: the page asked for a new login %s after the appliance restarted", ended.Round(time.Millisecond))
+	b.screenshot("session-ended-by-restart")
+	if got := b.loadedAt(); got != marker {
+		t.Errorf("the page was reloaded across the restart (load marker %v, was %v)", got, marker)
+	}
+	// The form keeps the last user name for a quick login; the admin
+	// replaces it.
+	eval[string](b, `document.getElementById('login-user').value = ''`)
+	b.login(sandbox.ConsoleUser, strings.TrimSpace(string(pw)))
+	eval[string](b, `location.hash = '#/'`)
+	waitFor(t, time.Now(), 20*time.Second, "the overview again after logging in anew", func() bool { return synced() == 3 })
 }
 
 // TestDemoConsoleLogin: `nines demo` prints the console's URL, user and
