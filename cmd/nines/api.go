@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/nines-project/nines/appliance/config"
 )
@@ -55,7 +57,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, in any, want 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return reachErr(method+" "+path, c.base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -80,4 +82,13 @@ func (c *apiClient) call(ctx context.Context, method, path string, in any, want 
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// reachErr explains a request the appliance did not answer; a refused
+// connection almost always means nines is not running at that address.
+func reachErr(what, base string, err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s: nothing listens at %s: is the appliance running (nines run --config ...)? %w", what, base, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }

@@ -137,7 +137,7 @@ func newJobsCmd() *cobra.Command {
 			hreq.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(hreq)
 			if err != nil {
-				return fmt.Errorf("start job: %w", err)
+				return reachErr("start job", fmt.Sprintf("%s://%s", scheme, cfg.Listen), err)
 			}
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)

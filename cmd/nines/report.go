@@ -96,7 +96,7 @@ func getRaw(cmd *cobra.Command, c *apiClient, path string) ([]byte, error) {
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("uptime report: %w", err)
+		return nil, reachErr("uptime report", c.base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
