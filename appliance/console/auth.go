@@ -83,9 +83,18 @@ func (c *Console) login(ec echo.Context) error {
 	if known {
 		hash = []byte(u.PasswordHash.Reveal())
 	}
+	select {
+	case c.checks <- struct{}{}:
+	case <-time.After(checkWait):
+		log.Warn("console login refused: too many logins in progress")
+		return jsonError(ec, http.StatusTooManyRequests, "too_many_requests", "too many logins in progress: try again in a few seconds")
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
 	// bcrypt compares in constant time; the unknown name is compared
 	// against a dummy hash so both failures take as long.
 	err := bcrypt.CompareHashAndPassword(hash, []byte(req.Password))
+	<-c.checks
 	if err != nil || !known {
 		c.fails.fail(key)
 		log.Warn("console login failed")

@@ -60,7 +60,18 @@ type Console struct {
 	// probed by timing.
 	dummyHash []byte
 	assets    fs.FS
+	// checks bounds the bcrypt comparisons running at once: each costs
+	// tens of milliseconds of CPU, and a flood of logins (any names) must
+	// not starve the scrapes and probes the appliance is there for.
+	checks chan struct{}
 }
+
+// Password checks at once, and how long a login waits for a free slot
+// before it is turned away with 429.
+const (
+	maxChecks = 2
+	checkWait = 2 * time.Second
+)
 
 // New builds a console for the configured users (validated by config).
 func New(o Options) *Console {
@@ -77,7 +88,7 @@ func New(o Options) *Console {
 		o.Now = time.Now
 	}
 	c := &Console{opts: o, users: map[string]config.User{}, sessions: newSessions(o.TTL, o.Now),
-		fails: &failures{now: o.Now, m: map[string]failCount{}}}
+		fails: &failures{now: o.Now, m: map[string]failCount{}}, checks: make(chan struct{}, maxChecks)}
 	cost := bcrypt.DefaultCost
 	for _, u := range o.Users {
 		c.users[u.Name] = u

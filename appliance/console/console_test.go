@@ -37,6 +37,7 @@ type fixture struct {
 	e     *echo.Echo
 	clock *clock
 	logs  *bytes.Buffer
+	con   *Console
 }
 
 var passwords = map[string]string{"vera": "viewer-pass-1", "otto": "operator-pass-2", "ada": "admin-pass-3"}
@@ -55,6 +56,7 @@ func newFixture(t *testing.T, users []config.User, secure bool) *fixture {
 	f := &fixture{t: t, e: echo.New(), clock: &clock{t: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{}}
 	con := New(Options{Users: users, TTL: time.Hour, Secure: secure, FailDelay: -1,
 		Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Now: f.clock.now})
+	f.con = con
 	con.Register(f.e)
 	api := f.e.Group("", con.Guard(func(tok string) (string, bool) { return "ci", tok == testToken }))
 	who := func(code int) echo.HandlerFunc {
@@ -400,5 +402,30 @@ func TestRequiredRole(t *testing.T) {
 		if got := RequiredRole(tt.method, tt.route); got != tt.want {
 			t.Errorf("RequiredRole(%s, %s) = %s, want %s", tt.method, tt.route, got, tt.want)
 		}
+	}
+}
+
+// TestLoginFloodIsBounded: password checks run at most maxChecks at once;
+// a login that finds every slot taken for checkWait is turned away (429)
+// rather than queueing CPU the scrapes and probes need.
+func TestLoginFloodIsBounded(t *testing.T) {
+	f := newFixture(t, defaultUsers(t), false)
+	for range maxChecks {
+		f.con.checks <- struct{}{} // checks in progress elsewhere
+	}
+	start := time.Now()
+	right := req{method: http.MethodPost, path: "/console/login", body: loginBody("ada", passwords["ada"]), remote: "192.0.2.1:1234"}
+	if w := f.do(right); w.Code != http.StatusTooManyRequests || !strings.Contains(errorOf(t, w), "too many logins in progress") {
+		t.Errorf("login with every check slot taken: %d %s, want 429", w.Code, errorOf(t, w))
+	}
+	if waited := time.Since(start); waited < checkWait {
+		t.Errorf("turned away after %s, want a wait of %s for a slot", waited, checkWait)
+	}
+	<-f.con.checks // one check ends
+	if w := f.do(right); w.Code != http.StatusOK {
+		t.Errorf("login with a free slot: %d, want 200", w.Code)
+	}
+	if len(f.con.checks) != maxChecks-1 {
+		t.Errorf("%d slots taken after the login, want %d: a login must free its slot", len(f.con.checks), maxChecks-1)
 	}
 }
