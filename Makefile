@@ -7,7 +7,7 @@ BIN := bin/nines
 
 # Packages that start real MariaDB servers run one at a time (-p 1): a
 # Galera node takes ~150 MB and the machine has two cores.
-CLUSTER_PKGS := ./appliance/sandbox/ ./appliance/agent/ ./exporter/probe/ ./e2e/
+CLUSTER_PKGS := ./sandbox/ ./agent/ ./probe/ ./e2e/
 
 .PHONY: all deps build test unit e2e bench lint demo clean
 
@@ -24,7 +24,7 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
-	$(GO) test -race $$($(GO) list ./... | grep -v -e /e2e -e /appliance/sandbox -e /appliance/agent -e /exporter/probe)
+	$(GO) test -race $$($(GO) list ./... | grep -v -e /e2e -e /sandbox -e /nines/agent -e /nines/probe)
 
 # -count=1: these tests run the nines binary they build, which go test's
 # result cache does not track; a cached pass could hide a broken binary.

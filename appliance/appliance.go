@@ -23,7 +23,7 @@ import (
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
-	"github.com/nines-project/nines/exporter/probe"
+	"github.com/nines-project/nines/probe"
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/rules"
 )

@@ -10,9 +10,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/appliance/agent"
+	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/remediator/backup"
 )

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/console"
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/rules"
 )
 

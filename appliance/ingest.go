@@ -8,7 +8,7 @@ import (
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // ingester writes each snapshot's metrics to the store. When a series that

@@ -4,7 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/nines-project/nines/appliance/config"
-	"github.com/nines-project/nines/exporter/probe"
+	"github.com/nines-project/nines/probe"
 )
 
 // newProbes makes one write prober per cluster that has endpoints, with

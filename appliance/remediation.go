@@ -13,12 +13,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nines-project/nines/appliance/agent"
+	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/remediator/backup"
-	"github.com/nines-project/nines/remediator/galera"
-	"github.com/nines-project/nines/remediator/galera/recovery"
+	galerarb "github.com/nines-project/nines/remediator/galera"
 )
 
 // agentNode drives one Galera node through its host agent for the
@@ -29,7 +29,7 @@ type agentNode struct {
 	c    *agent.Client
 }
 
-var _ galera.Node = (*agentNode)(nil)
+var _ galerarb.Node = (*agentNode)(nil)
 
 // agentTimeout bounds one call to an agent. Recover runs mariadbd
 // --wsrep-recover (well under a second); the rest answer at once.
@@ -37,35 +37,35 @@ const agentTimeout = 20 * time.Second
 
 func (n *agentNode) Name() string { return n.name }
 
-func (n *agentNode) State(ctx context.Context) galera.NodeState {
+func (n *agentNode) State(ctx context.Context) galerarb.NodeState {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	st, err := n.c.Status(ctx)
 	if err != nil {
-		return galera.NodeState{Name: n.name, Error: err.Error()}
+		return galerarb.NodeState{Name: n.name, Error: err.Error()}
 	}
-	out := galera.NodeState{Name: n.name, Reachable: true, Running: st.Running, Error: st.Error}
+	out := galerarb.NodeState{Name: n.name, Reachable: true, Running: st.Running, Error: st.Error}
 	if st.WsrepError != "" && out.Error == "" {
 		out.Error = st.WsrepError
 	}
 	if w := st.Wsrep; w != nil && st.Running {
-		out.Wsrep = &galera.Wsrep{ClusterStatus: w.ClusterStatus, LocalStateComment: w.LocalStateComment,
+		out.Wsrep = &galerarb.Wsrep{ClusterStatus: w.ClusterStatus, LocalStateComment: w.LocalStateComment,
 			ClusterSize: w.ClusterSize, StateUUID: w.ClusterStateUUID, LastCommitted: w.LastCommitted}
 	}
 	return out
 }
 
-func (n *agentNode) Recover(ctx context.Context) (recovery.Position, error) {
+func (n *agentNode) Recover(ctx context.Context) (galera.Position, error) {
 	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
 	defer cancel()
 	p, err := n.c.Recover(ctx)
 	if err != nil {
-		return recovery.Position{}, fmt.Errorf("recover position of %s: %w", n.name, err)
+		return galera.Position{}, fmt.Errorf("recover position of %s: %w", n.name, err)
 	}
-	return recovery.Position{UUID: p.UUID, Seqno: p.Seqno}, nil
+	return galera.Position{UUID: p.UUID, Seqno: p.Seqno}, nil
 }
 
-func (n *agentNode) Start(ctx context.Context, pos recovery.Position, newCluster bool) error {
+func (n *agentNode) Start(ctx context.Context, pos galera.Position, newCluster bool) error {
 	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
 	defer cancel()
 	if _, err := n.c.Start(ctx, agent.StartRequest{Position: pos.String(), NewCluster: newCluster, Wait: "none"}); err != nil {
@@ -74,7 +74,7 @@ func (n *agentNode) Start(ctx context.Context, pos recovery.Position, newCluster
 	return nil
 }
 
-func (n *agentNode) SetBootstrapFields(ctx context.Context, pos recovery.Position) error {
+func (n *agentNode) SetBootstrapFields(ctx context.Context, pos galera.Position) error {
 	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
 	defer cancel()
 	if _, err := n.c.SetBootstrapFields(ctx, agent.BootstrapFieldsRequest{UUID: pos.UUID, Seqno: pos.Seqno}); err != nil {
@@ -96,7 +96,7 @@ func (n *agentNode) PCBootstrap(ctx context.Context) error {
 // the backup runbooks and scheduler (a.backups). silenced (may be nil)
 // pauses remediation for silenced alerts.
 func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a *App) (*remediator.Remediator, *remediator.JobLog, error) {
-	nodes := map[string][]galera.Node{}
+	nodes := map[string][]galerarb.Node{}
 	hosts := map[string][]backup.Host{}
 	policies := map[string]remediator.Policy{}
 	for _, c := range cfg.Clusters {
@@ -110,7 +110,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			hosts[c.Name] = append(hosts[c.Name], backup.Host{Node: n.Address, Agent: agentBackups{c: client}})
 		}
 	}
-	cluster := func(name string) ([]galera.Node, error) {
+	cluster := func(name string) ([]galerarb.Node, error) {
 		ns := nodes[name]
 		if len(ns) == 0 {
 			return nil, fmt.Errorf("cluster %q has no node with an agent: nines cannot act on it", name)
@@ -128,7 +128,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 		// single node's rejoin waits for it. No alert names the backup
 		// runbooks: they run by schedule or by hand, and give way to a
 		// repair (they are preemptible).
-		Runbooks: append([]remediator.Runbook{galera.QuorumRecovery{Nodes: cluster}, galera.Rejoin{Nodes: cluster}}, a.backups.runbooks()...),
+		Runbooks: append([]remediator.Runbook{galerarb.QuorumRecovery{Nodes: cluster}, galerarb.Rejoin{Nodes: cluster}}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,
 		OnEnd:    a.backups.jobEnded,

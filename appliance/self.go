@@ -7,7 +7,7 @@ import (
 
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/exporter"
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // selfMetrics are the series that come from the appliance rather than from

@@ -10,7 +10,7 @@
 // one against nines monitoring a sandbox.
 //
 // Every query reads only series nines writes into its store (exporter,
-// exporter/probe, the appliance's self metrics, the remediator, backups,
+// probe/, the appliance's self metrics, the remediator, backups,
 // and the SLO recording rules of rules/slo), and filters by the cluster
 // and instance variables.
 package dashboards

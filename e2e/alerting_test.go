@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/alertmanager/notify/webhook"
 
-	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/sandbox"
 )
 
 // hook is a test webhook receiver for Alertmanager notifications.

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/sandbox"
 )
 
 // backupBasePort keeps the backup tests' sandboxes clear of the other

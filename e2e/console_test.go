@@ -21,7 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/sandbox"
 )
 
 // chromiumPath is Debian's chromium, which .ci/run installs.

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nines-project/nines/appliance/sandbox"
 	"github.com/nines-project/nines/dashboards"
+	"github.com/nines-project/nines/sandbox"
 )
 
 // The variables as Grafana fills them for a dashboard showing the last

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/sandbox"
 )
 
 // TestDemo runs `nines demo` as a new user would: it prints the API URL and

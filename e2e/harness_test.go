@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nines-project/nines/appliance/sandbox"
 	"github.com/nines-project/nines/internal/testbin"
+	"github.com/nines-project/nines/sandbox"
 )
 
 var (

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/sandbox"
 )
 
 // healer is an appliance with remediation on, its Alertmanager routing

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/sandbox"
 )
 
 // TestUptimeReport: a write outage of about 10 s (every node read_only)

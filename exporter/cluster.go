@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/exporter/metric"
 	"github.com/nines-project/nines/exporter/mysql"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // ClusterMetrics derives the series that need more than one node's

@@ -5,8 +5,8 @@ import (
 
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/exporter/galera"
-	"github.com/nines-project/nines/exporter/metric"
 	"github.com/nines-project/nines/exporter/mysql"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // SnapshotMetrics derives every series of a snapshot. It is the only place

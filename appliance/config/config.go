@@ -9,6 +9,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/nines-project/nines/internal/secret"
+	"github.com/nines-project/nines/internal/yamlfile"
 	"net"
 	"net/url"
 	"os"
@@ -77,12 +79,8 @@ type Alertmanager struct {
 	URLs     []string `yaml:"urls"`
 }
 
-// TLS makes the listener serve HTTPS. Use it whenever the API is reached
-// over a network rather than loopback.
-type TLS struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
+// TLS makes the listener serve HTTPS.
+type TLS = secret.TLS
 
 // API holds the bearer tokens that may call the HTTP API.
 type API struct {
@@ -233,16 +231,14 @@ func (c Cluster) Domain() nines.Cluster {
 	return out
 }
 
-// Secret is a credential. It prints as "<redacted>" in every format so it
-// cannot leak through logs, API output or error messages.
-type Secret string
+// Secret is a credential that never prints.
+type Secret = secret.Secret
 
-func (Secret) String() string               { return "<redacted>" }
-func (Secret) GoString() string             { return "<redacted>" }
-func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"<redacted>"`), nil }
-func (Secret) MarshalYAML() (any, error)    { return "<redacted>", nil }
-func (s Secret) Reveal() string             { return string(s) }
-func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("<redacted>")) }
+// Errors is every problem found in a config file, in file order.
+type Errors = yamlfile.Errors
+
+// FieldError is one problem in a config file.
+type FieldError = yamlfile.FieldError
 
 // Duration is a time.Duration that also accepts days ("30d") and weeks
 // ("2w"), as retention periods are usually written.
@@ -300,14 +296,13 @@ func Load(path string) (*Config, error) {
 // anchors relative paths.
 func Parse(path string, b []byte) (*Config, error) {
 	cfg := &Config{}
-	lines, errs := Decode(path, b, cfg)
+	lines, errs := yamlfile.Decode(path, b, cfg)
 	if len(errs.List) > 0 {
 		return nil, errs
 	}
-	idx := lines.idx
 	cfg.File = path
 	cfg.applyDefaults()
-	cfg.validate(errs, idx)
+	cfg.validate(errs, lines)
 	if len(errs.List) > 0 {
 		return nil, errs
 	}
@@ -376,9 +371,9 @@ func (c *Config) resolve(p string) string {
 	return filepath.Join(filepath.Dir(c.File), p)
 }
 
-func (c *Config) validate(errs *Errors, idx lineIndex) {
+func (c *Config) validate(errs *Errors, lines yamlfile.Lines) {
 	at := func(path, format string, args ...any) {
-		errs.add(idx.line(path), path, fmt.Sprintf(format, args...))
+		errs.Add(lines.Line(path), path, fmt.Sprintf(format, args...))
 	}
 
 	if err := checkHostPort(c.Listen); err != nil {
@@ -391,7 +386,7 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 				continue
 			}
 			if _, err := os.ReadFile(c.resolve(p)); err != nil {
-				at("tls."+field, "cannot read %q: %v", p, unwrapPathErr(err))
+				at("tls."+field, "cannot read %q: %v", p, yamlfile.UnwrapPathErr(err))
 			}
 		}
 		c.TLS.CertFile, c.TLS.KeyFile = c.resolve(c.TLS.CertFile), c.resolve(c.TLS.KeyFile)
@@ -541,7 +536,7 @@ func (c *Config) validate(errs *Errors, idx lineIndex) {
 		at("alertmanager", "set either embedded or urls, not both")
 	case am.Embedded != "":
 		if _, err := os.Stat(am.Embedded); err != nil {
-			at("alertmanager.embedded", "cannot read %q: %v", am.Embedded, unwrapPathErr(err))
+			at("alertmanager.embedded", "cannot read %q: %v", am.Embedded, yamlfile.UnwrapPathErr(err))
 		}
 	}
 	for i, u := range am.URLs {
@@ -622,7 +617,7 @@ func (c *Config) readSecret(file, env, fileField, envField string) (string, stri
 	case file != "":
 		b, err := os.ReadFile(c.resolve(file))
 		if err != nil {
-			return "", fileField, fmt.Errorf("cannot read %q: %v", file, unwrapPathErr(err))
+			return "", fileField, fmt.Errorf("cannot read %q: %v", file, yamlfile.UnwrapPathErr(err))
 		}
 		return strings.TrimSpace(string(b)), fileField, nil
 	case env != "":
@@ -633,18 +628,6 @@ func (c *Config) readSecret(file, env, fileField, envField string) (string, stri
 		return strings.TrimSpace(v), envField, nil
 	}
 	return "", fileField, fmt.Errorf("missing credentials: set %s or %s", fileField, envField)
-}
-
-// UnwrapPathErr drops the path an *os.PathError repeats, for messages
-// that already name the file.
-func UnwrapPathErr(err error) error { return unwrapPathErr(err) }
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func validName(s string) bool {

@@ -38,7 +38,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines/appliance/store"
-	"github.com/nines-project/nines/exporter/probe"
+	"github.com/nines-project/nines/probe"
 )
 
 // Status words.

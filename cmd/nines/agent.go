@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nines-project/nines/appliance/agent"
+	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 )
 

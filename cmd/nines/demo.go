@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nines-project/nines/appliance"
-	"github.com/nines-project/nines/appliance/sandbox"
+	"github.com/nines-project/nines/sandbox"
 )
 
 func newDemoCmd() *cobra.Command {

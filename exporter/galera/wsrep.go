@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // Enabled reports whether a node runs wsrep: the provider answers with a

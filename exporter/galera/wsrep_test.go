@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // synced is a trimmed SHOW GLOBAL STATUS of a healthy node (from a real

@@ -13,7 +13,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // Querier is the part of *sql.DB, *sql.Conn or *sql.Tx the readers use.

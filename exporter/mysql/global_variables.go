@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 const globalVariablesQuery = `SHOW GLOBAL VARIABLES`

@@ -4,7 +4,7 @@ import (
 	"github.com/nines-project/nines"
 	"testing"
 
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 func TestParseValue(t *testing.T) {

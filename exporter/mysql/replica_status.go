@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 )
 
 // Replica status statements by flavour. MariaDB's ALL form lists every

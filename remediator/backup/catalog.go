@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nines-project/nines/exporter/metric"
+	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/remediator"
 )
 

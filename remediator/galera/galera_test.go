@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/remediator"
-	"github.com/nines-project/nines/remediator/galera/recovery"
 )
 
 // fakeNode is an in-memory Galera node for the runbooks' decision logic;
@@ -17,7 +17,7 @@ type fakeNode struct {
 	name string
 	mu   sync.Mutex
 	st   NodeState
-	pos  recovery.Position
+	pos  galera.Position
 	// calls records every action, in order.
 	calls *[]string
 	// joins makes a started node Synced at once.
@@ -35,11 +35,11 @@ func (n *fakeNode) State(context.Context) NodeState {
 	return s
 }
 func (n *fakeNode) record(c string) { *n.calls = append(*n.calls, n.name+":"+c) }
-func (n *fakeNode) Recover(context.Context) (recovery.Position, error) {
+func (n *fakeNode) Recover(context.Context) (galera.Position, error) {
 	n.record("recover")
 	return n.pos, nil
 }
-func (n *fakeNode) Start(_ context.Context, pos recovery.Position, newCluster bool) error {
+func (n *fakeNode) Start(_ context.Context, pos galera.Position, newCluster bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if newCluster {
@@ -50,7 +50,7 @@ func (n *fakeNode) Start(_ context.Context, pos recovery.Position, newCluster bo
 	n.st = NodeState{Reachable: true, Running: true, Wsrep: &Wsrep{ClusterStatus: "Primary", LocalStateComment: "Synced", StateUUID: uuid}}
 	return nil
 }
-func (n *fakeNode) SetBootstrapFields(_ context.Context, pos recovery.Position) error {
+func (n *fakeNode) SetBootstrapFields(_ context.Context, pos galera.Position) error {
 	n.record("bootstrap-fields@" + pos.String())
 	return nil
 }
@@ -63,7 +63,7 @@ func (n *fakeNode) PCBootstrap(context.Context) error {
 }
 
 func stopped(name string, seqno int64, calls *[]string) *fakeNode {
-	return &fakeNode{name: name, st: NodeState{Reachable: true}, pos: recovery.Position{UUID: uuid, Seqno: seqno}, calls: calls}
+	return &fakeNode{name: name, st: NodeState{Reachable: true}, pos: galera.Position{UUID: uuid, Seqno: seqno}, calls: calls}
 }
 
 func nonPrimary(name string, seqno int64, calls *[]string) *fakeNode {

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nines-project/nines/remediator/galera/recovery"
+	"github.com/nines-project/nines/galera"
 )
 
 // NodeState is what a node's agent reports, read fresh for each decision.
@@ -49,14 +49,14 @@ type Node interface {
 	Name() string
 	State(ctx context.Context) NodeState
 	// Recover runs --wsrep-recover on a stopped node.
-	Recover(ctx context.Context) (recovery.Position, error)
+	Recover(ctx context.Context) (galera.Position, error)
 	// Start starts a stopped node at pos (through --wsrep-start-position),
 	// bootstrapping a new Primary component when newCluster is set. It
 	// returns once the process runs; waiting is the runbook's business.
-	Start(ctx context.Context, pos recovery.Position, newCluster bool) error
+	Start(ctx context.Context, pos galera.Position, newCluster bool) error
 	// SetBootstrapFields marks a stopped node's grastate.dat safe to
 	// bootstrap at pos.
-	SetBootstrapFields(ctx context.Context, pos recovery.Position) error
+	SetBootstrapFields(ctx context.Context, pos galera.Position) error
 	// PCBootstrap makes a running non-Primary node form a Primary component.
 	PCBootstrap(ctx context.Context) error
 }

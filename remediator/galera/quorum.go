@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/remediator"
-	"github.com/nines-project/nines/remediator/galera/recovery"
 )
 
 // QuorumRecovery is the galera-quorum-recovery runbook: a cluster with no
@@ -33,9 +33,9 @@ func (QuorumRecovery) Name() string { return "galera-quorum-recovery" }
 
 // position is a node's committed position and where it came from.
 type position struct {
-	Node     string            `json:"node"`
-	Position recovery.Position `json:"position"`
-	From     string            `json:"from"` // running | recovered
+	Node     string          `json:"node"`
+	Position galera.Position `json:"position"`
+	From     string          `json:"from"` // running | recovered
 }
 
 func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
@@ -81,7 +81,7 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 			}
 			continue
 		case !st.Running:
-			pos, err := remediator.Act(ctx, r, "recover-position:"+n.Name(), map[string]string{"node": n.Name()}, func(ctx context.Context) (recovery.Position, error) {
+			pos, err := remediator.Act(ctx, r, "recover-position:"+n.Name(), map[string]string{"node": n.Name()}, func(ctx context.Context) (galera.Position, error) {
 				return n.Recover(ctx)
 			})
 			if err != nil {
@@ -135,32 +135,32 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 
 	// Positions: a running node's from its status, a stopped node's by
 	// --wsrep-recover.
-	var cands []recovery.Candidate
-	positions := map[string]recovery.Position{}
+	var cands []galera.Candidate
+	positions := map[string]galera.Position{}
 	for i, s := range states {
 		if !s.Reachable {
 			continue
 		}
 		n := nodes[i]
-		var pos recovery.Position
+		var pos galera.Position
 		if s.Running {
 			if s.Wsrep == nil {
 				return nil, fmt.Errorf("%s runs but its wsrep state cannot be read: cannot tell its position", s.Name)
 			}
-			p := position{Node: s.Name, Position: recovery.Position{UUID: s.Wsrep.StateUUID, Seqno: s.Wsrep.LastCommitted}, From: "running"}
+			p := position{Node: s.Name, Position: galera.Position{UUID: s.Wsrep.StateUUID, Seqno: s.Wsrep.LastCommitted}, From: "running"}
 			if _, err := remediator.Observe(r, "position:"+s.Name, nil, func(context.Context) (position, error) { return p, nil }); err != nil {
 				return nil, err
 			}
 			pos = p.Position
 		} else {
-			if pos, err = remediator.Act(ctx, r, "recover-position:"+s.Name, map[string]string{"node": s.Name}, func(ctx context.Context) (recovery.Position, error) {
+			if pos, err = remediator.Act(ctx, r, "recover-position:"+s.Name, map[string]string{"node": s.Name}, func(ctx context.Context) (galera.Position, error) {
 				return n.Recover(ctx)
 			}); err != nil {
 				return nil, err
 			}
 		}
 		positions[s.Name] = pos
-		cands = append(cands, recovery.Candidate{Name: s.Name, Position: pos})
+		cands = append(cands, galera.Candidate{Name: s.Name, Position: pos})
 	}
 	if r.DryRun() {
 		return nil, r.Logf("plan", "would choose the bootstrap node among %d readable nodes by cluster UUID and highest seqno once their positions are recovered, bootstrap it (pc.bootstrap if running, else grastate safe_to_bootstrap + --wsrep-new-cluster), then start the others one at a time", readable)
@@ -175,8 +175,8 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 			return nil, err
 		}
 	} else {
-		i, err := recovery.ChooseBootstrap(cands)
-		if errors.Is(err, recovery.ErrUUIDMismatch) {
+		i, err := galera.ChooseBootstrap(cands)
+		if errors.Is(err, galera.ErrUUIDMismatch) {
 			return nil, fmt.Errorf("%w: a human must decide which history to keep (start a manual job with force_node)", err)
 		}
 		if err != nil {

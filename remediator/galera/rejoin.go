@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/remediator"
-	"github.com/nines-project/nines/remediator/galera/recovery"
 )
 
 // Rejoin is the galera-node-rejoin runbook: a stopped node of a cluster
@@ -64,7 +64,7 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	if err := check("observe-cluster"); err != nil {
 		return err
 	}
-	pos, err := remediator.Act(ctx, r, "recover-position:"+target, map[string]string{"node": target}, func(ctx context.Context) (recovery.Position, error) {
+	pos, err := remediator.Act(ctx, r, "recover-position:"+target, map[string]string{"node": target}, func(ctx context.Context) (galera.Position, error) {
 		return node.Recover(ctx)
 	})
 	if err != nil {

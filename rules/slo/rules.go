@@ -57,7 +57,7 @@ const (
 	// (promtool's duplicate-rules check compares names and static labels).
 	LabelWindow = "slo_window"
 
-	// secondsMetric is the probe's SLI counter (exporter/probe).
+	// secondsMetric is the probe's SLI counter (probe).
 	secondsMetric = "nines_probe_seconds_total"
 )
 

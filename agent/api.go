@@ -1,0 +1,237 @@
+// Package agent is the nines host agent: a small authenticated HTTP API on
+// each database host that controls the local MariaDB server and reads what
+// only the host can read (grastate.dat, the position --wsrep-recover finds,
+// free disk). The remediator and the sandbox drive nodes through it.
+//
+// # API
+//
+// Everything under /v1/ and /metrics needs `Authorization: Bearer <token>`;
+// /healthz does not. Bodies are JSON; an empty body is an empty request.
+// Errors are {"error": "..."} with a status that says what to do:
+//
+//	400 the request is malformed (bad position, unknown field or wait mode)
+//	401 no or wrong token
+//	409 refused in the server's current state: running when it must be
+//	    stopped or the reverse, already Primary, another action in
+//	    progress, a grastate.dat of another history; nothing was done
+//	500 the action failed (the server exited during a start, recovery
+//	    failed); the message carries the end of the error log
+//	503 the running server does not answer over its socket
+//	504 a start's wait ran into its timeout; the server keeps running
+//
+//	GET  /v1/status            Status
+//	GET  /v1/grastate          Grastate
+//	POST /v1/recover           -> Position (409 while running)
+//	POST /v1/start             StartRequest -> StartResult
+//	POST /v1/stop              StopRequest -> StopResult
+//	POST /v1/restart           RestartRequest -> RestartResult
+//	POST /v1/bootstrap-fields  BootstrapFieldsRequest -> BootstrapFieldsResult
+//	POST /v1/pc-bootstrap      -> PCBootstrapResult (409 unless non-Primary)
+//
+//	POST   /v1/backups                BackupRequest -> Manifest (synchronous)
+//	GET    /v1/backups?dir=D          -> []BackupInfo, newest first
+//	DELETE /v1/backups/{id}?dir=D     -> BackupDeleteResult
+//	POST   /v1/backups/{id}/verify    VerifyRequest -> VerifyResult
+//
+// A backup (mariabackup or dump, gzipped, into D/{id}/ with a manifest
+// written last) holds the action lock below for its whole run; cancelling
+// the request stops it and removes what it wrote. A verification restores
+// a backup into a scratch server of its own and answers 200 whatever it
+// finds: OK false names the failed check. See backup.go and verify.go.
+//
+// The agent never starts a server on its own: a server that crashes stays
+// down until someone (the remediator, an operator, a test) asks for a
+// start, so a crash is always seen and handled by the one deciding.
+//
+// Actions that change the server (recover, start, stop, restart,
+// bootstrap-fields, pc-bootstrap) and backups run one at a time; a second
+// one while another runs is refused with 409 rather than queued, so a
+// caller never acts on a state it did not see. A start holds that lock
+// only until the server is launched: waiting for it to sync does not
+// block a stop. Verifications run one at a time too, beside that lock:
+// they never touch the server.
+package agent
+
+import "github.com/nines-project/nines/internal/mariadbd"
+
+// Wait modes of a start.
+const (
+	// WaitNone returns as soon as the server process runs.
+	WaitNone = "none"
+	// WaitReady returns once the server answers SQL over its socket.
+	WaitReady = "ready"
+	// WaitSynced returns once a Galera server is Synced in a Primary
+	// component.
+	WaitSynced = "synced"
+)
+
+// Status is GET /v1/status: the server as its host sees it.
+type Status struct {
+	// Name is the agent's name (agent.yaml's name, else the host name).
+	Name   string `json:"name"`
+	Mode   Mode   `json:"mode"`
+	Galera bool   `json:"galera"`
+	// Running and Pid describe the server process; Pid is 0 when stopped.
+	Running bool `json:"running"`
+	Pid     int  `json:"pid"`
+	// Supervised is true when this agent process started the server and
+	// so notices at once when it exits (LastExit).
+	Supervised bool   `json:"supervised"`
+	DataDir    string `json:"data_dir"`
+	// FreeBytes is what an unprivileged writer may still use on the
+	// datadir's file system; TotalBytes its size.
+	FreeBytes  uint64 `json:"free_bytes"`
+	TotalBytes uint64 `json:"total_bytes"`
+	DiskError  string `json:"disk_error,omitempty"`
+	// Grastate is grastate.dat; GrastateError says why it is missing.
+	Grastate      *Grastate `json:"grastate,omitempty"`
+	GrastateError string    `json:"grastate_error,omitempty"`
+	// Wsrep is the running server's wsrep status, read over the local
+	// socket; WsrepError says why it could not be read.
+	Wsrep      *Wsrep `json:"wsrep,omitempty"`
+	WsrepError string `json:"wsrep_error,omitempty"`
+	// LastExit is how the last server this agent started ended, if it did.
+	LastExit *Exit `json:"last_exit,omitempty"`
+	// Error says why the agent could not tell whether the server runs.
+	Error string `json:"error,omitempty"`
+}
+
+// Grastate is grastate.dat, Galera's saved position.
+type Grastate struct {
+	UUID            string `json:"uuid"`
+	Seqno           int64  `json:"seqno"`
+	SafeToBootstrap bool   `json:"safe_to_bootstrap"`
+	Version         string `json:"version,omitempty"`
+}
+
+// Wsrep is the part of a running server's wsrep status the agent reports.
+type Wsrep struct {
+	LocalStateComment string `json:"local_state_comment"`
+	ClusterStatus     string `json:"cluster_status"`
+	ClusterSize       int    `json:"cluster_size"`
+	ClusterStateUUID  string `json:"cluster_state_uuid"`
+	LastCommitted     int64  `json:"last_committed"`
+	Ready             bool   `json:"ready"`
+}
+
+// Synced reports whether the server serves clients as a cluster member.
+func (w Wsrep) Synced() bool {
+	return w.ClusterStatus == "Primary" && w.LocalStateComment == "Synced" && w.Ready
+}
+
+func wsrepOf(w mariadbd.Wsrep, lastCommitted int64) *Wsrep {
+	return &Wsrep{LocalStateComment: w.LocalStateComment, ClusterStatus: w.ClusterStatus, ClusterSize: w.ClusterSize,
+		ClusterStateUUID: w.ClusterStateUUID, LastCommitted: lastCommitted, Ready: w.Ready}
+}
+
+// Exit is how a server the agent started ended.
+type Exit struct {
+	Pid int `json:"pid"`
+	// At is RFC 3339 with milliseconds.
+	At string `json:"at"`
+	// Status is the wait status ("signal: killed", "exit status 1").
+	Status string `json:"status"`
+	// Requested is true when the agent stopped it on request; false means
+	// it crashed or was killed from outside.
+	Requested bool `json:"requested"`
+}
+
+// Position is a Galera position, as /v1/recover returns it.
+type Position struct {
+	UUID  string `json:"uuid"`
+	Seqno int64  `json:"seqno"`
+	// GTID is the MariaDB GTID the server printed after the position, if any.
+	GTID string `json:"gtid,omitempty"`
+	// Position is "uuid:seqno[,gtid]", ready for StartRequest.Position.
+	Position string `json:"position"`
+}
+
+// StartRequest is POST /v1/start.
+type StartRequest struct {
+	// Position is "uuid:seqno" to pass as --wsrep-start-position. Empty:
+	// the agent runs --wsrep-recover first and uses what it finds, so a
+	// Galera server always starts at a known position. Not allowed in
+	// systemd mode, where the unit's galera_recovery does the same.
+	Position string `json:"position,omitempty"`
+	// NewCluster bootstraps a new Primary component (--wsrep-new-cluster).
+	NewCluster bool `json:"new_cluster,omitempty"`
+	// Wait is none, ready (default) or synced (Galera only).
+	Wait string `json:"wait,omitempty"`
+	// TimeoutSeconds bounds the wait; default 120.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// StartResult is the answer to a start.
+type StartResult struct {
+	Pid int `json:"pid"`
+	// Position is the start position passed to the server, if any.
+	Position string `json:"position,omitempty"`
+	// State is what the wait saw last: a wsrep state ("Synced") or
+	// "answering"; empty for wait none.
+	State  string `json:"state,omitempty"`
+	TookMs int64  `json:"took_ms"`
+}
+
+// StopRequest is POST /v1/stop.
+type StopRequest struct {
+	// Graceful (the default, when nil) sends SIGTERM and SIGKILL only
+	// after the grace period; false sends SIGKILL at once, like a crash.
+	Graceful *bool `json:"graceful,omitempty"`
+	// GraceSeconds defaults to 30: a graceful stop takes 1-3 s, and a
+	// kill loses the seqno Galera saves on shutdown.
+	GraceSeconds int `json:"grace_seconds,omitempty"`
+}
+
+// StopResult is the answer to a stop. Stopping a stopped server succeeds
+// with WasRunning false.
+type StopResult struct {
+	WasRunning bool  `json:"was_running"`
+	Pid        int   `json:"pid,omitempty"`
+	Killed     bool  `json:"killed"`
+	TookMs     int64 `json:"took_ms"`
+}
+
+// RestartRequest is POST /v1/restart: a graceful stop, then a start as
+// StartRequest describes. Restarting a stopped server starts it.
+type RestartRequest struct {
+	StartRequest
+	GraceSeconds int `json:"grace_seconds,omitempty"`
+}
+
+// RestartResult is the answer to a restart.
+type RestartResult struct {
+	Stop  StopResult  `json:"stop"`
+	Start StartResult `json:"start"`
+}
+
+// BootstrapFieldsRequest is POST /v1/bootstrap-fields: make the stopped
+// server the one to bootstrap a new Primary component at uuid:seqno.
+type BootstrapFieldsRequest struct {
+	UUID  string `json:"uuid"`
+	Seqno int64  `json:"seqno"`
+	// Force overrides the refusals for a grastate.dat of another history,
+	// an unreadable one, or one at a higher seqno. The old file is kept
+	// beside it as grastate.dat.bak-<time> when it is replaced.
+	Force bool `json:"force,omitempty"`
+}
+
+// BootstrapFieldsResult is grastate.dat after the edit.
+type BootstrapFieldsResult struct {
+	Grastate Grastate `json:"grastate"`
+	// Backup is where the replaced file went, when Force replaced one.
+	Backup string `json:"backup,omitempty"`
+}
+
+// PCBootstrapResult is the answer to POST /v1/pc-bootstrap: the node's
+// wsrep status right before and after.
+type PCBootstrapResult struct {
+	Before Wsrep  `json:"before"`
+	After  Wsrep  `json:"after"`
+	TookMs int64  `json:"took_ms"`
+	Note   string `json:"note,omitempty"`
+}
+
+// errorBody is every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}

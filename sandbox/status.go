@@ -1,0 +1,170 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/internal/mariadbd"
+)
+
+// Node states Status reports besides what the server itself says
+// (wsrep_local_state_comment such as "Synced" or "Donor/Desynced", a
+// cluster status such as "non-Primary", or a replica's "replicating").
+const (
+	StateStopped     = "stopped"
+	StateUnreachable = "unreachable"
+	StatePrimary     = "primary"
+	StateNoReplica   = "not replicating"
+)
+
+// NodeStatus is one node as Status saw it. Pid is 0 when the server is not
+// running.
+type NodeStatus struct {
+	Name    string `json:"name"`
+	SQLPort int    `json:"sql_port"`
+	Socket  string `json:"socket"`
+	Pid     int    `json:"pid"`
+	State   string `json:"state"`
+	// Galera only.
+	ClusterSize      int    `json:"cluster_size,omitempty"`
+	ClusterStateUUID string `json:"cluster_state_uuid,omitempty"`
+	// Error says why the node is unreachable.
+	Error string `json:"error,omitempty"`
+	// AgentURL is the node's agent; AgentPid is 0 when it does not run.
+	AgentURL string `json:"agent_url"`
+	AgentPid int    `json:"agent_pid"`
+}
+
+// statusTimeout bounds the look at one node: a hung (SIGSTOPped) server
+// must not hang the status command.
+const statusTimeout = 3 * time.Second
+
+// Status looks at every node at once. A node that cannot be read is
+// reported as unreachable with the reason, not as an error; the error is
+// only for a sandbox that cannot be inspected at all.
+func (s *Sandbox) Status(ctx context.Context) ([]NodeStatus, error) {
+	nodes := s.Nodes()
+	out := make([]NodeStatus, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = s.nodeStatus(ctx, n)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
+	st := NodeStatus{Name: n.Name, SQLPort: n.SQLPort, Socket: n.Socket, State: StateStopped, AgentURL: n.AgentURL(), AgentPid: agentPid(n)}
+	srv := server(n)
+	pid, err := srv.Pid()
+	if err != nil {
+		return st, fmt.Errorf("status of %s: %w", n.Name, err)
+	}
+	if pid == 0 {
+		return st, nil
+	}
+	st.Pid = pid
+	db, err := srv.DB()
+	if err != nil {
+		return st, fmt.Errorf("status of %s: %w", n.Name, err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	unreachable := func(err error) (NodeStatus, error) {
+		st.State, st.Error = StateUnreachable, err.Error()
+		return st, nil
+	}
+	switch {
+	case n.Role == RoleGalera:
+		w, err := mariadbd.QueryWsrep(ctx, db)
+		if err != nil {
+			return unreachable(err)
+		}
+		st.State, st.ClusterSize, st.ClusterStateUUID = w.State(), w.ClusterSize, w.ClusterStateUUID
+	default:
+		m, found, err := queryMap(ctx, db, "SHOW SLAVE STATUS")
+		switch {
+		case err != nil:
+			return unreachable(err)
+		case found:
+			st.State = replicaState(m)
+		case n.Role == RolePrimary:
+			st.State = StatePrimary
+		default:
+			st.State = StateNoReplica
+		}
+	}
+	return st, nil
+}
+
+// WriteStatus prints statuses as a table.
+func WriteStatus(w io.Writer, sts []NodeStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSQL PORT\tPID\tSTATE\tSOCKET\tAGENT")
+	for _, st := range sts {
+		pid := "-"
+		if st.Pid != 0 {
+			pid = fmt.Sprint(st.Pid)
+		}
+		agentState := st.AgentURL + " (not running)"
+		if st.AgentPid != 0 {
+			agentState = fmt.Sprintf("%s (pid %d)", st.AgentURL, st.AgentPid)
+		}
+		state := st.State
+		if st.ClusterSize > 0 {
+			state = fmt.Sprintf("%s (size %d)", state, st.ClusterSize)
+		}
+		if st.Error != "" {
+			state += ": " + st.Error
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", st.Name, st.SQLPort, pid, state, st.Socket, agentState)
+	}
+	return tw.Flush()
+}
+
+// WriteSummary prints where everything is and how to use it.
+func (s *Sandbox) WriteSummary(w io.Writer) error {
+	m := s.snapshot()
+	what := "Galera cluster"
+	if m.Kind == nines.KindReplication {
+		what = fmt.Sprintf("GTID replication (primary n1, %d replicas", len(m.Nodes)-1)
+		if m.SemiSync {
+			what += ", semi-sync"
+		}
+		what += ")"
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s %q in %s\n\n", what, m.ClusterName, s.dir)
+	for _, n := range m.Nodes {
+		ports := fmt.Sprintf("sql %d", n.SQLPort)
+		if n.GcommPort != 0 {
+			ports += fmt.Sprintf("  gcomm %d  ist %d  sst %d", n.GcommPort, n.ISTPort, n.SSTPort)
+		}
+		ports += fmt.Sprintf("  agent %d", n.AgentPort)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Role, ports, n.Socket)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "appliance config\t%s\t(nines run --config %s)\n", s.ConfigPath(), s.ConfigPath())
+	fmt.Fprintf(tw, "API token\t%s\n", s.TokenPath())
+	fmt.Fprintf(tw, "agent token\t%s\t(curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status)\n", s.AgentTokenPath(), s.AgentTokenPath(), m.Nodes[0].AgentURL())
+	fmt.Fprintf(tw, "SQL user %s\tpassword in %s\n", MonitorUser, s.PasswordPath())
+	fmt.Fprintf(tw, "connect\tmariadb --defaults-file=%s\n", m.Nodes[0].DefaultsFile)
+	fmt.Fprintf(tw, "status / stop\tnines sandbox status --dir %s / nines sandbox stop --dir %s\n", s.dir, s.dir)
+	return tw.Flush()
+}
