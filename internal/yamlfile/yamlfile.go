@@ -164,9 +164,10 @@ func indexLines(doc *yaml.Node) lineIndex {
 				walk(c, p)
 			}
 		case yaml.AliasNode:
-			if n.Alias != nil {
-				walk(n.Alias, path)
-			}
+			// Never follow an alias: one that refers to its own anchor
+			// (a: &a {b: *a}) would recurse forever, and many aliases of
+			// one big anchor (billion laughs) would index it exponentially
+			// often. Fields reached through an alias report the alias's line.
 		}
 	}
 	walk(doc, "")
