@@ -12,8 +12,8 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/exporter/mysql"
+	"github.com/nines-project/nines/galera"
 )
 
 // Scraper reads one node. The Exporter runs one per target on a schedule;

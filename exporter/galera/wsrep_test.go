@@ -53,4 +53,3 @@ func TestMetricsKeepStringStates(t *testing.T) {
 		t.Errorf("evs delayed = %v, want 2", v)
 	}
 }
-
