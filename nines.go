@@ -97,6 +97,19 @@ func (s ClusterStatus) String() string {
 // MarshalText writes the status as the server spells it.
 func (s ClusterStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads what MarshalText wrote, so the status survives a
+// JSON round trip (the agent's API, the job log). Anything else is an
+// error, never a silent Unknown.
+func (s *ClusterStatus) UnmarshalText(b []byte) error {
+	for _, c := range []ClusterStatus{ClusterStatusUnknown, ClusterStatusPrimary, ClusterStatusNonPrimary, ClusterStatusDisconnected} {
+		if string(b) == c.String() {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster status %q: not one of Primary, non-Primary, Disconnected, unknown", b)
+}
+
 // LocalState is the wsrep member state (wsrep_local_state), numbered as in
 // the wsrep API's wsrep_member_status.
 type LocalState int
@@ -129,7 +142,11 @@ func (s LocalState) String() string {
 }
 
 // GaleraStatus is the typed part of a Galera node's wsrep status that
-// decisions are made on. Everything else stays in Snapshot.Status.
+// decisions are made on. Everything else stays in Snapshot.Status. It is
+// vocabulary, defined here because Snapshot carries it; galera.ParseStatus
+// is the only code that fills it from a server's status, and the
+// exporter, the agent (whose API sends it as JSON), the remediator and the
+// sandbox all read it.
 type GaleraStatus struct {
 	ClusterStatus     ClusterStatus `json:"cluster_status"`
 	ClusterSize       int           `json:"cluster_size"`
@@ -149,10 +166,18 @@ type GaleraStatus struct {
 	ClusterName       string        `json:"cluster_name"` // wsrep_cluster_name, from variables
 }
 
+// Primary reports whether the node is a member of a Primary component.
+func (g *GaleraStatus) Primary() bool {
+	return g != nil && g.ClusterStatus == ClusterStatusPrimary
+}
+
 // Synced reports whether the node is a healthy member of a Primary
-// component: the state applications can write through.
+// component: the state applications can write through. All three are
+// needed: wsrep_ready=OFF means the node refuses queries even when its
+// state says Synced (for a moment after a view change, or with
+// wsrep_reject_queries).
 func (g *GaleraStatus) Synced() bool {
-	return g != nil && g.ClusterStatus == ClusterStatusPrimary && g.LocalState == LocalStateSynced && g.Ready
+	return g.Primary() && g.LocalState == LocalStateSynced && g.Ready
 }
 
 // ReplicaStatus is one replication channel of a replica (SHOW ALL REPLICAS

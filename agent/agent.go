@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/internal/mariadbd"
 )
@@ -171,7 +172,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("GET /v1/status", a.auth(handle(a, "status", func(ctx context.Context, _ struct{}) (Status, error) {
 		return a.Status(ctx), nil
 	})))
-	mux.Handle("GET /v1/grastate", a.auth(handle(a, "grastate", func(_ context.Context, _ struct{}) (Grastate, error) {
+	mux.Handle("GET /v1/grastate", a.auth(handle(a, "grastate", func(_ context.Context, _ struct{}) (galera.Grastate, error) {
 		return a.grastate()
 	})))
 	mux.Handle("POST /v1/recover", a.auth(handle(a, "recover", a.recover)))
@@ -343,75 +344,63 @@ func (a *Agent) Status(ctx context.Context) Status {
 			if w, err := a.readWsrep(ctx); err != nil {
 				st.WsrepError = err.Error()
 			} else {
-				st.Wsrep = &w
+				st.Wsrep = w
 			}
 		}
 	}
 	return st
 }
 
-func (a *Agent) grastate() (Grastate, error) {
+func (a *Agent) grastate() (galera.Grastate, error) {
 	if !a.cfg.IsGalera() {
-		return Grastate{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
+		return galera.Grastate{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
 	}
 	g, err := a.srv.Grastate()
 	if errors.Is(err, fs.ErrNotExist) {
-		return Grastate{}, &httpError{http.StatusNotFound, err}
+		return galera.Grastate{}, &httpError{http.StatusNotFound, err}
 	}
 	if err != nil {
-		return Grastate{}, err
+		return galera.Grastate{}, err
 	}
-	return Grastate{UUID: g.UUID, Seqno: g.Seqno, SafeToBootstrap: g.SafeToBootstrap, Version: g.Version}, nil
+	return g, nil
 }
 
 // readWsrep reads the wsrep status over the local socket.
-func (a *Agent) readWsrep(ctx context.Context) (Wsrep, error) {
+func (a *Agent) readWsrep(ctx context.Context) (*nines.GaleraStatus, error) {
 	db, err := a.srv.DB()
 	if err != nil {
-		return Wsrep{}, err
+		return nil, err
 	}
 	defer db.Close()
 	return queryWsrep(ctx, db)
 }
 
-// queryWsrep reads the wsrep status plus wsrep_last_committed, which
-// mariadbd.QueryWsrep does not read.
-func queryWsrep(ctx context.Context, db *sql.DB) (Wsrep, error) {
+// queryWsrep reads the wsrep status within sqlTimeout. A value that does
+// not parse is an error naming it: the status is then not reported at
+// all rather than reported half-known.
+func queryWsrep(ctx context.Context, db *sql.DB) (*nines.GaleraStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, sqlTimeout)
 	defer cancel()
-	w, err := mariadbd.QueryWsrep(ctx, db)
-	if err != nil {
-		return Wsrep{}, err
-	}
-	var name string
-	var last int64
-	if err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'wsrep_last_committed'").Scan(&name, &last); err != nil {
-		return Wsrep{}, fmt.Errorf("read wsrep_last_committed: %w", err)
-	}
-	return *wsrepOf(w, last), nil
+	return mariadbd.QueryWsrep(ctx, db)
 }
 
-func (a *Agent) recover(ctx context.Context, _ struct{}) (Position, error) {
+func (a *Agent) recover(ctx context.Context, _ struct{}) (RecoverResult, error) {
 	if !a.cfg.IsGalera() {
-		return Position{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
+		return RecoverResult{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
 	}
 	release, err := a.acquire("recover")
 	if err != nil {
-		return Position{}, err
+		return RecoverResult{}, err
 	}
 	defer release()
 	if err := a.requireStopped("recover"); err != nil {
-		return Position{}, err
+		return RecoverResult{}, err
 	}
 	p, err := a.srv.Recover(ctx)
 	if err != nil {
-		return Position{}, err
+		return RecoverResult{}, err
 	}
-	return positionOf(p), nil
-}
-
-func positionOf(p galera.Position) Position {
-	return Position{UUID: p.UUID, Seqno: p.Seqno, GTID: p.GTID, Position: p.String()}
+	return RecoverResult{Position: p, Text: p.String()}, nil
 }
 
 // requireStopped refuses, with 409, actions that need the datadir to
@@ -730,11 +719,12 @@ func (a *Agent) pcBootstrap(ctx context.Context, _ struct{}) (PCBootstrapResult,
 	var res PCBootstrapResult
 	// The re-check, right before acting: whatever the caller saw may be
 	// gone by now.
-	res.Before, err = queryWsrep(ctx, db)
+	before, err := queryWsrep(ctx, db)
 	if err != nil {
 		return res, unavailable(fmt.Errorf("pc-bootstrap: read wsrep status over %s: %w", a.srv.Socket, err))
 	}
-	if res.Before.ClusterStatus == "Primary" {
+	res.Before = *before
+	if res.Before.Primary() {
 		return res, conflict(fmt.Errorf("pc-bootstrap refused: the node is in a Primary component (size %d, %s)",
 			res.Before.ClusterSize, res.Before.LocalStateComment))
 	}
@@ -746,8 +736,11 @@ func (a *Agent) pcBootstrap(ctx context.Context, _ struct{}) (PCBootstrapResult,
 	}
 	deadline := a.now().Add(pcBootstrapWait)
 	for {
-		res.After, err = queryWsrep(ctx, db)
-		if err == nil && res.After.ClusterStatus == "Primary" {
+		after, err := queryWsrep(ctx, db)
+		if after != nil {
+			res.After = *after
+		}
+		if err == nil && res.After.Primary() {
 			break
 		}
 		if a.now().After(deadline) || ctx.Err() != nil {

@@ -21,7 +21,7 @@
 //
 //	GET  /v1/status            Status
 //	GET  /v1/grastate          Grastate
-//	POST /v1/recover           -> Position (409 while running)
+//	POST /v1/recover           -> RecoverResult (409 while running)
 //	POST /v1/start             StartRequest -> StartResult
 //	POST /v1/stop              StopRequest -> StopResult
 //	POST /v1/restart           RestartRequest -> RestartResult
@@ -52,7 +52,10 @@
 // they never touch the server.
 package agent
 
-import "github.com/nines-project/nines/internal/mariadbd"
+import (
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/galera"
+)
 
 // Wait modes of a start.
 const (
@@ -84,44 +87,17 @@ type Status struct {
 	TotalBytes uint64 `json:"total_bytes"`
 	DiskError  string `json:"disk_error,omitempty"`
 	// Grastate is grastate.dat; GrastateError says why it is missing.
-	Grastate      *Grastate `json:"grastate,omitempty"`
-	GrastateError string    `json:"grastate_error,omitempty"`
+	Grastate      *galera.Grastate `json:"grastate,omitempty"`
+	GrastateError string           `json:"grastate_error,omitempty"`
 	// Wsrep is the running server's wsrep status, read over the local
-	// socket; WsrepError says why it could not be read.
-	Wsrep      *Wsrep `json:"wsrep,omitempty"`
-	WsrepError string `json:"wsrep_error,omitempty"`
+	// socket and parsed by galera.ParseStatus; WsrepError says why it
+	// could not be read, or names the value that did not parse.
+	Wsrep      *nines.GaleraStatus `json:"wsrep,omitempty"`
+	WsrepError string              `json:"wsrep_error,omitempty"`
 	// LastExit is how the last server this agent started ended, if it did.
 	LastExit *Exit `json:"last_exit,omitempty"`
 	// Error says why the agent could not tell whether the server runs.
 	Error string `json:"error,omitempty"`
-}
-
-// Grastate is grastate.dat, Galera's saved position.
-type Grastate struct {
-	UUID            string `json:"uuid"`
-	Seqno           int64  `json:"seqno"`
-	SafeToBootstrap bool   `json:"safe_to_bootstrap"`
-	Version         string `json:"version,omitempty"`
-}
-
-// Wsrep is the part of a running server's wsrep status the agent reports.
-type Wsrep struct {
-	LocalStateComment string `json:"local_state_comment"`
-	ClusterStatus     string `json:"cluster_status"`
-	ClusterSize       int    `json:"cluster_size"`
-	ClusterStateUUID  string `json:"cluster_state_uuid"`
-	LastCommitted     int64  `json:"last_committed"`
-	Ready             bool   `json:"ready"`
-}
-
-// Synced reports whether the server serves clients as a cluster member.
-func (w Wsrep) Synced() bool {
-	return w.ClusterStatus == "Primary" && w.LocalStateComment == "Synced" && w.Ready
-}
-
-func wsrepOf(w mariadbd.Wsrep, lastCommitted int64) *Wsrep {
-	return &Wsrep{LocalStateComment: w.LocalStateComment, ClusterStatus: w.ClusterStatus, ClusterSize: w.ClusterSize,
-		ClusterStateUUID: w.ClusterStateUUID, LastCommitted: lastCommitted, Ready: w.Ready}
 }
 
 // Exit is how a server the agent started ended.
@@ -136,14 +112,12 @@ type Exit struct {
 	Requested bool `json:"requested"`
 }
 
-// Position is a Galera position, as /v1/recover returns it.
-type Position struct {
-	UUID  string `json:"uuid"`
-	Seqno int64  `json:"seqno"`
-	// GTID is the MariaDB GTID the server printed after the position, if any.
-	GTID string `json:"gtid,omitempty"`
-	// Position is "uuid:seqno[,gtid]", ready for StartRequest.Position.
-	Position string `json:"position"`
+// RecoverResult is the answer to /v1/recover: the recovered position
+// ({uuid, seqno, gtid}) and the same as text.
+type RecoverResult struct {
+	galera.Position
+	// Text is "uuid:seqno[,gtid]", ready for StartRequest.Position.
+	Text string `json:"position"`
 }
 
 // StartRequest is POST /v1/start.
@@ -217,7 +191,7 @@ type BootstrapFieldsRequest struct {
 
 // BootstrapFieldsResult is grastate.dat after the edit.
 type BootstrapFieldsResult struct {
-	Grastate Grastate `json:"grastate"`
+	Grastate galera.Grastate `json:"grastate"`
 	// Backup is where the replaced file went, when Force replaced one.
 	Backup string `json:"backup,omitempty"`
 }
@@ -225,10 +199,10 @@ type BootstrapFieldsResult struct {
 // PCBootstrapResult is the answer to POST /v1/pc-bootstrap: the node's
 // wsrep status right before and after.
 type PCBootstrapResult struct {
-	Before Wsrep  `json:"before"`
-	After  Wsrep  `json:"after"`
-	TookMs int64  `json:"took_ms"`
-	Note   string `json:"note,omitempty"`
+	Before nines.GaleraStatus `json:"before"`
+	After  nines.GaleraStatus `json:"after"`
+	TookMs int64              `json:"took_ms"`
+	Note   string             `json:"note,omitempty"`
 }
 
 // errorBody is every error answer.

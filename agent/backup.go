@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/internal/mariadbd"
 )
 
@@ -255,7 +256,7 @@ func (a *Agent) checkBackupSource(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return unavailable(fmt.Errorf("backup: read wsrep status: %w", err))
 	}
-	if w.ClusterStatus != "Primary" || (w.LocalStateComment != "Synced" && w.LocalStateComment != "Donor/Desynced") {
+	if !w.Primary() || (w.LocalState != nines.LocalStateSynced && w.LocalState != nines.LocalStateDonor) {
 		return conflict(fmt.Errorf("backup refused: the node is %s/%s, not a Synced member of a Primary component", w.ClusterStatus, w.LocalStateComment))
 	}
 	return nil

@@ -1,6 +1,10 @@
 package agent
 
-import "time"
+import (
+	"time"
+
+	"github.com/nines-project/nines/galera"
+)
 
 // Backup methods.
 const (
@@ -70,7 +74,7 @@ type Manifest struct {
 	// Galera is the node's position in its cluster's history at the
 	// backup point (mariabackup on Galera): what grastate.dat of a node
 	// seeded from this backup must say.
-	Galera *GaleraPosition `json:"galera,omitempty"`
+	Galera *galera.Position `json:"galera,omitempty"`
 	// GTID is the MariaDB GTID position at the backup point (empty when
 	// the server writes no binary log). BinlogFile and BinlogPos are the
 	// binary log coordinates of the same point.
@@ -98,12 +102,6 @@ type BackupFile struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
-}
-
-// GaleraPosition is a uuid:seqno position.
-type GaleraPosition struct {
-	UUID  string `json:"uuid"`
-	Seqno int64  `json:"seqno"`
 }
 
 // BackupInfo is one entry of GET /v1/backups: the manifest of a complete

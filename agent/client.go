@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/nines-project/nines/galera"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -78,15 +80,15 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 // Grastate reads grastate.dat; a missing file is an *Error with 404.
-func (c *Client) Grastate(ctx context.Context) (Grastate, error) {
-	var out Grastate
+func (c *Client) Grastate(ctx context.Context) (galera.Grastate, error) {
+	var out galera.Grastate
 	err := c.do(ctx, "grastate", http.MethodGet, "/v1/grastate", nil, &out)
 	return out, err
 }
 
 // Recover runs --wsrep-recover on the stopped server.
-func (c *Client) Recover(ctx context.Context) (Position, error) {
-	var out Position
+func (c *Client) Recover(ctx context.Context) (RecoverResult, error) {
+	var out RecoverResult
 	err := c.do(ctx, "recover", http.MethodPost, "/v1/recover", struct{}{}, &out)
 	return out, err
 }

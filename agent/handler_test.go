@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/nines-project/nines/galera"
+
 	"context"
 	"errors"
 	"io"
@@ -257,7 +259,7 @@ func TestBootstrapFieldsForce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Grastate != (Grastate{UUID: mine, Seqno: 22, SafeToBootstrap: true, Version: "2.1"}) || res.Backup == "" {
+	if res.Grastate != (galera.Grastate{UUID: mine, Seqno: 22, SafeToBootstrap: true, Version: "2.1"}) || res.Backup == "" {
 		t.Fatalf("forced edit: %+v", res)
 	}
 	if b, err := os.ReadFile(res.Backup); err != nil || string(b) != crashed {

@@ -205,17 +205,18 @@ func parseBinlogInfo(b []byte) (binlogPos, string, error) {
 
 // parseGaleraInfo reads xtrabackup_galera_info: "uuid:seqno" and, after a
 // space, the GTID domain.
-func parseGaleraInfo(b []byte) (GaleraPosition, error) {
+func parseGaleraInfo(b []byte) (galera.Position, error) {
 	f := strings.Fields(string(b))
 	if len(f) == 0 {
-		return GaleraPosition{}, fmt.Errorf("%s is empty", galeraInfoFile)
+		return galera.Position{}, fmt.Errorf("%s is empty", galeraInfoFile)
 	}
 	p, err := galera.ParsePosition(f[0])
 	if err != nil {
-		return GaleraPosition{}, fmt.Errorf("%s: %w", galeraInfoFile, err)
+		return galera.Position{}, fmt.Errorf("%s: %w", galeraInfoFile, err)
 	}
 	if !p.Known() {
-		return GaleraPosition{}, fmt.Errorf("%s: %s is not a committed position", galeraInfoFile, p)
+		return galera.Position{}, fmt.Errorf("%s: %s is not a committed position", galeraInfoFile, p)
 	}
-	return GaleraPosition{UUID: p.UUID, Seqno: p.Seqno}, nil
+	// The manifest records uuid:seqno only, as before.
+	return galera.Position{UUID: p.UUID, Seqno: p.Seqno}, nil
 }

@@ -218,7 +218,7 @@ func TestAgentControlsRealServer(t *testing.T) {
 	if st.Running || st.Pid != 0 || st.FreeBytes == 0 || st.DataDir != n.srv.DataDir || st.Wsrep != nil {
 		t.Fatalf("stopped node: %+v", st)
 	}
-	fresh := timed(t, "recover a fresh node", func() (agent.Position, error) { return c.Recover(ctx) })
+	fresh := timed(t, "recover a fresh node", func() (agent.RecoverResult, error) { return c.Recover(ctx) })
 	if fresh.UUID != galera.UndefinedUUID || fresh.Seqno != -1 {
 		t.Fatalf("fresh node recovered %+v", fresh)
 	}
@@ -226,7 +226,7 @@ func TestAgentControlsRealServer(t *testing.T) {
 	started := timed(t, "bootstrap through the agent (recover + start + Synced)", func() (agent.StartResult, error) {
 		return c.Start(ctx, agent.StartRequest{NewCluster: true, Wait: agent.WaitSynced, TimeoutSeconds: 60})
 	})
-	if started.Pid == 0 || started.State != "Synced" || started.Position != fresh.Position {
+	if started.Pid == 0 || started.State != "Synced" || started.Position != fresh.Text {
 		t.Fatalf("start: %+v", started)
 	}
 	st, err := c.Status(ctx)
@@ -234,7 +234,7 @@ func TestAgentControlsRealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !st.Running || st.Pid != started.Pid || !st.Supervised || st.Wsrep == nil || !st.Wsrep.Synced() ||
-		st.Wsrep.ClusterSize != 1 || st.Wsrep.ClusterStatus != "Primary" || st.Grastate == nil || st.Grastate.Seqno != -1 {
+		st.Wsrep.ClusterSize != 1 || !st.Wsrep.Primary() || st.Grastate == nil || st.Grastate.Seqno != -1 {
 		t.Fatalf("running node: %+v wsrep %+v", st, st.Wsrep)
 	}
 	uuid := st.Wsrep.ClusterStateUUID

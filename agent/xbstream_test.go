@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nines-project/nines/galera"
 )
 
 // TestXBCaptureReadsMbstream feeds a stream made by the real mbstream
@@ -77,7 +79,7 @@ func TestXBCaptureReadsMbstream(t *testing.T) {
 		t.Errorf("binlog info: %+v %q %v", pos, gtid, err)
 	}
 	g, err := parseGaleraInfo(files[galeraInfoFile])
-	if err != nil || g != (GaleraPosition{"99945404-e931-11f1-8810-cec29ff8cd55", 8}) {
+	if err != nil || g != (galera.Position{UUID: "99945404-e931-11f1-8810-cec29ff8cd55", Seqno: 8}) {
 		t.Errorf("galera info: %+v %v", g, err)
 	}
 }

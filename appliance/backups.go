@@ -1,6 +1,8 @@
 package appliance
 
 import (
+	"github.com/nines-project/nines/galera"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -76,7 +78,7 @@ func manifestOf(m agent.Manifest) backup.Manifest {
 		out.Files = append(out.Files, backup.File{Name: f.Name, Size: f.Size, SHA256: f.SHA256})
 	}
 	if m.Galera != nil {
-		out.Galera = &backup.Position{UUID: m.Galera.UUID, Seqno: m.Galera.Seqno}
+		out.Galera = &galera.Position{UUID: m.Galera.UUID, Seqno: m.Galera.Seqno}
 	}
 	return out
 }

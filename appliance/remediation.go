@@ -48,9 +48,8 @@ func (n *agentNode) State(ctx context.Context) galerarb.NodeState {
 	if st.WsrepError != "" && out.Error == "" {
 		out.Error = st.WsrepError
 	}
-	if w := st.Wsrep; w != nil && st.Running {
-		out.Wsrep = &galerarb.Wsrep{ClusterStatus: w.ClusterStatus, LocalStateComment: w.LocalStateComment,
-			ClusterSize: w.ClusterSize, StateUUID: w.ClusterStateUUID, LastCommitted: w.LastCommitted}
+	if st.Running {
+		out.Wsrep = st.Wsrep // as galera.ParseStatus read it on the host, wsrep_ready included
 	}
 	return out
 }
@@ -62,7 +61,7 @@ func (n *agentNode) Recover(ctx context.Context) (galera.Position, error) {
 	if err != nil {
 		return galera.Position{}, fmt.Errorf("recover position of %s: %w", n.name, err)
 	}
-	return galera.Position{UUID: p.UUID, Seqno: p.Seqno}, nil
+	return p.Position, nil
 }
 
 func (n *agentNode) Start(ctx context.Context, pos galera.Position, newCluster bool) error {

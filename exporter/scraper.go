@@ -12,8 +12,8 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/exporter/galera"
 	"github.com/nines-project/nines/exporter/mysql"
+	"github.com/nines-project/nines/galera"
 )
 
 // Scraper reads one node. The Exporter runs one per target on a schedule;
@@ -174,9 +174,11 @@ func (s *Scraper) Scrape(parent context.Context) *nines.Snapshot {
 			}
 		}
 		if galera.Enabled(status, s.vars) {
-			g, problems := galera.Parse(status, s.vars)
+			g, err := galera.ParseStatus(status, s.vars)
 			snap.Galera = g
-			errs = append(errs, problems...)
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	snap.Duration = s.opts.Now().Sub(start)

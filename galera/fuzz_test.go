@@ -3,12 +3,15 @@ package galera
 import (
 	"bytes"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 )
 
-// The parsers read files a crashed server left behind, so any byte string
-// must give either a value or an error that wraps the package's sentinel,
-// never a panic, and what they accept must survive a round trip.
+// The parsers read files a crashed server left behind and status a
+// failing server reports, so any input must give either a value or an
+// error that wraps the package's sentinel, never a panic, and what they
+// accept must survive a round trip. The seeds run in every go test.
 
 func FuzzParseGrastate(f *testing.F) {
 	f.Add([]byte("# GALERA saved state\nversion: 2.1\nuuid:    " + uuidA + "\nseqno:   -1\nsafe_to_bootstrap: 0\n"))
@@ -66,6 +69,96 @@ func FuzzParseRecoveredPosition(f *testing.F) {
 		p2, err := ParsePosition(p.String())
 		if err != nil || p2 != p {
 			t.Fatalf("round trip of %+v gave %+v, %v", p, p2, err)
+		}
+	})
+}
+
+func FuzzParsePosition(f *testing.F) {
+	f.Add(uuidA + ":42")
+	f.Add(UndefinedUUID + ":-1")
+	f.Add(uuidB + ":9,0-1-5,1-2-3")
+	f.Add(strings.ToUpper(uuidB) + ":9")
+	f.Add(uuidB + ":-2")
+	f.Add(":")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePosition(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadPosition) {
+				t.Fatalf("error %v does not wrap ErrBadPosition", err)
+			}
+			return
+		}
+		if p.Seqno < UndefinedSeqno || len(p.UUID) != 36 {
+			t.Fatalf("accepted %+v from %q", p, s)
+		}
+		p2, err := ParsePosition(p.String())
+		if err != nil || p2 != p {
+			t.Fatalf("round trip of %+v gave %+v, %v", p, p2, err)
+		}
+	})
+}
+
+// FuzzParseStatus varies the values decisions are made on. Whatever the
+// server says, the node is Synced only when each of them parsed cleanly
+// to the healthy value, and an error names the variable.
+func FuzzParseStatus(f *testing.F) {
+	f.Add("Primary", "3", "4", "ON", "7", "0.5")
+	f.Add("non-Primary", "1", "0", "OFF", "18446744073709551615", "0")
+	f.Add("Disconnected", "0", "0", "OFF", "18446744073709551614", "NaN")
+	f.Add("primary", "-1", "x", "", "-2", "1.5")
+	f.Add("Primary", "3", "4", "on ", "99999999999999999999", "1e-3")
+	f.Fuzz(func(t *testing.T, status, size, state, ready, confID, fc string) {
+		st := syncedStatus()
+		st["wsrep_cluster_status"], st["wsrep_cluster_size"], st["wsrep_local_state"] = status, size, state
+		st["wsrep_ready"], st["wsrep_cluster_conf_id"], st["wsrep_flow_control_paused"] = ready, confID, fc
+		g, err := ParseStatus(st, nil)
+		if g == nil {
+			t.Fatal("nil status")
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadStatus) || !strings.Contains(err.Error(), "wsrep_") {
+				t.Fatalf("error %v names no variable or wraps no ErrBadStatus", err)
+			}
+		}
+		if g.Synced() {
+			if !strings.EqualFold(strings.TrimSpace(status), "primary") || !strings.EqualFold(strings.TrimSpace(ready), "on") {
+				t.Fatalf("Synced with cluster status %q, ready %q", status, ready)
+			}
+			if n, perr := strconv.Atoi(strings.TrimSpace(state)); perr != nil || n != 4 {
+				t.Fatalf("Synced with local state %q", state)
+			}
+		}
+		if g.ClusterSize < 0 || g.ClusterConfID < -1 || g.FlowControlPaused < 0 || g.FlowControlPaused > 1 {
+			t.Fatalf("out-of-range field accepted: %+v", g)
+		}
+	})
+}
+
+func FuzzParseGvwstate(f *testing.F) {
+	f.Add([]byte(gvwstate))
+	f.Add([]byte(strings.ReplaceAll(gvwstate, "\n", "\r\n")))
+	f.Add([]byte(gvwstate[:len(gvwstate)/2]))
+	f.Add([]byte("my_uuid: " + memberA + "\n#vwbeg\nview_id: 3 " + memberA + " 1\nbootstrap: 1\nmember: " + memberA + " 0\n#vwend\n"))
+	f.Add([]byte("#vwend\n#vwbeg\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := ParseGvwstate(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadGvwstate) {
+				t.Fatalf("error %v does not wrap ErrBadGvwstate", err)
+			}
+			return
+		}
+		if g.View.Type != ViewPrimary || !g.Has(g.MyUUID) || len(g.MyUUID) != 36 {
+			t.Fatalf("accepted %+v", g)
+		}
+		seen := map[string]bool{}
+		for _, m := range g.Members {
+			if seen[m.UUID] || m.Segment < 0 || m.Segment > 255 {
+				t.Fatalf("accepted member %+v of %+v", m, g)
+			}
+			seen[m.UUID] = true
 		}
 	})
 }

@@ -15,13 +15,13 @@ import (
 // holds the real history: the committed seqno then has to come from
 // `--wsrep-recover`. Only a graceful shutdown writes the real seqno.
 type Grastate struct {
-	Version string
-	UUID    string
-	Seqno   int64
+	Version string `json:"version,omitempty"`
+	UUID    string `json:"uuid"`
+	Seqno   int64  `json:"seqno"`
 	// SafeToBootstrap is set by Galera on the last node to leave a
 	// Primary component gracefully. Galera refuses --wsrep-new-cluster on a
 	// node without it.
-	SafeToBootstrap bool
+	SafeToBootstrap bool `json:"safe_to_bootstrap"`
 }
 
 // Position is the saved position as a Position.

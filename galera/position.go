@@ -1,10 +1,13 @@
-// Package recovery holds the decisions of a Galera cluster recovery that can
-// be made from text alone: what a node's grastate.dat and its
-// `mariadbd --wsrep-recover` log say, and which node may bootstrap the new
-// Primary component.
+// Package galera is nines' Galera knowledge, the one place it lives: the
+// wsrep status parser that turns SHOW GLOBAL STATUS into the typed
+// nines.GaleraStatus (Synced means Primary, local state 4 and
+// wsrep_ready=ON), positions, grastate.dat, gvwstate.dat, the output of
+// `mariadbd --wsrep-recover`, and which node may bootstrap a new Primary
+// component.
 //
-// It does no I/O and imports only the standard library, so the remediator,
-// the host agent and the sandbox share one implementation that is tested
+// It does no I/O and imports only the standard library and the module
+// root's vocabulary, so the exporter, the host agent, the remediator and
+// the sandbox share one implementation that is tested (and fuzzed)
 // without a server. Positions are always compared together with their
 // cluster state UUID: a seqno means nothing outside its history.
 package galera
@@ -27,12 +30,12 @@ const UndefinedSeqno int64 = -1
 
 // Position is a point in a Galera cluster's history.
 type Position struct {
-	UUID  string
-	Seqno int64
+	UUID  string `json:"uuid"`
+	Seqno int64  `json:"seqno"`
 	// GTID is the MariaDB GTID some versions print after the position
 	// ("uuid:seqno,0-1-5"). It is kept so String round-trips and
 	// --wsrep-start-position gets exactly what the server printed.
-	GTID string
+	GTID string `json:"gtid,omitempty"`
 }
 
 // Undefined reports whether p carries no history at all.

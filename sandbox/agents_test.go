@@ -67,7 +67,7 @@ func TestQuorumLossRepairedThroughAgents(t *testing.T) {
 		if st.Wsrep == nil {
 			return false, "no wsrep status: " + st.WsrepError
 		}
-		return st.Wsrep.ClusterStatus != "Primary", st.Wsrep.ClusterStatus
+		return !st.Wsrep.Primary(), st.Wsrep.ClusterStatus.String()
 	})
 	t.Logf("TIMING survivor non-Primary after kill -9 of two: %v (%s, %s, size %d)",
 		time.Since(killed).Round(time.Millisecond), st.Wsrep.ClusterStatus, st.Wsrep.LocalStateComment, st.Wsrep.ClusterSize)
@@ -82,7 +82,7 @@ func TestQuorumLossRepairedThroughAgents(t *testing.T) {
 			t.Fatalf("pc-bootstrap: %v", err)
 		}
 	})
-	if pc.Before.ClusterStatus == "Primary" || pc.After.ClusterStatus != "Primary" || pc.After.ClusterSize != 1 || pc.After.ClusterStateUUID != uuid {
+	if pc.Before.Primary() || !pc.After.Primary() || pc.After.ClusterSize != 1 || pc.After.ClusterStateUUID != uuid {
 		t.Fatalf("pc-bootstrap: before %+v, after %+v", pc.Before, pc.After)
 	}
 	if _, err := agents["n1"].PCBootstrap(ctx); !agent.IsConflict(err) {

@@ -67,8 +67,8 @@ func (s *Sandbox) startGalera(ctx context.Context) ([]string, error) {
 		running[i] = true
 		state := "unreachable"
 		if w, err := s.queryWsrep(ctx, n); err == nil {
-			state = w.State()
-			primary = primary || w.ClusterStatus == "Primary"
+			state = galera.Describe(w)
+			primary = primary || w.Primary()
 		}
 		s.logf("%s already running (pid %d, %s)", n.Name, pid, state)
 	}
@@ -207,10 +207,10 @@ func (s *Sandbox) waitSynced(ctx context.Context, n Node) error {
 
 // queryWsrep reads a node's wsrep status once, briefly: it is used to look
 // at nodes, not to wait for them.
-func (s *Sandbox) queryWsrep(ctx context.Context, n Node) (mariadbd.Wsrep, error) {
+func (s *Sandbox) queryWsrep(ctx context.Context, n Node) (*nines.GaleraStatus, error) {
 	db, err := server(n).DB()
 	if err != nil {
-		return mariadbd.Wsrep{}, err
+		return nil, err
 	}
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -228,7 +228,7 @@ func (s *Sandbox) primaryExists(ctx context.Context, except string) bool {
 		if pid, _ := server(o).Pid(); pid == 0 {
 			continue
 		}
-		if w, err := s.queryWsrep(ctx, o); err == nil && w.ClusterStatus == "Primary" {
+		if w, err := s.queryWsrep(ctx, o); err == nil && w.Primary() {
 			return true
 		}
 	}
@@ -264,7 +264,7 @@ func (s *Sandbox) agentRecover(ctx context.Context, n Node) (galera.Position, er
 	if err != nil {
 		return galera.Position{}, fmt.Errorf("recover %s: %w", n.Name, err)
 	}
-	pos, err := galera.ParsePosition(p.Position)
+	pos, err := galera.ParsePosition(p.Text)
 	if err != nil {
 		return galera.Position{}, fmt.Errorf("recover %s: agent answered: %w", n.Name, err)
 	}

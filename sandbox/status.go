@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/internal/mariadbd"
 )
 
@@ -96,7 +97,7 @@ func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
 		if err != nil {
 			return unreachable(err)
 		}
-		st.State, st.ClusterSize, st.ClusterStateUUID = w.State(), w.ClusterSize, w.ClusterStateUUID
+		st.State, st.ClusterSize, st.ClusterStateUUID = galera.Describe(w), w.ClusterSize, w.ClusterStateUUID
 	default:
 		m, found, err := queryMap(ctx, db, "SHOW SLAVE STATUS")
 		switch {

@@ -198,7 +198,7 @@ func writeBackupList(out io.Writer, l backupList, withCluster bool) error {
 	}
 	fmt.Fprintln(w, head)
 	for _, b := range l.Backups {
-		pos := b.Galera.String()
+		pos := backup.PositionText(b.Galera)
 		if pos == "" && b.GTID != "" {
 			pos = "gtid " + b.GTID
 		}

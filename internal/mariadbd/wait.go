@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/galera"
 )
 
 // DB opens a pool to the server over its unix socket as SocketUser. The
@@ -123,78 +126,42 @@ func (s *Server) WaitReady(ctx context.Context, p *Process) error {
 func (s *Server) WaitSynced(ctx context.Context, p *Process) error {
 	return s.Wait(ctx, p, "Synced", func(ctx context.Context, db *sql.DB) (bool, string, error) {
 		st, err := QueryWsrep(ctx, db)
+		if errors.Is(err, galera.ErrBadStatus) {
+			// The server answers but says something odd: not yet, and
+			// the timeout error shows what.
+			return false, err.Error(), nil
+		}
 		if err != nil {
 			return false, "", err
 		}
-		return st.Synced(), st.State(), nil
+		return st.Synced(), galera.Describe(st), nil
 	})
 }
 
-// Wsrep is the part of a Galera server's status the package decides on.
-type Wsrep struct {
-	LocalStateComment string // wsrep_local_state_comment: Synced, Donor/Desynced, Joiner, Joined, Initialized
-	ClusterStatus     string // wsrep_cluster_status: Primary, non-Primary, Disconnected
-	ClusterSize       int
-	ClusterStateUUID  string
-	Ready             bool
-}
-
-// Synced reports whether the server serves clients as a cluster member.
-func (w Wsrep) Synced() bool {
-	return w.ClusterStatus == "Primary" && w.LocalStateComment == "Synced" && w.Ready
-}
-
-// State is one word for the server's condition: its local state inside a
-// Primary component, otherwise its cluster status (non-Primary,
-// Disconnected), since the local state of a node outside a Primary
-// component says little.
-func (w Wsrep) State() string {
-	if w.ClusterStatus != "Primary" {
-		if w.ClusterStatus == "" {
-			return "non-Primary"
-		}
-		return w.ClusterStatus
-	}
-	return w.LocalStateComment
-}
-
-const wsrepStatusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN
-  ('wsrep_local_state_comment', 'wsrep_cluster_status', 'wsrep_cluster_size',
-   'wsrep_cluster_state_uuid', 'wsrep_ready')`
-
-// QueryWsrep reads the wsrep status of the server behind db.
-func QueryWsrep(ctx context.Context, db *sql.DB) (Wsrep, error) {
-	rows, err := db.QueryContext(ctx, wsrepStatusQuery)
+// QueryWsrep reads the wsrep status of the server behind db and parses
+// it with galera.ParseStatus. An odd value gives an error wrapping
+// galera.ErrBadStatus that names it.
+func QueryWsrep(ctx context.Context, db *sql.DB) (*nines.GaleraStatus, error) {
+	rows, err := db.QueryContext(ctx, `SHOW GLOBAL STATUS LIKE 'wsrep\_%'`)
 	if err != nil {
-		return Wsrep{}, err
+		return nil, err
 	}
 	defer rows.Close()
-	var w Wsrep
+	status := map[string]string{}
 	for rows.Next() {
 		var name, value string
 		if err := rows.Scan(&name, &value); err != nil {
-			return Wsrep{}, err
+			return nil, err
 		}
-		switch strings.ToLower(name) {
-		case "wsrep_local_state_comment":
-			w.LocalStateComment = value
-		case "wsrep_cluster_status":
-			w.ClusterStatus = value
-		case "wsrep_cluster_size":
-			_, _ = fmt.Sscan(value, &w.ClusterSize)
-		case "wsrep_cluster_state_uuid":
-			w.ClusterStateUUID = value
-		case "wsrep_ready":
-			w.Ready = value == "ON"
-		}
+		status[strings.ToLower(name)] = value
 	}
 	if err := rows.Err(); err != nil {
-		return Wsrep{}, err
+		return nil, err
 	}
-	if w.ClusterStatus == "" && w.LocalStateComment == "" {
-		return Wsrep{}, errors.New("no wsrep status: wsrep is off on this server")
+	if status["wsrep_cluster_status"] == "" && status["wsrep_local_state_comment"] == "" {
+		return nil, errors.New("no wsrep status: wsrep is off on this server")
 	}
-	return w, nil
+	return galera.ParseStatus(status, nil)
 }
 
 // LogTail returns the last lines of the error log written at or after

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/galera"
 )
 
 // Methods are the backup methods nines knows.
@@ -79,17 +80,12 @@ type File struct {
 	SHA256 string `json:"sha256"`
 }
 
-// Position is a Galera position (uuid:seqno).
-type Position struct {
-	UUID  string `json:"uuid"`
-	Seqno int64  `json:"seqno"`
-}
-
-func (p *Position) String() string {
+// PositionText is p as uuid:seqno, or "" when the backup has none.
+func PositionText(p *galera.Position) string {
 	if p == nil || p.UUID == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s:%d", p.UUID, p.Seqno)
+	return p.String()
 }
 
 // Manifest describes one backup as the agent that made it wrote it down.
@@ -105,11 +101,11 @@ type Manifest struct {
 	Files           []File    `json:"files,omitempty"`
 	// Galera is the node's uuid:seqno at the backup point (mariabackup on
 	// Galera): what grastate.dat of a node seeded from it must say.
-	Galera     *Position `json:"galera,omitempty"`
-	GTID       string    `json:"gtid,omitempty"`
-	BinlogFile string    `json:"binlog_file,omitempty"`
-	BinlogPos  int64     `json:"binlog_pos,omitempty"`
-	Desynced   bool      `json:"desynced,omitempty"`
+	Galera     *galera.Position `json:"galera,omitempty"`
+	GTID       string           `json:"gtid,omitempty"`
+	BinlogFile string           `json:"binlog_file,omitempty"`
+	BinlogPos  int64            `json:"binlog_pos,omitempty"`
+	Desynced   bool             `json:"desynced,omitempty"`
 	// Tables (per schema) and RowCounts (of the largest tables) were read
 	// on the source for the verification to compare; FactsExact says they
 	// are the backup point's own.

@@ -20,7 +20,7 @@ func WriteRestorePlan(w io.Writer, kind nines.Kind, cluster string, e Entry) err
 	backupDir := path.Join(e.Dir, e.ID)
 	p.f("Restore plan for backup %s of cluster %s\n", e.ID, cluster)
 	p.f("  method %s, taken on %s at %s, %s in %s on the host of %s\n", e.Method, e.Source, e.StartedAt.UTC().Format(time.RFC3339), humanBytes(e.SizeBytes), backupDir, e.Holder)
-	if pos := e.Galera.String(); pos != "" {
+	if pos := PositionText(e.Galera); pos != "" {
 		p.f("  Galera position %s", pos)
 		if e.GTID != "" {
 			p.f(", GTID %s", e.GTID)
@@ -73,7 +73,7 @@ with $ are commands (run as root); set the variables first.
 			p.f("  $ chown mysql:mysql \"$DATADIR/grastate.dat\"\n")
 			p.f("  (IST needs the donor's gcache to still hold the writes after seqno %d; if it does not, the node gets a full SST instead: correct, only slower.)\n", e.Galera.Seqno)
 			p.step("Start the node so it JOINS the running cluster (never with --wsrep-new-cluster while other nodes run), and wait until it is Synced.")
-			p.f("  $ curl -fsS -X POST -H \"Authorization: Bearer $AGENT_TOKEN\" -d '{\"position\":\"%s\",\"wait\":\"synced\",\"timeout_seconds\":3600}' https://<its agent>/v1/start\n", e.Galera.String())
+			p.f("  $ curl -fsS -X POST -H \"Authorization: Bearer $AGENT_TOKEN\" -d '{\"position\":\"%s\",\"wait\":\"synced\",\"timeout_seconds\":3600}' https://<its agent>/v1/start\n", PositionText(e.Galera))
 			p.f("  $ mariadb -e \"SHOW STATUS LIKE 'wsrep_local_state_comment'\"   # Synced\n")
 			p.f("  If the whole cluster is to go back to this backup instead (every node lost), start this node alone with --wsrep-new-cluster\n  (safe_to_bootstrap: 1 in grastate.dat), then the others empty, so they copy it by SST; writes after the backup are lost.\n")
 		} else {

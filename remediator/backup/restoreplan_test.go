@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/nines-project/nines/galera"
+
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,7 @@ func TestRestorePlan(t *testing.T) {
 	mb := Entry{Source: "db2:3306", Info: Info{State: StateComplete, Holder: "db2:3306", Dir: "/var/backups/nines", Manifest: Manifest{
 		ID: "20261126T030000Z-mariabackup-db2-3306", Method: MethodMariabackup, StartedAt: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC), SizeBytes: 3 << 20,
 		Files:  []File{{Name: "backup.mbstream.gz", Size: 3 << 20, SHA256: "ab12"}},
-		Galera: &Position{UUID: "6f5c2a34-aaaa-11ef-8000-000000000001", Seqno: 4242}, GTID: "0-1-4242"}}}
+		Galera: &galera.Position{UUID: "6f5c2a34-aaaa-11ef-8000-000000000001", Seqno: 4242}, GTID: "0-1-4242"}}}
 	var b strings.Builder
 	if err := WriteRestorePlan(&b, nines.KindGalera, "billing", mb); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/nines-project/nines/galera"
+
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +41,7 @@ func (a *fakeAgent) Backup(_ context.Context, req Request) (Manifest, error) {
 		return Manifest{}, a.backupErr
 	}
 	m := Manifest{ID: req.ID, Method: req.Method, Node: a.node, StartedAt: started, EndedAt: started.Add(3 * time.Second), DurationSeconds: 3, SizeBytes: 4096,
-		Galera: &Position{UUID: "6f5c2a34-0000-11ef-8000-000000000001", Seqno: 42}}
+		Galera: &galera.Position{UUID: "6f5c2a34-0000-11ef-8000-000000000001", Seqno: 42}}
 	a.list = append(a.list, Info{Manifest: m, State: StateComplete})
 	return m, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/remediator"
 )
@@ -47,7 +48,7 @@ func (n *fakeNode) Start(_ context.Context, pos galera.Position, newCluster bool
 	} else {
 		n.record("start@" + pos.String())
 	}
-	n.st = NodeState{Reachable: true, Running: true, Wsrep: &Wsrep{ClusterStatus: "Primary", LocalStateComment: "Synced", StateUUID: uuid}}
+	n.st = NodeState{Reachable: true, Running: true, Wsrep: syncedWsrep()}
 	return nil
 }
 func (n *fakeNode) SetBootstrapFields(_ context.Context, pos galera.Position) error {
@@ -58,8 +59,15 @@ func (n *fakeNode) PCBootstrap(context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.record("pc.bootstrap")
-	n.st.Wsrep.ClusterStatus, n.st.Wsrep.LocalStateComment = "Primary", "Synced"
+	n.st.Wsrep = syncedWsrep()
 	return nil
+}
+
+// syncedWsrep is a Synced member's status: Primary, local state 4,
+// wsrep_ready=ON.
+func syncedWsrep() *nines.GaleraStatus {
+	return &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusPrimary, LocalState: nines.LocalStateSynced,
+		LocalStateComment: "Synced", Ready: true, ClusterStateUUID: uuid}
 }
 
 func stopped(name string, seqno int64, calls *[]string) *fakeNode {
@@ -68,12 +76,12 @@ func stopped(name string, seqno int64, calls *[]string) *fakeNode {
 
 func nonPrimary(name string, seqno int64, calls *[]string) *fakeNode {
 	return &fakeNode{name: name, calls: calls, st: NodeState{Reachable: true, Running: true,
-		Wsrep: &Wsrep{ClusterStatus: "non-Primary", LocalStateComment: "Initialized", StateUUID: uuid, LastCommitted: seqno}}}
+		Wsrep: &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusNonPrimary, LocalStateComment: "Initialized", ClusterStateUUID: uuid, LastCommitted: seqno}}}
 }
 
 func synced(name string, calls *[]string) *fakeNode {
 	return &fakeNode{name: name, calls: calls, st: NodeState{Reachable: true, Running: true,
-		Wsrep: &Wsrep{ClusterStatus: "Primary", LocalStateComment: "Synced", StateUUID: uuid}}}
+		Wsrep: syncedWsrep()}}
 }
 
 // runJob runs one manual job to its end and returns it.
@@ -259,7 +267,7 @@ func TestQuorumRecoveryResumesAfterBootstrap(t *testing.T) {
 
 func TestSettled(t *testing.T) {
 	primary := func(size int) NodeState {
-		return NodeState{Reachable: true, Running: true, Wsrep: &Wsrep{ClusterStatus: "Primary", LocalStateComment: "Synced", ClusterSize: size}}
+		return NodeState{Reachable: true, Running: true, Wsrep: &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusPrimary, LocalState: nines.LocalStateSynced, LocalStateComment: "Synced", Ready: true, ClusterSize: size}}
 	}
 	down := NodeState{Reachable: true}
 	// Two nodes just crashed: the survivor still counts them in its view.
@@ -269,7 +277,7 @@ func TestSettled(t *testing.T) {
 	if !settled([]NodeState{primary(2), primary(2), down}) {
 		t.Error("an evicted node kept the view unsettled")
 	}
-	if !settled([]NodeState{{Reachable: true, Running: true, Wsrep: &Wsrep{ClusterStatus: "non-Primary", ClusterSize: 1}}, down, down}) {
+	if !settled([]NodeState{{Reachable: true, Running: true, Wsrep: &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusNonPrimary, ClusterSize: 1}}, down, down}) {
 		t.Error("no Primary is a settled view")
 	}
 }

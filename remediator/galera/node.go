@@ -1,7 +1,8 @@
 // Package galera holds the Galera runbooks: rejoining one node, and
 // recovering a cluster that lost its Primary component. They act only
 // through Node, which the appliance implements over each host's nines
-// agent, and decide with the pure recovery package.
+// agent, decide with the pure top-level galera package, and wait on an
+// injected Clock so their safety waits are tested without real time.
 package galera
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/galera"
 )
 
@@ -20,27 +22,20 @@ type NodeState struct {
 	Reachable bool   `json:"reachable"`
 	Running   bool   `json:"running"`
 	Error     string `json:"error,omitempty"`
-	// Wsrep is set when the server runs and answered on its local socket.
-	Wsrep *Wsrep `json:"wsrep,omitempty"`
-}
-
-// Wsrep is a running node's Galera state.
-type Wsrep struct {
-	ClusterStatus     string `json:"cluster_status"` // Primary, non-Primary, Disconnected
-	LocalStateComment string `json:"local_state_comment"`
-	ClusterSize       int    `json:"cluster_size"`
-	StateUUID         string `json:"state_uuid"`
-	LastCommitted     int64  `json:"last_committed"`
+	// Wsrep is set when the server runs and answered on its local socket:
+	// its status as galera.ParseStatus read it on the host.
+	Wsrep *nines.GaleraStatus `json:"wsrep,omitempty"`
 }
 
 // Primary reports whether the node is a member of a Primary component.
 func (s NodeState) Primary() bool {
-	return s.Running && s.Wsrep != nil && s.Wsrep.ClusterStatus == "Primary"
+	return s.Running && s.Wsrep.Primary()
 }
 
-// Synced reports whether the node serves as a full member.
+// Synced reports whether the node serves as a full member: Primary,
+// local state Synced and wsrep_ready=ON (nines.GaleraStatus.Synced).
 func (s NodeState) Synced() bool {
-	return s.Primary() && s.Wsrep.LocalStateComment == "Synced"
+	return s.Running && s.Wsrep.Synced()
 }
 
 // Node is one Galera node as the runbooks drive it. Implementations talk
@@ -64,6 +59,24 @@ type Node interface {
 // Cluster gives a runbook the nodes of a cluster.
 type Cluster func(name string) ([]Node, error)
 
+// Clock is the time the runbooks wait on. Nil means the real clock.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+func clockOr(c Clock) Clock {
+	if c == nil {
+		return realClock{}
+	}
+	return c
+}
+
 // observeAll reads every node's state.
 func observeAll(ctx context.Context, nodes []Node) []NodeState {
 	out := make([]NodeState, len(nodes))
@@ -78,22 +91,26 @@ func observeAll(ctx context.Context, nodes []Node) []NodeState {
 // default evs.inactive_timeout is 15 s; the sandbox's is 3 s.
 const settleLimit = 20 * time.Second
 
+// noPrimaryLimit is how long waitSynced goes on while no node of the
+// cluster is Primary.
+const noPrimaryLimit = 5 * time.Second
+
 // observeSettled reads every node's state once the cluster's view has
 // settled: no Primary node counts more members than are running. Galera
 // keeps a crashed node in its view until it evicts it, and a decision
 // taken meanwhile would see a Primary component that is about to vanish
 // (and, say, start a rejoin into it). After limit the states are returned
 // as they are.
-func observeSettled(ctx context.Context, nodes []Node, limit time.Duration) []NodeState {
-	deadline := time.Now().Add(limit)
+func observeSettled(ctx context.Context, clock Clock, nodes []Node, limit time.Duration) []NodeState {
+	deadline := clock.Now().Add(limit)
 	for {
 		states := observeAll(ctx, nodes)
-		if settled(states) || time.Now().After(deadline) || ctx.Err() != nil {
+		if settled(states) || clock.Now().After(deadline) || ctx.Err() != nil {
 			return states
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
+		case <-clock.After(250 * time.Millisecond):
 		}
 	}
 }
@@ -125,8 +142,8 @@ func find(nodes []Node, name string) (Node, error) {
 // waitSynced polls n until it is Synced. It gives up early when no node of
 // the cluster is Primary any more: the node cannot join then, and quorum
 // recovery must run instead.
-func waitSynced(ctx context.Context, n Node, all []Node, limit time.Duration) (NodeState, error) {
-	deadline := time.Now().Add(limit)
+func waitSynced(ctx context.Context, clock Clock, n Node, all []Node, limit time.Duration) (NodeState, error) {
+	deadline := clock.Now().Add(limit)
 	var last NodeState
 	noPrimarySince := time.Time{}
 	for {
@@ -143,17 +160,17 @@ func waitSynced(ctx context.Context, n Node, all []Node, limit time.Duration) (N
 		if anyPrimary(observeAll(ctx, all)) {
 			noPrimarySince = time.Time{}
 		} else if noPrimarySince.IsZero() {
-			noPrimarySince = time.Now()
-		} else if time.Since(noPrimarySince) > 5*time.Second {
+			noPrimarySince = clock.Now()
+		} else if clock.Now().Sub(noPrimarySince) > noPrimaryLimit {
 			return last, fmt.Errorf("no node of the cluster is Primary any more: %s cannot join", n.Name())
 		}
-		if time.Now().After(deadline) {
+		if clock.Now().After(deadline) {
 			return last, fmt.Errorf("%s not Synced within %s (last state: %s)", n.Name(), limit, describe(last))
 		}
 		select {
 		case <-ctx.Done():
 			return last, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-clock.After(200 * time.Millisecond):
 		}
 	}
 }
@@ -176,5 +193,5 @@ func describe(s NodeState) string {
 	case s.Wsrep == nil:
 		return "running, wsrep state unknown"
 	}
-	return fmt.Sprintf("%s/%s size %d", s.Wsrep.ClusterStatus, s.Wsrep.LocalStateComment, s.Wsrep.ClusterSize)
+	return fmt.Sprintf("%s/%s ready %v size %d", s.Wsrep.ClusterStatus, s.Wsrep.LocalStateComment, s.Wsrep.Ready, s.Wsrep.ClusterSize)
 }

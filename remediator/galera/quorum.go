@@ -25,6 +25,7 @@ import (
 type QuorumRecovery struct {
 	Nodes       Cluster
 	SyncTimeout time.Duration // per node; default 2 m
+	Clock       Clock         // nil: the real clock
 }
 
 var _ remediator.Runbook = QuorumRecovery{}
@@ -97,7 +98,7 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 			}
 		}
 		if _, err := remediator.Wait(ctx, r, "wait-synced:"+n.Name(), nil, func(ctx context.Context) (NodeState, error) {
-			return waitSynced(ctx, n, nodes, limit)
+			return waitSynced(ctx, clockOr(rb.Clock), n, nodes, limit)
 		}); err != nil {
 			return err
 		}
@@ -110,7 +111,7 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes []Node, limit time.Duration) (Node, error) {
 	noPrimary := func(name string) ([]NodeState, error) {
 		return remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
-			states := observeSettled(ctx, nodes, settleLimit)
+			states := observeSettled(ctx, clockOr(rb.Clock), nodes, settleLimit)
 			for _, s := range states {
 				if s.Primary() {
 					return states, remediator.Aborted("%s is Primary (%s): the cluster has a Primary component, nothing to recover", s.Name, describe(s))
@@ -147,7 +148,7 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 			if s.Wsrep == nil {
 				return nil, fmt.Errorf("%s runs but its wsrep state cannot be read: cannot tell its position", s.Name)
 			}
-			p := position{Node: s.Name, Position: galera.Position{UUID: s.Wsrep.StateUUID, Seqno: s.Wsrep.LastCommitted}, From: "running"}
+			p := position{Node: s.Name, Position: galera.CommittedPosition(s.Wsrep), From: "running"}
 			if _, err := remediator.Observe(r, "position:"+s.Name, nil, func(context.Context) (position, error) { return p, nil }); err != nil {
 				return nil, err
 			}
@@ -208,7 +209,7 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 		return nil, err
 	}
 	if _, err := remediator.Wait(ctx, r, "wait-synced:"+chosen.Name(), nil, func(ctx context.Context) (NodeState, error) {
-		return waitSynced(ctx, chosen, nodes, limit)
+		return waitSynced(ctx, clockOr(rb.Clock), chosen, nodes, limit)
 	}); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ type Rejoin struct {
 	// SyncTimeout bounds the wait for Synced; an IST takes seconds, a full
 	// SST of a large dataset much longer. Default 2 m.
 	SyncTimeout time.Duration
+	Clock       Clock // nil: the real clock
 }
 
 var _ remediator.Runbook = Rejoin{}
@@ -41,7 +42,7 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	check := func(name string) error {
 		_, err := remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
-			states := observeSettled(ctx, nodes, settleLimit)
+			states := observeSettled(ctx, clockOr(rb.Clock), nodes, settleLimit)
 			for _, s := range states {
 				if s.Name == target {
 					if !s.Reachable {
@@ -87,7 +88,7 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 		limit = 2 * time.Minute
 	}
 	_, err = remediator.Wait(ctx, r, "wait-synced:"+target, map[string]string{"timeout": limit.String()}, func(ctx context.Context) (NodeState, error) {
-		return waitSynced(ctx, node, nodes, limit)
+		return waitSynced(ctx, clockOr(rb.Clock), node, nodes, limit)
 	})
 	return err
 }
