@@ -105,14 +105,6 @@ type ManualRequest struct {
 	Source string `json:"-"`
 }
 
-// Kinds maps the job kinds the API and CLI accept to runbook names.
-var Kinds = map[string]string{
-	"backup":  "backup",
-	"verify":  "backup-verify",
-	"rejoin":  "galera-node-rejoin",
-	"recover": "galera-quorum-recovery",
-}
-
 // runbookOf resolves a request's kind or runbook name.
 func runbookOf(req ManualRequest) (string, error) {
 	if req.Kind == "" {
