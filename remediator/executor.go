@@ -55,14 +55,28 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		_ = job.setState(JobRunning, "", r.o.Now())
 		job.StartedAt = r.o.Now()
 	}
-	_ = r.o.Log.Save(job)
-	log.Info("job started", "dry_run", job.DryRun, "resumes", job.Resumes)
-
+	// The log must hold the job as running before any step acts: a job
+	// the log does not know could not be resumed, or refused, after a
+	// restart. A save that fails ends the job as failed, nothing done.
 	var err error
-	if rb == nil {
+	logErr := r.o.Log.Save(job)
+	log.Info("job started", "dry_run", job.DryRun, "resumes", job.Resumes)
+	if logErr != nil {
+		err = fmt.Errorf("the job log cannot be written, so nothing was done: %w", logErr)
+		log.Error("job log", "err", logErr)
+	} else if rb == nil {
 		err = fmt.Errorf("runbook %q is not available in this version", job.Runbook)
 	} else {
-		err = rb.Run(runCtx, &Run{job: job, save: r.o.Log.Save, now: r.o.Now, log: log})
+		// A step's save that fails stops the step before it runs (see
+		// step); remember it for the status.
+		save := func(j *Job) error {
+			serr := r.o.Log.Save(j)
+			if serr != nil {
+				logErr = errors.Join(logErr, serr)
+			}
+			return serr
+		}
+		err = rb.Run(runCtx, &Run{job: job, save: save, now: r.o.Now, log: log})
 	}
 	if ctx.Err() != nil {
 		// The appliance is stopping: leave the job as running in the log,
@@ -91,6 +105,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	}
 	if serr := r.o.Log.Save(job); serr != nil {
 		log.Error("job log", "err", serr)
+		logErr = errors.Join(logErr, serr)
 	}
 	log.Info("job ended", "state", job.State, "reason", job.Reason, "took", job.EndedAt.Sub(job.StartedAt))
 	if r.o.OnEnd != nil {
@@ -101,6 +116,11 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	delete(r.running, job.Cluster)
 	delete(r.cancels, job.Cluster)
 	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
+	if logErr != nil {
+		// Say it where the operator looks: the job may be missing from
+		// the log the API lists.
+		r.decisions[job.Cluster] = fmt.Sprintf("job %s (%s) %s: the job log cannot be written: %v", job.ID, job.Runbook, job.State, logErr)
+	}
 	if fp := job.Trigger.Fingerprint; job.State == JobFailed && job.Trigger.Source == "alert" && fp != "" {
 		// A failed repair (not an aborted one: that found the condition
 		// gone) is tried again while its alert fires: during an incident
