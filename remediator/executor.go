@@ -16,7 +16,7 @@ func (r *Remediator) timeout(runbook string) time.Duration {
 }
 
 func (r *Remediator) newJob(cluster, runbook, target string, tr Trigger) *Job {
-	now := r.o.Now()
+	now := r.o.Clock.Now()
 	id := fmt.Sprintf("%s-%s-%04d", now.UTC().Format("20060102T150405Z"), runbook, r.seq.Add(1)%10000)
 	return &Job{ID: id, Cluster: cluster, Runbook: runbook, Target: target, Trigger: tr, State: JobPending, CreatedAt: now}
 }
@@ -48,12 +48,12 @@ func (r *Remediator) launch(ctx context.Context, job *Job) {
 func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	rb := r.runbooks[job.Runbook]
 	log := r.o.Logger.With("job", job.ID, "cluster", job.Cluster, "runbook", job.Runbook)
-	runCtx, cancel := context.WithTimeout(jctx, r.timeout(job.Runbook))
+	runCtx, cancel := r.o.Clock.WithTimeout(jctx, r.timeout(job.Runbook))
 	defer cancel()
 
 	if job.State == JobPending {
-		_ = job.setState(JobRunning, "", r.o.Now())
-		job.StartedAt = r.o.Now()
+		_ = job.setState(JobRunning, "", r.o.Clock.Now())
+		job.StartedAt = r.o.Clock.Now()
 	}
 	// The log must hold the job as running before any step acts: a job
 	// the log does not know could not be resumed, or refused, after a
@@ -76,7 +76,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 			}
 			return serr
 		}
-		err = rb.Run(runCtx, &Run{job: job, save: save, now: r.o.Now, log: log})
+		err = rb.Run(runCtx, &Run{job: job, save: save, now: r.o.Clock.Now, log: log})
 	}
 	if ctx.Err() != nil {
 		// The appliance is stopping: leave the job as running in the log,
@@ -88,7 +88,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		r.mu.Unlock()
 		return
 	}
-	now := r.o.Now()
+	now := r.o.Clock.Now()
 	var ab *Abort
 	var pre *preempted
 	switch {
@@ -163,7 +163,7 @@ func (r *Remediator) adoptInterrupted() {
 	if err != nil {
 		r.o.Logger.Error("read job log", "err", err)
 	}
-	now := r.o.Now()
+	now := r.o.Clock.Now()
 	for _, j := range jobs {
 		if j.State.Done() {
 			continue

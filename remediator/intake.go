@@ -40,7 +40,7 @@ type WebhookMessage struct {
 // repeats an alert already acted on (same fingerprint and start) never
 // starts a second job.
 func (r *Remediator) Receive(msg WebhookMessage) (accepted int) {
-	now := r.o.Now()
+	now := r.o.Clock.Now()
 	r.mu.Lock()
 	for _, a := range msg.Alerts {
 		rb := a.Labels["remediation"]

@@ -137,7 +137,7 @@ func (r *Remediator) pruneJobs() {
 	if keep <= 0 {
 		keep = 30 * 24 * time.Hour
 	}
-	n, err := r.o.Log.Prune(r.o.Now().Add(-keep))
+	n, err := r.o.Log.Prune(r.o.Clock.Now().Add(-keep))
 	if err != nil {
 		r.o.Logger.Warn("prune job log", "err", err)
 	}

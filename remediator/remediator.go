@@ -58,8 +58,9 @@ type Options struct {
 	// enough that an every-minute backup schedule (1,440 jobs a day) does
 	// not grow the log without bound.
 	KeepJobs time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Clock is the engine's time; nil means RealClock.
+	Clock  Clock
+	Logger *slog.Logger
 }
 
 // Remediator receives alerts and runs jobs.
@@ -99,8 +100,8 @@ func New(o Options) (*Remediator, error) {
 	if o.JobTimeout <= 0 {
 		o.JobTimeout = 5 * time.Minute
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = RealClock{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

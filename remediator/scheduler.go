@@ -24,21 +24,19 @@ const retryFailed = 3
 // appliance run (adopted by New) are resumed first.
 func (r *Remediator) Run(ctx context.Context) {
 	r.resumeAdopted(ctx)
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	prune := time.NewTicker(time.Hour)
-	defer prune.Stop()
 	r.pruneJobs()
+	pruned := r.o.Clock.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			r.wg.Wait()
 			return
-		case <-t.C:
+		case <-r.o.Clock.After(250 * time.Millisecond):
 		case <-r.wake:
-		case <-prune.C:
+		}
+		if now := r.o.Clock.Now(); now.Sub(pruned) >= time.Hour {
 			r.pruneJobs()
-			continue
+			pruned = now
 		}
 		r.schedule(ctx)
 	}
@@ -47,7 +45,7 @@ func (r *Remediator) Run(ctx context.Context) {
 // schedule starts, for each idle cluster, the job its most important
 // unhandled alert asks for, once the alerts have settled.
 func (r *Remediator) schedule(ctx context.Context) {
-	now := r.o.Now()
+	now := r.o.Clock.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	byCluster := map[string][]*activeAlert{}

@@ -27,7 +27,7 @@ type ClusterStatus struct {
 
 // Status returns every configured cluster's status.
 func (r *Remediator) Status() []ClusterStatus {
-	now := r.o.Now()
+	now := r.o.Clock.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []ClusterStatus
