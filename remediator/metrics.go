@@ -1,6 +1,9 @@
 package remediator
 
 import (
+	"slices"
+
+	"github.com/nines-project/nines"
 	"sort"
 
 	"github.com/nines-project/nines/internal/metric"
@@ -34,10 +37,23 @@ func (r *Remediator) Metrics() []metric.Metric {
 		for _, rb := range r.o.Runbooks {
 			for _, st := range []JobState{JobSucceeded, JobFailed, JobAborted, JobPlanned} {
 				n := r.finished[c+"\x00"+rb.Name()+"\x00"+string(st)]
+				if n == 0 && !r.ofKind(rb.Name(), r.o.Policies[c].Kind) {
+					continue // a runbook of another kind of cluster, never run here
+				}
 				set.Add("nines_job_total", "Jobs that ended since the appliance started, by final state.", metric.Counter, float64(n), "cluster", c, "runbook", rb.Name(), "state", string(st))
 			}
 		}
 	}
 	r.mu.Unlock()
 	return set.Metrics
+}
+
+// ofKind reports whether runbook works on clusters of kind; a runbook
+// the registry does not describe, or an unknown kind, counts as yes.
+func (r *Remediator) ofKind(runbook string, kind nines.Kind) bool {
+	info, ok := LookupRunbook(runbook)
+	if !ok || kind == "" {
+		return true
+	}
+	return slices.Contains(info.Kinds, kind)
 }

@@ -1,6 +1,8 @@
 package remediator
 
 import (
+	"github.com/nines-project/nines"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -21,6 +23,9 @@ const (
 // Policy is a cluster's remediation policy.
 type Policy struct {
 	Mode Mode
+	// Kind is the cluster's kind: its job series start at 0 for the
+	// runbooks of this kind only. Empty means every runbook.
+	Kind nines.Kind
 	// After MaxRecoveries automatic jobs that acted within Window, the
 	// cluster's automation halts until an operator resumes it: a node that
 	// keeps crashing needs a human, not a loop.

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nines-project/nines"
 )
 
 // countingRunbook acts once per run and counts its runs and acts.
@@ -292,7 +294,7 @@ func TestKnownSeriesStartAtZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := New(Options{Log: log, Runbooks: []Runbook{&countingRunbook{name: RunbookGaleraQuorumRecovery}, &countingRunbook{name: RunbookGaleraNodeRejoin}},
-		Policies: map[string]Policy{"billing": {}}})
+		Policies: map[string]Policy{"billing": {Kind: nines.KindGalera}, "iptv": {Kind: nines.KindReplication}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +312,11 @@ func TestKnownSeriesStartAtZero(t *testing.T) {
 			if v, ok := got[key]; !ok || v != 0 {
 				t.Errorf("%s: %v, %v; want present at 0", key, v, ok)
 			}
+		}
+	}
+	for key := range got {
+		if strings.Contains(key, "cluster=iptv,runbook=galera-") {
+			t.Errorf("%s: a Galera runbook's series on a replication cluster", key)
 		}
 	}
 	for _, name := range []string{"nines_remediation_halted", "nines_job_running", "nines_remediation_recent_recoveries"} {
