@@ -99,7 +99,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 	hosts := map[string][]backup.Host{}
 	policies := map[string]remediator.Policy{}
 	for _, c := range cfg.Clusters {
-		policies[c.Name] = remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
+		policies[c.Name] = remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), Kind: c.Kind, MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
 		for _, n := range c.Nodes {
 			if n.Agent == "" {
 				continue

@@ -130,3 +130,18 @@ func (l *JobLog) Prune(cutoff time.Time) (int, error) {
 	}
 	return removed, err
 }
+
+// pruneJobs removes ended jobs older than KeepJobs from the log.
+func (r *Remediator) pruneJobs() {
+	keep := r.o.KeepJobs
+	if keep <= 0 {
+		keep = 30 * 24 * time.Hour
+	}
+	n, err := r.o.Log.Prune(r.o.Clock.Now().Add(-keep))
+	if err != nil {
+		r.o.Logger.Warn("prune job log", "err", err)
+	}
+	if n > 0 {
+		r.o.Logger.Info("pruned job log", "removed", n, "older_than", keep)
+	}
+}

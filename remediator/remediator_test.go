@@ -3,11 +3,14 @@ package remediator
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nines-project/nines"
 )
 
 // countingRunbook acts once per run and counts its runs and acts.
@@ -243,5 +246,82 @@ func TestFailedJobIsRetriedWhileTheAlertFires(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := rb2.runs.Load(); n != retryFailed+1 {
 		t.Errorf("ran %d times, want %d", n, retryFailed+1)
+	}
+}
+
+// TestFailedLogSaveActsNothing: when the job log cannot be written (its
+// directory replaced by a file, which fails even for root), the job fails
+// before its act step runs, and the status says why.
+func TestFailedLogSaveActsNothing(t *testing.T) {
+	dir := t.TempDir() + "/jobs"
+	log, err := OpenJobLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := &countingRunbook{name: RunbookGaleraNodeRejoin}
+	r, err := New(Options{Log: log, Runbooks: []Runbook{rb}, Policies: map[string]Policy{"c1": {}}, Settle: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r.Receive(alert("fp", "c1", RunbookGaleraNodeRejoin, time.Now()))
+	eventually(t, "the failure in the status", func() bool {
+		return strings.Contains(r.Status()[0].LastDecision, "the job log cannot be written")
+	})
+	if n := rb.acts.Load(); n != 0 {
+		t.Errorf("acted %d times without a job log", n)
+	}
+	if d := r.Status()[0].LastDecision; !strings.Contains(d, "failed") {
+		t.Errorf("decision %q does not say the job failed", d)
+	}
+}
+
+// TestKnownSeriesStartAtZero: a fresh remediator exports its job counter
+// at 0 for every runbook of a configured cluster, so increase() sees the
+// first failure and panels show 0, not "No data".
+func TestKnownSeriesStartAtZero(t *testing.T) {
+	log, err := OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{Log: log, Runbooks: []Runbook{&countingRunbook{name: RunbookGaleraQuorumRecovery}, &countingRunbook{name: RunbookGaleraNodeRejoin}},
+		Policies: map[string]Policy{"billing": {Kind: nines.KindGalera}, "iptv": {Kind: nines.KindReplication}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, m := range r.Metrics() {
+		key := m.Name
+		for _, l := range m.Labels {
+			key += "," + l.Name + "=" + l.Value
+		}
+		got[key] = m.Value
+	}
+	for _, rb := range []string{RunbookGaleraQuorumRecovery, RunbookGaleraNodeRejoin} {
+		for _, st := range []JobState{JobSucceeded, JobFailed, JobAborted, JobPlanned} {
+			key := "nines_job_total,cluster=billing,runbook=" + rb + ",state=" + string(st)
+			if v, ok := got[key]; !ok || v != 0 {
+				t.Errorf("%s: %v, %v; want present at 0", key, v, ok)
+			}
+		}
+	}
+	for key := range got {
+		if strings.Contains(key, "cluster=iptv,runbook=galera-") {
+			t.Errorf("%s: a Galera runbook's series on a replication cluster", key)
+		}
+	}
+	for _, name := range []string{"nines_remediation_halted", "nines_job_running", "nines_remediation_recent_recoveries"} {
+		if v, ok := got[name+",cluster=billing"]; !ok || v != 0 {
+			t.Errorf("%s{cluster=billing}: %v, %v; want present at 0", name, v, ok)
+		}
 	}
 }

@@ -171,3 +171,28 @@ func (r *Run) record(name, kind string, input any, state StepState, output json.
 	r.log.Info("job step", "step", name, "kind", kind, "state", state, "err", errText)
 	return r.save(r.job)
 }
+
+// Preparer is implemented by runbooks that take parameters. Prepare
+// checks a manual or scheduled request's parameters and completes them
+// (defaults from the configuration) before the job is created, so a bad
+// request is refused at once instead of being recorded as a failed job.
+// It returns the parameters to record and the job's target.
+type Preparer interface {
+	Prepare(cluster, target string, params map[string]string) (map[string]string, string, error)
+}
+
+// Preemptible is implemented by runbooks whose jobs give way to a repair:
+// when an alert asks an automatic remediation of a cluster whose running
+// job is preemptible, that job is cancelled (it ends aborted, saying why)
+// and the repair starts as soon as it has stopped. A backup is one: a
+// cluster losing a node must not wait an hour for a dump to finish.
+type Preemptible interface {
+	Preemptible() bool
+}
+
+// Bounded is implemented by runbooks whose jobs need another limit than
+// Options.JobTimeout: a backup of a large database runs for hours, a
+// repair never should.
+type Bounded interface {
+	Timeout() time.Duration
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/alertmanager/notify"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/alertmanager/timeinterval"
+
+	"github.com/nines-project/nines/remediator"
 )
 
 // CheckConfig validates an alertmanager.yml without starting anything: the
@@ -35,8 +37,15 @@ func CheckConfig(path string) error {
 }
 
 // runbookValues are remediation label values an inhibit rule is tried
-// against: the built-in runbooks and an arbitrary name.
-var runbookValues = []string{"galera-node-rejoin", "galera-quorum-recovery", "replication-failover", "any-runbook"}
+// against: every runbook nines has (from the registry, so a new one is
+// covered) and an arbitrary name.
+var runbookValues = func() []string {
+	var out []string
+	for _, rb := range remediator.Runbooks {
+		out = append(out, rb.Name)
+	}
+	return append(out, "any-runbook")
+}()
 
 // checkInhibitions refuses inhibit rules that can mute an alert carrying a
 // remediation label. Inhibition applies to every receiver, the remediator

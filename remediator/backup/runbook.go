@@ -78,7 +78,7 @@ var (
 	_ remediator.Bounded     = Runbook{}
 )
 
-func (Runbook) Name() string { return "backup" }
+func (Runbook) Name() string { return remediator.RunbookBackup }
 
 // Preemptible: a repair of the cluster cancels a running backup.
 func (Runbook) Preemptible() bool { return true }

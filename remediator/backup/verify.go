@@ -26,7 +26,7 @@ var (
 	_ remediator.Bounded     = VerifyRunbook{}
 )
 
-func (VerifyRunbook) Name() string { return "backup-verify" }
+func (VerifyRunbook) Name() string { return remediator.RunbookBackupVerify }
 
 // Preemptible: a repair of the cluster cancels a running verification.
 func (VerifyRunbook) Preemptible() bool { return true }

@@ -30,7 +30,7 @@ type QuorumRecovery struct {
 
 var _ remediator.Runbook = QuorumRecovery{}
 
-func (QuorumRecovery) Name() string { return "galera-quorum-recovery" }
+func (QuorumRecovery) Name() string { return remediator.RunbookGaleraQuorumRecovery }
 
 // position is a node's committed position and where it came from.
 type position struct {

@@ -25,7 +25,7 @@ type Rejoin struct {
 
 var _ remediator.Runbook = Rejoin{}
 
-func (Rejoin) Name() string { return "galera-node-rejoin" }
+func (Rejoin) Name() string { return remediator.RunbookGaleraNodeRejoin }
 
 func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	nodes, err := rb.Nodes(r.Cluster())

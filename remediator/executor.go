@@ -1,0 +1,201 @@
+package remediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// timeout is how long a job of runbook may run.
+func (r *Remediator) timeout(runbook string) time.Duration {
+	if b, ok := r.runbooks[runbook].(Bounded); ok && b.Timeout() > 0 {
+		return b.Timeout()
+	}
+	return r.o.JobTimeout
+}
+
+func (r *Remediator) newJob(cluster, runbook, target string, tr Trigger) *Job {
+	now := r.o.Clock.Now()
+	id := fmt.Sprintf("%s-%s-%04d", now.UTC().Format("20060102T150405Z"), runbook, r.seq.Add(1)%10000)
+	return &Job{ID: id, Cluster: cluster, Runbook: runbook, Target: target, Trigger: tr, State: JobPending, CreatedAt: now}
+}
+
+// start runs job in the background; the caller holds r.mu.
+func (r *Remediator) start(ctx context.Context, job *Job) {
+	r.running[job.Cluster] = job
+	if err := r.o.Log.Save(job); err != nil {
+		r.o.Logger.Error("job log", "job", job.ID, "err", err)
+	}
+	r.launch(ctx, job)
+}
+
+// launch runs job under its own cancellable context, which a repair may
+// cancel when the runbook is preemptible; the caller holds r.mu.
+func (r *Remediator) launch(ctx context.Context, job *Job) {
+	jctx, cancel := context.WithCancelCause(ctx)
+	r.cancels[job.Cluster] = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer cancel(nil)
+		r.execute(ctx, jctx, job)
+	}()
+}
+
+// execute runs the job's runbook under jctx (ctx, which ends when the
+// appliance stops, plus preemption) and records the outcome.
+func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
+	rb := r.runbooks[job.Runbook]
+	log := r.o.Logger.With("job", job.ID, "cluster", job.Cluster, "runbook", job.Runbook)
+	runCtx, cancel := r.o.Clock.WithTimeout(jctx, r.timeout(job.Runbook))
+	defer cancel()
+
+	if job.State == JobPending {
+		_ = job.setState(JobRunning, "", r.o.Clock.Now())
+		job.StartedAt = r.o.Clock.Now()
+	}
+	// The log must hold the job as running before any step acts: a job
+	// the log does not know could not be resumed, or refused, after a
+	// restart. A save that fails ends the job as failed, nothing done.
+	var err error
+	logErr := r.o.Log.Save(job)
+	log.Info("job started", "dry_run", job.DryRun, "resumes", job.Resumes)
+	if logErr != nil {
+		err = fmt.Errorf("the job log cannot be written, so nothing was done: %w", logErr)
+		log.Error("job log", "err", logErr)
+	} else if rb == nil {
+		err = fmt.Errorf("runbook %q is not available in this version", job.Runbook)
+	} else {
+		// A step's save that fails stops the step before it runs (see
+		// step); remember it for the status.
+		save := func(j *Job) error {
+			serr := r.o.Log.Save(j)
+			if serr != nil {
+				logErr = errors.Join(logErr, serr)
+			}
+			return serr
+		}
+		err = rb.Run(runCtx, &Run{job: job, save: save, now: r.o.Clock.Now, log: log})
+	}
+	if ctx.Err() != nil {
+		// The appliance is stopping: leave the job as running in the log,
+		// so the next start resumes it.
+		log.Warn("job interrupted by shutdown; it resumes at the next start")
+		r.mu.Lock()
+		delete(r.running, job.Cluster)
+		delete(r.cancels, job.Cluster)
+		r.mu.Unlock()
+		return
+	}
+	now := r.o.Clock.Now()
+	var ab *Abort
+	var pre *preempted
+	switch {
+	case err != nil && errors.As(context.Cause(jctx), &pre):
+		_ = job.setState(JobAborted, pre.Error(), now)
+	case err == nil && job.DryRun:
+		_ = job.setState(JobPlanned, "dry run: the plan is recorded, nothing was done", now)
+	case err == nil:
+		_ = job.setState(JobSucceeded, "", now)
+	case errors.As(err, &ab):
+		_ = job.setState(JobAborted, ab.Reason, now)
+	default:
+		_ = job.setState(JobFailed, err.Error(), now)
+	}
+	if serr := r.o.Log.Save(job); serr != nil {
+		log.Error("job log", "err", serr)
+		logErr = errors.Join(logErr, serr)
+	}
+	log.Info("job ended", "state", job.State, "reason", job.Reason, "took", job.EndedAt.Sub(job.StartedAt))
+	if r.o.OnEnd != nil {
+		r.o.OnEnd(job.copy())
+	}
+
+	r.mu.Lock()
+	delete(r.running, job.Cluster)
+	delete(r.cancels, job.Cluster)
+	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
+	if logErr != nil {
+		// Say it where the operator looks: the job may be missing from
+		// the log the API lists.
+		r.decisions[job.Cluster] = fmt.Sprintf("job %s (%s) %s: the job log cannot be written: %v", job.ID, job.Runbook, job.State, logErr)
+	}
+	if fp := job.Trigger.Fingerprint; job.State == JobFailed && job.Trigger.Source == "alert" && fp != "" {
+		// A failed repair (not an aborted one: that found the condition
+		// gone) is tried again while its alert fires: during an incident
+		// the cluster moves under the job (a node Galera had not evicted
+		// yet, a joiner still starting). retryFailed bounds the attempts;
+		// anti-flapping still counts every job that acted.
+		f := r.failed[fp]
+		f.attempts++
+		f.after = now.Add(r.o.RetryDelay)
+		f.startsAt = job.Trigger.StartsAt
+		r.failed[fp] = f
+	} else if fp != "" {
+		delete(r.failed, fp) // succeeded, or found nothing to do: no retry
+	}
+	if job.Trigger.Source == "alert" && !job.DryRun && actedOn(job) {
+		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+// actedOn reports whether any act step of the job completed.
+func actedOn(j *Job) bool {
+	for _, s := range j.Steps {
+		if s.Kind == "act" && s.State == StepDone {
+			return true
+		}
+	}
+	return false
+}
+
+// adoptInterrupted takes over the jobs the log shows as pending or
+// running: the appliance died during them. Each reserves its cluster at
+// once, so no new job can start there before it resumes; Run then resumes
+// them, and done steps are not repeated. A job older than the job timeout
+// is aborted instead: the cluster has moved on, and its alerts, if still
+// true, start a fresh job.
+func (r *Remediator) adoptInterrupted() {
+	jobs, err := r.o.Log.List()
+	if err != nil {
+		r.o.Logger.Error("read job log", "err", err)
+	}
+	now := r.o.Clock.Now()
+	for _, j := range jobs {
+		if j.State.Done() {
+			continue
+		}
+		if r.running[j.Cluster] != nil || now.Sub(j.CreatedAt) > r.timeout(j.Runbook) {
+			reason := fmt.Sprintf("interrupted by an appliance restart %s after it was created; not resumed", now.Sub(j.CreatedAt).Round(time.Second))
+			if j.State == JobPending {
+				reason = "interrupted by an appliance restart before it started"
+			}
+			_ = j.setState(JobAborted, reason, now)
+			_ = r.o.Log.Save(j)
+			r.o.Logger.Warn("interrupted job aborted", "job", j.ID, "reason", j.Reason)
+			continue
+		}
+		j.Resumes++
+		if j.Trigger.Fingerprint != "" {
+			// The same alert re-notified after the restart is this job.
+			r.handled[j.Trigger.Fingerprint] = j.Trigger.StartsAt
+		}
+		r.running[j.Cluster] = j
+		r.resume = append(r.resume, j)
+	}
+}
+
+// resumeAdopted runs the jobs adoptInterrupted took over.
+func (r *Remediator) resumeAdopted(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	jobs := r.resume
+	r.resume = nil
+	for _, j := range jobs {
+		r.o.Logger.Warn("resuming interrupted job", "job", j.ID, "cluster", j.Cluster, "runbook", j.Runbook)
+		r.launch(ctx, j)
+	}
+}

@@ -1,0 +1,47 @@
+package remediator
+
+import "github.com/nines-project/nines"
+
+// Runbook names: the value of an alert's remediation label and of a job's
+// runbook field. Rule packs, the Alertmanager configuration and the API
+// name runbooks by these; tests check that every name they use is here.
+const (
+	RunbookGaleraNodeRejoin     = "galera-node-rejoin"
+	RunbookGaleraQuorumRecovery = "galera-quorum-recovery"
+	RunbookBackup               = "backup"
+	RunbookBackupVerify         = "backup-verify"
+)
+
+// RunbookInfo describes a runbook nines has.
+type RunbookInfo struct {
+	Name string
+	// Kinds are the kinds of cluster the runbook works on.
+	Kinds       []nines.Kind
+	Description string
+}
+
+// Runbooks lists every runbook nines has, repairs first.
+var Runbooks = []RunbookInfo{
+	{RunbookGaleraQuorumRecovery, []nines.Kind{nines.KindGalera}, "bootstrap a Galera cluster without a Primary component from its most advanced node"},
+	{RunbookGaleraNodeRejoin, []nines.Kind{nines.KindGalera}, "start a stopped Galera node at its recovered position and wait until it is Synced"},
+	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication}, "back up the cluster from its least loaded node (mariabackup or dump)"},
+	{RunbookBackupVerify, []nines.Kind{nines.KindGalera, nines.KindReplication}, "restore a backup into a scratch server and check it"},
+}
+
+// LookupRunbook returns the runbook named name, if nines has it.
+func LookupRunbook(name string) (RunbookInfo, bool) {
+	for _, rb := range Runbooks {
+		if rb.Name == name {
+			return rb, true
+		}
+	}
+	return RunbookInfo{}, false
+}
+
+// Kinds maps the job kinds the API and CLI accept to runbook names.
+var Kinds = map[string]string{
+	"backup":  RunbookBackup,
+	"verify":  RunbookBackupVerify,
+	"rejoin":  RunbookGaleraNodeRejoin,
+	"recover": RunbookGaleraQuorumRecovery,
+}
