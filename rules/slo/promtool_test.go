@@ -213,8 +213,23 @@ func TestPromtoolRuleScenarios(t *testing.T) {
 				{EvalTime: badAt30m15, Alertname: AlertBurnRate, ExpAlerts: []expAlert{page1h("a", 10.0/1815), page6h("a", 10.0/1815)}},
 				// The 5m window has forgotten; the 30m one has not.
 				{EvalTime: "40m", Alertname: AlertBurnRate, ExpAlerts: []expAlert{page6h("a", 10.0/2400)}},
-				// The 1d/2h ticket fired at 1h30m15s, after its for: 1h.
+				// The 1d/2h ticket burns from 30m15s and fires after its
+				// for: 1h, at 1h30m15s; one evaluation before, nothing
+				// fires (the 6h page's 30m window has forgotten).
+				{EvalTime: "1h30m", Alertname: AlertBurnRate, ExpAlerts: []expAlert{}},
+				{EvalTime: "1h30m15s", Alertname: AlertBurnRate, ExpAlerts: []expAlert{ticket1d("a", 10.0/5415)}},
 				{EvalTime: "1h40m", Alertname: AlertBurnRate, ExpAlerts: []expAlert{ticket1d("a", 10.0/6000)}},
+			},
+		}, {
+			// 4 h of samples: the 3d/6h ticket burns from 30m15s and fires
+			// after its for: 3h, not one evaluation before.
+			Name:        "10 bad seconds, 4 hours on: the slowest ticket fires after its for: 3h",
+			Interval:    "15s",
+			InputSeries: series("a", "0+15x120 1805+15x839", "0x120 10x839", "0x960"),
+			AlertRuleTest: []alertTest{
+				{EvalTime: "3h30m", Alertname: AlertBurnRate, ExpAlerts: []expAlert{}},
+				{EvalTime: "3h30m15s", Alertname: AlertBurnRate, ExpAlerts: []expAlert{
+					alert(AlertBurnRate, "a", map[string]string{"long_window": "3d"}, 10.0/12615)}},
 			},
 		}, {
 			Name:        "10 unknown seconds: they spend the budget and burn, but do not page as failed writes",
