@@ -91,9 +91,6 @@ func (t *Time) UnmarshalYAML(n *yaml.Node) error {
 func (t Time) MarshalYAML() (any, error) { return t.Format(time.RFC3339), nil }
 
 func (c *Config) validateConsole(at func(path, format string, args ...any)) {
-	if !c.Console.SessionTTL.set {
-		c.Console.SessionTTL.Duration = DefaultSessionTTL
-	}
 	if c.Console.SessionTTL.Duration < time.Minute {
 		at("console.session_ttl", "must be at least 1m, got %s", c.Console.SessionTTL.Duration)
 	}
@@ -125,27 +122,6 @@ func (c *Config) validateGrafana(at func(path, format string, args ...any)) {
 	}
 	if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		at("grafana.url", "bad URL %q: want http(s)://host:port", g.URL)
-	}
-	v, field, err := c.readSecret(g.TokenFile, g.TokenEnv, "token_file", "token_env")
-	if err != nil {
-		at("grafana."+field, "%v", err)
-	}
-	g.Token = Secret(v)
-	if g.Folder == "" {
-		g.Folder = "nines"
-	}
-	if g.DatasourceURL == "" {
-		g.DatasourceURL = c.ExternalURL
-	}
-	if g.DatasourceURL == "" {
-		scheme := "http"
-		if c.TLS != nil {
-			scheme = "https"
-		}
-		g.DatasourceURL = scheme + "://" + c.Listen
-	}
-	if g.DatasourceToken == "" && len(c.API.Tokens) > 0 {
-		g.DatasourceToken = c.API.Tokens[0].Name
 	}
 	found := false
 	for _, t := range c.API.Tokens {

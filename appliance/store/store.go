@@ -91,11 +91,33 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
+	if err := setVMFlags(o); err != nil {
+		return nil, err
+	}
+	loggerOnce.Do(logger.InitNoLogFlags)
+
+	vmstorage.Init(8, 10*time.Second, promql.ResetRollupResultCacheIfNeeded)
+	vmselect.Init(8, 10*time.Second)
+	vminsert.Init()
+	isOpen = true
+
+	s := &Store{soon: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.flushLoop(o.FlushInterval)
+	return s, nil
+}
+
+// setVMFlags is the one place in nines that touches flag.CommandLine.
+// VictoriaMetrics reads every setting from Go's global flag set (its
+// packages register some 350 flags there at import), so the store's
+// options can only reach it this way, and only one store can be open per
+// process (Open enforces it). nines' own commands use their own flag sets
+// (cobra), never the global one; a test keeps it so.
+func setVMFlags(o Options) error {
 	// VictoriaMetrics panics unless the global flag set was parsed; parse it
 	// empty so it never sees nines' own arguments.
 	if !flag.CommandLine.Parsed() {
 		if err := flag.CommandLine.Parse(nil); err != nil {
-			return nil, fmt.Errorf("store: init flags: %w", err)
+			return fmt.Errorf("store: init flags: %w", err)
 		}
 	}
 	settings := map[string]string{
@@ -109,19 +131,10 @@ func Open(o Options) (*Store, error) {
 	}
 	for name, value := range settings {
 		if err := flag.CommandLine.Set(name, value); err != nil {
-			return nil, fmt.Errorf("store: set -%s=%s: %w", name, value, err)
+			return fmt.Errorf("store: set -%s=%s: %w", name, value, err)
 		}
 	}
-	loggerOnce.Do(logger.InitNoLogFlags)
-
-	vmstorage.Init(8, 10*time.Second, promql.ResetRollupResultCacheIfNeeded)
-	vmselect.Init(8, 10*time.Second)
-	vminsert.Init()
-	isOpen = true
-
-	s := &Store{soon: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go s.flushLoop(o.FlushInterval)
-	return s, nil
+	return nil
 }
 
 // Label is one label of a series; the metric name is the label __name__.

@@ -4,39 +4,23 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nines-project/nines/appliance/apiclient"
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/remediator/backup"
 )
-
-// backupList is GET /api/v1/backups' data.
-type backupList struct {
-	Backups []struct {
-		Cluster string `json:"cluster"`
-		backup.Entry
-	} `json:"backups"`
-	Schedules []backup.ScheduleStatus `json:"schedules"`
-}
 
 func newBackupCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Backups through the running appliance: run, list, verify, restore-plan"}
 	var cfgPath, apiURL string
 	cmd.PersistentFlags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config (its listen address and first API token are used)")
 	cmd.PersistentFlags().StringVar(&apiURL, "api", "", "the appliance's URL, when it is not the config's listen address (http://host:port)")
-	client := func() (*apiClient, error) {
-		cfg, err := loadConfig(cfgPath)
-		if err != nil {
-			return nil, err
-		}
-		return newAPIClient(cfg, apiURL)
-	}
+	client := func() (*apiclient.Client, error) { return apiClient(cfgPath, apiURL) }
 
 	var runReq remediator.ManualRequest
 	var wait bool
@@ -68,8 +52,8 @@ func newBackupCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var l backupList
-			if err := c.call(cmd.Context(), http.MethodGet, "/api/v1/backups?"+url.Values{"cluster": {listCluster}}.Encode(), nil, http.StatusOK, &l); err != nil {
+			l, err := c.Backups(cmd.Context(), listCluster)
+			if err != nil {
 				return err
 			}
 			return writeBackupList(cmd.OutOrStdout(), l, listCluster == "")
@@ -106,12 +90,12 @@ func newBackupCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := newAPIClient(cfg, apiURL)
+			c, err := apiclient.FromConfig(cfg, apiURL)
 			if err != nil {
 				return err
 			}
-			var l backupList
-			if err := c.call(cmd.Context(), http.MethodGet, "/api/v1/backups?"+url.Values{"cluster": {planCluster}}.Encode(), nil, http.StatusOK, &l); err != nil {
+			l, err := c.Backups(cmd.Context(), planCluster)
+			if err != nil {
 				return err
 			}
 			for _, b := range l.Backups {
@@ -141,9 +125,9 @@ func newBackupCmd() *cobra.Command {
 // startAndReport starts a job through the API and prints it; with wait,
 // it follows the job until it ends and fails when the job did not
 // succeed.
-func startAndReport(ctx context.Context, out io.Writer, c *apiClient, req remediator.ManualRequest, wait bool) error {
-	var j remediator.Job
-	if err := c.call(ctx, http.MethodPost, "/api/v1/jobs", req, http.StatusAccepted, &j); err != nil {
+func startAndReport(ctx context.Context, out io.Writer, c *apiclient.Client, req remediator.ManualRequest, wait bool) error {
+	j, err := c.StartJob(ctx, req)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "job %s started: %s on cluster %s", j.ID, j.Runbook, j.Cluster)
@@ -158,15 +142,8 @@ func startAndReport(ctx context.Context, out io.Writer, c *apiClient, req remedi
 		fmt.Fprintf(out, "follow it with: nines jobs show %s\n", j.ID)
 		return nil
 	}
-	for !j.State.Done() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-		if err := c.call(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(j.ID), nil, http.StatusOK, &j); err != nil {
-			return err
-		}
+	if j, err = c.WaitJob(ctx, j.ID, time.Second); err != nil {
+		return err
 	}
 	for _, s := range j.Steps {
 		took := ""
@@ -190,7 +167,7 @@ func startAndReport(ctx context.Context, out io.Writer, c *apiClient, req remedi
 	return nil
 }
 
-func writeBackupList(out io.Writer, l backupList, withCluster bool) error {
+func writeBackupList(out io.Writer, l *apiclient.Backups, withCluster bool) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	head := "ID\tNODE\tMETHOD\tSTARTED\tTOOK\tSIZE\tPOSITION\tVERIFIED\tRESTORE"
 	if withCluster {

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,7 +24,7 @@ func openJobLog(cfgPath string) (*remediator.JobLog, error) {
 
 func newJobsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "jobs", Short: "The remediator's job log: list, show, start"}
-	var cfgPath string
+	var cfgPath, apiURL string
 	cmd.PersistentFlags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config (its data_dir holds the job log)")
 
 	list := &cobra.Command{
@@ -117,32 +113,17 @@ func newJobsCmd() *cobra.Command {
 		Short: "Start a runbook by hand through the running appliance's API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cfgPath)
+			c, err := apiClient(cfgPath, apiURL)
 			if err != nil {
 				return err
 			}
-			if len(cfg.API.Tokens) == 0 {
-				return fmt.Errorf("%s has no API token to call the appliance with", cfgPath)
+			j, err := c.StartJob(cmd.Context(), req)
+			if err != nil {
+				return fmt.Errorf("start job: %w", err)
 			}
-			scheme := "http"
-			if cfg.TLS != nil {
-				scheme = "https"
-			}
-			body, _ := json.Marshal(req)
-			hreq, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, fmt.Sprintf("%s://%s/api/v1/jobs", scheme, cfg.Listen), bytes.NewReader(body))
+			b, err := json.MarshalIndent(j, "", "  ")
 			if err != nil {
 				return err
-			}
-			hreq.Header.Set("Authorization", "Bearer "+cfg.API.Tokens[0].Value.Reveal())
-			hreq.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(hreq)
-			if err != nil {
-				return reachErr("start job", fmt.Sprintf("%s://%s", scheme, cfg.Listen), err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusAccepted {
-				return fmt.Errorf("start job: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 			}
 			_, err = cmd.OutOrStdout().Write(append(b, '\n'))
 			return err
@@ -153,6 +134,7 @@ func newJobsCmd() *cobra.Command {
 	start.Flags().StringVar(&req.Target, "node", "", "the node (host:port) for node runbooks")
 	start.Flags().StringVar(&req.Force, "force-node", "", "bootstrap from this node even when safety checks refuse")
 	start.Flags().BoolVar(&req.DryRun, "dry-run", false, "record the plan, touch nothing")
+	start.Flags().StringVar(&apiURL, "api", "", "the appliance's URL, when it is not the config's listen address (http://host:port)")
 	cmd.AddCommand(list, show, start)
 	return cmd
 }

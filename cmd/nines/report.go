@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nines-project/nines/appliance/apiclient"
 	"github.com/nines-project/nines/appliance/report"
 )
 
@@ -36,25 +34,15 @@ last 30 days. The report goes to standard output, or to --out.`,
 			if cluster == "" {
 				return fmt.Errorf("--cluster is required")
 			}
-			cfg, err := loadConfig(cfgPath)
+			c, err := apiClient(cfgPath, apiURL)
 			if err != nil {
 				return err
 			}
-			c, err := newAPIClient(cfg, apiURL)
+			resp, err := c.ReportDocument(cmd.Context(), apiclient.ReportRequest{Cluster: cluster, From: from, To: to, Format: format})
 			if err != nil {
 				return err
 			}
-			q := url.Values{"cluster": {cluster}, "format": {format}}
-			if from != "" {
-				q.Set("from", from)
-			}
-			if to != "" {
-				q.Set("to", to)
-			}
-			body, err := getRaw(cmd, c, "/api/v1/reports/uptime?"+q.Encode())
-			if err != nil {
-				return err
-			}
+			body := resp.Body
 			if format == "json" {
 				// The document, without the API's envelope.
 				var env struct{ Data json.RawMessage }
@@ -83,32 +71,4 @@ last 30 days. The report goes to standard output, or to --out.`,
 	uptime.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
 	cmd.AddCommand(uptime)
 	return cmd
-}
-
-// getRaw GETs path from the appliance and returns the body as it came: a
-// report is a document, not the API's JSON envelope. An answer other than
-// 200 is an error carrying the appliance's message.
-func getRaw(cmd *cobra.Command, c *apiClient, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, reachErr("uptime report", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return nil, fmt.Errorf("uptime report: read the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("uptime report: %s: %s", resp.Status, e.Error)
-		}
-		return nil, fmt.Errorf("uptime report: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return b, nil
 }

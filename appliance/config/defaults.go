@@ -1,0 +1,73 @@
+package config
+
+import "time"
+
+// applyDefaults fills the fields left out with their defaults. It reads
+// nothing and reports nothing: validation comes after it.
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if !c.Retention.set {
+		c.Retention.Duration = DefaultRetention
+	}
+	if !c.Scrape.Interval.set {
+		c.Scrape.Interval.Duration = DefaultScrapeInterval
+	}
+	if !c.Scrape.Timeout.set {
+		c.Scrape.Timeout.Duration = min(DefaultScrapeTimeout, c.Scrape.Interval.Duration*8/10)
+	}
+	if !c.Scrape.VariablesInterval.set {
+		c.Scrape.VariablesInterval.Duration = DefaultVariablesInterval
+	}
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		if cl.SLO.Target == 0 {
+			cl.SLO.Target = DefaultSLOTarget
+		}
+		if !cl.SLO.Window.set {
+			cl.SLO.Window.Duration = DefaultSLOWindow
+		}
+		if !cl.Probe.Timeout.set {
+			cl.Probe.Timeout.Duration = DefaultProbeTimeout
+		}
+		if cl.Remediation.Mode == "" {
+			cl.Remediation.Mode = "dry-run"
+		}
+		if cl.Remediation.MaxRecoveries == 0 {
+			cl.Remediation.MaxRecoveries = 3
+		}
+		if !cl.Remediation.Window.set {
+			cl.Remediation.Window.Duration = 10 * time.Minute
+		}
+		for j := range cl.Backups {
+			if cl.Backups[j].Dir == "" {
+				cl.Backups[j].Dir = DefaultBackupDir
+			}
+		}
+	}
+	if !c.Console.SessionTTL.set {
+		c.Console.SessionTTL.Duration = DefaultSessionTTL
+	}
+	if g := c.Grafana; g != nil {
+		if g.Folder == "" {
+			g.Folder = "nines"
+		}
+		if g.DatasourceURL == "" {
+			g.DatasourceURL = c.ExternalURL
+		}
+		if g.DatasourceURL == "" {
+			scheme := "http"
+			if c.TLS != nil {
+				scheme = "https"
+			}
+			g.DatasourceURL = scheme + "://" + c.Listen
+		}
+		if g.DatasourceToken == "" && len(c.API.Tokens) > 0 {
+			g.DatasourceToken = c.API.Tokens[0].Name
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nines-project/nines/internal/yamlfile"
+)
+
+// readFiles is validation's last step and the only one that touches the
+// file system and the environment: it reads every secret (API tokens,
+// agent tokens, database passwords, the Grafana token) into its Secret
+// field, and checks that the TLS files, rule files and Alertmanager
+// config it names exist. Paths are already resolved (resolvePaths).
+func (c *Config) readFiles(at func(path, format string, args ...any)) {
+	if c.TLS != nil {
+		for field, p := range map[string]string{"cert_file": c.TLS.CertFile, "key_file": c.TLS.KeyFile} {
+			if p == "" {
+				continue // checkFields reports it
+			}
+			if _, err := os.ReadFile(p); err != nil {
+				at("tls."+field, "cannot read %q: %v", p, yamlfile.UnwrapPathErr(err))
+			}
+		}
+	}
+	for i := range c.API.Tokens {
+		t := &c.API.Tokens[i]
+		p := fmt.Sprintf("api.tokens[%d]", i)
+		v, field, err := c.readSecret(t.TokenFile, t.TokenEnv, "token_file", "token_env")
+		if err != nil {
+			at(p+"."+field, "%v", err)
+			continue
+		}
+		if len(v) < 16 {
+			at(p+"."+field, "token is %d characters; use at least 16", len(v))
+		}
+		t.Value = Secret(v)
+	}
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		p := fmt.Sprintf("clusters[%d]", i)
+		agents := false
+		for _, n := range cl.Nodes {
+			agents = agents || n.Agent != ""
+		}
+		if agents || cl.AgentTokenFile != "" || cl.AgentTokenEnv != "" {
+			v, field, err := c.readSecret(cl.AgentTokenFile, cl.AgentTokenEnv, "agent_token_file", "agent_token_env")
+			switch {
+			case err != nil && cl.AgentTokenFile == "" && cl.AgentTokenEnv == "":
+				at(p+"."+field, "required when a node names an agent: %v", err)
+			case err != nil:
+				at(p+"."+field, "%v", err)
+			case len(v) < 16:
+				at(p+"."+field, "token is %d characters; use at least 16", len(v))
+			default:
+				cl.AgentToken = Secret(v)
+			}
+		}
+		cr := &cl.Credentials
+		v, field, err := c.readSecret(cr.PasswordFile, cr.PasswordEnv, "password_file", "password_env")
+		if err != nil {
+			at(p+".credentials."+field, "%v", err)
+		}
+		cr.Password = Secret(v)
+	}
+	for i, pat := range c.RuleFiles {
+		matches, err := filepath.Glob(pat)
+		switch {
+		case err != nil:
+			at(fmt.Sprintf("rule_files[%d]", i), "bad pattern %q: %v", pat, err)
+		case len(matches) == 0:
+			at(fmt.Sprintf("rule_files[%d]", i), "%q matches no file", pat)
+		}
+	}
+	if am := c.Alertmanager; am.Embedded != "" && len(am.URLs) == 0 {
+		if _, err := os.Stat(am.Embedded); err != nil {
+			at("alertmanager.embedded", "cannot read %q: %v", am.Embedded, yamlfile.UnwrapPathErr(err))
+		}
+	}
+	if g := c.Grafana; g != nil {
+		v, field, err := c.readSecret(g.TokenFile, g.TokenEnv, "token_file", "token_env")
+		if err != nil {
+			at("grafana."+field, "%v", err)
+		}
+		g.Token = Secret(v)
+	}
+}
+
+// readSecret reads a secret from exactly one of a file (relative to the
+// config's directory) or an environment variable. Surrounding whitespace
+// (a trailing newline) is dropped.
+func (c *Config) readSecret(file, env, fileField, envField string) (string, string, error) {
+	switch {
+	case file != "" && env != "":
+		return "", fileField, fmt.Errorf("set only one of %s and %s", fileField, envField)
+	case file != "":
+		b, err := os.ReadFile(c.resolve(file))
+		if err != nil {
+			return "", fileField, fmt.Errorf("cannot read %q: %v", file, yamlfile.UnwrapPathErr(err))
+		}
+		return strings.TrimSpace(string(b)), fileField, nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", envField, fmt.Errorf("environment variable %q is not set", env)
+		}
+		return strings.TrimSpace(v), envField, nil
+	}
+	return "", fileField, fmt.Errorf("missing credentials: set %s or %s", fileField, envField)
+}

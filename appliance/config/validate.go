@@ -1,0 +1,218 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/internal/yamlfile"
+)
+
+// validate runs after applyDefaults, in three steps: resolvePaths (no
+// I/O), checkFields (the values alone, no I/O) and readFiles (secrets and
+// named files). Every step runs even when an earlier one found problems,
+// so one pass reports them all, each as file:line: field: message.
+func (c *Config) validate(errs *Errors, lines yamlfile.Lines) {
+	at := func(path, format string, args ...any) {
+		errs.Add(lines.Line(path), path, fmt.Sprintf(format, args...))
+	}
+	c.resolvePaths()
+	c.checkFields(at)
+	c.readFiles(at)
+}
+
+// checkFields checks the values as written: addresses, durations, names,
+// modes, URLs, schedules. It reads no file and no environment variable.
+func (c *Config) checkFields(at func(path, format string, args ...any)) {
+	if err := checkHostPort(c.Listen); err != nil {
+		at("listen", "bad address %q: %v", c.Listen, err)
+	}
+	if c.TLS != nil {
+		for field, p := range map[string]string{"cert_file": c.TLS.CertFile, "key_file": c.TLS.KeyFile} {
+			if p == "" {
+				at("tls."+field, "required when tls is set")
+			}
+		}
+	}
+	if c.Retention.Duration < MinRetention {
+		at("retention", "must be at least 1d, got %s", c.Retention.Duration)
+	}
+	checkInterval := func(path string, d time.Duration) {
+		if d <= 0 {
+			at(path, "must be positive, got %s", d)
+		}
+	}
+	checkInterval("scrape.interval", c.Scrape.Interval.Duration)
+	checkInterval("scrape.timeout", c.Scrape.Timeout.Duration)
+	checkInterval("scrape.variables_interval", c.Scrape.VariablesInterval.Duration)
+	if c.Scrape.Timeout.Duration > c.Scrape.Interval.Duration {
+		at("scrape.timeout", "%s is longer than scrape.interval %s: a hung node would delay every scrape", c.Scrape.Timeout.Duration, c.Scrape.Interval.Duration)
+	}
+
+	if len(c.API.Tokens) == 0 {
+		at("api.tokens", "at least one API token is required: the API never runs unauthenticated")
+	}
+	tokenNames := map[string]bool{}
+	for i, t := range c.API.Tokens {
+		p := fmt.Sprintf("api.tokens[%d]", i)
+		if t.Name == "" {
+			at(p+".name", "required")
+		} else if tokenNames[t.Name] {
+			at(p+".name", "duplicate token name %q", t.Name)
+		}
+		tokenNames[t.Name] = true
+	}
+
+	if len(c.Clusters) == 0 {
+		at("clusters", "no clusters configured")
+	}
+	names := map[string]bool{}
+	addrs := map[string]string{}
+	for i := range c.Clusters {
+		c.checkCluster(&c.Clusters[i], fmt.Sprintf("clusters[%d]", i), names, addrs, at)
+	}
+
+	am := c.Alertmanager
+	if am.Embedded != "" && len(am.URLs) > 0 {
+		at("alertmanager", "set either embedded or urls, not both")
+	}
+	for i, u := range am.URLs {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			at(fmt.Sprintf("alertmanager.urls[%d]", i), "bad URL %q: want http(s)://host:port", u)
+		}
+	}
+	if c.ExternalURL != "" {
+		if pu, err := url.Parse(c.ExternalURL); err != nil || pu.Scheme == "" || pu.Host == "" {
+			at("external_url", "bad URL %q", c.ExternalURL)
+		}
+	}
+	c.validateConsole(at)
+	c.validateGrafana(at)
+}
+
+// checkCluster checks one cluster's fields; names and addrs collect the
+// cluster names and node addresses seen so far, which must be unique
+// across the config.
+func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addrs map[string]string, at func(path, format string, args ...any)) {
+	switch {
+	case cl.Name == "":
+		at(p+".name", "required")
+	case !validName(cl.Name):
+		at(p+".name", "%q: use letters, digits, '-' and '_' only", cl.Name)
+	case names[cl.Name]:
+		at(p+".name", "duplicate cluster name %q", cl.Name)
+	}
+	names[cl.Name] = true
+	if !cl.Kind.Valid() {
+		at(p+".kind", "%q is not one of galera, replication, ndb", cl.Kind)
+	}
+	if len(cl.Nodes) == 0 {
+		at(p+".nodes", "no nodes")
+	}
+	agents := false
+	for j, n := range cl.Nodes {
+		np := fmt.Sprintf("%s.nodes[%d]", p, j)
+		agents = agents || n.Agent != ""
+		if err := checkHostPort(n.Address); err != nil {
+			at(np+".address", "bad address %q: %v", n.Address, err)
+		} else if other, dup := addrs[n.Address]; dup {
+			at(np+".address", "%q is already a node of %s", n.Address, other)
+		} else {
+			addrs[n.Address] = np
+		}
+		if n.Agent != "" {
+			if u, err := url.Parse(n.Agent); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				at(np+".agent", "bad agent URL %q: want http(s)://host:port", n.Agent)
+			}
+		}
+	}
+	if t := cl.SLO.Target; t <= 0 || t >= 100 {
+		at(p+".slo.target", "%v is not a percentage between 0 and 100 (exclusive)", t)
+	}
+	if cl.SLO.Window.Duration < 24*time.Hour {
+		at(p+".slo.window", "must be at least 1d, got %s", cl.SLO.Window.Duration)
+	}
+	switch cl.Remediation.Mode {
+	case "auto", "dry-run", "off":
+	default:
+		at(p+".remediation.mode", "%q is not one of auto, dry-run, off", cl.Remediation.Mode)
+	}
+	if cl.Remediation.MaxRecoveries < 1 {
+		at(p+".remediation.max_recoveries", "must be at least 1, got %d", cl.Remediation.MaxRecoveries)
+	}
+	if cl.Remediation.Window.Duration <= 0 {
+		at(p+".remediation.window", "must be positive, got %s", cl.Remediation.Window.Duration)
+	}
+	if cl.Probe.Timeout.Duration <= 0 || cl.Probe.Timeout.Duration > 10*time.Second {
+		at(p+".probe.timeout", "must be between 0 and 10s, got %s", cl.Probe.Timeout.Duration)
+	}
+	for j, ep := range cl.Probe.Endpoints {
+		if err := checkHostPort(ep); err != nil {
+			at(fmt.Sprintf("%s.probe.endpoints[%d]", p, j), "bad address %q: %v", ep, err)
+		}
+	}
+	c.validateBackups(cl, p, agents, at)
+	validateMaintenance(cl, p, at)
+	if cl.Credentials.User == "" {
+		at(p+".credentials.user", "missing credentials: a user is required")
+	}
+}
+
+// validateBackups checks a cluster's backups: methods known and each
+// once, schedules that parse, retention that keeps something, an absolute
+// directory, a pinned node of the cluster with an agent, and agents to act
+// through.
+func (c *Config) validateBackups(cl *Cluster, p string, agents bool, at func(path, format string, args ...any)) {
+	if len(cl.Backups) == 0 {
+		return
+	}
+	if !agents {
+		at(p+".backups", "backups need the nodes' agents: no node of %s names an agent", cl.Name)
+	}
+	if cl.Kind == nines.KindNDB {
+		at(p+".backups", "backups of ndb clusters are not supported yet")
+	}
+	methods := map[string]bool{}
+	for j, b := range cl.Backups {
+		bp := fmt.Sprintf("%s.backups[%d]", p, j)
+		switch {
+		case b.Method != "mariabackup" && b.Method != "dump":
+			at(bp+".method", "%q is not one of mariabackup, dump", b.Method)
+		case methods[b.Method]:
+			at(bp+".method", "a %s backup is already scheduled for this cluster: one schedule per method", b.Method)
+		}
+		methods[b.Method] = true
+		if b.Schedule == "" {
+			at(bp+".schedule", "required: a cron expression such as \"0 3 * * *\" or @daily")
+		} else if _, err := cron.ParseStandard(b.Schedule); err != nil {
+			at(bp+".schedule", "bad cron expression %q: %v", b.Schedule, err)
+		}
+		if b.Keep < 1 {
+			at(bp+".keep", "must be at least 1, got %d: how many complete backups to keep", b.Keep)
+		}
+		if b.MaxAge.set && b.MaxAge.Duration <= 0 {
+			at(bp+".max_age", "must be positive, got %s", b.MaxAge.Duration)
+		}
+		if !filepath.IsAbs(b.Dir) {
+			at(bp+".dir", "%q is not an absolute path (it is a directory on the database hosts)", b.Dir)
+		}
+		if b.Node != "" {
+			found := false
+			for _, n := range cl.Nodes {
+				if n.Address == b.Node {
+					found = true
+					if n.Agent == "" {
+						at(bp+".node", "%q has no agent: nines cannot back it up", b.Node)
+					}
+				}
+			}
+			if !found {
+				at(bp+".node", "%q is not a node of cluster %s", b.Node, cl.Name)
+			}
+		}
+	}
+}
