@@ -1,3 +1,5 @@
+//go:build cluster
+
 // Package e2e drives the built nines binary against real MariaDB Galera
 // clusters started on loopback by the sandbox, as an operator would.
 //
