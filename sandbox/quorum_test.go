@@ -11,7 +11,6 @@ import (
 	"github.com/nines-project/nines/agent"
 )
 
-
 // TestQuorumLossRepairedThroughAgents is the drill the remediator will
 // run, done by hand through the agents' API: kill -9 two of three nodes,
 // so the survivor drops out of the Primary component; pc-bootstrap on the
