@@ -280,6 +280,11 @@ func TestQuorumRecoveryTwoKilled(t *testing.T) {
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
 	waitProbeWrites(t, h.appliance, sb.ClusterName(), len(sb.Nodes()), 3)
 	names := nodeNames(sb)
+	uuidBefore := h.query(`nines_galera_state_info`)[0].Labels["cluster_state_uuid"]
+	pidsBefore := map[string]int{}
+	for _, n := range names {
+		pidsBefore[n], _ = sb.Pid(n)
+	}
 	killed := kill(t, sb, names[1], names[2])
 	h.waitSeenBroken(t, killed)
 	took := h.waitHealthy(t, killed, 30*time.Second)
@@ -292,6 +297,24 @@ func TestQuorumRecoveryTwoKilled(t *testing.T) {
 		}
 		return false
 	})
+	// Waiting for Synced proved the cluster healthy; what is new: the two
+	// killed nodes run as new processes, the survivor was left alone, and
+	// the cluster kept its history (no new UUID).
+	for i, n := range names {
+		pid, _ := sb.Pid(n)
+		if restarted := pid != pidsBefore[n]; pid <= 0 || restarted != (i > 0) {
+			t.Errorf("%s: pid %d, was %d (killed: %v)", n, pid, pidsBefore[n], i > 0)
+		}
+	}
+	if info := h.query(`nines_galera_state_info`); len(info) != len(names) {
+		t.Errorf("nines_galera_state_info: %d series, want %d", len(info), len(names))
+	} else {
+		for _, s := range info {
+			if s.Labels["cluster_state_uuid"] != uuidBefore {
+				t.Errorf("%s has cluster UUID %s, was %s: a new history", s.Labels["instance"], s.Labels["cluster_state_uuid"], uuidBefore)
+			}
+		}
+	}
 	for _, j := range h.jobs(t) {
 		t.Logf("job %s %s %s %s", j.ID, j.Runbook, j.State, j.Reason)
 	}
