@@ -1,3 +1,5 @@
+//go:build cluster
+
 package agent_test
 
 import (

@@ -166,13 +166,64 @@ func TestGetAndFailureOnlyMarkers(t *testing.T) {
 	}
 }
 
-func TestWsrepStateMapping(t *testing.T) {
-	b, err := galeraCluster().JSON(Options{})
-	if err != nil {
-		t.Fatal(err)
+// TestValueMappings reads every panel's value mappings back from the
+// dashboard JSON Grafana gets: each value the spec maps shows as its text
+// in its colour, and the member state panel maps 4 to Synced.
+func TestValueMappings(t *testing.T) {
+	synced := false
+	for _, s := range All() {
+		b, err := s.JSON(Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", s.UID, err)
+		}
+		var d struct {
+			Panels []struct {
+				Title       string `json:"title"`
+				FieldConfig struct {
+					Defaults struct {
+						Mappings []struct {
+							Type    string `json:"type"`
+							Options map[string]struct {
+								Text  string `json:"text"`
+								Color string `json:"color"`
+							} `json:"options"`
+						} `json:"mappings"`
+					} `json:"defaults"`
+				} `json:"fieldConfig"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: not valid JSON: %v", s.UID, err)
+		}
+		if len(d.Panels) != len(s.Panels) {
+			t.Fatalf("%s: %d panels in JSON, %d in the spec", s.UID, len(d.Panels), len(s.Panels))
+		}
+		for i, p := range d.Panels {
+			want := s.Panels[i].Mappings
+			ms := p.FieldConfig.Defaults.Mappings
+			if len(want) == 0 {
+				if len(ms) != 0 {
+					t.Errorf("%s / %s: mappings %+v, the spec has none", s.UID, p.Title, ms)
+				}
+				continue
+			}
+			if len(ms) != 1 || ms[0].Type != "value" || len(ms[0].Options) != len(want) {
+				t.Errorf("%s / %s: mappings %+v, want one value mapping of %d values", s.UID, p.Title, ms, len(want))
+				continue
+			}
+			for _, m := range want {
+				got, ok := ms[0].Options[m.Value]
+				if !ok || got.Text != m.Text || got.Color != m.Color {
+					t.Errorf("%s / %s: value %s shows as %+v, want %s in %s", s.UID, p.Title, m.Value, got, m.Text, m.Color)
+				}
+			}
+			if p.Title == "Member state" && ms[0].Options["4"].Text == "Synced" {
+				synced = true
+			}
+		}
 	}
-	if !strings.Contains(string(b), `"4": {`) || !strings.Contains(string(b), `"text": "Synced"`) {
-		t.Errorf("member state panel does not map 4 to Synced")
+	if !synced {
+		t.Error("no member state panel maps wsrep_local_state 4 to Synced")
 	}
 }
 

@@ -1,3 +1,5 @@
+//go:build cluster
+
 package e2e
 
 import (
@@ -207,8 +209,14 @@ func testDashboardsAPI(t *testing.T, a *backupAppliance) {
 	t.Logf("measured: %d dashboards with %d panels served by the API and written by export", len(list.Data), panels)
 
 	code, body := rawGet(t, a.appliance, "/api/v1/dashboards/nines-nope", true)
-	if code != http.StatusNotFound || !strings.Contains(string(body), `nines-nope`) {
-		t.Errorf("unknown uid: %d %s, want 404 naming it", code, body)
+	var envelope struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &envelope); err != nil || code != http.StatusNotFound || envelope.Status != "error" ||
+		envelope.ErrorType != "not_found" || !strings.Contains(envelope.Error, `"nines-nope"`) {
+		t.Errorf("unknown uid: %d %s (%v), want 404 with an error envelope naming it", code, body, err)
 	}
 	if code, body := rawGet(t, a.appliance, "/api/v1/dashboards/nines-fleet", false); code != http.StatusUnauthorized {
 		t.Errorf("without a token: %d %s, want 401", code, body)
@@ -241,7 +249,7 @@ func rawGet(t *testing.T, a *appliance, path string, withToken bool) (int, []byt
 func TestDashboardsAfterDrill(t *testing.T) {
 	sb := freshGalera(t, "dashdrill")
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
-	time.Sleep(3 * time.Second) // acknowledged probe writes before the drill
+	waitProbeWrites(t, h.appliance, sb.ClusterName(), len(sb.Nodes()), 3) // acknowledged probe writes before the drill
 	victim := sb.Nodes()[1]
 	killed := kill(t, sb, victim.Name)
 	h.waitSeenBroken(t, killed)

@@ -1,7 +1,10 @@
+//go:build cluster
+
 package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os/exec"
@@ -39,7 +42,13 @@ func TestDemo(t *testing.T) {
 		default:
 			_ = cmd.Process.Kill()
 			if sb, err := sandbox.Open(dir); err == nil {
-				_ = sb.Stop(t.Context())
+				// t.Context() is already cancelled when cleanups run: a stop with
+				// it would give up at once and leave the servers running.
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				if err := sb.Stop(ctx); err != nil {
+					t.Errorf("stop the demo sandbox: %v", err)
+				}
 			}
 		}
 	})

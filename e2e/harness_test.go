@@ -1,3 +1,5 @@
+//go:build cluster
+
 // Package e2e drives the built nines binary against real MariaDB Galera
 // clusters started on loopback by the sandbox, as an operator would.
 //
@@ -32,6 +34,9 @@ import (
 var (
 	ninesBin string
 
+	// races holds the race reports of every process the tests start.
+	races *testbin.Races
+
 	sharedOnce sync.Once
 	shared     *sandbox.Sandbox
 	sharedErr  error
@@ -47,6 +52,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "e2e: %s not found: run scripts/install-deps.sh (make test does)\n", tool)
 			os.Exit(1)
 		}
+	}
+	var err error
+	if races, err = testbin.WatchRaces(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
 	}
 	bin, cleanup, err := testbin.Build(true)
 	if err != nil {
@@ -75,15 +85,32 @@ func TestMain(m *testing.M) {
 		cancel()
 		os.RemoveAll(shared.Dir())
 	}
+	// The shared sandbox's agents ran through every test and stopped just
+	// now: a race they reported after the last test's check fails the run.
+	for _, rep := range races.New() {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: data race in a process the tests started:\n%s\n", rep)
+		code = 1
+	}
+	races.Close()
 	cleanup()
 	plainCleanup()
 	os.Exit(code)
+}
+
+// watchRaces fails tb, when it ends, with the race reports that the
+// processes the tests started wrote meanwhile (see testbin.Races). Called
+// by every helper that starts or uses processes; the first call in a test
+// registers the cleanup that runs last, after its sandboxes and
+// appliances stopped, so reports written at shutdown are seen too.
+func watchRaces(tb testing.TB) {
+	tb.Cleanup(func() { races.Check(tb) })
 }
 
 // sandboxDir makes a directory the mysql user can traverse (t.TempDir is
 // mode 0700 under a 0700 parent, which mariadbd could not enter).
 func sandboxDir(tb testing.TB, keep bool) string {
 	tb.Helper()
+	watchRaces(tb)
 	dir, err := os.MkdirTemp("/tmp", "nines-e2e-")
 	if err != nil {
 		tb.Fatal(err)
@@ -115,6 +142,7 @@ func basePort() int {
 // healthy. It is stopped in TestMain.
 func sharedGalera(tb testing.TB) *sandbox.Sandbox {
 	tb.Helper()
+	watchRaces(tb) // its agents may race during this test
 	sharedOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -141,6 +169,7 @@ func freshGalera(tb testing.TB, name string) *sandbox.Sandbox {
 // chosen by the caller (benchmarks run their agents unraced).
 func startGalera(tb testing.TB, name, bin string, port int) *sandbox.Sandbox {
 	tb.Helper()
+	watchRaces(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -240,6 +269,7 @@ func startApplianceBin(tb testing.TB, bin, cfg, tokenFile string, extra ...strin
 // appliance's address in advance (Alertmanager calling the remediator).
 func startApplianceOn(tb testing.TB, bin, addr, cfg, tokenFile string, extra ...string) *appliance {
 	tb.Helper()
+	watchRaces(tb)
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
 		tb.Fatal(err)

@@ -1,3 +1,5 @@
+//go:build cluster
+
 package e2e
 
 import (
@@ -125,19 +127,36 @@ func (h *healer) jobs(t *testing.T) []jobView {
 	return r.Data
 }
 
-// noDoneStepTwice checks the job log: an act step that is done ran once.
-func noDoneStepTwice(t *testing.T, jobs []jobView) {
+// actStepsRanOnce asserts, on a job that an appliance kill interrupted,
+// that every act step ran exactly once: a resumed job skips the steps its
+// log shows done and may not repeat one. The job must have act steps at
+// all, and each must show at least one attempt, or the check proves
+// nothing (a job log without attempts would pass it).
+func actStepsRanOnce(t *testing.T, j jobView) {
 	t.Helper()
-	for _, j := range jobs {
-		for _, s := range j.Steps {
-			if s.Kind == "act" && s.State == "done" && s.Attempts > 1 {
-				// An act step interrupted by a crash may run again; one that
-				// completed may not. Attempts > 1 with state done means it was
-				// interrupted before completing the first time.
-				t.Logf("job %s: act step %s completed on attempt %d (the first was interrupted)", j.ID, s.Name, s.Attempts)
-			}
+	acts := 0
+	for _, s := range j.Steps {
+		if s.Kind != "act" {
+			continue
+		}
+		acts++
+		if s.Attempts != 1 {
+			t.Errorf("job %s: act step %s ran %d times (state %s), want exactly once", j.ID, s.Name, s.Attempts, s.State)
 		}
 	}
+	if acts == 0 {
+		t.Errorf("job %s has no act steps: %+v", j.ID, j.Steps)
+	}
+	t.Logf("measured: job %s: %d act steps, each run once across %d resume(s)", j.ID, acts, j.Resumes)
+}
+
+// waitProbeWrites waits until nines has acknowledged at least n probe
+// writes through every node since the appliance started.
+func waitProbeWrites(t *testing.T, a *appliance, cluster string, nodes, n int) {
+	t.Helper()
+	waitFor(t, time.Now(), 30*time.Second, fmt.Sprintf("%d acknowledged probe writes through each of %d nodes", n, nodes), func() bool {
+		return len(a.query(fmt.Sprintf(`nines_probe_writes_acknowledged_total{cluster=%q} >= %d`, cluster, n))) == nodes
+	})
 }
 
 // probeLoss checks, on a node, that every probe write nines acknowledged
@@ -155,8 +174,19 @@ func probeLoss(t *testing.T, h *healer) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, s := range h.query(fmt.Sprintf(`nines_probe_last_acknowledged_seq{cluster=%q}`, h.sb.ClusterName())) {
+	// An empty answer, or an endpoint that acknowledged nothing, would make
+	// the check below vacuous: every node is probed, and the drills wait
+	// for acknowledged writes before they start.
+	acked := h.query(fmt.Sprintf(`nines_probe_last_acknowledged_seq{cluster=%q}`, h.sb.ClusterName()))
+	if len(acked) != len(h.sb.Nodes()) {
+		t.Fatalf("nines_probe_last_acknowledged_seq: %d series, want one per node (%d): %v", len(acked), len(h.sb.Nodes()), acked)
+	}
+	for _, s := range acked {
 		ep, last := s.Labels["instance"], int64(s.Value)
+		if last <= 0 {
+			t.Errorf("endpoint %s: no acknowledged probe write (last seq %d): nothing to check for loss", ep, last)
+			continue
+		}
 		var count, minSeq, maxSeq int64
 		if err := db.QueryRow("SELECT COUNT(*), COALESCE(MIN(seq),0), COALESCE(MAX(seq),0) FROM nines.probe_log WHERE source = ? AND endpoint = ? AND seq <= ?", host, ep, last).Scan(&count, &minSeq, &maxSeq); err != nil {
 			t.Fatalf("probe log on %s: %v", checkOn, err)
@@ -201,7 +231,7 @@ func nodeNames(sb *sandbox.Sandbox) []string {
 func TestRejoinAfterKill(t *testing.T) {
 	sb := freshGalera(t, "rejoindrill")
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
-	time.Sleep(3 * time.Second) // some acknowledged probe writes before the drill
+	waitProbeWrites(t, h.appliance, sb.ClusterName(), len(sb.Nodes()), 3) // acknowledged writes to lose, before the drill
 	victim := sb.Nodes()[1]
 	logBefore, _ := os.ReadFile(victim.ErrorLog)
 
@@ -248,8 +278,13 @@ func TestRejoinAfterKill(t *testing.T) {
 func TestQuorumRecoveryTwoKilled(t *testing.T) {
 	sb := freshGalera(t, "twodrill")
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
-	time.Sleep(3 * time.Second)
+	waitProbeWrites(t, h.appliance, sb.ClusterName(), len(sb.Nodes()), 3)
 	names := nodeNames(sb)
+	uuidBefore := h.query(`nines_galera_state_info`)[0].Labels["cluster_state_uuid"]
+	pidsBefore := map[string]int{}
+	for _, n := range names {
+		pidsBefore[n], _ = sb.Pid(n)
+	}
 	killed := kill(t, sb, names[1], names[2])
 	h.waitSeenBroken(t, killed)
 	took := h.waitHealthy(t, killed, 30*time.Second)
@@ -262,6 +297,24 @@ func TestQuorumRecoveryTwoKilled(t *testing.T) {
 		}
 		return false
 	})
+	// Waiting for Synced proved the cluster healthy; what is new: the two
+	// killed nodes run as new processes, the survivor was left alone, and
+	// the cluster kept its history (no new UUID).
+	for i, n := range names {
+		pid, _ := sb.Pid(n)
+		if restarted := pid != pidsBefore[n]; pid <= 0 || restarted != (i > 0) {
+			t.Errorf("%s: pid %d, was %d (killed: %v)", n, pid, pidsBefore[n], i > 0)
+		}
+	}
+	if info := h.query(`nines_galera_state_info`); len(info) != len(names) {
+		t.Errorf("nines_galera_state_info: %d series, want %d", len(info), len(names))
+	} else {
+		for _, s := range info {
+			if s.Labels["cluster_state_uuid"] != uuidBefore {
+				t.Errorf("%s has cluster UUID %s, was %s: a new history", s.Labels["instance"], s.Labels["cluster_state_uuid"], uuidBefore)
+			}
+		}
+	}
 	for _, j := range h.jobs(t) {
 		t.Logf("job %s %s %s %s", j.ID, j.Runbook, j.State, j.Reason)
 	}
@@ -276,7 +329,7 @@ func TestQuorumRecoveryTwoKilled(t *testing.T) {
 func TestWholeClusterCrash(t *testing.T) {
 	sb := freshGalera(t, "crashdrill")
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
-	time.Sleep(3 * time.Second)
+	waitProbeWrites(t, h.appliance, sb.ClusterName(), len(sb.Nodes()), 3)
 	uuidBefore := h.query(`nines_galera_state_info`)[0].Labels["cluster_state_uuid"]
 
 	killed := kill(t, sb, nodeNames(sb)...)
@@ -327,10 +380,12 @@ func TestWholeClusterCrash(t *testing.T) {
 	if interrupted.State != "succeeded" && interrupted.State != "aborted" {
 		t.Errorf("interrupted job ended %s: %s", interrupted.State, interrupted.Reason)
 	}
-	for _, s := range interrupted.Steps {
-		if s.Kind == "act" && s.Attempts > 1 {
-			t.Errorf("act step %s ran %d times", s.Name, s.Attempts)
-		}
+	if interrupted.Resumes == 0 && interrupted.State == "succeeded" {
+		t.Errorf("job %s ended without a resume: the appliance kill did not interrupt it (%s)", interrupted.ID, interrupted.Reason)
+	}
+	actStepsRanOnce(t, *interrupted)
+	if info := h.query(`nines_galera_state_info`); len(info) != len(sb.Nodes()) {
+		t.Errorf("nines_galera_state_info after the resumed job: %d series, want %d", len(info), len(sb.Nodes()))
 	}
 	for _, s := range h.query(`nines_galera_state_info`) {
 		if s.Labels["cluster_state_uuid"] != uuidBefore {

@@ -1,3 +1,5 @@
+//go:build cluster
+
 package probe
 
 import (
@@ -195,6 +197,7 @@ func survivorDB(t *testing.T, addr, pass string) *sql.DB {
 // sandboxDir makes a directory user mysql can traverse: mariadbd runs as
 // mysql when the tests run as root, and t.TempDir's parents are 0700.
 func sandboxDir(t *testing.T) string {
+	watchRaces(t) // first, so the check runs after the sandbox stopped
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "nines-probe-")
 	if err != nil {

@@ -1,3 +1,5 @@
+//go:build cluster
+
 package probe
 
 import (
@@ -8,17 +10,37 @@ import (
 	"github.com/nines-project/nines/internal/testbin"
 )
 
-// ninesBin runs the sandbox's node agents (a test binary cannot).
-var ninesBin string
+// ninesBin runs the sandbox's node agents (a test binary cannot). It is
+// built with the race detector, and races holds the agents' reports.
+var (
+	ninesBin string
+	races    *testbin.Races
+)
 
 func TestMain(m *testing.M) {
-	bin, cleanup, err := testbin.Build(false)
+	var err error
+	if races, err = testbin.WatchRaces(); err != nil {
+		fmt.Fprintln(os.Stderr, "probe tests:", err)
+		os.Exit(1)
+	}
+	bin, cleanup, err := testbin.Build(true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probe tests:", err)
 		os.Exit(1)
 	}
 	ninesBin = bin
 	code := m.Run()
+	for _, rep := range races.New() {
+		fmt.Fprintf(os.Stderr, "probe tests: FAIL: data race in an agent:\n%s\n", rep)
+		code = 1
+	}
+	races.Close()
 	cleanup()
 	os.Exit(code)
+}
+
+// watchRaces fails t with the race reports the agents wrote during it.
+// Call it first in a test, so its cleanup runs after the sandbox stopped.
+func watchRaces(t *testing.T) {
+	t.Cleanup(func() { races.Check(t) })
 }

@@ -1,3 +1,5 @@
+//go:build cluster
+
 package sandbox
 
 import (
@@ -18,6 +20,7 @@ import (
 // mysql cannot enter; opening them is the test's business, since the
 // library must never chmod anything above the sandbox directory.
 func sandboxDir(t *testing.T) string {
+	watchRaces(t) // first, so the check runs after the sandbox stopped
 	t.Helper()
 	dir := t.TempDir()
 	tmp := filepath.Clean(os.TempDir())
@@ -138,15 +141,6 @@ func statusByName(t *testing.T, s *Sandbox) map[string]NodeStatus {
 		out[st.Name] = st
 	}
 	return out
-}
-
-func fileMode(t *testing.T, path string) os.FileMode {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi.Mode().Perm()
 }
 
 func timed(t *testing.T, what string, f func()) {

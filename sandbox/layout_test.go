@@ -230,3 +230,12 @@ func TestApplianceFilesRegenerated(t *testing.T) {
 		t.Errorf("untouched nines.yaml was not regenerated")
 	}
 }
+
+func fileMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
