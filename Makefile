@@ -37,9 +37,9 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/mysql/
 	$(GO) test -run '^$$' -bench RuleEvaluation -benchtime 5x ./appliance/
 	$(GO) test -run '^$$' -bench UptimeReportYear -benchtime 3x -timeout 10m ./appliance/report/
-	$(GO) test -run '^$$' -bench 'Scrape' -benchtime 300x -timeout 20m ./e2e/
-	$(GO) test -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
-	$(GO) test -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -tags cluster -run '^$$' -bench 'Stack' -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -tags cluster -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -tags cluster -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
 
 demo: deps build
 	$(BIN) demo
