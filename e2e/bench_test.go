@@ -30,29 +30,8 @@ import (
 
 	"github.com/nines-project/nines/exporter"
 	"github.com/nines-project/nines/internal/metric"
-	"github.com/nines-project/nines/internal/testbin"
 	"github.com/nines-project/nines/sandbox"
 )
-
-var (
-	plainOnce    sync.Once
-	plainBin     string
-	plainCleanup = func() {}
-	plainErr     error
-)
-
-// plainBinary builds nines without the race detector, for measurements
-// (the race detector multiplies memory use).
-func plainBinary(b *testing.B) string {
-	b.Helper()
-	plainOnce.Do(func() {
-		plainBin, plainCleanup, plainErr = testbin.Build(false)
-	})
-	if plainErr != nil {
-		b.Fatal(plainErr)
-	}
-	return plainBin
-}
 
 const (
 	// stackWindow is how long each monitoring stack is measured once it
