@@ -39,7 +39,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/mysql/
 	$(GO) test -run '^$$' -bench RuleEvaluation -benchtime 5x ./appliance/
 	$(GO) test -run '^$$' -bench UptimeReportYear -benchtime 3x -timeout 10m ./appliance/report/
-	$(GO) test -tags cluster -run '^$$' -bench 'Scrape' -benchtime 300x -timeout 20m ./e2e/
+	$(GO) test -tags cluster -run '^$$' -bench 'Stack' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -tags cluster -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -tags cluster -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
 
