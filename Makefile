@@ -22,6 +22,7 @@ build:
 
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags cluster ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Without the cluster tag the files that start servers are left out.

@@ -56,6 +56,12 @@ type Snapshot struct {
 	// status query failed). Err then says why.
 	Up  bool
 	Err string
+	// Scrapes and Errors count this node's scrapes and the failed ones
+	// (Err set) since the process started, this one included. They are
+	// counters, so a failure between two rule evaluations is not lost the
+	// way a 0 of the per-scrape success gauge can be.
+	Scrapes uint64
+	Errors  uint64
 
 	// Status is SHOW GLOBAL STATUS, names as the server spells them.
 	Status map[string]string

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -56,6 +57,9 @@ func (a *App) uptimeReport(c echo.Context) error {
 	r, err := report.Build(c.Request().Context(), a.store, report.Request{
 		Cluster: name, From: from, To: to, TargetPercent: cl.SLO.Target, Jobs: reportJobs(jobs, name), Now: now,
 	})
+	if errors.Is(err, report.ErrNotCounted) {
+		return c.JSON(http.StatusConflict, apiError{Status: "error", ErrorType: "not_counted", Error: err.Error()})
+	}
 	if err != nil {
 		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: err.Error()})
 	}

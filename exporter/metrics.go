@@ -25,6 +25,10 @@ func SnapshotMetrics(s *nines.Snapshot) []metric.Metric {
 	set.Add("nines_scrape_success", "1 when every statement of the scrape succeeded and every value parsed.", metric.Gauge, success)
 	set.Add("nines_scrape_duration_seconds", "Wall time of the scrape, connect included.", metric.Gauge, s.Duration.Seconds())
 	set.Add("nines_scrape_timestamp_seconds", "When the scrape started, Unix seconds.", metric.Gauge, float64(s.Time.UnixNano())/1e9)
+	// Both counters exist from the first scrape on, at 0 errors on a
+	// healthy node, so rate() and panels over them show 0, not no data.
+	set.Add("nines_scrapes_total", "Scrapes of the node since nines started.", metric.Counter, float64(s.Scrapes))
+	set.Add("nines_scrape_errors_total", "Scrapes of the node since nines started that failed in any statement or value (nines_scrape_success 0).", metric.Counter, float64(s.Errors))
 	if !s.Up {
 		return set.Metrics
 	}

@@ -43,7 +43,7 @@ func TestSnapshotMetricsLabelsEverySeries(t *testing.T) {
 }
 
 func TestSnapshotMetricsDownNode(t *testing.T) {
-	ms := SnapshotMetrics(&nines.Snapshot{Cluster: "c", Instance: "db2:3306", Time: time.Unix(1000, 0), Err: "connection refused"})
+	ms := SnapshotMetrics(&nines.Snapshot{Cluster: "c", Instance: "db2:3306", Time: time.Unix(1000, 0), Err: "connection refused", Scrapes: 1, Errors: 1})
 	got := map[string]float64{}
 	for _, m := range ms {
 		got[m.Name] = m.Value
@@ -51,7 +51,7 @@ func TestSnapshotMetricsDownNode(t *testing.T) {
 	if got["mysql_up"] != 0 || got["nines_scrape_success"] != 0 {
 		t.Errorf("down node: %v", got)
 	}
-	if _, ok := got["mysql_global_status_wsrep_cluster_size"]; ok || len(got) != 4 {
-		t.Errorf("a down node reports only up, success, duration and timestamp; got %v", got)
+	if _, ok := got["mysql_global_status_wsrep_cluster_size"]; ok || len(got) != 6 {
+		t.Errorf("a down node reports only up, success, duration, timestamp and the scrape counters; got %v", got)
 	}
 }

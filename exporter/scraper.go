@@ -40,6 +40,8 @@ type Scraper struct {
 	varsTime     time.Time
 	replicaQuery string
 	lastErr      string
+	scrapes      uint64
+	failed       uint64
 }
 
 // NewScraper prepares a scraper for t; it connects on the first Scrape.
@@ -185,6 +187,13 @@ func (s *Scraper) Scrape(parent context.Context) *nines.Snapshot {
 	if len(errs) > 0 {
 		snap.Err = errors.Join(errs...).Error()
 	}
+	if parent.Err() == nil { // a scrape cut short by shutdown is no failure of the node
+		s.scrapes++
+		if snap.Err != "" {
+			s.failed++
+		}
+	}
+	snap.Scrapes, snap.Errors = s.scrapes, s.failed
 	// Log changes of error state only: a node that is down for an hour
 	// must not write 3,600 identical lines.
 	if snap.Err != s.lastErr {

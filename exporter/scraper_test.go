@@ -1,7 +1,10 @@
 package exporter
 
 import (
+	"context"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/nines-project/nines"
 )
@@ -32,5 +35,42 @@ func TestStateChanged(t *testing.T) {
 	}
 	if stateChanged(nil, synced()) {
 		t.Error("the first snapshot is not a change")
+	}
+}
+
+// A node that cannot be reached counts every attempt as a failed scrape,
+// and the counters are in the snapshot's metrics from the first scrape on.
+func TestScrapeCountsFailures(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: every connect is refused
+	s, err := NewScraper(Target{Cluster: "c", Address: addr, User: "u"}, Options{Interval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var snap *nines.Snapshot
+	for range 3 {
+		snap = s.Scrape(context.Background())
+	}
+	if snap.Up || snap.Scrapes != 3 || snap.Errors != 3 {
+		t.Fatalf("after 3 refused scrapes: up %v, scrapes %d, errors %d", snap.Up, snap.Scrapes, snap.Errors)
+	}
+	got := map[string]float64{}
+	for _, m := range SnapshotMetrics(snap) {
+		got[m.Name] = m.Value
+	}
+	if got["nines_scrape_errors_total"] != 3 || got["nines_scrapes_total"] != 3 {
+		t.Errorf("counters: %v", got)
+	}
+
+	// A scrape cut short by shutdown is not the node's failure.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if snap := s.Scrape(ctx); snap.Scrapes != 3 || snap.Errors != 3 {
+		t.Errorf("cancelled scrape counted: scrapes %d, errors %d", snap.Scrapes, snap.Errors)
 	}
 }

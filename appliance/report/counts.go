@@ -53,6 +53,27 @@ func (c counter) counts(ctx context.Context, spans []span, resultRE string) ([]C
 	return out, err
 }
 
+// countedLookback is how far back countedTo looks for the newest SLI
+// sample. The ledger writes one every second while the appliance runs;
+// with none in this window the counters are not being written (probe off,
+// appliance just started) and there is no "not yet counted" tail to cut.
+const countedLookback = 5 * time.Minute
+
+// countedTo returns the newest SLI sample's time at or before now: the
+// ledger stamps each sample with the second boundary it counts up to, so
+// every second before it is final. Zero when there is none.
+func (c counter) countedTo(ctx context.Context, now time.Time) (time.Time, error) {
+	expr := fmt.Sprintf("max(tlast_over_time(%s[%ds]))", selector(c.cluster, ""), int64(countedLookback/time.Second))
+	res, err := c.q.Query(ctx, expr, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("uptime report of %q: last counted second: %w", c.cluster, err)
+	}
+	if len(res) == 0 || math.IsNaN(res[0].Value) {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(math.Round(res[0].Value)), 0), nil
+}
+
 // errorSeconds finds, in the given spans, every second with bad or
 // unknown results, sorted. It narrows down step by step (hours, minutes,
 // seconds), querying only the parts that had any.

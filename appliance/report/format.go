@@ -74,10 +74,13 @@ type periodRow struct {
 // view is a report written out: what every renderer shows.
 type view struct {
 	Title, Cluster, From, To, Target, Generated, Status string
-	Figures                                             []figure
-	Incidents                                           []incidentRow
-	Days, Months                                        []periodRow
-	Chart                                               chart
+	// Requested is the asked end; NotCounted, when the report ends before
+	// it, says why, in the same words in every format.
+	Requested, NotCounted string
+	Figures               []figure
+	Incidents             []incidentRow
+	Days, Months          []periodRow
+	Chart                 chart
 }
 
 func newView(r *Report) view {
@@ -89,6 +92,10 @@ func newView(r *Report) view {
 		Target:    strconv.FormatFloat(r.TargetPercent, 'f', -1, 64),
 		Generated: FormatTime(r.GeneratedAt),
 		Status:    r.Status,
+		Requested: FormatTime(r.RequestedEnd),
+	}
+	if r.Partial() {
+		v.NotCounted = "Counted up to " + v.To + "; the seconds from then to " + v.Requested + " were not counted yet when the report was generated."
 	}
 	n := len(r.Incidents)
 	v.Figures = []figure{

@@ -35,7 +35,7 @@ td.time { white-space: nowrap; }
 </head>
 <body>
 <h1>{{.Title}}</h1>
-<p class="meta">Cluster: {{.Cluster}}<br>Period: {{.From}} to {{.To}}<br>Target: {{.Target}} %<br>Generated at: {{.Generated}}</p>
+<p class="meta">Cluster: {{.Cluster}}<br>Period: {{.From}} to {{.To}}<br>Target: {{.Target}} %<br>Generated at: {{.Generated}}{{if .NotCounted}}<br><strong>{{.NotCounted}}</strong>{{end}}</p>
 <p>Status: <span class="status {{.Status}}">{{.Status}}</span></p>
 
 <h2>Summary</h2>

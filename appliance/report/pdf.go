@@ -34,6 +34,9 @@ func PDF(w io.Writer, r *Report) error {
 	} {
 		p.CellFormat(width, 5, tr(line), "", 1, "L", false, 0, "")
 	}
+	if v.NotCounted != "" {
+		p.MultiCell(width, 5, tr(v.NotCounted), "", "L", false)
+	}
 	p.SetFont("Helvetica", "B", 12)
 	p.CellFormat(width, 8, "Status: "+v.Status, "", 1, "L", false, 0, "")
 

@@ -54,7 +54,7 @@ func CSV(w io.Writer, r *Report) error {
 	write := func(rec ...string) { _ = cw.Write(rec) }
 
 	write("record", "field", "value", "unit")
-	for _, kv := range [][2]string{{"cluster", v.Cluster}, {"from", v.From}, {"to", v.To}, {"target_percent", v.Target}, {"generated_at", v.Generated}} {
+	for _, kv := range [][2]string{{"cluster", v.Cluster}, {"from", v.From}, {"to", v.To}, {"requested_to", v.Requested}, {"not_counted", v.NotCounted}, {"target_percent", v.Target}, {"generated_at", v.Generated}} {
 		write("summary", kv[0], kv[1], "")
 	}
 	for _, f := range v.Figures {

@@ -41,6 +41,13 @@ import (
 	"github.com/nines-project/nines/probe"
 )
 
+// ErrNotCounted: no second of the asked period has been counted yet.
+var ErrNotCounted = errors.New("uptime report: not counted yet")
+
+// Partial says the report ends before the asked end because the later
+// seconds were not counted yet.
+func (r *Report) Partial() bool { return r.End.Before(r.RequestedEnd) }
+
 // Status words.
 const (
 	StatusOK               = "OK"
@@ -171,6 +178,13 @@ type Report struct {
 	Cluster       string    `json:"cluster"`
 	TargetPercent float64   `json:"target_percent"`
 	GeneratedAt   time.Time `json:"generated_at"`
+	// Summary.End is where the report counts to: RequestedEnd (the asked
+	// end, clamped to the generation time), or CountedTo when the probe's
+	// ledger has not counted that far yet.
+	RequestedEnd time.Time `json:"requested_end"`
+	// CountedTo is the end of the last second the SLI counters had
+	// counted at generation time; zero when they have no recent sample.
+	CountedTo time.Time `json:"counted_to,omitzero"`
 	Summary
 	Incidents []Incident `json:"incidents"`
 	// MTTRSeconds is the mean incident duration; MTBFSeconds the good
@@ -190,7 +204,8 @@ func Build(ctx context.Context, q Querier, req Request) (*Report, error) {
 		return nil, errors.New("uptime report: no generation time")
 	}
 	from, to := req.From.Truncate(time.Second), req.To.Truncate(time.Second)
-	if now := req.Now.Truncate(time.Second); to.After(now) {
+	now := req.Now.Truncate(time.Second)
+	if to.After(now) {
 		to = now
 	}
 	if !from.Before(to) {
@@ -200,6 +215,23 @@ func Build(ctx context.Context, q Querier, req Request) (*Report, error) {
 		return nil, fmt.Errorf("uptime report: target %v %% is not between 0 and 100", req.TargetPercent)
 	}
 	c := counter{q: q, cluster: req.Cluster}
+	requested := to
+	// The probe's ledger closes a second up to a few seconds after it
+	// ends, so the newest seconds are not counted yet. A period reaching
+	// past the last counted second ends there: otherwise those seconds
+	// would read as "no data" now and as good a moment later, and two
+	// requests for the same period would disagree.
+	counted, err := c.countedTo(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	if !counted.IsZero() && counted.Before(to) {
+		if !from.Before(counted) {
+			return nil, fmt.Errorf("%w: the period from %s is counted only up to %s; ask again in a few seconds",
+				ErrNotCounted, from.Format(time.RFC3339), counted.Format(time.RFC3339))
+		}
+		to = counted
+	}
 	target := req.TargetPercent / 100
 
 	// Daily spans from the first month of the table (or from, if earlier)
@@ -225,7 +257,10 @@ func Build(ctx context.Context, q Querier, req Request) (*Report, error) {
 		return nil, err
 	}
 
-	r := &Report{Cluster: req.Cluster, TargetPercent: req.TargetPercent, GeneratedAt: req.Now.UTC(), Incidents: []Incident{}}
+	r := &Report{Cluster: req.Cluster, TargetPercent: req.TargetPercent, GeneratedAt: req.Now.UTC(), RequestedEnd: requested.UTC(), Incidents: []Incident{}}
+	if !counted.IsZero() {
+		r.CountedTo = counted.UTC()
+	}
 	var period Counts
 	var errorDays []span
 	days := map[time.Time]*Summary{}
