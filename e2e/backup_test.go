@@ -3,12 +3,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -120,24 +118,6 @@ func (a *backupAppliance) job(tb testing.TB, id string) backupJob {
 		return backupJob{}
 	}
 	return r.Data
-}
-
-// post sends body to path and returns the status and the answer.
-func (a *appliance) post(path string, body any) (int, []byte, error) {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequest(http.MethodPost, a.base+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
 }
 
 // startJob starts a job through POST /api/v1/jobs; a busy cluster (409)

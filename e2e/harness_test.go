@@ -12,9 +12,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines/appliance/apiclient"
 	"github.com/nines-project/nines/internal/testbin"
 	"github.com/nines-project/nines/sandbox"
 )
@@ -249,7 +250,7 @@ type appliance struct {
 	output  *safeBuffer
 	started time.Time
 	exited  chan struct{}
-	client  *http.Client // nil means http.DefaultClient
+	rootCAs *x509.CertPool // trusted for an HTTPS appliance
 }
 
 // startAppliance runs `nines run --config cfg` on a free port and stops it
@@ -317,40 +318,57 @@ func (a *appliance) stop() {
 	}
 }
 
-// get calls the API with the token and decodes the JSON answer.
+// api is the client of the appliance's API that the CLI uses too
+// (timeouts, body limits, the error envelope), with the test's token and,
+// for an HTTPS appliance, the roots to trust.
+func (a *appliance) api() *apiclient.Client {
+	a.tb.Helper()
+	c, err := apiclient.New(apiclient.Options{BaseURL: a.base, Token: a.token, RootCAs: a.rootCAs})
+	if err != nil {
+		a.tb.Fatal(err)
+	}
+	return c
+}
+
+// get calls the API and decodes the whole JSON answer (envelope included)
+// into out. An answer other than 2xx returns its status and the
+// *apiclient.Error that carries the appliance's message.
 func (a *appliance) get(path string, params url.Values, out any) (int, error) {
-	req, err := http.NewRequest(http.MethodGet, a.base+path+"?"+params.Encode(), nil)
+	if len(params) > 0 {
+		path += "?" + params.Encode()
+	}
+	r, err := a.api().Raw(context.Background(), http.MethodGet, path, nil)
 	if err != nil {
+		if e, ok := err.(*apiclient.Error); ok {
+			return e.Status, err
+		}
 		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	client := a.client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(body, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %s: %w: %s", path, err, body)
+	if out != nil {
+		if err := json.Unmarshal(r.Body, out); err != nil {
+			return r.Status, fmt.Errorf("decode %s: %w: %s", path, err, r.Body)
 		}
 	}
-	return resp.StatusCode, nil
+	return r.Status, nil
+}
+
+// post sends body as JSON to path and returns the status and the answer;
+// an answer other than 2xx is not an error here (tests check the status).
+func (a *appliance) post(path string, body any) (int, []byte, error) {
+	r, err := a.api().Raw(context.Background(), http.MethodPost, path, body)
+	if e, ok := err.(*apiclient.Error); ok {
+		return e.Status, e.Body, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return r.Status, r.Body, nil
 }
 
 // sample is one series of an instant query.
-type sample struct {
-	Labels map[string]string
-	Value  float64
-}
+type sample = apiclient.Sample
 
+// promResponse is a query or query_range answer as the API sends it.
 type promResponse struct {
 	Status string `json:"status"`
 	Data   struct {
@@ -365,15 +383,9 @@ type promResponse struct {
 // query runs an instant query; a transport error or a non-200 answer
 // returns nil so pollers can retry.
 func (a *appliance) query(expr string) []sample {
-	var r promResponse
-	code, err := a.get("/api/v1/query", url.Values{"query": {expr}}, &r)
-	if err != nil || code != http.StatusOK {
+	out, err := a.api().Query(context.Background(), expr)
+	if err != nil {
 		return nil
-	}
-	out := make([]sample, 0, len(r.Data.Result))
-	for _, res := range r.Data.Result {
-		v, _ := strconv.ParseFloat(fmt.Sprint(res.Value[1]), 64)
-		out = append(out, sample{Labels: res.Metric, Value: v})
 	}
 	return out
 }

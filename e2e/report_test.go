@@ -3,10 +3,11 @@
 package e2e
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines/appliance/apiclient"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -299,24 +301,21 @@ func getRaw(t *testing.T, a *appliance, params url.Values) ([]byte, int) {
 	return b, code
 }
 
-// getRawType is GET /api/v1/reports/uptime: body, status and content type.
+// getRawType is GET /api/v1/reports/uptime through the CLI's client
+// (report timeout and size limit): body, status and content type.
 func getRawType(t *testing.T, a *appliance, params url.Values) ([]byte, int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, a.base+"/api/v1/reports/uptime?"+params.Encode(), nil)
+	r, err := a.api().ReportDocument(context.Background(), apiclient.ReportRequest{
+		Cluster: params.Get("cluster"), From: params.Get("from"), To: params.Get("to"), Format: params.Get("format"),
+	})
+	var e *apiclient.Error
+	if errors.As(err, &e) {
+		return e.Body, e.Status, "application/json"
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, resp.StatusCode, resp.Header.Get("Content-Type")
+	return r.Body, r.Status, r.Header.Get("Content-Type")
 }
 
 // getReport fetches the report in format and checks its content type.

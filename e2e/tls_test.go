@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -48,7 +47,7 @@ clusters:
 	}
 	a := startAppliance(t, cfg, sb.TokenPath())
 	a.base = strings.Replace(a.base, "http://", "https://", 1)
-	a.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+	a.rootCAs = pool
 
 	waitFor(t, a.started, 10*time.Second, "cluster size over HTTPS", func() bool {
 		return len(a.query(`mysql_global_status_wsrep_cluster_size{cluster="tls"} == 3`)) == 3
