@@ -10,7 +10,7 @@ BIN := bin/nines
 # the machine has two cores, and the sandboxes use fixed ports.
 CLUSTER_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build cluster' . | xargs -n1 dirname | sort -u)
 
-.PHONY: all deps build test unit e2e bench lint demo clean
+.PHONY: all deps build test unit e2e bench fuzz lint demo clean
 
 all: build
 
@@ -43,6 +43,11 @@ bench: deps build
 	$(GO) test -tags cluster -run '^$$' -bench 'Stack' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -tags cluster -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -tags cluster -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
+
+# Every fuzz target for FUZZTIME (default 1m) each; make test runs only
+# their seed corpora (and any crashers saved under testdata/fuzz).
+fuzz:
+	./scripts/fuzz.sh
 
 demo: deps build
 	$(BIN) demo

@@ -46,7 +46,7 @@ func alert(fp, cluster, runbook string, startsAt time.Time) WebhookMessage {
 		Labels: map[string]string{"alertname": "X", "cluster": cluster, "remediation": runbook, "instance": "n1"}}}}
 }
 
-func newTest(t *testing.T, pol Policy, rbs ...Runbook) (*Remediator, *JobLog, context.CancelFunc) {
+func newTest(t testing.TB, pol Policy, rbs ...Runbook) (*Remediator, *JobLog, context.CancelFunc) {
 	t.Helper()
 	log, err := OpenJobLog(t.TempDir())
 	if err != nil {
