@@ -24,6 +24,7 @@ import (
 
 	"github.com/nines-project/nines/exporter"
 	"github.com/nines-project/nines/internal/metric"
+	"github.com/nines-project/nines/internal/testbin"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -53,11 +54,18 @@ func TestMysqldExporterNames(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The sandbox runs its nodes through nines' host agent.
-	ninesBin := dir + "/nines"
-	if out, err := exec.Command("go", "build", "-o", ninesBin, "../../cmd/nines").CombinedOutput(); err != nil {
-		t.Fatalf("build nines: %v\n%s", err, out)
+	// The sandbox runs its nodes through nines' host agent, built with
+	// the race detector; a race it reports fails the test.
+	races, err := testbin.WatchRaces()
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { races.Check(t); races.Close() })
+	ninesBin, cleanupBin, err := testbin.Build(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanupBin)
 	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: dir + "/sandbox", Nodes: 1, BasePort: compatBasePort, ClusterName: "compat", Log: t.Output(), AgentBinary: ninesBin})
 	if err != nil {
 		t.Fatalf("start a 1-node Galera sandbox: %v", err)
