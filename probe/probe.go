@@ -17,6 +17,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,9 @@ type Endpoint struct {
 	Address  string
 	User     string
 	Password string
+	// TLS, when set, encrypts the connection and checks the node's
+	// certificate, as the exporter's does.
+	TLS *tls.Config
 }
 
 // Options tune a Prober. Zero fields take the defaults below.

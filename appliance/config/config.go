@@ -7,6 +7,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/nines-project/nines/internal/secret"
@@ -209,6 +210,12 @@ type Credentials struct {
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
 	Password     Secret `yaml:"-"`
+	// TLS encrypts the exporter's and the probe's connections to the
+	// nodes and checks their certificates against a private CA; set it
+	// whenever those connections cross a network.
+	TLS *secret.ClientTLS `yaml:"tls"`
+	// TLSConfig is TLS read by validation (nil without TLS).
+	TLSConfig *tls.Config `yaml:"-"`
 }
 
 // CollectReplicaStatus reports whether replica status is read on c's nodes.

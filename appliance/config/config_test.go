@@ -1,7 +1,14 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,6 +167,18 @@ func TestLoadRejects(t *testing.T) {
 		{"bad agent URL", func(s string) string {
 			return strings.Replace(s, `"127.0.0.1:3307"}`, `"127.0.0.1:3307", agent: "db2:9105"}`, 1)
 		}, 13, "clusters[0].nodes[1].agent", "bad agent URL"},
+		{"database tls without a CA", func(s string) string {
+			return strings.Replace(s, "password_file: db.pass}", "password_file: db.pass, tls: {server_name: db1}}", 1)
+		}, 14, "clusters[0].credentials.tls.ca_file", "missing"},
+		{"database tls CA is not PEM", func(s string) string {
+			return strings.Replace(s, "password_file: db.pass}", "password_file: db.pass, tls: {ca_file: db.pass}}", 1)
+		}, 14, "clusters[0].credentials.tls", "no PEM certificate"},
+		{"database tls CA missing", func(s string) string {
+			return strings.Replace(s, "password_file: db.pass}", "password_file: db.pass, tls: {ca_file: ca.pem}}", 1)
+		}, 14, "clusters[0].credentials.tls", "no such file"},
+		{"database tls cert without key", func(s string) string {
+			return strings.Replace(s, "password_file: db.pass}", "password_file: db.pass, tls: {ca_file: ca.pem, cert_file: c.pem}}", 1)
+		}, 14, "clusters[0].credentials.tls", "go together"},
 		{"retention too short", func(s string) string {
 			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
 		}, 3, "retention", "at least 1d"},
@@ -339,5 +358,36 @@ func TestLoadRejectsBackups(t *testing.T) {
 			}
 			t.Fatalf("no error at line %d field %q containing %q; got:\n%v", tt.line, tt.field, tt.msg, err)
 		})
+	}
+}
+
+// credentials.tls.ca_file is read relative to the config file into the
+// tls.Config the exporter and the probe use.
+func TestLoadDatabaseTLS(t *testing.T) {
+	body := strings.Replace(good, "password_file: db.pass}", "password_file: db.pass, tls: {ca_file: certs/ca.pem, server_name: db.internal}}", 1)
+	p := writeConfig(t, body)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(filepath.Dir(p), "certs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "certs", "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	tc := cfg.Clusters[0].Credentials.TLSConfig
+	if tc == nil || tc.RootCAs == nil || tc.ServerName != "db.internal" {
+		t.Fatalf("TLSConfig = %+v, want the CA's pool and server name db.internal", tc)
 	}
 }

@@ -64,6 +64,13 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 			at(p+".credentials."+field, "%v", err)
 		}
 		cr.Password = Secret(v)
+		if cr.TLS != nil && cr.TLS.CAFile != "" {
+			tc, err := cr.TLS.Config()
+			if err != nil {
+				at(p+".credentials.tls", "%v", err)
+			}
+			cr.TLSConfig = tc
+		}
 	}
 	for i, pat := range c.RuleFiles {
 		matches, err := filepath.Glob(pat)

@@ -3,7 +3,7 @@ package config
 import "path/filepath"
 
 // resolvePaths makes every path the appliance keeps (data_dir, tls,
-// rule_files, alertmanager.embedded) absolute against the config file's
+// clusters' credentials.tls, rule_files, alertmanager.embedded) absolute against the config file's
 // directory, so the appliance's working directory never matters. It
 // touches no file. Secret files are not kept: readFiles resolves them as
 // it reads them, and its errors quote them as written.
@@ -16,6 +16,11 @@ func (c *Config) resolvePaths() {
 		c.RuleFiles[i] = c.resolve(p)
 	}
 	c.Alertmanager.Embedded = c.resolve(c.Alertmanager.Embedded)
+	for i := range c.Clusters {
+		if t := c.Clusters[i].Credentials.TLS; t != nil {
+			t.CAFile, t.CertFile, t.KeyFile = c.resolve(t.CAFile), c.resolve(t.CertFile), c.resolve(t.KeyFile)
+		}
+	}
 }
 
 // resolve makes p absolute relative to the config file's directory.

@@ -160,6 +160,14 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 	if cl.Credentials.User == "" {
 		at(p+".credentials.user", "missing credentials: a user is required")
 	}
+	if t := cl.Credentials.TLS; t != nil {
+		if t.CAFile == "" {
+			at(p+".credentials.tls.ca_file", "missing: nines checks each node's certificate against this CA")
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			at(p+".credentials.tls", "cert_file and key_file go together (a client certificate needs its key)")
+		}
+	}
 }
 
 // validateBackups checks a cluster's backups: methods known and each
