@@ -279,6 +279,7 @@ func (e *httpError) Unwrap() error { return e.err }
 
 func badRequest(err error) error { return &httpError{http.StatusBadRequest, err} }
 func conflict(err error) error   { return &httpError{http.StatusConflict, err} }
+func forbidden(err error) error  { return &httpError{http.StatusForbidden, err} }
 func unavailable(err error) error {
 	return &httpError{http.StatusServiceUnavailable, err}
 }

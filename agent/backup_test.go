@@ -54,7 +54,8 @@ var shopData = []string{
 // corrupted file, lists and deletes, and checks the refusals.
 func TestBackupsOfRealServer(t *testing.T) {
 	n := newNodeAt(t, backupNodePort)
-	c := runAgent(t, n)
+	dir := backupDir(t)
+	c := runAgent(t, n, dir)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	timed(t, "bootstrap", func() (agent.StartResult, error) {
@@ -74,7 +75,6 @@ func TestBackupsOfRealServer(t *testing.T) {
 		}
 	}
 	exec(shopData...)
-	dir := backupDir(t)
 
 	// Physical, desynced for its duration.
 	var uuid string
@@ -139,6 +139,10 @@ func TestBackupsOfRealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cut-short", agent.MariabackupFile), []byte("partial"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// Every backup writes the marker first; DELETE needs it.
+	if err := os.WriteFile(filepath.Join(dir, "cut-short", agent.MarkerFile), nil, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	list, err := c.Backups(ctx, dir)

@@ -82,16 +82,16 @@ func (a *Agent) verifyBackup(ctx context.Context, r *http.Request, req VerifyReq
 	if err := checkBackupID(id); err != nil {
 		return VerifyResult{}, badRequest(err)
 	}
-	dir, err := checkBackupDir(req.Dir)
+	dir, err := a.backupDir(req.Dir)
 	if err != nil {
-		return VerifyResult{}, badRequest(err)
+		return VerifyResult{}, err
 	}
 	if req.Port < 0 || req.Port > 65535 {
 		return VerifyResult{}, badRequest(fmt.Errorf("port %d: want 0 (any free port) or 1 to 65535", req.Port))
 	}
-	target := filepath.Join(dir, id)
-	if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
-		return VerifyResult{}, &httpError{http.StatusNotFound, fmt.Errorf("no backup %q in %q", id, dir)}
+	target, err := backupTarget(dir, id)
+	if err != nil {
+		return VerifyResult{}, err
 	}
 	if busy := a.bk.busyWith(dir, id); busy != "" {
 		return VerifyResult{}, conflict(fmt.Errorf("verify refused: backup %q: %s", id, busy))
