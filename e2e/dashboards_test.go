@@ -474,7 +474,7 @@ func TestDashboardsProvisioning(t *testing.T) {
 // started by hand.
 func startReplicationAppliance(t *testing.T, sb *sandbox.Sandbox) *backupAppliance {
 	t.Helper()
-	bdir, err := os.MkdirTemp(sb.Dir(), "backups-")
+	bdir, err := os.MkdirTemp(sb.BackupDir(), "backups-")
 	if err != nil {
 		t.Fatal(err)
 	}
