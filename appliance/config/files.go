@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,6 +60,7 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 				cl.AgentToken = Secret(v)
 			}
 		}
+		readAgentTLS(cl, p, at)
 		cr := &cl.Credentials
 		v, field, err := c.readSecret(cr.PasswordFile, cr.PasswordEnv, "password_file", "password_env")
 		if err != nil {
@@ -109,4 +112,39 @@ func (c *Config) readSecret(file, env, fileField, envField string) (string, stri
 		return strings.TrimSpace(v), envField, nil
 	}
 	return "", fileField, fmt.Errorf("missing credentials: set %s or %s", fileField, envField)
+}
+
+// readAgentTLS builds the TLS settings of the appliance's agent client:
+// TLS 1.2 at least, the private CA of agent_ca_file if set (else the
+// system's roots), and the client certificate if set (both files or
+// neither).
+func readAgentTLS(cl *Cluster, p string, at func(path, format string, args ...any)) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	cl.AgentTLS = conf
+	if cl.AgentCAFile != "" {
+		pem, err := os.ReadFile(cl.AgentCAFile)
+		pool := x509.NewCertPool()
+		switch {
+		case err != nil:
+			at(p+".agent_ca_file", "cannot read %q: %v", cl.AgentCAFile, yamlfile.UnwrapPathErr(err))
+		case !pool.AppendCertsFromPEM(pem):
+			at(p+".agent_ca_file", "%q holds no PEM certificate", cl.AgentCAFile)
+		default:
+			conf.RootCAs = pool
+		}
+	}
+	switch {
+	case cl.AgentCertFile == "" && cl.AgentKeyFile == "":
+	case cl.AgentCertFile == "":
+		at(p+".agent_cert_file", "required with agent_key_file")
+	case cl.AgentKeyFile == "":
+		at(p+".agent_key_file", "required with agent_cert_file")
+	default:
+		cert, err := tls.LoadX509KeyPair(cl.AgentCertFile, cl.AgentKeyFile)
+		if err != nil {
+			at(p+".agent_cert_file", "load the client certificate %q with key %q: %v", cl.AgentCertFile, cl.AgentKeyFile, yamlfile.UnwrapPathErr(err))
+			return
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
 }

@@ -16,6 +16,10 @@ func (c *Config) resolvePaths() {
 		c.RuleFiles[i] = c.resolve(p)
 	}
 	c.Alertmanager.Embedded = c.resolve(c.Alertmanager.Embedded)
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		cl.AgentCAFile, cl.AgentCertFile, cl.AgentKeyFile = c.resolve(cl.AgentCAFile), c.resolve(cl.AgentCertFile), c.resolve(cl.AgentKeyFile)
+	}
 }
 
 // resolve makes p absolute relative to the config file's directory.
