@@ -139,6 +139,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if cfg.TLS != nil {
 		scheme = "https"
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCAs != nil {
+			hs.TLSConfig.ClientCAs = cfg.TLS.ClientCAs
+			hs.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
+		}
 	}
 	if fi, err := os.Stat(cfg.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		a.log.Warn("token file is readable by others; chmod 600 it", "file", cfg.TokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))

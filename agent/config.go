@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -47,7 +48,8 @@ const (
 //
 //	name: db1                      # optional, in logs; default the host name
 //	listen: 127.0.0.1:9105
-//	tls: {cert_file: agent.crt, key_file: agent.key}   # optional
+//	tls: {cert_file: agent.crt, key_file: agent.key}   # optional;
+//	                               # client_ca_file: ca.crt requires client certificates
 //	token_file: agent-token        # bearer token, 16 characters or more
 //	insecure: false                # true: allow a non-loopback listen without tls
 //	backup_dirs: [/var/backups/nines]   # the only directories backups may use
@@ -67,7 +69,7 @@ type Config struct {
 
 	Name      string        `yaml:"name"`
 	Listen    string        `yaml:"listen"`
-	TLS       *secret.TLS   `yaml:"tls"`
+	TLS       *TLS          `yaml:"tls"`
 	TokenFile string        `yaml:"token_file"`
 	Token     secret.Secret `yaml:"-"`
 	Server    ServerConfig  `yaml:"server"`
@@ -79,6 +81,17 @@ type Config struct {
 	// come from the network and the agent runs as root: nothing else on
 	// the host may be listed, created or deleted through the backup API.
 	BackupDirs []string `yaml:"backup_dirs"`
+}
+
+// TLS is the agent's certificate and key, and optionally the CA whose
+// client certificates it requires (client_ca_file): then only a caller
+// holding such a certificate (the appliance's agent_cert_file) is served
+// at all, token or not.
+type TLS struct {
+	secret.TLS   `yaml:",inline"`
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientCAs is read from ClientCAFile at load.
+	ClientCAs *x509.CertPool `yaml:"-"`
 }
 
 // ServerConfig says which server the agent controls and how: exactly one
@@ -201,6 +214,7 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 				at("tls."+f.field, "cannot read %q: %v", *f.p, yamlfile.UnwrapPathErr(err))
 			}
 		}
+		c.readClientCA(at)
 	}
 	switch tok, err := os.ReadFile(c.resolve(c.TokenFile)); {
 	case c.TokenFile == "":
@@ -238,6 +252,25 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 		return
 	}
 	c.validateLocal(local, prefix, at)
+}
+
+// readClientCA reads tls.client_ca_file, when set.
+func (c *Config) readClientCA(at func(path, format string, args ...any)) {
+	if c.TLS.ClientCAFile == "" {
+		return
+	}
+	c.TLS.ClientCAFile = c.resolve(c.TLS.ClientCAFile)
+	pem, err := os.ReadFile(c.TLS.ClientCAFile)
+	if err != nil {
+		at("tls.client_ca_file", "cannot read %q: %v", c.TLS.ClientCAFile, yamlfile.UnwrapPathErr(err))
+		return
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		at("tls.client_ca_file", "%q holds no PEM certificate", c.TLS.ClientCAFile)
+		return
+	}
+	c.TLS.ClientCAs = pool
 }
 
 // isLoopback reports whether host names this host only: "localhost" or a
