@@ -417,7 +417,7 @@ func syncDir(dir string) error {
 
 func readManifest(dir string) (Manifest, error) {
 	var m Manifest
-	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	b, err := readNoFollow(filepath.Join(dir, ManifestFile))
 	if err != nil {
 		return m, err
 	}

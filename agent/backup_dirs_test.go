@@ -114,3 +114,25 @@ func TestBackupDirsResolved(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupFilesNotFollowed: a backup whose files are symlinks to other
+// files of the host is neither read nor quoted.
+func TestBackupFilesNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	_, c, _ := serveStopped(t, "backup_dirs: ["+dir+"]\n")
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("top secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mkBackupDir(t, dir, "linked", nil)
+	if err := os.Symlink(secret, filepath.Join(dir, "linked", ManifestFile)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.Backups(t.Context(), dir)
+	if err != nil || len(list) != 1 || list[0].State != BackupIncomplete || !strings.Contains(list[0].Error, "symlink") {
+		t.Errorf("a manifest that is a symlink: %+v, %v", list, err)
+	}
+	if _, _, err := fileSHA256(t.Context(), filepath.Join(dir, "linked", ManifestFile)); err == nil {
+		t.Error("fileSHA256 followed a symlink")
+	}
+}

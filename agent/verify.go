@@ -252,7 +252,7 @@ func scratchServer(dir, id string) *mariadbd.Server {
 // socketDirPrefix directory right in the temporary directory), since it
 // is removed with the scratch directory.
 func recordedSocketDir(sdir string) (string, bool) {
-	b, err := os.ReadFile(filepath.Join(sdir, socketDirRecord))
+	b, err := readNoFollow(filepath.Join(sdir, socketDirRecord))
 	if err != nil {
 		return "", false
 	}
@@ -453,7 +453,7 @@ func (sc *scratch) start(ctx context.Context, res *verifyResult) bool {
 
 // openGzip opens a gzipped backup file for reading.
 func openGzip(path string) (*gzip.Reader, func(), error) {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -528,7 +528,7 @@ func (sc *scratch) writePrepareConfig(carried []string) (string, error) {
 // innodbSettings reads the innodb_* lines of backup-my.cnf: the settings
 // a server needs to open the backup's InnoDB files.
 func innodbSettings(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readNoFollow(path)
 	if err != nil {
 		return nil, err
 	}
