@@ -216,7 +216,7 @@ func scrapeTargets(cfg *config.Config) []exporter.Target {
 		for _, n := range c.Nodes {
 			targets = append(targets, exporter.Target{
 				Cluster: c.Name, Kind: c.Kind, Address: n.Address,
-				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(),
+				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(), TLS: c.Credentials.TLS,
 				ReplicaStatus: c.CollectReplicaStatus(),
 			})
 		}

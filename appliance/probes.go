@@ -18,7 +18,7 @@ func newProbes(cfg *config.Config, log *slog.Logger) ([]*probe.Prober, error) {
 		}
 		eps := make([]probe.Endpoint, len(addrs))
 		for i, a := range addrs {
-			eps[i] = probe.Endpoint{Address: a, User: c.Credentials.User, Password: c.Credentials.Password.Reveal()}
+			eps[i] = probe.Endpoint{Address: a, User: c.Credentials.User, Password: c.Credentials.Password.Reveal(), TLS: c.Credentials.TLS}
 		}
 		// Seconds in the cluster's declared maintenance windows count as
 		// maintenance, outside the SLO (facts/slo.md).

@@ -52,6 +52,7 @@ func NewScraper(t Target, o Options) (*Scraper, error) {
 	cfg.Addr = t.Address
 	cfg.User = t.User
 	cfg.Passwd = t.Password
+	cfg.TLS = t.TLS
 	cfg.Timeout = o.Timeout // dial timeout; the scrape context bounds the rest
 	cfg.ReadTimeout = 2 * o.Timeout
 	cfg.WriteTimeout = 2 * o.Timeout

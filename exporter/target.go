@@ -8,6 +8,7 @@
 package exporter
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -21,6 +22,8 @@ type Target struct {
 	Address  string // host:port, also the instance label
 	User     string
 	Password string
+	// TLS, when set, encrypts the connection and verifies the server.
+	TLS *tls.Config
 	// ReplicaStatus reads replica status every scrape.
 	ReplicaStatus bool
 }

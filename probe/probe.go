@@ -17,6 +17,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,8 @@ type Endpoint struct {
 	Address  string
 	User     string
 	Password string
+	// TLS, when set, encrypts the connection and verifies the server.
+	TLS *tls.Config
 }
 
 // Options tune a Prober. Zero fields take the defaults below.

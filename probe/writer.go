@@ -110,6 +110,7 @@ func newSQLWriter(ep Endpoint, source string, timeout time.Duration, ddl chan st
 	cfg.Addr = ep.Address
 	cfg.User = ep.User
 	cfg.Passwd = ep.Password
+	cfg.TLS = ep.TLS
 	cfg.Timeout = timeout
 	cfg.ReadTimeout = 2 * timeout
 	cfg.WriteTimeout = 2 * timeout

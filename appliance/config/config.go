@@ -221,6 +221,11 @@ type Credentials struct {
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
 	Password     Secret `yaml:"-"`
+	// CAFile makes the scrapes and probes use TLS, verifying the nodes'
+	// certificates (and host names) against this CA; TLS is built from it
+	// at load, nil without it.
+	CAFile string      `yaml:"ca_file"`
+	TLS    *tls.Config `yaml:"-"`
 }
 
 // CollectReplicaStatus reports whether replica status is read on c's nodes.

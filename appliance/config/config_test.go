@@ -181,6 +181,9 @@ func TestLoadRejects(t *testing.T) {
 		{"agent key without cert", func(s string) string {
 			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    agent_key_file: api-token\n", 1)
 		}, 9, "clusters[0].agent_cert_file", "required with agent_key_file"},
+		{"database CA not PEM", func(s string) string {
+			return strings.Replace(s, "password_file: db.pass", "password_file: db.pass, ca_file: db.pass", 1)
+		}, 14, "clusters[0].credentials.ca_file", "holds no PEM certificate"},
 		{"retention too short", func(s string) string {
 			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
 		}, 3, "retention", "at least 1d"},
@@ -262,6 +265,21 @@ func TestAgentTransport(t *testing.T) {
 	}
 	if tc := cfg.Clusters[0].AgentTLS; tc.RootCAs == nil || len(tc.Certificates) != 1 {
 		t.Errorf("agent TLS with CA and client certificate: %+v", tc)
+	}
+	if cfg.Clusters[0].Credentials.TLS != nil {
+		t.Error("database TLS without credentials.ca_file")
+	}
+}
+
+func TestDatabaseTLS(t *testing.T) {
+	p := writeConfig(t, strings.Replace(good, "password_file: db.pass", "password_file: db.pass, ca_file: db-ca.pem", 1))
+	writeTestCert(t, filepath.Dir(p), "db-ca.pem", "db-ca.key")
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := cfg.Clusters[0].Credentials.TLS; tc == nil || tc.RootCAs == nil || tc.MinVersion != tls.VersionTLS12 || tc.InsecureSkipVerify {
+		t.Errorf("database TLS: %+v", tc)
 	}
 }
 

@@ -67,6 +67,11 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 			at(p+".credentials."+field, "%v", err)
 		}
 		cr.Password = Secret(v)
+		if cr.CAFile != "" {
+			if pool, ok := readCAFile(cr.CAFile, p+".credentials.ca_file", at); ok {
+				cr.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+			}
+		}
 	}
 	for i, pat := range c.RuleFiles {
 		matches, err := filepath.Glob(pat)
@@ -114,6 +119,22 @@ func (c *Config) readSecret(file, env, fileField, envField string) (string, stri
 	return "", fileField, fmt.Errorf("missing credentials: set %s or %s", fileField, envField)
 }
 
+// readCAFile reads a PEM CA file into a pool; problems are reported at
+// field.
+func readCAFile(path, field string, at func(path, format string, args ...any)) (*x509.CertPool, bool) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		at(field, "cannot read %q: %v", path, yamlfile.UnwrapPathErr(err))
+		return nil, false
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		at(field, "%q holds no PEM certificate", path)
+		return nil, false
+	}
+	return pool, true
+}
+
 // readAgentTLS builds the TLS settings of the appliance's agent client:
 // TLS 1.2 at least, the private CA of agent_ca_file if set (else the
 // system's roots), and the client certificate if set (both files or
@@ -122,14 +143,7 @@ func readAgentTLS(cl *Cluster, p string, at func(path, format string, args ...an
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	cl.AgentTLS = conf
 	if cl.AgentCAFile != "" {
-		pem, err := os.ReadFile(cl.AgentCAFile)
-		pool := x509.NewCertPool()
-		switch {
-		case err != nil:
-			at(p+".agent_ca_file", "cannot read %q: %v", cl.AgentCAFile, yamlfile.UnwrapPathErr(err))
-		case !pool.AppendCertsFromPEM(pem):
-			at(p+".agent_ca_file", "%q holds no PEM certificate", cl.AgentCAFile)
-		default:
+		if pool, ok := readCAFile(cl.AgentCAFile, p+".agent_ca_file", at); ok {
 			conf.RootCAs = pool
 		}
 	}

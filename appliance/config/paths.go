@@ -18,6 +18,7 @@ func (c *Config) resolvePaths() {
 	c.Alertmanager.Embedded = c.resolve(c.Alertmanager.Embedded)
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
+		cl.Credentials.CAFile = c.resolve(cl.Credentials.CAFile)
 		cl.AgentCAFile, cl.AgentCertFile, cl.AgentKeyFile = c.resolve(cl.AgentCAFile), c.resolve(cl.AgentCertFile), c.resolve(cl.AgentKeyFile)
 	}
 }
