@@ -300,7 +300,7 @@ func TestBackupsOfRealServer(t *testing.T) {
 		`nines_agent_actions_total{action="backup",result="ok"} 4`,
 		`nines_agent_actions_total{action="backup",result="refused"} 2`,
 		`nines_agent_actions_total{action="backup",result="error"} 1`,
-		`nines_agent_actions_total{action="verify",result="ok"} 7`,
+		`nines_agent_actions_total{action="verify",result="ok"} 9`, // answered, OK or not: 7 and the 2 planted
 		`nines_agent_actions_total{action="backup-delete",result="ok"} 2`,
 		`nines_agent_actions_total{action="backup-delete",result="refused"} 2`,
 	} {
