@@ -46,6 +46,9 @@ func startBackupAppliance(tb testing.TB, bin string, sb *sandbox.Sandbox, backup
 	// The backups live in the sandbox's backup dir, the one its agents
 	// allow, which the server's user can traverse (verification runs a
 	// scratch server as it).
+	if err := os.MkdirAll(sb.BackupDir(), 0o755); err != nil {
+		tb.Fatal(err)
+	}
 	bdir, err := os.MkdirTemp(sb.BackupDir(), "backups-")
 	if err != nil {
 		tb.Fatal(err)

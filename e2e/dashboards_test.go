@@ -474,6 +474,9 @@ func TestDashboardsProvisioning(t *testing.T) {
 // started by hand.
 func startReplicationAppliance(t *testing.T, sb *sandbox.Sandbox) *backupAppliance {
 	t.Helper()
+	if err := os.MkdirAll(sb.BackupDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	bdir, err := os.MkdirTemp(sb.BackupDir(), "backups-")
 	if err != nil {
 		t.Fatal(err)
