@@ -48,7 +48,21 @@ type Options struct {
 	Systemctl string
 	// Ready is called with the listen address once Run accepts requests.
 	Ready func(addr string)
+
+	// readTimeout replaces serverReadTimeout in tests.
+	readTimeout time.Duration
 }
+
+// Limits of the HTTP server. Requests are small JSON bodies, so reading
+// one may take little time; answers may stream for as long as a backup
+// runs, so there is no write timeout.
+const (
+	serverReadTimeout = 30 * time.Second
+	serverIdleTimeout = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	// maxBodyBytes bounds every request body; more is answered 413.
+	maxBodyBytes = 1 << 20
+)
 
 // Agent serves the API for one local server.
 type Agent struct {
@@ -120,15 +134,15 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("agent: listen: %w", err)
 	}
-	hs := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	hs := a.httpServer(opts)
 	scheme := "http"
 	if cfg.TLS != nil {
 		scheme = "https"
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCAs != nil {
+			hs.TLSConfig.ClientCAs = cfg.TLS.ClientCAs
+			hs.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
+		}
 	}
 	if fi, err := os.Stat(cfg.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		a.log.Warn("token file is readable by others; chmod 600 it", "file", cfg.TokenFile, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
@@ -161,8 +175,35 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	return err
 }
 
-// Handler is the agent's HTTP API.
+// httpServer is the agent's server with its limits: a client that sends
+// its request slowly is cut off, so a few of them cannot hold the agent's
+// connections (and memory) forever.
+func (a *Agent) httpServer(opts Options) *http.Server {
+	read := serverReadTimeout
+	if opts.readTimeout > 0 {
+		read = opts.readTimeout
+	}
+	return &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: min(10*time.Second, read),
+		ReadTimeout:       read,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Handler is the agent's HTTP API. Every request body is limited to
+// maxBodyBytes.
 func (a *Agent) Handler() http.Handler {
+	mux := a.routes()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (a *Agent) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -254,9 +295,14 @@ func decodeBody(r *http.Request, v any) error {
 	if r.Method == http.MethodGet {
 		return nil
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	err := dec.Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return &httpError{http.StatusRequestEntityTooLarge, fmt.Errorf("request body: larger than %d bytes", tooBig.Limit)}
+	case err != nil && !errors.Is(err, io.EOF):
 		return badRequest(fmt.Errorf("request body: %w", err))
 	}
 	return nil
@@ -279,6 +325,7 @@ func (e *httpError) Unwrap() error { return e.err }
 
 func badRequest(err error) error { return &httpError{http.StatusBadRequest, err} }
 func conflict(err error) error   { return &httpError{http.StatusConflict, err} }
+func forbidden(err error) error  { return &httpError{http.StatusForbidden, err} }
 func unavailable(err error) error {
 	return &httpError{http.StatusServiceUnavailable, err}
 }

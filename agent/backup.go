@@ -37,7 +37,10 @@ import (
 //
 // A backup that fails is removed. A directory without a manifest is
 // therefore a backup running now or one cut short by a crash of the agent
-// or the host; the listing calls it incomplete, and DELETE removes it.
+// or the host; the listing calls it incomplete, and DELETE removes it when
+// it holds the MarkerFile every backup writes first.
+//
+// Every dir a request names must lie in backup_dirs (Agent.backupDir).
 
 // Waits of the backups.
 const (
@@ -130,20 +133,83 @@ func checkBackupID(id string) error {
 	return nil
 }
 
-// checkBackupDir accepts an absolute directory other than the root, and
-// returns it cleaned.
-func checkBackupDir(dir string) (string, error) {
+// backupDir checks a backup directory a request names: absolute, and,
+// once cleaned and with the symlinks of its existing part resolved, inside
+// one of backup_dirs (resolved too). It returns the resolved directory,
+// which is what the agent then works on, so a symlink swapped in later on
+// the checked path is not followed. The agent runs as root and the dir
+// comes from the network: without this, DELETE could remove any tree.
+func (a *Agent) backupDir(dir string) (string, error) {
 	if dir == "" {
-		return "", errors.New("dir is required: an absolute directory on the agent's host")
+		return "", badRequest(errors.New("dir is required: an absolute directory on the agent's host"))
 	}
 	if !filepath.IsAbs(dir) {
-		return "", fmt.Errorf("dir %q is not absolute", dir)
+		return "", badRequest(fmt.Errorf("dir %q is not absolute", dir))
 	}
-	dir = filepath.Clean(dir)
-	if dir == "/" {
-		return "", errors.New(`dir "/" is not allowed`)
+	resolved, err := resolvePath(dir)
+	if err != nil {
+		return "", forbidden(fmt.Errorf("dir %q: %w", dir, err))
 	}
-	return dir, nil
+	for _, allowed := range a.cfg.BackupDirs {
+		root, err := resolvePath(allowed)
+		if err == nil && within(resolved, root) {
+			return resolved, nil
+		}
+	}
+	shown := dir
+	if resolved != filepath.Clean(dir) {
+		shown = fmt.Sprintf("%s (resolved %s)", dir, resolved)
+	}
+	return "", forbidden(fmt.Errorf("dir %s is not inside an allowed backup directory (backup_dirs in the agent's config: %s)",
+		shown, strings.Join(a.cfg.BackupDirs, ", ")))
+}
+
+// resolvePath cleans p and resolves the symlinks of its longest existing
+// prefix; the rest does not exist, so holds no symlink yet. A dangling
+// symlink on the way is an error: following it later could lead anywhere.
+func resolvePath(p string) (string, error) {
+	p = filepath.Clean(p)
+	var rest []string
+	for cur := p; ; {
+		r, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if _, lerr := os.Lstat(cur); lerr == nil {
+			return "", fmt.Errorf("%q is a dangling symlink", cur)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+		cur = parent
+	}
+}
+
+// within reports whether p is root or below it; both are clean.
+func within(p, root string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// backupTarget is dir/id for a backup that must exist: a real directory,
+// not a symlink to one elsewhere. 404 when there is none.
+func backupTarget(dir, id string) (string, error) {
+	target := filepath.Join(dir, id)
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", &httpError{http.StatusNotFound, fmt.Errorf("no backup %q in %q", id, dir)}
+	case err != nil:
+		return "", err
+	case !fi.IsDir():
+		return "", forbidden(fmt.Errorf("%q is not a directory (a symlink or a file): not a backup of nines", target))
+	}
+	return target, nil
 }
 
 func (a *Agent) backup(ctx context.Context, req BackupRequest) (m Manifest, err error) {
@@ -156,9 +222,9 @@ func (a *Agent) backup(ctx context.Context, req BackupRequest) (m Manifest, err 
 	default:
 		return m, badRequest(fmt.Errorf("method %q: want %q or %q", req.Method, MethodMariabackup, MethodDump))
 	}
-	dir, err := checkBackupDir(req.Dir)
+	dir, err := a.backupDir(req.Dir)
 	if err != nil {
-		return m, badRequest(err)
+		return m, err
 	}
 	if err := checkBackupID(req.ID); err != nil {
 		return m, badRequest(err)
@@ -213,6 +279,9 @@ func (a *Agent) backup(ctx context.Context, req BackupRequest) (m Manifest, err 
 			}
 		}
 	}()
+	if err := os.WriteFile(filepath.Join(target, MarkerFile), []byte("a backup of the nines agent\n"), 0o640); err != nil {
+		return m, fmt.Errorf("backup %q: %w", req.ID, err)
+	}
 	host, _ := os.Hostname()
 	m = Manifest{Version: manifestVersion, ID: req.ID, Method: req.Method, Node: a.cfg.Name, Host: host, StartedAt: a.now().UTC()}
 	vctx, cancel := context.WithTimeout(ctx, sqlTimeout)
@@ -348,7 +417,7 @@ func syncDir(dir string) error {
 
 func readManifest(dir string) (Manifest, error) {
 	var m Manifest
-	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	b, err := readNoFollow(filepath.Join(dir, ManifestFile))
 	if err != nil {
 		return m, err
 	}
@@ -361,9 +430,9 @@ func readManifest(dir string) (Manifest, error) {
 // listBackups is GET /v1/backups?dir=: every backup directory of dir,
 // newest first. A dir that does not exist holds no backups.
 func (a *Agent) listBackups(_ context.Context, r *http.Request, _ struct{}) ([]BackupInfo, error) {
-	dir, err := checkBackupDir(r.URL.Query().Get("dir"))
+	dir, err := a.backupDir(r.URL.Query().Get("dir"))
 	if err != nil {
-		return nil, badRequest(err)
+		return nil, err
 	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -412,6 +481,20 @@ func (a *Agent) backupInfo(dir, id string) BackupInfo {
 	return info
 }
 
+// madeByNines reports whether target holds a manifest or the marker a
+// backup writes first. Only such a directory may be deleted over the
+// network: a backup cut short by a crash has no manifest yet but has the
+// marker, while a directory that merely sits in a backup dir (someone's
+// copy, a mount point) has neither and is left alone.
+func madeByNines(target string) bool {
+	for _, name := range []string{ManifestFile, MarkerFile} {
+		if fi, err := os.Lstat(filepath.Join(target, name)); err == nil && fi.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
 func fileExists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
@@ -438,19 +521,20 @@ func (a *Agent) deleteBackup(ctx context.Context, r *http.Request, _ struct{}) (
 	if err := checkBackupID(id); err != nil {
 		return BackupDeleteResult{}, badRequest(err)
 	}
-	dir, err := checkBackupDir(r.URL.Query().Get("dir"))
+	dir, err := a.backupDir(r.URL.Query().Get("dir"))
 	if err != nil {
-		return BackupDeleteResult{}, badRequest(err)
+		return BackupDeleteResult{}, err
 	}
 	if busy := a.bk.busyWith(dir, id); busy != "" {
 		return BackupDeleteResult{}, conflict(fmt.Errorf("delete refused: backup %q in %q: %s", id, dir, busy))
 	}
-	target := filepath.Join(dir, id)
-	if _, err := os.Lstat(target); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return BackupDeleteResult{}, &httpError{http.StatusNotFound, fmt.Errorf("no backup %q in %q", id, dir)}
-		}
+	target, err := backupTarget(dir, id)
+	if err != nil {
 		return BackupDeleteResult{}, err
+	}
+	if !madeByNines(target) {
+		return BackupDeleteResult{}, forbidden(fmt.Errorf("delete refused: %q holds neither %s nor %s, so it is not a backup of nines; remove it by hand if it should go",
+			target, ManifestFile, MarkerFile))
 	}
 	res := BackupDeleteResult{ID: id, FreedBytes: dirSize(target)}
 	if err := a.removeScratch(ctx, dir, id); err != nil {

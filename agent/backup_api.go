@@ -30,7 +30,10 @@ const (
 const (
 	// ManifestFile is written last, atomically: it exists only for a
 	// complete backup.
-	ManifestFile     = "manifest.json"
+	ManifestFile = "manifest.json"
+	// MarkerFile is written first into a new backup directory: DELETE
+	// removes only directories holding it or a manifest.
+	MarkerFile       = ".nines-backup"
 	MariabackupFile  = "backup.mbstream.gz"
 	DumpFile         = "dump.sql.gz"
 	manifestVersion  = 1

@@ -40,8 +40,8 @@ func TestCheckBackupID(t *testing.T) {
 // TestBackupRequestsRefused checks what the agent decides before it
 // touches the server, which here is not even installed.
 func TestBackupRequestsRefused(t *testing.T) {
-	_, _, base := serveStopped(t, "")
 	dir := t.TempDir()
+	_, _, base := serveStopped(t, "backup_dirs: ["+dir+"]\n")
 	auth := "Bearer " + testToken
 	for _, tt := range []struct {
 		method, path, body string
@@ -50,7 +50,7 @@ func TestBackupRequestsRefused(t *testing.T) {
 	}{
 		{"POST", "/v1/backups", `{"method":"xtrabackup","dir":"` + dir + `","id":"a"}`, 400, `method \"xtrabackup\"`},
 		{"POST", "/v1/backups", `{"method":"dump","dir":"relative/dir","id":"a"}`, 400, "not absolute"},
-		{"POST", "/v1/backups", `{"method":"dump","dir":"/","id":"a"}`, 400, `dir \"/\"`},
+		{"POST", "/v1/backups", `{"method":"dump","dir":"/","id":"a"}`, 403, `dir / is not inside an allowed backup directory`},
 		{"POST", "/v1/backups", `{"method":"dump","id":"a"}`, 400, "dir is required"},
 		{"POST", "/v1/backups", `{"method":"dump","dir":"` + dir + `","id":"a/../b"}`, 400, "only A-Z"},
 		{"POST", "/v1/backups", `{"method":"dump","dir":"` + dir + `","id":"a","desync":true}`, 400, "desync applies to mariabackup"},
@@ -76,9 +76,9 @@ func TestBackupRequestsRefused(t *testing.T) {
 // TestBackupListingAndVerifyRefusals lays out backup directories by hand:
 // complete ones, an interrupted one, a corrupt manifest.
 func TestBackupListingAndVerifyRefusals(t *testing.T) {
-	a, c, _ := serveStopped(t, "")
-	ctx := t.Context()
 	dir := t.TempDir()
+	a, c, _ := serveStopped(t, "backup_dirs: ["+dir+"]\n")
+	ctx := t.Context()
 	at := time.Date(2020, 11, 26, 3, 0, 0, 0, time.UTC)
 	for i, id := range []string{"old", "new"} {
 		m := Manifest{Version: 1, ID: id, Method: MethodDump, StartedAt: at.Add(time.Duration(i) * time.Hour),

@@ -10,9 +10,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,7 +56,8 @@ var shopData = []string{
 // corrupted file, lists and deletes, and checks the refusals.
 func TestBackupsOfRealServer(t *testing.T) {
 	n := newNodeAt(t, backupNodePort)
-	c := runAgent(t, n)
+	dir := backupDir(t)
+	c := runAgent(t, n, dir)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	timed(t, "bootstrap", func() (agent.StartResult, error) {
@@ -74,7 +77,6 @@ func TestBackupsOfRealServer(t *testing.T) {
 		}
 	}
 	exec(shopData...)
-	dir := backupDir(t)
 
 	// Physical, desynced for its duration.
 	var uuid string
@@ -139,6 +141,10 @@ func TestBackupsOfRealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cut-short", agent.MariabackupFile), []byte("partial"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// Every backup writes the marker first; DELETE needs it.
+	if err := os.WriteFile(filepath.Join(dir, "cut-short", agent.MarkerFile), nil, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	list, err := c.Backups(ctx, dir)
@@ -229,6 +235,26 @@ func TestBackupsOfRealServer(t *testing.T) {
 		}
 	}
 
+	// A planted dump's client command does not run, and a planted
+	// backup-my.cnf does not choose mariadb-backup's options.
+	marker := filepath.Join(os.TempDir(), fmt.Sprintf("nines-planted-%d", time.Now().UnixNano()))
+	fakeBackup(t, dir, "planted-shell", agent.MethodDump, agent.DumpFile, "\\! touch "+marker+"\nCREATE DATABASE planted;\n")
+	fakeBackup(t, dir, "planted-cnf", agent.MethodMariabackup, agent.MariabackupFile,
+		mbstream(t, map[string]string{"backup-my.cnf": "[mysqld]\ninnodb_page_size=16384\ninnodb_log_group_home_dir=/var/lib/mysql\n"}))
+	for id, want := range map[string]string{
+		"planted-shell": "restore: load the dump (mariadb): exit status 1",
+		"planted-cnf":   "restore: read backup-my.cnf: innodb_log_group_home_dir is not a setting",
+	} {
+		v, err := c.VerifyBackup(ctx, id, agent.VerifyRequest{Dir: dir, Port: verifyPortDump})
+		if err != nil || v.OK || !strings.HasPrefix(v.Error, want) {
+			t.Errorf("verify %s: %+v, %v; want ok false with %q", id, v, err, want)
+		}
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		os.Remove(marker)
+		t.Errorf("the planted dump ran its shell command: %s exists (%v)", marker, err)
+	}
+
 	// Cancelling a backup stops it: nothing is left behind and the node
 	// is no longer desynced.
 	cctx, cancelBackup := context.WithCancel(ctx)
@@ -274,7 +300,7 @@ func TestBackupsOfRealServer(t *testing.T) {
 		`nines_agent_actions_total{action="backup",result="ok"} 4`,
 		`nines_agent_actions_total{action="backup",result="refused"} 2`,
 		`nines_agent_actions_total{action="backup",result="error"} 1`,
-		`nines_agent_actions_total{action="verify",result="ok"} 7`,
+		`nines_agent_actions_total{action="verify",result="ok"} 9`, // answered, OK or not: 7 and the 2 planted
 		`nines_agent_actions_total{action="backup-delete",result="ok"} 2`,
 		`nines_agent_actions_total{action="backup-delete",result="refused"} 2`,
 	} {
@@ -449,6 +475,26 @@ func fakeBackup(t *testing.T, dir, id, method, file, content string) {
 	if err := os.WriteFile(filepath.Join(dir, id, agent.ManifestFile), j, 0o640); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// mbstream is an mbstream of files, as mariadb-backup would stream them.
+func mbstream(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	var names []string
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	cmd := osexec.Command("mbstream", append([]string{"-c"}, names...)...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mbstream -c: %v", err)
+	}
+	return string(out)
 }
 
 // waitFile polls until path exists.

@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,10 @@ const DefaultListen = "127.0.0.1:9105"
 // mariadb.service reads it (and what it includes).
 const DefaultDefaultsFile = "/etc/mysql/my.cnf"
 
+// DefaultBackupDir is the one directory backups may go to when agent.yaml
+// names none (backup_dirs).
+const DefaultBackupDir = "/var/backups/nines"
+
 // MinTokenLength is the shortest bearer token an agent accepts.
 const MinTokenLength = 16
 
@@ -43,8 +48,11 @@ const (
 //
 //	name: db1                      # optional, in logs; default the host name
 //	listen: 127.0.0.1:9105
-//	tls: {cert_file: agent.crt, key_file: agent.key}   # optional
+//	tls: {cert_file: agent.crt, key_file: agent.key}   # optional;
+//	                               # client_ca_file: ca.crt requires client certificates
 //	token_file: agent-token        # bearer token, 16 characters or more
+//	insecure: false                # true: allow a non-loopback listen without tls
+//	backup_dirs: [/var/backups/nines]   # the only directories backups may use
 //	server:
 //	  galera: true                 # default; false for servers without wsrep
 //	  process:                     # or systemd: {unit: mariadb.service, ...}
@@ -61,10 +69,29 @@ type Config struct {
 
 	Name      string        `yaml:"name"`
 	Listen    string        `yaml:"listen"`
-	TLS       *secret.TLS   `yaml:"tls"`
+	TLS       *TLS          `yaml:"tls"`
 	TokenFile string        `yaml:"token_file"`
 	Token     secret.Secret `yaml:"-"`
 	Server    ServerConfig  `yaml:"server"`
+	// Insecure allows listening on a non-loopback address without TLS:
+	// the token and every request then cross the network in clear text.
+	Insecure bool `yaml:"insecure"`
+	// BackupDirs are the directories a request may name as a backup dir
+	// (or a directory below one); default [DefaultBackupDir]. Requests
+	// come from the network and the agent runs as root: nothing else on
+	// the host may be listed, created or deleted through the backup API.
+	BackupDirs []string `yaml:"backup_dirs"`
+}
+
+// TLS is the agent's certificate and key, and optionally the CA whose
+// client certificates it requires (client_ca_file): then only a caller
+// holding such a certificate (the appliance's agent_cert_file) is served
+// at all, token or not.
+type TLS struct {
+	secret.TLS   `yaml:",inline"`
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientCAs is read from ClientCAFile at load.
+	ClientCAs *x509.CertPool `yaml:"-"`
 }
 
 // ServerConfig says which server the agent controls and how: exactly one
@@ -169,7 +196,10 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		// Port 0 (any free port) is for tests; Run reports the port taken.
 		at("listen", "port %q is not a number in 0..65535", port)
+	} else if !isLoopback(host) && c.TLS == nil && !c.Insecure {
+		at("listen", "%q is not a loopback address and tls is not set: the token and every request would cross the network in clear text; set tls: {cert_file, key_file}, or insecure: true to accept that", c.Listen)
 	}
+	c.validateBackupDirs(at)
 	if c.TLS != nil {
 		for _, f := range []struct {
 			field string
@@ -184,6 +214,7 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 				at("tls."+f.field, "cannot read %q: %v", *f.p, yamlfile.UnwrapPathErr(err))
 			}
 		}
+		c.readClientCA(at)
 	}
 	switch tok, err := os.ReadFile(c.resolve(c.TokenFile)); {
 	case c.TokenFile == "":
@@ -221,6 +252,58 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 		return
 	}
 	c.validateLocal(local, prefix, at)
+}
+
+// readClientCA reads tls.client_ca_file, when set.
+func (c *Config) readClientCA(at func(path, format string, args ...any)) {
+	if c.TLS.ClientCAFile == "" {
+		return
+	}
+	c.TLS.ClientCAFile = c.resolve(c.TLS.ClientCAFile)
+	pem, err := os.ReadFile(c.TLS.ClientCAFile)
+	if err != nil {
+		at("tls.client_ca_file", "cannot read %q: %v", c.TLS.ClientCAFile, yamlfile.UnwrapPathErr(err))
+		return
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		at("tls.client_ca_file", "%q holds no PEM certificate", c.TLS.ClientCAFile)
+		return
+	}
+	c.TLS.ClientCAs = pool
+}
+
+// isLoopback reports whether host names this host only: "localhost" or a
+// loopback IP.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validateBackupDirs resolves backup_dirs (relative to agent.yaml) and
+// refuses the root: a backup dir is deleted below.
+func (c *Config) validateBackupDirs(at func(path, format string, args ...any)) {
+	if c.BackupDirs == nil {
+		c.BackupDirs = []string{DefaultBackupDir}
+	}
+	if len(c.BackupDirs) == 0 {
+		at("backup_dirs", "empty: name at least one directory, or leave backup_dirs out for [%s]", DefaultBackupDir)
+	}
+	for i, d := range c.BackupDirs {
+		field := fmt.Sprintf("backup_dirs[%d]", i)
+		if d == "" {
+			at(field, "empty")
+			continue
+		}
+		d = filepath.Clean(c.resolve(d))
+		if d == "/" {
+			at(field, `"/" is not allowed: name a directory that holds backups only`)
+		}
+		c.BackupDirs[i] = d
+	}
 }
 
 func (c *Config) validateLocal(l *LocalServer, prefix string, at func(path, format string, args ...any)) {

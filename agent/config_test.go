@@ -144,6 +144,15 @@ func TestLoadAgentConfigRejects(t *testing.T) {
 		}, 8, "server.process.data_dir", "datadir=/srv/db1/data"},
 		{"no socket", "datadir=/d\n", func(s string) string { return s },
 			5, "server.process.socket", "sets no socket"},
+		{"clear text on the network", cnf, func(s string) string {
+			return strings.Replace(s, "127.0.0.1:9105", "10.0.0.11:9105", 1)
+		}, 2, "listen", "set tls: {cert_file, key_file}, or insecure: true"},
+		{"backup dir root", cnf, func(s string) string {
+			return s + "backup_dirs:\n  - /var/backups/nines\n  - /\n"
+		}, 10, "backup_dirs[1]", `"/" is not allowed`},
+		{"backup dirs empty", cnf, func(s string) string {
+			return s + "backup_dirs: []\n"
+		}, 8, "backup_dirs", "name at least one directory"},
 		{"not yaml", cnf, func(s string) string { return s + "  - [unclosed\n" }, -1, "", "did not find expected"},
 	}
 	for _, tt := range tests {
@@ -165,6 +174,30 @@ func TestLoadAgentConfigRejects(t *testing.T) {
 				t.Fatalf("no error at %s:%d field %q containing %q; got:\n%v", p, tt.line, tt.field, tt.msg, err)
 			}
 		})
+	}
+}
+
+func TestAgentConfigNetworkAndBackupDirs(t *testing.T) {
+	dir := writeAgentFiles(t, "datadir=/d\nsocket=/s.sock\n")
+	cfg, err := Load(writeAgentConfig(t, dir, goodAgent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.BackupDirs) != 1 || cfg.BackupDirs[0] != DefaultBackupDir {
+		t.Errorf("default backup_dirs = %v", cfg.BackupDirs)
+	}
+	body := strings.Replace(goodAgent, "127.0.0.1:9105", "10.0.0.11:9105", 1) + "insecure: true\nbackup_dirs: [bk, /srv/backups/../b2/]\n"
+	cfg, err = Load(writeAgentConfig(t, dir, body))
+	if err != nil {
+		t.Fatalf("insecure: true: %v", err)
+	}
+	if want := []string{filepath.Join(dir, "bk"), "/srv/b2"}; strings.Join(cfg.BackupDirs, " ") != strings.Join(want, " ") {
+		t.Errorf("backup_dirs = %v, want %v", cfg.BackupDirs, want)
+	}
+	for _, listen := range []string{"localhost:9105", `"[::1]:9105"`, "127.0.0.2:9105"} {
+		if _, err := Load(writeAgentConfig(t, dir, strings.Replace(goodAgent, "127.0.0.1:9105", listen, 1))); err != nil {
+			t.Errorf("loopback %s refused: %v", listen, err)
+		}
 	}
 }
 

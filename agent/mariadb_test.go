@@ -146,8 +146,9 @@ func chownTo(t *testing.T, root, name string) {
 }
 
 // runAgent runs the agent for n through agent.Run, as `nines agent`
-// does, on a free port, and returns a client for it.
-func runAgent(t *testing.T, n node) *agent.Client {
+// does, on a free port, and returns a client for it. Backups may go to
+// backupDirs (the default when none).
+func runAgent(t *testing.T, n node, backupDirs ...string) *agent.Client {
 	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "agent-token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
@@ -156,6 +157,9 @@ func runAgent(t *testing.T, n node) *agent.Client {
 	cfgPath := filepath.Join(t.TempDir(), "agent.yaml")
 	body := fmt.Sprintf("name: a1\nlisten: 127.0.0.1:0\ntoken_file: %s\nserver:\n  process:\n    defaults_file: %s\n    dir: %s\n",
 		tokenFile, n.srv.DefaultsFile, n.dir)
+	if len(backupDirs) > 0 {
+		body += "backup_dirs: [" + strings.Join(backupDirs, ", ") + "]\n"
+	}
 	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,5 +90,71 @@ func TestRunServesTLS(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// writeClientCert writes a self-signed client certificate as client.crt
+// (it is its own CA) and returns it with its key.
+func writeClientCert(t *testing.T, dir string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "appliance test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "client.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestRunRequiresClientCert: with tls.client_ca_file the agent serves
+// only callers presenting a certificate of that CA.
+func TestRunRequiresClientCert(t *testing.T) {
+	dir := writeAgentFiles(t, "datadir="+t.TempDir()+"\nsocket=/nonexistent/mysqld.sock\n")
+	pool := writeSelfSigned(t, dir)
+	clientCert := writeClientCert(t, dir)
+	body := "listen: 127.0.0.1:0\ntls: {cert_file: agent.crt, key_file: agent.key, client_ca_file: client.crt}\n" + goodAgent[len("name: db1\nlisten: 127.0.0.1:9105\n"):]
+	cfg, err := Load(writeAgentConfig(t, dir, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Ready: func(a string) { ready <- a }})
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	c := NewClient("https://"+addr, testToken, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}})
+	if _, err := c.Status(ctx); err != nil {
+		t.Errorf("status with a client certificate: %v", err)
+	}
+	if _, err := NewClient("https://"+addr, testToken, &tls.Config{RootCAs: pool}).Status(ctx); err == nil {
+		t.Error("a client without a certificate got an answer")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if _, err := Load(writeAgentConfig(t, dir, strings.Replace(body, "client_ca_file: client.crt", "client_ca_file: agent-token", 1))); err == nil ||
+		!strings.Contains(err.Error(), "tls.client_ca_file") {
+		t.Errorf("client_ca_file without a certificate: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nines-project/nines/internal/mariadbd"
@@ -187,9 +188,30 @@ func (w *hashedFile) finish() (BackupFile, error) {
 // abort closes the file after a failure; the caller removes it.
 func (w *hashedFile) abort() { _ = w.f.Close() }
 
+// openNoFollow opens a file of a backup for reading, refusing a symlink:
+// backups lie in directories others may write, and the agent reads as
+// root, so a planted link must not make it read (or quote) another file.
+func openNoFollow(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symlink: not a file of a backup", path)
+	}
+	return f, err
+}
+
+// readNoFollow is os.ReadFile with openNoFollow.
+func readNoFollow(path string) ([]byte, error) {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
 // fileSHA256 hashes a file.
 func fileSHA256(ctx context.Context, path string) (string, int64, error) {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path)
 	if err != nil {
 		return "", 0, err
 	}

@@ -4,16 +4,17 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,16 +83,16 @@ func (a *Agent) verifyBackup(ctx context.Context, r *http.Request, req VerifyReq
 	if err := checkBackupID(id); err != nil {
 		return VerifyResult{}, badRequest(err)
 	}
-	dir, err := checkBackupDir(req.Dir)
+	dir, err := a.backupDir(req.Dir)
 	if err != nil {
-		return VerifyResult{}, badRequest(err)
+		return VerifyResult{}, err
 	}
 	if req.Port < 0 || req.Port > 65535 {
 		return VerifyResult{}, badRequest(fmt.Errorf("port %d: want 0 (any free port) or 1 to 65535", req.Port))
 	}
-	target := filepath.Join(dir, id)
-	if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
-		return VerifyResult{}, &httpError{http.StatusNotFound, fmt.Errorf("no backup %q in %q", id, dir)}
+	target, err := backupTarget(dir, id)
+	if err != nil {
+		return VerifyResult{}, err
 	}
 	if busy := a.bk.busyWith(dir, id); busy != "" {
 		return VerifyResult{}, conflict(fmt.Errorf("verify refused: backup %q: %s", id, busy))
@@ -118,6 +119,11 @@ func (a *Agent) verifyBackup(ctx context.Context, r *http.Request, req VerifyReq
 	tools, err := findTools(need...)
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify %q: %w", id, err)
+	}
+	if m.Method == MethodDump {
+		if err := checkClient(ctx, tools[toolClient]); err != nil {
+			return VerifyResult{}, fmt.Errorf("verify %q: %w", id, err)
+		}
 	}
 	a.bk.mu.Lock()
 	if v := a.bk.verify; v != nil {
@@ -215,22 +221,46 @@ type scratch struct {
 
 func scratchDir(dir, id string) string { return filepath.Join(dir, verifyDirPrefix+id) }
 
+// socketDirRecord is the file of a scratch directory naming the private
+// directory its socket is in, when the scratch path is too long for a
+// unix socket; socketDirPrefix starts that directory's name in the
+// system's temporary directory.
+const (
+	socketDirRecord = "socket-dir"
+	socketDirPrefix = "nines-verify-"
+)
+
 // scratchServer is the scratch server of dir/id, whether this agent
 // started it or a previous run left it behind. Its socket is in its
-// directory unless that path would be too long for a unix socket; then it
-// is in a directory under /tmp named after the scratch directory.
+// directory, or in the private directory the scratch directory records
+// (see newScratch).
 func scratchServer(dir, id string) *mariadbd.Server {
 	sdir := scratchDir(dir, id)
 	sock := filepath.Join(sdir, "mysqld.sock")
-	if len(sock) > maxSocketPath {
-		h := sha1.Sum([]byte(sdir))
-		sock = filepath.Join(os.TempDir(), "nines-verify-"+hex.EncodeToString(h[:6]), "mysqld.sock")
+	if d, ok := recordedSocketDir(sdir); ok {
+		sock = filepath.Join(d, "mysqld.sock")
 	}
 	return &mariadbd.Server{
 		Name: "verify-" + id, DefaultsFile: filepath.Join(sdir, "my.cnf"), Dir: sdir,
 		DataDir: filepath.Join(sdir, "data"), Socket: sock,
 		PidFile: filepath.Join(sdir, "mysqld.pid"), ErrorLog: filepath.Join(sdir, "error.log"),
 	}
+}
+
+// recordedSocketDir reads the socket directory a scratch directory
+// records. It is trusted only if it is what os.MkdirTemp makes for it (a
+// socketDirPrefix directory right in the temporary directory), since it
+// is removed with the scratch directory.
+func recordedSocketDir(sdir string) (string, bool) {
+	b, err := readNoFollow(filepath.Join(sdir, socketDirRecord))
+	if err != nil {
+		return "", false
+	}
+	d := filepath.Clean(strings.TrimSpace(string(b)))
+	if filepath.Dir(d) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(d), socketDirPrefix) {
+		return "", false
+	}
+	return d, true
 }
 
 // removeScratch kills the scratch server of dir/id if it runs and removes
@@ -273,9 +303,14 @@ func (a *Agent) newScratch(ctx context.Context, dir, id string, port int) (*scra
 			return nil, err
 		}
 	}
-	for _, d := range []string{sc.dir, sc.srv.DataDir, filepath.Join(sc.dir, "tmp"), filepath.Dir(sc.srv.Socket)} {
+	for _, d := range []string{sc.dir, sc.srv.DataDir, filepath.Join(sc.dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("create the scratch directory: %w", err)
+		}
+	}
+	if len(sc.srv.Socket) > maxSocketPath {
+		if err := sc.privateSocketDir(); err != nil {
+			return nil, err
 		}
 	}
 	if err := sc.chown(); err != nil {
@@ -286,6 +321,23 @@ func (a *Agent) newScratch(ctx context.Context, dir, id string, port int) (*scra
 		return nil, err
 	}
 	return sc, nil
+}
+
+// privateSocketDir moves the socket to a new directory of the system's
+// temporary directory, for a scratch path too long for a unix socket.
+// os.MkdirTemp makes it unpredictable and ours: a predictable name could
+// be made first by any local user, who would then own the socket.
+func (sc *scratch) privateSocketDir() error {
+	d, err := os.MkdirTemp("", socketDirPrefix)
+	if err != nil {
+		return fmt.Errorf("create the scratch server's socket directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(sc.dir, socketDirRecord), []byte(d+"\n"), 0o640); err != nil {
+		os.Remove(d)
+		return fmt.Errorf("create the scratch server's socket directory: %w", err)
+	}
+	sc.srv.Socket = filepath.Join(d, "mysqld.sock")
+	return nil
 }
 
 // choosePort returns port if it is free on 127.0.0.1, or any free port
@@ -401,7 +453,7 @@ func (sc *scratch) start(ctx context.Context, res *verifyResult) bool {
 
 // openGzip opens a gzipped backup file for reading.
 func openGzip(path string) (*gzip.Reader, func(), error) {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -414,7 +466,9 @@ func openGzip(path string) (*gzip.Reader, func(), error) {
 }
 
 // restoreMariabackup extracts the stream into the scratch datadir,
-// prepares it and starts the server on it.
+// prepares it and starts the server on it. The tools run as the server's
+// OS user, and the backup's own backup-my.cnf is only read as data: a
+// planted backup must not get root's rights nor choose the tools' options.
 func (a *Agent) restoreMariabackup(ctx context.Context, res *verifyResult, sc *scratch, tools map[tool]string, file string) bool {
 	step := func() error {
 		gz, closeFile, err := openGzip(file)
@@ -423,20 +477,23 @@ func (a *Agent) restoreMariabackup(ctx context.Context, res *verifyResult, sc *s
 		}
 		defer closeFile()
 		stderr := &stderrTail{}
-		if err := runStep("mbstream -x", command(ctx, tools[toolMbstream], []string{"-x", "-C", sc.srv.DataDir}, gz, nil, stderr), stderr); err != nil {
+		if err := runStep("mbstream -x", sc.asServerUser(command(ctx, tools[toolMbstream], []string{"-x", "-C", sc.srv.DataDir}, gz, nil, stderr)), stderr); err != nil {
 			return err
 		}
-		// --prepare reads the InnoDB settings the backup recorded in
-		// backup-my.cnf, and nothing of the host's own configuration.
-		backupCnf := filepath.Join(sc.srv.DataDir, "backup-my.cnf")
-		stderr = &stderrTail{}
-		args := []string{"--defaults-file=" + backupCnf, "--prepare", "--target-dir=" + sc.srv.DataDir}
-		if err := runStep("mariadb-backup --prepare", command(ctx, tools[toolBackup], args, nil, nil, stderr), stderr); err != nil {
-			return err
-		}
-		carried, err := innodbSettings(backupCnf)
+		carried, err := carriedSettings(filepath.Join(sc.srv.DataDir, "backup-my.cnf"))
 		if err != nil {
 			return &stepError{Step: "read backup-my.cnf", Err: err}
+		}
+		prepareCnf, err := sc.writePrepareConfig(carried)
+		if err != nil {
+			return &stepError{Step: "write prepare.cnf", Err: err}
+		}
+		// --prepare reads the InnoDB settings carried over, and nothing of
+		// the host's own configuration.
+		stderr = &stderrTail{}
+		args := []string{"--defaults-file=" + prepareCnf, "--prepare", "--target-dir=" + sc.srv.DataDir}
+		if err := runStep("mariadb-backup --prepare", sc.asServerUser(command(ctx, tools[toolBackup], args, nil, nil, stderr)), stderr); err != nil {
+			return err
 		}
 		if err := sc.writeConfig(carried); err != nil {
 			return err
@@ -450,10 +507,28 @@ func (a *Agent) restoreMariabackup(ctx context.Context, res *verifyResult, sc *s
 	return sc.start(ctx, res)
 }
 
+// asServerUser makes cmd run as the server's OS user when the agent runs
+// as root: a tool misled by a planted backup then has mysql's rights, not
+// root's.
+func (sc *scratch) asServerUser(cmd *exec.Cmd) *exec.Cmd {
+	if sc.uid >= 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(sc.uid), Gid: uint32(sc.gid)}}
+	}
+	return cmd
+}
+
+// writePrepareConfig writes the option file of mariadb-backup --prepare
+// in the scratch directory: the carried InnoDB settings only.
+func (sc *scratch) writePrepareConfig(carried []string) (string, error) {
+	p := filepath.Join(sc.dir, "prepare.cnf")
+	body := "# mariadb-backup --prepare of a verification, written by the nines agent.\n[mysqld]\n" + strings.Join(carried, "\n") + "\n"
+	return p, os.WriteFile(p, []byte(body), 0o644)
+}
+
 // innodbSettings reads the innodb_* lines of backup-my.cnf: the settings
 // a server needs to open the backup's InnoDB files.
 func innodbSettings(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readNoFollow(path)
 	if err != nil {
 		return nil, err
 	}
@@ -463,6 +538,61 @@ func innodbSettings(path string) ([]string, error) {
 		if strings.HasPrefix(l, "innodb_") && strings.Contains(l, "=") {
 			out = append(out, l)
 		}
+	}
+	return out, nil
+}
+
+var (
+	sizeValue     = regexp.MustCompile(`^[0-9]{1,20}[KMGkmg]?$`)
+	dataFile      = `[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}:[0-9]{1,20}[KMGkmg]?(:autoextend(:max:[0-9]{1,20}[KMGkmg]?)?)?`
+	dataFilePath  = regexp.MustCompile(`^` + dataFile + `(;` + dataFile + `)*$`)
+	checksumAlgos = []string{"crc32", "strict_crc32", "full_crc32", "strict_full_crc32", "innodb", "strict_innodb", "none", "strict_none"}
+)
+
+// carriedSettingChecks are the settings of backup-my.cnf carried over
+// (those mariadb-backup writes there), each with what its value may be:
+// plain names and numbers, never a path outside the datadir.
+var carriedSettingChecks = map[string]func(string) bool{
+	"innodb_checksum_algorithm": func(v string) bool { return slices.Contains(checksumAlgos, v) },
+	"innodb_data_file_path":     dataFilePath.MatchString,
+	"innodb_log_file_size":      sizeValue.MatchString,
+	"innodb_page_size": func(v string) bool {
+		return slices.Contains([]string{"4096", "8192", "16384", "32768", "65536", "4k", "8k", "16k", "32k", "64k"}, strings.ToLower(v))
+	},
+	"innodb_undo_directory":     func(v string) bool { return v == "." || v == "./" },
+	"innodb_undo_tablespaces":   intIn(0, 127),
+	"innodb_compression_level":  intIn(0, 9),
+	"innodb_log_files_in_group": intIn(1, 100),
+}
+
+func intIn(lo, hi int) func(string) bool {
+	return func(v string) bool {
+		n, err := strconv.Atoi(v)
+		return err == nil && lo <= n && n <= hi
+	}
+}
+
+// carriedSettings reads the InnoDB settings of a backup's backup-my.cnf
+// and checks each against carriedSettingChecks. The file comes with the
+// backup: anything else in it is refused rather than passed on.
+func carriedSettings(path string) ([]string, error) {
+	lines, err := innodbSettings(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, "=")
+		k = strings.ReplaceAll(strings.TrimSpace(k), "-", "_")
+		v = strings.TrimSpace(v)
+		ok, known := carriedSettingChecks[k]
+		switch {
+		case !known:
+			return nil, fmt.Errorf("%s is not a setting the verification carries over", k)
+		case !ok(v):
+			return nil, fmt.Errorf("%s=%q is not a value the verification accepts", k, v)
+		}
+		out = append(out, k+"="+v)
 	}
 	return out, nil
 }
@@ -490,13 +620,46 @@ func (a *Agent) restoreDump(ctx context.Context, res *verifyResult, sc *scratch,
 		}
 		defer closeFile()
 		stderr := &stderrTail{}
-		args := []string{"--defaults-file=" + sc.srv.DefaultsFile, "--max-allowed-packet=1G"}
-		return runStep("load the dump (mariadb)", command(ctx, tools[toolClient], args, gz, nil, stderr), stderr)
+		return runStep("load the dump (mariadb)", sc.asServerUser(command(ctx, tools[toolClient], sc.loadArgs(), gz, nil, stderr)), stderr)
 	}()
 	if err != nil {
 		return res.check("restore", false, err.Error())
 	}
 	return res.check("restore", true, "dump loaded")
+}
+
+// loadArgs are the mariadb client's options for loading a dump. A dump
+// could plant client commands (\! runs a shell command, \. reads a
+// file): --binary-mode stops the client parsing them (all but \C and
+// DELIMITER), and --sandbox refuses any that would still touch the host.
+// As root, the client runs as the server's OS user
+// and connects as its account, which mariadb-install-db gave unix_socket
+// authentication (as the scratch my.cnf says user=mysql).
+func (sc *scratch) loadArgs() []string {
+	args := []string{"--defaults-file=" + sc.srv.DefaultsFile, "--binary-mode", "--sandbox", "--max-allowed-packet=1G"}
+	if sc.uid >= 0 {
+		args = append(args, "--user="+scratchUser)
+	}
+	return args
+}
+
+// safeClientFlags are the client options loadArgs needs for safety.
+var safeClientFlags = []string{"--sandbox", "--binary-mode"}
+
+// checkClient refuses a mariadb client without the options that keep a
+// dump from running commands on the host: a verification then fails
+// loudly rather than load a dump unsafely.
+func checkClient(ctx context.Context, bin string) error {
+	out, err := exec.CommandContext(ctx, bin, "--no-defaults", "--help").Output()
+	if err != nil {
+		return fmt.Errorf("%s --help: %w", bin, err)
+	}
+	for _, f := range safeClientFlags {
+		if !strings.Contains(string(out), f) {
+			return fmt.Errorf("the mariadb client %s has no %s: refusing to load a dump without it (install mariadb-client 10.5.25, 10.6.18, 10.11.8 or newer)", bin, f)
+		}
+	}
+	return nil
 }
 
 // compareFacts checks the restored server against the manifest's facts:

@@ -104,7 +104,11 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			if n.Agent == "" {
 				continue
 			}
-			client := agent.NewClient(n.Agent, c.AgentToken.Reveal(), &tls.Config{MinVersion: tls.VersionTLS12})
+			tlsConf := c.AgentTLS
+			if tlsConf == nil { // a config not read by config.Load
+				tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			client := agent.NewClient(n.Agent, c.AgentToken.Reveal(), tlsConf)
 			nodes[c.Name] = append(nodes[c.Name], &agentNode{name: n.Address, c: client})
 			hosts[c.Name] = append(hosts[c.Name], backup.Host{Node: n.Address, Agent: agentBackups{c: client}})
 		}

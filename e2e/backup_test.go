@@ -43,9 +43,13 @@ func startBackupAppliance(tb testing.TB, bin string, sb *sandbox.Sandbox, backup
 	tb.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(tb))
 	dir := tb.TempDir()
-	// The backups live in the sandbox directory, which the server's
-	// user can traverse (verification runs a scratch server as it).
-	bdir, err := os.MkdirTemp(sb.Dir(), "backups-")
+	// The backups live in the sandbox's backup dir, the one its agents
+	// allow, which the server's user can traverse (verification runs a
+	// scratch server as it).
+	if err := os.MkdirAll(sb.BackupDir(), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	bdir, err := os.MkdirTemp(sb.BackupDir(), "backups-")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -474,7 +474,10 @@ func TestDashboardsProvisioning(t *testing.T) {
 // started by hand.
 func startReplicationAppliance(t *testing.T, sb *sandbox.Sandbox) *backupAppliance {
 	t.Helper()
-	bdir, err := os.MkdirTemp(sb.Dir(), "backups-")
+	if err := os.MkdirAll(sb.BackupDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bdir, err := os.MkdirTemp(sb.BackupDir(), "backups-")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,13 +79,13 @@ func TestAgentConfigLoads(t *testing.T) {
 	if err := os.WriteFile(token, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := agent.Parse(n.AgentConfigPath(), []byte(renderAgentConfig(m, n, token)))
+	cfg, err := agent.Parse(n.AgentConfigPath(), []byte(renderAgentConfig(m, n, token, filepath.Join(dir, "backups"))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := cfg.Local()
 	if cfg.Listen != "127.0.0.1:3507" || cfg.IsGalera() || cfg.Name != "n2" || l.DataDir != n.DataDir || l.Socket != n.Socket ||
-		l.PidFile != n.PidFile || l.ErrorLog != n.ErrorLog || l.Dir != n.Dir {
+		l.PidFile != n.PidFile || l.ErrorLog != n.ErrorLog || l.Dir != n.Dir || len(cfg.BackupDirs) != 1 || cfg.BackupDirs[0] != filepath.Join(dir, "backups") {
 		t.Errorf("agent config of n2: %+v %+v", cfg, l)
 	}
 }

@@ -120,6 +120,14 @@ type Cluster struct {
 	AgentTokenFile string `yaml:"agent_token_file"`
 	AgentTokenEnv  string `yaml:"agent_token_env"`
 	AgentToken     Secret `yaml:"-"`
+	// AgentCAFile verifies the agents' https certificates against a
+	// private CA instead of the system's roots; AgentCertFile and
+	// AgentKeyFile are a client certificate the appliance presents to
+	// agents that require one. AgentTLS is built from them at load.
+	AgentCAFile   string      `yaml:"agent_ca_file"`
+	AgentCertFile string      `yaml:"agent_cert_file"`
+	AgentKeyFile  string      `yaml:"agent_key_file"`
+	AgentTLS      *tls.Config `yaml:"-"`
 	// Backups are the cluster's scheduled backups, one per method, taken
 	// through the node agents.
 	Backups []Backup `yaml:"backups"`
@@ -202,6 +210,9 @@ func (c Cluster) ProbeEndpoints() []string {
 type Node struct {
 	Address string `yaml:"address"`
 	Agent   string `yaml:"agent"`
+	// Insecure allows an http:// agent URL to a host other than loopback:
+	// the agent token then crosses the network in clear text.
+	Insecure bool `yaml:"insecure"`
 }
 
 // Credentials are the SQL account nines reads status with.

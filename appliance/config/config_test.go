@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -179,6 +180,19 @@ func TestLoadRejects(t *testing.T) {
 		{"database tls cert without key", func(s string) string {
 			return strings.Replace(s, "password_file: db.pass}", "password_file: db.pass, tls: {ca_file: ca.pem, cert_file: c.pem}}", 1)
 		}, 14, "clusters[0].credentials.tls", "go together"},
+		{"agent over http to another host", func(s string) string {
+			s = strings.Replace(s, "    kind: galera\n", "    kind: galera\n    agent_token_file: api-token\n", 1)
+			return strings.Replace(s, `"127.0.0.1:3307"}`, `"127.0.0.1:3307", agent: "http://10.0.0.12:9105"}`, 1)
+		}, 14, "clusters[0].nodes[1].agent", "or insecure: true on the node"},
+		{"agent CA unreadable", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    agent_ca_file: nope.pem\n", 1)
+		}, 11, "clusters[0].agent_ca_file", "cannot read"},
+		{"agent CA not PEM", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    agent_ca_file: api-token\n", 1)
+		}, 11, "clusters[0].agent_ca_file", "holds no PEM certificate"},
+		{"agent key without cert", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    agent_key_file: api-token\n", 1)
+		}, 9, "clusters[0].agent_cert_file", "required with agent_key_file"},
 		{"retention too short", func(s string) string {
 			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
 		}, 3, "retention", "at least 1d"},
@@ -231,6 +245,65 @@ func TestLoadAgentToken(t *testing.T) {
 	_, err = Load(writeConfig(t, strings.Replace(body, "agent_token_file: api-token", "agent_token_env: NINES_TEST_AGENT_TOKEN", 1)))
 	if err == nil || !strings.Contains(err.Error(), "clusters[0].agent_token_env: token is 5 characters") {
 		t.Errorf("short agent token: %v", err)
+	}
+}
+
+func TestAgentTransport(t *testing.T) {
+	body := strings.Replace(good, "    kind: galera\n", "    kind: galera\n    agent_token_file: api-token\n", 1)
+	insecure := strings.Replace(body, `"127.0.0.1:3307"}`, `"127.0.0.1:3307", agent: "http://10.0.0.12:9105", insecure: true}`, 1)
+	cfg, err := Load(writeConfig(t, insecure))
+	if err != nil {
+		t.Fatalf("insecure: true: %v", err)
+	}
+	if tc := cfg.Clusters[0].AgentTLS; tc == nil || tc.MinVersion != tls.VersionTLS12 || tc.RootCAs != nil {
+		t.Errorf("default agent TLS: %+v", tc)
+	}
+	for _, u := range []string{"http://localhost:9105", "http://[::1]:9105", "https://10.0.0.12:9105"} {
+		if _, err := Load(writeConfig(t, strings.Replace(body, `"127.0.0.1:3307"}`, `"127.0.0.1:3307", agent: "`+u+`"}`, 1))); err != nil {
+			t.Errorf("agent %s: %v", u, err)
+		}
+	}
+	// A private CA and a client certificate.
+	p := writeConfig(t, strings.Replace(body, "    kind: galera\n",
+		"    kind: galera\n    agent_ca_file: ca.pem\n    agent_cert_file: client.pem\n    agent_key_file: client.key\n", 1))
+	writeTestCert(t, filepath.Dir(p), "ca.pem", "ca.key")
+	writeTestCert(t, filepath.Dir(p), "client.pem", "client.key")
+	cfg, err = Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := cfg.Clusters[0].AgentTLS; tc.RootCAs == nil || len(tc.Certificates) != 1 {
+		t.Errorf("agent TLS with CA and client certificate: %+v", tc)
+	}
+	if cfg.Clusters[0].Credentials.TLSConfig != nil {
+		t.Error("database TLS without credentials.tls")
+	}
+}
+
+// writeTestCert writes a self-signed certificate and its key into dir.
+func writeTestCert(t *testing.T, dir, certName, keyName string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		certName: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyName:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

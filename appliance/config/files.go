@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,6 +60,7 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 				cl.AgentToken = Secret(v)
 			}
 		}
+		readAgentTLS(cl, p, at)
 		cr := &cl.Credentials
 		v, field, err := c.readSecret(cr.PasswordFile, cr.PasswordEnv, "password_file", "password_env")
 		if err != nil {
@@ -116,4 +119,48 @@ func (c *Config) readSecret(file, env, fileField, envField string) (string, stri
 		return strings.TrimSpace(v), envField, nil
 	}
 	return "", fileField, fmt.Errorf("missing credentials: set %s or %s", fileField, envField)
+}
+
+// readCAFile reads a PEM CA file into a pool; problems are reported at
+// field.
+func readCAFile(path, field string, at func(path, format string, args ...any)) (*x509.CertPool, bool) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		at(field, "cannot read %q: %v", path, yamlfile.UnwrapPathErr(err))
+		return nil, false
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		at(field, "%q holds no PEM certificate", path)
+		return nil, false
+	}
+	return pool, true
+}
+
+// readAgentTLS builds the TLS settings of the appliance's agent client:
+// TLS 1.2 at least, the private CA of agent_ca_file if set (else the
+// system's roots), and the client certificate if set (both files or
+// neither).
+func readAgentTLS(cl *Cluster, p string, at func(path, format string, args ...any)) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	cl.AgentTLS = conf
+	if cl.AgentCAFile != "" {
+		if pool, ok := readCAFile(cl.AgentCAFile, p+".agent_ca_file", at); ok {
+			conf.RootCAs = pool
+		}
+	}
+	switch {
+	case cl.AgentCertFile == "" && cl.AgentKeyFile == "":
+	case cl.AgentCertFile == "":
+		at(p+".agent_cert_file", "required with agent_key_file")
+	case cl.AgentKeyFile == "":
+		at(p+".agent_key_file", "required with agent_cert_file")
+	default:
+		cert, err := tls.LoadX509KeyPair(cl.AgentCertFile, cl.AgentKeyFile)
+		if err != nil {
+			at(p+".agent_cert_file", "load the client certificate %q with key %q: %v", cl.AgentCertFile, cl.AgentKeyFile, yamlfile.UnwrapPathErr(err))
+			return
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
 }

@@ -20,6 +20,8 @@ func (c *Config) resolvePaths() {
 		if t := c.Clusters[i].Credentials.TLS; t != nil {
 			t.CAFile, t.CertFile, t.KeyFile = c.resolve(t.CAFile), c.resolve(t.CertFile), c.resolve(t.KeyFile)
 		}
+		cl := &c.Clusters[i]
+		cl.AgentCAFile, cl.AgentCertFile, cl.AgentKeyFile = c.resolve(cl.AgentCAFile), c.resolve(cl.AgentCertFile), c.resolve(cl.AgentKeyFile)
 	}
 }
 

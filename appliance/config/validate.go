@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -127,6 +128,8 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 		if n.Agent != "" {
 			if u, err := url.Parse(n.Agent); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				at(np+".agent", "bad agent URL %q: want http(s)://host:port", n.Agent)
+			} else if u.Scheme == "http" && !isLoopback(u.Hostname()) && !n.Insecure {
+				at(np+".agent", "%q is http:// to a host other than loopback: the agent token and every action would cross the network in clear text; use https:// (agent_ca_file for a private CA), or insecure: true on the node to accept that", n.Agent)
 			}
 		}
 	}
@@ -168,6 +171,16 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 			at(p+".credentials.tls", "cert_file and key_file go together (a client certificate needs its key)")
 		}
 	}
+}
+
+// isLoopback reports whether host names this host only: "localhost" or a
+// loopback IP.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validateBackups checks a cluster's backups: methods known and each

@@ -264,6 +264,34 @@ func TestVerifyJob(t *testing.T) {
 	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "backup nope is on no node of c1") {
 		t.Errorf("missing backup: %s (%s)", j.State, j.Reason)
 	}
+	j = w.run(t, remediator.ManualRequest{Kind: "verify", BackupID: "b1", Params: map[string]string{"dir": dumpPlan.Dir}})
+	if j.State != remediator.JobSucceeded {
+		t.Errorf("verify in the plan's dir: %s (%s)", j.State, j.Reason)
+	}
+}
+
+// TestVerifyOnlyInPlanDirs: the runbook never hands the agent a dir
+// that no plan configures.
+func TestVerifyOnlyInPlanDirs(t *testing.T) {
+	w := newWorld(t, dumpPlan)
+	w.agents["n2:3306"].list = []Info{bk("b1", "dump", time.Hour, "", "")}
+	rb := VerifyRunbook{Env: Env{Plans: func(string) []Plan { return []Plan{dumpPlan} }, Hosts: func(string) ([]Host, error) { return nil, nil }}}
+	for _, dir := range []string{"/var/lib/mysql", "/var/backups/nines/..", "/var/backups/nines/sub", "relative"} {
+		if _, _, err := rb.Prepare("c1", "", map[string]string{"id": "b1", "dir": dir}); err == nil || !strings.Contains(err.Error(), "is not a backup dir of the cluster's plans (/var/backups/nines)") {
+			t.Errorf("Prepare with dir %q: %v", dir, err)
+		}
+		_, err := w.rem.Start(context.Background(), remediator.ManualRequest{Cluster: "c1", Kind: "verify", BackupID: "b1", Params: map[string]string{"dir": dir}})
+		if err == nil {
+			t.Errorf("a verification in %q was started", dir)
+		}
+	}
+	if got := w.agents["n2:3306"].verified; len(got) != 0 {
+		t.Errorf("verified %v", got)
+	}
+	none := VerifyRunbook{Env: Env{Plans: func(string) []Plan { return nil }}}
+	if _, _, err := none.Prepare("c1", "", map[string]string{"id": "b1", "dir": "/var/backups/nines"}); err == nil {
+		t.Error("a verification without plans accepted a dir")
+	}
 }
 
 // A backup that failed verification never pushes a good one out, also

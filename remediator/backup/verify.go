@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,8 +13,11 @@ import (
 // VerifyRunbook is the "backup-verify" runbook: restore an existing
 // backup on the side, on the node that holds it, and check it. Its
 // parameters: id (required), node (optional: where to look; default
-// every node), dir (optional; default every configured backup dir of the
-// cluster). A failed verification fails the job.
+// every node), dir (optional: one of the cluster's configured backup
+// dirs; default all of them). A failed verification fails the job.
+//
+// The dir is never taken from elsewhere: the agent restores what it finds
+// there, so a dir named in a request must be one the plans configure.
 type VerifyRunbook struct {
 	Env
 	MaxDuration time.Duration
@@ -63,13 +67,22 @@ func (rb VerifyRunbook) Prepare(cluster, target string, req map[string]string) (
 			return nil, "", fmt.Errorf("node %q is not a node of %s with an agent", n, cluster)
 		}
 	}
-	if d := out["dir"]; d != "" && !strings.HasPrefix(d, "/") {
-		return nil, "", fmt.Errorf("dir %q: want an absolute path", d)
+	if len(rb.Plans(cluster)) == 0 {
+		return nil, "", fmt.Errorf("no backups are configured for cluster %q: a verification looks only in the dirs of its backup plans", cluster)
 	}
-	if out["dir"] == "" && len(rb.Plans(cluster)) == 0 {
-		return nil, "", fmt.Errorf("no backups are configured for cluster %q: give the dir", cluster)
+	if err := checkPlanDir(rb.Plans(cluster), out["dir"]); err != nil {
+		return nil, "", err
 	}
 	return out, out["node"], nil
+}
+
+// checkPlanDir accepts "" (every plan's dir) or one of the plans' dirs.
+func checkPlanDir(plans []Plan, dir string) error {
+	dirs := planDirs(plans)
+	if dir == "" || slices.Contains(dirs, dir) {
+		return nil
+	}
+	return fmt.Errorf("dir %q is not a backup dir of the cluster's plans (%s)", dir, strings.Join(dirs, ", "))
 }
 
 // Located is where a backup was found.
@@ -93,6 +106,10 @@ func (rb VerifyRunbook) Run(ctx context.Context, r *remediator.Run) error {
 			return fmt.Errorf("node %q is not a node of %s with an agent", n, r.Cluster())
 		}
 		hosts = []Host{h}
+	}
+	// Checked again here: a job may be resumed after the plans changed.
+	if err := checkPlanDir(rb.Plans(r.Cluster()), r.Param("dir")); err != nil {
+		return err
 	}
 	dirs := []string{r.Param("dir")}
 	if dirs[0] == "" {
