@@ -60,6 +60,8 @@ type App struct {
 	// run under it, so a shutdown leaves them to be resumed.
 	runCtx context.Context
 	start  time.Time
+	// The handlers routes() builds once for the table's routes.
+	storeHandler, metricsHandler, amHandler http.Handler
 	// instance labels the series the appliance itself produces, as
 	// Prometheus labels a scrape target: the appliance's host name.
 	instance string

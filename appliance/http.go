@@ -12,22 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/console"
 	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/rules"
 )
-
-// queryPaths are the Prometheus-compatible read endpoints nines serves
-// from the store, so Grafana can use nines as a Prometheus data source.
-var queryPaths = []string{
-	"/api/v1/query",
-	"/api/v1/query_range",
-	"/api/v1/series",
-	"/api/v1/labels",
-	"/api/v1/label/:name/values",
-	"/api/v1/status/buildinfo",
-	"/api/v1/metadata",
-}
 
 func (a *App) routes() http.Handler {
 	e := echo.New()
@@ -38,17 +27,25 @@ func (a *App) routes() http.Handler {
 	e.GET("/readyz", a.readyz)
 
 	// The console's pages and login; the API below admits its sessions
-	// as well as bearer tokens.
+	// as well as bearer tokens, each by its role (apiRoutes).
 	con := console.New(console.Options{Users: a.cfg.Console.Users, TTL: a.cfg.Console.SessionTTL.Duration,
 		Secure: a.cfg.TLS != nil, Logger: a.log.With("component", "console")})
 	con.Register(e)
-	api := e.Group("", con.Guard(a.bearer))
-	storeHandler := echo.WrapHandler(a.store.Handler())
-	for _, p := range queryPaths {
-		api.GET(p, storeHandler)
-		api.POST(p, storeHandler)
+	a.storeHandler = a.store.Handler()
+	a.metricsHandler = a.metrics()
+	if a.am != nil {
+		a.amHandler = a.am.Handler()
 	}
+	api := e.Group("", con.Guard(a.bearer, policyOf(apiRoutes)))
+	registerAPI(api, apiRoutes, a.am != nil, func(r route) echo.HandlerFunc {
+		return func(c echo.Context) error { return r.handle(a, c) }
+	})
+	return e
+}
 
+// metrics is /metrics: the exporters', the appliance's and the embedded
+// Alertmanager's metrics.
+func (a *App) metrics() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		a.exp.Collector(),
@@ -60,27 +57,26 @@ func (a *App) routes() http.Handler {
 	if a.am != nil {
 		gatherers = append(gatherers, a.am.Registry())
 	}
-	api.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
-	api.GET("/api/v1/clusters", a.clusters)
-	api.GET("/api/v1/clusters/:name", a.cluster)
-	api.POST("/api/v1/alerts/webhook", a.webhook)
-	api.GET("/api/v1/jobs", a.listJobs)
-	api.POST("/api/v1/jobs", a.startJob)
-	api.GET("/api/v1/jobs/:id", a.getJob)
-	api.GET("/api/v1/backups", a.listBackups)
-	api.GET("/api/v1/dashboards", a.listDashboards)
-	api.GET("/api/v1/dashboards/:uid", a.getDashboard)
-	api.GET("/api/v1/remediation", a.remediationStatus)
-	api.POST("/api/v1/remediation/:cluster/resume", a.resumeRemediation)
-	api.GET("/api/v1/rules", a.apiRules)
-	api.GET("/api/v1/alerts", a.apiAlerts)
-	api.GET("/api/v1/reports/uptime", a.uptimeReport)
-	if a.am != nil {
-		// amtool and Grafana talk to the embedded Alertmanager's API v2
-		// here, with the same bearer token as the rest of the API.
-		api.Any("/alertmanager/*", echo.WrapHandler(a.am.Handler()))
-	}
-	return e
+	return promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// serveStore answers the Prometheus-compatible read endpoints from the
+// store, so Grafana can use nines as a Prometheus data source.
+func (a *App) serveStore(c echo.Context) error {
+	a.storeHandler.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+func (a *App) serveMetrics(c echo.Context) error {
+	a.metricsHandler.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// serveAlertmanager passes amtool's, Grafana's and the console's calls to
+// the embedded Alertmanager's API v2.
+func (a *App) serveAlertmanager(c echo.Context) error {
+	a.amHandler.ServeHTTP(c.Response(), c.Request())
+	return nil
 }
 
 // apiRules serves /api/v1/rules as Prometheus does (type=alert|record).
@@ -102,15 +98,19 @@ func (a *App) apiAlerts(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"alerts": out}})
 }
 
-// bearer reports which configured API token, if any, tok is. The
-// comparison takes the same time whichever byte differs.
-func (a *App) bearer(tok string) (string, bool) {
-	for _, t := range a.cfg.API.Tokens {
+// bearer reports which configured API token, if any, tok is, and its
+// role. The comparison takes the same time whichever byte differs.
+func (a *App) bearer(tok string) (name, role string, ok bool) {
+	return tokenOf(a.cfg.API.Tokens, tok)
+}
+
+func tokenOf(tokens []config.Token, tok string) (name, role string, ok bool) {
+	for _, t := range tokens {
 		if subtle.ConstantTimeCompare([]byte(tok), []byte(t.Value.Reveal())) == 1 {
-			return t.Name, true // who did it, for the job log
+			return t.Name, t.Role, true // the name says who did it, for the job log
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // apiError is the Prometheus API's error shape, used for every JSON error.

@@ -15,7 +15,7 @@ const checkGood = `listen: 127.0.0.1:9104
 data_dir: data
 api:
   tokens:
-    - {name: ops, token_file: api-token}
+    - {name: ops, role: admin, token_file: api-token}
 scrape:
   interval: 1s
 clusters:

@@ -84,9 +84,11 @@ type API struct {
 	Tokens []Token `yaml:"tokens"`
 }
 
-// Token is one named API credential, read from a file or the environment.
+// Token is one named API credential, read from a file or the environment,
+// with the role that says what it may call (see roles.go).
 type Token struct {
 	Name      string `yaml:"name"`
+	Role      string `yaml:"role"`
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
 	Value     Secret `yaml:"-"`

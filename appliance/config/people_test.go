@@ -27,6 +27,8 @@ func TestPeopleSectionsRejected(t *testing.T) {
 		{"short session", "console:\n  session_ttl: 10s\n", 16, "console.session_ttl", "at least 1m"},
 		{"grafana url", "grafana: {url: grafana, token_file: api-token}\n", 15, "grafana.url", "bad URL"},
 		{"grafana token", "grafana: {url: \"http://g:3000\"}\n", 15, "grafana.token_file", "missing credentials"},
+		{"grafana without a read token", "grafana: {url: \"http://g:3000\", token_file: api-token}\n", 15, "grafana.datasource_token", "no api.tokens entry has role read: add one (role: read)"},
+		{"grafana datasource token not read", "grafana: {url: \"http://g:3000\", token_file: api-token, datasource_token: ops}\n", 15, "grafana.datasource_token", `token "ops" has role "admin": Grafana's data source gets a read token`},
 		{"grafana datasource token", "grafana: {url: \"http://g:3000\", token_file: api-token, datasource_token: nobody}\n", 15, "grafana.datasource_token", `no api.tokens entry named "nobody"`},
 		{"window backwards", "    maintenance:\n      - {from: 2026-12-07T22:00:00Z, to: 2026-12-07T21:00:00Z}\n", 16, "clusters[0].maintenance[0].to", "is not after from"},
 		{"window time", "    maintenance:\n      - {from: tonight, to: 2026-12-07T21:00:00Z}\n", 16, "clusters[0].maintenance[0].from", `invalid time "tonight"`},
@@ -57,7 +59,7 @@ func TestPeopleSectionsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := writeConfig(t, good+"    maintenance:\n      - {from: 2026-12-06T22:00:00Z, to: 2026-12-06T23:00:00Z, reason: upgrade}\n"+
+	p := writeConfig(t, strings.Replace(good, "role: admin", "role: read", 1)+"    maintenance:\n      - {from: 2026-12-06T22:00:00Z, to: 2026-12-06T23:00:00Z, reason: upgrade}\n"+
 		"console:\n  users:\n    - {name: alice, role: operator, password_hash: \""+string(hash)+"\"}\n"+
 		"grafana: {url: \"https://grafana:3000\", token_file: api-token}\n")
 	cfg, err := Load(p)

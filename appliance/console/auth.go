@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,59 +159,61 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-// readPOST are the routes where POST only reads: Prometheus clients send
-// long queries as forms.
-var readPOST = map[string]bool{
-	"/api/v1/query": true, "/api/v1/query_range": true, "/api/v1/series": true,
-	"/api/v1/labels": true, "/api/v1/label/:name/values": true,
-}
-
-// RequiredRole is the least role a session user needs for method on the
-// route pattern: reading needs viewer; starting jobs, silencing (the
-// Alertmanager API) and anything else that changes state needs operator;
-// resuming remediation that anti-flapping halted needs admin.
-func RequiredRole(method, route string) string {
-	switch {
-	case safeMethod(method), readPOST[route]:
-		return config.RoleViewer
-	case route == "/api/v1/remediation/:cluster/resume":
-		return config.RoleAdmin
-	}
-	return config.RoleOperator
-}
+// Policy decides whether a caller with an API role (config.RoleRead ...)
+// may call method on the route pattern; session is true for a console
+// login, false for a bearer token. need is the role the route asks for,
+// named in the refusal.
+type Policy func(method, route, role string, session bool) (need string, ok bool)
 
 // Guard is the API's authentication and authorization. A request with an
-// Authorization header is decided by bearer alone (full access; the token's
-// name is recorded as "token" for the job log). Otherwise a live session
-// admits it with the user's role, and a request that is not a read must
-// carry the session's CSRF token. The user's name is recorded as "token".
-func (c *Console) Guard(bearer func(token string) (name string, ok bool)) echo.MiddlewareFunc {
+// Authorization header is decided by bearer alone: the token's role, its
+// name recorded as "token" for the job log. Otherwise a live session
+// admits it with the user's role (config.APIRole), and a request that is
+// not a read must carry the session's CSRF token. policy then decides;
+// the caller's role is recorded as "role" for handlers that check more
+// (force_node needs admin).
+func (c *Console) Guard(bearer func(token string) (name, role string, ok bool), policy Policy) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(ec echo.Context) error {
+			name, role, session, err := c.authenticate(ec, bearer)
+			if err != nil || name == "" {
+				return err
+			}
 			r := ec.Request()
-			if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
-				if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-					if name, ok := bearer(tok); ok {
-						ec.Set("token", name)
-						return next(ec)
-					}
+			if need, ok := policy(r.Method, ec.Path(), role, session); !ok {
+				who := "token " + strconv.Quote(name)
+				if session {
+					who = "user " + strconv.Quote(name)
 				}
-				return unauthorized(ec)
+				return jsonError(ec, http.StatusForbidden, "forbidden", fmt.Sprintf("%s has role %s; %s %s needs %s", who, role, r.Method, r.URL.Path, need))
 			}
-			s, ok := c.sessionOf(r)
-			if !ok {
-				return unauthorized(ec)
-			}
-			if !safeMethod(r.Method) && !csrfOK(r, s) {
-				return jsonError(ec, http.StatusForbidden, "forbidden", "missing or wrong "+HeaderCSRF+" header")
-			}
-			if need := RequiredRole(r.Method, ec.Path()); config.RoleRank(s.Role) < config.RoleRank(need) {
-				return jsonError(ec, http.StatusForbidden, "forbidden", fmt.Sprintf("user %q is %s; %s %s needs role %s", s.User, s.Role, r.Method, r.URL.Path, need))
-			}
-			ec.Set("token", s.User)
+			ec.Set("token", name)
+			ec.Set("role", role)
 			return next(ec)
 		}
 	}
+}
+
+// authenticate finds the caller: a bearer token or a session. When it
+// returns no name it has already answered the request (401 or 403).
+func (c *Console) authenticate(ec echo.Context, bearer func(string) (string, string, bool)) (name, role string, session bool, err error) {
+	r := ec.Request()
+	if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
+		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+			if name, role, ok := bearer(tok); ok {
+				return name, role, false, nil
+			}
+		}
+		return "", "", false, unauthorized(ec)
+	}
+	s, ok := c.sessionOf(r)
+	if !ok {
+		return "", "", false, unauthorized(ec)
+	}
+	if !safeMethod(r.Method) && !csrfOK(r, s) {
+		return "", "", false, jsonError(ec, http.StatusForbidden, "forbidden", "missing or wrong "+HeaderCSRF+" header")
+	}
+	return s.User, config.APIRole(s.Role), true, nil
 }
 
 func unauthorized(ec echo.Context) error {
