@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	spawn(app.reloadLoop)
 	spawn(app.provisionGrafana) // in the background: never holds up the start
 
-	srv := &http.Server{Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(app.routes())
 	serveErr := make(chan error, 1)
 	go func() {
 		if cfg.TLS != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -18,10 +19,46 @@ import (
 	"github.com/nines-project/nines/rules"
 )
 
-func (a *App) routes() http.Handler {
+// Request bodies: nothing the API takes comes near 1 MiB (a job request,
+// a query form, a silence), so more is refused with 413 before a handler
+// reads it. Alertmanager's webhook batches every alert of a group in one
+// message (max_alerts: 0), so it may send more: 4 MiB, some thousands
+// of alerts.
+const (
+	maxBody        = "1M"
+	maxWebhookBody = "4M"
+	webhookPath    = "/api/v1/alerts/webhook"
+)
+
+// newRouter is the echo instance every route hangs on: panics become 500s
+// and bodies are bounded (the webhook's own, larger, bound is its route's).
+func newRouter() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBody,
+		Skipper: func(c echo.Context) bool { return c.Path() == webhookPath }}))
+	return e
+}
+
+// newServer is the HTTP server for h. A client must send its request
+// within ReadTimeout and take the answer within WriteTimeout, so slow or
+// stalled clients cannot hold connections (and goroutines) open; no
+// response streams, and queries stop at the store's own 30 s limit, so 2
+// minutes leave a large report time to render.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func (a *App) routes() http.Handler {
+	e := newRouter()
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)

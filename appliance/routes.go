@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/nines-project/nines/appliance/config"
 )
@@ -19,6 +20,8 @@ type route struct {
 	noConsole bool
 	// alertmanager routes exist only with the embedded Alertmanager.
 	alertmanager bool
+	// bodyLimit replaces the router's maxBody (skipped for the route).
+	bodyLimit string
 	handle       func(*App, echo.Context) error
 }
 
@@ -55,7 +58,7 @@ var apiRoutes = []route{
 	// force_node in the body needs admin besides (startJob checks).
 	{Method: http.MethodPost, Path: "/api/v1/jobs", Role: config.RoleOperate, handle: (*App).startJob},
 	{Method: http.MethodPost, Path: "/api/v1/remediation/:cluster/resume", Role: config.RoleAdmin, handle: (*App).resumeRemediation},
-	{Method: http.MethodPost, Path: "/api/v1/alerts/webhook", Role: config.RoleWebhook, noConsole: true, handle: (*App).webhook},
+	{Method: http.MethodPost, Path: webhookPath, Role: config.RoleWebhook, noConsole: true, bodyLimit: maxWebhookBody, handle: (*App).webhook},
 	// The embedded Alertmanager's API v2 for amtool, Grafana and the
 	// console: reading, and silences. Posting alerts into it is for
 	// admin tokens only; its other write endpoints are not routed.
@@ -96,6 +99,10 @@ func registerAPI(g *echo.Group, table []route, withAM bool, handler func(route) 
 		if r.alertmanager && !withAM {
 			continue
 		}
-		g.Add(r.Method, r.Path, handler(r))
+		var mw []echo.MiddlewareFunc
+		if r.bodyLimit != "" {
+			mw = append(mw, middleware.BodyLimit(r.bodyLimit))
+		}
+		g.Add(r.Method, r.Path, handler(r), mw...)
 	}
 }
