@@ -22,7 +22,7 @@ type route struct {
 	alertmanager bool
 	// bodyLimit replaces the router's maxBody (skipped for the route).
 	bodyLimit string
-	handle       func(*App, echo.Context) error
+	handle    func(*App, echo.Context) error
 }
 
 // apiRoutes is the one table of the API's routes and roles: routes()
