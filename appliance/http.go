@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -32,10 +33,14 @@ const (
 
 // newRouter is the echo instance every route hangs on: panics become 500s
 // and bodies are bounded (the webhook's own, larger, bound is its route's).
-func newRouter() *echo.Echo {
+// With tls, every answer tells browsers to use HTTPS only from then on.
+func newRouter(tls bool) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
+	if tls {
+		e.Use(hsts)
+	}
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBody,
 		Skipper: func(c echo.Context) bool { return c.Path() == webhookPath }}))
 	return e
@@ -46,6 +51,26 @@ func newRouter() *echo.Echo {
 // stalled clients cannot hold connections (and goroutines) open; no
 // response streams, and queries stop at the store's own 30 s limit, so 2
 // minutes leave a large report time to render.
+// hsts sets Strict-Transport-Security for a year: once a browser has
+// seen the appliance over HTTPS, it never sends a session cookie over
+// plain HTTP to it.
+func hsts(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Strict-Transport-Security", "max-age=31536000")
+		return next(c)
+	}
+}
+
+// secureCookie says whether browsers reach the console over HTTPS: the
+// scheme of external_url when set (a TLS-terminating proxy in front),
+// else whether the listener has TLS.
+func secureCookie(cfg *config.Config) bool {
+	if u, err := url.Parse(cfg.ExternalURL); err == nil && cfg.ExternalURL != "" {
+		return u.Scheme == "https"
+	}
+	return cfg.TLS != nil
+}
+
 func newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -58,7 +83,7 @@ func newServer(h http.Handler) *http.Server {
 }
 
 func (a *App) routes() http.Handler {
-	e := newRouter()
+	e := newRouter(a.cfg.TLS != nil)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
@@ -66,7 +91,7 @@ func (a *App) routes() http.Handler {
 	// The console's pages and login; the API below admits its sessions
 	// as well as bearer tokens, each by its role (apiRoutes).
 	con := console.New(console.Options{Users: a.cfg.Console.Users, TTL: a.cfg.Console.SessionTTL.Duration,
-		Secure: a.cfg.TLS != nil, Logger: a.log.With("component", "console")})
+		Secure: secureCookie(a.cfg), TrustedProxies: a.cfg.TrustedProxies, Logger: a.log.With("component", "console")})
 	con.Register(e)
 	a.storeHandler = a.store.Handler()
 	a.metricsHandler = a.metrics()

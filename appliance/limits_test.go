@@ -2,9 +2,14 @@ package appliance
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nines-project/nines/appliance/config"
 )
 
 // TestBodyLimits: API bodies over 1 MiB get 413 before any handler reads
@@ -41,5 +46,45 @@ func TestServerTimeouts(t *testing.T) {
 	}
 	if s.MaxHeaderBytes != 64<<10 {
 		t.Errorf("MaxHeaderBytes %d, want 64 KiB", s.MaxHeaderBytes)
+	}
+}
+
+// TestSecureCookieFollowsExternalURL: behind an HTTPS proxy the listener
+// has no TLS, yet browsers use HTTPS: external_url's scheme decides.
+func TestSecureCookieFollowsExternalURL(t *testing.T) {
+	for _, tt := range []struct {
+		external string
+		tls      bool
+		want     bool
+	}{
+		{"", false, false},
+		{"", true, true},
+		{"https://nines.example.net", false, true},
+		{"http://nines.internal:9104", false, false},
+		{"https://nines.example.net", true, true},
+	} {
+		cfg := &config.Config{ExternalURL: tt.external}
+		if tt.tls {
+			cfg.TLS = &config.TLS{CertFile: "c", KeyFile: "k"}
+		}
+		if got := secureCookie(cfg); got != tt.want {
+			t.Errorf("external_url %q, tls %v: Secure %v, want %v", tt.external, tt.tls, got, tt.want)
+		}
+	}
+}
+
+// TestHSTSWithTLS: with TLS every answer, API and pages, carries
+// Strict-Transport-Security; without TLS none does (browsers ignore it
+// over HTTP, and it must not pin a plain-HTTP appliance).
+func TestHSTSWithTLS(t *testing.T) {
+	for _, tls := range []bool{true, false} {
+		e := newRouter(tls)
+		e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		got := w.Header().Get("Strict-Transport-Security")
+		if tls && !strings.HasPrefix(got, "max-age=") || !tls && got != "" {
+			t.Errorf("tls %v: Strict-Transport-Security %q", tls, got)
+		}
 	}
 }

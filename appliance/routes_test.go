@@ -50,7 +50,7 @@ func newRouteFixture(t *testing.T) *routeFixture {
 	for name, role := range testUsers {
 		users = append(users, config.User{Name: name, Role: role, PasswordHash: config.Secret(h)})
 	}
-	e := newRouter()
+	e := newRouter(false)
 	con := console.New(console.Options{Users: users, FailDelay: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	con.Register(e)
 	api := e.Group("", con.Guard(func(tok string) (string, string, bool) { return tokenOf(testTokens, tok) }, policyOf(apiRoutes)))

@@ -60,6 +60,10 @@ type Config struct {
 	Alertmanager Alertmanager `yaml:"alertmanager"`
 	// ExternalURL is how people reach this appliance; alert links use it.
 	ExternalURL string `yaml:"external_url"`
+	// TrustedProxies are the reverse proxies (CIDRs or addresses) in
+	// front of the appliance: only from them is X-Forwarded-For believed,
+	// so console logins are limited per real client, not per proxy.
+	TrustedProxies Prefixes `yaml:"trusted_proxies"`
 	// Console is the web console's users; without users it is not served.
 	Console Console `yaml:"console"`
 	// Grafana, when set, receives the generated dashboards and a data

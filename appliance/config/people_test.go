@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,21 @@ func TestPeopleSectionsLoad(t *testing.T) {
 		if got := cl.InMaintenance(at(s)); got != want {
 			t.Errorf("InMaintenance(%s) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestTrustedProxies: CIDRs and bare addresses load; a bad one names
+// file:line and the entry.
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := Load(writeConfig(t, good+"trusted_proxies: [10.0.0.0/8, \"192.0.2.7\", \"2001:db8::/32\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.TrustedProxies); got != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]" {
+		t.Errorf("trusted_proxies = %s", got)
+	}
+	_, err = Load(writeConfig(t, good+"trusted_proxies: [10.0.0.0/8, proxy.local]\n"))
+	if err == nil || !strings.Contains(err.Error(), `:15`) || !strings.Contains(err.Error(), `"proxy.local" is not a CIDR`) {
+		t.Errorf("bad entry: %v", err)
 	}
 }

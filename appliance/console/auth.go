@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,16 +43,6 @@ func infoOf(s Session) sessionInfo {
 	return sessionInfo{User: s.User, Role: s.Role, CSRF: s.CSRF, ExpiresAt: s.Expires.UTC()}
 }
 
-// remoteHost is the peer's address as the listener saw it. X-Forwarded-For
-// is not trusted: anybody can send it, and the rate limit keys on this.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // login is POST /console/login with {"user", "password"} as JSON. Only
 // JSON is accepted: a cross-site HTML form cannot send it without the
 // browser asking this origin first, so no other site can log a visitor in.
@@ -65,6 +54,11 @@ func (c *Console) login(ec echo.Context) error {
 	if ct := r.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		return jsonError(ec, http.StatusUnsupportedMediaType, "bad_data", "log in with a JSON body {\"user\": ..., \"password\": ...}")
 	}
+	remote := clientAddr(r, c.opts.TrustedProxies)
+	if !c.perAddr.allow(remote) {
+		c.opts.Logger.Warn("console login refused: too many attempts from this address", "remote", remote)
+		return jsonError(ec, http.StatusTooManyRequests, "too_many_requests", "too many login attempts from your address: wait a few seconds and try again")
+	}
 	var req struct {
 		User     string `json:"user"`
 		Password string `json:"password"`
@@ -72,7 +66,6 @@ func (c *Console) login(ec echo.Context) error {
 	if err := json.NewDecoder(http.MaxBytesReader(ec.Response(), r.Body, 4<<10)).Decode(&req); err != nil {
 		return jsonError(ec, http.StatusBadRequest, "bad_data", "decode login request: "+err.Error())
 	}
-	remote := remoteHost(r)
 	key := req.User + "\x00" + remote
 	log := c.opts.Logger.With("user", req.User, "remote", remote)
 	if c.fails.blocked(key) {
@@ -128,7 +121,7 @@ func (c *Console) logout(ec echo.Context) error {
 	}
 	c.sessions.delete(s.ID)
 	ec.SetCookie(c.cookie("", time.Unix(0, 0)))
-	c.opts.Logger.Info("console logout", "user", s.User, "remote", remoteHost(ec.Request()))
+	c.opts.Logger.Info("console logout", "user", s.User, "remote", clientAddr(ec.Request(), c.opts.TrustedProxies))
 	return ec.JSON(http.StatusOK, map[string]any{"status": "success"})
 }
 

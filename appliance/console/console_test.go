@@ -100,6 +100,7 @@ type req struct {
 	csrf         string
 	bearer       string
 	remote       string
+	xff          string
 	contentType  string
 }
 
@@ -124,6 +125,9 @@ func (f *fixture) do(r req) *httptest.ResponseRecorder {
 	}
 	if r.remote != "" {
 		hr.RemoteAddr = r.remote
+	}
+	if r.xff != "" {
+		hr.Header.Set("X-Forwarded-For", r.xff)
 	}
 	w := httptest.NewRecorder()
 	f.e.ServeHTTP(w, hr)
