@@ -182,6 +182,7 @@ func (r *Remediator) adoptInterrupted() {
 		if j.Trigger.Fingerprint != "" {
 			// The same alert re-notified after the restart is this job.
 			r.handled[j.Trigger.Fingerprint] = j.Trigger.StartsAt
+			r.touch(j.Trigger.Fingerprint, now)
 		}
 		r.running[j.Cluster] = j
 		r.resume = append(r.resume, j)
