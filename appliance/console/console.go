@@ -4,9 +4,10 @@
 // that guards it. Users come from the config with bcrypt password hashes
 // and a role (viewer, operator, admin); sessions are kept in memory.
 //
-// The same guard admits API callers with a bearer token (full access) or a
+// The same guard admits API callers with a bearer token (its role) or a
 // console session (the user's role, and a CSRF header on every request that
-// changes something).
+// changes something); the appliance's route table decides what each role
+// may call.
 package console
 
 import (
