@@ -62,3 +62,36 @@ func TestPanickingCollectorIsAScrapeError(t *testing.T) {
 		t.Errorf("no stack in the log:\n%s", l)
 	}
 }
+
+// TestPanickingSinkKeepsTheLoop: a consumer that panics on a snapshot is
+// logged and the loop keeps scraping.
+func TestPanickingSinkKeepsTheLoop(t *testing.T) {
+	var logs bytes.Buffer
+	s, err := NewScraper(Target{Cluster: "c", Address: "127.0.0.1:1", User: "u"},
+		Options{Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.collect = func(context.Context, *nines.Snapshot, time.Time) []error { return nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.run(ctx, func(*nines.Snapshot, bool) {
+			if n++; n == 3 {
+				cancel()
+			}
+			panic("sink bug")
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the scrape loop stopped at a panicking sink")
+	}
+	if !strings.Contains(logs.String(), "handling a snapshot panicked") {
+		t.Errorf("not logged:\n%s", logs.String())
+	}
+}

@@ -103,9 +103,7 @@ func (s *Scraper) run(ctx context.Context, sink Sink) {
 			return
 		}
 		changed := stateChanged(prev, snap)
-		if sink != nil {
-			sink(snap, changed)
-		}
+		s.deliver(sink, snap, changed)
 		if changed && s.onChange != nil {
 			s.onChange()
 		}
@@ -128,6 +126,21 @@ func (s *Scraper) run(ctx context.Context, sink Sink) {
 		}
 		timer.Reset(next.Sub(now))
 	}
+}
+
+// deliver hands snap to sink (may be nil). A panic in the sink (storing,
+// rule kicks) is logged with its stack and the loop goes on: the next
+// scrape is another chance, and the other nodes' loops are not affected.
+func (s *Scraper) deliver(sink Sink, snap *nines.Snapshot, changed bool) {
+	if sink == nil {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handling a snapshot panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	sink(snap, changed)
 }
 
 // stateChanged reports a change an operator would call an event: the node
