@@ -72,6 +72,31 @@ func Check(cfg *config.Config) error {
 		if err := alertmanager.CheckConfig(cfg.Alertmanager.Embedded); err != nil {
 			return err
 		}
+		return checkWebhookTokens(cfg)
+	}
+	return nil
+}
+
+// checkWebhookTokens refuses an embedded Alertmanager that would post to
+// the remediator's webhook without a token, or with one of this config's
+// tokens whose role is not webhook: the first would be refused at the
+// first alert; the second hands a page-sending process a token that can
+// do more than post alerts (or, a read token, cannot post them). A token
+// this config does not know may be another appliance's, and is let be.
+func checkWebhookTokens(cfg *config.Config) error {
+	hooks, err := alertmanager.RemediatorWebhooks(cfg.Alertmanager.Embedded)
+	if err != nil {
+		return err
+	}
+	const fix = "add a token with role webhook to api.tokens (e.g. {name: alertmanager, role: webhook, token_file: webhook-token}) and name its file in the receiver's http_config.authorization.credentials_file"
+	for _, h := range hooks {
+		if h.Token == "" {
+			return fmt.Errorf("%s: receiver %s posts to the remediator's webhook without a bearer token: %s", cfg.Alertmanager.Embedded, h.Receiver, fix)
+		}
+		name, role, ok := tokenOf(cfg.API.Tokens, h.Token)
+		if ok && role != config.RoleWebhook {
+			return fmt.Errorf("%s: receiver %s sends api.tokens entry %q (role %s) to the remediator's webhook: %s", cfg.Alertmanager.Embedded, h.Receiver, name, role, fix)
+		}
 	}
 	return nil
 }

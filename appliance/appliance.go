@@ -60,6 +60,8 @@ type App struct {
 	// run under it, so a shutdown leaves them to be resumed.
 	runCtx context.Context
 	start  time.Time
+	// The handlers routes() builds once for the table's routes.
+	storeHandler, metricsHandler, amHandler http.Handler
 	// instance labels the series the appliance itself produces, as
 	// Prometheus labels a scrape target: the appliance's host name.
 	instance string
@@ -181,7 +183,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	spawn(app.reloadLoop)
 	spawn(app.provisionGrafana) // in the background: never holds up the start
 
-	srv := &http.Server{Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(app.routes())
 	serveErr := make(chan error, 1)
 	go func() {
 		if cfg.TLS != nil {

@@ -4,6 +4,8 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -12,43 +14,100 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/console"
 	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/rules"
 )
 
-// queryPaths are the Prometheus-compatible read endpoints nines serves
-// from the store, so Grafana can use nines as a Prometheus data source.
-var queryPaths = []string{
-	"/api/v1/query",
-	"/api/v1/query_range",
-	"/api/v1/series",
-	"/api/v1/labels",
-	"/api/v1/label/:name/values",
-	"/api/v1/status/buildinfo",
-	"/api/v1/metadata",
-}
+// Request bodies: nothing the API takes comes near 1 MiB (a job request,
+// a query form, a silence), so more is refused with 413 before a handler
+// reads it. Alertmanager's webhook batches every alert of a group in one
+// message (max_alerts: 0), so it may send more: 4 MiB, some thousands
+// of alerts.
+const (
+	maxBody        = "1M"
+	maxWebhookBody = "4M"
+	webhookPath    = "/api/v1/alerts/webhook"
+)
 
-func (a *App) routes() http.Handler {
+// newRouter is the echo instance every route hangs on: panics become 500s
+// and bodies are bounded (the webhook's own, larger, bound is its route's).
+// With tls, every answer tells browsers to use HTTPS only from then on.
+func newRouter(tls bool) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
+	if tls {
+		e.Use(hsts)
+	}
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: maxBody,
+		Skipper: func(c echo.Context) bool { return c.Path() == webhookPath }}))
+	return e
+}
+
+// newServer is the HTTP server for h. A client must send its request
+// within ReadTimeout and take the answer within WriteTimeout, so slow or
+// stalled clients cannot hold connections (and goroutines) open; no
+// response streams, and queries stop at the store's own 30 s limit, so 2
+// minutes leave a large report time to render.
+// hsts sets Strict-Transport-Security for a year: once a browser has
+// seen the appliance over HTTPS, it never sends a session cookie over
+// plain HTTP to it.
+func hsts(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Strict-Transport-Security", "max-age=31536000")
+		return next(c)
+	}
+}
+
+// secureCookie says whether browsers reach the console over HTTPS: the
+// scheme of external_url when set (a TLS-terminating proxy in front),
+// else whether the listener has TLS.
+func secureCookie(cfg *config.Config) bool {
+	if u, err := url.Parse(cfg.ExternalURL); err == nil && cfg.ExternalURL != "" {
+		return u.Scheme == "https"
+	}
+	return cfg.TLS != nil
+}
+
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func (a *App) routes() http.Handler {
+	e := newRouter(a.cfg.TLS != nil)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
 
 	// The console's pages and login; the API below admits its sessions
-	// as well as bearer tokens.
+	// as well as bearer tokens, each by its role (apiRoutes).
 	con := console.New(console.Options{Users: a.cfg.Console.Users, TTL: a.cfg.Console.SessionTTL.Duration,
-		Secure: a.cfg.TLS != nil, Logger: a.log.With("component", "console")})
+		Secure: secureCookie(a.cfg), TrustedProxies: a.cfg.TrustedProxies, Logger: a.log.With("component", "console")})
 	con.Register(e)
-	api := e.Group("", con.Guard(a.bearer))
-	storeHandler := echo.WrapHandler(a.store.Handler())
-	for _, p := range queryPaths {
-		api.GET(p, storeHandler)
-		api.POST(p, storeHandler)
+	a.storeHandler = a.store.Handler()
+	a.metricsHandler = a.metrics()
+	if a.am != nil {
+		a.amHandler = a.am.Handler()
 	}
+	api := e.Group("", con.Guard(a.bearer, policyOf(apiRoutes)))
+	registerAPI(api, apiRoutes, a.am != nil, func(r route) echo.HandlerFunc {
+		return func(c echo.Context) error { return r.handle(a, c) }
+	})
+	return e
+}
 
+// metrics is /metrics: the exporters', the appliance's and the embedded
+// Alertmanager's metrics.
+func (a *App) metrics() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		a.exp.Collector(),
@@ -60,27 +119,26 @@ func (a *App) routes() http.Handler {
 	if a.am != nil {
 		gatherers = append(gatherers, a.am.Registry())
 	}
-	api.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
-	api.GET("/api/v1/clusters", a.clusters)
-	api.GET("/api/v1/clusters/:name", a.cluster)
-	api.POST("/api/v1/alerts/webhook", a.webhook)
-	api.GET("/api/v1/jobs", a.listJobs)
-	api.POST("/api/v1/jobs", a.startJob)
-	api.GET("/api/v1/jobs/:id", a.getJob)
-	api.GET("/api/v1/backups", a.listBackups)
-	api.GET("/api/v1/dashboards", a.listDashboards)
-	api.GET("/api/v1/dashboards/:uid", a.getDashboard)
-	api.GET("/api/v1/remediation", a.remediationStatus)
-	api.POST("/api/v1/remediation/:cluster/resume", a.resumeRemediation)
-	api.GET("/api/v1/rules", a.apiRules)
-	api.GET("/api/v1/alerts", a.apiAlerts)
-	api.GET("/api/v1/reports/uptime", a.uptimeReport)
-	if a.am != nil {
-		// amtool and Grafana talk to the embedded Alertmanager's API v2
-		// here, with the same bearer token as the rest of the API.
-		api.Any("/alertmanager/*", echo.WrapHandler(a.am.Handler()))
-	}
-	return e
+	return promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// serveStore answers the Prometheus-compatible read endpoints from the
+// store, so Grafana can use nines as a Prometheus data source.
+func (a *App) serveStore(c echo.Context) error {
+	a.storeHandler.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+func (a *App) serveMetrics(c echo.Context) error {
+	a.metricsHandler.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// serveAlertmanager passes amtool's, Grafana's and the console's calls to
+// the embedded Alertmanager's API v2.
+func (a *App) serveAlertmanager(c echo.Context) error {
+	a.amHandler.ServeHTTP(c.Response(), c.Request())
+	return nil
 }
 
 // apiRules serves /api/v1/rules as Prometheus does (type=alert|record).
@@ -102,15 +160,19 @@ func (a *App) apiAlerts(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"alerts": out}})
 }
 
-// bearer reports which configured API token, if any, tok is. The
-// comparison takes the same time whichever byte differs.
-func (a *App) bearer(tok string) (string, bool) {
-	for _, t := range a.cfg.API.Tokens {
+// bearer reports which configured API token, if any, tok is, and its
+// role. The comparison takes the same time whichever byte differs.
+func (a *App) bearer(tok string) (name, role string, ok bool) {
+	return tokenOf(a.cfg.API.Tokens, tok)
+}
+
+func tokenOf(tokens []config.Token, tok string) (name, role string, ok bool) {
+	for _, t := range tokens {
 		if subtle.ConstantTimeCompare([]byte(tok), []byte(t.Value.Reveal())) == 1 {
-			return t.Name, true // who did it, for the job log
+			return t.Name, t.Role, true // the name says who did it, for the job log
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // apiError is the Prometheus API's error shape, used for every JSON error.

@@ -203,6 +203,9 @@ func (a *App) startJob(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: "decode job request: " + err.Error()})
 	}
 	req.User, _ = c.Get("token").(string)
+	if msg, refused := forceRefused(c, req); refused {
+		return c.JSON(http.StatusForbidden, apiError{Status: "error", ErrorType: "forbidden", Error: msg})
+	}
 	job, err := a.rem.Start(a.runCtx, req)
 	switch {
 	case errors.Is(err, remediator.ErrBusy):
@@ -211,6 +214,17 @@ func (a *App) startJob(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: err.Error()})
 	}
 	return c.JSON(http.StatusAccepted, map[string]any{"status": "success", "data": job})
+}
+
+// forceRefused says why req may not run when it names a force_node and
+// the caller is not admin: forcing a bootstrap node overrides the safety
+// checks, so operate is not enough, for sessions and tokens alike.
+func forceRefused(c echo.Context, req remediator.ManualRequest) (string, bool) {
+	role, _ := c.Get("role").(string)
+	if req.Force == "" || config.Allows(role, config.RoleAdmin) {
+		return "", false
+	}
+	return fmt.Sprintf("force_node overrides the bootstrap safety checks and needs role admin; %s has role %s", req.User, role), true
 }
 
 func (a *App) remediationStatus(c echo.Context) error {

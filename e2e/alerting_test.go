@@ -105,7 +105,7 @@ receivers:
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "data_dir: data\napi:\n  tokens: [{name: test, token_file: %s}]\nalertmanager: {embedded: alertmanager.yml}\n", sb.TokenPath())
+	fmt.Fprintf(&b, "data_dir: data\napi:\n  tokens: [{name: test, role: admin, token_file: %s}]\nalertmanager: {embedded: alertmanager.yml}\n", sb.TokenPath())
 	if extraRules != "" {
 		if err := os.WriteFile(filepath.Join(dir, "extra.yml"), []byte(extraRules), 0o600); err != nil {
 			t.Fatal(err)

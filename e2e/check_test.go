@@ -15,7 +15,7 @@ const checkGood = `listen: 127.0.0.1:9104
 data_dir: data
 api:
   tokens:
-    - {name: ops, token_file: api-token}
+    - {name: ops, role: admin, token_file: api-token}
 scrape:
   interval: 1s
 clusters:
@@ -72,6 +72,8 @@ func TestCheckRejectsBrokenConfigs(t *testing.T) {
 		{"unreadable password file", "password_file: db.pass", "password_file: unreadable.pass", `nines.yaml:14: clusters[0].credentials.password_file: cannot read "unreadable.pass"`},
 		{"missing password file", "password_file: db.pass", "password_file: /etc/nines/none.pass", `nines.yaml:14: clusters[0].credentials.password_file: cannot read "/etc/nines/none.pass": no such file or directory`},
 		{"bad kind", "kind: galera", "kind: postgres", `nines.yaml:10: clusters[0].kind: "postgres" is not one of galera, replication, ndb`},
+		{"token without a role", "{name: ops, role: admin, token_file: api-token}", "{name: ops, token_file: api-token}", `nines.yaml:5: api.tokens[0].role: missing; give each token one of read, webhook, operate, admin`},
+		{"grafana without a read token", "", "grafana: {url: \"http://g:3000\", token_file: api-token}\n", `grafana.datasource_token: no api.tokens entry has role read`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nines-project/nines/sandbox"
 )
 
 // TestClusterSizeWithin5s: a sysadmin starts nines against a healthy
@@ -115,6 +117,7 @@ func TestAuth(t *testing.T) {
 			}
 		}
 	}
+	checkWebhookTokenRole(t, sb, a)
 	req, _ := http.NewRequest(http.MethodGet, a.base+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	resp, err := http.DefaultClient.Do(req)
@@ -134,6 +137,37 @@ func TestAuth(t *testing.T) {
 	}
 	if pw, _ := os.ReadFile(filepath.Join(sb.Dir(), "nines.pass")); len(pw) > 0 && strings.Contains(body+a.output.String(), strings.TrimSpace(string(pw))) {
 		t.Error("the database password appears in /metrics or the log")
+	}
+}
+
+// checkWebhookTokenRole: the sandbox's webhook token (role webhook, what
+// its Alertmanager sends) reaches the webhook and nothing else.
+func checkWebhookTokenRole(t *testing.T, sb *sandbox.Sandbox, a *appliance) {
+	t.Helper()
+	hook, err := os.ReadFile(sb.WebhookTokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{http.MethodPost, "/api/v1/alerts/webhook", `{"version":"4","status":"firing","alerts":[]}`, 200},
+		{http.MethodGet, "/api/v1/clusters", "", 403},
+		{http.MethodGet, "/metrics", "", 403},
+		{http.MethodPost, "/api/v1/jobs", `{"kind":"backup","cluster":"x"}`, 403},
+	} {
+		req, _ := http.NewRequest(tt.method, a.base+tt.path, strings.NewReader(tt.body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(hook)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s with the webhook token: %d, want %d", tt.method, tt.path, resp.StatusCode, tt.want)
+		}
 	}
 }
 

@@ -190,13 +190,15 @@ func startGalera(tb testing.TB, name, bin string, port int) *sandbox.Sandbox {
 }
 
 // clusterConfig begins an appliance config for sandbox sb listening on
-// addr: data_dir, the sandbox's API token under tokenName, and the cluster
+// addr: data_dir, the sandbox's API token (admin) under tokenName, its
+// webhook token as "alertmanager", and the cluster
 // with its nodes (and their agents, when agents is set) and credentials.
 // Callers append the cluster's other settings, indented by four spaces,
 // then any top-level sections.
 func clusterConfig(sb *sandbox.Sandbox, addr, tokenName string, agents bool) *strings.Builder {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: %s, token_file: %s}]\n", addr, tokenName, sb.TokenPath())
+	fmt.Fprintf(b, "listen: %s\ndata_dir: data\napi:\n  tokens: [{name: %s, role: admin, token_file: %s}, {name: alertmanager, role: webhook, token_file: %s}]\n",
+		addr, tokenName, sb.TokenPath(), sb.WebhookTokenPath())
 	fmt.Fprintf(b, "clusters:\n  - name: %s\n    kind: %s\n    nodes:\n", sb.ClusterName(), sb.Kind())
 	for _, n := range sb.Nodes() {
 		if agents {

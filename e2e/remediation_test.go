@@ -59,7 +59,7 @@ receivers:
         send_resolved: true
         http_config:
           authorization: {type: Bearer, credentials_file: %s}
-`, h.hook.url, h.addr, sb.TokenPath())
+`, h.hook.url, h.addr, sb.WebhookTokenPath())
 	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(am), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -492,8 +492,12 @@ func TestWebhookAuthAndStaleAlert(t *testing.T) {
 	if len(h.jobs(t)) != 0 {
 		t.Fatalf("an unauthenticated call created a job: %+v", h.jobs(t))
 	}
-	if code := post(h.token); code != 200 {
-		t.Fatalf("webhook with the token: %d", code)
+	hook, err := os.ReadFile(sb.WebhookTokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := post(strings.TrimSpace(string(hook))); code != 200 {
+		t.Fatalf("webhook with the webhook token: %d", code)
 	}
 	waitFor(t, time.Now(), 10*time.Second, "the job to end", func() bool {
 		js := h.jobs(t)

@@ -35,7 +35,7 @@ func TestTLS(t *testing.T) {
 	body := fmt.Sprintf(`data_dir: data
 tls: {cert_file: %s, key_file: %s}
 api:
-  tokens: [{name: ops, token_file: %s}]
+  tokens: [{name: ops, role: admin, token_file: %s}]
 clusters:
   - name: tls
     kind: galera

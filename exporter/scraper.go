@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,9 @@ type Scraper struct {
 	lastErr      string
 	scrapes      uint64
 	failed       uint64
+
+	// collect reads the node into the snapshot: read, or a test's stand-in.
+	collect func(ctx context.Context, snap *nines.Snapshot, start time.Time) []error
 }
 
 // NewScraper prepares a scraper for t; it connects on the first Scrape.
@@ -67,13 +71,15 @@ func NewScraper(t Target, o Options) (*Scraper, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	return &Scraper{
+	s := &Scraper{
 		target: t,
 		opts:   o,
 		db:     db,
 		log:    o.Logger.With("cluster", t.Cluster, "instance", t.Address),
 		kick:   make(chan struct{}, 1),
-	}, nil
+	}
+	s.collect = s.read
+	return s, nil
 }
 
 // run scrapes until ctx ends, handing each snapshot to sink. Normally it
@@ -98,9 +104,7 @@ func (s *Scraper) run(ctx context.Context, sink Sink) {
 			return
 		}
 		changed := stateChanged(prev, snap)
-		if sink != nil {
-			sink(snap, changed)
-		}
+		s.deliver(sink, snap, changed)
 		if changed && s.onChange != nil {
 			s.onChange()
 		}
@@ -123,6 +127,21 @@ func (s *Scraper) run(ctx context.Context, sink Sink) {
 		}
 		timer.Reset(next.Sub(now))
 	}
+}
+
+// deliver hands snap to sink (may be nil). A panic in the sink (storing,
+// rule kicks) is logged with its stack and the loop goes on: the next
+// scrape is another chance, and the other nodes' loops are not affected.
+func (s *Scraper) deliver(sink Sink, snap *nines.Snapshot, changed bool) {
+	if sink == nil {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handling a snapshot panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	sink(snap, changed)
 }
 
 // stateChanged reports a change an operator would call an event: the node
@@ -150,6 +169,52 @@ func (s *Scraper) Scrape(parent context.Context) *nines.Snapshot {
 	defer cancel()
 
 	snap := &nines.Snapshot{Cluster: s.target.Cluster, Instance: s.target.Address, Time: start}
+	errs := s.collectSafely(ctx, snap, start)
+	snap.Duration = s.opts.Now().Sub(start)
+	if len(errs) > 0 {
+		snap.Err = errors.Join(errs...).Error()
+	}
+	if parent.Err() == nil { // a scrape cut short by shutdown is no failure of the node
+		s.scrapes++
+		if snap.Err != "" {
+			s.failed++
+		}
+	}
+	snap.Scrapes, snap.Errors = s.scrapes, s.failed
+	// Log changes of error state only: a node that is down for an hour
+	// must not write 3,600 identical lines.
+	if snap.Err != s.lastErr {
+		if snap.Err != "" {
+			s.log.Warn("scrape failed", "up", snap.Up, "err", snap.Err)
+		} else {
+			s.log.Info("scrape recovered")
+		}
+		s.lastErr = snap.Err
+	}
+	if parent.Err() == nil {
+		s.latest.Store(snap)
+	}
+	return snap
+}
+
+// collectSafely runs the collectors; a panic in one (a parser meeting
+// output it did not expect) becomes an error of this scrape, counted in
+// nines_scrape_errors_total with its stack in the log, instead of killing
+// the appliance and every other node's scrapes.
+func (s *Scraper) collectSafely(ctx context.Context, snap *nines.Snapshot, start time.Time) (errs []error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("scrape panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			errs = append(errs, fmt.Errorf("scrape panicked: %v", p))
+		}
+	}()
+	return s.collect(ctx, snap, start)
+}
+
+// read is the collectors: global status, variables every
+// VariablesInterval, replica status, Galera status. It fills snap and
+// returns what failed.
+func (s *Scraper) read(ctx context.Context, snap *nines.Snapshot, start time.Time) []error {
 	var errs []error
 	status, err := mysql.ReadGlobalStatus(ctx, s.db)
 	if err != nil {
@@ -184,31 +249,7 @@ func (s *Scraper) Scrape(parent context.Context) *nines.Snapshot {
 			}
 		}
 	}
-	snap.Duration = s.opts.Now().Sub(start)
-	if len(errs) > 0 {
-		snap.Err = errors.Join(errs...).Error()
-	}
-	if parent.Err() == nil { // a scrape cut short by shutdown is no failure of the node
-		s.scrapes++
-		if snap.Err != "" {
-			s.failed++
-		}
-	}
-	snap.Scrapes, snap.Errors = s.scrapes, s.failed
-	// Log changes of error state only: a node that is down for an hour
-	// must not write 3,600 identical lines.
-	if snap.Err != s.lastErr {
-		if snap.Err != "" {
-			s.log.Warn("scrape failed", "up", snap.Up, "err", snap.Err)
-		} else {
-			s.log.Info("scrape recovered")
-		}
-		s.lastErr = snap.Err
-	}
-	if parent.Err() == nil {
-		s.latest.Store(snap)
-	}
-	return snap
+	return errs
 }
 
 // resetPool drops idle connections so the next query dials again.

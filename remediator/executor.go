@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"time"
 )
 
@@ -43,6 +45,19 @@ func (r *Remediator) launch(ctx context.Context, job *Job) {
 	}()
 }
 
+// runRunbook runs rb, a panic becoming the job's error (its stack goes
+// to the log): one broken runbook must not take down the appliance and
+// every other cluster's repairs with it.
+func runRunbook(ctx context.Context, rb Runbook, run *Run, log *slog.Logger) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("runbook panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("runbook %s panicked: %v", rb.Name(), p)
+		}
+	}()
+	return rb.Run(ctx, run)
+}
+
 // execute runs the job's runbook under jctx (ctx, which ends when the
 // appliance stops, plus preemption) and records the outcome.
 func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
@@ -76,7 +91,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 			}
 			return serr
 		}
-		err = rb.Run(runCtx, &Run{job: job, save: save, now: r.o.Clock.Now, log: log})
+		err = runRunbook(runCtx, rb, &Run{job: job, save: save, now: r.o.Clock.Now, log: log}, log)
 	}
 	if ctx.Err() != nil {
 		// The appliance is stopping: leave the job as running in the log,
@@ -182,6 +197,7 @@ func (r *Remediator) adoptInterrupted() {
 		if j.Trigger.Fingerprint != "" {
 			// The same alert re-notified after the restart is this job.
 			r.handled[j.Trigger.Fingerprint] = j.Trigger.StartsAt
+			r.touch(j.Trigger.Fingerprint, now)
 		}
 		r.running[j.Cluster] = j
 		r.resume = append(r.resume, j)

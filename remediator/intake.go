@@ -47,24 +47,32 @@ func (r *Remediator) Receive(msg WebhookMessage) (accepted int) {
 		if rb == "" || a.Labels["cluster"] == "" {
 			continue
 		}
+		if _, ok := r.o.Policies[a.Labels["cluster"]]; !ok {
+			// Not a cluster of this appliance: nothing to remember (a
+			// decision per unknown name would grow without bound).
+			r.o.Logger.Warn("alert for a cluster nines does not manage ignored", "cluster", a.Labels["cluster"], "alert", a.Labels["alertname"])
+			continue
+		}
 		fp := a.Fingerprint
 		if fp == "" {
 			fp = labelKey(a.Labels)
 		}
 		if a.Status == "resolved" {
-			delete(r.active, fp)
+			r.forget(fp) // a new firing has a new start, hence a new job
 			continue
 		}
 		if _, ok := r.runbooks[rb]; !ok {
 			r.decisions[a.Labels["cluster"]] = fmt.Sprintf("alert %s names runbook %q, which nines does not have", a.Labels["alertname"], rb)
 			continue
 		}
+		r.touch(fp, now)
 		if cur, ok := r.active[fp]; ok && cur.startsAt.Equal(a.StartsAt) {
 			continue // a repeat of what is already queued
 		}
 		r.active[fp] = &activeAlert{fingerprint: fp, labels: a.Labels, startsAt: a.StartsAt, seen: now}
 		accepted++
 	}
+	r.prune(now)
 	r.mu.Unlock()
 	r.poke()
 	return accepted

@@ -86,6 +86,8 @@ type Remediator struct {
 	finished  map[string]int                     // "cluster\x00runbook\x00state" → count
 	resume    []*Job                             // interrupted jobs adopted at New, run by Run
 	failed    map[string]failedAlert             // fingerprint → failed attempts of its current start
+	lastSeen  map[string]time.Time               // fingerprint → when last notified or acted on (dedupe.go)
+	swept     time.Time                          // when lastSeen was last scanned for expired alerts
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -114,7 +116,7 @@ func New(o Options) (*Remediator, error) {
 	r := &Remediator{o: o, runbooks: map[string]Runbook{}, rank: map[string]int{},
 		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{}, cancels: map[string]context.CancelCauseFunc{},
 		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{},
-		finished: map[string]int{}, failed: map[string]failedAlert{}, wake: make(chan struct{}, 1)}
+		finished: map[string]int{}, failed: map[string]failedAlert{}, lastSeen: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	for i, rb := range o.Runbooks {
 		r.runbooks[rb.Name()] = rb
 		r.rank[rb.Name()] = i

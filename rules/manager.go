@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -248,31 +249,12 @@ func (m *Manager) evalGroup(ctx context.Context, g *Group, ts time.Time) []nines
 	for _, r := range g.rules {
 		if unflushed {
 			m.app.Flush()
-			unflushed = false
 		}
-		switch r := r.(type) {
-		case *AlertingRule:
-			if err := r.eval(ctx, ts, m.q, ex); err != nil {
-				errs = append(errs, err)
-			}
-			toSend = append(toSend, r.due(ts, m.opts.ResendDelay)...)
-			if m.app != nil {
-				if err := m.app.Append(alertSeries(r.active()), ts); err != nil {
-					errs = append(errs, fmt.Errorf("store ALERTS of %s: %w", r.Name(), err))
-				}
-			}
-		case *RecordingRule:
-			samples, err := r.eval(ctx, ts, m.q)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if len(samples) > 0 && m.app != nil {
-				if err := m.app.Append(samples, ts); err != nil {
-					errs = append(errs, fmt.Errorf("store %s: %w", r.Name(), err))
-				}
-				unflushed = true
-			}
+		sent, stored, err := m.evalRule(ctx, r, ts, ex)
+		toSend = append(toSend, sent...)
+		unflushed = stored
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	g.mu.Lock()
@@ -285,6 +267,69 @@ func (m *Manager) evalGroup(ctx context.Context, g *Group, ts time.Time) []nines
 		m.opts.Logger.Warn("rule group evaluation failed", "group", g.Name, "source", g.Source, "err", err)
 	}
 	return toSend
+}
+
+// evalRule evaluates one rule and stores its results. It returns the
+// alerts due to be sent and whether samples were stored (flushed before
+// the next rule reads them). A panic in it (a query, a template) marks
+// the rule's health err with the panic as its lastError, and the stack
+// goes to the log, instead of killing the appliance.
+func (m *Manager) evalRule(ctx context.Context, r any, ts time.Time, ex expander) (toSend []nines.Alert, stored bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("evaluation panicked: %v", p)
+			m.opts.Logger.Error("rule evaluation panicked", "rule", ruleName(r), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			markFailed(r, err.Error())
+		}
+	}()
+	switch r := r.(type) {
+	case *AlertingRule:
+		var errs []error
+		if err := r.eval(ctx, ts, m.q, ex); err != nil {
+			errs = append(errs, err)
+		}
+		toSend = r.due(ts, m.opts.ResendDelay)
+		if m.app != nil {
+			if err := m.app.Append(alertSeries(r.active()), ts); err != nil {
+				errs = append(errs, fmt.Errorf("store ALERTS of %s: %w", r.Name(), err))
+			}
+		}
+		return toSend, false, errors.Join(errs...)
+	case *RecordingRule:
+		samples, err := r.eval(ctx, ts, m.q)
+		if err != nil || len(samples) == 0 || m.app == nil {
+			return nil, false, err
+		}
+		if err := m.app.Append(samples, ts); err != nil {
+			return nil, true, fmt.Errorf("store %s: %w", r.Name(), err)
+		}
+		return nil, true, nil
+	}
+	return nil, false, nil
+}
+
+func ruleName(r any) string {
+	switch r := r.(type) {
+	case *AlertingRule:
+		return r.Name()
+	case *RecordingRule:
+		return r.Name()
+	}
+	return ""
+}
+
+// markFailed sets a rule's health to err with msg as its lastError.
+func markFailed(r any, msg string) {
+	switch r := r.(type) {
+	case *AlertingRule:
+		r.mu.Lock()
+		r.health, r.lastErr = healthErr, msg
+		r.mu.Unlock()
+	case *RecordingRule:
+		r.mu.Lock()
+		r.health, r.lastErr = healthErr, msg
+		r.mu.Unlock()
+	}
 }
 
 // Alerts returns every pending and firing alert.

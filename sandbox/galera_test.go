@@ -67,7 +67,8 @@ func TestGaleraSandbox(t *testing.T) {
 data_dir: appliance
 api:
   tokens:
-    - {name: sandbox, token_file: api-token}
+    - {name: sandbox, role: admin, token_file: api-token}
+    - {name: alertmanager, role: webhook, token_file: webhook-token}
 clusters:
   - name: e2e
     kind: galera
@@ -104,7 +105,7 @@ console:
 		if err := bcrypt.CompareHashAndPassword(hash[1], bytes.TrimSpace(pw)); err != nil {
 			t.Errorf("the console hash does not match console-password: %v", err)
 		}
-		for _, p := range []string{s.TokenPath(), s.AgentTokenPath()} {
+		for _, p := range []string{s.TokenPath(), s.WebhookTokenPath(), s.AgentTokenPath()} {
 			token, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
@@ -116,7 +117,7 @@ console:
 		if _, err := config.Load(s.ConfigPath()); err != nil {
 			t.Errorf("the appliance does not accept nines.yaml: %v", err)
 		}
-		for _, p := range []string{s.TokenPath(), s.PasswordPath(), s.AgentTokenPath(), s.ConsolePasswordPath(), s.ConfigPath()} {
+		for _, p := range []string{s.TokenPath(), s.WebhookTokenPath(), s.PasswordPath(), s.AgentTokenPath(), s.ConsolePasswordPath(), s.ConfigPath()} {
 			if m := fileMode(t, p); m != 0o600 {
 				t.Errorf("%s has mode %v, want 0600", p, m)
 			}

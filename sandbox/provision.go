@@ -78,8 +78,10 @@ func (s *Sandbox) provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
-	if _, err := ensureSecret(s.TokenPath(), tokenBytes); err != nil {
-		return fmt.Errorf("provision: %w", err)
+	for _, p := range []string{s.TokenPath(), s.WebhookTokenPath()} {
+		if _, err := ensureSecret(p, tokenBytes); err != nil {
+			return fmt.Errorf("provision: %w", err)
+		}
 	}
 	m := s.snapshot()
 	if m.Provisioned {
@@ -233,7 +235,7 @@ receivers:
       - url: http://%s/api/v1/alerts/webhook
         send_resolved: true
         http_config:
-          authorization: {type: Bearer, credentials_file: api-token}
+          authorization: {type: Bearer, credentials_file: webhook-token}
 inhibit_rules:
   # Alerts that name a runbook are never inhibited: the remediator must hear
   # of them while a page fires.
@@ -250,7 +252,9 @@ func renderConfig(m manifest) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %s\n", yamlScalar(m.Listen))
 	b.WriteString("data_dir: appliance\n")
-	b.WriteString("api:\n  tokens:\n    - {name: sandbox, token_file: api-token}\n")
+	// The CLI, the demo's user and the tests use the admin token;
+	// Alertmanager gets one that can only post to the webhook.
+	b.WriteString("api:\n  tokens:\n    - {name: sandbox, role: admin, token_file: api-token}\n    - {name: alertmanager, role: webhook, token_file: webhook-token}\n")
 	b.WriteString("clusters:\n")
 	fmt.Fprintf(&b, "  - name: %s\n    kind: %s\n    nodes:\n", m.ClusterName, m.Kind)
 	for _, n := range m.Nodes {

@@ -10,7 +10,8 @@
 //	DIR/sandbox.json   what the sandbox is (read by Open)
 //	DIR/nines.yaml     a ready appliance config (nines run --config DIR/nines.yaml)
 //	DIR/nines.pass     password of the monitoring user `nines` (0600)
-//	DIR/api-token      bearer token for the appliance API (0600)
+//	DIR/api-token      bearer token for the appliance API, role admin (0600)
+//	DIR/webhook-token  Alertmanager's token for the remediator's webhook (0600)
 //	DIR/agent-token    bearer token of the node agents (0600)
 //	DIR/console-password password of the console's admin user (0600)
 //	DIR/repl.pass      replication user's password (replication only, 0600)
@@ -261,8 +262,12 @@ func (s *Sandbox) ConfigPath() string { return filepath.Join(s.dir, "nines.yaml"
 // AlertmanagerConfigPath is the embedded Alertmanager's configuration.
 func (s *Sandbox) AlertmanagerConfigPath() string { return filepath.Join(s.dir, "alertmanager.yml") }
 
-// TokenPath is the file holding the API token.
+// TokenPath is the file holding the API token (role admin).
 func (s *Sandbox) TokenPath() string { return filepath.Join(s.dir, "api-token") }
+
+// WebhookTokenPath is the file holding the token (role webhook) the
+// embedded Alertmanager sends to the remediator's webhook.
+func (s *Sandbox) WebhookTokenPath() string { return filepath.Join(s.dir, "webhook-token") }
 
 // PasswordPath is the file holding the `nines` SQL user's password.
 func (s *Sandbox) PasswordPath() string { return filepath.Join(s.dir, "nines.pass") }

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"strings"
+
+	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/prometheus/alertmanager/config"
 	amcommon "github.com/prometheus/alertmanager/config/common"
@@ -34,6 +38,59 @@ func CheckConfig(path string) error {
 		return fmt.Errorf("alertmanager: config %s: %w", path, err)
 	}
 	return nil
+}
+
+// WebhookPath is where nines' remediator receives Alertmanager's
+// notifications.
+const WebhookPath = "/api/v1/alerts/webhook"
+
+// RemediatorWebhook is a webhook of an alertmanager.yml that posts to a
+// remediator, with the bearer token it sends ("" when none).
+type RemediatorWebhook struct {
+	Receiver string
+	Token    string
+}
+
+// RemediatorWebhooks lists the webhooks of the config at path that post
+// to WebhookPath, reading their credentials_file (relative paths are
+// resolved against the config's directory, as Alertmanager does), so
+// `nines check` can tell whether they send a token the webhook accepts.
+func RemediatorWebhooks(path string) ([]RemediatorWebhook, error) {
+	conf, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []RemediatorWebhook
+	for _, r := range conf.Receivers {
+		for _, w := range r.WebhookConfigs {
+			u, err := url.Parse(string(w.URL))
+			if err != nil || u.Path != WebhookPath {
+				continue
+			}
+			tok, err := bearerOf(w.HTTPConfig)
+			if err != nil {
+				return nil, fmt.Errorf("alertmanager: config %s: receiver %s: %w", path, r.Name, err)
+			}
+			out = append(out, RemediatorWebhook{Receiver: r.Name, Token: tok})
+		}
+	}
+	return out, nil
+}
+
+// bearerOf is the bearer token an HTTP client config sends, if any.
+func bearerOf(h *commoncfg.HTTPClientConfig) (string, error) {
+	if h == nil || h.Authorization == nil {
+		return "", nil
+	}
+	a := h.Authorization
+	if a.CredentialsFile == "" {
+		return strings.TrimSpace(string(a.Credentials)), nil
+	}
+	b, err := os.ReadFile(a.CredentialsFile)
+	if err != nil {
+		return "", fmt.Errorf("read the webhook's credentials_file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // runbookValues are remediation label values an inhibit rule is tried

@@ -110,16 +110,31 @@ func New(o Options) (*Client, error) {
 	}, nil
 }
 
+// cliToken is the first token of the most capable role the CLI can use;
+// a webhook token can do nothing the CLI does.
+func cliToken(tokens []config.Token) (config.Token, bool) {
+	for _, role := range []string{config.RoleAdmin, config.RoleOperate, config.RoleRead} {
+		for _, t := range tokens {
+			if t.Role == role {
+				return t, true
+			}
+		}
+	}
+	return config.Token{}, false
+}
+
 // FromConfig returns a client for the appliance that cfg configures: its
 // listen address (an unspecified host means this host), HTTPS when it
 // has tls, trusting the appliance's certificate besides the system's
-// roots (a self-signed certificate is its own CA), and the first API
-// token. base, when not empty, replaces the listen address.
+// roots (a self-signed certificate is its own CA), and the most capable
+// API token (admin, else operate, else read: the CLI starts jobs). base,
+// when not empty, replaces the listen address.
 func FromConfig(cfg *config.Config, base string) (*Client, error) {
-	if len(cfg.API.Tokens) == 0 {
-		return nil, fmt.Errorf("%s has no API token to call the appliance with", cfg.File)
+	tok, ok := cliToken(cfg.API.Tokens)
+	if !ok {
+		return nil, fmt.Errorf("%s has no API token to call the appliance with: add one with role admin or operate to api.tokens", cfg.File)
 	}
-	o := Options{BaseURL: base, Token: cfg.API.Tokens[0].Value.Reveal()}
+	o := Options{BaseURL: base, Token: tok.Value.Reveal()}
 	if o.BaseURL == "" {
 		scheme := "http"
 		if cfg.TLS != nil {

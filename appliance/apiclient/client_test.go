@@ -252,10 +252,14 @@ func TestFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &config.Config{File: "nines.yaml", Listen: strings.TrimPrefix(s.URL, "https://"), TLS: &config.TLS{CertFile: cert}}
-	if _, err := FromConfig(cfg, ""); err == nil || !strings.Contains(err.Error(), "nines.yaml has no API token") {
+	if _, err := FromConfig(cfg, ""); err == nil || !strings.Contains(err.Error(), "nines.yaml has no API token to call the appliance with: add one with role admin") {
 		t.Errorf("config without tokens: %v", err)
 	}
-	cfg.API.Tokens = []config.Token{{Name: "ops", Value: token}, {Name: "other", Value: "x"}}
+	cfg.API.Tokens = []config.Token{{Name: "hook", Role: config.RoleWebhook, Value: "y"}, {Name: "grafana", Role: config.RoleRead, Value: "z"}}
+	if c, err := FromConfig(cfg, ""); err != nil || c.token != "z" {
+		t.Errorf("config with a webhook and a read token: %v, want the read token", err)
+	}
+	cfg.API.Tokens = append(cfg.API.Tokens, config.Token{Name: "ops", Role: config.RoleAdmin, Value: token}, config.Token{Name: "other", Role: config.RoleAdmin, Value: "x"})
 	c, err := FromConfig(cfg, "")
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,10 @@ type Config struct {
 	Alertmanager Alertmanager `yaml:"alertmanager"`
 	// ExternalURL is how people reach this appliance; alert links use it.
 	ExternalURL string `yaml:"external_url"`
+	// TrustedProxies are the reverse proxies (CIDRs or addresses) in
+	// front of the appliance: only from them is X-Forwarded-For believed,
+	// so console logins are limited per real client, not per proxy.
+	TrustedProxies Prefixes `yaml:"trusted_proxies"`
 	// Console is the web console's users; without users it is not served.
 	Console Console `yaml:"console"`
 	// Grafana, when set, receives the generated dashboards and a data
@@ -85,9 +89,11 @@ type API struct {
 	Tokens []Token `yaml:"tokens"`
 }
 
-// Token is one named API credential, read from a file or the environment.
+// Token is one named API credential, read from a file or the environment,
+// with the role that says what it may call (see roles.go).
 type Token struct {
 	Name      string `yaml:"name"`
+	Role      string `yaml:"role"`
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
 	Value     Secret `yaml:"-"`

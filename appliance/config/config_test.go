@@ -38,7 +38,7 @@ const good = `listen: 127.0.0.1:9104
 data_dir: data
 api:
   tokens:
-    - {name: ops, token_file: api-token}
+    - {name: ops, role: admin, token_file: api-token}
 scrape:
   interval: 1s
 clusters:
@@ -99,6 +99,12 @@ func TestLoadRejects(t *testing.T) {
 		field string
 		msg   string
 	}{
+		{"token without a role", func(s string) string {
+			return strings.Replace(s, "role: admin, ", "", 1)
+		}, 5, "api.tokens[0].role", "missing; give each token one of read, webhook, operate, admin"},
+		{"token with an unknown role", func(s string) string {
+			return strings.Replace(s, "role: admin", "role: root", 1)
+		}, 5, "api.tokens[0].role", `"root" is not one of read, webhook, operate, admin`},
 		{"unknown field", func(s string) string {
 			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    colour: blue\n", 1)
 		}, 11, "clusters[0].colour", `unknown field "colour"`},
@@ -136,7 +142,7 @@ func TestLoadRejects(t *testing.T) {
 			return strings.Replace(s, "kind: galera", "kind: oracle", 1)
 		}, 10, "clusters[0].kind", `"oracle" is not one of`},
 		{"no tokens", func(s string) string {
-			return strings.Replace(s, "    - {name: ops, token_file: api-token}\n", "", 1)
+			return strings.Replace(s, "    - {name: ops, role: admin, token_file: api-token}\n", "", 1)
 		}, 4, "api.tokens", "at least one API token"},
 		{"duplicate node", func(s string) string {
 			return strings.Replace(s, `"127.0.0.1:3307"`, `"127.0.0.1:3306"`, 1)

@@ -66,8 +66,10 @@ func (c *Config) applyDefaults() {
 			}
 			g.DatasourceURL = scheme + "://" + c.Listen
 		}
-		if g.DatasourceToken == "" && len(c.API.Tokens) > 0 {
-			g.DatasourceToken = c.API.Tokens[0].Name
+		if g.DatasourceToken == "" {
+			// Grafana only reads: it gets the first read token, never
+			// one that could start jobs.
+			g.DatasourceToken = c.firstTokenWithRole(RoleRead)
 		}
 	}
 }

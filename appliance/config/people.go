@@ -9,11 +9,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Roles of console users, each allowed what the one before it is.
+// Roles of console users, each allowed what the one before it is, and
+// admin (roles.go). A user acts with the API role APIRole gives.
 const (
-	RoleViewer   = "viewer"   // reads everything, changes nothing
-	RoleOperator = "operator" // also starts jobs and silences alerts
-	RoleAdmin    = "admin"    // also resumes halted remediation
+	RoleViewer   = "viewer"   // reads everything, changes nothing (read)
+	RoleOperator = "operator" // also starts jobs and silences alerts (operate)
 )
 
 // DefaultSessionTTL is how long a console login lasts.
@@ -34,20 +34,6 @@ type User struct {
 	Role         string `yaml:"role"`
 }
 
-// RoleRank orders roles so a check is one comparison; unknown roles rank
-// below viewer and may do nothing.
-func RoleRank(role string) int {
-	switch role {
-	case RoleViewer:
-		return 1
-	case RoleOperator:
-		return 2
-	case RoleAdmin:
-		return 3
-	}
-	return 0
-}
-
 // Grafana is a Grafana to provision dashboards into.
 type Grafana struct {
 	URL string `yaml:"url"`
@@ -62,7 +48,7 @@ type Grafana struct {
 	// external_url, else the listen address.
 	DatasourceURL string `yaml:"datasource_url"`
 	// DatasourceToken names the api.tokens entry Grafana's data source
-	// sends; default the first one.
+	// sends; it must have role read. Default: the first read token.
 	DatasourceToken string `yaml:"datasource_token"`
 }
 
@@ -104,7 +90,7 @@ func (c *Config) validateConsole(at func(path, format string, args ...any)) {
 			at(p+".name", "duplicate user %q", u.Name)
 		}
 		seen[u.Name] = true
-		if RoleRank(u.Role) == 0 {
+		if APIRole(u.Role) == "" {
 			at(p+".role", "%q is not one of viewer, operator, admin", u.Role)
 		}
 		// The hash is checked here so a typo fails at start, not at the
@@ -123,12 +109,16 @@ func (c *Config) validateGrafana(at func(path, format string, args ...any)) {
 	if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		at("grafana.url", "bad URL %q: want http(s)://host:port", g.URL)
 	}
-	found := false
-	for _, t := range c.API.Tokens {
-		found = found || t.Name == g.DatasourceToken
+	if g.DatasourceToken == "" {
+		at("grafana.datasource_token", "no api.tokens entry has role read: add one (role: read) for Grafana's data source, or name one here")
+		return
 	}
-	if !found {
+	t, found := c.tokenNamed(g.DatasourceToken)
+	switch {
+	case !found:
 		at("grafana.datasource_token", "no api.tokens entry named %q", g.DatasourceToken)
+	case t.Role != RoleRead:
+		at("grafana.datasource_token", "token %q has role %q: Grafana's data source gets a read token (role: read)", t.Name, t.Role)
 	}
 }
 

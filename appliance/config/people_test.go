@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ func TestPeopleSectionsRejected(t *testing.T) {
 		{"short session", "console:\n  session_ttl: 10s\n", 16, "console.session_ttl", "at least 1m"},
 		{"grafana url", "grafana: {url: grafana, token_file: api-token}\n", 15, "grafana.url", "bad URL"},
 		{"grafana token", "grafana: {url: \"http://g:3000\"}\n", 15, "grafana.token_file", "missing credentials"},
+		{"grafana without a read token", "grafana: {url: \"http://g:3000\", token_file: api-token}\n", 15, "grafana.datasource_token", "no api.tokens entry has role read: add one (role: read)"},
+		{"grafana datasource token not read", "grafana: {url: \"http://g:3000\", token_file: api-token, datasource_token: ops}\n", 15, "grafana.datasource_token", `token "ops" has role "admin": Grafana's data source gets a read token`},
 		{"grafana datasource token", "grafana: {url: \"http://g:3000\", token_file: api-token, datasource_token: nobody}\n", 15, "grafana.datasource_token", `no api.tokens entry named "nobody"`},
 		{"window backwards", "    maintenance:\n      - {from: 2026-12-07T22:00:00Z, to: 2026-12-07T21:00:00Z}\n", 16, "clusters[0].maintenance[0].to", "is not after from"},
 		{"window time", "    maintenance:\n      - {from: tonight, to: 2026-12-07T21:00:00Z}\n", 16, "clusters[0].maintenance[0].from", `invalid time "tonight"`},
@@ -57,7 +60,7 @@ func TestPeopleSectionsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := writeConfig(t, good+"    maintenance:\n      - {from: 2026-12-06T22:00:00Z, to: 2026-12-06T23:00:00Z, reason: upgrade}\n"+
+	p := writeConfig(t, strings.Replace(good, "role: admin", "role: read", 1)+"    maintenance:\n      - {from: 2026-12-06T22:00:00Z, to: 2026-12-06T23:00:00Z, reason: upgrade}\n"+
 		"console:\n  users:\n    - {name: alice, role: operator, password_hash: \""+string(hash)+"\"}\n"+
 		"grafana: {url: \"https://grafana:3000\", token_file: api-token}\n")
 	cfg, err := Load(p)
@@ -76,5 +79,21 @@ func TestPeopleSectionsLoad(t *testing.T) {
 		if got := cl.InMaintenance(at(s)); got != want {
 			t.Errorf("InMaintenance(%s) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestTrustedProxies: CIDRs and bare addresses load; a bad one names
+// file:line and the entry.
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := Load(writeConfig(t, good+"trusted_proxies: [10.0.0.0/8, \"192.0.2.7\", \"2001:db8::/32\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.TrustedProxies); got != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]" {
+		t.Errorf("trusted_proxies = %s", got)
+	}
+	_, err = Load(writeConfig(t, good+"trusted_proxies: [10.0.0.0/8, proxy.local]\n"))
+	if err == nil || !strings.Contains(err.Error(), `:15`) || !strings.Contains(err.Error(), `"proxy.local" is not a CIDR`) {
+		t.Errorf("bad entry: %v", err)
 	}
 }

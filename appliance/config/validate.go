@@ -66,6 +66,7 @@ func (c *Config) checkFields(at func(path, format string, args ...any)) {
 			at(p+".name", "duplicate token name %q", t.Name)
 		}
 		tokenNames[t.Name] = true
+		checkTokenRole(t, p, at)
 	}
 
 	if len(c.Clusters) == 0 {

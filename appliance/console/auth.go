@@ -4,8 +4,8 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,16 +43,6 @@ func infoOf(s Session) sessionInfo {
 	return sessionInfo{User: s.User, Role: s.Role, CSRF: s.CSRF, ExpiresAt: s.Expires.UTC()}
 }
 
-// remoteHost is the peer's address as the listener saw it. X-Forwarded-For
-// is not trusted: anybody can send it, and the rate limit keys on this.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // login is POST /console/login with {"user", "password"} as JSON. Only
 // JSON is accepted: a cross-site HTML form cannot send it without the
 // browser asking this origin first, so no other site can log a visitor in.
@@ -64,6 +54,11 @@ func (c *Console) login(ec echo.Context) error {
 	if ct := r.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		return jsonError(ec, http.StatusUnsupportedMediaType, "bad_data", "log in with a JSON body {\"user\": ..., \"password\": ...}")
 	}
+	remote := clientAddr(r, c.opts.TrustedProxies)
+	if !c.perAddr.allow(remote) {
+		c.opts.Logger.Warn("console login refused: too many attempts from this address", "remote", remote)
+		return jsonError(ec, http.StatusTooManyRequests, "too_many_requests", "too many login attempts from your address: wait a few seconds and try again")
+	}
 	var req struct {
 		User     string `json:"user"`
 		Password string `json:"password"`
@@ -71,7 +66,6 @@ func (c *Console) login(ec echo.Context) error {
 	if err := json.NewDecoder(http.MaxBytesReader(ec.Response(), r.Body, 4<<10)).Decode(&req); err != nil {
 		return jsonError(ec, http.StatusBadRequest, "bad_data", "decode login request: "+err.Error())
 	}
-	remote := remoteHost(r)
 	key := req.User + "\x00" + remote
 	log := c.opts.Logger.With("user", req.User, "remote", remote)
 	if c.fails.blocked(key) {
@@ -127,7 +121,7 @@ func (c *Console) logout(ec echo.Context) error {
 	}
 	c.sessions.delete(s.ID)
 	ec.SetCookie(c.cookie("", time.Unix(0, 0)))
-	c.opts.Logger.Info("console logout", "user", s.User, "remote", remoteHost(ec.Request()))
+	c.opts.Logger.Info("console logout", "user", s.User, "remote", clientAddr(ec.Request(), c.opts.TrustedProxies))
 	return ec.JSON(http.StatusOK, map[string]any{"status": "success"})
 }
 
@@ -158,59 +152,61 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-// readPOST are the routes where POST only reads: Prometheus clients send
-// long queries as forms.
-var readPOST = map[string]bool{
-	"/api/v1/query": true, "/api/v1/query_range": true, "/api/v1/series": true,
-	"/api/v1/labels": true, "/api/v1/label/:name/values": true,
-}
-
-// RequiredRole is the least role a session user needs for method on the
-// route pattern: reading needs viewer; starting jobs, silencing (the
-// Alertmanager API) and anything else that changes state needs operator;
-// resuming remediation that anti-flapping halted needs admin.
-func RequiredRole(method, route string) string {
-	switch {
-	case safeMethod(method), readPOST[route]:
-		return config.RoleViewer
-	case route == "/api/v1/remediation/:cluster/resume":
-		return config.RoleAdmin
-	}
-	return config.RoleOperator
-}
+// Policy decides whether a caller with an API role (config.RoleRead ...)
+// may call method on the route pattern; session is true for a console
+// login, false for a bearer token. need is the role the route asks for,
+// named in the refusal.
+type Policy func(method, route, role string, session bool) (need string, ok bool)
 
 // Guard is the API's authentication and authorization. A request with an
-// Authorization header is decided by bearer alone (full access; the token's
-// name is recorded as "token" for the job log). Otherwise a live session
-// admits it with the user's role, and a request that is not a read must
-// carry the session's CSRF token. The user's name is recorded as "token".
-func (c *Console) Guard(bearer func(token string) (name string, ok bool)) echo.MiddlewareFunc {
+// Authorization header is decided by bearer alone: the token's role, its
+// name recorded as "token" for the job log. Otherwise a live session
+// admits it with the user's role (config.APIRole), and a request that is
+// not a read must carry the session's CSRF token. policy then decides;
+// the caller's role is recorded as "role" for handlers that check more
+// (force_node needs admin).
+func (c *Console) Guard(bearer func(token string) (name, role string, ok bool), policy Policy) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(ec echo.Context) error {
+			name, role, session, err := c.authenticate(ec, bearer)
+			if err != nil || name == "" {
+				return err
+			}
 			r := ec.Request()
-			if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
-				if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-					if name, ok := bearer(tok); ok {
-						ec.Set("token", name)
-						return next(ec)
-					}
+			if need, ok := policy(r.Method, ec.Path(), role, session); !ok {
+				who := "token " + strconv.Quote(name)
+				if session {
+					who = "user " + strconv.Quote(name)
 				}
-				return unauthorized(ec)
+				return jsonError(ec, http.StatusForbidden, "forbidden", fmt.Sprintf("%s has role %s; %s %s needs %s", who, role, r.Method, r.URL.Path, need))
 			}
-			s, ok := c.sessionOf(r)
-			if !ok {
-				return unauthorized(ec)
-			}
-			if !safeMethod(r.Method) && !csrfOK(r, s) {
-				return jsonError(ec, http.StatusForbidden, "forbidden", "missing or wrong "+HeaderCSRF+" header")
-			}
-			if need := RequiredRole(r.Method, ec.Path()); config.RoleRank(s.Role) < config.RoleRank(need) {
-				return jsonError(ec, http.StatusForbidden, "forbidden", fmt.Sprintf("user %q is %s; %s %s needs role %s", s.User, s.Role, r.Method, r.URL.Path, need))
-			}
-			ec.Set("token", s.User)
+			ec.Set("token", name)
+			ec.Set("role", role)
 			return next(ec)
 		}
 	}
+}
+
+// authenticate finds the caller: a bearer token or a session. When it
+// returns no name it has already answered the request (401 or 403).
+func (c *Console) authenticate(ec echo.Context, bearer func(string) (string, string, bool)) (name, role string, session bool, err error) {
+	r := ec.Request()
+	if h := r.Header.Get(echo.HeaderAuthorization); h != "" {
+		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+			if name, role, ok := bearer(tok); ok {
+				return name, role, false, nil
+			}
+		}
+		return "", "", false, unauthorized(ec)
+	}
+	s, ok := c.sessionOf(r)
+	if !ok {
+		return "", "", false, unauthorized(ec)
+	}
+	if !safeMethod(r.Method) && !csrfOK(r, s) {
+		return "", "", false, jsonError(ec, http.StatusForbidden, "forbidden", "missing or wrong "+HeaderCSRF+" header")
+	}
+	return s.User, config.APIRole(s.Role), true, nil
 }
 
 func unauthorized(ec echo.Context) error {

@@ -4,9 +4,10 @@
 // that guards it. Users come from the config with bcrypt password hashes
 // and a role (viewer, operator, admin); sessions are kept in memory.
 //
-// The same guard admits API callers with a bearer token (full access) or a
+// The same guard admits API callers with a bearer token (its role) or a
 // console session (the user's role, and a CSRF header on every request that
-// changes something).
+// changes something); the appliance's route table decides what each role
+// may call.
 package console
 
 import (
@@ -14,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,8 +42,12 @@ type Options struct {
 	Users []config.User
 	// TTL is how long a login lasts; config.DefaultSessionTTL if zero.
 	TTL time.Duration
-	// Secure marks the cookie Secure: set it when the listener has TLS.
+	// Secure marks the cookie Secure: set it when browsers reach the
+	// console over HTTPS (TLS here, or an HTTPS proxy in front).
 	Secure bool
+	// TrustedProxies are the peers whose X-Forwarded-For names the
+	// client (for the login limits and logs); nobody else's counts.
+	TrustedProxies []netip.Prefix
 	// FailDelay is added to every failed login, slowing guessing; 300 ms
 	// if zero, none if negative.
 	FailDelay time.Duration
@@ -55,6 +61,7 @@ type Console struct {
 	users    map[string]config.User
 	sessions *sessions
 	fails    *failures
+	perAddr  *addrLimiter
 	// dummyHash is compared against when the user name is unknown, so a
 	// wrong name takes as long as a wrong password and names cannot be
 	// probed by timing.
@@ -88,7 +95,7 @@ func New(o Options) *Console {
 		o.Now = time.Now
 	}
 	c := &Console{opts: o, users: map[string]config.User{}, sessions: newSessions(o.TTL, o.Now),
-		fails: &failures{now: o.Now, m: map[string]failCount{}}, checks: make(chan struct{}, maxChecks)}
+		fails: &failures{now: o.Now, m: map[string]failCount{}}, perAddr: newAddrLimiter(o.Now), checks: make(chan struct{}, maxChecks)}
 	cost := bcrypt.DefaultCost
 	for _, u := range o.Users {
 		c.users[u.Name] = u
