@@ -106,3 +106,20 @@ func registerAPI(g *echo.Group, table []route, withAM bool, handler func(route) 
 		g.Add(r.Method, r.Path, handler(r), mw...)
 	}
 }
+
+// RouteRole is one API route and the least role that may call it, as an
+// outside test or a document reads the table.
+type RouteRole struct {
+	Method, Path, Role string
+	// Alertmanager routes exist only with the embedded Alertmanager.
+	Alertmanager bool
+}
+
+// Routes returns the API's route table (a copy).
+func Routes() []RouteRole {
+	out := make([]RouteRole, len(apiRoutes))
+	for i, r := range apiRoutes {
+		out[i] = RouteRole{Method: r.Method, Path: r.Path, Role: r.Role, Alertmanager: r.alertmanager}
+	}
+	return out
+}
