@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,6 +34,29 @@ func TestBodyLimits(t *testing.T) {
 	} {
 		if w := f.call(tt.method, tt.path, admin, "", big(tt.size)); w.Code != tt.want {
 			t.Errorf("%s %s with %d bytes: %d, want %d", tt.method, tt.path, tt.size, w.Code, tt.want)
+		}
+	}
+	// The same without a Content-Length (chunked), including a route
+	// whose handler never reads its body: still 413, not 200 or a 400
+	// from a handler that hit the limit halfway.
+	for _, tt := range []struct {
+		path string
+		size int
+		want int
+	}{
+		{"/api/v1/jobs", 2 << 20, http.StatusRequestEntityTooLarge},
+		{"/api/v1/remediation/c1/resume", 2 << 20, http.StatusRequestEntityTooLarge},
+		{"/alertmanager/api/v2/silences", 2 << 20, http.StatusRequestEntityTooLarge},
+		{"/api/v1/alerts/webhook", 5 << 20, http.StatusRequestEntityTooLarge},
+	} {
+		r := httptest.NewRequest(http.MethodPost, tt.path, io.MultiReader(strings.NewReader(big(tt.size))))
+		r.ContentLength = -1
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+admin)
+		w := httptest.NewRecorder()
+		f.e.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("POST %s with %d bytes, chunked: %d %s, want %d", tt.path, tt.size, w.Code, w.Body, tt.want)
 		}
 	}
 }

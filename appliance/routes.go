@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/nines-project/nines/appliance/config"
 )
@@ -21,7 +20,7 @@ type route struct {
 	// alertmanager routes exist only with the embedded Alertmanager.
 	alertmanager bool
 	// bodyLimit replaces the router's maxBody (skipped for the route).
-	bodyLimit string
+	bodyLimit int64
 	handle    func(*App, echo.Context) error
 }
 
@@ -100,8 +99,8 @@ func registerAPI(g *echo.Group, table []route, withAM bool, handler func(route) 
 			continue
 		}
 		var mw []echo.MiddlewareFunc
-		if r.bodyLimit != "" {
-			mw = append(mw, middleware.BodyLimit(r.bodyLimit))
+		if r.bodyLimit != 0 {
+			mw = append(mw, limitBody(r.bodyLimit, nil))
 		}
 		g.Add(r.Method, r.Path, handler(r), mw...)
 	}
