@@ -3,8 +3,11 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -72,9 +75,89 @@ func Check(cfg *config.Config) error {
 		if err := alertmanager.CheckConfig(cfg.Alertmanager.Embedded); err != nil {
 			return err
 		}
-		return checkWebhookTokens(cfg)
+		if err := checkWebhookTokens(cfg); err != nil {
+			return err
+		}
+		if problem := RemediatorRouteProblem(cfg, cfg.Listen); problem != "" {
+			return fmt.Errorf("%s", problem)
+		}
 	}
 	return nil
+}
+
+// RemediatorRouteProblem says why the embedded Alertmanager's alerts
+// would not reach the remediator of an appliance listening on listen:
+// alertmanager.yml posts to a remediator webhook, but none at this
+// address (nines run --listen elsewhere, a port changed in one file and
+// not the other). The remediator would then hear nothing and say nothing.
+// "" when a webhook reaches it, or when none posts to a remediator at all
+// (alerts may be routed to another appliance on purpose).
+func RemediatorRouteProblem(cfg *config.Config, listen string) string {
+	if cfg.Alertmanager.Embedded == "" || listen == "" {
+		return ""
+	}
+	hooks, err := alertmanager.RemediatorWebhooks(cfg.Alertmanager.Embedded)
+	if err != nil || len(hooks) == 0 {
+		return "" // Check reports a broken file; no hook is a choice
+	}
+	var urls []string
+	for _, h := range hooks {
+		if reaches(h.URL, listen) {
+			return ""
+		}
+		urls = append(urls, h.URL.String())
+	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s: the remediator's webhook receivers post to %s, but nines listens on %s: the remediator would hear no alert; point the webhook url at %s://%s%s or listen there",
+		cfg.Alertmanager.Embedded, strings.Join(urls, ", "), listen, scheme, listen, alertmanager.WebhookPath)
+}
+
+// reaches reports whether a webhook URL can be this appliance listening
+// on listen: same port, and the same host, both loopback, or a listener
+// on every address. A host name is resolved; one that cannot be resolved
+// here gets the benefit of the doubt (the check must not cry wolf).
+func reaches(u *url.URL, listen string) bool {
+	lhost, lport, err := net.SplitHostPort(listen)
+	if err != nil {
+		return true
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if port != lport {
+		return false
+	}
+	uhost := u.Hostname()
+	lip := net.ParseIP(lhost)
+	if lhost == "" || (lip != nil && lip.IsUnspecified()) || uhost == lhost {
+		return true
+	}
+	loopback := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	if loopback(uhost) && loopback(lhost) {
+		return true
+	}
+	if net.ParseIP(uhost) != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, uhost)
+	if err != nil {
+		return true
+	}
+	for _, a := range addrs {
+		if a == lhost || (loopback(a) && loopback(lhost)) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkWebhookTokens refuses an embedded Alertmanager that would post to

@@ -163,6 +163,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if app.rem, app.jobs, err = newRemediator(cfg, silenced, app); err != nil {
 		return err
 	}
+	// Check compared the webhook with the config's listen address; a
+	// --listen elsewhere can still leave the remediator deaf. Say so where
+	// an operator looks: the log, and each cluster's remediation status.
+	if problem := RemediatorRouteProblem(cfg, listen); problem != "" {
+		log.Error("the remediator hears no alert", "problem", problem)
+		for _, c := range cfg.Clusters {
+			app.rem.Note(c.Name, problem)
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -43,3 +43,40 @@ func TestCheckWebhookTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestRemediatorRouteProblem: alertmanager.yml posting to a remediator at
+// another address than the appliance listens on is found (the remediator
+// would hear nothing); the same address in other spellings is not.
+func TestRemediatorRouteProblem(t *testing.T) {
+	dir := t.TempDir()
+	write := func(url string) *config.Config {
+		am := "route: {receiver: remediator}\nreceivers:\n  - name: remediator\n    webhook_configs:\n      - url: " + url + "\n"
+		p := filepath.Join(dir, "alertmanager.yml")
+		if err := os.WriteFile(p, []byte(am), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return &config.Config{Alertmanager: config.Alertmanager{Embedded: p}}
+	}
+	for _, tt := range []struct {
+		url, listen string
+		deaf        bool
+	}{
+		{"http://127.0.0.1:9104/api/v1/alerts/webhook", "127.0.0.1:9104", false},
+		{"http://localhost:9104/api/v1/alerts/webhook", "127.0.0.1:9104", false},
+		{"http://127.0.0.1:9104/api/v1/alerts/webhook", "0.0.0.0:9104", false},
+		{"http://127.0.0.1:9104/api/v1/alerts/webhook", ":9104", false},
+		{"http://127.0.0.1:9104/api/v1/alerts/webhook", "127.0.0.1:9200", true},
+		{"http://10.0.0.5:9104/api/v1/alerts/webhook", "127.0.0.1:9104", true},
+		{"https://127.0.0.1/api/v1/alerts/webhook", "127.0.0.1:443", false},
+		// Not a remediator webhook: nothing to say.
+		{"http://127.0.0.1:9999/hook", "127.0.0.1:9104", false},
+	} {
+		got := RemediatorRouteProblem(write(tt.url), tt.listen)
+		if (got != "") != tt.deaf {
+			t.Errorf("webhook %s, listen %s: %q, want deaf=%v", tt.url, tt.listen, got, tt.deaf)
+		}
+		if tt.deaf && !strings.Contains(got, tt.listen) {
+			t.Errorf("the problem does not name the listen address %s: %s", tt.listen, got)
+		}
+	}
+}

@@ -138,6 +138,25 @@ func TestAuth(t *testing.T) {
 	if pw, _ := os.ReadFile(filepath.Join(sb.Dir(), "nines.pass")); len(pw) > 0 && strings.Contains(body+a.output.String(), strings.TrimSpace(string(pw))) {
 		t.Error("the database password appears in /metrics or the log")
 	}
+
+	// This appliance listens elsewhere than the sandbox's nines.yaml says,
+	// so the sandbox's alertmanager.yml posts to a remediator that is not
+	// this one: nines must say so, in the log and the cluster's status.
+	var rs struct {
+		Data []struct {
+			Cluster      string
+			LastDecision string `json:"last_decision"`
+		}
+	}
+	if code, err := a.get("/api/v1/remediation", nil, &rs); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /api/v1/remediation: %d %v", code, err)
+	}
+	if len(rs.Data) != 1 || !strings.Contains(rs.Data[0].LastDecision, "would hear no alert") || !strings.Contains(rs.Data[0].LastDecision, strings.TrimPrefix(a.base, "http://")) {
+		t.Errorf("remediation status with the webhook routed elsewhere: %+v, want it to say the remediator hears no alert at %s", rs.Data, a.base)
+	}
+	if !strings.Contains(a.output.String(), "the remediator hears no alert") {
+		t.Errorf("the log does not say the remediator hears no alert:\n%s", a.output.String())
+	}
 }
 
 // checkWebhookTokenRole: the sandbox's webhook token (role webhook, what

@@ -48,6 +48,7 @@ const WebhookPath = "/api/v1/alerts/webhook"
 // remediator, with the bearer token it sends ("" when none).
 type RemediatorWebhook struct {
 	Receiver string
+	URL      *url.URL
 	Token    string
 }
 
@@ -71,7 +72,7 @@ func RemediatorWebhooks(path string) ([]RemediatorWebhook, error) {
 			if err != nil {
 				return nil, fmt.Errorf("alertmanager: config %s: receiver %s: %w", path, r.Name, err)
 			}
-			out = append(out, RemediatorWebhook{Receiver: r.Name, Token: tok})
+			out = append(out, RemediatorWebhook{Receiver: r.Name, URL: u, Token: tok})
 		}
 	}
 	return out, nil
