@@ -8,6 +8,7 @@ BIN := bin/nines
 # Test files that start real MariaDB servers carry `//go:build cluster`.
 # Their packages run one at a time (-p 1): a Galera node takes ~150 MB,
 # the machine has two cores, and the sandboxes use fixed ports.
+CLUSTER_LOCK ?= /tmp/nines-cluster.lock
 CLUSTER_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build cluster' . | xargs -n1 dirname | sort -u)
 
 .PHONY: all deps build test unit e2e bench fuzz lint demo clean
@@ -31,8 +32,10 @@ unit:
 
 # -count=1: these tests run the nines binary they build, which go test's
 # result cache does not track; a cached pass could hide a broken binary.
+# The lock keeps two runs on one machine (a developer's and a checkout's)
+# from starting sandboxes on the same ports.
 e2e:
-	$(GO) test -race -tags cluster -count=1 -p 1 -timeout 30m -v $(CLUSTER_PKGS)
+	flock $(CLUSTER_LOCK) $(GO) test -race -tags cluster -count=1 -p 1 -timeout 30m -v $(CLUSTER_PKGS)
 
 test: deps build lint unit e2e
 
@@ -40,9 +43,9 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/mysql/
 	$(GO) test -run '^$$' -bench RuleEvaluation -benchtime 5x ./appliance/
 	$(GO) test -run '^$$' -bench UptimeReportYear -benchtime 3x -timeout 10m ./appliance/report/
-	$(GO) test -tags cluster -run '^$$' -bench 'Stack' -benchtime 1x -timeout 20m ./e2e/
-	$(GO) test -tags cluster -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
-	$(GO) test -tags cluster -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
+	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'Stack' -benchtime 1x -timeout 20m ./e2e/
+	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
+	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
 
 # Every fuzz target for FUZZTIME (default 1m) each; make test runs only
 # their seed corpora (and any crashers saved under testdata/fuzz).
