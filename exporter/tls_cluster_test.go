@@ -4,14 +4,7 @@ package exporter_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/user"
@@ -24,6 +17,7 @@ import (
 	"github.com/nines-project/nines/exporter"
 	"github.com/nines-project/nines/internal/mariadbd"
 	"github.com/nines-project/nines/internal/secret"
+	"github.com/nines-project/nines/internal/testpki"
 )
 
 // TestScrapeOverTLS: a real MariaDB whose monitoring account REQUIRES SSL
@@ -40,8 +34,12 @@ func TestScrapeOverTLS(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil { // the server runs as mysql
 		t.Fatal(err)
 	}
-	caFile, certFile, keyFile := writePKI(t, dir, "ca")
-	otherCA, _, _ := writePKI(t, filepath.Join(dir, "other"), "other")
+	ca := testpki.NewCA(t, "db test CA")
+	srvPair := ca.Server(t)
+	caFile := testpki.Write(t, filepath.Join(dir, "ca.pem"), ca.PEM())
+	certFile := testpki.Write(t, filepath.Join(dir, "server.pem"), srvPair.CertPEM)
+	keyFile := testpki.Write(t, filepath.Join(dir, "server-key.pem"), srvPair.KeyPEM)
+	otherCA := testpki.Write(t, filepath.Join(dir, "other-ca.pem"), testpki.NewCA(t, "another CA").PEM())
 
 	srv := startTLSServer(t, dir, certFile, keyFile, caFile)
 	db, err := srv.DB()
@@ -163,56 +161,4 @@ func startTLSServer(t *testing.T, dir, cert, key, ca string) tlsServer {
 		t.Fatal(err)
 	}
 	return tlsServer{Server: srv, Port: port}
-}
-
-// writePKI writes a CA and a server certificate for 127.0.0.1 signed by
-// it under dir, readable by the server's user.
-func writePKI(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(file, typ string, der []byte) string {
-		p := filepath.Join(dir, file)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", srvDER), write("server-key.pem", "EC PRIVATE KEY", keyDER)
 }

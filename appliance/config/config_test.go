@@ -1,20 +1,15 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nines-project/nines/internal/testpki"
 )
 
 // writeConfig writes body as nines.yaml beside a readable password file
@@ -272,8 +267,11 @@ func TestAgentTransport(t *testing.T) {
 	// A private CA and a client certificate.
 	p := writeConfig(t, strings.Replace(body, "    kind: galera\n",
 		"    kind: galera\n    agent_ca_file: ca.pem\n    agent_cert_file: client.pem\n    agent_key_file: client.key\n", 1))
-	writeTestCert(t, filepath.Dir(p), "ca.pem", "ca.key")
-	writeTestCert(t, filepath.Dir(p), "client.pem", "client.key")
+	ca := testpki.NewCA(t, "agents CA")
+	client := ca.Client(t, "appliance")
+	testpki.Write(t, filepath.Join(filepath.Dir(p), "ca.pem"), ca.PEM())
+	testpki.Write(t, filepath.Join(filepath.Dir(p), "client.pem"), client.CertPEM)
+	testpki.Write(t, filepath.Join(filepath.Dir(p), "client.key"), client.KeyPEM)
 	cfg, err = Load(p)
 	if err != nil {
 		t.Fatal(err)
@@ -283,33 +281,6 @@ func TestAgentTransport(t *testing.T) {
 	}
 	if cfg.Clusters[0].Credentials.TLSConfig != nil {
 		t.Error("database TLS without credentials.tls")
-	}
-}
-
-// writeTestCert writes a self-signed certificate and its key into dir.
-func writeTestCert(t *testing.T, dir, certName, keyName string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range map[string][]byte{
-		certName: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyName:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -445,22 +416,10 @@ func TestLoadRejectsBackups(t *testing.T) {
 func TestLoadDatabaseTLS(t *testing.T) {
 	body := strings.Replace(good, "password_file: db.pass}", "password_file: db.pass, tls: {ca_file: certs/ca.pem, server_name: db.internal}}", 1)
 	p := writeConfig(t, body)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(filepath.Join(filepath.Dir(p), "certs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "certs", "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testpki.Write(t, filepath.Join(filepath.Dir(p), "certs", "ca.pem"), testpki.NewCA(t, "db CA").PEM())
 	cfg, err := Load(p)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
