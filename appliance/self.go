@@ -73,22 +73,20 @@ func (a *App) writeSelfMetrics(ctx context.Context) {
 	}
 }
 
-// writeSLI stores each probe's SLI counters at the second boundary they
-// count up to, once per boundary (written remembers the last). A sample
-// stamped with the scrape's time instead would put a second's result in
-// whichever sample happened to follow its close, and reports could place
-// an outage a second off.
+// writeSLI stores each probe's SLI counters at every second boundary
+// they counted up to since the last write (written remembers it). A
+// sample stamped with the scrape's time instead, or only the latest
+// boundary when several seconds closed at once, would put a second's
+// result in another second, and reports could place an outage off.
 func (a *App) writeSLI(written map[string]time.Time) {
 	for _, p := range a.probes {
-		ms, through, ok := p.SLI()
-		if !ok || !through.After(written[p.Cluster()]) {
-			continue
+		for _, pt := range p.SLIPoints(written[p.Cluster()]) {
+			written[p.Cluster()] = pt.Through
+			for i := range pt.Metrics {
+				pt.Metrics[i].Labels = append(pt.Metrics[i].Labels, metric.Label{Name: "instance", Value: a.instance})
+			}
+			a.in.write("nines:sli:"+p.Cluster(), pt.Metrics, pt.Through, false)
 		}
-		written[p.Cluster()] = through
-		for i := range ms {
-			ms[i].Labels = append(ms[i].Labels, metric.Label{Name: "instance", Value: a.instance})
-		}
-		a.in.write("nines:sli:"+p.Cluster(), ms, through, false)
 	}
 }
 

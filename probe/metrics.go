@@ -30,14 +30,39 @@ func (p *Prober) SLI() (ms []metric.Metric, through time.Time, ok bool) {
 	if p.ledger.next == 0 { // never started; after a stop the counts stay final
 		return nil, time.Time{}, false
 	}
+	return p.sliMetrics(p.ledger.counts), time.Unix(p.ledger.next, 0), true
+}
+
+// SLIPoint is the SLI counters as they stood at one second boundary.
+type SLIPoint struct {
+	Through time.Time
+	Metrics []metric.Metric
+}
+
+// SLIPoints returns the SLI counters at every second boundary after
+// after, oldest first, as far back as the prober remembers (15 minutes).
+// Seconds often close together (one whose probe ran to its bound holds
+// the next ones back): stored one point per boundary, each second's
+// result stays in its own second, where SLI's latest point alone would
+// put them all in the last.
+func (p *Prober) SLIPoints(after time.Time) []SLIPoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []SLIPoint
+	for _, m := range p.ledger.marksAfter(after.Unix()) {
+		out = append(out, SLIPoint{Through: time.Unix(m.at, 0), Metrics: p.sliMetrics(m.counts)})
+	}
+	return out
+}
+
+func (p *Prober) sliMetrics(c Seconds) []metric.Metric {
 	set := &metric.Set{Const: []metric.Label{{Name: "cluster", Value: p.cluster}}}
-	c := p.ledger.counts
 	const help = "Wall-clock seconds by SLI result: good when a write probe through any endpoint committed and read back within the latency bound, bad when probes ran and none did, unknown when no probe result exists, maintenance when the second lies in a declared maintenance window (not valid for the SLO). Stored at the second boundary up to which seconds are counted."
 	set.Add(MetricSeconds, help, metric.Counter, float64(c.Good), "result", "good")
 	set.Add(MetricSeconds, help, metric.Counter, float64(c.Bad), "result", "bad")
 	set.Add(MetricSeconds, help, metric.Counter, float64(c.Unknown), "result", "unknown")
 	set.Add(MetricSeconds, help, metric.Counter, float64(c.Maintenance), "result", "maintenance")
-	return set.Metrics, time.Unix(p.ledger.next, 0), true
+	return set.Metrics
 }
 
 // Metrics returns a consistent snapshot of the prober's per-endpoint

@@ -53,6 +53,39 @@ type ledger struct {
 	next        int64 // first second (Unix) not yet counted
 	open        map[int64]*second
 	counts      Seconds
+	// marks are the counts at each of the latest second boundaries, so
+	// that seconds closed together (a late one holds the next back) can
+	// still be stored one per boundary.
+	marks []mark
+}
+
+// mark is the counts as they stood once every second before at was counted.
+type mark struct {
+	at     int64
+	counts Seconds
+}
+
+// maxMarks bounds the boundaries remembered: 15 minutes, far more than
+// the store writer (every second) ever falls behind.
+const maxMarks = 900
+
+func (l *ledger) mark() {
+	if len(l.marks) >= 2*maxMarks {
+		l.marks = append(l.marks[:0], l.marks[len(l.marks)-maxMarks+1:]...)
+	}
+	l.marks = append(l.marks, mark{at: l.next, counts: l.counts})
+}
+
+// marksAfter returns the remembered boundaries after sec, oldest first.
+func (l *ledger) marksAfter(sec int64) []mark {
+	i := len(l.marks)
+	for i > 0 && l.marks[i-1].at > sec {
+		i--
+	}
+	if n := len(l.marks) - maxMarks; i < n {
+		i = n
+	}
+	return append([]mark(nil), l.marks[i:]...)
 }
 
 type second struct {
@@ -159,16 +192,18 @@ func (l *ledger) closeBefore(cur int64, wait func(sec int64) bool) {
 					upto = sec
 				}
 			}
-			if l.maintenance == nil {
+			if l.maintenance == nil && upto-l.next > maxMarks {
 				l.counts.Unknown += uint64(upto - l.next)
-			} else {
-				for sec := l.next; sec < upto; sec++ {
-					if !l.inMaintenance(sec) {
-						l.counts.Unknown++
-					}
-				}
+				l.next = upto
+				l.mark()
+				continue
 			}
-			l.next = upto
+			for ; l.next < upto; l.mark() {
+				if !l.inMaintenance(l.next) {
+					l.counts.Unknown++
+				}
+				l.next++
+			}
 			continue
 		}
 		if s.pending > 0 && wait(l.next) {
@@ -186,5 +221,6 @@ func (l *ledger) closeBefore(cur int64, wait func(sec int64) bool) {
 		}
 		delete(l.open, l.next)
 		l.next++
+		l.mark()
 	}
 }

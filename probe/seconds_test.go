@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -252,5 +253,54 @@ func TestLedgerMaintenance(t *testing.T) {
 	l.close(at(10, 0))
 	if want := (Seconds{Unknown: 7, Maintenance: 3}); l.counts != want {
 		t.Errorf("stall across the window: counts = %+v, want %+v", l.counts, want)
+	}
+}
+
+// TestLedgerMarksEverySecond: a probe that runs to its bound holds the
+// next seconds back, so they close together; the ledger still remembers
+// the counts at each boundary, one second apart, so each second's result
+// can be stored in its own second. A stall is marked per second too.
+func TestLedgerMarksEverySecond(t *testing.T) {
+	l := newLedger(time.Second, nil)
+	l.start(at(10, 0))
+	hung, _ := l.begin(at(10, 100)) // never ends: bad once past the bound
+	for s := 11; s <= 12; s++ {
+		sec, _ := l.begin(at(s, 100))
+		l.end(sec, true)
+	}
+	l.close(at(12, 200)) // second 10 still waits for its probe
+	if got := l.marksAfter(0); len(got) != 0 {
+		t.Fatalf("marks before any second closed: %+v", got)
+	}
+	l.close(at(13, 0)) // past 10+1+bound+grace: 10, 11 and 12 close at once
+	want := []mark{
+		{at: at(11, 0).Unix(), counts: Seconds{Bad: 1}},
+		{at: at(12, 0).Unix(), counts: Seconds{Bad: 1, Good: 1}},
+		{at: at(13, 0).Unix(), counts: Seconds{Bad: 1, Good: 2}},
+	}
+	if got := l.marksAfter(0); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("marks = %+v, want %+v", got, want)
+	}
+	if got := l.marksAfter(at(12, 0).Unix()); len(got) != 1 || got[0].at != at(13, 0).Unix() {
+		t.Errorf("marks after 12: %+v, want the one at 13", got)
+	}
+	_ = hung
+
+	// A stall of five seconds: five marks, one unknown second each.
+	l.close(at(18, 0))
+	got := l.marksAfter(at(13, 0).Unix())
+	if len(got) != 5 {
+		t.Fatalf("stall marks: %+v, want 5", got)
+	}
+	for i, m := range got {
+		if m.at != at(14+i, 0).Unix() || m.counts.Unknown != uint64(i+1) {
+			t.Errorf("stall mark %d = %+v, want at %d with %d unknown", i, m, 14+i, i+1)
+		}
+	}
+	// The memory is bounded: a day-long stall leaves one mark, and no
+	// more than maxMarks are ever returned.
+	l.close(at(18+86400, 0))
+	if got := l.marksAfter(0); len(got) > maxMarks || got[len(got)-1].counts.Unknown != 5+86400 {
+		t.Errorf("after a day's stall: %d marks, last %+v", len(got), got[len(got)-1])
 	}
 }
