@@ -69,6 +69,7 @@ api:
   tokens:
     - {name: sandbox, role: admin, token_file: api-token}
     - {name: alertmanager, role: webhook, token_file: webhook-token}
+    - {name: grafana, role: read, token_file: read-token}
 clusters:
   - name: e2e
     kind: galera

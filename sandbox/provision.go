@@ -78,7 +78,7 @@ func (s *Sandbox) provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
-	for _, p := range []string{s.TokenPath(), s.WebhookTokenPath()} {
+	for _, p := range []string{s.TokenPath(), s.WebhookTokenPath(), s.ReadTokenPath()} {
 		if _, err := ensureSecret(p, tokenBytes); err != nil {
 			return fmt.Errorf("provision: %w", err)
 		}
@@ -253,8 +253,9 @@ func renderConfig(m manifest) string {
 	fmt.Fprintf(&b, "listen: %s\n", yamlScalar(m.Listen))
 	b.WriteString("data_dir: appliance\n")
 	// The CLI, the demo's user and the tests use the admin token;
-	// Alertmanager gets one that can only post to the webhook.
-	b.WriteString("api:\n  tokens:\n    - {name: sandbox, role: admin, token_file: api-token}\n    - {name: alertmanager, role: webhook, token_file: webhook-token}\n")
+	// Alertmanager gets one that can only post to the webhook, Grafana
+	// one that can only read.
+	b.WriteString("api:\n  tokens:\n    - {name: sandbox, role: admin, token_file: api-token}\n    - {name: alertmanager, role: webhook, token_file: webhook-token}\n    - {name: grafana, role: read, token_file: read-token}\n")
 	b.WriteString("clusters:\n")
 	fmt.Fprintf(&b, "  - name: %s\n    kind: %s\n    nodes:\n", m.ClusterName, m.Kind)
 	for _, n := range m.Nodes {

@@ -12,6 +12,7 @@
 //	DIR/nines.pass     password of the monitoring user `nines` (0600)
 //	DIR/api-token      bearer token for the appliance API, role admin (0600)
 //	DIR/webhook-token  Alertmanager's token for the remediator's webhook (0600)
+//	DIR/read-token     a read-only API token, for Grafana's data source (0600)
 //	DIR/agent-token    bearer token of the node agents (0600)
 //	DIR/console-password password of the console's admin user (0600)
 //	DIR/repl.pass      replication user's password (replication only, 0600)
@@ -268,6 +269,10 @@ func (s *Sandbox) TokenPath() string { return filepath.Join(s.dir, "api-token") 
 // WebhookTokenPath is the file holding the token (role webhook) the
 // embedded Alertmanager sends to the remediator's webhook.
 func (s *Sandbox) WebhookTokenPath() string { return filepath.Join(s.dir, "webhook-token") }
+
+// ReadTokenPath is the file holding a read-only API token (role read),
+// the one to give Grafana's data source.
+func (s *Sandbox) ReadTokenPath() string { return filepath.Join(s.dir, "read-token") }
 
 // PasswordPath is the file holding the `nines` SQL user's password.
 func (s *Sandbox) PasswordPath() string { return filepath.Join(s.dir, "nines.pass") }

@@ -164,6 +164,7 @@ func (s *Sandbox) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(tw, "appliance config\t%s\t(nines run --config %s)\n", s.ConfigPath(), s.ConfigPath())
 	fmt.Fprintf(tw, "API token\t%s\t(role admin)\n", s.TokenPath())
 	fmt.Fprintf(tw, "webhook token\t%s\t(role webhook: Alertmanager's, for the remediator)\n", s.WebhookTokenPath())
+	fmt.Fprintf(tw, "read token\t%s\t(role read: for Grafana's data source)\n", s.ReadTokenPath())
 	fmt.Fprintf(tw, "agent token\t%s\t(curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status)\n", s.AgentTokenPath(), s.AgentTokenPath(), m.Nodes[0].AgentURL())
 	fmt.Fprintf(tw, "SQL user %s\tpassword in %s\n", MonitorUser, s.PasswordPath())
 	fmt.Fprintf(tw, "connect\tmariadb --defaults-file=%s\n", m.Nodes[0].DefaultsFile)

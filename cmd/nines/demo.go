@@ -62,13 +62,13 @@ func newDemoCmd() *cobra.Command {
 nines demo is up.
   Console:          %[1]s/   (%[6]s)
   API:              %[1]s/api/v1/
-  Query endpoint:   %[1]s/api/v1/query   (Grafana: a Prometheus data source at %[1]s with header "Authorization: Bearer <token>")
+  Query endpoint:   %[1]s/api/v1/query   (Grafana: a Prometheus data source at %[1]s with header "Authorization: Bearer <the read token in %[7]s>")
   API token:        %[2]s   (also in %[3]s)
   Config:           %[4]s
   Try:              curl -H "Authorization: Bearer %[2]s" '%[1]s/api/v1/query?query=mysql_global_status_wsrep_cluster_size'
   Connect to node:  mariadb --defaults-file=%[5]s
 Press Ctrl-C to stop the appliance and the sandbox.
-`, base, strings.TrimSpace(string(token)), sb.TokenPath(), sb.ConfigPath(), filepath.Join(dir, "n1", "my.cnf"), console)
+`, base, strings.TrimSpace(string(token)), sb.TokenPath(), sb.ConfigPath(), filepath.Join(dir, "n1", "my.cnf"), console, sb.ReadTokenPath())
 			}})
 		},
 	}
