@@ -12,6 +12,9 @@ type failedAlert struct {
 	startsAt time.Time
 	attempts int
 	after    time.Time // no retry before
+	// notYet: the last job found a precondition not met yet (NotYet);
+	// such retries are not bounded by retryFailed.
+	notYet bool
 }
 
 // A failed job is retried at most retryFailed times per alert occurrence,
@@ -52,7 +55,7 @@ func (r *Remediator) schedule(ctx context.Context) {
 	for fp, a := range r.active {
 		if h, ok := r.handled[fp]; ok && h.Equal(a.startsAt) {
 			f, failed := r.failed[fp]
-			if !failed || !f.startsAt.Equal(a.startsAt) || f.attempts > retryFailed || now.Before(f.after) {
+			if !failed || !f.startsAt.Equal(a.startsAt) || (!f.notYet && f.attempts > retryFailed) || now.Before(f.after) {
 				continue
 			}
 		}
