@@ -3,8 +3,8 @@ package remediator
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
