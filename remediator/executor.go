@@ -138,7 +138,12 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		// the log the API lists.
 		r.decisions[job.Cluster] = fmt.Sprintf("job %s (%s) %s: the job log cannot be written: %v", job.ID, job.Runbook, job.State, logErr)
 	}
-	r.noteRetry(job, errors.As(err, &ab) && ab.Retry && !job.DryRun, now)
+	var refusal *Refusal
+	if errors.As(err, &refusal) {
+		delete(r.failed, job.Trigger.Fingerprint) // a person decides: never retried
+	} else {
+		r.noteRetry(job, errors.As(err, &ab) && ab.Retry && !job.DryRun, now)
+	}
 	if job.Trigger.Source == "alert" && !job.DryRun && actedOn(job) {
 		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
 	}

@@ -50,6 +50,19 @@ func NotYet(format string, args ...any) error {
 	return &Abort{Reason: fmt.Sprintf(format, args...), Retry: true}
 }
 
+// Refusal ends a job as failed, so that it pages, and is never retried
+// automatically: the runbook found a state only a person may resolve
+// (a joiner ahead of the Primary), and a later attempt could act on it
+// once the cluster had moved on (the Primary past the joiner's seqno).
+type Refusal struct{ Reason string }
+
+func (f *Refusal) Error() string { return "refused: " + f.Reason }
+
+// Refused returns a *Refusal error.
+func Refused(format string, args ...any) error {
+	return &Refusal{Reason: fmt.Sprintf(format, args...)}
+}
+
 // Run is a job in progress, as its runbook sees it.
 type Run struct {
 	// ctx is the job's context: observations end with the job.
