@@ -196,7 +196,8 @@ func actedOn(j *Job) bool {
 // them, and done steps are not repeated. A job older than the job timeout
 // is aborted instead: the cluster has moved on, and its alerts, if still
 // true, start a fresh job.
-func (r *Remediator) adoptInterrupted() {
+// It returns the jobs of the log.
+func (r *Remediator) adoptInterrupted() []*Job {
 	jobs, err := r.o.Log.List()
 	if err != nil {
 		r.o.Logger.Error("read job log", "err", err)
@@ -225,6 +226,7 @@ func (r *Remediator) adoptInterrupted() {
 		r.running[j.Cluster] = j
 		r.resume = append(r.resume, j)
 	}
+	return jobs
 }
 
 // resumeAdopted runs the jobs adoptInterrupted took over.
