@@ -200,6 +200,10 @@ func TestRejoin(t *testing.T) {
 	if j.State != remediator.JobAborted || !strings.Contains(j.Reason, "quorum recovery is needed") || len(calls) != 0 {
 		t.Errorf("without Primary: %s %q %v", j.State, j.Reason, calls)
 	}
+	// ... as a precondition not met yet: its alert retries it.
+	if len(j.Steps) == 0 || !strings.HasPrefix(j.Steps[0].Error, "not yet:") {
+		t.Errorf("without Primary: steps %+v, want a not-yet observation", j.Steps)
+	}
 
 	// Dry run: the plan is recorded, nothing is touched.
 	calls = nil
