@@ -138,12 +138,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		// the log the API lists.
 		r.decisions[job.Cluster] = fmt.Sprintf("job %s (%s) %s: the job log cannot be written: %v", job.ID, job.Runbook, job.State, logErr)
 	}
-	var refusal *Refusal
-	if errors.As(err, &refusal) {
-		delete(r.failed, job.Trigger.Fingerprint) // a person decides: never retried
-	} else {
-		r.noteRetry(job, errors.As(err, &ab) && ab.Retry && !job.DryRun, now)
-	}
+	r.noteRetry(job, err, now)
 	if job.Trigger.Source == "alert" && !job.DryRun && actedOn(job) {
 		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
 	}
@@ -151,21 +146,25 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	r.poke()
 }
 
-// noteRetry records whether job's alert is to be run again. A failed
-// repair (not an aborted one: that found the condition gone) is tried
-// again while its alert fires: during an incident the cluster moves under
-// the job (a node Galera had not evicted yet, a joiner still starting);
-// retryFailed bounds those attempts. A precondition not met yet (NotYet)
-// is retried without bound while the same occurrence fires: the job did
-// nothing, and anti-flapping counts only jobs that acted. Caller holds
-// r.mu.
-func (r *Remediator) noteRetry(job *Job, notYet bool, now time.Time) {
+// noteRetry records whether the alert of job, which ended with err, is
+// to be run again. A failed repair (not an aborted one: that found the
+// condition gone) is tried again while its alert fires: during an
+// incident the cluster moves under the job (a node Galera had not evicted
+// yet, a joiner still starting); retryFailed bounds those attempts. A
+// precondition not met yet (NotYet) is retried without bound while the
+// same occurrence fires: the job did nothing, and anti-flapping counts
+// only jobs that acted. A Refusal is never retried: a person decides.
+// Caller holds r.mu.
+func (r *Remediator) noteRetry(job *Job, err error, now time.Time) {
 	fp := job.Trigger.Fingerprint
 	if fp == "" || job.Trigger.Source != "alert" {
 		return
 	}
-	if job.State != JobFailed && !(notYet && job.State == JobAborted) {
-		delete(r.failed, fp) // succeeded, or found nothing to do: no retry
+	var ab *Abort
+	var refusal *Refusal
+	notYet := errors.As(err, &ab) && ab.Retry && !job.DryRun && job.State == JobAborted
+	if errors.As(err, &refusal) || (job.State != JobFailed && !notYet) {
+		delete(r.failed, fp) // succeeded, found nothing to do, or refused: no retry
 		return
 	}
 	f := r.failed[fp]
@@ -195,8 +194,7 @@ func actedOn(j *Job) bool {
 // once, so no new job can start there before it resumes; Run then resumes
 // them, and done steps are not repeated. A job older than the job timeout
 // is aborted instead: the cluster has moved on, and its alerts, if still
-// true, start a fresh job.
-// It returns the jobs of the log.
+// true, start a fresh job. It returns every job of the log.
 func (r *Remediator) adoptInterrupted() []*Job {
 	jobs, err := r.o.Log.List()
 	if err != nil {
