@@ -443,11 +443,50 @@ func (a *Agent) recover(ctx context.Context, _ struct{}) (RecoverResult, error) 
 	if err := a.requireStopped("recover"); err != nil {
 		return RecoverResult{}, err
 	}
-	p, err := a.srv.Recover(ctx)
+	p, err := a.recoverPosition(ctx)
 	if err != nil {
 		return RecoverResult{}, err
 	}
 	return RecoverResult{Position: p, Text: p.String()}, nil
+}
+
+// recoverPosition runs --wsrep-recover within server.recover_timeout.
+func (a *Agent) recoverPosition(ctx context.Context) (galera.Position, error) {
+	limit := a.cfg.Server.RecoverTimeout
+	if limit <= 0 {
+		limit = DefaultRecoverTimeout
+	}
+	rctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	p, err := a.srv.Recover(rctx)
+	if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+		return p, fmt.Errorf("%w (server.recover_timeout %s passed; raise it for a larger redo log)", err, limit)
+	}
+	return p, err
+}
+
+// checkUnitPosition makes sure, in systemd mode, that the unit will start
+// the server at pos. No position can be passed to Debian's
+// mariadb.service: its ExecStart runs galera_recovery and appends the
+// --wsrep_start_position it prints after $MYSQLD_OPTS, so that one wins
+// (older units set _WSREP_START_POSITION in their own ExecStartPre,
+// overwriting any value set before). What the unit recovers is what
+// --wsrep-recover finds on the stopped datadir, so the agent runs it
+// first: the same position means the unit starts where asked; another
+// one means the datadir moved since the caller recovered it, and the
+// start is refused before anything changed (grastate.dat included).
+func (a *Agent) checkUnitPosition(ctx context.Context, action string, pos galera.Position) error {
+	if a.cfg.Mode() != ModeSystemd {
+		return nil
+	}
+	got, err := a.recoverPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: systemd mode: check the position the unit will recover: %w", action, err)
+	}
+	if got.UUID != pos.UUID || got.Seqno != pos.Seqno {
+		return conflict(fmt.Errorf("%s refused: systemd mode: the unit starts at the position --wsrep-recover finds now, %s, not the %s asked for; recover again", action, got, pos))
+	}
+	return nil
 }
 
 // requireStopped refuses, with 409, actions that need the datadir to
@@ -494,9 +533,6 @@ func (a *Agent) plan(req StartRequest) (startPlan, error) {
 	if !a.cfg.IsGalera() && (req.NewCluster || req.Position != "") {
 		return p, badRequest(errors.New("position and new_cluster apply to Galera servers only"))
 	}
-	if req.Position != "" && a.cfg.Mode() == ModeSystemd {
-		return p, badRequest(errors.New("systemd mode: the unit recovers its start position itself (galera_recovery); omit position"))
-	}
 	if req.Position != "" {
 		pos, err := galera.ParsePosition(req.Position)
 		if err != nil {
@@ -535,8 +571,13 @@ func (a *Agent) launch(ctx context.Context, plan startPlan) (StartResult, *maria
 		return StartResult{}, nil, err
 	}
 	opts := mariadbd.StartOptions{NewCluster: plan.req.NewCluster, Position: plan.pos}
+	if opts.Position != nil {
+		if err := a.checkUnitPosition(ctx, "start", *opts.Position); err != nil {
+			return StartResult{}, nil, err
+		}
+	}
 	if a.cfg.Mode() == ModeProcess && a.cfg.IsGalera() && opts.Position == nil {
-		pos, err := a.srv.Recover(ctx)
+		pos, err := a.recoverPosition(ctx)
 		if err != nil {
 			return StartResult{}, nil, fmt.Errorf("start: %w", err)
 		}
@@ -682,7 +723,7 @@ func (a *Agent) restart(ctx context.Context, req RestartRequest) (RestartResult,
 // safe_to_bootstrap AND seqno are set (galera.BootstrapGrastate says
 // why both). It refuses, unless forced, to overwrite another history or a
 // higher saved seqno: either would make the node claim data it lacks.
-func (a *Agent) bootstrapFields(_ context.Context, req BootstrapFieldsRequest) (BootstrapFieldsResult, error) {
+func (a *Agent) bootstrapFields(ctx context.Context, req BootstrapFieldsRequest) (BootstrapFieldsResult, error) {
 	if !a.cfg.IsGalera() {
 		return BootstrapFieldsResult{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
 	}
@@ -699,6 +740,11 @@ func (a *Agent) bootstrapFields(_ context.Context, req BootstrapFieldsRequest) (
 	}
 	defer release()
 	if err := a.requireStopped("bootstrap-fields"); err != nil {
+		return BootstrapFieldsResult{}, err
+	}
+	// The start that follows must be able to use pos: check before the
+	// edit, not after it.
+	if err := a.checkUnitPosition(ctx, "bootstrap-fields", pos); err != nil {
 		return BootstrapFieldsResult{}, err
 	}
 	var res BootstrapFieldsResult

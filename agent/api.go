@@ -124,8 +124,10 @@ type RecoverResult struct {
 type StartRequest struct {
 	// Position is "uuid:seqno" to pass as --wsrep-start-position. Empty:
 	// the agent runs --wsrep-recover first and uses what it finds, so a
-	// Galera server always starts at a known position. Not allowed in
-	// systemd mode, where the unit's galera_recovery does the same.
+	// Galera server always starts at a known position. In systemd mode
+	// the unit's galera_recovery recovers the position itself: the agent
+	// runs --wsrep-recover first and refuses (409) a position the unit
+	// would not start at.
 	Position string `json:"position,omitempty"`
 	// NewCluster bootstraps a new Primary component (--wsrep-new-cluster).
 	NewCluster bool `json:"new_cluster,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nines-project/nines/internal/secret"
 	"github.com/nines-project/nines/internal/yamlfile"
@@ -59,6 +60,7 @@ const (
 //	    defaults_file: /srv/db1/my.cnf
 //	    data_dir: /srv/db1/data    # optional: taken from the defaults file
 //	    dir: /srv/db1              # for recover.log and mariadbd.out
+//	  recover_timeout: 10m         # bounds --wsrep-recover (crash recovery)
 //
 // socket, pid_file and error_log may be given too (beside defaults_file);
 // by default they come from the defaults file, read with my_print_defaults
@@ -102,7 +104,18 @@ type ServerConfig struct {
 	Galera  *bool          `yaml:"galera"`
 	Process *LocalServer   `yaml:"process"`
 	Systemd *SystemdServer `yaml:"systemd"`
+	// RecoverTimeout bounds one `mariadbd --wsrep-recover` run: InnoDB
+	// crash recovery of a large redo log takes minutes. Default
+	// DefaultRecoverTimeout, at most MaxRecoverTimeout (which the
+	// appliance's client waits for).
+	RecoverTimeout time.Duration `yaml:"recover_timeout"`
 }
+
+// Bounds of server.recover_timeout.
+const (
+	DefaultRecoverTimeout = 10 * time.Minute
+	MaxRecoverTimeout     = time.Hour
+)
 
 // LocalServer locates the server's files. After Load every path is
 // absolute and set, except ErrorLog for a systemd server that logs to the
@@ -231,6 +244,12 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 	c.TokenFile = c.resolve(c.TokenFile)
 
 	s := &c.Server
+	switch {
+	case s.RecoverTimeout == 0:
+		s.RecoverTimeout = DefaultRecoverTimeout
+	case s.RecoverTimeout < 0 || s.RecoverTimeout > MaxRecoverTimeout:
+		at("server.recover_timeout", "%s: want more than 0 and at most %s", s.RecoverTimeout, MaxRecoverTimeout)
+	}
 	var local *LocalServer
 	var prefix string
 	switch {

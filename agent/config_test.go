@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nines-project/nines/internal/yamlfile"
 )
@@ -92,6 +93,13 @@ func TestLoadAgentConfig(t *testing.T) {
 	if cfg.IsGalera() {
 		t.Error("galera: false ignored")
 	}
+	if cfg.Server.RecoverTimeout != DefaultRecoverTimeout {
+		t.Errorf("default recover_timeout = %v, want %v", cfg.Server.RecoverTimeout, DefaultRecoverTimeout)
+	}
+	cfg, err = Load(writeAgentConfig(t, dir, goodAgent+"  recover_timeout: 25m\n"))
+	if err != nil || cfg.Server.RecoverTimeout != 25*time.Minute {
+		t.Errorf("recover_timeout: 25m read as %v, %v", cfg.Server.RecoverTimeout, err)
+	}
 }
 
 func TestLoadAgentConfigRejects(t *testing.T) {
@@ -153,6 +161,12 @@ func TestLoadAgentConfigRejects(t *testing.T) {
 		{"backup dirs empty", cnf, func(s string) string {
 			return s + "backup_dirs: []\n"
 		}, 8, "backup_dirs", "name at least one directory"},
+		{"recover timeout too long", cnf, func(s string) string {
+			return s + "  recover_timeout: 2h\n"
+		}, 8, "server.recover_timeout", "at most 1h0m0s"},
+		{"recover timeout not a duration", cnf, func(s string) string {
+			return s + "  recover_timeout: soon\n"
+		}, 8, "server.recover_timeout", ""},
 		{"not yaml", cnf, func(s string) string { return s + "  - [unclosed\n" }, -1, "", "did not find expected"},
 	}
 	for _, tt := range tests {

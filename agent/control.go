@@ -84,9 +84,11 @@ func (c *processControl) stop(ctx context.Context, pid int, graceful bool, grace
 }
 
 // systemdControl starts and stops a systemd unit with systemctl. MariaDB's
-// own mariadb.service recovers the start position itself (ExecStartPre
+// own mariadb.service recovers the start position itself (its ExecStart
 // runs galera_recovery) and takes --wsrep-new-cluster from the
 // _WSREP_NEW_CLUSTER environment variable, as galera_new_cluster sets it.
+// A start position is therefore not passed: the agent checked that the
+// unit will recover the one asked for (Agent.checkUnitPosition).
 //
 // Note that the unit's Restart= applies: Debian's mariadb.service has
 // Restart=on-abort, so systemd, not the agent, restarts a server killed by
@@ -125,9 +127,6 @@ const newClusterEnv = "_WSREP_NEW_CLUSTER"
 // start runs `systemctl start`, which returns once the unit reports ready
 // (mariadb.service is Type=notify) or has failed.
 func (c *systemdControl) start(ctx context.Context, opts mariadbd.StartOptions) (*mariadbd.Process, error) {
-	if opts.Position != nil {
-		return nil, errors.New("systemd mode: a start position cannot be passed to the unit")
-	}
 	if opts.NewCluster {
 		if _, err := c.run(ctx, "set-environment", newClusterEnv+"=--wsrep-new-cluster"); err != nil {
 			return nil, err

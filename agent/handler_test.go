@@ -191,16 +191,35 @@ func TestSystemdMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, c, _ := serve(t, cfg, Options{Systemctl: systemctl})
+	a, c, _ := serve(t, cfg, Options{Systemctl: systemctl})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
-	if _, err := c.Start(ctx, StartRequest{Position: "2d131d03-e921-11f1-93c0-7bfc10d240cf:9", Wait: WaitNone}); err == nil ||
-		!strings.Contains(err.Error(), "omit position") {
-		t.Fatalf("start with a position in systemd mode: %v", err)
+	// The unit recovers its start position itself (galera_recovery): the
+	// agent accepts the position the unit will recover, found by its own
+	// --wsrep-recover (a stand-in here), and refuses another one before
+	// it changes anything, grastate.dat included.
+	const recovered, other = "2d131d03-e921-11f1-93c0-7bfc10d240cf:9,0-1-9", "2d131d03-e921-11f1-93c0-7bfc10d240cf:8"
+	a.srv.Mariadbd = fakeRecover(t, dir, recovered)
+	grastate := filepath.Join(a.cfg.Local().DataDir, "grastate.dat")
+	crashed := "# GALERA saved state\nversion: 2.1\nuuid:    2d131d03-e921-11f1-93c0-7bfc10d240cf\nseqno:   -1\nsafe_to_bootstrap: 0\n"
+	if err := os.WriteFile(grastate, []byte(crashed), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	res, err := c.Start(ctx, StartRequest{NewCluster: true, Wait: WaitNone})
-	if err != nil || res.Pid != 4242 || res.Position != "" {
+	if _, err := c.Start(ctx, StartRequest{Position: other, Wait: WaitNone}); !IsConflict(err) || !strings.Contains(err.Error(), recovered) {
+		t.Fatalf("start at a position the unit would not recover: %v", err)
+	}
+	if _, err := c.SetBootstrapFields(ctx, BootstrapFieldsRequest{UUID: "2d131d03-e921-11f1-93c0-7bfc10d240cf", Seqno: 8}); !IsConflict(err) {
+		t.Fatalf("bootstrap-fields at a position the unit would not recover: %v", err)
+	}
+	if b, _ := os.ReadFile(grastate); string(b) != crashed {
+		t.Fatalf("grastate.dat edited by a refused bootstrap-fields:\n%s", b)
+	}
+	if _, err := c.SetBootstrapFields(ctx, BootstrapFieldsRequest{UUID: "2d131d03-e921-11f1-93c0-7bfc10d240cf", Seqno: 9}); err != nil {
+		t.Fatalf("bootstrap-fields at the recovered position: %v", err)
+	}
+	res, err := c.Start(ctx, StartRequest{Position: recovered, NewCluster: true, Wait: WaitNone})
+	if err != nil || res.Pid != 4242 || res.Position != recovered {
 		t.Fatalf("start: %+v, %v", res, err)
 	}
 	st, err := c.Status(ctx)
@@ -242,6 +261,19 @@ func TestSystemdMode(t *testing.T) {
 	}
 }
 
+// fakeRecover writes a stand-in for mariadbd whose --wsrep-recover
+// prints pos, as the real one does, into its --log-error file.
+func fakeRecover(t *testing.T, dir, pos string) string {
+	t.Helper()
+	p := filepath.Join(dir, "fake-mariadbd")
+	script := "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --log-error=*) log=\"${a#--log-error=}\";; esac; done\n" +
+		"echo \"0 [Note] WSREP: Recovered position: " + pos + "\" >> \"$log\"\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestBootstrapFieldsForce edits grastate.dat of a stopped server; the
 // refusals and the forced replacement need no running server.
 func TestBootstrapFieldsForce(t *testing.T) {
@@ -274,5 +306,39 @@ func TestBootstrapFieldsForce(t *testing.T) {
 	}
 	if g, err := c.Grastate(ctx); err != nil || g.Seqno != 21 || g.UUID != mine {
 		t.Fatalf("grastate: %+v, %v", g, err)
+	}
+}
+
+// TestRecoverTimeout: --wsrep-recover runs within server.recover_timeout
+// and the error names the setting.
+func TestRecoverTimeout(t *testing.T) {
+	a, c, _ := serveStopped(t, "  recover_timeout: 300ms\n")
+	slow := filepath.Join(t.TempDir(), "slow-mariadbd")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a.srv.Mariadbd = slow
+	start := time.Now()
+	_, err := c.Recover(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "server.recover_timeout 300ms") {
+		t.Fatalf("recover: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("recover took %v with a 300ms limit", took)
+	}
+}
+
+// TestRecoverKeepsGTID: the MariaDB GTID printed after the position
+// reaches the caller, so the start position is exactly what the server
+// printed.
+func TestRecoverKeepsGTID(t *testing.T) {
+	a, c, _ := serveStopped(t, "")
+	a.srv.Mariadbd = fakeRecover(t, t.TempDir(), "2d131d03-e921-11f1-93c0-7bfc10d240cf:9,0-1-9")
+	res, err := c.Recover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GTID != "0-1-9" || res.Seqno != 9 || res.Position.String() != "2d131d03-e921-11f1-93c0-7bfc10d240cf:9,0-1-9" {
+		t.Errorf("recovered %+v: the GTID was dropped", res)
 	}
 }

@@ -31,9 +31,16 @@ type agentNode struct {
 
 var _ galerarb.Node = (*agentNode)(nil)
 
-// agentTimeout bounds one call to an agent. Recover runs mariadbd
-// --wsrep-recover (well under a second); the rest answer at once.
+// agentTimeout bounds one call to an agent that answers at once.
 const agentTimeout = 20 * time.Second
+
+// recoverCallTimeout bounds the calls that run mariadbd --wsrep-recover
+// on the host: recover, and in systemd mode start and bootstrap-fields
+// (which check the position the unit will recover; systemctl start also
+// waits for the unit to be ready). Crash recovery of a large redo log
+// takes minutes, so the call waits as long as any agent's
+// server.recover_timeout may be; the job's own timeout still bounds it.
+const recoverCallTimeout = agent.MaxRecoverTimeout
 
 func (n *agentNode) Name() string { return n.name }
 
@@ -55,7 +62,7 @@ func (n *agentNode) State(ctx context.Context) galerarb.NodeState {
 }
 
 func (n *agentNode) Recover(ctx context.Context) (galera.Position, error) {
-	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	ctx, cancel := context.WithTimeout(ctx, recoverCallTimeout)
 	defer cancel()
 	p, err := n.c.Recover(ctx)
 	if err != nil {
@@ -65,7 +72,7 @@ func (n *agentNode) Recover(ctx context.Context) (galera.Position, error) {
 }
 
 func (n *agentNode) Start(ctx context.Context, pos galera.Position, newCluster bool) error {
-	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	ctx, cancel := context.WithTimeout(ctx, recoverCallTimeout)
 	defer cancel()
 	if _, err := n.c.Start(ctx, agent.StartRequest{Position: pos.String(), NewCluster: newCluster, Wait: "none"}); err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
@@ -74,7 +81,7 @@ func (n *agentNode) Start(ctx context.Context, pos galera.Position, newCluster b
 }
 
 func (n *agentNode) SetBootstrapFields(ctx context.Context, pos galera.Position) error {
-	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	ctx, cancel := context.WithTimeout(ctx, recoverCallTimeout)
 	defer cancel()
 	if _, err := n.c.SetBootstrapFields(ctx, agent.BootstrapFieldsRequest{UUID: pos.UUID, Seqno: pos.Seqno}); err != nil {
 		return fmt.Errorf("set bootstrap fields on %s: %w", n.name, err)

@@ -91,7 +91,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 			}
 			return serr
 		}
-		err = runRunbook(runCtx, rb, &Run{job: job, save: save, now: r.o.Clock.Now, log: log}, log)
+		err = runRunbook(runCtx, rb, &Run{ctx: runCtx, job: job, save: save, now: r.o.Clock.Now, log: log}, log)
 	}
 	if ctx.Err() != nil {
 		// The appliance is stopping: leave the job as running in the log,
@@ -113,6 +113,8 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		_ = job.setState(JobPlanned, "dry run: the plan is recorded, nothing was done", now)
 	case err == nil:
 		_ = job.setState(JobSucceeded, "", now)
+	case errors.As(err, &ab) && ab.Retry && job.Trigger.Source == "alert" && !job.DryRun:
+		_ = job.setState(JobAborted, "not yet, tried again while the alert fires: "+ab.Reason, now)
 	case errors.As(err, &ab):
 		_ = job.setState(JobAborted, ab.Reason, now)
 	default:
@@ -136,25 +138,45 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		// the log the API lists.
 		r.decisions[job.Cluster] = fmt.Sprintf("job %s (%s) %s: the job log cannot be written: %v", job.ID, job.Runbook, job.State, logErr)
 	}
-	if fp := job.Trigger.Fingerprint; job.State == JobFailed && job.Trigger.Source == "alert" && fp != "" {
-		// A failed repair (not an aborted one: that found the condition
-		// gone) is tried again while its alert fires: during an incident
-		// the cluster moves under the job (a node Galera had not evicted
-		// yet, a joiner still starting). retryFailed bounds the attempts;
-		// anti-flapping still counts every job that acted.
-		f := r.failed[fp]
-		f.attempts++
-		f.after = now.Add(r.o.RetryDelay)
-		f.startsAt = job.Trigger.StartsAt
-		r.failed[fp] = f
-	} else if fp != "" {
-		delete(r.failed, fp) // succeeded, or found nothing to do: no retry
-	}
+	r.noteRetry(job, err, now)
 	if job.Trigger.Source == "alert" && !job.DryRun && actedOn(job) {
 		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
 	}
 	r.mu.Unlock()
 	r.poke()
+}
+
+// noteRetry records whether the alert of job, which ended with err, is
+// to be run again. A failed repair (not an aborted one: that found the
+// condition gone) is tried again while its alert fires: during an
+// incident the cluster moves under the job (a node Galera had not evicted
+// yet, a joiner still starting); retryFailed bounds those attempts. A
+// precondition not met yet (NotYet) is retried without bound while the
+// same occurrence fires: the job did nothing, and anti-flapping counts
+// only jobs that acted. A Refusal is never retried: a person decides.
+// Caller holds r.mu.
+func (r *Remediator) noteRetry(job *Job, err error, now time.Time) {
+	fp := job.Trigger.Fingerprint
+	if fp == "" || job.Trigger.Source != "alert" {
+		return
+	}
+	var ab *Abort
+	var refusal *Refusal
+	notYet := errors.As(err, &ab) && ab.Retry && !job.DryRun && job.State == JobAborted
+	if errors.As(err, &refusal) || (job.State != JobFailed && !notYet) {
+		delete(r.failed, fp) // succeeded, found nothing to do, or refused: no retry
+		return
+	}
+	f := r.failed[fp]
+	if !f.startsAt.Equal(job.Trigger.StartsAt) {
+		f = failedAlert{startsAt: job.Trigger.StartsAt}
+	}
+	f.notYet = notYet
+	if !notYet {
+		f.attempts++
+	}
+	f.after = now.Add(r.o.RetryDelay)
+	r.failed[fp] = f
 }
 
 // actedOn reports whether any act step of the job completed.
@@ -172,8 +194,8 @@ func actedOn(j *Job) bool {
 // once, so no new job can start there before it resumes; Run then resumes
 // them, and done steps are not repeated. A job older than the job timeout
 // is aborted instead: the cluster has moved on, and its alerts, if still
-// true, start a fresh job.
-func (r *Remediator) adoptInterrupted() {
+// true, start a fresh job. It returns every job of the log.
+func (r *Remediator) adoptInterrupted() []*Job {
 	jobs, err := r.o.Log.List()
 	if err != nil {
 		r.o.Logger.Error("read job log", "err", err)
@@ -202,6 +224,7 @@ func (r *Remediator) adoptInterrupted() {
 		r.running[j.Cluster] = j
 		r.resume = append(r.resume, j)
 	}
+	return jobs
 }
 
 // resumeAdopted runs the jobs adoptInterrupted took over.

@@ -65,6 +65,7 @@ const (
 	StepDone    StepState = "done"
 	StepFailed  StepState = "failed"
 	StepPlanned StepState = "planned" // dry-run: would have run
+	StepAborted StepState = "aborted" // an act or wait that refused: nothing done
 )
 
 // Step is one recorded step of a job: what it did, to what, and what came

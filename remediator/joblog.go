@@ -31,39 +31,47 @@ func OpenJobLog(dir string) (*JobLog, error) {
 
 // Save writes j durably.
 func (l *JobLog) Save(j *Job) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	b, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save job %s: %w", j.ID, err)
 	}
-	final := filepath.Join(l.dir, j.ID+".json")
-	tmp, err := os.CreateTemp(l.dir, "."+j.ID+".*.tmp")
-	if err != nil {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.write(j.ID+".json", b); err != nil {
 		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// write replaces the file name in the log's directory with b atomically
+// and durably. Caller holds l.mu.
+func (l *JobLog) write(name string, b []byte) error {
+	tmp, err := os.CreateTemp(l.dir, "."+name+".*.tmp")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("save job %s: %w", j.ID, err)
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("save job %s: %w", j.ID, err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save job %s: %w", j.ID, err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return fmt.Errorf("save job %s: %w", j.ID, err)
+	if err := os.Rename(tmp.Name(), filepath.Join(l.dir, name)); err != nil {
+		return err
 	}
 	d, err := os.Open(l.dir)
 	if err != nil {
-		return fmt.Errorf("save job %s: sync dir: %w", j.ID, err)
+		return fmt.Errorf("sync dir: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save job %s: sync dir: %w", j.ID, err)
+		return fmt.Errorf("sync dir: %w", err)
 	}
 	return nil
 }

@@ -82,6 +82,7 @@ type Remediator struct {
 	cancels   map[string]context.CancelCauseFunc // cluster → cancels its running job
 	acted     map[string][]time.Time             // cluster → when its automatic jobs that acted ended
 	halted    map[string]string                  // cluster → why automation stopped
+	durable   map[string]haltState               // cluster → halts and resumes as saved (halts.go)
 	decisions map[string]string                  // cluster → the latest decision, in words
 	finished  map[string]int                     // "cluster\x00runbook\x00state" → count
 	resume    []*Job                             // interrupted jobs adopted at New, run by Run
@@ -133,6 +134,7 @@ func New(o Options) (*Remediator, error) {
 		}
 		o.Policies[c] = p
 	}
-	r.adoptInterrupted()
+	jobs := r.adoptInterrupted()
+	r.restoreHalts(jobs)
 	return r, nil
 }

@@ -325,3 +325,26 @@ func TestKnownSeriesStartAtZero(t *testing.T) {
 		}
 	}
 }
+
+// refusingRunbook refuses: a state only a person may resolve.
+type refusingRunbook struct{ runs atomic.Int32 }
+
+func (f *refusingRunbook) Name() string { return "refuses" }
+func (f *refusingRunbook) Run(ctx context.Context, r *Run) error {
+	f.runs.Add(1)
+	return Refused("joiner ahead of the Primary")
+}
+
+// TestRefusedJobFailsAndIsNotRetried: a refusal pages (the job fails)
+// and is not tried again while the alert fires, unlike a failure.
+func TestRefusedJobFailsAndIsNotRetried(t *testing.T) {
+	rb := &refusingRunbook{}
+	r, log, _ := newTest(t, Policy{Mode: ModeAuto}, rb)
+	r.Receive(alert("fp", "c1", "refuses", time.Now()))
+	eventually(t, "the job ends", func() bool { js := jobs(t, log); return len(js) == 1 && js[0].State.Done() })
+	time.Sleep(500 * time.Millisecond) // five retry delays
+	js := jobs(t, log)
+	if n := rb.runs.Load(); n != 1 || len(js) != 1 || js[0].State != JobFailed || !strings.Contains(js[0].Reason, "ahead") {
+		t.Errorf("runs %d, jobs %d, first %s %q; want one failed job", n, len(js), js[0].State, js[0].Reason)
+	}
+}

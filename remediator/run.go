@@ -22,17 +22,51 @@ type Runbook interface {
 // Abort ends a job as aborted: the condition it was started for is gone,
 // or a precondition does not hold. Nothing irreversible has been done, or
 // the runbook says what was.
-type Abort struct{ Reason string }
+type Abort struct {
+	Reason string
+	// Retry marks a precondition not met yet (NotYet): the scheduler
+	// runs the job's alert again while it fires.
+	Retry bool
+}
 
-func (a *Abort) Error() string { return "aborted: " + a.Reason }
+func (a *Abort) Error() string {
+	if a.Retry {
+		return "not yet: " + a.Reason
+	}
+	return "aborted: " + a.Reason
+}
 
 // Aborted returns an *Abort error.
 func Aborted(format string, args ...any) error {
 	return &Abort{Reason: fmt.Sprintf(format, args...)}
 }
 
+// NotYet returns an *Abort for a precondition that does not hold yet but
+// may soon (another node is not Primary yet while quorum recovery runs).
+// The job ends aborted, having done nothing; when an alert started it,
+// the scheduler runs that alert again after Options.RetryDelay, as long
+// as the same occurrence fires. Such jobs do not count as recoveries.
+func NotYet(format string, args ...any) error {
+	return &Abort{Reason: fmt.Sprintf(format, args...), Retry: true}
+}
+
+// Refusal ends a job as failed, so that it pages, and is never retried
+// automatically: the runbook found a state only a person may resolve
+// (a joiner ahead of the Primary), and a later attempt could act on it
+// once the cluster had moved on (the Primary past the joiner's seqno).
+type Refusal struct{ Reason string }
+
+func (f *Refusal) Error() string { return "refused: " + f.Reason }
+
+// Refused returns a *Refusal error.
+func Refused(format string, args ...any) error {
+	return &Refusal{Reason: fmt.Sprintf(format, args...)}
+}
+
 // Run is a job in progress, as its runbook sees it.
 type Run struct {
+	// ctx is the job's context: observations end with the job.
+	ctx  context.Context
 	job  *Job
 	save func(*Job) error
 	now  func() time.Time
@@ -81,7 +115,7 @@ func (r *Run) Logf(name, format string, args ...any) error {
 // time, also on resume: observations must be fresh, and the latest one
 // replaces an earlier one of the same name in the log.
 func Observe[T any](r *Run, name string, input any, fn func(context.Context) (T, error)) (T, error) {
-	return step(context.Background(), r, name, "observe", input, fn, false)
+	return step(r.ctx, r, name, "observe", input, fn, false)
 }
 
 // Act runs a step that changes something. Once done it is never run
@@ -127,11 +161,7 @@ func step[T any](ctx context.Context, r *Run, name, kind string, input any, fn f
 	}
 	out, err := fn(ctx)
 	if err != nil {
-		var ab *Abort
-		state := StepFailed
-		if errors.As(err, &ab) {
-			state = StepDone // the observation itself succeeded: it found the condition gone
-		}
+		state := stepEnd(kind, err)
 		if rerr := r.record(name, kind, input, state, nil, err.Error()); rerr != nil {
 			return zero, errors.Join(err, rerr)
 		}
@@ -139,6 +169,21 @@ func step[T any](ctx context.Context, r *Run, name, kind string, input any, fn f
 	}
 	b, _ := json.Marshal(out)
 	return out, r.record(name, kind, input, StepDone, b, "")
+}
+
+// stepEnd is the state of a step that returned err. An observation that
+// aborts succeeded (it found the condition gone); an act or a wait that
+// aborts did not do its work, so it must not count as done: a resumed job
+// would skip it, and anti-flapping would count it as acting.
+func stepEnd(kind string, err error) StepState {
+	var ab *Abort
+	switch {
+	case !errors.As(err, &ab):
+		return StepFailed
+	case kind == "observe":
+		return StepDone
+	}
+	return StepAborted
 }
 
 // record writes a step's state to the durable log before returning, so

@@ -12,6 +12,9 @@ type failedAlert struct {
 	startsAt time.Time
 	attempts int
 	after    time.Time // no retry before
+	// notYet: the last job found a precondition not met yet (NotYet);
+	// such retries are not bounded by retryFailed.
+	notYet bool
 }
 
 // A failed job is retried at most retryFailed times per alert occurrence,
@@ -52,7 +55,7 @@ func (r *Remediator) schedule(ctx context.Context) {
 	for fp, a := range r.active {
 		if h, ok := r.handled[fp]; ok && h.Equal(a.startsAt) {
 			f, failed := r.failed[fp]
-			if !failed || !f.startsAt.Equal(a.startsAt) || f.attempts > retryFailed || now.Before(f.after) {
+			if !failed || !f.startsAt.Equal(a.startsAt) || (!f.notYet && f.attempts > retryFailed) || now.Before(f.after) {
 				continue
 			}
 		}
@@ -97,8 +100,7 @@ func (r *Remediator) schedule(ctx context.Context) {
 			continue
 		}
 		if pol.Mode == ModeAuto && r.recentActs(cluster, pol, now) >= pol.MaxRecoveries {
-			r.halted[cluster] = fmt.Sprintf("%d automatic recoveries within %s (limit %d); resume with POST /api/v1/remediation/%s/resume once the cause is fixed", r.recentActs(cluster, pol, now), pol.Window, pol.MaxRecoveries, cluster)
-			r.o.Logger.Error("remediation halted", "cluster", cluster, "reason", r.halted[cluster])
+			r.halt(cluster, fmt.Sprintf("%d automatic recoveries within %s (limit %d); resume with POST /api/v1/remediation/%s/resume once the cause is fixed", r.recentActs(cluster, pol, now), pol.Window, pol.MaxRecoveries, cluster))
 			r.decide(cluster, a, "automation halted: "+r.halted[cluster])
 			continue
 		}
@@ -161,15 +163,19 @@ func (r *Remediator) recentActs(cluster string, pol Policy, now time.Time) int {
 	return len(keep)
 }
 
-// Resume lifts an anti-flapping halt.
+// Resume lifts an anti-flapping halt, durably: recoveries before it no
+// longer count, after a restart too. A resume that cannot be written
+// still holds until the next restart, and the status says so.
 func (r *Remediator) Resume(cluster string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.o.Policies[cluster]; !ok {
 		return fmt.Errorf("unknown cluster %q", cluster)
 	}
-	delete(r.halted, cluster)
-	r.acted[cluster] = nil
 	r.decisions[cluster] = "automation resumed by an operator"
+	if err := r.unhalt(cluster); err != nil {
+		r.o.Logger.Error("resume not recorded", "cluster", cluster, "err", err)
+		r.decisions[cluster] = fmt.Sprintf("automation resumed by an operator, but the resume cannot be written (%v): a restart of the appliance would halt it again", err)
+	}
 	return nil
 }

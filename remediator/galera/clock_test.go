@@ -190,9 +190,9 @@ func TestRejoinStartsOnlyAfterTheViewSettles(t *testing.T) {
 	}
 }
 
-// waitSynced gives up on a joiner once no node has been Primary for 5 s
-// of runbook time, not before.
-func TestWaitSyncedGivesUpFiveSecondsAfterPrimaryIsGone(t *testing.T) {
+// waitSynced gives up on a joiner once no node has been Primary for
+// noPrimaryLimit of runbook time, not before.
+func TestWaitSyncedGivesUpAfterPrimaryIsGone(t *testing.T) {
 	c := newTimedCluster()
 	joining := func(time.Duration) NodeState {
 		return NodeState{Reachable: true, Running: true, Wsrep: &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusNonPrimary, LocalStateComment: "Initialized"}}
@@ -201,7 +201,7 @@ func TestWaitSyncedGivesUpFiveSecondsAfterPrimaryIsGone(t *testing.T) {
 	// n2 is Primary for the first 2 s, then loses quorum too.
 	n2 := c.node("n2", 0, primaryUntil(2*time.Second, &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusNonPrimary, ClusterSize: 1}))
 	_, err := waitSynced(context.Background(), c.clock, n1, []Node{n1, n2}, time.Minute)
-	if err == nil || !strings.Contains(err.Error(), "no node of the cluster is Primary") {
+	if err == nil || !strings.Contains(err.Error(), "no node of the cluster has been Primary") {
 		t.Fatalf("err %v", err)
 	}
 	if el := c.clock.elapsed(); el <= 2*time.Second+noPrimaryLimit || el > 2*time.Second+noPrimaryLimit+time.Second {
@@ -228,5 +228,57 @@ func TestWaitSyncedNeedsWsrepReady(t *testing.T) {
 	}
 	if (NodeState{Running: true, Wsrep: &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusPrimary, LocalState: nines.LocalStateSynced, LocalStateComment: "Synced"}}).Synced() {
 		t.Error("Synced with wsrep_ready=OFF")
+	}
+}
+
+// The node being bootstrapped may take minutes to start (InnoDB recovery
+// of a large redo log) while no node is Primary: only the overall limit
+// ends that wait, not noPrimaryLimit.
+func TestWaitBootstrappedWaitsOutALongStart(t *testing.T) {
+	c := newTimedCluster()
+	starting := func(el time.Duration) NodeState {
+		switch {
+		case el < 30*time.Second: // the agent is busy: no answer yet
+			return NodeState{Error: "context deadline exceeded"}
+		case el < 3*time.Minute: // running, InnoDB recovery: no wsrep status
+			return NodeState{Reachable: true, Running: true}
+		}
+		return NodeState{Reachable: true, Running: true, Wsrep: syncedWsrep()}
+	}
+	n1 := c.node("n1", 0, starting)
+	n2 := c.node("n2", 0, down)
+	st, err := waitBootstrapped(context.Background(), c.clock, n1, []Node{n1, n2}, 10*time.Minute)
+	if err != nil || !st.Synced() {
+		t.Fatalf("waitBootstrapped: %+v, %v", st, err)
+	}
+	if el := c.clock.elapsed(); el < 3*time.Minute {
+		t.Errorf("Synced at %v, before the node was", el)
+	}
+
+	// The overall limit still applies.
+	c = newTimedCluster()
+	n1 = c.node("n1", 0, func(time.Duration) NodeState { return NodeState{Reachable: true, Running: true} })
+	_, err = waitBootstrapped(context.Background(), c.clock, n1, []Node{n1}, 5*time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "not Synced within 5m") {
+		t.Errorf("a node that never became Primary: %v", err)
+	}
+
+	// Once it was Primary, losing it again ends the wait like a joiner's.
+	c = newTimedCluster()
+	alone := &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusNonPrimary, ClusterSize: 1}
+	primaryThenLost := func(el time.Duration) NodeState {
+		w := alone
+		if el >= time.Minute && el < 70*time.Second {
+			w = &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusPrimary, LocalStateComment: "Joined", ClusterSize: 1}
+		}
+		return NodeState{Reachable: true, Running: true, Wsrep: w}
+	}
+	n1 = c.node("n1", 0, primaryThenLost)
+	_, err = waitBootstrapped(context.Background(), c.clock, n1, []Node{n1}, time.Hour)
+	if err == nil || !strings.Contains(err.Error(), "no node of the cluster has been Primary") {
+		t.Fatalf("a bootstrapped node that lost Primary: %v", err)
+	}
+	if el := c.clock.elapsed(); el < 70*time.Second+noPrimaryLimit || el > 70*time.Second+noPrimaryLimit+time.Second {
+		t.Errorf("gave up at %v, want just after 70s + %v", el, noPrimaryLimit)
 	}
 }

@@ -67,7 +67,7 @@ func (n *fakeNode) PCBootstrap(context.Context) error {
 // wsrep_ready=ON.
 func syncedWsrep() *nines.GaleraStatus {
 	return &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusPrimary, LocalState: nines.LocalStateSynced,
-		LocalStateComment: "Synced", Ready: true, ClusterStateUUID: uuid}
+		LocalStateComment: "Synced", Ready: true, ClusterStateUUID: uuid, LastCommitted: 100}
 }
 
 func stopped(name string, seqno int64, calls *[]string) *fakeNode {
@@ -200,6 +200,10 @@ func TestRejoin(t *testing.T) {
 	if j.State != remediator.JobAborted || !strings.Contains(j.Reason, "quorum recovery is needed") || len(calls) != 0 {
 		t.Errorf("without Primary: %s %q %v", j.State, j.Reason, calls)
 	}
+	// ... as a precondition not met yet: its alert retries it.
+	if len(j.Steps) == 0 || !strings.HasPrefix(j.Steps[0].Error, "not yet:") {
+		t.Errorf("without Primary: steps %+v, want a not-yet observation", j.Steps)
+	}
 
 	// Dry run: the plan is recorded, nothing is touched.
 	calls = nil
@@ -279,5 +283,49 @@ func TestSettled(t *testing.T) {
 	}
 	if !settled([]NodeState{{Reachable: true, Running: true, Wsrep: &nines.GaleraStatus{ClusterStatus: nines.ClusterStatusNonPrimary, ClusterSize: 1}}, down, down}) {
 		t.Error("no Primary is a settled view")
+	}
+}
+
+// A joiner is compared with the Primary's committed position (100 in
+// syncedWsrep) after recover-position: behind or equal joins; ahead, or
+// of another history, is refused (the job fails, so it pages) and never
+// started, and the reason names both positions.
+func TestRejoinComparesWithThePrimary(t *testing.T) {
+	const other = "11111111-2222-3333-4444-555555555555"
+	for _, tc := range []struct {
+		name   string
+		pos    galera.Position
+		start  bool
+		reason []string
+	}{
+		{"behind", galera.Position{UUID: uuid, Seqno: 7}, true, nil},
+		{"equal", galera.Position{UUID: uuid, Seqno: 100}, true, nil},
+		{"fresh datadir", galera.Position{UUID: galera.UndefinedUUID, Seqno: -1}, true, nil},
+		{"gtid kept", galera.Position{UUID: uuid, Seqno: 99, GTID: "0-1-99"}, true, nil},
+		{"ahead", galera.Position{UUID: uuid, Seqno: 101}, false, []string{"ahead", uuid + ":101", uuid + ":100", "by 1 transactions"}},
+		{"other history", galera.Position{UUID: other, Seqno: 5}, false, []string{"another cluster history", other + ":5", uuid + ":100"}},
+		{"no seqno", galera.Position{UUID: uuid, Seqno: -1}, false, []string{"no committed seqno", uuid + ":-1", uuid + ":100"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			joiner := stopped("n2", 0, &calls)
+			joiner.pos = tc.pos
+			j := runJob(t, Rejoin{Nodes: cluster(synced("n1", &calls), joiner, synced("n3", &calls))}, remediator.ManualRequest{Target: "n2"})
+			got := strings.Join(calls, " ")
+			if tc.start {
+				if want := "n2:recover n2:start@" + tc.pos.String(); j.State != remediator.JobSucceeded || got != want {
+					t.Errorf("job %s %q, actions %s; want succeeded, %s", j.State, j.Reason, got, want)
+				}
+				return
+			}
+			if j.State != remediator.JobFailed || got != "n2:recover" {
+				t.Errorf("job %s, actions %s; want failed after recover only", j.State, got)
+			}
+			for _, w := range tc.reason {
+				if !strings.Contains(j.Reason, w) {
+					t.Errorf("reason %q lacks %q", j.Reason, w)
+				}
+			}
+		})
 	}
 }

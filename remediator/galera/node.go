@@ -91,9 +91,12 @@ func observeAll(ctx context.Context, nodes []Node) []NodeState {
 // default evs.inactive_timeout is 15 s; the sandbox's is 3 s.
 const settleLimit = 20 * time.Second
 
-// noPrimaryLimit is how long waitSynced goes on while no node of the
-// cluster is Primary.
-const noPrimaryLimit = 5 * time.Second
+// noPrimaryLimit is how long waitSynced goes on for a joiner while no
+// node of the cluster is Primary. It outlasts a view change (Galera's
+// default evs.inactive_timeout is 15 s), during which a Primary component
+// may briefly show non-Primary, so only a component really gone ends the
+// wait early.
+const noPrimaryLimit = settleLimit + 10*time.Second
 
 // observeSettled reads every node's state once the cluster's view has
 // settled: no Primary node counts more members than are running. Galera
@@ -139,13 +142,27 @@ func find(nodes []Node, name string) (Node, error) {
 	return nil, fmt.Errorf("node %q is not part of the cluster", name)
 }
 
-// waitSynced polls n until it is Synced. It gives up early when no node of
-// the cluster is Primary any more: the node cannot join then, and quorum
-// recovery must run instead.
+// waitSynced polls a joiner n until it is Synced. It gives up early when
+// no node of the cluster has been Primary for noPrimaryLimit: the node
+// cannot join then, and quorum recovery must run instead.
 func waitSynced(ctx context.Context, clock Clock, n Node, all []Node, limit time.Duration) (NodeState, error) {
+	return waitUntilSynced(ctx, clock, n, all, limit, false)
+}
+
+// waitBootstrapped polls the node just bootstrapped until it is Synced.
+// Until it has been Primary once, no Primary elsewhere is expected: it is
+// still starting (InnoDB recovery of a large redo log takes minutes), so
+// only limit ends the wait. If it loses Primary afterwards, the joiner's
+// noPrimaryLimit applies.
+func waitBootstrapped(ctx context.Context, clock Clock, n Node, all []Node, limit time.Duration) (NodeState, error) {
+	return waitUntilSynced(ctx, clock, n, all, limit, true)
+}
+
+func waitUntilSynced(ctx context.Context, clock Clock, n Node, all []Node, limit time.Duration, bootstrapping bool) (NodeState, error) {
 	deadline := clock.Now().Add(limit)
 	var last NodeState
 	noPrimarySince := time.Time{}
+	starting := bootstrapping
 	for {
 		last = n.State(ctx)
 		if last.Synced() {
@@ -157,12 +174,16 @@ func waitSynced(ctx context.Context, clock Clock, n Node, all []Node, limit time
 		if !last.Running && last.Reachable {
 			return last, fmt.Errorf("%s stopped while joining: %s", n.Name(), last.Error)
 		}
-		if anyPrimary(observeAll(ctx, all)) {
+		if last.Primary() {
+			starting = false
+		}
+		switch {
+		case starting || anyPrimary(observeAll(ctx, all)):
 			noPrimarySince = time.Time{}
-		} else if noPrimarySince.IsZero() {
+		case noPrimarySince.IsZero():
 			noPrimarySince = clock.Now()
-		} else if clock.Now().Sub(noPrimarySince) > noPrimaryLimit {
-			return last, fmt.Errorf("no node of the cluster is Primary any more: %s cannot join", n.Name())
+		case clock.Now().Sub(noPrimarySince) > noPrimaryLimit:
+			return last, fmt.Errorf("no node of the cluster has been Primary for %s: %s cannot join", noPrimaryLimit, n.Name())
 		}
 		if clock.Now().After(deadline) {
 			return last, fmt.Errorf("%s not Synced within %s (last state: %s)", n.Name(), limit, describe(last))

@@ -209,7 +209,7 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 		return nil, err
 	}
 	if _, err := remediator.Wait(ctx, r, "wait-synced:"+chosen.Name(), nil, func(ctx context.Context) (NodeState, error) {
-		return waitSynced(ctx, clockOr(rb.Clock), chosen, nodes, limit)
+		return waitBootstrapped(ctx, clockOr(rb.Clock), chosen, nodes, limit)
 	}); err != nil {
 		return nil, err
 	}

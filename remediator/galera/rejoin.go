@@ -14,7 +14,11 @@ import (
 // position, so it catches up by IST, and the job waits until it is Synced.
 //
 // Preconditions, re-checked before the start: the node is stopped (its
-// agent says so) and another node is Primary and Synced.
+// agent says so), another node is Primary and Synced (else NotYet: the
+// alert retries while quorum recovery runs), and the node's recovered
+// position is not ahead of that Primary's nor of another history (else
+// the job fails and pages: a state transfer would overwrite transactions
+// only the joiner holds).
 type Rejoin struct {
 	Nodes Cluster
 	// SyncTimeout bounds the wait for Synced; an IST takes seconds, a full
@@ -40,29 +44,7 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	if err != nil {
 		return remediator.Aborted("%v", err)
 	}
-	check := func(name string) error {
-		_, err := remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
-			states := observeSettled(ctx, clockOr(rb.Clock), nodes, settleLimit)
-			for _, s := range states {
-				if s.Name == target {
-					if !s.Reachable {
-						return states, fmt.Errorf("the agent of %s does not answer (%s): cannot act on it", target, s.Error)
-					}
-					if s.Running {
-						return states, remediator.Aborted("%s is running again (%s): nothing to do", target, describe(s))
-					}
-				}
-			}
-			for _, s := range states {
-				if s.Name != target && s.Synced() {
-					return states, nil
-				}
-			}
-			return states, remediator.Aborted("no other node is Primary and Synced: %s cannot join; quorum recovery is needed", target)
-		})
-		return err
-	}
-	if err := check("observe-cluster"); err != nil {
+	if _, err := rb.check(r, "observe-cluster", nodes, target); err != nil {
 		return err
 	}
 	pos, err := remediator.Act(ctx, r, "recover-position:"+target, map[string]string{"node": target}, func(ctx context.Context) (galera.Position, error) {
@@ -71,9 +53,16 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	if err != nil {
 		return err
 	}
-	// Re-observe right before the irreversible step.
-	if err := check("recheck-before-start"); err != nil {
+	// Re-observe right before the irreversible step, and compare the
+	// joiner with the Primary it is about to join.
+	states, err := rb.check(r, "recheck-before-start", nodes, target)
+	if err != nil {
 		return err
+	}
+	if !r.DryRun() { // a dry run recovered nothing to compare
+		if err := comparePosition(r, target, pos, states); err != nil {
+			return err
+		}
 	}
 	if _, err := remediator.Act(ctx, r, "start:"+target, map[string]string{"node": target, "position": pos.String()}, func(ctx context.Context) (string, error) {
 		if st := node.State(ctx); st.Running {
@@ -91,4 +80,88 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 		return waitSynced(ctx, clockOr(rb.Clock), node, nodes, limit)
 	})
 	return err
+}
+
+// check observes the cluster once its view settled and returns its
+// states when target may rejoin: its agent answers, it is stopped, and
+// another node is Primary and Synced.
+func (rb Rejoin) check(r *remediator.Run, name string, nodes []Node, target string) ([]NodeState, error) {
+	return remediator.Observe(r, name, nil, func(ctx context.Context) ([]NodeState, error) {
+		states := observeSettled(ctx, clockOr(rb.Clock), nodes, settleLimit)
+		for _, s := range states {
+			if s.Name != target {
+				continue
+			}
+			if !s.Reachable {
+				return states, fmt.Errorf("the agent of %s does not answer (%s): cannot act on it", target, s.Error)
+			}
+			if s.Running {
+				return states, remediator.Aborted("%s is running again (%s): nothing to do", target, describe(s))
+			}
+		}
+		if _, ok := primaryPosition(states, target); !ok {
+			return states, remediator.NotYet("no other node is Primary and Synced: %s cannot join yet; quorum recovery is needed", target)
+		}
+		return states, nil
+	})
+}
+
+// primaryPosition is the highest committed position among the Synced
+// nodes other than target: what the Primary component holds.
+func primaryPosition(states []NodeState, target string) (primary, bool) {
+	var best primary
+	found := false
+	for _, s := range states {
+		if s.Name == target || !s.Synced() {
+			continue
+		}
+		p := galera.CommittedPosition(s.Wsrep)
+		if !found || p.Seqno > best.Position.Seqno {
+			best, found = primary{Node: s.Name, Position: p}, true
+		}
+	}
+	return best, found
+}
+
+// primary is a Synced node's committed position.
+type primary struct {
+	Node     string          `json:"node"`
+	Position galera.Position `json:"position"`
+}
+
+// comparePosition records the joiner's recovered position beside the
+// Primary's and refuses a joiner that must not join.
+func comparePosition(r *remediator.Run, target string, pos galera.Position, states []NodeState) error {
+	in := map[string]string{"node": target, "recovered": pos.String()}
+	_, err := remediator.Observe(r, "compare-position:"+target, in, func(context.Context) (primary, error) {
+		p, ok := primaryPosition(states, target)
+		if !ok {
+			return p, remediator.NotYet("no other node is Primary and Synced: %s cannot join yet", target)
+		}
+		return p, joinable(target, pos, p)
+	})
+	return err
+}
+
+// joinable says whether a node at pos may join the Primary component at
+// p. A state transfer makes the joiner a copy of the donor: a joiner of
+// another history, or ahead of the Primary, would lose the transactions
+// only it holds, so it is refused and a person decides. A fresh datadir
+// (undefined position) has nothing to lose; a known history without a
+// seqno cannot be shown not to be ahead.
+func joinable(target string, pos galera.Position, p primary) error {
+	switch {
+	case pos.Undefined():
+		return nil
+	case pos.UUID != p.Position.UUID:
+		return remediator.Refused("%s recovered %s, of another cluster history than the Primary's %s (on %s): a state transfer would overwrite its data; not started, a person must decide",
+			target, pos, p.Position, p.Node)
+	case pos.Seqno < 0:
+		return remediator.Refused("%s recovered %s, with no committed seqno: it cannot be shown not to be ahead of the Primary's %s (on %s); not started, a person must decide",
+			target, pos, p.Position, p.Node)
+	case pos.Seqno > p.Position.Seqno:
+		return remediator.Refused("%s recovered %s, ahead of the Primary's %s (on %s) by %d transactions: a state transfer would overwrite them; not started, a person must decide",
+			target, pos, p.Position, p.Node, pos.Seqno-p.Position.Seqno)
+	}
+	return nil
 }
