@@ -275,4 +275,29 @@ func TestBootstrapFieldsForce(t *testing.T) {
 	if g, err := c.Grastate(ctx); err != nil || g.Seqno != 21 || g.UUID != mine {
 		t.Fatalf("grastate: %+v, %v", g, err)
 	}
+	// After a failed bootstrap start: safe_to_bootstrap back to 0, the
+	// position kept.
+	res, err = c.SetBootstrapFields(ctx, BootstrapFieldsRequest{Clear: true})
+	if err != nil || res.Grastate != (galera.Grastate{UUID: mine, Seqno: 21, Version: "2.1"}) {
+		t.Fatalf("clear: %+v, %v", res, err)
+	}
+}
+
+// TestStatusReadsGvwstate: the last Primary view a node saved reaches the
+// remediator through /v1/status; a missing file is said, not an error.
+func TestStatusReadsGvwstate(t *testing.T) {
+	a, c, _ := serveStopped(t, "")
+	st, err := c.Status(t.Context())
+	if err != nil || st.Gvwstate != nil || !strings.Contains(st.GvwstateError, "no such file") {
+		t.Fatalf("without gvwstate.dat: %+v, %v", st, err)
+	}
+	const view = "my_uuid: 9130690e-e921-11f1-b504-f6cb6679f2e6\n#vwbeg\nview_id: 3 9130690e-e921-11f1-b504-f6cb6679f2e6 5\nbootstrap: 0\n" +
+		"member: 9130690e-e921-11f1-b504-f6cb6679f2e6 0\nmember: 2d131d03-e921-11f1-93c0-7bfc10d240cf 0\n#vwend\n"
+	if err := os.WriteFile(a.srv.GvwstatePath(), []byte(view), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	st, err = c.Status(t.Context())
+	if err != nil || st.Gvwstate == nil || st.Gvwstate.View.Seq != 5 || len(st.Gvwstate.Members) != 2 || st.GvwstateError != "" {
+		t.Fatalf("with gvwstate.dat: %+v, %v", st.Gvwstate, err)
+	}
 }
