@@ -15,22 +15,22 @@ import (
 // has Reachable false and nothing else: it may be anything, Primary
 // included.
 type Observed struct {
-	Name      string
-	Reachable bool
-	Running   bool
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	Running   bool   `json:"running"`
 	// Error says why the node could not be read, when it could not.
-	Error string
+	Error string `json:"error,omitempty"`
 	// Wsrep is the running server's status; nil when it could not be read.
-	Wsrep *nines.GaleraStatus
+	Wsrep *nines.GaleraStatus `json:"wsrep,omitempty"`
 	// Grastate is grastate.dat as the agent read it; nil when missing.
-	Grastate *Grastate
+	Grastate *Grastate `json:"grastate,omitempty"`
 	// Gvwstate is the last Primary view the node saved; nil when it has
 	// none (left gracefully, never Primary) or it could not be read.
-	Gvwstate *Gvwstate
+	Gvwstate *Gvwstate `json:"gvwstate,omitempty"`
 	// Recovered is the stopped node's --wsrep-recover position; RecoverError
 	// says why there is none.
-	Recovered    *Position
-	RecoverError string
+	Recovered    *Position `json:"recovered,omitempty"`
+	RecoverError string    `json:"recover_error,omitempty"`
 }
 
 // Action is what a quorum recovery does next.
@@ -52,16 +52,17 @@ const (
 type DecideInput struct {
 	// Nodes holds one entry per configured node, in config order; the
 	// majority denominator is always len(Nodes).
-	Nodes []Observed
+	Nodes []Observed `json:"nodes"`
 	// Waited is how long the recovery has waited for nodes to answer;
 	// PositionWait how long it waits at most.
-	Waited, PositionWait time.Duration
+	Waited       time.Duration `json:"waited_ns"`
+	PositionWait time.Duration `json:"position_wait_ns"`
 	// Force is the node an admin named to override the refusals.
-	Force string
+	Force string `json:"force_node,omitempty"`
 	// PriorBootstrap is the node an automatic bootstrap of the same
 	// incident already made Primary ("" when none): while it cannot be
 	// read it may still be Primary, so no second one is made.
-	PriorBootstrap string
+	PriorBootstrap string `json:"prior_bootstrap,omitempty"`
 }
 
 // Decision is the outcome: the action, the node and position for a
