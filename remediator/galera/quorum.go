@@ -132,8 +132,8 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 	if err != nil || d.Action != galera.ActBootstrap {
 		return nil, err
 	}
-	for _, w := range d.Warnings {
-		if err := r.Logf("warning", "%s", w); err != nil {
+	for i, w := range d.Warnings {
+		if err := r.Logf(fmt.Sprintf("warning:%d", i+1), "%s", w); err != nil {
 			return nil, err
 		}
 	}
