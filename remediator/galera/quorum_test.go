@@ -198,7 +198,11 @@ func TestPriorBootstrap(t *testing.T) {
 		{"earlier bootstrap, job succeeded but skipped a node", []*remediator.Job{job("b", 1, "alert", remediator.JobSucceeded, "bootstrap:n1", "skip:n3"), job("self", 2, "alert", remediator.JobRunning)}, "n1"},
 		{"a person started a job since", []*remediator.Job{boot, job("m", 2, "manual", remediator.JobFailed), job("self", 3, "alert", remediator.JobRunning)}, ""},
 		{"this job is a person's", []*remediator.Job{boot, job("self", 2, "manual", remediator.JobRunning)}, ""},
-		{"another cluster's bootstrap", []*remediator.Job{func() *remediator.Job { j := job("o", 1, "alert", remediator.JobFailed, "bootstrap:n1"); j.Cluster = "c2"; return j }(), job("self", 2, "alert", remediator.JobRunning)}, ""},
+		{"another cluster's bootstrap", []*remediator.Job{func() *remediator.Job {
+			j := job("o", 1, "alert", remediator.JobFailed, "bootstrap:n1")
+			j.Cluster = "c2"
+			return j
+		}(), job("self", 2, "alert", remediator.JobRunning)}, ""},
 		{"listed newest first", []*remediator.Job{job("self", 2, "alert", remediator.JobRunning), boot}, "n1"},
 	}
 	for _, c := range cases {
