@@ -128,9 +128,26 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 	if err != nil {
 		return nil, err
 	}
-	d, err := rb.decide(ctx, r, clock, nodes, prior)
-	if err != nil || d.Action != galera.ActBootstrap {
-		return nil, err
+	var d galera.Decision
+	for {
+		var in galera.DecideInput
+		if d, in, err = rb.decide(ctx, r, clock, nodes, prior); err != nil || d.Action != galera.ActBootstrap {
+			return nil, err
+		}
+		// Re-observe right before the irreversible step: still no Primary,
+		// and no node the decision did without has come back (it may be
+		// the most advanced); if one has, decide again.
+		states, err := rb.noPrimary(r, clock, nodes, "recheck-before-bootstrap")
+		if err != nil {
+			return nil, err
+		}
+		back := returned(in.Nodes, states)
+		if back == "" {
+			break
+		}
+		if err := r.Logf("decide-again", "%s answers again since the decision: deciding again", back); err != nil {
+			return nil, err
+		}
 	}
 	for i, w := range d.Warnings {
 		if err := r.Logf(fmt.Sprintf("warning:%d", i+1), "%s", w); err != nil {
@@ -139,10 +156,6 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 	}
 	chosen, err := find(nodes, d.Node)
 	if err != nil {
-		return nil, err
-	}
-	// Re-observe right before the irreversible step.
-	if _, err := rb.noPrimary(r, clock, nodes, "recheck-before-bootstrap"); err != nil {
 		return nil, err
 	}
 	if _, err := remediator.Act(ctx, r, "bootstrap:"+chosen.Name(), map[string]string{"node": chosen.Name(), "position": d.Position.String()}, func(ctx context.Context) (string, error) {
@@ -158,11 +171,22 @@ func (rb QuorumRecovery) bootstrap(ctx context.Context, r *remediator.Run, nodes
 	return chosen, nil
 }
 
+// returned names the nodes unreadable at the decision that answer now.
+func returned(decided []galera.Observed, now []NodeState) string {
+	var back []string
+	for i, s := range now {
+		if i < len(decided) && s.Reachable && !decided[i].Reachable {
+			back = append(back, s.Name)
+		}
+	}
+	return strings.Join(back, ", ")
+}
+
 // decide observes the cluster and asks galera.Decide until the decision
 // is no longer to wait. The wait counts from this run's first look, also
 // after a resume, so a restart never shortens it. The decision, with
 // every node's observed state as its input, is the "decide" step.
-func (rb QuorumRecovery) decide(ctx context.Context, r *remediator.Run, clock Clock, nodes []Node, prior string) (galera.Decision, error) {
+func (rb QuorumRecovery) decide(ctx context.Context, r *remediator.Run, clock Clock, nodes []Node, prior string) (galera.Decision, galera.DecideInput, error) {
 	began := clock.Now()
 	wait := DefaultPositionWait
 	if rb.PositionWait != nil && rb.PositionWait(r.Cluster()) > 0 {
@@ -173,40 +197,40 @@ func (rb QuorumRecovery) decide(ctx context.Context, r *remediator.Run, clock Cl
 			return observeSettled(ctx, clock, nodes, settleLimit), nil
 		})
 		if err != nil {
-			return galera.Decision{}, err
+			return galera.Decision{}, galera.DecideInput{}, err
 		}
 		// A Primary ends the job before any recovery is run.
 		for _, s := range states {
 			if s.Primary() {
-				return galera.Decision{}, remediator.Aborted("%s is Primary (%s): the cluster has a Primary component, nothing to recover", s.Name, describe(s))
+				return galera.Decision{}, galera.DecideInput{}, remediator.Aborted("%s is Primary (%s): the cluster has a Primary component, nothing to recover", s.Name, describe(s))
 			}
 		}
 		if r.DryRun() {
-			return galera.Decision{}, r.Logf("plan", "would recover the position of every stopped node, then bootstrap only if %s (waiting up to %s for nodes that do not answer), then start the others one at a time", decideRule, wait)
+			return galera.Decision{}, galera.DecideInput{}, r.Logf("plan", "would recover the position of every stopped node, then bootstrap only if %s (waiting up to %s for nodes that do not answer), then start the others one at a time", decideRule, wait)
 		}
 		in := galera.DecideInput{Waited: clock.Now().Sub(began), PositionWait: wait, Force: r.Force(), PriorBootstrap: prior}
 		for i, s := range states {
 			o, err := rb.observed(ctx, r, nodes[i], s)
 			if err != nil {
-				return galera.Decision{}, err
+				return galera.Decision{}, galera.DecideInput{}, err
 			}
 			in.Nodes = append(in.Nodes, o)
 		}
 		d := galera.Decide(in)
 		if _, err := remediator.Observe(r, "decide", in, func(context.Context) (galera.Decision, error) { return d, nil }); err != nil {
-			return d, err
+			return d, in, err
 		}
 		switch d.Action {
 		case galera.ActNone:
-			return d, remediator.Aborted("%s", d.Reason)
+			return d, in, remediator.Aborted("%s", d.Reason)
 		case galera.ActRefuse:
-			return d, fmt.Errorf("refusing to bootstrap: %s (an admin may start a job by hand with force_node)", d.Reason)
+			return d, in, fmt.Errorf("refusing to bootstrap: %s (an admin may start a job by hand with force_node)", d.Reason)
 		case galera.ActBootstrap:
-			return d, nil
+			return d, in, nil
 		}
 		select {
 		case <-ctx.Done():
-			return d, ctx.Err()
+			return d, in, ctx.Err()
 		case <-clock.After(decidePoll):
 		}
 	}

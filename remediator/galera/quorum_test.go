@@ -238,3 +238,35 @@ func TestQuorumRecoveryClearsSafeToBootstrapAfterAFailedStart(t *testing.T) {
 		t.Errorf("actions:\n got %s\nwant %s", got, want)
 	}
 }
+
+// n3 comes back between the decision (bootstrap n2 without it, after
+// position_wait) and the re-check before the bootstrap, and it is ahead:
+// the runbook decides again and bootstraps n3, not n2.
+func TestQuorumRecoveryDecidesAgainWhenAMissingNodeReturns(t *testing.T) {
+	c := newTimedCluster()
+	wait := 2 * time.Minute
+	seenAtWait := false
+	n1 := c.node("n1", 40, crashedWithView(0))
+	n2 := c.node("n2", 42, crashedWithView(1))
+	n3 := c.node("n3", 60, func(el time.Duration) NodeState {
+		if el < wait || !seenAtWait {
+			seenAtWait = el >= wait // the decision's own look at position_wait
+			return unreachable(el)
+		}
+		return NodeState{Reachable: true, Gvwstate: lastView(2)}
+	})
+	rb := QuorumRecovery{Nodes: cluster(n1, n2, n3), Clock: c.clock, PositionWait: func(string) time.Duration { return wait }}
+	j := runJob(t, rb, remediator.ManualRequest{})
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("job %s: %s; actions %v", j.State, j.Reason, c.calls)
+	}
+	if _, ok := c.at["n3:bootstrap-fields"]; !ok {
+		t.Fatalf("n3, back and ahead, was not the one bootstrapped: %v", c.calls)
+	}
+	if _, ok := c.at["n2:bootstrap-fields"]; ok {
+		t.Fatalf("n2 bootstrapped though n3 came back ahead: %v", c.calls)
+	}
+	if !strings.Contains(stepOutput(j, "decide-again"), "n3 answers again") {
+		t.Errorf("no decide-again step: %+v", j.Steps)
+	}
+}
