@@ -270,3 +270,16 @@ func TestQuorumRecoveryDecidesAgainWhenAMissingNodeReturns(t *testing.T) {
 		t.Errorf("no decide-again step: %+v", j.Steps)
 	}
 }
+
+// Dry run: the plan is recorded, no position is recovered, nothing acts.
+func TestQuorumRecoveryDryRun(t *testing.T) {
+	var calls []string
+	c := cluster(stopped("n1", 40, &calls), stopped("n2", 42, &calls), stopped("n3", 41, &calls))
+	j := runJob(t, QuorumRecovery{Nodes: c}, remediator.ManualRequest{DryRun: true})
+	if j.State != remediator.JobPlanned || len(calls) != 0 {
+		t.Fatalf("dry run: %s %q, calls %v", j.State, j.Reason, calls)
+	}
+	if p := stepOutput(j, "plan"); !strings.Contains(p, "every node answered, none is Primary") {
+		t.Errorf("plan: %s", p)
+	}
+}
