@@ -21,6 +21,7 @@
 //
 //	GET  /v1/status            Status
 //	GET  /v1/grastate          Grastate
+//	GET  /v1/peers             PeersResult (vantage point: Galera peers reached)
 //	POST /v1/recover           -> RecoverResult (409 while running)
 //	POST /v1/start             StartRequest -> StartResult
 //	POST /v1/stop              StopRequest -> StopResult

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/nines-project/nines/galera"
+	"net"
 
 	"context"
 	"errors"
@@ -299,5 +300,35 @@ func TestStatusReadsGvwstate(t *testing.T) {
 	st, err = c.Status(t.Context())
 	if err != nil || st.Gvwstate == nil || st.Gvwstate.View.Seq != 5 || len(st.Gvwstate.Members) != 2 || st.GvwstateError != "" {
 		t.Fatalf("with gvwstate.dat: %+v, %v", st.Gvwstate, err)
+	}
+}
+
+// TestPeers: the agent dials every peer of wsrep_cluster_address in its
+// option file and says which Galera ports it reaches.
+func TestPeers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := closed.Addr().String()
+	closed.Close()
+	dir := writeAgentFiles(t, "datadir="+t.TempDir()+"\nsocket=/nonexistent/mysqld.sock\npid-file=/nonexistent/mysqld.pid\n"+
+		"wsrep_cluster_address=gcomm://"+ln.Addr().String()+","+gone+"\n")
+	cfg, err := Load(writeAgentConfig(t, dir, goodAgent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := serve(t, cfg, Options{})
+	res, err := c.Peers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Peers) != 2 || !res.Peers[0].Reachable || res.Peers[1].Reachable || res.Peers[1].Error == "" {
+		t.Fatalf("peers: %+v", res)
 	}
 }
