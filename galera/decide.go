@@ -31,6 +31,18 @@ type Observed struct {
 	// says why there is none.
 	Recovered    *Position `json:"recovered,omitempty"`
 	RecoverError string    `json:"recover_error,omitempty"`
+	// Vantage is what the node's host sees of the Galera network, asked
+	// while some node does not answer; nil when not asked.
+	Vantage *Vantage `json:"vantage,omitempty"`
+}
+
+// Vantage is one host's view of its cluster's Galera ports: how many of
+// the peers in its wsrep_cluster_address (its own included) accept a
+// connection. Error says why it could not tell.
+type Vantage struct {
+	Reached int    `json:"reached"`
+	Of      int    `json:"of"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Action is what a quorum recovery does next.
@@ -109,6 +121,9 @@ func Decide(in DecideInput) Decision {
 	}
 	if len(missing) > 0 {
 		if d, ok := noMajority(in.Nodes, missing); ok {
+			return d
+		}
+		if d, ok := missingNodeRuns(in.Nodes, missing); ok {
 			return d
 		}
 	}
@@ -228,6 +243,33 @@ func noMajority(nodes []Observed, missing []string) (Decision, bool) {
 	if in*2 <= len(view.Members) {
 		return refuse("only %d of the %d members of the last Primary view (gvwstate.dat, view seq %d) answered: not a majority of it",
 			in, len(view.Members), view.View.Seq), true
+	}
+	return Decision{}, false
+}
+
+// missingNodeRuns refuses when a vantage point (the agent of a node that
+// answered) reaches more Galera ports than there are running nodes among
+// those that answered: a node that did not answer runs then, and may be
+// Primary. It refuses too when no vantage point could be asked.
+func missingNodeRuns(nodes []Observed, missing []string) (Decision, bool) {
+	running, asked := 0, 0
+	for _, n := range nodes {
+		if n.Reachable && n.Running {
+			running++
+		}
+	}
+	for _, n := range nodes {
+		if !n.Reachable || n.Vantage == nil || n.Vantage.Error != "" {
+			continue
+		}
+		asked++
+		if n.Vantage.Reached > running {
+			return refuse("vantage point %s reaches %d Galera ports of its %d peers, but only %d of the nodes that answered run: %s may run, and be Primary",
+				n.Name, n.Vantage.Reached, n.Vantage.Of, running, strings.Join(missing, ", ")), true
+		}
+	}
+	if asked == 0 {
+		return refuse("no vantage point could say whether %s still runs (no agent that answered could reach the Galera ports)", strings.Join(missing, ", ")), true
 	}
 	return Decision{}, false
 }

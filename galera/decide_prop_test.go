@@ -22,6 +22,12 @@ func randomNode(rng *rand.Rand, i int) Observed {
 		}
 		return o
 	}
+	seenBy := func(o Observed) Observed {
+		if rng.Intn(4) > 0 {
+			o.Vantage = &Vantage{Reached: rng.Intn(4), Of: 3}
+		}
+		return o
+	}
 	switch rng.Intn(7) {
 	case 0:
 		return gone(name)
@@ -30,11 +36,11 @@ func randomNode(rng *rand.Rand, i int) Observed {
 	case 2:
 		o := nonPrim(name, seq)
 		o.Wsrep.ClusterStateUUID = uuid
-		return view(o)
+		return seenBy(view(o))
 	case 3:
 		o := crashed(name, seq)
 		o.Recovered.UUID = uuid
-		return view(o)
+		return seenBy(view(o))
 	case 4:
 		return with(crashed(name, -1), func(o *Observed) { o.Recovered, o.RecoverError = nil, "recover failed" })
 	case 5:
@@ -42,7 +48,7 @@ func randomNode(rng *rand.Rand, i int) Observed {
 	default:
 		o := crashed(name, seq)
 		o.Grastate.SafeToBootstrap = rng.Intn(2) == 0
-		return view(o)
+		return seenBy(view(o))
 	}
 }
 
@@ -106,6 +112,11 @@ func unsafe(in DecideInput, d Decision) error {
 	if answered < len(in.Nodes) && in.Waited < in.PositionWait {
 		return fmt.Errorf("bootstrap before position_wait with a node missing")
 	}
+	if answered < len(in.Nodes) {
+		if err := vantageAllows(in.Nodes); err != nil {
+			return err
+		}
+	}
 	for _, o := range in.Nodes {
 		if !o.Reachable {
 			continue
@@ -120,6 +131,29 @@ func unsafe(in DecideInput, d Decision) error {
 		if p.Seqno > d.Position.Seqno {
 			return fmt.Errorf("bootstrap of %s at %d though %s is at %d", d.Node, d.Position.Seqno, o.Name, p.Seqno)
 		}
+	}
+	return nil
+}
+
+// vantageAllows: with a node missing, some vantage point answered and none
+// reaches more Galera ports than there are running readable nodes.
+func vantageAllows(nodes []Observed) error {
+	running, asked := 0, 0
+	for _, o := range nodes {
+		if o.Reachable && o.Running {
+			running++
+		}
+	}
+	for _, o := range nodes {
+		if o.Reachable && o.Vantage != nil && o.Vantage.Error == "" {
+			asked++
+			if o.Vantage.Reached > running {
+				return fmt.Errorf("bootstrap though %s reaches %d Galera ports and only %d readable nodes run", o.Name, o.Vantage.Reached, running)
+			}
+		}
+	}
+	if asked == 0 {
+		return fmt.Errorf("bootstrap with a node missing and no vantage point asked")
 	}
 	return nil
 }

@@ -48,6 +48,12 @@ func inView(o Observed, me string, seq int64, members ...string) Observed {
 	return o
 }
 
+// seen gives o a vantage answer: it reaches that many of 3 Galera ports.
+func seen(o Observed, reached int) Observed {
+	o.Vantage = &Vantage{Reached: reached, Of: 3}
+	return o
+}
+
 func with(o Observed, f func(*Observed)) Observed { f(&o); return o }
 
 func TestDecide(t *testing.T) {
@@ -143,10 +149,30 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "one node never came back: after position_wait, the most advanced of a majority, with the warning",
-			in: DecideInput{Nodes: []Observed{inView(crashed("n1", 40), mX, 9, mX, mY, mZ), inView(crashed("n2", 42), mY, 9, mX, mY, mZ), gone("n3")},
+			in: DecideInput{Nodes: []Observed{seen(inView(crashed("n1", 40), mX, 9, mX, mY, mZ), 0), seen(inView(crashed("n2", 42), mY, 9, mX, mY, mZ), 0), gone("n3")},
 				Waited: wait, PositionWait: wait},
 			action: ActBootstrap, node: "n2", reason: "of the 2 nodes that answered",
 			warn: "n3 did not answer within position_wait 2m0s: they may hold later transactions",
+		},
+		{
+			// n3's agent is down but its server runs: n2's host reaches
+			// its Galera port (n1 and n2 are stopped, so they reach none).
+			name: "a vantage point reaches a Galera port of a node that did not answer: refuse",
+			in: DecideInput{Nodes: []Observed{seen(inView(crashed("n1", 40), mX, 9, mX, mY, mZ), 0), seen(inView(crashed("n2", 42), mY, 9, mX, mY, mZ), 1), gone("n3")},
+				Waited: wait, PositionWait: wait},
+			action: ActRefuse, reason: "vantage point n2 reaches 1 Galera ports of its 3 peers, but only 0 of the nodes that answered run: n3 may run",
+		},
+		{
+			name: "running survivors reach each other, not the missing node: bootstrap",
+			in: DecideInput{Nodes: []Observed{seen(inView(nonPrim("n1", 40), mX, 9, mX, mY, mZ), 2), seen(inView(nonPrim("n2", 42), mY, 9, mX, mY, mZ), 2), gone("n3")},
+				Waited: wait, PositionWait: wait},
+			action: ActBootstrap, node: "n2",
+		},
+		{
+			name: "no vantage point could be asked: refuse",
+			in: DecideInput{Nodes: []Observed{inView(crashed("n1", 40), mX, 9, mX, mY, mZ), with(inView(crashed("n2", 42), mY, 9, mX, mY, mZ), func(o *Observed) { o.Vantage = &Vantage{Error: "no option file"} }), gone("n3")},
+				Waited: wait, PositionWait: wait},
+			action: ActRefuse, reason: "no vantage point could say whether n3 still runs",
 		},
 		{
 			name: "two of three never came back: refuse after position_wait",
