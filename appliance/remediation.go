@@ -66,7 +66,27 @@ func (n *agentNode) ClearBootstrapFields(ctx context.Context) error {
 	return nil
 }
 
-var _ galerarb.BootstrapClearer = (*agentNode)(nil)
+var (
+	_ galerarb.BootstrapClearer = (*agentNode)(nil)
+	_ galerarb.VantagePoint     = (*agentNode)(nil)
+)
+
+// Vantage asks the node's agent which Galera peers its host reaches.
+func (n *agentNode) Vantage(ctx context.Context) galera.Vantage {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	res, err := n.c.Peers(ctx)
+	if err != nil {
+		return galera.Vantage{Error: err.Error()}
+	}
+	v := galera.Vantage{Of: len(res.Peers)}
+	for _, p := range res.Peers {
+		if p.Reachable {
+			v.Reached++
+		}
+	}
+	return v
+}
 
 // noAgentNode is a configured node without an agent: never readable, so
 // the quorum decision counts it (it may be Primary) and never acts on it.

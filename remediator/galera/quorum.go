@@ -43,6 +43,14 @@ const DefaultPositionWait = 2 * time.Minute
 // decidePoll is how often a waiting recovery observes and decides again.
 const decidePoll = 5 * time.Second
 
+// VantagePoint is implemented by nodes whose host can say how many
+// Galera ports of its cluster address it reaches (the agent's
+// /v1/peers). A quorum recovery asks every readable node while some node
+// does not answer: a missing node whose Galera port is reached runs.
+type VantagePoint interface {
+	Vantage(ctx context.Context) galera.Vantage
+}
+
 // BootstrapClearer is implemented by nodes that can set grastate's
 // safe_to_bootstrap back to 0 once a bootstrap start failed, so that no
 // later plain start of that node forms a Primary component by itself.
@@ -216,6 +224,7 @@ func (rb QuorumRecovery) decide(ctx context.Context, r *remediator.Run, clock Cl
 			}
 			in.Nodes = append(in.Nodes, o)
 		}
+		askVantagePoints(ctx, nodes, in.Nodes)
 		d := galera.Decide(in)
 		if _, err := remediator.Observe(r, "decide", in, func(context.Context) (galera.Decision, error) { return d, nil }); err != nil {
 			return d, in, err
@@ -232,6 +241,24 @@ func (rb QuorumRecovery) decide(ctx context.Context, r *remediator.Run, clock Cl
 		case <-ctx.Done():
 			return d, in, ctx.Err()
 		case <-clock.After(decidePoll):
+		}
+	}
+}
+
+// askVantagePoints fills in each readable node's vantage when some node
+// did not answer.
+func askVantagePoints(ctx context.Context, nodes []Node, obs []galera.Observed) {
+	missing := false
+	for _, o := range obs {
+		missing = missing || !o.Reachable
+	}
+	if !missing {
+		return
+	}
+	for i, n := range nodes {
+		if vp, ok := n.(VantagePoint); ok && obs[i].Reachable {
+			v := vp.Vantage(ctx)
+			obs[i].Vantage = &v
 		}
 	}
 }

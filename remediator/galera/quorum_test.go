@@ -33,6 +33,29 @@ func unreachable(time.Duration) NodeState {
 	return NodeState{Error: "context deadline exceeded"}
 }
 
+// Vantage: a fake host reaches its own Galera port while its server
+// runs, and no other.
+func (n *timedNode) Vantage(ctx context.Context) galera.Vantage {
+	if n.State(ctx).Running {
+		return galera.Vantage{Reached: 1, Of: 3}
+	}
+	return galera.Vantage{Of: 3}
+}
+
+func (n *fakeNode) Vantage(ctx context.Context) galera.Vantage {
+	if n.State(ctx).Running {
+		return galera.Vantage{Reached: 1, Of: 3}
+	}
+	return galera.Vantage{Of: 3}
+}
+
+// seesRunning is a host that reaches a running Galera port besides its own.
+type seesRunning struct{ *timedNode }
+
+func (n seesRunning) Vantage(context.Context) galera.Vantage {
+	return galera.Vantage{Reached: 1, Of: 3}
+}
+
 // runIn runs one job on log to its end; rb may read log as its history.
 func runIn(t *testing.T, log *remediator.JobLog, rb remediator.Runbook, req remediator.ManualRequest) *remediator.Job {
 	t.Helper()
@@ -281,5 +304,27 @@ func TestQuorumRecoveryDryRun(t *testing.T) {
 	}
 	if p := stepOutput(j, "plan"); !strings.Contains(p, "every node answered, none is Primary") {
 		t.Errorf("plan: %s", p)
+	}
+}
+
+// n3's agent does not answer but n1's host reaches a Galera port though
+// n1 and n2 are stopped: n3 runs. After position_wait the recovery
+// refuses instead of bootstrapping beside what may be a Primary.
+func TestQuorumRecoveryRefusesWhenAVantagePointReachesAMissingNode(t *testing.T) {
+	c := newTimedCluster()
+	n1 := seesRunning{c.node("n1", 40, crashedWithView(0))}
+	n2 := c.node("n2", 42, crashedWithView(1))
+	n3 := c.node("n3", 41, unreachable)
+	j := runJob(t, QuorumRecovery{Nodes: cluster(n1, n2, n3), Clock: c.clock}, remediator.ManualRequest{})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "vantage point n1 reaches 1 Galera ports") {
+		t.Fatalf("job %s: %s", j.State, j.Reason)
+	}
+	for _, call := range c.calls {
+		if !strings.HasSuffix(call, ":recover") {
+			t.Errorf("acted: %v", c.calls)
+		}
+	}
+	if el := c.clock.elapsed(); el < DefaultPositionWait {
+		t.Errorf("refused after %v, before position_wait", el)
 	}
 }
