@@ -332,3 +332,27 @@ func TestPeers(t *testing.T) {
 		t.Fatalf("peers: %+v", res)
 	}
 }
+
+// TestOptionFileIncludes: the cluster address in a conf.d file, as Debian
+// lays it out, is found.
+func TestOptionFileIncludes(t *testing.T) {
+	dir := t.TempDir()
+	confd := filepath.Join(dir, "conf.d")
+	if err := os.Mkdir(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		filepath.Join(dir, "my.cnf"):          "[client]\nport=3306\n!includedir " + confd + "\n",
+		filepath.Join(confd, "50-server.cnf"): "[mysqld]\ndatadir=/var/lib/mysql\n",
+		filepath.Join(confd, "60-galera.cnf"): "[galera]\nwsrep_cluster_address=gcomm://db1,db2,db3\n",
+	}
+	for p, c := range files {
+		if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := readOptionFiles(filepath.Join(dir, "my.cnf"), 0)
+	if err != nil || galera.ClusterAddressOf(b) != "gcomm://db1,db2,db3" {
+		t.Fatalf("%q %v", b, err)
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +38,7 @@ func (a *Agent) peers(ctx context.Context, _ struct{}) (PeersResult, error) {
 	if !a.cfg.IsGalera() {
 		return PeersResult{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
 	}
-	cnf, err := os.ReadFile(a.srv.DefaultsFile)
+	cnf, err := readOptionFiles(a.srv.DefaultsFile, 0)
 	if err != nil {
 		return PeersResult{}, fmt.Errorf("peers: %w", err)
 	}
@@ -46,6 +49,35 @@ func (a *Agent) peers(ctx context.Context, _ struct{}) (PeersResult, error) {
 	}
 	res.Peers = dialAll(ctx, addrs)
 	return res, nil
+}
+
+// readOptionFiles returns an option file with its !include and
+// !includedir files appended in the server's order (Debian's my.cnf keeps
+// the Galera settings in conf.d files).
+func readOptionFiles(path string, depth int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil || depth > 3 {
+		return b, err
+	}
+	out := append([]byte(nil), b...)
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		var files []string
+		if f, ok := strings.CutPrefix(line, "!includedir "); ok {
+			files, _ = filepath.Glob(filepath.Join(strings.TrimSpace(f), "*.cnf"))
+			sort.Strings(files)
+		} else if f, ok := strings.CutPrefix(line, "!include "); ok {
+			files = []string{strings.TrimSpace(f)}
+		}
+		for _, f := range files {
+			inc, err := readOptionFiles(f, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(append(out, '\n'), inc...)
+		}
+	}
+	return out, nil
 }
 
 // dialAll tries every address's TCP port at once.
