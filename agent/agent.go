@@ -216,6 +216,7 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("GET /v1/grastate", a.auth(handle(a, "grastate", func(_ context.Context, _ struct{}) (galera.Grastate, error) {
 		return a.grastate()
 	})))
+	mux.Handle("GET /v1/peers", a.auth(handle(a, "peers", a.peers)))
 	mux.Handle("POST /v1/recover", a.auth(handle(a, "recover", a.recover)))
 	mux.Handle("POST /v1/start", a.auth(handle(a, "start", a.start)))
 	mux.Handle("POST /v1/stop", a.auth(handle(a, "stop", a.stop)))
@@ -386,6 +387,11 @@ func (a *Agent) Status(ctx context.Context) Status {
 			st.GrastateError = err.Error()
 		} else {
 			st.Grastate = &g
+		}
+		if g, err := a.srv.Gvwstate(); err != nil {
+			st.GvwstateError = err.Error()
+		} else {
+			st.Gvwstate = &g
 		}
 		if st.Running {
 			if w, err := a.readWsrep(ctx); err != nil {
@@ -727,6 +733,9 @@ func (a *Agent) bootstrapFields(ctx context.Context, req BootstrapFieldsRequest)
 	if !a.cfg.IsGalera() {
 		return BootstrapFieldsResult{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
 	}
+	if req.Clear {
+		return a.clearBootstrapFields()
+	}
 	pos, err := galera.ParsePosition(fmt.Sprintf("%s:%d", req.UUID, req.Seqno))
 	if err != nil {
 		return BootstrapFieldsResult{}, badRequest(err)
@@ -776,6 +785,25 @@ func (a *Agent) bootstrapFields(ctx context.Context, req BootstrapFieldsRequest)
 	if err := a.srv.PrepareBootstrap(pos); err != nil {
 		return res, err
 	}
+	res.Grastate, err = a.grastate()
+	return res, err
+}
+
+// clearBootstrapFields sets safe_to_bootstrap back to 0 on the stopped
+// server.
+func (a *Agent) clearBootstrapFields() (BootstrapFieldsResult, error) {
+	release, err := a.acquire("bootstrap-fields")
+	if err != nil {
+		return BootstrapFieldsResult{}, err
+	}
+	defer release()
+	if err := a.requireStopped("bootstrap-fields"); err != nil {
+		return BootstrapFieldsResult{}, err
+	}
+	if err := a.srv.ClearBootstrap(); err != nil {
+		return BootstrapFieldsResult{}, err
+	}
+	var res BootstrapFieldsResult
 	res.Grastate, err = a.grastate()
 	return res, err
 }

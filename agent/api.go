@@ -21,6 +21,7 @@
 //
 //	GET  /v1/status            Status
 //	GET  /v1/grastate          Grastate
+//	GET  /v1/peers             PeersResult (vantage point: Galera peers reached)
 //	POST /v1/recover           -> RecoverResult (409 while running)
 //	POST /v1/start             StartRequest -> StartResult
 //	POST /v1/stop              StopRequest -> StopResult
@@ -89,6 +90,11 @@ type Status struct {
 	// Grastate is grastate.dat; GrastateError says why it is missing.
 	Grastate      *galera.Grastate `json:"grastate,omitempty"`
 	GrastateError string           `json:"grastate_error,omitempty"`
+	// Gvwstate is gvwstate.dat, the last Primary view the node saved;
+	// GvwstateError says why it is missing ("no such file" after a
+	// graceful leave is normal).
+	Gvwstate      *galera.Gvwstate `json:"gvwstate,omitempty"`
+	GvwstateError string           `json:"gvwstate_error,omitempty"`
 	// Wsrep is the running server's wsrep status, read over the local
 	// socket and parsed by galera.ParseStatus; WsrepError says why it
 	// could not be read, or names the value that did not parse.
@@ -189,6 +195,10 @@ type BootstrapFieldsRequest struct {
 	// an unreadable one, or one at a higher seqno. The old file is kept
 	// beside it as grastate.dat.bak-<time> when it is replaced.
 	Force bool `json:"force,omitempty"`
+	// Clear sets safe_to_bootstrap back to 0 and changes nothing else
+	// (uuid and seqno are then ignored): the undo after a bootstrap start
+	// failed, so a later plain start cannot form a second Primary.
+	Clear bool `json:"clear,omitempty"`
 }
 
 // BootstrapFieldsResult is grastate.dat after the edit.

@@ -79,6 +79,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return out, err
 }
 
+// Peers says which Galera peers the agent's host reaches.
+func (c *Client) Peers(ctx context.Context) (PeersResult, error) {
+	var out PeersResult
+	err := c.do(ctx, "peers", http.MethodGet, "/v1/peers", nil, &out)
+	return out, err
+}
+
 // Grastate reads grastate.dat; a missing file is an *Error with 404.
 func (c *Client) Grastate(ctx context.Context) (galera.Grastate, error) {
 	var out galera.Grastate

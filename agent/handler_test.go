@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/nines-project/nines/galera"
+	"net"
 
 	"context"
 	"errors"
@@ -306,6 +307,85 @@ func TestBootstrapFieldsForce(t *testing.T) {
 	}
 	if g, err := c.Grastate(ctx); err != nil || g.Seqno != 21 || g.UUID != mine {
 		t.Fatalf("grastate: %+v, %v", g, err)
+	}
+	// After a failed bootstrap start: safe_to_bootstrap back to 0, the
+	// position kept.
+	res, err = c.SetBootstrapFields(ctx, BootstrapFieldsRequest{Clear: true})
+	if err != nil || res.Grastate != (galera.Grastate{UUID: mine, Seqno: 21, Version: "2.1"}) {
+		t.Fatalf("clear: %+v, %v", res, err)
+	}
+}
+
+// TestStatusReadsGvwstate: the last Primary view a node saved reaches the
+// remediator through /v1/status; a missing file is said, not an error.
+func TestStatusReadsGvwstate(t *testing.T) {
+	a, c, _ := serveStopped(t, "")
+	st, err := c.Status(t.Context())
+	if err != nil || st.Gvwstate != nil || !strings.Contains(st.GvwstateError, "no such file") {
+		t.Fatalf("without gvwstate.dat: %+v, %v", st, err)
+	}
+	const view = "my_uuid: 9130690e-e921-11f1-b504-f6cb6679f2e6\n#vwbeg\nview_id: 3 9130690e-e921-11f1-b504-f6cb6679f2e6 5\nbootstrap: 0\n" +
+		"member: 9130690e-e921-11f1-b504-f6cb6679f2e6 0\nmember: 2d131d03-e921-11f1-93c0-7bfc10d240cf 0\n#vwend\n"
+	if err := os.WriteFile(a.srv.GvwstatePath(), []byte(view), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	st, err = c.Status(t.Context())
+	if err != nil || st.Gvwstate == nil || st.Gvwstate.View.Seq != 5 || len(st.Gvwstate.Members) != 2 || st.GvwstateError != "" {
+		t.Fatalf("with gvwstate.dat: %+v, %v", st.Gvwstate, err)
+	}
+}
+
+// TestPeers: the agent dials every peer of wsrep_cluster_address in its
+// option file and says which Galera ports it reaches.
+func TestPeers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := closed.Addr().String()
+	closed.Close()
+	dir := writeAgentFiles(t, "datadir="+t.TempDir()+"\nsocket=/nonexistent/mysqld.sock\npid-file=/nonexistent/mysqld.pid\n"+
+		"wsrep_cluster_address=gcomm://"+ln.Addr().String()+","+gone+"\n")
+	cfg, err := Load(writeAgentConfig(t, dir, goodAgent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := serve(t, cfg, Options{})
+	res, err := c.Peers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Peers) != 2 || !res.Peers[0].Reachable || res.Peers[1].Reachable || res.Peers[1].Error == "" {
+		t.Fatalf("peers: %+v", res)
+	}
+}
+
+// TestOptionFileIncludes: the cluster address in a conf.d file, as Debian
+// lays it out, is found.
+func TestOptionFileIncludes(t *testing.T) {
+	dir := t.TempDir()
+	confd := filepath.Join(dir, "conf.d")
+	if err := os.Mkdir(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		filepath.Join(dir, "my.cnf"):          "[client]\nport=3306\n!includedir " + confd + "\n",
+		filepath.Join(confd, "50-server.cnf"): "[mysqld]\ndatadir=/var/lib/mysql\n",
+		filepath.Join(confd, "60-galera.cnf"): "[galera]\nwsrep_cluster_address=gcomm://db1,db2,db3\n",
+	}
+	for p, c := range files {
+		if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := readOptionFiles(filepath.Join(dir, "my.cnf"), 0)
+	if err != nil || galera.ClusterAddressOf(b) != "gcomm://db1,db2,db3" {
+		t.Fatalf("%q %v", b, err)
 	}
 }
 

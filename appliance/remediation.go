@@ -58,8 +58,62 @@ func (n *agentNode) State(ctx context.Context) galerarb.NodeState {
 	if st.Running {
 		out.Wsrep = st.Wsrep // as galera.ParseStatus read it on the host, wsrep_ready included
 	}
+	out.Grastate, out.Gvwstate = st.Grastate, st.Gvwstate
 	return out
 }
+
+// ClearBootstrapFields sets safe_to_bootstrap back to 0 after a failed
+// bootstrap start.
+func (n *agentNode) ClearBootstrapFields(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	if _, err := n.c.SetBootstrapFields(ctx, agent.BootstrapFieldsRequest{Clear: true}); err != nil {
+		return fmt.Errorf("clear safe_to_bootstrap on %s: %w", n.name, err)
+	}
+	return nil
+}
+
+var (
+	_ galerarb.BootstrapClearer = (*agentNode)(nil)
+	_ galerarb.VantagePoint     = (*agentNode)(nil)
+)
+
+// Vantage asks the node's agent which Galera peers its host reaches.
+func (n *agentNode) Vantage(ctx context.Context) galera.Vantage {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	res, err := n.c.Peers(ctx)
+	if err != nil {
+		return galera.Vantage{Error: err.Error()}
+	}
+	v := galera.Vantage{Of: len(res.Peers)}
+	for _, p := range res.Peers {
+		if p.Reachable {
+			v.Reached++
+		}
+	}
+	return v
+}
+
+// noAgentNode is a configured node without an agent: never readable, so
+// the quorum decision counts it (it may be Primary) and never acts on it.
+// Config validation allows it only outside remediation.mode auto.
+type noAgentNode struct{ name string }
+
+var _ galerarb.Node = noAgentNode{}
+
+var errNoAgent = errors.New("no agent configured for this node")
+
+func (n noAgentNode) Name() string { return n.name }
+func (n noAgentNode) State(context.Context) galerarb.NodeState {
+	return galerarb.NodeState{Name: n.name, Error: errNoAgent.Error()}
+}
+func (n noAgentNode) Recover(context.Context) (galera.Position, error) {
+	return galera.Position{}, errNoAgent
+}
+func (n noAgentNode) Start(context.Context, galera.Position, bool) error        { return errNoAgent }
+func (n noAgentNode) SetBootstrapFields(context.Context, galera.Position) error { return errNoAgent }
+func (n noAgentNode) PCBootstrap(context.Context) error                         { return errNoAgent }
 
 func (n *agentNode) Recover(ctx context.Context) (galera.Position, error) {
 	ctx, cancel := context.WithTimeout(ctx, recoverCallTimeout)
@@ -98,31 +152,47 @@ func (n *agentNode) PCBootstrap(ctx context.Context) error {
 	return nil
 }
 
+// clusterNodes returns every configured node of c for the runbooks, with
+// an agent or not (the quorum decision's denominator is the configured
+// node count, and a node without an agent counts as unreadable), and the
+// backup hosts, which are the nodes with an agent.
+func clusterNodes(c config.Cluster) ([]galerarb.Node, []backup.Host) {
+	var nodes []galerarb.Node
+	var hosts []backup.Host
+	for _, n := range c.Nodes {
+		if n.Agent == "" {
+			nodes = append(nodes, noAgentNode{name: n.Address})
+			continue
+		}
+		tlsConf := c.AgentTLS
+		if tlsConf == nil { // a config not read by config.Load
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		client := agent.NewClient(n.Agent, c.AgentToken.Reveal(), tlsConf)
+		nodes = append(nodes, &agentNode{name: n.Address, c: client})
+		hosts = append(hosts, backup.Host{Node: n.Address, Agent: agentBackups{c: client}})
+	}
+	return nodes, hosts
+}
+
 // newRemediator builds the remediator over the clusters' agents, with
 // the backup runbooks and scheduler (a.backups). silenced (may be nil)
 // pauses remediation for silenced alerts.
 func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a *App) (*remediator.Remediator, *remediator.JobLog, error) {
 	nodes := map[string][]galerarb.Node{}
+	withAgent := map[string]int{}
 	hosts := map[string][]backup.Host{}
 	policies := map[string]remediator.Policy{}
+	positionWait := map[string]time.Duration{}
 	for _, c := range cfg.Clusters {
 		policies[c.Name] = remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), Kind: c.Kind, MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
-		for _, n := range c.Nodes {
-			if n.Agent == "" {
-				continue
-			}
-			tlsConf := c.AgentTLS
-			if tlsConf == nil { // a config not read by config.Load
-				tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
-			client := agent.NewClient(n.Agent, c.AgentToken.Reveal(), tlsConf)
-			nodes[c.Name] = append(nodes[c.Name], &agentNode{name: n.Address, c: client})
-			hosts[c.Name] = append(hosts[c.Name], backup.Host{Node: n.Address, Agent: agentBackups{c: client}})
-		}
+		positionWait[c.Name] = c.Remediation.PositionWait.Duration
+		nodes[c.Name], hosts[c.Name] = clusterNodes(c)
+		withAgent[c.Name] = len(hosts[c.Name])
 	}
 	cluster := func(name string) ([]galerarb.Node, error) {
 		ns := nodes[name]
-		if len(ns) == 0 {
+		if withAgent[name] == 0 {
 			return nil, fmt.Errorf("cluster %q has no node with an agent: nines cannot act on it", name)
 		}
 		return ns, nil
@@ -138,7 +208,11 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 		// single node's rejoin waits for it. No alert names the backup
 		// runbooks: they run by schedule or by hand, and give way to a
 		// repair (they are preemptible).
-		Runbooks: append([]remediator.Runbook{galerarb.QuorumRecovery{Nodes: cluster}, galerarb.Rejoin{Nodes: cluster}}, a.backups.runbooks()...),
+		Runbooks: append([]remediator.Runbook{galerarb.QuorumRecovery{
+			Nodes:        cluster,
+			PositionWait: func(name string) time.Duration { return positionWait[name] },
+			History:      func(string) ([]*remediator.Job, error) { return log.List() },
+		}, galerarb.Rejoin{Nodes: cluster}}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,
 		OnEnd:    a.backups.jobEnded,

@@ -162,3 +162,39 @@ func FuzzParseGvwstate(f *testing.F) {
 		}
 	})
 }
+
+func FuzzClusterAddress(f *testing.F) {
+	f.Add([]byte("[mysqld]\nwsrep_cluster_address=gcomm://10.0.0.1,10.0.0.2:4577,[fe80::1]?pc.wait_prim=no\n"))
+	f.Add([]byte("[galera]\nwsrep-cluster-address = 'gcomm://'\n"))
+	f.Add([]byte("[mysqld]\nwsrep_cluster_address=gcomm://a:b:c,,\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		peers, err := ParseClusterAddress(ClusterAddressOf(b))
+		if err != nil {
+			return
+		}
+		for _, p := range peers {
+			if !strings.Contains(p, ":") {
+				t.Fatalf("peer %q has no port", p)
+			}
+		}
+	})
+}
+
+func FuzzClearBootstrapGrastate(f *testing.F) {
+	f.Add([]byte("# GALERA saved state\nversion: 2.1\nuuid:    " + uuidA + "\nseqno:   42\nsafe_to_bootstrap: 1\n"))
+	f.Add([]byte("uuid: " + uuidA + "\nseqno: -1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		before, err := ParseGrastate(b)
+		out, cerr := ClearBootstrapGrastate(b)
+		if (err == nil) != (cerr == nil) {
+			t.Fatalf("parse %v, clear %v", err, cerr)
+		}
+		if err != nil {
+			return
+		}
+		after, err := ParseGrastate(out)
+		if err != nil || after.SafeToBootstrap || after.Position() != before.Position() {
+			t.Fatalf("cleared %q into %q: %+v %v", b, out, after, err)
+		}
+	})
+}

@@ -130,3 +130,24 @@ func BootstrapGrastate(cur []byte, pos Position) ([]byte, error) {
 	}
 	return []byte(strings.Join(lines, "\n") + "\n"), nil
 }
+
+// ClearBootstrapGrastate returns cur with safe_to_bootstrap set to 0, the
+// rest kept: the undo of BootstrapGrastate's flag after a failed start.
+func ClearBootstrapGrastate(cur []byte) ([]byte, error) {
+	if _, err := ParseGrastate(cur); err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimRight(string(cur), "\n"), "\n")
+	found := false
+	for i, line := range lines {
+		key, _, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && strings.TrimSpace(key) == "safe_to_bootstrap" {
+			lines[i] = "safe_to_bootstrap: 0"
+			found = true
+		}
+	}
+	if !found {
+		lines = append(lines, "safe_to_bootstrap: 0")
+	}
+	return []byte(strings.Join(lines, "\n") + "\n"), nil
+}

@@ -16,19 +16,19 @@ import (
 type Gvwstate struct {
 	// MyUUID is the node's own member UUID in the view (not the cluster
 	// state UUID of grastate.dat).
-	MyUUID string
-	View   ViewID
+	MyUUID string `json:"my_uuid"`
+	View   ViewID `json:"view"`
 	// Bootstrap is set when the view was formed by bootstrap.
-	Bootstrap bool
-	Members   []Member
+	Bootstrap bool     `json:"bootstrap,omitempty"`
+	Members   []Member `json:"members"`
 }
 
 // ViewID is a view's identity: its type, the UUID of the member that
 // formed it, and its sequence number.
 type ViewID struct {
-	Type ViewType
-	UUID string
-	Seq  int64
+	Type ViewType `json:"type"`
+	UUID string   `json:"uuid"`
+	Seq  int64    `json:"seq"`
 }
 
 // ViewType is gcomm's view type as the file numbers it.
@@ -43,8 +43,8 @@ const (
 
 // Member is one member of the saved view.
 type Member struct {
-	UUID    string
-	Segment int // gmcast.segment, 0 to 255
+	UUID    string `json:"uuid"`
+	Segment int    `json:"segment"` // gmcast.segment, 0 to 255
 }
 
 // Has reports whether the view lists uuid as a member.

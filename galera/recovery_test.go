@@ -212,3 +212,18 @@ func TestChooseBootstrap(t *testing.T) {
 		})
 	}
 }
+
+func TestClearBootstrapGrastate(t *testing.T) {
+	cur := "# GALERA saved state\nversion: 2.1\nuuid:    9130690e-e921-11f1-b504-f6cb6679f2e6\nseqno:   42\nsafe_to_bootstrap: 1\n"
+	b, err := ClearBootstrapGrastate([]byte(cur))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ParseGrastate(b)
+	if err != nil || g.SafeToBootstrap || g.Seqno != 42 || g.UUID != "9130690e-e921-11f1-b504-f6cb6679f2e6" {
+		t.Fatalf("cleared: %+v %v\n%s", g, err, b)
+	}
+	if _, err := ClearBootstrapGrastate([]byte("garbage")); err == nil {
+		t.Error("a malformed grastate.dat was rewritten")
+	}
+}

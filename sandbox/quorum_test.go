@@ -40,6 +40,18 @@ func TestQuorumLossRepairedThroughAgents(t *testing.T) {
 		}
 		agents[n.Name] = c
 	}
+	// What the quorum decision reads from a real cluster: each node's
+	// saved Primary view (gvwstate.dat, all three members) and, from each
+	// host, the Galera ports it reaches (all three).
+	for name, c := range agents {
+		st, err := c.Status(ctx)
+		if err != nil || st.Gvwstate == nil || len(st.Gvwstate.Members) != 3 || !st.Gvwstate.Has(st.Gvwstate.MyUUID) {
+			t.Fatalf("%s: gvwstate %+v (%s), %v", name, st.Gvwstate, st.GvwstateError, err)
+		}
+		if reached := reachedPeers(t, c); reached != 3 {
+			t.Errorf("%s reaches %d Galera ports of a healthy 3-node cluster", name, reached)
+		}
+	}
 	if _, err := agents["n1"].PCBootstrap(ctx); !agent.IsConflict(err) {
 		t.Fatalf("pc-bootstrap on a node of a healthy Primary component: %v, want 409", err)
 	}
@@ -66,6 +78,9 @@ func TestQuorumLossRepairedThroughAgents(t *testing.T) {
 		}
 		return !st.Wsrep.Primary(), st.Wsrep.ClusterStatus.String()
 	})
+	if reached := reachedPeers(t, agents["n1"]); reached != 1 {
+		t.Errorf("after kill -9 of n2 and n3, n1's host reaches %d Galera ports, want its own only", reached)
+	}
 	t.Logf("TIMING survivor non-Primary after kill -9 of two: %v (%s, %s, size %d)",
 		time.Since(killed).Round(time.Millisecond), st.Wsrep.ClusterStatus, st.Wsrep.LocalStateComment, st.Wsrep.ClusterSize)
 	if st.Wsrep.Ready {
@@ -128,4 +143,21 @@ func TestQuorumLossRepairedThroughAgents(t *testing.T) {
 			t.Errorf("%s's agent metrics do not show the server running", name)
 		}
 	}
+}
+
+// reachedPeers is how many Galera ports of its cluster address an agent's
+// host reaches (GET /v1/peers).
+func reachedPeers(t *testing.T, c *agent.Client) int {
+	t.Helper()
+	res, err := c.Peers(t.Context())
+	if err != nil {
+		t.Fatalf("peers: %v", err)
+	}
+	n := 0
+	for _, p := range res.Peers {
+		if p.Reachable {
+			n++
+		}
+	}
+	return n
 }

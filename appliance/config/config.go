@@ -36,6 +36,7 @@ const (
 	DefaultSLOTarget         = 99.999
 	DefaultSLOWindow         = 30 * 24 * time.Hour
 	DefaultProbeTimeout      = time.Second
+	DefaultPositionWait      = 2 * time.Minute
 	// MinRetention is VictoriaMetrics' lower bound for retentionPeriod.
 	MinRetention = 24 * time.Hour
 	// DefaultBackupDir is where backups go on the database hosts.
@@ -177,6 +178,10 @@ type Remediation struct {
 	// stops and a human is paged. Defaults 3 in 10m.
 	MaxRecoveries int      `yaml:"max_recoveries"`
 	Window        Duration `yaml:"window"`
+	// PositionWait is how long a Galera quorum recovery waits for nodes
+	// that do not answer before it may bootstrap without them (they may
+	// hold the latest transactions). Default 2m.
+	PositionWait Duration `yaml:"position_wait"`
 }
 
 // SLO is the cluster's availability objective.

@@ -103,6 +103,12 @@ func TestLoadRejects(t *testing.T) {
 		{"unknown field", func(s string) string {
 			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    colour: blue\n", 1)
 		}, 11, "clusters[0].colour", `unknown field "colour"`},
+		{"auto remediation with a Galera node without an agent", func(s string) string {
+			return strings.Replace(s, `      - {address: "127.0.0.1:3307"}`, `      - {address: "127.0.0.1:3307", agent: "http://127.0.0.1:9105"}`, 1) + "    remediation: {mode: auto}\n"
+		}, 12, "clusters[0].nodes[0]", "node 127.0.0.1:3306 has no agent, but clusters[0].remediation.mode is auto"},
+		{"bad position_wait", func(s string) string {
+			return s + "    remediation: {position_wait: 0s}\n"
+		}, 15, "clusters[0].remediation.position_wait", "must be positive"},
 		{"bad node address", func(s string) string {
 			return strings.Replace(s, `"127.0.0.1:3307"`, `"db2"`, 1)
 		}, 13, "clusters[0].nodes[1].address", "bad address"},
@@ -427,5 +433,26 @@ func TestLoadDatabaseTLS(t *testing.T) {
 	tc := cfg.Clusters[0].Credentials.TLSConfig
 	if tc == nil || tc.RootCAs == nil || tc.ServerName != "db.internal" {
 		t.Fatalf("TLSConfig = %+v, want the CA's pool and server name db.internal", tc)
+	}
+}
+
+// TestAutoWithEveryAgent: auto is fine once every Galera node has an
+// agent; dry-run never needs one.
+func TestAutoWithEveryAgent(t *testing.T) {
+	withAgents := strings.NewReplacer(`{address: "127.0.0.1:3306"}`, `{address: "127.0.0.1:3306", agent: "http://127.0.0.1:9105"}`,
+		`{address: "127.0.0.1:3307"}`, `{address: "127.0.0.1:3307", agent: "http://127.0.0.1:9106"}`).Replace(good)
+	cfg, err := Load(writeConfig(t, withAgents+"    agent_token_file: api-token\n    remediation: {mode: auto, position_wait: 45s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Clusters[0].Remediation.PositionWait.Duration; got != 45*time.Second {
+		t.Errorf("position_wait %v", got)
+	}
+	cfg, err = Load(writeConfig(t, good+"    remediation: {mode: dry-run}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Clusters[0].Remediation.PositionWait.Duration; got != DefaultPositionWait {
+		t.Errorf("default position_wait %v", got)
 	}
 }

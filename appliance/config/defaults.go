@@ -43,6 +43,9 @@ func (c *Config) applyDefaults() {
 		if !cl.Remediation.Window.set {
 			cl.Remediation.Window.Duration = 10 * time.Minute
 		}
+		if !cl.Remediation.PositionWait.set {
+			cl.Remediation.PositionWait.Duration = DefaultPositionWait
+		}
 		for j := range cl.Backups {
 			if cl.Backups[j].Dir == "" {
 				cl.Backups[j].Dir = DefaultBackupDir

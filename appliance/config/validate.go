@@ -151,6 +151,10 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 	if cl.Remediation.Window.Duration <= 0 {
 		at(p+".remediation.window", "must be positive, got %s", cl.Remediation.Window.Duration)
 	}
+	if cl.Remediation.PositionWait.Duration <= 0 {
+		at(p+".remediation.position_wait", "must be positive, got %s", cl.Remediation.PositionWait.Duration)
+	}
+	checkAutoAgents(cl, p, at)
 	if cl.Probe.Timeout.Duration <= 0 || cl.Probe.Timeout.Duration > 10*time.Second {
 		at(p+".probe.timeout", "must be between 0 and 10s, got %s", cl.Probe.Timeout.Duration)
 	}
@@ -235,6 +239,21 @@ func (c *Config) validateBackups(cl *Cluster, p string, agents bool, at func(pat
 			if !found {
 				at(bp+".node", "%q is not a node of cluster %s", b.Node, cl.Name)
 			}
+		}
+	}
+}
+
+// checkAutoAgents refuses remediation.mode auto on a Galera cluster with a
+// node that has no agent: nines could neither read nor act on that node,
+// and a bootstrap decided without it could split the brain or drop its
+// transactions.
+func checkAutoAgents(cl *Cluster, p string, at func(path, format string, args ...any)) {
+	if cl.Kind != nines.KindGalera || cl.Remediation.Mode != "auto" {
+		return
+	}
+	for j, n := range cl.Nodes {
+		if n.Agent == "" {
+			at(fmt.Sprintf("%s.nodes[%d]", p, j), "node %s has no agent, but %s.remediation.mode is auto: automatic Galera recovery must read every node (one it cannot read may be Primary); add agent: https://HOST:9105 to the node, or set remediation.mode: dry-run", n.Address, p)
 		}
 	}
 }

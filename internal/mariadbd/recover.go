@@ -65,6 +65,23 @@ func (s *Server) Grastate() (galera.Grastate, error) {
 	return g, nil
 }
 
+// GvwstatePath is where Galera saves the last Primary view (pc.recovery).
+func (s *Server) GvwstatePath() string { return filepath.Join(s.DataDir, "gvwstate.dat") }
+
+// Gvwstate reads the server's gvwstate.dat. A missing file (the node left
+// gracefully, or was never in a Primary component) wraps fs.ErrNotExist.
+func (s *Server) Gvwstate() (galera.Gvwstate, error) {
+	b, err := os.ReadFile(s.GvwstatePath())
+	if err != nil {
+		return galera.Gvwstate{}, fmt.Errorf("read gvwstate of %s: %w", s.Name, err)
+	}
+	g, err := galera.ParseGvwstate(b)
+	if err != nil {
+		return galera.Gvwstate{}, fmt.Errorf("read gvwstate of %s: %w", s.Name, err)
+	}
+	return g, nil
+}
+
 // PrepareBootstrap edits grastate.dat so the server may bootstrap a new
 // Primary component at pos, keeping the cluster's history (see
 // galera.BootstrapGrastate for why seqno is set too). The file is replaced
@@ -84,13 +101,45 @@ func (s *Server) PrepareBootstrap(pos galera.Position) error {
 	if cur == nil {
 		owner = s.DataDir
 	}
+	if err := s.writeGrastate(next, owner); err != nil {
+		return fmt.Errorf("prepare %s to bootstrap: %w", s.Name, err)
+	}
+	return nil
+}
+
+// ClearBootstrap sets safe_to_bootstrap back to 0 in grastate.dat, after a
+// bootstrap start failed: left at 1, a later plain start of this node
+// could form a second Primary component.
+func (s *Server) ClearBootstrap() error {
+	cur, err := os.ReadFile(s.GrastatePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing marks it safe
+	}
+	if err != nil {
+		return fmt.Errorf("clear safe_to_bootstrap on %s: %w", s.Name, err)
+	}
+	next, err := galera.ClearBootstrapGrastate(cur)
+	if err == nil {
+		err = s.writeGrastate(next, s.GrastatePath())
+	}
+	if err != nil {
+		return fmt.Errorf("clear safe_to_bootstrap on %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// writeGrastate replaces grastate.dat atomically with next, owned like
+// owner (the old file, or the datadir), since the server running as mysql
+// rewrites it later.
+func (s *Server) writeGrastate(next []byte, owner string) error {
+	path := s.GrastatePath()
 	fi, err := os.Stat(owner)
 	if err != nil {
-		return fmt.Errorf("prepare %s to bootstrap: %w", s.Name, err)
+		return err
 	}
 	tmp, err := os.CreateTemp(s.DataDir, ".grastate-*")
 	if err != nil {
-		return fmt.Errorf("prepare %s to bootstrap: %w", s.Name, err)
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(next)
@@ -107,10 +156,10 @@ func (s *Server) PrepareBootstrap(pos galera.Position) error {
 		err = os.Chown(tmp.Name(), int(st.Uid), int(st.Gid))
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(s.DataDir, "grastate.dat"))
+		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return fmt.Errorf("prepare %s to bootstrap: write %q: %w", s.Name, path, err)
+		return fmt.Errorf("write %q: %w", path, err)
 	}
 	return nil
 }

@@ -128,7 +128,7 @@ func TestQuorumRecoveryAllCrashedBootstrapsMostAdvanced(t *testing.T) {
 	if j.State != remediator.JobSucceeded {
 		t.Fatalf("job %s: %s", j.State, j.Reason)
 	}
-	want := "n1:recover n2:recover n3:recover n2:bootstrap-fields@" + uuid + ":42 n2:start-new-cluster@" + uuid + ":42 n1:start@" + uuid + ":40 n3:start@" + uuid + ":41"
+	want := "n1:recover n2:recover n3:recover n2:bootstrap-fields@" + uuid + ":42 n2:start-new-cluster@" + uuid + ":42 n1:recover n1:start@" + uuid + ":40 n3:recover n3:start@" + uuid + ":41"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("actions:\n got %s\nwant %s", got, want)
 	}
@@ -141,7 +141,7 @@ func TestQuorumRecoveryPCBootstrapsRunningSurvivor(t *testing.T) {
 	if j.State != remediator.JobSucceeded {
 		t.Fatalf("job %s: %s", j.State, j.Reason)
 	}
-	want := "n2:recover n3:recover n1:pc.bootstrap n2:start@" + uuid + ":49 n3:start@" + uuid + ":50"
+	want := "n2:recover n3:recover n1:pc.bootstrap n2:recover n2:start@" + uuid + ":49 n3:recover n3:start@" + uuid + ":50"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("actions:\n got %s\nwant %s", got, want)
 	}
@@ -165,8 +165,9 @@ func TestQuorumRecoveryRefusals(t *testing.T) {
 	gone := func(name string) *fakeNode {
 		return &fakeNode{name: name, calls: &calls, st: NodeState{Reachable: false, Error: "connection refused"}}
 	}
-	j = runJob(t, QuorumRecovery{Nodes: cluster(stopped("n1", 50, &calls), gone("n2"), gone("n3"))}, remediator.ManualRequest{})
-	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "only 1 of 3 nodes can be read") || len(calls) != 0 {
+	// Two of three do not answer: after position_wait (fake time), refused.
+	j = runJob(t, QuorumRecovery{Nodes: cluster(stopped("n1", 50, &calls), gone("n2"), gone("n3")), Clock: &fakeClock{now: epoch}}, remediator.ManualRequest{})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "only 1 of 3 configured nodes answered") || strings.Join(calls, " ") != "n1:recover" {
 		t.Errorf("minority: %s %q, calls %v", j.State, j.Reason, calls)
 	}
 	// The operator forces n1.
@@ -236,7 +237,7 @@ func TestQuorumRecoveryResumesAfterBootstrap(t *testing.T) {
 	now := time.Now()
 	if err := log.Save(&remediator.Job{ID: "j1", Cluster: "c1", Runbook: "galera-quorum-recovery", State: remediator.JobRunning, CreatedAt: now,
 		Steps: []remediator.Step{
-			{Name: "recover-position:n1", Kind: "act", State: remediator.StepDone, Output: []byte(`{"UUID":"` + uuid + `","Seqno":39}`), Attempts: 1},
+			{Name: "rejoin-position:n1", Kind: "act", State: remediator.StepDone, Output: []byte(`{"UUID":"` + uuid + `","Seqno":39}`), Attempts: 1},
 			{Name: "bootstrap:n2", Kind: "act", State: remediator.StepDone, Output: []byte(`"grastate"`), Attempts: 1},
 		}}); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,10 @@ type NodeState struct {
 	// Wsrep is set when the server runs and answered on its local socket:
 	// its status as galera.ParseStatus read it on the host.
 	Wsrep *nines.GaleraStatus `json:"wsrep,omitempty"`
+	// Grastate and Gvwstate are the node's saved state files as its agent
+	// read them; nil when missing or unreadable.
+	Grastate *galera.Grastate `json:"grastate,omitempty"`
+	Gvwstate *galera.Gvwstate `json:"gvwstate,omitempty"`
 }
 
 // Primary reports whether the node is a member of a Primary component.
