@@ -155,7 +155,7 @@ console:
 		if st.State != StateStopped || st.Pid != 0 || st.AgentPid != 0 {
 			t.Errorf("%s after stop: %+v", name, st)
 		}
-		if syscall.Kill(agentPids[name], 0) == nil {
+		if running(agentPids[name]) {
 			t.Errorf("agent of %s (pid %d) still runs after Stop", name, agentPids[name])
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +171,16 @@ func readFrom(t *testing.T, path string, offset int64) string {
 		offset = 0
 	}
 	return string(b[offset:])
+}
+
+// running reports whether pid is a live process. An exited child this
+// process has not reaped yet is a zombie: it holds its pid (kill 0 still
+// succeeds) but runs nothing, so it counts as gone.
+func running(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }
