@@ -84,37 +84,14 @@ func synced(name string, calls *[]string) *fakeNode {
 		Wsrep: syncedWsrep()}}
 }
 
-// runJob runs one manual job to its end and returns it.
+// runJob runs one manual job to its end, in a fresh job log, and returns it.
 func runJob(t *testing.T, rb remediator.Runbook, req remediator.ManualRequest) *remediator.Job {
 	t.Helper()
 	log, err := remediator.OpenJobLog(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{rb},
-		Policies: map[string]remediator.Policy{"c1": {Mode: remediator.ModeAuto}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go rem.Run(ctx)
-	req.Cluster, req.Runbook = "c1", rb.Name()
-	job, err := rem.Start(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		j, err := log.Get(job.ID)
-		if err == nil && j.State.Done() {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s did not end: %+v", job.ID, j)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return runIn(t, log, rb, req)
 }
 
 func cluster(nodes ...Node) Cluster {
