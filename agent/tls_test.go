@@ -22,6 +22,29 @@ func writeServerCert(t *testing.T, dir string) *testpki.CA {
 	return ca
 }
 
+// runAgent runs an agent on cfg until stop, which checks its shutdown,
+// and returns the address it listens on.
+func runAgent(t *testing.T, cfg *Config) (addr string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Ready: func(a string) { ready <- a }})
+	}()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	return addr, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}
+}
+
 func TestRunServesTLS(t *testing.T) {
 	dir := writeAgentFiles(t, "datadir="+t.TempDir()+"\nsocket=/nonexistent/mysqld.sock\n")
 	pool := writeServerCert(t, dir).Pool()
@@ -30,17 +53,8 @@ func TestRunServesTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Ready: func(a string) { ready <- a }})
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	addr, stop := runAgent(t, cfg)
 	c := NewClient("https://"+addr, testToken, &tls.Config{RootCAs: pool})
 	if st, err := c.Status(ctx); err != nil || st.Running {
 		t.Errorf("status over TLS: %+v, %v", st, err)
@@ -51,10 +65,7 @@ func TestRunServesTLS(t *testing.T) {
 	if _, err := NewClient("http://"+addr, testToken, nil).Status(ctx); err == nil {
 		t.Error("plain HTTP got an answer from a TLS agent")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
+	stop()
 }
 
 // TestRunRequiresClientCert: with tls.client_ca_file the agent serves
@@ -71,17 +82,8 @@ func TestRunRequiresClientCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Ready: func(a string) { ready <- a }})
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	addr, stop := runAgent(t, cfg)
 	c := NewClient("https://"+addr, testToken, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}})
 	if _, err := c.Status(ctx); err != nil {
 		t.Errorf("status with a client certificate: %v", err)
@@ -89,10 +91,7 @@ func TestRunRequiresClientCert(t *testing.T) {
 	if _, err := NewClient("https://"+addr, testToken, &tls.Config{RootCAs: pool}).Status(ctx); err == nil {
 		t.Error("a client without a certificate got an answer")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
+	stop()
 	if _, err := Load(writeAgentConfig(t, dir, strings.Replace(body, "client_ca_file: client.crt", "client_ca_file: agent-token", 1))); err == nil ||
 		!strings.Contains(err.Error(), "tls.client_ca_file") {
 		t.Errorf("client_ca_file without a certificate: %v", err)
