@@ -441,14 +441,11 @@ func (a *Agent) recover(ctx context.Context, _ struct{}) (RecoverResult, error) 
 	if !a.cfg.IsGalera() {
 		return RecoverResult{}, badRequest(errors.New("not a Galera server (server.galera is false)"))
 	}
-	release, err := a.acquire("recover")
+	release, err := a.acquireStopped("recover")
 	if err != nil {
 		return RecoverResult{}, err
 	}
 	defer release()
-	if err := a.requireStopped("recover"); err != nil {
-		return RecoverResult{}, err
-	}
 	p, err := a.recoverPosition(ctx)
 	if err != nil {
 		return RecoverResult{}, err
@@ -493,6 +490,19 @@ func (a *Agent) checkUnitPosition(ctx context.Context, action string, pos galera
 		return conflict(fmt.Errorf("%s refused: systemd mode: the unit starts at the position --wsrep-recover finds now, %s, not the %s asked for; recover again", action, got, pos))
 	}
 	return nil
+}
+
+// acquireStopped takes the action lock for an action that needs the
+// datadir to itself, and refuses it (409) while the server runs.
+func (a *Agent) acquireStopped(action string) (release func(), err error) {
+	if release, err = a.acquire(action); err != nil {
+		return nil, err
+	}
+	if err := a.requireStopped(action); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
 }
 
 // requireStopped refuses, with 409, actions that need the datadir to
@@ -743,14 +753,11 @@ func (a *Agent) bootstrapFields(ctx context.Context, req BootstrapFieldsRequest)
 	if !pos.Known() {
 		return BootstrapFieldsResult{}, badRequest(fmt.Errorf("position %s is not a committed position: run /v1/recover and pass what it returns", pos))
 	}
-	release, err := a.acquire("bootstrap-fields")
+	release, err := a.acquireStopped("bootstrap-fields")
 	if err != nil {
 		return BootstrapFieldsResult{}, err
 	}
 	defer release()
-	if err := a.requireStopped("bootstrap-fields"); err != nil {
-		return BootstrapFieldsResult{}, err
-	}
 	// The start that follows must be able to use pos: check before the
 	// edit, not after it.
 	if err := a.checkUnitPosition(ctx, "bootstrap-fields", pos); err != nil {
@@ -792,14 +799,11 @@ func (a *Agent) bootstrapFields(ctx context.Context, req BootstrapFieldsRequest)
 // clearBootstrapFields sets safe_to_bootstrap back to 0 on the stopped
 // server.
 func (a *Agent) clearBootstrapFields() (BootstrapFieldsResult, error) {
-	release, err := a.acquire("bootstrap-fields")
+	release, err := a.acquireStopped("bootstrap-fields")
 	if err != nil {
 		return BootstrapFieldsResult{}, err
 	}
 	defer release()
-	if err := a.requireStopped("bootstrap-fields"); err != nil {
-		return BootstrapFieldsResult{}, err
-	}
 	if err := a.srv.ClearBootstrap(); err != nil {
 		return BootstrapFieldsResult{}, err
 	}
