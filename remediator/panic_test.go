@@ -40,22 +40,11 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // with the panic's message, logs the stack, and the remediator goes on:
 // the cluster takes the next job.
 func TestPanickingRunbookFailsItsJob(t *testing.T) {
-	jl, err := OpenJobLog(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
 	good := &countingRunbook{name: "good"}
-	r, err := New(Options{Log: jl, Runbooks: []Runbook{panickingRunbook{}, good}, Policies: map[string]Policy{"c1": {Mode: ModeAuto}},
+	r, jl, _ := startTest(t, Options{Runbooks: []Runbook{panickingRunbook{}, good}, Policies: map[string]Policy{"c1": {Mode: ModeAuto}},
 		Settle: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	ctx := t.Context()
 
 	r.Receive(alert("fp", "c1", "broken", time.Now()))
 	eventually(t, "the broken job to end", func() bool { js := jobs(t, jl); return len(js) == 1 && js[0].State.Done() })

@@ -48,11 +48,19 @@ func alert(fp, cluster, runbook string, startsAt time.Time) WebhookMessage {
 
 func newTest(t testing.TB, pol Policy, rbs ...Runbook) (*Remediator, *JobLog, context.CancelFunc) {
 	t.Helper()
+	return startTest(t, Options{Runbooks: rbs, Policies: map[string]Policy{"c1": pol}, Settle: 10 * time.Millisecond, RetryDelay: 100 * time.Millisecond})
+}
+
+// startTest runs a remediator on o, with a job log of its own, until
+// the test ends (or cancel).
+func startTest(t testing.TB, o Options) (*Remediator, *JobLog, context.CancelFunc) {
+	t.Helper()
 	log, err := OpenJobLog(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Options{Log: log, Runbooks: rbs, Policies: map[string]Policy{"c1": pol}, Settle: 10 * time.Millisecond, RetryDelay: 100 * time.Millisecond})
+	o.Log = log
+	r, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
