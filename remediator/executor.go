@@ -133,6 +133,12 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	delete(r.running, job.Cluster)
 	delete(r.cancels, job.Cluster)
 	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
+	if job.State == JobAborted || job.State == JobFailed {
+		// Why nothing (more) was done belongs in the cluster status, not
+		// only in the job: a refused bootstrap or a joiner ahead of the
+		// Primary is what the operator paged at 3 a.m. reads first.
+		r.decisions[job.Cluster] = fmt.Sprintf("job %s (%s) %s: %s", job.ID, job.Runbook, job.State, job.Reason)
+	}
 	if logErr != nil {
 		// Say it where the operator looks: the job may be missing from
 		// the log the API lists.

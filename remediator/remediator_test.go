@@ -355,4 +355,8 @@ func TestRefusedJobFailsAndIsNotRetried(t *testing.T) {
 	if n := rb.runs.Load(); n != 1 || len(js) != 1 || js[0].State != JobFailed || !strings.Contains(js[0].Reason, "ahead") {
 		t.Errorf("runs %d, jobs %d, first %s %q; want one failed job", n, len(js), js[0].State, js[0].Reason)
 	}
+	// The cluster status says why, not only the job.
+	if d := r.Status()[0].LastDecision; !strings.Contains(d, "refused: joiner ahead of the Primary") || !strings.Contains(d, js[0].ID) {
+		t.Errorf("cluster status last_decision = %q, want the refusal and job %s", d, js[0].ID)
+	}
 }
