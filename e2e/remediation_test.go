@@ -234,6 +234,8 @@ func TestRejoinAfterKill(t *testing.T) {
 	waitProbeWrites(t, h.appliance, sb.ClusterName(), len(sb.Nodes()), 3) // acknowledged writes to lose, before the drill
 	victim := sb.Nodes()[1]
 	logBefore, _ := os.ReadFile(victim.ErrorLog)
+	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
+	w.waitAcked(t, 20, 10*time.Second)
 
 	killed := kill(t, sb, victim.Name)
 	h.waitSeenBroken(t, killed)
@@ -274,6 +276,8 @@ func TestRejoinAfterKill(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	probeLoss(t, h)
+	chk.check(t)
+	w.check(t)
 }
 
 // TestQuorumRecoveryTwoKilled: kill -9 two of three: Primary again and all
@@ -288,6 +292,8 @@ func TestQuorumRecoveryTwoKilled(t *testing.T) {
 	for _, n := range names {
 		pidsBefore[n], _ = sb.Pid(n)
 	}
+	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
+	w.waitAcked(t, 20, 10*time.Second)
 	killed := kill(t, sb, names[1], names[2])
 	h.waitSeenBroken(t, killed)
 	took := h.waitHealthy(t, killed, 30*time.Second)
@@ -323,6 +329,8 @@ func TestQuorumRecoveryTwoKilled(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	probeLoss(t, h)
+	chk.check(t)
+	w.check(t)
 }
 
 // TestWholeClusterCrash: kill -9 all three; recovered from the most
@@ -334,6 +342,8 @@ func TestWholeClusterCrash(t *testing.T) {
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
 	waitProbeWrites(t, h.appliance, sb.ClusterName(), len(sb.Nodes()), 3)
 	uuidBefore := h.query(`nines_galera_state_info`)[0].Labels["cluster_state_uuid"]
+	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
+	w.waitAcked(t, 20, 10*time.Second)
 
 	killed := kill(t, sb, nodeNames(sb)...)
 	h.waitSeenBroken(t, killed)
@@ -399,6 +409,8 @@ func TestWholeClusterCrash(t *testing.T) {
 			t.Errorf("after the resumed job %s has cluster UUID %s, was %s", s.Labels["instance"], s.Labels["cluster_state_uuid"], uuidBefore)
 		}
 	}
+	chk.check(t)
+	w.check(t)
 }
 
 // TestDryRunAndCrashLoop: in dry-run the plan is recorded and no node is
