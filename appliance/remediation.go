@@ -212,7 +212,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			Nodes:        cluster,
 			PositionWait: func(name string) time.Duration { return positionWait[name] },
 			History:      func(string) ([]*remediator.Job, error) { return log.List() },
-		}, galerarb.Rejoin{Nodes: cluster}}, a.backups.runbooks()...),
+		}, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }}}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,
 		OnEnd:    a.backups.jobEnded,

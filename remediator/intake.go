@@ -97,7 +97,10 @@ type ManualRequest struct {
 	Runbook string `json:"runbook,omitempty"`
 	Target  string `json:"node,omitempty"`
 	// Force names the node to bootstrap from even when safety checks
-	// refuse (nodes disagree, too few readable): the operator's call.
+	// refuse (nodes disagree, too few readable): the operator's call. On
+	// a rejoin naming its target, it overrides the check against the
+	// latest bootstrap (galera.LastFork), never the one against the
+	// Primary's position.
 	Force  string `json:"force_node,omitempty"`
 	DryRun bool   `json:"dry_run,omitempty"`
 	// Method (backup: mariabackup | dump) and BackupID (verify) are the

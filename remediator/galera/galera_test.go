@@ -2,6 +2,7 @@ package galera
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -305,5 +306,81 @@ func TestRejoinComparesWithThePrimary(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A node left out of the latest bootstrap (it did not answer) that comes
+// back past the bootstrap's position holds transactions the bootstrap gave
+// up, though its seqno is behind the Primary's now: refused. Nodes that
+// joined the new history since, a node at or behind the fork, and an
+// admin's forced rejoin start as usual.
+func TestRejoinRefusesANodeLeftOutOfABootstrap(t *testing.T) {
+	at := time.Now().Add(-time.Hour)
+	boot := &remediator.Job{ID: "boot", Cluster: "c1", Runbook: remediator.RunbookGaleraQuorumRecovery, State: remediator.JobSucceeded, CreatedAt: at,
+		Steps: []remediator.Step{
+			{Name: "bootstrap:n1", Kind: "act", State: remediator.StepDone, Input: json.RawMessage(`{"node":"n1","position":"` + uuid + `:90"}`)},
+			{Name: "start:n3", Kind: "act", State: remediator.StepDone},
+			{Name: "skip:n2", Kind: "observe", State: remediator.StepDone},
+		}}
+	rejoined := &remediator.Job{ID: "later", Cluster: "c1", Runbook: remediator.RunbookGaleraNodeRejoin, Target: "n2", State: remediator.JobSucceeded, CreatedAt: at.Add(time.Minute)}
+	for _, tc := range []struct {
+		name   string
+		target string
+		seqno  int64
+		jobs   []*remediator.Job
+		force  string
+		start  bool
+	}{
+		{"left out and past the fork: refused", "n2", 95, []*remediator.Job{boot}, "", false},
+		{"left out, at the fork: joins", "n2", 90, []*remediator.Job{boot}, "", true},
+		{"started by the bootstrap job: joins", "n3", 95, []*remediator.Job{boot}, "", true},
+		{"rejoined since: joins", "n2", 95, []*remediator.Job{boot, rejoined}, "", true},
+		{"admin forced: joins", "n2", 95, []*remediator.Job{boot}, "n2", true},
+		{"no bootstrap on record: joins", "n2", 95, nil, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			nodes := map[string]*fakeNode{"n1": synced("n1", &calls), "n2": synced("n2", &calls), "n3": synced("n3", &calls)}
+			joiner := stopped(tc.target, 0, &calls)
+			joiner.pos = galera.Position{UUID: uuid, Seqno: tc.seqno}
+			nodes[tc.target] = joiner
+			rb := Rejoin{Nodes: cluster(nodes["n1"], nodes["n2"], nodes["n3"]),
+				History: func(string) ([]*remediator.Job, error) { return tc.jobs, nil }}
+			j := runJob(t, rb, remediator.ManualRequest{Target: tc.target, Force: tc.force})
+			started := strings.Contains(strings.Join(calls, " "), tc.target+":start@")
+			if started != tc.start || (tc.start && j.State != remediator.JobSucceeded) {
+				t.Fatalf("job %s %q, actions %v; want started %v", j.State, j.Reason, calls, tc.start)
+			}
+			if !tc.start {
+				for _, w := range []string{"5 transactions past " + uuid + ":90", "job boot", "on n1", "given up"} {
+					if j.State != remediator.JobFailed || !strings.Contains(j.Reason, w) {
+						t.Errorf("job %s, reason %q lacks %q", j.State, j.Reason, w)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestLastFork(t *testing.T) {
+	at := time.Now()
+	step := func(name, input string) remediator.Step {
+		return remediator.Step{Name: name, State: remediator.StepDone, Input: json.RawMessage(input)}
+	}
+	qr := func(id string, min int, steps ...remediator.Step) *remediator.Job {
+		return &remediator.Job{ID: id, Cluster: "c1", Runbook: remediator.RunbookGaleraQuorumRecovery, CreatedAt: at.Add(time.Duration(min) * time.Minute), Steps: steps}
+	}
+	jobs := []*remediator.Job{
+		qr("second", 2, step("bootstrap:n2", `{"position":"`+uuid+`:50"}`), step("wait-synced:n3", ``)),
+		qr("first", 1, step("bootstrap:n1", `{"position":"`+uuid+`:40"}`), step("start:n2", ``), step("start:n3", ``)),
+		qr("other cluster", 3, step("bootstrap:n1", `{"position":"`+uuid+`:60"}`)),
+	}
+	jobs[2].Cluster = "c2"
+	f, ok := LastFork(jobs, "c1")
+	if !ok || f.Job != "second" || f.Node != "n2" || f.Position.Seqno != 50 || !f.Joined["n2"] || !f.Joined["n3"] || f.Joined["n1"] {
+		t.Errorf("LastFork = %+v, %v; want job second, n2 at 50, joined n2 n3", f, ok)
+	}
+	if _, ok := LastFork([]*remediator.Job{qr("bad", 1, step("bootstrap:n1", `{"position":"garbage"}`))}, "c1"); ok {
+		t.Error("a bootstrap step whose position cannot be read gave a fork")
 	}
 }

@@ -25,6 +25,10 @@ type Rejoin struct {
 	// SST of a large dataset much longer. Default 2 m.
 	SyncTimeout time.Duration
 	Clock       Clock // nil: the real clock
+	// History returns the cluster's jobs (the durable job log), to find
+	// the latest bootstrap and whether the joiner was left out of it
+	// (LastFork). nil: no such check.
+	History func(cluster string) ([]*remediator.Job, error)
 }
 
 var _ remediator.Runbook = Rejoin{}
@@ -61,6 +65,9 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	if !r.DryRun() { // a dry run recovered nothing to compare
 		if err := comparePosition(r, target, pos, states); err != nil {
+			return err
+		}
+		if err := rb.checkFork(r, target, pos); err != nil {
 			return err
 		}
 	}
@@ -127,6 +134,29 @@ func primaryPosition(states []NodeState, target string) (primary, bool) {
 type primary struct {
 	Node     string          `json:"node"`
 	Position galera.Position `json:"position"`
+}
+
+// checkFork compares the joiner with the latest bootstrap on record, in
+// the job log as the "fork" step.
+func (rb Rejoin) checkFork(r *remediator.Run, target string, pos galera.Position) error {
+	if rb.History == nil {
+		return nil
+	}
+	jobs, err := rb.History(r.Cluster())
+	if err != nil {
+		return fmt.Errorf("read the job log for the latest bootstrap: %w", err)
+	}
+	f, ok := LastFork(jobs, r.Cluster())
+	if !ok {
+		return nil
+	}
+	if r.Force() == target {
+		return r.Logf("fork:"+target, "an admin forced the rejoin of %s: not compared with the bootstrap of job %s at %s", target, f.Job, f.Position)
+	}
+	_, err = remediator.Observe(r, "fork:"+target, map[string]string{"node": target, "recovered": pos.String()}, func(context.Context) (Fork, error) {
+		return f, forkedAway(target, pos, f)
+	})
+	return err
 }
 
 // comparePosition records the joiner's recovered position beside the
