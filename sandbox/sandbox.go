@@ -140,6 +140,10 @@ type Options struct {
 	// earlier start recorded in sandbox.json; failing both, the start is
 	// refused with ErrAgentBinary.
 	AgentBinary string
+	// Netns runs every node in its own network namespace with its own
+	// address, joined by a bridge in the root namespace, so partitions can
+	// be cut (see Isolate). Needs root.
+	Netns bool
 }
 
 // Role is what a server is in its sandbox.
@@ -172,10 +176,22 @@ type Node struct {
 	// AgentPid is the pid of the node's agent when the sandbox started it;
 	// it is checked before use, see agentPid.
 	AgentPid int `json:"agent_pid,omitempty"`
+	// Netns is the node's network namespace and IP its address there, in
+	// a sandbox started with Options.Netns.
+	Netns string `json:"netns,omitempty"`
+	IP    string `json:"ip,omitempty"`
 }
 
 // Address is the node's SQL endpoint as nines.yaml names it.
-func (n Node) Address() string { return fmt.Sprintf("127.0.0.1:%d", n.SQLPort) }
+func (n Node) Address() string { return fmt.Sprintf("%s:%d", n.host(), n.SQLPort) }
+
+// host is the address the node's servers listen on.
+func (n Node) host() string {
+	if n.IP != "" {
+		return n.IP
+	}
+	return "127.0.0.1"
+}
 
 // manifest is sandbox.json.
 type manifest struct {
@@ -190,6 +206,11 @@ type manifest struct {
 	// AgentBinary is the program the agents were last started with.
 	AgentBinary string `json:"agent_binary,omitempty"`
 	Nodes       []Node `json:"nodes"`
+	// Netns, Subnet and Bridge describe the network of a sandbox started
+	// with Options.Netns: its /24 (bridge .1, node i .10+i) and bridge.
+	Netns  bool   `json:"netns,omitempty"`
+	Subnet string `json:"subnet,omitempty"`
+	Bridge string `json:"bridge,omitempty"`
 	// Generated is the sha256 of nines.yaml and alertmanager.yml as the
 	// sandbox last wrote them, to tell a hand edit from an old default.
 	Generated map[string]string `json:"generated,omitempty"`
@@ -340,15 +361,28 @@ func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 // SIGTERM and, after StopGrace, SIGKILL, and then the node agents. Data
 // stays, so a later start brings the same cluster back. The last node of a
 // Galera cluster to stop is n1, which Galera then marks safe to bootstrap.
+//
+// In a netns sandbox every cut is healed first (so the agents answer),
+// and once servers and agents are stopped the namespaces, veths and bridge
+// are removed.
 func (s *Sandbox) Stop(ctx context.Context) error {
 	nodes := s.Nodes()
 	var errs []error
+	m := s.snapshot()
+	if m.Netns {
+		if err := s.heal(ctx, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		if err := s.stopNode(ctx, nodes[i], StopGrace); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := s.stopAgents(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.teardownNetwork(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -512,6 +546,11 @@ func (o Options) normalize() (Options, error) {
 	if o.Listen != "" {
 		if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 			return o, fmt.Errorf("sandbox: listen address %q: %w", o.Listen, err)
+		}
+	}
+	if o.Netns {
+		if err := checkNetnsAllowed(); err != nil {
+			return o, err
 		}
 	}
 	if o.ClusterName != "" && !clusterNameRE.MatchString(o.ClusterName) {
