@@ -65,8 +65,6 @@ func TestNetnsNames(t *testing.T) {
 	}
 }
 
-
-
 func TestPickSubnet(t *testing.T) {
 	addrs := parseAddrs(`1: lo    inet 127.0.0.1/8 scope host lo\       valid_lft forever preferred_lft forever
 4: eth0    inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\       valid_lft forever preferred_lft forever
