@@ -161,8 +161,10 @@ func netnsExists(name string) bool {
 
 // checkNetnsAllowed refuses --netns to a caller that cannot create
 // namespaces.
-func checkNetnsAllowed() error {
-	if os.Geteuid() != 0 {
+func checkNetnsAllowed() error { return checkNetnsAllowedFor(os.Geteuid()) }
+
+func checkNetnsAllowedFor(euid int) error {
+	if euid != 0 {
 		return errors.New("sandbox: --netns needs root: it creates network namespaces")
 	}
 	if _, err := os.Stat(ipProgram); err != nil {

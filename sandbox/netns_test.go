@@ -123,3 +123,9 @@ func TestAdoptNetnsMismatch(t *testing.T) {
 		t.Errorf("adopt: %v", err)
 	}
 }
+
+func TestNetnsNeedsRoot(t *testing.T) {
+	if err := checkNetnsAllowedFor(1000); err == nil || !strings.Contains(err.Error(), "--netns needs root: it creates network namespaces") {
+		t.Errorf("non-root: %v", err)
+	}
+}

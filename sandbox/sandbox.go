@@ -1,4 +1,5 @@
-// Package sandbox runs real MariaDB clusters on 127.0.0.1 for the demo, for
+// Package sandbox runs real MariaDB clusters on 127.0.0.1 (or, with
+// Options.Netns, one network namespace per node) for the demo, for
 // trying nines out and for the end-to-end tests: an N-node Galera cluster,
 // or a GTID primary with replicas.
 //
@@ -66,6 +67,29 @@
 // The agents run the nines binary that runs the sandbox (os.Executable),
 // or Options.AgentBinary. A Go test binary cannot serve as the agent, so
 // tests that run the sandbox in-process set AgentBinary to a built nines.
+//
+// # Network namespaces
+//
+// With Options.Netns (root only) each node runs in a network namespace of
+// its own, nines-<id>-nN, where <id> is a short hash of DIR, with the
+// address .10+i of a private /24 chosen at creation (the first
+// 10.213.X.0/24 no interface of the host overlaps) and kept in
+// sandbox.json. A veth pair joins each namespace (eth0 inside) to a bridge
+// nb<id> in the root namespace holding .1, so the appliance reaches every
+// node's SQL port and agent: Node.Address and Node.AgentURL name the node's
+// address, and the servers, Galera and the agents (started with `ip netns
+// exec`, which execs the agent, so its pid is still the agent's) listen
+// on it. Ports are as above; sockets, which are files, work from anywhere.
+//
+// Isolate, Cut, Mend and Heal cut and heal links with blackhole routes in
+// the nodes' namespaces: a cut between two nodes is a route to each other's
+// address on both sides, a cut from the appliance a route to the bridge
+// address in the node's namespace, which also drops its replies. TCP across
+// a cut times out, as in a real partition. Status reads the cuts back from
+// the routes. Setup is idempotent: a start re-creates what is missing.
+// Stop heals every cut (so the agents answer), stops servers and agents,
+// then deletes the namespaces, veths and bridge, all named after <id>, so
+// a stop from another process finds them and nothing else is touched.
 //
 // When the calling process is root, servers run as user mysql (the rsync
 // state transfer fails for a root-run server) and the node directories are
