@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"database/sql"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -206,4 +207,54 @@ func describeStates(sts map[string]NodeStatus) string {
 		parts = append(parts, name+"="+st.State+"/"+itoa(st.ClusterSize))
 	}
 	return strings.Join(parts, " ")
+}
+
+// TestNetnsReplication runs a primary and two replicas in namespaces:
+// replicas replicate over the bridge from the primary's address, the
+// monitoring user logs in over it, and a cut link stops what flows to n2
+// until it is mended.
+func TestNetnsReplication(t *testing.T) {
+	dir := sandboxDir(t)
+	stopOnCleanup(t, dir)
+	ctx := testContext(t, 3*time.Minute)
+	s, err := StartReplication(ctx, Options{Dir: dir, Nodes: 3, BasePort: 29406, Log: t.Output(), AgentBinary: ninesBin, Netns: true})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	want := map[string]string{"n1": StatePrimary, "n2": "replicating", "n3": "replicating"}
+	for name, st := range statusByName(t, s) {
+		if st.State != want[name] || st.Address == "" {
+			t.Errorf("%s: %+v, want state %q and an address", name, st, want[name])
+		}
+	}
+	mustExec(t, rootDB(t, s, "n1"), "CREATE TABLE nines.r (id INT PRIMARY KEY)")
+	dbs := map[string]*sql.DB{"n2": monitorDB(t, s, "n2"), "n3": monitorDB(t, s, "n3")}
+	rows := func(node string) func() (bool, string) {
+		return func() (bool, string) {
+			var c int
+			if err := dbs[node].QueryRow("SELECT COUNT(*) FROM nines.r").Scan(&c); err != nil {
+				return false, err.Error()
+			}
+			return c == 1, itoa(c) + " rows"
+		}
+	}
+	if err := s.Cut(ctx, "n1", "n2"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, rootDB(t, s, "n1"), "INSERT INTO nines.r VALUES (1)")
+	eventually(t, 10*time.Second, "row on n3", rows("n3"))
+	time.Sleep(2 * time.Second)
+	if ok, state := rows("n2")(); ok {
+		t.Fatalf("n2 got the row across a cut link: %s", state)
+	}
+	t0 := time.Now()
+	if err := s.Mend(ctx, "n2", "n1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "row on n2 after Mend", rows("n2"))
+	t.Logf("measured: n2 caught up %v after Mend (the replica's TCP connection retransmits)", time.Since(t0).Round(time.Millisecond))
+	if err := s.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	requireNoNetwork(t, netID(dir))
 }
