@@ -181,6 +181,52 @@ func TestNetnsPartition(t *testing.T) {
 	}
 	t.Logf("measured: Stop with network teardown %v", time.Since(t0).Round(time.Millisecond))
 	requireNoNetwork(t, id)
+
+	// A restart makes the network again with the recorded addresses; a
+	// start without Netns is refused, naming both settings.
+	if _, err := StartGalera(ctx, Options{Dir: dir, AgentBinary: ninesBin}); err == nil || !strings.Contains(err.Error(), "started with --netns, not without") {
+		t.Fatalf("start without Netns: %v", err)
+	}
+	timed(t, "restart of the stopped --netns sandbox", func() {
+		var err error
+		if s, err = StartGalera(ctx, Options{Dir: dir, Log: t.Output(), AgentBinary: ninesBin, Netns: true}); err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+	})
+	requireSynced(t, s, 3)
+	for i, n := range s.Nodes() {
+		if n.IP != m.Nodes[i].IP || n.Netns != m.Nodes[i].Netns {
+			t.Errorf("%s: %s in %s after the restart, was %s in %s", n.Name, n.IP, n.Netns, m.Nodes[i].IP, m.Nodes[i].Netns)
+		}
+	}
+	if _, err := dial(n2.Address()); err != nil {
+		t.Errorf("root namespace to n2 after the restart: %v", err)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	requireNoNetwork(t, id)
+}
+
+// TestNetnsHalfMadeNetworkRemoved has the network setup fail half way (a
+// node whose veth name is too long for the kernel): what was made is
+// removed again.
+func TestNetnsHalfMadeNetworkRemoved(t *testing.T) {
+	dir := sandboxDir(t)
+	subnet, err := chooseSubnet(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := manifest{Kind: "galera", Nodes: layout(dir, "galera", 2, 29506)}
+	m.Nodes[1].Name = "n2-with-a-name-far-too-long"
+	assignNetns(&m, dir, subnet)
+	s := &Sandbox{Log: t.Output(), dir: dir, m: m}
+	err = s.setupNetwork(t.Context())
+	if err == nil {
+		t.Fatal("setup succeeded with a 30-byte interface name")
+	}
+	t.Logf("setup failed as it should: %v", err)
+	requireNoNetwork(t, netID(dir))
 }
 
 // requireNoNetwork fails if any namespace, veth or bridge of the sandbox
