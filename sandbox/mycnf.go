@@ -47,7 +47,7 @@ func renderMyCnf(m manifest, i int, u osUser) string {
 		"pid-file="+n.PidFile,
 		"log-error="+n.ErrorLog,
 		fmt.Sprintf("port=%d", n.SQLPort),
-		"bind-address=127.0.0.1",
+		"bind-address="+n.host(),
 		"skip-name-resolve",
 		// A small footprint: three nodes and the appliance on one laptop.
 		"performance_schema=OFF",
@@ -66,7 +66,7 @@ func renderMyCnf(m manifest, i int, u osUser) string {
 	if m.Kind == nines.KindGalera {
 		addrs := make([]string, len(m.Nodes))
 		for j, o := range m.Nodes {
-			addrs[j] = fmt.Sprintf("127.0.0.1:%d", o.GcommPort)
+			addrs[j] = fmt.Sprintf("%s:%d", o.host(), o.GcommPort)
 		}
 		set(
 			"innodb_autoinc_lock_mode=2",
@@ -75,13 +75,13 @@ func renderMyCnf(m manifest, i int, u osUser) string {
 			"wsrep_cluster_name="+m.ClusterName,
 			"wsrep_cluster_address=gcomm://"+strings.Join(addrs, ","),
 			"wsrep_node_name="+n.Name,
-			"wsrep_node_address=127.0.0.1",
-			fmt.Sprintf(`wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;%s"`,
-				n.GcommPort, n.GcommPort, n.ISTPort, galeraProviderOptions),
+			"wsrep_node_address="+n.host(),
+			fmt.Sprintf(`wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://%s:%d;ist.recv_addr=%s:%d;%s"`,
+				n.GcommPort, n.host(), n.GcommPort, n.host(), n.ISTPort, galeraProviderOptions),
 			// rsync, not mariabackup: mariabackup's SST script sleeps 10 s
 			// before every transfer.
 			"wsrep_sst_method=rsync",
-			fmt.Sprintf("wsrep_sst_receive_address=127.0.0.1:%d", n.SSTPort),
+			fmt.Sprintf("wsrep_sst_receive_address=%s:%d", n.host(), n.SSTPort),
 			"wsrep_slave_threads=2",
 		)
 	} else {

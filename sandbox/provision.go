@@ -88,7 +88,13 @@ func (s *Sandbox) provision(ctx context.Context) error {
 		return nil
 	}
 	stmts := []string{"CREATE DATABASE IF NOT EXISTS " + MonitorUser}
-	for _, host := range []string{"127.0.0.1", "localhost"} {
+	hosts := []string{"127.0.0.1", "localhost"}
+	if m.Netns {
+		// The appliance connects from the bridge address, replicas from
+		// their own: both in the sandbox's /24.
+		hosts = append(hosts, subnetHostPattern(m.Subnet))
+	}
+	for _, host := range hosts {
 		acct := fmt.Sprintf("'%s'@'%s'", MonitorUser, host)
 		stmts = append(stmts,
 			// OR REPLACE: a start interrupted after this point repeats it
@@ -104,9 +110,13 @@ func (s *Sandbox) provision(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("provision: %w", err)
 		}
+		replHost := "127.0.0.1"
+		if m.Netns {
+			replHost = subnetHostPattern(m.Subnet)
+		}
 		stmts = append(stmts,
-			"CREATE OR REPLACE USER 'repl'@'127.0.0.1' IDENTIFIED BY '"+rpass+"'",
-			"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'repl'@'127.0.0.1'",
+			"CREATE OR REPLACE USER 'repl'@'"+replHost+"' IDENTIFIED BY '"+rpass+"'",
+			"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'repl'@'"+replHost+"'",
 		)
 	}
 	first := m.Nodes[0]

@@ -127,8 +127,8 @@ func (s *Sandbox) pointReplica(ctx context.Context, n Node) error {
 		stmts = append(stmts, "SET GLOBAL rpl_semi_sync_slave_enabled=ON")
 	}
 	stmts = append(stmts,
-		fmt.Sprintf("CHANGE MASTER TO master_host='127.0.0.1', master_port=%d, master_user='repl', "+
-			"master_password='%s', master_use_gtid=slave_pos, master_connect_retry=1", primary.SQLPort, rpass),
+		fmt.Sprintf("CHANGE MASTER TO master_host='%s', master_port=%d, master_user='repl', "+
+			"master_password='%s', master_use_gtid=slave_pos, master_connect_retry=1", primary.host(), primary.SQLPort, rpass),
 		"START SLAVE",
 	)
 	for _, q := range stmts {

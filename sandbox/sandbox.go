@@ -1,4 +1,5 @@
-// Package sandbox runs real MariaDB clusters on 127.0.0.1 for the demo, for
+// Package sandbox runs real MariaDB clusters on 127.0.0.1 (or, with
+// Options.Netns, one network namespace per node) for the demo, for
 // trying nines out and for the end-to-end tests: an N-node Galera cluster,
 // or a GTID primary with replicas.
 //
@@ -66,6 +67,29 @@
 // The agents run the nines binary that runs the sandbox (os.Executable),
 // or Options.AgentBinary. A Go test binary cannot serve as the agent, so
 // tests that run the sandbox in-process set AgentBinary to a built nines.
+//
+// # Network namespaces
+//
+// With Options.Netns (root only) each node runs in a network namespace of
+// its own, nines-<id>-nN, where <id> is a short hash of DIR, with the
+// address .10+i of a private /24 chosen at creation (the first
+// 10.213.X.0/24 no interface of the host overlaps) and kept in
+// sandbox.json. A veth pair joins each namespace (eth0 inside) to a bridge
+// nb<id> in the root namespace holding .1, so the appliance reaches every
+// node's SQL port and agent: Node.Address and Node.AgentURL name the node's
+// address, and the servers, Galera and the agents (started with `ip netns
+// exec`, which execs the agent, so its pid is still the agent's) listen
+// on it. Ports are as above; sockets, which are files, work from anywhere.
+//
+// Isolate, Cut, Mend and Heal cut and heal links with blackhole routes in
+// the nodes' namespaces: a cut between two nodes is a route to each other's
+// address on both sides, a cut from the appliance a route to the bridge
+// address in the node's namespace, which also drops its replies. TCP across
+// a cut times out, as in a real partition. Status reads the cuts back from
+// the routes. Setup is idempotent: a start re-creates what is missing.
+// Stop heals every cut (so the agents answer), stops servers and agents,
+// then deletes the namespaces, veths and bridge, all named after <id>, so
+// a stop from another process finds them and nothing else is touched.
 //
 // When the calling process is root, servers run as user mysql (the rsync
 // state transfer fails for a root-run server) and the node directories are
@@ -140,6 +164,10 @@ type Options struct {
 	// earlier start recorded in sandbox.json; failing both, the start is
 	// refused with ErrAgentBinary.
 	AgentBinary string
+	// Netns runs every node in its own network namespace with its own
+	// address, joined by a bridge in the root namespace, so partitions can
+	// be cut (see Isolate). Needs root.
+	Netns bool
 }
 
 // Role is what a server is in its sandbox.
@@ -172,10 +200,22 @@ type Node struct {
 	// AgentPid is the pid of the node's agent when the sandbox started it;
 	// it is checked before use, see agentPid.
 	AgentPid int `json:"agent_pid,omitempty"`
+	// Netns is the node's network namespace and IP its address there, in
+	// a sandbox started with Options.Netns.
+	Netns string `json:"netns,omitempty"`
+	IP    string `json:"ip,omitempty"`
 }
 
 // Address is the node's SQL endpoint as nines.yaml names it.
-func (n Node) Address() string { return fmt.Sprintf("127.0.0.1:%d", n.SQLPort) }
+func (n Node) Address() string { return fmt.Sprintf("%s:%d", n.host(), n.SQLPort) }
+
+// host is the address the node's servers listen on.
+func (n Node) host() string {
+	if n.IP != "" {
+		return n.IP
+	}
+	return "127.0.0.1"
+}
 
 // manifest is sandbox.json.
 type manifest struct {
@@ -190,6 +230,11 @@ type manifest struct {
 	// AgentBinary is the program the agents were last started with.
 	AgentBinary string `json:"agent_binary,omitempty"`
 	Nodes       []Node `json:"nodes"`
+	// Netns, Subnet and Bridge describe the network of a sandbox started
+	// with Options.Netns: its /24 (bridge .1, node i .10+i) and bridge.
+	Netns  bool   `json:"netns,omitempty"`
+	Subnet string `json:"subnet,omitempty"`
+	Bridge string `json:"bridge,omitempty"`
 	// Generated is the sha256 of nines.yaml and alertmanager.yml as the
 	// sandbox last wrote them, to tell a hand edit from an old default.
 	Generated map[string]string `json:"generated,omitempty"`
@@ -340,15 +385,28 @@ func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 // SIGTERM and, after StopGrace, SIGKILL, and then the node agents. Data
 // stays, so a later start brings the same cluster back. The last node of a
 // Galera cluster to stop is n1, which Galera then marks safe to bootstrap.
+//
+// In a netns sandbox every cut is healed first (so the agents answer),
+// and once servers and agents are stopped the namespaces, veths and bridge
+// are removed.
 func (s *Sandbox) Stop(ctx context.Context) error {
 	nodes := s.Nodes()
 	var errs []error
+	m := s.snapshot()
+	if m.Netns {
+		if err := s.heal(ctx, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		if err := s.stopNode(ctx, nodes[i], StopGrace); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := s.stopAgents(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.teardownNetwork(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -512,6 +570,11 @@ func (o Options) normalize() (Options, error) {
 	if o.Listen != "" {
 		if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 			return o, fmt.Errorf("sandbox: listen address %q: %w", o.Listen, err)
+		}
+	}
+	if o.Netns {
+		if err := checkNetnsAllowed(); err != nil {
+			return o, err
 		}
 	}
 	if o.ClusterName != "" && !clusterNameRE.MatchString(o.ClusterName) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -39,6 +40,11 @@ type NodeStatus struct {
 	// AgentURL is the node's agent; AgentPid is 0 when it does not run.
 	AgentURL string `json:"agent_url"`
 	AgentPid int    `json:"agent_pid"`
+	// Netns sandboxes only: the node's namespace, its IP, and the ends
+	// ("n1", "appliance") its links to are cut right now, sorted.
+	Netns   string   `json:"netns,omitempty"`
+	Address string   `json:"address,omitempty"`
+	Cut     []string `json:"cut,omitempty"`
 }
 
 // statusTimeout bounds the look at one node: a hung (SIGSTOPped) server
@@ -70,7 +76,11 @@ func (s *Sandbox) Status(ctx context.Context) ([]NodeStatus, error) {
 }
 
 func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
-	st := NodeStatus{Name: n.Name, SQLPort: n.SQLPort, Socket: n.Socket, State: StateStopped, AgentURL: n.AgentURL(), AgentPid: agentPid(n)}
+	st := NodeStatus{Name: n.Name, SQLPort: n.SQLPort, Socket: n.Socket, State: StateStopped, AgentURL: n.AgentURL(), AgentPid: agentPid(n),
+		Netns: n.Netns, Address: n.IP}
+	if n.Netns != "" {
+		st.Cut = cutsOf(ctx, s.snapshot(), n)
+	}
 	srv := server(n)
 	pid, err := srv.Pid()
 	if err != nil {
@@ -134,6 +144,9 @@ func WriteStatus(w io.Writer, sts []NodeStatus) error {
 		if st.Error != "" {
 			state += ": " + st.Error
 		}
+		if len(st.Cut) > 0 {
+			state += " [cut from " + strings.Join(st.Cut, ", ") + "]"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", st.Name, st.SQLPort, pid, state, st.Socket, agentState)
 	}
 	return tw.Flush()
@@ -154,6 +167,9 @@ func (s *Sandbox) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(tw, "%s %q in %s\n\n", what, m.ClusterName, s.dir)
 	for _, n := range m.Nodes {
 		ports := fmt.Sprintf("sql %d", n.SQLPort)
+		if n.IP != "" {
+			ports = fmt.Sprintf("ip %s (netns %s)  %s", n.IP, n.Netns, ports)
+		}
 		if n.GcommPort != 0 {
 			ports += fmt.Sprintf("  gcomm %d  ist %d  sst %d", n.GcommPort, n.ISTPort, n.SSTPort)
 		}
@@ -161,6 +177,9 @@ func (s *Sandbox) WriteSummary(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Role, ports, n.Socket)
 	}
 	fmt.Fprintln(tw)
+	if m.Netns {
+		fmt.Fprintf(tw, "network\t%s, bridge %s at %s\t(nines sandbox partition --dir %s --isolate n2 / --heal)\n", m.Subnet, m.Bridge, bridgeIP(m.Subnet), s.dir)
+	}
 	fmt.Fprintf(tw, "appliance config\t%s\t(nines run --config %s)\n", s.ConfigPath(), s.ConfigPath())
 	fmt.Fprintf(tw, "API token\t%s\t(role admin)\n", s.TokenPath())
 	fmt.Fprintf(tw, "webhook token\t%s\t(role webhook: Alertmanager's, for the remediator)\n", s.WebhookTokenPath())

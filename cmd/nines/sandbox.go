@@ -18,10 +18,12 @@ func newSandboxCmd() *cobra.Command {
 		Long: `Run real MariaDB clusters on 127.0.0.1, one directory per sandbox.
 
 Servers keep running after the command returns; stop them with
-"nines sandbox stop". Running a start command again on the same directory
+"nines sandbox stop". With --netns (root only) every node gets its own
+network namespace and IP, and "nines sandbox partition" cuts and heals
+links between them. Running a start command again on the same directory
 restarts the same cluster with its data.`,
 	}
-	cmd.AddCommand(newSandboxGaleraCmd(), newSandboxReplicationCmd(), newSandboxStatusCmd(), newSandboxStopCmd())
+	cmd.AddCommand(newSandboxGaleraCmd(), newSandboxReplicationCmd(), newSandboxStatusCmd(), newSandboxStopCmd(), newSandboxPartitionCmd())
 	return cmd
 }
 
@@ -101,6 +103,7 @@ func addStartFlags(cmd *cobra.Command, o *sandbox.Options, nodesFlag string, nod
 	f.StringVar(&o.ClusterName, "cluster-name", sandbox.DefaultClusterName, "cluster name (wsrep_cluster_name and in nines.yaml)")
 	f.StringVar(&o.Listen, "listen", sandbox.DefaultListen, "appliance listen address written into nines.yaml")
 	f.DurationVar(&o.NodeTimeout, "node-timeout", sandbox.DefaultNodeTimeout, "how long to wait for each node")
+	f.BoolVar(&o.Netns, "netns", false, "run each node in its own network namespace with its own IP on a bridge, so partitions can be cut (root only; see nines sandbox partition)")
 }
 
 // keepRecorded clears the options the user did not set, so that a restart
