@@ -201,7 +201,11 @@ func clusterConfig(sb *sandbox.Sandbox, addr, tokenName string, agents bool) *st
 		addr, tokenName, sb.TokenPath(), sb.WebhookTokenPath())
 	fmt.Fprintf(b, "clusters:\n  - name: %s\n    kind: %s\n    nodes:\n", sb.ClusterName(), sb.Kind())
 	for _, n := range sb.Nodes() {
-		if agents {
+		if agents && n.IP != "" {
+			// A sandbox in network namespaces: its agents speak plain
+			// HTTP across the sandbox's own bridge on this machine.
+			fmt.Fprintf(b, "      - {address: %q, agent: %q, insecure: true}\n", n.Address(), n.AgentURL())
+		} else if agents {
 			fmt.Fprintf(b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
 		} else {
 			fmt.Fprintf(b, "      - {address: %q}\n", n.Address())

@@ -228,6 +228,15 @@ func (c *splitBrainChecker) primaries() []string {
 	return out
 }
 
+// synced reports whether the last poll saw node Synced in a Primary
+// component of every node.
+func (c *splitBrainChecker) synced(node string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.last[node]
+	return v.ok && v.primary && v.synced && v.size == len(c.dbs)
+}
+
 // stop ends the polling; check then reports what it saw.
 func (c *splitBrainChecker) stop() {
 	c.cancel()
@@ -374,7 +383,14 @@ func (w *drillWriter) waitAcked(t *testing.T, n int, limit time.Duration) {
 // check stops the writer and verifies that every acknowledged row is on
 // every node, read through the nodes' sockets; it prints what was
 // written, what was lost and the longest stall.
-func (w *drillWriter) check(t *testing.T) {
+func (w *drillWriter) check(t *testing.T) { w.verify(t, true) }
+
+// report is check for a drill in which a person knowingly gave writes up
+// (force_node): the loss is counted and printed, not failed, and only
+// the running nodes are read.
+func (w *drillWriter) report(t *testing.T) { w.verify(t, false) }
+
+func (w *drillWriter) verify(t *testing.T, strict bool) {
 	t.Helper()
 	w.stop()
 	w.mu.Lock()
@@ -388,6 +404,9 @@ func (w *drillWriter) check(t *testing.T) {
 	}
 	lost := 0
 	for _, n := range w.sb.Nodes() {
+		if pid, _ := w.sb.Pid(n.Name); !strict && pid == 0 {
+			continue
+		}
 		db, err := w.sb.DB(n.Name)
 		if err != nil {
 			t.Fatal(err)
@@ -420,6 +439,10 @@ func (w *drillWriter) check(t *testing.T) {
 			}
 			if len(missing) > 0 {
 				lost += len(missing)
+				if !strict {
+					t.Logf("given up by the override: %s lacks %d of the %d writes acknowledged through %s", n.Name, len(missing), len(seqs), node)
+					continue
+				}
 				t.Errorf("%s lacks %d of the %d writes acknowledged through %s (first %v)", n.Name, len(missing), len(seqs), node, missing[:min(len(missing), 5)])
 			}
 		}

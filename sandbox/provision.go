@@ -269,6 +269,13 @@ func renderConfig(m manifest) string {
 	b.WriteString("clusters:\n")
 	fmt.Fprintf(&b, "  - name: %s\n    kind: %s\n    nodes:\n", m.ClusterName, m.Kind)
 	for _, n := range m.Nodes {
+		if n.IP != "" {
+			// Network namespaces: the agents speak plain HTTP across the
+			// sandbox's own bridge on this machine (agent.yaml has
+			// insecure too); production agents take https://.
+			fmt.Fprintf(&b, "      - {address: %q, agent: %q, insecure: true}\n", n.Address(), n.AgentURL())
+			continue
+		}
 		fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
 	}
 	b.WriteString("    agent_token_file: agent-token\n")
