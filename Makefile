@@ -35,7 +35,7 @@ unit:
 # The lock keeps two runs on one machine (a developer's and a checkout's)
 # from starting sandboxes on the same ports.
 e2e:
-	flock $(CLUSTER_LOCK) $(GO) test -race -tags cluster -count=1 -p 1 -timeout 30m -v $(CLUSTER_PKGS)
+	flock $(CLUSTER_LOCK) $(GO) test -race -tags cluster -count=1 -p 1 -timeout 45m -v $(CLUSTER_PKGS)
 
 test: deps build lint unit e2e
 

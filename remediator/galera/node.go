@@ -123,18 +123,8 @@ func observeSettled(ctx context.Context, clock Clock, nodes []Node, limit time.D
 }
 
 func settled(states []NodeState) bool {
-	running := 0
-	for _, s := range states {
-		if s.Running {
-			running++
-		}
-	}
-	for _, s := range states {
-		if s.Primary() && s.Wsrep.ClusterSize > running {
-			return false
-		}
-	}
-	return true
+	_, unseen := countsUnseen(states)
+	return !unseen
 }
 
 func find(nodes []Node, name string) (Node, error) {

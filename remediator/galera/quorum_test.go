@@ -342,3 +342,38 @@ func TestQuorumRecoveryRefusesWhenAVantagePointReachesAMissingNode(t *testing.T)
 		t.Errorf("refused after %v, before position_wait", el)
 	}
 }
+
+// Drill 2's decision: nines cannot reach a node's agent, but the Primary
+// component still counts it after the settle time (Galera evicts a dead
+// member within seconds): the node runs, nines is cut off; the job
+// aborts with that reason instead of failing. Once the Primary no longer
+// counts it, the same unreachable agent is a failure (pages).
+func TestRejoinCutOffFromNinesOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		size  int
+		state remediator.JobState
+		want  string
+	}{
+		{"still a member", 3, remediator.JobAborted, "most likely runs and only nines is cut off from it"},
+		{"evicted", 2, remediator.JobFailed, "the agent of n2 does not answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTimedCluster()
+			member := func(time.Duration) NodeState {
+				w := syncedWsrep()
+				w.ClusterSize = tc.size
+				return NodeState{Reachable: true, Running: true, Wsrep: w}
+			}
+			rb := Rejoin{Nodes: cluster(c.node("n1", 100, member), c.node("n2", 100, unreachable), c.node("n3", 100, member)), Clock: c.clock}
+			log, err := remediator.OpenJobLog(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := runIn(t, log, rb, remediator.ManualRequest{Target: "n2"})
+			if j.State != tc.state || !strings.Contains(j.Reason, tc.want) || len(c.calls) != 0 {
+				t.Errorf("job %s %q, actions %v; want %s with %q", j.State, j.Reason, c.calls, tc.state, tc.want)
+			}
+		})
+	}
+}

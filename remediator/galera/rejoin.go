@@ -100,6 +100,12 @@ func (rb Rejoin) check(r *remediator.Run, name string, nodes []Node, target stri
 				continue
 			}
 			if !s.Reachable {
+				if p, ok := countsUnseen(states); ok {
+					// The view had its settle time: Galera evicts a dead
+					// member within seconds, so one it still counts runs.
+					return states, remediator.Aborted("the agent of %s does not answer (%s), but %s's Primary component still counts %d members, more than the %d running nodes nines can read: %s most likely runs and only nines is cut off from it; nothing to do",
+						target, s.Error, p.Name, p.Wsrep.ClusterSize, running(states), target)
+				}
 				return states, fmt.Errorf("the agent of %s does not answer (%s): cannot act on it", target, s.Error)
 			}
 			if s.Running {
@@ -111,6 +117,28 @@ func (rb Rejoin) check(r *remediator.Run, name string, nodes []Node, target stri
 		}
 		return states, nil
 	})
+}
+
+// countsUnseen returns a readable Primary node whose component has more
+// members than there are running nodes nines can read.
+func countsUnseen(states []NodeState) (NodeState, bool) {
+	n := running(states)
+	for _, s := range states {
+		if s.Primary() && s.Wsrep.ClusterSize > n {
+			return s, true
+		}
+	}
+	return NodeState{}, false
+}
+
+func running(states []NodeState) int {
+	n := 0
+	for _, s := range states {
+		if s.Running {
+			n++
+		}
+	}
+	return n
 }
 
 // primaryPosition is the highest committed position among the Synced
