@@ -138,6 +138,12 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		// only in the job: a refused bootstrap or a joiner ahead of the
 		// Primary is what the operator paged at 3 a.m. reads first.
 		r.decisions[job.Cluster] = fmt.Sprintf("job %s (%s) %s: %s", job.ID, job.Runbook, job.State, job.Reason)
+		if !job.DryRun {
+			r.notRepaired[job.Cluster] = r.decisions[job.Cluster]
+		}
+	}
+	if job.State == JobSucceeded && !job.DryRun {
+		delete(r.notRepaired, job.Cluster)
 	}
 	if logErr != nil {
 		// Say it where the operator looks: the job may be missing from

@@ -84,6 +84,10 @@ type Remediator struct {
 	halted    map[string]string                  // cluster → why automation stopped
 	durable   map[string]haltState               // cluster → halts and resumes as saved (halts.go)
 	decisions map[string]string                  // cluster → the latest decision, in words
+	// notRepaired holds, per cluster, why the latest job that ended
+	// without repairing (aborted or failed) did not; a succeeded job
+	// clears it. A job started later does not hide it.
+	notRepaired map[string]string
 	finished  map[string]int                     // "cluster\x00runbook\x00state" → count
 	resume    []*Job                             // interrupted jobs adopted at New, run by Run
 	failed    map[string]failedAlert             // fingerprint → failed attempts of its current start
@@ -116,7 +120,7 @@ func New(o Options) (*Remediator, error) {
 	}
 	r := &Remediator{o: o, runbooks: map[string]Runbook{}, rank: map[string]int{},
 		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{}, cancels: map[string]context.CancelCauseFunc{},
-		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{},
+		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{}, notRepaired: map[string]string{},
 		finished: map[string]int{}, failed: map[string]failedAlert{}, lastSeen: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	for i, rb := range o.Runbooks {
 		r.runbooks[rb.Name()] = rb

@@ -359,4 +359,7 @@ func TestRefusedJobFailsAndIsNotRetried(t *testing.T) {
 	if d := r.Status()[0].LastDecision; !strings.Contains(d, "refused: joiner ahead of the Primary") || !strings.Contains(d, js[0].ID) {
 		t.Errorf("cluster status last_decision = %q, want the refusal and job %s", d, js[0].ID)
 	}
+	if d := r.Status()[0].NotRepaired; !strings.Contains(d, "refused: joiner ahead of the Primary") {
+		t.Errorf("cluster status not_repaired = %q, want the refusal", d)
+	}
 }

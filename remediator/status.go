@@ -22,7 +22,12 @@ type ClusterStatus struct {
 	// LastDecision explains the latest choice, including why no automatic
 	// action was taken when an alert asked for one.
 	LastDecision string `json:"last_decision,omitempty"`
-	Recoveries   int    `json:"recent_recoveries"`
+	// NotRepaired says why the latest job that ended without repairing
+	// (aborted: nothing to do or nothing it may do; failed: refused or
+	// could not) did not, until a job succeeds: a job started since does
+	// not hide it.
+	NotRepaired string `json:"not_repaired,omitempty"`
+	Recoveries  int    `json:"recent_recoveries"`
 }
 
 // Status returns every configured cluster's status.
@@ -32,7 +37,7 @@ func (r *Remediator) Status() []ClusterStatus {
 	defer r.mu.Unlock()
 	var out []ClusterStatus
 	for c, p := range r.o.Policies {
-		s := ClusterStatus{Cluster: c, Mode: p.Mode, Halted: r.halted[c], LastDecision: r.decisions[c], Recoveries: r.recentActs(c, p, now)}
+		s := ClusterStatus{Cluster: c, Mode: p.Mode, Halted: r.halted[c], LastDecision: r.decisions[c], NotRepaired: r.notRepaired[c], Recoveries: r.recentActs(c, p, now)}
 		if j := r.running[c]; j != nil {
 			s.RunningJob = j.ID
 		}

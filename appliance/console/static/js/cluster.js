@@ -89,7 +89,8 @@ export default function cluster(root, ctx, name) {
         fact('remediation', rem ? rem.mode : '–'),
         fact('halted', rem && rem.halted ? rem.halted : 'no'),
         fact('recent recoveries', rem ? rem.recent_recoveries : '–'),
-        fact('last decision', rem && rem.last_decision ? rem.last_decision : '–'));
+        fact('last decision', rem && rem.last_decision ? rem.last_decision : '–'),
+        fact('not repaired', rem && rem.not_repaired ? rem.not_repaired : '–'));
       replace(topo, table(['node', 'state', 'component', 'size', 'conf_id', 'recv queue', 'flow control paused', 'last committed', 'version', 'read', 'error'],
         c.nodes.map((n) => {
           const g = n.galera || {}, w = stateWord(n);
