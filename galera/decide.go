@@ -92,10 +92,6 @@ type Decision struct {
 //   - any readable node is Primary: nothing to do;
 //   - the node an earlier bootstrap of this incident made cannot be read:
 //     refuse, it may be Primary;
-//   - running nodes that do not all reach each other's Galera ports (a
-//     network partition): wait, then refuse; Galera forms a Primary
-//     component by itself when the network heals, and a bootstrap made
-//     meanwhile would be a second one then;
 //   - a readable node whose position cannot be learned, or nodes on
 //     different histories: refuse, a bootstrap could drop the newest data;
 //   - every node answered: bootstrap the most advanced;
@@ -112,9 +108,6 @@ func Decide(in DecideInput) Decision {
 		return forced(in)
 	}
 	if d, ok := priorBootstrapUnread(in); ok {
-		return d
-	}
-	if d, ok := partitioned(in); ok {
 		return d
 	}
 	cands, blocked := positions(in.Nodes)
@@ -149,49 +142,6 @@ func Decide(in DecideInput) Decision {
 	}
 	d.Warnings = append(d.Warnings, safeToBootstrapNotes(in.Nodes, d.Node)...)
 	return d
-}
-
-// partitioned holds the bootstrap while readable running nodes cannot
-// all reach each other's Galera ports. Those nodes are alive: when the
-// network heals, the ones that are a majority of the last Primary view
-// form a Primary component again by themselves. A bootstrap of one of
-// them now would be Primary on its own, and the others would then form a
-// second Primary component: the split brain of review finding 1. A node
-// whose agent cannot say what it reaches counts as cut off. Past
-// position_wait the wait becomes a refusal, which pages: a partition that
-// long is for a person (the network, or force_node).
-func partitioned(in DecideInput) (Decision, bool) {
-	running := 0
-	for _, n := range in.Nodes {
-		if n.Reachable && n.Running {
-			running++
-		}
-	}
-	if running < 2 {
-		return Decision{}, false
-	}
-	var cut []string
-	for _, n := range in.Nodes {
-		switch {
-		case !n.Reachable || !n.Running:
-		case n.Vantage == nil:
-			cut = append(cut, n.Name+" was not asked which peers it reaches")
-		case n.Vantage.Error != "":
-			cut = append(cut, fmt.Sprintf("%s cannot say which peers it reaches (%s)", n.Name, n.Vantage.Error))
-		case n.Vantage.Reached < running:
-			// Its own port counts among those reached while it runs.
-			cut = append(cut, fmt.Sprintf("%s reaches %d Galera ports, fewer than the %d running nodes", n.Name, n.Vantage.Reached, running))
-		}
-	}
-	if len(cut) == 0 {
-		return Decision{}, false
-	}
-	why := fmt.Sprintf("%s: the running nodes do not all reach each other (a network partition); Galera forms a Primary component by itself when the network heals, and a bootstrap now would make a second one then",
-		strings.Join(cut, "; "))
-	if in.Waited < in.PositionWait {
-		return Decision{Action: ActWait, Reason: fmt.Sprintf("%s; waiting up to %s more", why, (in.PositionWait - in.Waited).Round(time.Second))}, true
-	}
-	return refuse("%s; partitioned for longer than position_wait %s: repair the network, or an admin forces a node", why, in.PositionWait), true
 }
 
 func refuse(format string, args ...any) Decision {

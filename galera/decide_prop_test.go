@@ -117,9 +117,6 @@ func unsafe(in DecideInput, d Decision) error {
 			return err
 		}
 	}
-	if err := notPartitioned(in.Nodes); err != nil {
-		return err
-	}
 	for _, o := range in.Nodes {
 		if !o.Reachable {
 			continue
@@ -157,31 +154,6 @@ func vantageAllows(nodes []Observed) error {
 	}
 	if asked == 0 {
 		return fmt.Errorf("bootstrap with a node missing and no vantage point asked")
-	}
-	return nil
-}
-
-// notPartitioned: every readable running node, when more than one runs,
-// said it reaches at least as many Galera ports as there are running
-// readable nodes. Else the bootstrapped node and the others could each be
-// Primary once the network heals.
-func notPartitioned(nodes []Observed) error {
-	running := 0
-	for _, o := range nodes {
-		if o.Reachable && o.Running {
-			running++
-		}
-	}
-	if running < 2 {
-		return nil
-	}
-	for _, o := range nodes {
-		if !o.Reachable || !o.Running {
-			continue
-		}
-		if o.Vantage == nil || o.Vantage.Error != "" || o.Vantage.Reached < running {
-			return fmt.Errorf("bootstrap while %s, running, may not reach the other %d running nodes (vantage %+v)", o.Name, running-1, o.Vantage)
-		}
 	}
 	return nil
 }

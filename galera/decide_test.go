@@ -86,7 +86,7 @@ func TestDecide(t *testing.T) {
 			// Finding 1: X was bootstrapped, misses one status deadline;
 			// Y and Z are 2 of 3 and answer. Before the position wait: wait.
 			name: "finding 1 without an earlier bootstrap on record: wait first",
-			in: DecideInput{Nodes: []Observed{gone("X"), seen(inView(nonPrim("Y", 50), mY, 7, mX, mY, mZ), 2), seen(inView(nonPrim("Z", 50), mZ, 7, mX, mY, mZ), 2)},
+			in: DecideInput{Nodes: []Observed{gone("X"), inView(nonPrim("Y", 50), mY, 7, mX, mY, mZ), inView(nonPrim("Z", 50), mZ, 7, mX, mY, mZ)},
 				Waited: 3 * time.Second, PositionWait: wait},
 			action: ActWait, reason: "X did not answer",
 		},
@@ -98,41 +98,9 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "finding 1, earlier bootstrap readable and not Primary: decided as usual",
-			in: DecideInput{Nodes: []Observed{seen(nonPrim("X", 52), 3), seen(nonPrim("Y", 50), 3), seen(nonPrim("Z", 50), 3)},
+			in: DecideInput{Nodes: []Observed{nonPrim("X", 52), nonPrim("Y", 50), nonPrim("Z", 50)},
 				PositionWait: wait, PriorBootstrap: "X"},
 			action: ActBootstrap, node: "X",
-		},
-		{
-			// Drill 3: the nodes run, each alone. A bootstrap of X now
-			// and Y, Z meeting again later would be two Primaries.
-			name: "running nodes partitioned from each other: wait, never bootstrap one of them",
-			in: DecideInput{Nodes: []Observed{seen(nonPrim("X", 52), 1), seen(nonPrim("Y", 50), 1), seen(nonPrim("Z", 50), 1)},
-				Waited: time.Minute, PositionWait: wait},
-			action: ActWait, reason: "X reaches 1 Galera ports, fewer than the 3 running nodes",
-		},
-		{
-			name: "partitioned past position_wait: refuse (pages), still no bootstrap",
-			in: DecideInput{Nodes: []Observed{seen(nonPrim("X", 52), 3), seen(nonPrim("Y", 50), 1), seen(nonPrim("Z", 50), 3)},
-				Waited: wait, PositionWait: wait},
-			action: ActRefuse, reason: "Y reaches 1 Galera ports, fewer than the 3 running nodes: the running nodes do not all reach each other (a network partition)",
-		},
-		{
-			name: "a running node's agent cannot say what it reaches: counted as cut off",
-			in: DecideInput{Nodes: []Observed{seen(nonPrim("X", 52), 2), with(nonPrim("Y", 50), func(o *Observed) { o.Vantage = &Vantage{Error: "timeout"} }), crashed("Z", 50)},
-				PositionWait: wait},
-			action: ActWait, reason: "Y cannot say which peers it reaches (timeout)",
-		},
-		{
-			name: "one node runs, the others stopped and readable: no partition to speak of, bootstrap the most advanced",
-			in: DecideInput{Nodes: []Observed{seen(nonPrim("X", 50), 1), crashed("Y", 52), crashed("Z", 51)},
-				PositionWait: wait},
-			action: ActBootstrap, node: "Y",
-		},
-		{
-			name: "an admin's force_node overrides the partition wait",
-			in: DecideInput{Nodes: []Observed{seen(nonPrim("X", 52), 1), seen(nonPrim("Y", 50), 1), seen(nonPrim("Z", 50), 1)},
-				PositionWait: wait, Force: "Y"},
-			action: ActBootstrap, node: "Y", warn: "X",
 		},
 		{
 			name:   "seqno -1 with a UUID after recovery: blocks",

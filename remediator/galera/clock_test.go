@@ -50,9 +50,6 @@ type timedNode struct {
 	pos   galera.Position
 	calls *[]string
 	at    map[string]time.Duration
-	// reach is how many running Galera ports the host reaches, its own
-	// included (Vantage); 0 means its own only.
-	reach int
 }
 
 func (n *timedNode) Name() string { return n.name }

@@ -246,17 +246,13 @@ func (rb QuorumRecovery) decide(ctx context.Context, r *remediator.Run, clock Cl
 }
 
 // askVantagePoints fills in each readable node's vantage when some node
-// did not answer (does it run?) or more than one runs (do they reach each
-// other, or is the network partitioned?).
+// did not answer.
 func askVantagePoints(ctx context.Context, nodes []Node, obs []galera.Observed) {
-	missing, running := false, 0
+	missing := false
 	for _, o := range obs {
 		missing = missing || !o.Reachable
-		if o.Reachable && o.Running {
-			running++
-		}
 	}
-	if !missing && running < 2 {
+	if !missing {
 		return
 	}
 	for i, n := range nodes {
@@ -268,7 +264,7 @@ func askVantagePoints(ctx context.Context, nodes []Node, obs []galera.Observed) 
 }
 
 // decideRule is the bootstrap rule in words, for the dry-run plan.
-const decideRule = "every node answered, none is Primary, the running nodes reach each other and the chosen node holds the highest position, or, after the wait, the nodes that answered are a majority of the configured nodes and of the last Primary view"
+const decideRule = "every node answered, none is Primary and the chosen node holds the highest position, or, after the wait, the nodes that answered are a majority of the configured nodes and of the last Primary view"
 
 // observed is what the decision needs of one node: its state and, for a
 // readable stopped node, the position --wsrep-recover finds (once per

@@ -34,12 +34,10 @@ func unreachable(time.Duration) NodeState {
 }
 
 // Vantage: a fake host reaches its own Galera port while its server
-// runs, and no other unless told (reach).
+// runs, and no other.
 func (n *timedNode) Vantage(ctx context.Context) galera.Vantage {
 	if n.State(ctx).Running {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return galera.Vantage{Reached: max(1, n.reach), Of: 3}
+		return galera.Vantage{Reached: 1, Of: 3}
 	}
 	return galera.Vantage{Of: 3}
 }
@@ -194,20 +192,8 @@ func TestQuorumRecoveryNoSecondBootstrapInAnIncident(t *testing.T) {
 	}
 
 	// A person starts one: the earlier bootstrap no longer blocks; the
-	// usual rules apply. Y and Z run and do not reach each other: a
-	// partition, which Galera heals by itself; refused after the wait.
-	j = runIn(t, log, rb, remediator.ManualRequest{})
-	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "network partition") || len(c.calls) != 0 {
-		t.Fatalf("manual job while Y and Z are apart: %s %q, actions %v", j.State, j.Reason, c.calls)
-	}
-	// Once Y and Z reach each other (X still does not answer): wait,
-	// then Y and Z are 2 of 3 and of the view. Y is bootstrapped; Z, a
-	// fake that never joins, fails the wait.
-	for _, n := range []*timedNode{y, z} {
-		n.mu.Lock()
-		n.reach = 2
-		n.mu.Unlock()
-	}
+	// usual rules apply (wait, then Y and Z are 2 of 3 and of the view).
+	// Y is bootstrapped; Z, a fake that never joins, fails the wait.
 	j = runIn(t, log, rb, remediator.ManualRequest{})
 	if j.State != remediator.JobFailed || !strings.Contains(strings.Join(c.calls, " "), "Y:pc.bootstrap") {
 		t.Fatalf("manual job: %s %q, actions %v", j.State, j.Reason, c.calls)
