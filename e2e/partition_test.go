@@ -261,7 +261,9 @@ func TestPartitionAllApart(t *testing.T) {
 
 	// Finding 1: X's agent stops answering; the others alert on.
 	cut(t, sb, x.Name, sandbox.PartitionAppliance)
-	waitFor(t, time.Now(), 60*time.Second, "a quorum recovery refused because "+x.Name+" may be Primary", func() bool {
+	// The bootstrap job first waits up to 30 s for each of the other
+	// two to join by itself (they cannot), then the alerts run again.
+	waitFor(t, time.Now(), 150*time.Second, "a quorum recovery refused because "+x.Name+" may be Primary", func() bool {
 		return jobMentions(t, h, "was bootstrapped automatically earlier in this incident")
 	})
 	if b := bootstraps(t, h); len(b) != 1 {

@@ -190,6 +190,30 @@ func waitUntilSynced(ctx context.Context, clock Clock, n Node, all []Node, limit
 	}
 }
 
+// runningJoinLimit bounds the wait for a running node to become a member
+// of a newly bootstrapped Primary component: it takes a second or two
+// when it reaches it.
+const runningJoinLimit = 30 * time.Second
+
+// waitMember polls a running node until it is a member of a Primary
+// component (Joiner, Joined, Donor or Synced) or limit passes.
+func waitMember(ctx context.Context, clock Clock, n Node, limit time.Duration) bool {
+	deadline := clock.Now().Add(limit)
+	for {
+		if n.State(ctx).Primary() {
+			return true
+		}
+		if ctx.Err() != nil || clock.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-clock.After(200 * time.Millisecond):
+		}
+	}
+}
+
 func anyPrimary(states []NodeState) bool {
 	for _, s := range states {
 		if s.Primary() {

@@ -100,6 +100,23 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 				return err
 			}
 			continue
+		case st.Running && !st.Primary():
+			// It runs, so it joins by itself once it reaches the new
+			// component; if it does not soon, it is cut off from it (a
+			// partition), and the job must not block its own retries
+			// and the other nodes' alerts until the sync limit.
+			joined, err := remediator.Observe(r, "join-running:"+n.Name(), map[string]string{"limit": runningJoinLimit.String()}, func(ctx context.Context) (bool, error) {
+				return waitMember(ctx, clockOr(rb.Clock), n, runningJoinLimit), nil
+			})
+			if err != nil {
+				return err
+			}
+			if !joined {
+				if err := r.Logf("skip:"+n.Name(), "%s runs but did not join the Primary component of %s within %s (cut off from it?): left for its own alert", n.Name(), chosen.Name(), runningJoinLimit); err != nil {
+					return err
+				}
+				continue
+			}
 		case !st.Running:
 			// Named apart from the candidates' positions: this one is
 			// read after the bootstrap, right before the node's start.
