@@ -364,7 +364,7 @@ func TestCrashOneNodeMissing(t *testing.T) {
 		t.Errorf("bootstrapped the missing node: %s", boot)
 	}
 	id := strings.SplitN(boot, ":", 2)[0]
-	if txt := jobText(t, h, id); !strings.Contains(txt, n[2].Name+" did not answer within position_wait") || !strings.Contains(txt, "may hold later transactions") {
+	if txt := jobText(t, h, id); !strings.Contains(txt, n[2].Address()+" did not answer within position_wait") || !strings.Contains(txt, "may hold later transactions") {
 		t.Errorf("job %s does not warn that %s may hold later transactions:\n%s", id, n[2].Name, tail(txt, 3000))
 	}
 
@@ -372,7 +372,7 @@ func TestCrashOneNodeMissing(t *testing.T) {
 	chk.markHeal(healed)
 	refusal := rejoinedOrRefused(t, h, chk, sb, healed, n[2])
 	if refusal == "" {
-		t.Logf("measured: after heal, %s rejoined and all three Primary and Synced in %s", n[2].Name, chk.waitHealed(t, time.Second).Round(time.Millisecond))
+		t.Logf("measured: after heal, %s rejoined and all three Primary and Synced in %s", n[2].Name, chk.waitHealed(t, 3*time.Minute).Round(time.Millisecond))
 	}
 	if b := bootstraps(t, h); len(b) != 1 {
 		t.Errorf("bootstraps: %v, want exactly one", b)
@@ -443,7 +443,7 @@ func TestCrashTwoNodesMissing(t *testing.T) {
 		txt = jobText(t, h, started.Data.ID)
 		return strings.Contains(txt, `"bootstrap:`+n[0].Name+`"`)
 	})
-	for _, want := range []string{"an admin forced " + n[0].Name, "did not answer: they may hold later transactions"} {
+	for _, want := range []string{"an admin forced " + n[0].Address(), "did not answer: they may hold later transactions"} {
 		if !strings.Contains(txt, want) {
 			t.Errorf("forced job %s lacks %q:\n%s", started.Data.ID, want, tail(txt, 3000))
 		}
@@ -458,7 +458,7 @@ func TestCrashTwoNodesMissing(t *testing.T) {
 		}
 	}
 	if nRefused == 0 {
-		t.Logf("measured: after heal, all three Primary and Synced in %s", chk.waitHealed(t, time.Second).Round(time.Millisecond))
+		t.Logf("measured: after heal, all three Primary and Synced in %s", chk.waitHealed(t, 3*time.Minute).Round(time.Millisecond))
 	}
 	logJobs(t, h)
 	w.waitAcked(t, 20, 10*time.Second)
