@@ -428,7 +428,7 @@ func TestCrashTwoNodesMissing(t *testing.T) {
 	noActs(t, h)
 
 	// An admin decides: force n1.
-	code, body, err := h.post("/api/v1/jobs", map[string]any{"cluster": sb.ClusterName(), "kind": "recover", "force_node": n[0].Name})
+	code, body, err := h.post("/api/v1/jobs", map[string]any{"cluster": sb.ClusterName(), "kind": "recover", "force_node": n[0].Address()})
 	if err != nil || code != 200 && code != 201 && code != 202 {
 		t.Fatalf("POST /api/v1/jobs force_node: %d %v %s", code, err, body)
 	}
@@ -441,7 +441,7 @@ func TestCrashTwoNodesMissing(t *testing.T) {
 	var txt string
 	waitFor(t, time.Now(), 60*time.Second, "the forced job to record its bootstrap", func() bool {
 		txt = jobText(t, h, started.Data.ID)
-		return strings.Contains(txt, `"bootstrap:`+n[0].Name+`"`)
+		return strings.Contains(txt, `"bootstrap:`+n[0].Address()+`"`)
 	})
 	for _, want := range []string{"an admin forced " + n[0].Address(), "did not answer: they may hold later transactions"} {
 		if !strings.Contains(txt, want) {
@@ -562,7 +562,7 @@ func TestCrashAheadNodeRefused(t *testing.T) {
 	}
 	noActs(t, h)
 
-	code, body, err := h.post("/api/v1/jobs", map[string]any{"cluster": sb.ClusterName(), "kind": "recover", "force_node": n[0].Name})
+	code, body, err := h.post("/api/v1/jobs", map[string]any{"cluster": sb.ClusterName(), "kind": "recover", "force_node": n[0].Address()})
 	if err != nil || code != 202 {
 		t.Fatalf("POST /api/v1/jobs force_node: %d %v %s", code, err, body)
 	}
