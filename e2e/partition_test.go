@@ -77,12 +77,15 @@ func heal(t *testing.T, sb *sandbox.Sandbox) time.Time {
 }
 
 // noActs fails when any job did a repair step: the drill wants nines to
-// keep its hands off.
+// keep its hands off. Reading a stopped node's position (--wsrep-recover,
+// the *-position: steps) is an act step in the log because it runs the
+// server binary, but changes nothing: it is allowed.
 func noActs(t *testing.T, h *healer) {
 	t.Helper()
 	for _, j := range h.jobs(t) {
 		for _, s := range j.Steps {
-			if s.Kind == "act" && s.State == "done" {
+			name, _, _ := strings.Cut(s.Name, ":")
+			if s.Kind == "act" && s.State == "done" && !strings.HasSuffix(name, "-position") {
 				t.Errorf("job %s (%s) acted: step %s done (%s: %s)", j.ID, j.Runbook, s.Name, j.State, j.Reason)
 			}
 		}
@@ -415,8 +418,8 @@ func TestCrashTwoNodesMissing(t *testing.T) {
 		return false
 	})
 	t.Logf("refused: %s", refused)
-	if st := h.remediation(t); !strings.Contains(st.LastDecision, "not a majority") {
-		t.Errorf("cluster status does not say why: %q", st.LastDecision)
+	if st := h.remediation(t); !strings.Contains(st.NotRepaired, "not a majority") {
+		t.Errorf("cluster status does not say why: %q", st.NotRepaired)
 	}
 	waitFor(t, killed, 60*time.Second, "NinesRemediationJobFailed paged", func() bool {
 		_, ok := h.hook.first("firing", func(l map[string]string) bool { return l["alertname"] == "NinesRemediationJobFailed" })
@@ -428,10 +431,7 @@ func TestCrashTwoNodesMissing(t *testing.T) {
 	noActs(t, h)
 
 	// An admin decides: force n1.
-	code, body, err := h.post("/api/v1/jobs", map[string]any{"cluster": sb.ClusterName(), "kind": "recover", "force_node": n[0].Address()})
-	if err != nil || code != 200 && code != 201 && code != 202 {
-		t.Fatalf("POST /api/v1/jobs force_node: %d %v %s", code, err, body)
-	}
+	body := forceRecover(t, h, sb, n[0])
 	var started struct{ Data struct{ ID string } }
 	if err := json.Unmarshal(body, &started); err != nil || started.Data.ID == "" {
 		t.Fatalf("POST /api/v1/jobs answered %s (%v)", body, err)
@@ -562,10 +562,7 @@ func TestCrashAheadNodeRefused(t *testing.T) {
 	}
 	noActs(t, h)
 
-	code, body, err := h.post("/api/v1/jobs", map[string]any{"cluster": sb.ClusterName(), "kind": "recover", "force_node": n[0].Address()})
-	if err != nil || code != 202 {
-		t.Fatalf("POST /api/v1/jobs force_node: %d %v %s", code, err, body)
-	}
+	forceRecover(t, h, sb, n[0])
 	waitFor(t, time.Now(), 90*time.Second, n[0].Name+" and "+n[1].Name+" Primary", func() bool { return len(chk.primaries()) == 2 })
 
 	healed := heal(t, sb)
@@ -597,4 +594,25 @@ func TestCrashAheadNodeRefused(t *testing.T) {
 	}
 	logJobs(t, h)
 	chk.check(t)
+}
+
+// forceRecover is the admin's decision: a quorum recovery by hand with
+// force_node. While a job runs (a rejoin of a node nines cannot reach,
+// failing and retried) the API answers 409 naming it; the admin tries
+// again, as the test does.
+func forceRecover(t *testing.T, h *healer, sb *sandbox.Sandbox, x sandbox.Node) []byte {
+	t.Helper()
+	var body []byte
+	waitFor(t, time.Now(), 60*time.Second, "POST /api/v1/jobs with force_node accepted", func() bool {
+		code, b, err := h.post("/api/v1/jobs", map[string]any{"cluster": sb.ClusterName(), "kind": "recover", "force_node": x.Address()})
+		body = b
+		if code == 409 {
+			return false
+		}
+		if err != nil || code != 202 {
+			t.Fatalf("POST /api/v1/jobs force_node: %d %v %s", code, err, b)
+		}
+		return true
+	})
+	return body
 }
