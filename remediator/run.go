@@ -104,6 +104,18 @@ func (r *Run) DoneStep(prefix string) (string, bool) {
 	return "", false
 }
 
+// StepInput returns the recorded input of the step called name (nil when
+// there is none): a resumed runbook reads what an earlier act step was
+// given, such as the position a bootstrap started from.
+func (r *Run) StepInput(name string) json.RawMessage {
+	for _, s := range r.job.Steps {
+		if s.Name == name {
+			return s.Input
+		}
+	}
+	return nil
+}
+
 // Logf records a note as a done step without input, for decisions the
 // operator should read in the log ("chose n1: seqno 42").
 func (r *Run) Logf(name, format string, args ...any) error {

@@ -216,7 +216,7 @@ func TestQuorumRecoveryResumesAfterBootstrap(t *testing.T) {
 	if err := log.Save(&remediator.Job{ID: "j1", Cluster: "c1", Runbook: "galera-quorum-recovery", State: remediator.JobRunning, CreatedAt: now,
 		Steps: []remediator.Step{
 			{Name: "rejoin-position:n1", Kind: "act", State: remediator.StepDone, Output: []byte(`{"UUID":"` + uuid + `","Seqno":39}`), Attempts: 1},
-			{Name: "bootstrap:n2", Kind: "act", State: remediator.StepDone, Output: []byte(`"grastate"`), Attempts: 1},
+			{Name: "bootstrap:n2", Kind: "act", State: remediator.StepDone, Input: []byte(`{"node":"n2","position":"` + uuid + `:42"}`), Output: []byte(`"grastate"`), Attempts: 1},
 		}}); err != nil {
 		t.Fatal(err)
 	}
@@ -382,5 +382,31 @@ func TestLastFork(t *testing.T) {
 	}
 	if _, ok := LastFork([]*remediator.Job{qr("bad", 1, step("bootstrap:n1", `{"position":"garbage"}`))}, "c1"); ok {
 		t.Error("a bootstrap step whose position cannot be read gave a fork")
+	}
+}
+
+// The ahead drill's forced recovery: an admin forces n1 (seqno 23) while
+// n2, stopped, recovers 27. n1 is bootstrapped; n2 holds 4 transactions
+// the override gave up and is not started (Galera would abort it with
+// "Reversing history" at best); n3, behind, joins; the job fails (pages)
+// naming n2.
+func TestQuorumRecoveryForcedDoesNotStartANodeAhead(t *testing.T) {
+	var calls []string
+	n1, n2, n3 := stopped("n1", 23, &calls), stopped("n2", 27, &calls), stopped("n3", 20, &calls)
+	for _, n := range []*fakeNode{n1, n2, n3} {
+		n.joins = true
+	}
+	j := runJob(t, QuorumRecovery{Nodes: cluster(n1, n2, n3)}, remediator.ManualRequest{Force: "n1"})
+	got := strings.Join(calls, " ")
+	if strings.Contains(got, "n2:start") || !strings.Contains(got, "n1:start-new-cluster@"+uuid+":23") || !strings.Contains(got, "n3:start@"+uuid+":20") {
+		t.Errorf("actions %s: want n1 bootstrapped, n3 started, n2 not", got)
+	}
+	for _, w := range []string{"n2 at " + uuid + ":27", "n1 bootstrapped at " + uuid + ":23"} {
+		if j.State != remediator.JobFailed || !strings.Contains(j.Reason, w) {
+			t.Errorf("job %s %q lacks %q", j.State, j.Reason, w)
+		}
+	}
+	if out := stepOutput(j, "refuse:n2"); !strings.Contains(out, "4 transactions past") {
+		t.Errorf("refuse:n2 = %q", out)
 	}
 }

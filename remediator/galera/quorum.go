@@ -2,6 +2,7 @@ package galera
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -84,6 +85,15 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 		}
 	}
 
+	// The position the new history starts from: a stopped node past it
+	// holds transactions the bootstrap gave up (an admin's force_node, or
+	// nodes that answered only after the decision) and is not started.
+	fork, ok := bootstrapPosition(r, chosen)
+	if !ok {
+		return fmt.Errorf("the bootstrap step of %s has no readable position in the job log", chosen.Name())
+	}
+	var refused []string
+
 	// The others, one at a time: running ones join the new component by
 	// themselves; stopped ones start at their recovered position (IST).
 	for _, n := range nodes {
@@ -126,6 +136,13 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 			if err != nil {
 				return err
 			}
+			if why := pastFork(pos, fork); why != "" {
+				if err := r.Logf("refuse:"+n.Name(), "%s recovered %s, %s the bootstrap position %s of %s: not started, a state transfer would overwrite what only it holds", n.Name(), pos, why, fork, chosen.Name()); err != nil {
+					return err
+				}
+				refused = append(refused, fmt.Sprintf("%s at %s", n.Name(), pos))
+				continue
+			}
 			if _, err := remediator.Act(ctx, r, "start:"+n.Name(), map[string]string{"node": n.Name(), "position": pos.String()}, func(ctx context.Context) (string, error) {
 				if st := n.State(ctx); st.Running {
 					return "already running", nil
@@ -141,7 +158,37 @@ func (rb QuorumRecovery) Run(ctx context.Context, r *remediator.Run) error {
 			return err
 		}
 	}
+	if len(refused) > 0 {
+		return remediator.Refused("%s bootstrapped at %s; not started, holding transactions past it: %s; a person must decide", chosen.Name(), fork, strings.Join(refused, ", "))
+	}
 	return nil
+}
+
+// bootstrapPosition reads the position of this job's done bootstrap step.
+func bootstrapPosition(r *remediator.Run, chosen Node) (galera.Position, bool) {
+	var in struct{ Position string }
+	if err := json.Unmarshal(r.StepInput("bootstrap:"+chosen.Name()), &in); err != nil {
+		return galera.Position{}, false
+	}
+	pos, err := galera.ParsePosition(in.Position)
+	return pos, err == nil
+}
+
+// pastFork says how pos is not a prefix of the history that starts at
+// fork ("" when it is: behind or equal on the same history, or a fresh
+// datadir).
+func pastFork(pos, fork galera.Position) string {
+	switch {
+	case pos.Undefined():
+		return ""
+	case pos.UUID != fork.UUID:
+		return "of another history than"
+	case !pos.Known():
+		return "with no committed seqno, perhaps past"
+	case pos.Seqno > fork.Seqno:
+		return fmt.Sprintf("%d transactions past", pos.Seqno-fork.Seqno)
+	}
+	return ""
 }
 
 // bootstrap decides which node to bootstrap, waiting while the decision
