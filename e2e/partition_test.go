@@ -481,12 +481,9 @@ func rejoinedOrRefused(t *testing.T, h *healer, chk *splitBrainChecker, sb *sand
 	t.Helper()
 	var refusal string
 	waitFor(t, since, 120*time.Second, x.Name+" Synced again or its rejoin refused", func() bool {
-		for _, j := range h.jobs(t) {
-			if j.Runbook == "galera-node-rejoin" && j.Target == x.Address() && j.State == "failed" &&
-				(strings.Contains(j.Reason, "ahead of the Primary") || strings.Contains(j.Reason, "given up")) {
-				refusal = j.Reason
-				return true
-			}
+		if j, ok := refusedStart(t, h, x); ok {
+			refusal = j.ID + ": " + j.Reason
+			return true
 		}
 		return chk.synced(x.Name)
 	})
@@ -569,16 +566,12 @@ func TestCrashAheadNodeRefused(t *testing.T) {
 
 	healed := heal(t, sb)
 	var ahead jobView
-	waitFor(t, healed, 60*time.Second, "the rejoin of "+n[2].Name+" refused", func() bool {
-		for _, j := range h.jobs(t) {
-			if j.Runbook == "galera-node-rejoin" && j.State == "failed" && (strings.Contains(j.Reason, "ahead of the Primary") || strings.Contains(j.Reason, "given up")) {
-				ahead = j
-				return true
-			}
-		}
-		return false
+	waitFor(t, healed, 60*time.Second, "the start of "+n[2].Name+" refused", func() bool {
+		j, ok := refusedStart(t, h, n[2])
+		ahead = j
+		return ok
 	})
-	t.Logf("measured: rejoin of the node ahead refused %s after the heal: %s", time.Since(healed).Round(time.Millisecond), ahead.Reason)
+	t.Logf("measured: the start of the node ahead refused %s after the heal, by job %s (%s): %s", time.Since(healed).Round(time.Millisecond), ahead.ID, ahead.Runbook, ahead.Reason)
 	waitFor(t, healed, 60*time.Second, "NinesRemediationJobFailed paged", func() bool {
 		_, ok := h.hook.first("firing", func(l map[string]string) bool { return l["alertname"] == "NinesRemediationJobFailed" })
 		return ok
@@ -617,4 +610,23 @@ func forceRecover(t *testing.T, h *healer, sb *sandbox.Sandbox, x sandbox.Node) 
 		return true
 	})
 	return body
+}
+
+// refusedStart finds a failed Galera job that refused to start x because
+// x holds transactions the Primary's history lacks: a rejoin (ahead of
+// the Primary, or past the bootstrap it missed) or the quorum recovery
+// itself, when x answered after its bootstrap.
+func refusedStart(t *testing.T, h *healer, x sandbox.Node) (jobView, bool) {
+	t.Helper()
+	for _, j := range h.jobs(t) {
+		if j.State != "failed" || !strings.Contains(j.Reason, x.Address()) {
+			continue
+		}
+		for _, why := range []string{"ahead of the Primary", "given up", "holding transactions past it"} {
+			if strings.Contains(j.Reason, why) {
+				return j, true
+			}
+		}
+	}
+	return jobView{}, false
 }
