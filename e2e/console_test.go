@@ -161,22 +161,7 @@ func (b *browser) loadedAt() float64 {
 // the remediator) runs as `nines demo` runs it.
 func consoleSandbox(t *testing.T, name, listen string) *sandbox.Sandbox {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	start := time.Now()
-	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(t, false), Nodes: 3, BasePort: basePort(), ClusterName: name, AgentBinary: ninesBin, Listen: listen})
-	if err != nil {
-		t.Fatalf("start sandbox: %v", err)
-	}
-	t.Logf("fresh 3-node Galera sandbox %q up in %s", name, time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := sb.Stop(ctx); err != nil {
-			t.Errorf("stop sandbox: %v", err)
-		}
-	})
-	return sb
+	return startSandbox(t, sandbox.Options{ClusterName: name, Listen: listen})
 }
 
 // addViewer adds a viewer to the sandbox's console users (the last

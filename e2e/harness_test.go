@@ -170,15 +170,34 @@ func freshGalera(tb testing.TB, name string) *sandbox.Sandbox {
 // chosen by the caller (benchmarks run their agents unraced).
 func startGalera(tb testing.TB, name, bin string, port int) *sandbox.Sandbox {
 	tb.Helper()
+	return startSandbox(tb, sandbox.Options{BasePort: port, ClusterName: name, AgentBinary: bin})
+}
+
+// startSandbox starts a fresh 3-node Galera sandbox described by o (a new
+// directory, and the next base port and the e2e nines binary unless o
+// names them) and stops it when the test ends.
+func startSandbox(tb testing.TB, o sandbox.Options) *sandbox.Sandbox {
+	tb.Helper()
 	watchRaces(tb)
+	o.Dir, o.Nodes = sandboxDir(tb, false), 3
+	if o.BasePort == 0 {
+		o.BasePort = basePort()
+	}
+	if o.AgentBinary == "" {
+		o.AgentBinary = ninesBin
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, false), Nodes: 3, BasePort: port, ClusterName: name, AgentBinary: bin})
+	sb, err := sandbox.StartGalera(ctx, o)
 	if err != nil {
 		tb.Fatalf("start sandbox: %v", err)
 	}
-	tb.Logf("fresh 3-node Galera sandbox %q up in %s", name, time.Since(start).Round(time.Millisecond))
+	how := ""
+	if o.Netns {
+		how = " in network namespaces"
+	}
+	tb.Logf("fresh 3-node Galera sandbox %q%s up in %s", o.ClusterName, how, time.Since(start).Round(time.Millisecond))
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

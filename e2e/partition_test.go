@@ -18,27 +18,18 @@ import (
 // split-brain checker watches every node through its socket, which no
 // cut reaches, and the writer writes over the network as applications do.
 
-// startNetnsGalera starts a fresh 3-node Galera sandbox with each node in
-// its own network namespace, stopped (namespaces removed) at the end.
-func startNetnsGalera(t *testing.T, name string) *sandbox.Sandbox {
+// drill is the set-up every partition drill shares: a fresh 3-node
+// sandbox in network namespaces, an appliance healing it, acknowledged
+// probe writes through every node, and both witnesses running with some
+// acknowledged writes of their own to lose.
+func drill(t *testing.T, name string, o remediationOpts) (*sandbox.Sandbox, *healer, *splitBrainChecker, *drillWriter) {
 	t.Helper()
-	watchRaces(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	start := time.Now()
-	sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(t, false), Nodes: 3, BasePort: basePort(), ClusterName: name, AgentBinary: ninesBin, Netns: true})
-	if err != nil {
-		t.Fatalf("start netns sandbox: %v", err)
-	}
-	t.Logf("fresh 3-node Galera sandbox %q in network namespaces up in %s", name, time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := sb.Stop(ctx); err != nil {
-			t.Errorf("stop sandbox: %v", err)
-		}
-	})
-	return sb
+	sb := startSandbox(t, sandbox.Options{ClusterName: name, Netns: true})
+	h := startHealer(t, sb, o)
+	waitProbeWrites(t, h.appliance, sb.ClusterName(), 3, 3)
+	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
+	w.waitAcked(t, 20, 10*time.Second)
+	return sb, h, chk, w
 }
 
 func isolate(t *testing.T, sb *sandbox.Sandbox, node, from string) time.Time {
@@ -148,11 +139,7 @@ func neverPrimary(t *testing.T, chk *splitBrainChecker, node string, d time.Dura
 // Drill 1: one node isolated from the others for 30 s stays non-Primary,
 // nothing bootstraps it; after the heal it rejoins by IST; nothing lost.
 func TestPartitionOneNodeIsolated(t *testing.T) {
-	sb := startNetnsGalera(t, "isodrill")
-	h := startHealer(t, sb, remediationOpts{mode: "auto"})
-	waitProbeWrites(t, h.appliance, sb.ClusterName(), 3, 3)
-	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
-	w.waitAcked(t, 20, 10*time.Second)
+	sb, h, chk, w := drill(t, "isodrill", remediationOpts{mode: "auto"})
 	victim := sb.Nodes()[1]
 	logBefore, _ := os.ReadFile(victim.ErrorLog)
 
@@ -188,11 +175,7 @@ func TestPartitionOneNodeIsolated(t *testing.T) {
 // Drill 2: the appliance cut off from two nodes that still see each
 // other (and the third): no action at all; the cluster status says why.
 func TestPartitionApplianceCutOff(t *testing.T) {
-	sb := startNetnsGalera(t, "blinddrill")
-	h := startHealer(t, sb, remediationOpts{mode: "auto"})
-	waitProbeWrites(t, h.appliance, sb.ClusterName(), 3, 3)
-	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
-	w.waitAcked(t, 20, 10*time.Second)
+	sb, h, chk, w := drill(t, "blinddrill", remediationOpts{mode: "auto"})
 	n := sb.Nodes()
 
 	at := isolate(t, sb, n[0].Name, sandbox.PartitionAppliance)
@@ -232,11 +215,7 @@ func TestPartitionApplianceCutOff(t *testing.T) {
 // first: they stay non-Primary, as Galera does), and the cluster ends
 // Primary with three Synced nodes. Never two Primaries at any poll.
 func TestPartitionAllApart(t *testing.T) {
-	sb := startNetnsGalera(t, "apartdrill")
-	h := startHealer(t, sb, remediationOpts{mode: "auto", positionWait: "20s"})
-	waitProbeWrites(t, h.appliance, sb.ClusterName(), 3, 3)
-	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
-	w.waitAcked(t, 20, 10*time.Second)
+	sb, h, chk, w := drill(t, "apartdrill", remediationOpts{mode: "auto", positionWait: "20s"})
 	n := sb.Nodes()
 
 	at := time.Now()
@@ -340,11 +319,7 @@ func firstPrimary(t *testing.T, chk *splitBrainChecker, since time.Time, limit t
 // log; after the heal the third node rejoins.
 func TestCrashOneNodeMissing(t *testing.T) {
 	const positionWait = 20 * time.Second
-	sb := startNetnsGalera(t, "missingdrill")
-	h := startHealer(t, sb, remediationOpts{mode: "auto", positionWait: positionWait.String()})
-	waitProbeWrites(t, h.appliance, sb.ClusterName(), 3, 3)
-	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
-	w.waitAcked(t, 20, 10*time.Second)
+	sb, h, chk, w := drill(t, "missingdrill", remediationOpts{mode: "auto", positionWait: positionWait.String()})
 	n := sb.Nodes()
 
 	killed := kill(t, sb, nodeNames(sb)...)
@@ -397,11 +372,7 @@ func TestCrashOneNodeMissing(t *testing.T) {
 // recovers it, and the job log says what may have been given up.
 func TestCrashTwoNodesMissing(t *testing.T) {
 	const positionWait = 15 * time.Second
-	sb := startNetnsGalera(t, "minoritydrill")
-	h := startHealer(t, sb, remediationOpts{mode: "auto", positionWait: positionWait.String()})
-	waitProbeWrites(t, h.appliance, sb.ClusterName(), 3, 3)
-	chk, w := startSplitBrainChecker(t, sb), startDrillWriter(t, sb)
-	w.waitAcked(t, 20, 10*time.Second)
+	sb, h, chk, w := drill(t, "minoritydrill", remediationOpts{mode: "auto", positionWait: positionWait.String()})
 	n := sb.Nodes()
 
 	killed := kill(t, sb, nodeNames(sb)...)
@@ -507,7 +478,7 @@ func rejoinedOrRefused(t *testing.T, h *healer, chk *splitBrainChecker, sb *sand
 // overwritten by a state transfer.
 func TestCrashAheadNodeRefused(t *testing.T) {
 	const positionWait = 10 * time.Second
-	sb := startNetnsGalera(t, "aheaddrill")
+	sb := startSandbox(t, sandbox.Options{ClusterName: "aheaddrill", Netns: true})
 	h := startHealer(t, sb, remediationOpts{mode: "off", positionWait: positionWait.String()})
 	chk := startSplitBrainChecker(t, sb)
 	n := sb.Nodes()
