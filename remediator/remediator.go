@@ -88,11 +88,11 @@ type Remediator struct {
 	// without repairing (aborted or failed) did not; a succeeded job
 	// clears it. A job started later does not hide it.
 	notRepaired map[string]string
-	finished  map[string]int                     // "cluster\x00runbook\x00state" → count
-	resume    []*Job                             // interrupted jobs adopted at New, run by Run
-	failed    map[string]failedAlert             // fingerprint → failed attempts of its current start
-	lastSeen  map[string]time.Time               // fingerprint → when last notified or acted on (dedupe.go)
-	swept     time.Time                          // when lastSeen was last scanned for expired alerts
+	finished    map[string]int         // "cluster\x00runbook\x00state" → count
+	resume      []*Job                 // interrupted jobs adopted at New, run by Run
+	failed      map[string]failedAlert // fingerprint → failed attempts of its current start
+	lastSeen    map[string]time.Time   // fingerprint → when last notified or acted on (dedupe.go)
+	swept       time.Time              // when lastSeen was last scanned for expired alerts
 
 	wake chan struct{}
 	wg   sync.WaitGroup
