@@ -4,16 +4,19 @@
 # transfers, Debian's mysqld_exporter as the benchmark's peer, and promtool
 # and amtool (packages prometheus and prometheus-alertmanager) to check the
 # rule and Alertmanager files nines writes, Chromium for the console's
-# browser tests and poppler-utils (pdftotext) to read the PDF reports back. Packages already installed are
+# browser tests, poppler-utils (pdftotext) to read the PDF reports back and
+# haproxy, the load balancer the sandbox can put in front of a cluster
+# (`nines sandbox galera --haproxy`) and whose config check
+# (`haproxy -c`) the tests run. Packages already installed are
 # skipped; the services of the ones installed here are neither started nor
 # enabled, since nines runs its own servers on its own ports.
 set -euo pipefail
 
 packages=(mariadb-server mariadb-client galera-4 mariadb-backup rsync socat iproute2 procps
-  prometheus-mysqld-exporter prometheus prometheus-alertmanager chromium poppler-utils)
+  prometheus-mysqld-exporter prometheus prometheus-alertmanager chromium poppler-utils haproxy)
 # The daemon each package would run; disabled again if installed here.
 declare -A service_of=([mariadb-server]=mariadb [prometheus-mysqld-exporter]=prometheus-mysqld-exporter
-  [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager)
+  [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager [haproxy]=haproxy)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -48,6 +51,13 @@ else
       [ -n "$svc" ] && { $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; }
     done
   fi
+fi
+
+# The sandbox runs Debian's haproxy by its path; say which package is
+# missing rather than let a test fail on a missing file.
+if [ ! -x /usr/sbin/haproxy ]; then
+  echo "install-deps: /usr/sbin/haproxy not found after installing: package haproxy is missing" >&2
+  exit 1
 fi
 
 # Go is needed to build; the machine image has it in /usr/local/go.
