@@ -217,6 +217,7 @@ func (a *Agent) routes() *http.ServeMux {
 		return a.grastate()
 	})))
 	mux.Handle("GET /v1/peers", a.auth(handle(a, "peers", a.peers)))
+	mux.Handle("GET /v1/health/{role}", a.auth(http.HandlerFunc(a.health)))
 	mux.Handle("POST /v1/recover", a.auth(handle(a, "recover", a.recover)))
 	mux.Handle("POST /v1/start", a.auth(handle(a, "start", a.start)))
 	mux.Handle("POST /v1/stop", a.auth(handle(a, "stop", a.stop)))

@@ -22,6 +22,8 @@
 //	GET  /v1/status            Status
 //	GET  /v1/grastate          Grastate
 //	GET  /v1/peers             PeersResult (vantage point: Galera peers reached)
+//	GET  /v1/health/writer     text: 200 or 503 and a one-line reason
+//	GET  /v1/health/reader     text: 200 or 503 and a one-line reason
 //	POST /v1/recover           -> RecoverResult (409 while running)
 //	POST /v1/start             StartRequest -> StartResult
 //	POST /v1/stop              StopRequest -> StopResult
@@ -39,6 +41,14 @@
 // the request stops it and removes what it wrote. A verification restores
 // a backup into a scratch server of its own and answers 200 whatever it
 // finds: OK false names the failed check. See backup.go and verify.go.
+//
+// The health checks are for HAProxy's httpchk (nines haproxy config writes
+// them with the token): 200 when the node is Synced (wsrep_local_state 4)
+// in a Primary component, wsrep_ready ON and wsrep_desync OFF; 503
+// otherwise, and whenever the status cannot be read within 800 ms. They
+// run one status query each and change nothing. Writer and reader decide
+// alike: HAProxy picks the one writer by server order (one active server,
+// the others backup). See health.go.
 //
 // The agent never starts a server on its own: a server that crashes stays
 // down until someone (the remediator, an operator, a test) asks for a

@@ -225,3 +225,19 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 	}
 	return nil
 }
+
+// Health asks the writer or reader health check (HealthWriter,
+// HealthReader): ok is true on 200, false on 503, and reason is the
+// agent's one-line explanation either way. Any other answer is an error.
+func (c *Client) Health(ctx context.Context, role string) (ok bool, reason string, err error) {
+	var out strings.Builder
+	err = c.do(ctx, "health", http.MethodGet, "/v1/health/"+url.PathEscape(role), nil, &out)
+	var e *Error
+	switch {
+	case err == nil:
+		return true, strings.TrimSpace(out.String()), nil
+	case errors.As(err, &e) && e.Status == http.StatusServiceUnavailable:
+		return false, e.Message, nil
+	}
+	return false, "", err
+}

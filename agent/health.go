@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/galera"
+)
+
+// Roles a health check answers for (GET /v1/health/{role}).
+const (
+	HealthWriter = "writer"
+	HealthReader = "reader"
+)
+
+// healthTimeout bounds the one status query of a health check. HAProxy
+// checks every 500 ms and gives a check 1 s (the generated config's
+// `timeout check`): the agent answers its 503 with the reason before
+// HAProxy gives up on it.
+const healthTimeout = 800 * time.Millisecond
+
+// healthQuery reads, in one statement, the wsrep status and the two
+// variables the checks need beyond it (wsrep_desync, and wsrep_node_name
+// for the reason line).
+const healthQuery = `SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME LIKE 'WSREP\_%'
+UNION ALL
+SELECT CONCAT('@', LOWER(VARIABLE_NAME)), VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES
+ WHERE VARIABLE_NAME IN ('WSREP_DESYNC', 'WSREP_NODE_NAME', 'WSREP_CLUSTER_NAME')`
+
+// HealthReading is what one health check read from the server: the
+// parsed wsrep status, wsrep_desync as the server spells it, or the error
+// that kept either from being read.
+type HealthReading struct {
+	Status *nines.GaleraStatus
+	Desync string
+	Err    error
+}
+
+// GaleraHealth decides a Galera node's health for role (writer or
+// reader): healthy when the reading succeeded and the node is Synced
+// (wsrep_local_state 4) in a Primary component, wsrep_ready is ON and
+// wsrep_desync is OFF. The reason is one line, for HAProxy's logs and
+// the operator. A reading that failed, or that did not parse in full, is
+// never healthy. The choice of one writer among the healthy nodes is
+// HAProxy's (one active server, the others backup), so both roles decide
+// alike today.
+func GaleraHealth(role string, r HealthReading) (ok bool, reason string) {
+	name := ""
+	if r.Status != nil && r.Status.NodeName != "" {
+		name = r.Status.NodeName + " "
+	}
+	fail := func(format string, args ...any) (bool, string) {
+		return false, oneLine(fmt.Sprintf("not a %s: %s", role, name) + fmt.Sprintf(format, args...))
+	}
+	g := r.Status
+	switch {
+	case r.Err != nil:
+		return fail("status unreadable: %v", r.Err)
+	case g == nil:
+		return fail("status unreadable: no wsrep status")
+	case !g.Primary():
+		return fail("not in a Primary component (%s)", g.ClusterStatus)
+	case g.LocalState != nines.LocalStateSynced:
+		return fail("not Synced: %s (wsrep_local_state %d)", g.LocalStateComment, int(g.LocalState))
+	case !g.Ready:
+		return fail("wsrep_ready is OFF")
+	case !strings.EqualFold(r.Desync, "OFF"):
+		if r.Desync == "" {
+			return fail("wsrep_desync unreadable")
+		}
+		return fail("wsrep_desync is %s", r.Desync)
+	}
+	return true, oneLine(fmt.Sprintf("%s: %sSynced, Primary (size %d), ready, not desynced", role, name, g.ClusterSize))
+}
+
+// oneLine keeps a reason on one line: error texts may carry newlines.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// readHealth reads the node's status for a health check: one query over
+// the local socket within healthTimeout.
+func (a *Agent) readHealth(ctx context.Context) HealthReading {
+	db, err := a.srv.DB()
+	if err != nil {
+		return HealthReading{Err: err}
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	return queryHealth(ctx, db)
+}
+
+func queryHealth(ctx context.Context, db *sql.DB) HealthReading {
+	rows, err := db.QueryContext(ctx, healthQuery)
+	if err != nil {
+		return HealthReading{Err: err}
+	}
+	defer rows.Close()
+	status, vars := map[string]string{}, map[string]string{}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			return HealthReading{Err: err}
+		}
+		if v, ok := strings.CutPrefix(name, "@"); ok {
+			vars[v] = value
+		} else {
+			status[name] = value
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return HealthReading{Err: err}
+	}
+	if status["wsrep_cluster_status"] == "" && status["wsrep_local_state_comment"] == "" {
+		return HealthReading{Err: errors.New("no wsrep status: wsrep is off on this server"), Desync: vars["wsrep_desync"]}
+	}
+	g, err := galera.ParseStatus(status, vars)
+	return HealthReading{Status: g, Desync: vars["wsrep_desync"], Err: err}
+}
+
+// health serves GET /v1/health/{role}: 200 or 503 with a one-line text
+// reason, for HAProxy's httpchk. It only reads.
+func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
+	role := r.PathValue("role")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if role != HealthWriter && role != HealthReader {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, "no health check "+oneLine(role)+": use writer or reader\n")
+		return
+	}
+	var ok bool
+	var reason string
+	if !a.cfg.IsGalera() {
+		reason = "not a " + role + ": health checks for servers without Galera are not built yet"
+	} else {
+		start := a.now()
+		ok, reason = GaleraHealth(role, a.readHealth(r.Context()))
+		a.log.Debug("health", "role", role, "ok", ok, "reason", reason, "took", a.now().Sub(start).Round(time.Millisecond))
+	}
+	if ok {
+		w.WriteHeader(http.StatusOK)
+	} else {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = io.WriteString(w, reason+"\n")
+}
