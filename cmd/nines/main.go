@@ -59,5 +59,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newReportCmd())
 	root.AddCommand(newPasswdCmd())
 	root.AddCommand(newDashboardsCmd())
+	root.AddCommand(newHAProxyCmd())
 	return root
 }
