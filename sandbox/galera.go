@@ -42,6 +42,9 @@ func StartGalera(ctx context.Context, o Options) (*Sandbox, error) {
 	if err == nil {
 		err = s.finish(ctx)
 	}
+	if err == nil && s.HAProxy() {
+		err = s.ensureHAProxy(ctx)
+	}
 	if err != nil {
 		s.stopAfterFailure(ctx, started)
 		return nil, err

@@ -311,7 +311,7 @@ func create(o Options, kind nines.Kind, defaultNodes int) (*Sandbox, error) {
 			return nil, fmt.Errorf("create sandbox: socket path %q is %d bytes, over the %d a unix socket allows: choose a shorter --dir", n.Socket, len(n.Socket), maxUnixSocketPath)
 		}
 	}
-	m := manifest{Kind: kind, ClusterName: o.ClusterName, BasePort: o.BasePort, Listen: o.Listen, SemiSync: o.SemiSync, Nodes: nodes}
+	m := manifest{Kind: kind, ClusterName: o.ClusterName, BasePort: o.BasePort, Listen: o.Listen, SemiSync: o.SemiSync, Nodes: nodes, HAProxy: o.HAProxy}
 	if o.Netns {
 		subnet, err := chooseSubnet(context.Background())
 		if err != nil {
@@ -361,6 +361,9 @@ func (s *Sandbox) adopt(o Options, kind nines.Kind) error {
 	}
 	if o.SemiSync {
 		m.SemiSync = true
+	}
+	if o.HAProxy {
+		m.HAProxy = true
 	}
 	return nil
 }

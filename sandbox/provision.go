@@ -142,12 +142,86 @@ func (s *Sandbox) provision(ctx context.Context) error {
 	return nil
 }
 
-// finish creates what the appliance needs once the servers run.
+// finish creates what the appliance and applications need once the
+// servers run.
 func (s *Sandbox) finish(ctx context.Context) error {
 	if err := s.provision(ctx); err != nil {
 		return err
 	}
+	if err := s.provisionApp(ctx); err != nil {
+		return err
+	}
 	return s.writeApplianceFiles()
+}
+
+// The application account the sandbox creates, and its database.
+const (
+	AppUser     = "app"
+	AppDatabase = "app"
+)
+
+// AppClientConfigPath is DIR/app-client.cnf, the application account's
+// client option file: mariadb --defaults-extra-file=DIR/app-client.cnf
+// -h HOST -P PORT (a node, or HAProxy's writer or reader).
+func (s *Sandbox) AppClientConfigPath() string { return filepath.Join(s.dir, "app-client.cnf") }
+
+// AppPasswordPath is the file holding the application account's password.
+func (s *Sandbox) AppPasswordPath() string { return filepath.Join(s.dir, "app.pass") }
+
+// provisionApp creates, once per sandbox, the account applications (and
+// drills writing as an application would) use: `app` with SELECT,
+// INSERT, UPDATE and DELETE on database app, over TCP from this host (and
+// from the sandbox's /24 in a netns sandbox, where HAProxy's connections
+// come from the bridge). Tables in app are created by an administrator.
+// app-client.cnf is written at every start.
+func (s *Sandbox) provisionApp(ctx context.Context) error {
+	pass, err := ensureSecret(s.AppPasswordPath(), passwordBytes)
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	cnf := fmt.Sprintf("# The sandbox's application account; written by `nines sandbox`.\n"+
+		"# mariadb --defaults-extra-file=%s -h 127.0.0.1 -P PORT %s\n[client]\nuser=%s\npassword=%s\n",
+		s.AppClientConfigPath(), AppDatabase, AppUser, pass)
+	if err := writeFileAtomic(s.AppClientConfigPath(), []byte(cnf), 0o600); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	m := s.snapshot()
+	if m.AppProvisioned {
+		return nil
+	}
+	stmts := []string{"CREATE DATABASE IF NOT EXISTS " + AppDatabase}
+	hosts := []string{"127.0.0.1", "localhost"}
+	if m.Netns {
+		hosts = append(hosts, subnetHostPattern(m.Subnet))
+	}
+	for _, host := range hosts {
+		acct := fmt.Sprintf("'%s'@'%s'", AppUser, host)
+		stmts = append(stmts,
+			"CREATE OR REPLACE USER "+acct+" IDENTIFIED BY '"+pass+"'",
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON "+AppDatabase+".* TO "+acct,
+		)
+	}
+	first := m.Nodes[0]
+	db, err := server(first).DB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("provision the application account on %s: %s: %w", first.Name, strings.SplitN(q, " IDENTIFIED", 2)[0], err)
+		}
+	}
+	s.mu.Lock()
+	s.m.AppProvisioned = true
+	s.mu.Unlock()
+	if err := s.saveManifest(); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	s.logf("created SQL user %q with SELECT, INSERT, UPDATE, DELETE on database %q (%s)", AppUser, AppDatabase, s.AppClientConfigPath())
+	return nil
 }
 
 // writeApplianceFiles writes the appliance's data directory, nines.yaml

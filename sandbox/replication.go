@@ -26,6 +26,9 @@ func StartReplication(ctx context.Context, o Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.HAProxy {
+		return nil, haproxyFor(nines.KindReplication)
+	}
 	s, err := prepare(ctx, o, nines.KindReplication, 1+DefaultReplicas)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,12 @@
 //	DIR/agent-token    bearer token of the node agents (0600)
 //	DIR/console-password password of the console's admin user (0600)
 //	DIR/repl.pass      replication user's password (replication only, 0600)
+//	DIR/app.pass       password of the application account `app` (0600)
+//	DIR/app-client.cnf [client] user and password of `app` (0600), for
+//	                   mariadb --defaults-extra-file=DIR/app-client.cnf -h HOST -P PORT
+//	DIR/haproxy.cfg    HAProxy's configuration, with --haproxy (0600: it
+//	                   holds the agent token); haproxy.log, haproxy.sock
+//	                   (runtime API, level admin) beside it
 //	DIR/appliance/     the appliance's data_dir
 //	DIR/n1, DIR/n2 ... one per server: my.cnf, data/, tmp/, mysqld.sock,
 //	                   mysqld.pid, error.log, mariadbd.out, recover.log,
@@ -38,9 +44,14 @@
 //
 //	agent = P+200+i
 //
+// and, with Options.HAProxy (Galera only), HAProxy listens on 127.0.0.1 at
+//
+//	writer = P+300   (every connection to one node: n1 while healthy)
+//	reader = P+301   (every healthy node, roundrobin)
+//
 // so with the default P=3306 a 3-node cluster takes 3306-3308 for SQL,
-// 3406-3408, 3416-3418, 3426-3428 for Galera and 3506-3508 for the
-// agents. A Galera sandbox has at most 10 nodes, which keeps the Galera
+// 3406-3408, 3416-3418, 3426-3428 for Galera, 3506-3508 for the
+// agents and 3606-3607 for HAProxy. A Galera sandbox has at most 10 nodes, which keeps the Galera
 // ports (up to P+192) below the agents' and clear of the SQL ports;
 // clusters on base ports 1000 apart never collide.
 //
@@ -168,6 +179,11 @@ type Options struct {
 	// address, joined by a bridge in the root namespace, so partitions can
 	// be cut (see Isolate). Needs root.
 	Netns bool
+	// HAProxy starts Debian's haproxy in front of a Galera cluster: a
+	// writer listener (one node at a time) on P+300 and a reader listener
+	// (every node, roundrobin) on P+301, checked through the agents'
+	// health endpoints. Once on, later starts of the sandbox keep it.
+	HAProxy bool
 }
 
 // Role is what a server is in its sandbox.
@@ -235,6 +251,12 @@ type manifest struct {
 	Netns  bool   `json:"netns,omitempty"`
 	Subnet string `json:"subnet,omitempty"`
 	Bridge string `json:"bridge,omitempty"`
+	// HAProxy puts haproxy in front of the cluster; HAProxyPid is its pid
+	// when the sandbox started it, checked before use (haproxyPid).
+	HAProxy    bool `json:"haproxy,omitempty"`
+	HAProxyPid int  `json:"haproxy_pid,omitempty"`
+	// AppProvisioned is set once the application account exists.
+	AppProvisioned bool `json:"app_provisioned,omitempty"`
 	// Generated is the sha256 of nines.yaml and alertmanager.yml as the
 	// sandbox last wrote them, to tell a hand edit from an old default.
 	Generated map[string]string `json:"generated,omitempty"`
@@ -381,8 +403,9 @@ func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 	return s.startGaleraNode(ctx, n)
 }
 
-// Stop stops every server of the sandbox, last node first, each with
-// SIGTERM and, after StopGrace, SIGKILL, and then the node agents. Data
+// Stop stops the sandbox's HAProxy, if any, then every server of the
+// sandbox, last node first, each with SIGTERM and, after StopGrace,
+// SIGKILL, and then the node agents. Data
 // stays, so a later start brings the same cluster back. The last node of a
 // Galera cluster to stop is n1, which Galera then marks safe to bootstrap.
 //
@@ -392,6 +415,11 @@ func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 func (s *Sandbox) Stop(ctx context.Context) error {
 	nodes := s.Nodes()
 	var errs []error
+	// HAProxy first: applications lose their endpoint with the cluster
+	// anyway, and it must not outlive the sandbox.
+	if err := s.stopHAProxy(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	m := s.snapshot()
 	if m.Netns {
 		if err := s.heal(ctx, m); err != nil {

@@ -45,13 +45,17 @@ type NodeStatus struct {
 	Netns   string   `json:"netns,omitempty"`
 	Address string   `json:"address,omitempty"`
 	Cut     []string `json:"cut,omitempty"`
+	// HAProxy's entry only (name "haproxy"): its listeners, host:port.
+	Writer string `json:"writer,omitempty"`
+	Reader string `json:"reader,omitempty"`
 }
 
 // statusTimeout bounds the look at one node: a hung (SIGSTOPped) server
 // must not hang the status command.
 const statusTimeout = 3 * time.Second
 
-// Status looks at every node at once. A node that cannot be read is
+// Status looks at every node at once; a sandbox with HAProxy lists it
+// last, as one more entry named "haproxy" with its pid and listeners. A node that cannot be read is
 // reported as unreachable with the reason, not as an error; the error is
 // only for a sandbox that cannot be inspected at all.
 func (s *Sandbox) Status(ctx context.Context) ([]NodeStatus, error) {
@@ -71,6 +75,9 @@ func (s *Sandbox) Status(ctx context.Context) ([]NodeStatus, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if s.HAProxy() {
+		out = append(out, s.haproxyStatus())
 	}
 	return out, nil
 }
@@ -137,6 +144,10 @@ func WriteStatus(w io.Writer, sts []NodeStatus) error {
 		if st.AgentPid != 0 {
 			agentState = fmt.Sprintf("%s (pid %d)", st.AgentURL, st.AgentPid)
 		}
+		if st.Writer != "" {
+			fmt.Fprintf(tw, "%s\t-\t%s\t%s\twriter %s, reader %s\t\n", st.Name, pid, st.State, st.Writer, st.Reader)
+			continue
+		}
 		state := st.State
 		if st.ClusterSize > 0 {
 			state = fmt.Sprintf("%s (size %d)", state, st.ClusterSize)
@@ -186,6 +197,11 @@ func (s *Sandbox) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(tw, "read token\t%s\t(role read: for Grafana's data source)\n", s.ReadTokenPath())
 	fmt.Fprintf(tw, "agent token\t%s\t(curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/status)\n", s.AgentTokenPath(), s.AgentTokenPath(), m.Nodes[0].AgentURL())
 	fmt.Fprintf(tw, "SQL user %s\tpassword in %s\n", MonitorUser, s.PasswordPath())
+	fmt.Fprintf(tw, "application user %s\tmariadb --defaults-extra-file=%s -h 127.0.0.1 -P %d %s\n", AppUser, s.AppClientConfigPath(), m.Nodes[0].SQLPort, AppDatabase)
+	if m.HAProxy {
+		fmt.Fprintf(tw, "haproxy writer\t%s\t(one node at a time: n1 while healthy; %s)\n", s.WriterAddress(), s.HAProxyConfigPath())
+		fmt.Fprintf(tw, "haproxy reader\t%s\t(every healthy node; runtime API %s)\n", s.ReaderAddress(), s.HAProxySocket())
+	}
 	fmt.Fprintf(tw, "connect\tmariadb --defaults-file=%s\n", m.Nodes[0].DefaultsFile)
 	fmt.Fprintf(tw, "status / stop\tnines sandbox status --dir %s / nines sandbox stop --dir %s\n", s.dir, s.dir)
 	return tw.Flush()

@@ -30,16 +30,26 @@ restarts the same cluster with its data.`,
 func newSandboxGaleraCmd() *cobra.Command {
 	var o sandbox.Options
 	cmd := &cobra.Command{
-		Use:   "galera --dir DIR [--nodes N] [--base-port P]",
+		Use:   "galera --dir DIR [--nodes N] [--base-port P] [--haproxy]",
 		Short: "Start (or restart) an N-node Galera cluster",
 		Long: `Start an N-node MariaDB Galera cluster on 127.0.0.1 and return once every
 node is Synced. Node i (0-based) serves SQL on P+i and uses P+100+10*i
 (gcomm), P+101+10*i (IST) and P+102+10*i (SST).
 
 The directory also gets nines.yaml, a ready appliance config, with the
-monitoring user's password and an API token beside it.`,
+monitoring user's password and an API token beside it, and
+app-client.cnf, the client options of an application account (user app,
+SELECT, INSERT, UPDATE, DELETE on database app).
+
+With --haproxy, Debian's haproxy runs in front of the cluster (config in
+DIR/haproxy.cfg): a writer listener on 127.0.0.1:P+300 sends every
+connection to one node (n1 while its agent's health check passes, else
+the next), a reader listener on 127.0.0.1:P+301 spreads them over every
+healthy node. Later starts keep it; "nines sandbox stop" stops it.`,
 		Example: `  nines sandbox galera --dir /tmp/g3
-  nines sandbox galera --dir /tmp/g5 --nodes 5 --base-port 23306`,
+  nines sandbox galera --dir /tmp/g3 --haproxy
+  nines sandbox galera --dir /tmp/g5 --nodes 5 --base-port 23306
+  mariadb --defaults-extra-file=/tmp/g3/app-client.cnf -h 127.0.0.1 -P 3606 app`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Log = cmd.ErrOrStderr()
@@ -52,6 +62,7 @@ monitoring user's password and an API token beside it.`,
 		},
 	}
 	addStartFlags(cmd, &o, "nodes", sandbox.DefaultGaleraNodes, "number of Galera nodes")
+	cmd.Flags().BoolVar(&o.HAProxy, "haproxy", false, "start haproxy in front of the cluster: writer on P+300 (one node), reader on P+301 (all nodes)")
 	return cmd
 }
 
@@ -166,7 +177,7 @@ func newSandboxStopCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop --dir DIR",
 		Short: "Stop every server of a sandbox, keeping its data",
-		Long: `Stop every server of the sandbox, last node first: SIGTERM, then SIGKILL
+		Long: `Stop the sandbox's haproxy, if any, and every server of the sandbox, last node first: SIGTERM, then SIGKILL
 after 30 s. The data stays, so starting the sandbox again brings the same
 cluster back.`,
 		Args: cobra.NoArgs,
