@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/galera"
+	"github.com/nines-project/nines/internal/mariadbd"
 )
 
 // Roles a health check answers for (GET /v1/health/{role}).
@@ -25,14 +24,6 @@ const (
 // `timeout check`): the agent answers its 503 with the reason before
 // HAProxy gives up on it.
 const healthTimeout = 800 * time.Millisecond
-
-// healthQuery reads, in one statement, the wsrep status and the two
-// variables the checks need beyond it (wsrep_desync, and wsrep_node_name
-// for the reason line).
-const healthQuery = `SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME LIKE 'WSREP\_%'
-UNION ALL
-SELECT CONCAT('@', LOWER(VARIABLE_NAME)), VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES
- WHERE VARIABLE_NAME IN ('WSREP_DESYNC', 'WSREP_NODE_NAME', 'WSREP_CLUSTER_NAME')`
 
 // HealthReading is what one health check read from the server: the
 // parsed wsrep status, wsrep_desync as the server spells it, or the error
@@ -99,30 +90,8 @@ func (a *Agent) readHealth(ctx context.Context) HealthReading {
 }
 
 func queryHealth(ctx context.Context, db *sql.DB) HealthReading {
-	rows, err := db.QueryContext(ctx, healthQuery)
-	if err != nil {
-		return HealthReading{Err: err}
-	}
-	defer rows.Close()
-	status, vars := map[string]string{}, map[string]string{}
-	for rows.Next() {
-		var name, value string
-		if err := rows.Scan(&name, &value); err != nil {
-			return HealthReading{Err: err}
-		}
-		if v, ok := strings.CutPrefix(name, "@"); ok {
-			vars[v] = value
-		} else {
-			status[name] = value
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return HealthReading{Err: err}
-	}
-	if status["wsrep_cluster_status"] == "" && status["wsrep_local_state_comment"] == "" {
-		return HealthReading{Err: errors.New("no wsrep status: wsrep is off on this server"), Desync: vars["wsrep_desync"]}
-	}
-	g, err := galera.ParseStatus(status, vars)
+	// wsrep_node_name is for the reason line.
+	g, vars, err := mariadbd.QueryWsrepVars(ctx, db, "wsrep_desync", "wsrep_node_name", "wsrep_cluster_name")
 	return HealthReading{Status: g, Desync: vars["wsrep_desync"], Err: err}
 }
 

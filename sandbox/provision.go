@@ -120,17 +120,8 @@ func (s *Sandbox) provision(ctx context.Context) error {
 		)
 	}
 	first := m.Nodes[0]
-	db, err := server(first).DB()
-	if err != nil {
+	if err := execOn(ctx, first, "provision accounts", stmts); err != nil {
 		return err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for _, q := range stmts {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("provision accounts on %s: %s: %w", first.Name, strings.SplitN(q, " IDENTIFIED", 2)[0], err)
-		}
 	}
 	s.mu.Lock()
 	s.m.Provisioned = true
@@ -139,6 +130,24 @@ func (s *Sandbox) provision(ctx context.Context) error {
 		return fmt.Errorf("provision: %w", err)
 	}
 	s.logf("created SQL user %q and database %q on %s", MonitorUser, MonitorUser, first.Name)
+	return nil
+}
+
+// execOn runs stmts on node n through its socket, within 30 s. An error
+// names what was being done and the statement, cut before any password.
+func execOn(ctx context.Context, n Node, what string, stmts []string) error {
+	db, err := server(n).DB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s on %s: %s: %w", what, n.Name, strings.SplitN(q, " IDENTIFIED", 2)[0], err)
+		}
+	}
 	return nil
 }
 
@@ -201,18 +210,8 @@ func (s *Sandbox) provisionApp(ctx context.Context) error {
 			"GRANT SELECT, INSERT, UPDATE, DELETE ON "+AppDatabase+".* TO "+acct,
 		)
 	}
-	first := m.Nodes[0]
-	db, err := server(first).DB()
-	if err != nil {
+	if err := execOn(ctx, m.Nodes[0], "provision the application account", stmts); err != nil {
 		return err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for _, q := range stmts {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("provision the application account on %s: %s: %w", first.Name, strings.SplitN(q, " IDENTIFIED", 2)[0], err)
-		}
 	}
 	s.mu.Lock()
 	s.m.AppProvisioned = true

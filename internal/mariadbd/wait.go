@@ -142,26 +142,53 @@ func (s *Server) WaitSynced(ctx context.Context, p *Process) error {
 // it with galera.ParseStatus. An odd value gives an error wrapping
 // galera.ErrBadStatus that names it.
 func QueryWsrep(ctx context.Context, db *sql.DB) (*nines.GaleraStatus, error) {
-	rows, err := db.QueryContext(ctx, `SHOW GLOBAL STATUS LIKE 'wsrep\_%'`)
+	g, _, err := QueryWsrepVars(ctx, db)
+	return g, err
+}
+
+// QueryWsrepVars is QueryWsrep that also reads the named global
+// variables (lower case, such as "wsrep_desync"), in the same statement:
+// a health check pays one round trip. The variables are returned even
+// when the status cannot be parsed.
+func QueryWsrepVars(ctx context.Context, db *sql.DB, names ...string) (*nines.GaleraStatus, map[string]string, error) {
+	query, args := `SHOW GLOBAL STATUS LIKE 'wsrep\_%'`, []any(nil)
+	if len(names) > 0 {
+		// Variables come back marked with '@', apart from the status.
+		query = `SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME LIKE 'WSREP\_%'
+UNION ALL
+SELECT CONCAT('@', VARIABLE_NAME), VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME IN (?` + strings.Repeat(", ?", len(names)-1) + `)`
+		for _, n := range names {
+			args = append(args, strings.ToUpper(n))
+		}
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	status := map[string]string{}
+	status, vars := map[string]string{}, map[string]string{}
 	for rows.Next() {
 		var name, value string
 		if err := rows.Scan(&name, &value); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		status[strings.ToLower(name)] = value
+		if v, ok := strings.CutPrefix(name, "@"); ok {
+			vars[strings.ToLower(v)] = value
+		} else {
+			status[strings.ToLower(name)] = value
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if status["wsrep_cluster_status"] == "" && status["wsrep_local_state_comment"] == "" {
-		return nil, errors.New("no wsrep status: wsrep is off on this server")
+		return nil, vars, errors.New("no wsrep status: wsrep is off on this server")
 	}
-	return galera.ParseStatus(status, nil)
+	if len(names) == 0 {
+		vars = nil
+	}
+	g, err := galera.ParseStatus(status, vars)
+	return g, vars, err
 }
 
 // LogTail returns the last lines of the error log written at or after
