@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,9 +43,6 @@ func TestQuorumRecoveryApplianceKilledAtEachStep(t *testing.T) {
 					}
 					if acts == k && (s.State == "running" || s.State == "done") {
 						job, step = j, s.Name+" ("+s.State+")"
-						if s.State == "running" {
-							runningStep = s.Name
-						}
 						return true
 					}
 					acts++
@@ -63,7 +63,11 @@ func TestQuorumRecoveryApplianceKilledAtEachStep(t *testing.T) {
 			break
 		}
 		h.kill()
-		t.Logf("appliance killed with -9 at act step %d, %s, of job %s, %s after the crash", k+1, step, job.ID, time.Since(killed).Round(time.Millisecond))
+		// The job went on between the look above and the kill: which act
+		// step the kill interrupted is what the job log holds now, before
+		// the restart resumes it.
+		runningStep = interruptedAct(t, h, job.ID)
+		t.Logf("appliance killed with -9 at act step %d, %s, of job %s, %s after the crash; running at the kill: %q", k+1, step, job.ID, time.Since(killed).Round(time.Millisecond), runningStep)
 		h.restart(t)
 		took := h.waitHealthy(t, killed, 90*time.Second)
 		var ended jobView
@@ -116,4 +120,24 @@ func TestQuorumRecoveryApplianceKilledAtEachStep(t *testing.T) {
 	}
 	chk.check(t)
 	w.check(t)
+}
+
+// interruptedAct reads job id from the job log of the killed appliance
+// and returns its act step left running ("" when none was).
+func interruptedAct(t *testing.T, h *healer, id string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(h.cfg), "data", "jobs", id+".json"))
+	if err != nil {
+		t.Fatalf("job log of the killed appliance: %v", err)
+	}
+	var j jobView
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatalf("job %s: %v", id, err)
+	}
+	for _, s := range j.Steps {
+		if s.Kind == "act" && s.State == "running" {
+			return s.Name
+		}
+	}
+	return ""
 }
