@@ -312,7 +312,16 @@ func startApplianceOn(tb testing.TB, bin, addr, cfg, tokenFile string, extra ...
 	tb.Cleanup(func() {
 		a.stop()
 		if tb.Failed() {
-			tb.Logf("nines output:\n%s", a.output.String())
+			// To a file, not the test log: the test's own errors then stay
+			// the last lines a CI summary shows.
+			f, err := os.CreateTemp("/tmp", "nines-e2e-output-*.log")
+			if err != nil {
+				tb.Logf("nines output:\n%s", a.output.String())
+				return
+			}
+			_, _ = f.WriteString(a.output.String())
+			f.Close()
+			tb.Logf("nines output kept in %s", f.Name())
 		}
 	})
 	return a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -412,24 +413,22 @@ func (w *drillWriter) verify(t *testing.T, strict bool) {
 			t.Fatal(err)
 		}
 		have := map[string]map[int64]bool{}
-		rows, err := db.Query("SELECT node, seq FROM " + drillTable)
-		if err != nil {
-			db.Close()
-			t.Fatalf("read %s on %s: %v", drillTable, n.Name, err)
-		}
-		for rows.Next() {
+		err = causalRead(w.sb, db, func(rows *sql.Rows) error {
 			var node string
 			var seq int64
 			if err := rows.Scan(&node, &seq); err != nil {
-				t.Fatal(err)
+				return err
 			}
 			if have[node] == nil {
 				have[node] = map[int64]bool{}
 			}
 			have[node][seq] = true
-		}
-		rows.Close()
+			return nil
+		}, "SELECT node, seq FROM "+drillTable)
 		db.Close()
+		if err != nil {
+			t.Fatalf("read %s on %s: %v", drillTable, n.Name, err)
+		}
 		for node, seqs := range w.acked {
 			var missing []int64
 			for _, s := range seqs {
@@ -461,4 +460,36 @@ func perNode(m map[string][]int64) map[string]int {
 		out[k] = len(v)
 	}
 	return out
+}
+
+// causalRead runs query on one connection of db and hands each row to
+// scan. On a Galera node the session first sets wsrep_sync_wait=1: a
+// node applies what the others certified a moment later (one that has
+// just joined, or one behind a busy applier, may not have applied a write
+// another node acknowledged), and without the wait a read right after the
+// writes stop reports writes as lost that are only not applied yet.
+func causalRead(sb *sandbox.Sandbox, db *sql.DB, scan func(*sql.Rows) error, query string, args ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if sb.Kind() == nines.KindGalera {
+		if _, err := conn.ExecContext(ctx, "SET SESSION wsrep_sync_wait = 1"); err != nil {
+			return fmt.Errorf("SET wsrep_sync_wait: %w", err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

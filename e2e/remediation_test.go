@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -170,7 +171,8 @@ func probeLoss(t *testing.T, h *healer) {
 			continue
 		}
 		var count, minSeq, maxSeq int64
-		if err := db.QueryRow("SELECT COUNT(*), COALESCE(MIN(seq),0), COALESCE(MAX(seq),0) FROM nines.probe_log WHERE source = ? AND endpoint = ? AND seq <= ?", host, ep, last).Scan(&count, &minSeq, &maxSeq); err != nil {
+		scan := func(r *sql.Rows) error { return r.Scan(&count, &minSeq, &maxSeq) }
+		if err := causalRead(h.sb, db, scan, "SELECT COUNT(*), COALESCE(MIN(seq),0), COALESCE(MAX(seq),0) FROM nines.probe_log WHERE source = ? AND endpoint = ? AND seq <= ?", host, ep, last); err != nil {
 			t.Fatalf("probe log on %s: %v", checkOn, err)
 		}
 		if maxSeq != last || count != maxSeq-minSeq+1 {
