@@ -31,9 +31,10 @@ var forbidden = map[string][]string{
 
 // pure packages may import only the standard library and these.
 var pure = map[string][]string{
-	"":        {},   // the module root: the domain vocabulary
-	"galera":  {""}, // Galera knowledge: the root's types only
-	"haproxy": {},   // HAProxy configuration text: standard library only
+	"":            {},   // the module root: the domain vocabulary
+	"galera":      {""}, // Galera knowledge: the root's types only
+	"haproxy":     {},   // HAProxy configuration text: standard library only
+	"replication": {},   // GTID replication knowledge: standard library only
 }
 
 // TestImportDirection fails when a package's non-test code reaches a

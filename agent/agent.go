@@ -224,6 +224,11 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("POST /v1/restart", a.auth(handle(a, "restart", a.restart)))
 	mux.Handle("POST /v1/bootstrap-fields", a.auth(handle(a, "bootstrap-fields", a.bootstrapFields)))
 	mux.Handle("POST /v1/pc-bootstrap", a.auth(handle(a, "pc-bootstrap", a.pcBootstrap)))
+	mux.Handle("GET /v1/replication", a.auth(handle(a, "replication", a.replicationStatus)))
+	mux.Handle("POST /v1/replication/fence", a.auth(handle(a, "fence", a.fence)))
+	mux.Handle("POST /v1/replication/wait-applied", a.auth(handle(a, "wait-applied", a.waitApplied)))
+	mux.Handle("POST /v1/replication/promote", a.auth(handle(a, "promote", a.promote)))
+	mux.Handle("POST /v1/replication/replicate", a.auth(handle(a, "replicate", a.replicate)))
 	mux.Handle("POST /v1/backups", a.auth(handle(a, "backup", a.backup)))
 	mux.Handle("GET /v1/backups", a.auth(handleIn(a, "backups", a.listBackups)))
 	mux.Handle("DELETE /v1/backups/{id}", a.auth(handleIn(a, "backup-delete", a.deleteBackup)))
@@ -253,7 +258,9 @@ func (a *Agent) auth(next http.Handler) http.Handler {
 // readOnly reports the calls that only read. They are polled (the
 // appliance may read status every second), so they are logged at debug
 // level and not counted as actions.
-func readOnly(name string) bool { return name == "status" || name == "grastate" || name == "backups" }
+func readOnly(name string) bool {
+	return name == "status" || name == "grastate" || name == "backups" || name == "replication"
+}
 
 // handle decodes the request, runs do, logs and counts the outcome and
 // writes the answer or the error with its status.

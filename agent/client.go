@@ -241,3 +241,41 @@ func (c *Client) Health(ctx context.Context, role string) (ok bool, reason strin
 	}
 	return false, "", err
 }
+
+// Replication reads the server's GTID state, replica connection and
+// semi-sync settings.
+func (c *Client) Replication(ctx context.Context) (ReplicationStatus, error) {
+	var out ReplicationStatus
+	err := c.do(ctx, "replication", http.MethodGet, "/v1/replication", nil, &out)
+	return out, err
+}
+
+// Fence makes the server refuse application writes (read_only=ON), and
+// stops it when req.Stop is set or read_only cannot be set.
+func (c *Client) Fence(ctx context.Context, req FenceRequest) (FenceResult, error) {
+	var out FenceResult
+	err := c.do(ctx, "fence", http.MethodPost, "/v1/replication/fence", req, &out)
+	return out, err
+}
+
+// WaitApplied waits until the replica applied what it received (or
+// req.Until).
+func (c *Client) WaitApplied(ctx context.Context, req WaitAppliedRequest) (WaitAppliedResult, error) {
+	var out WaitAppliedResult
+	err := c.do(ctx, "wait-applied", http.MethodPost, "/v1/replication/wait-applied", req, &out)
+	return out, err
+}
+
+// Promote makes the server a source (and, with req.Open, writable).
+func (c *Client) Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error) {
+	var out PromoteResult
+	err := c.do(ctx, "promote", http.MethodPost, "/v1/replication/promote", req, &out)
+	return out, err
+}
+
+// Replicate points the server at a new source with GTID.
+func (c *Client) Replicate(ctx context.Context, req ReplicateRequest) (ReplicateResult, error) {
+	var out ReplicateResult
+	err := c.do(ctx, "replicate", http.MethodPost, "/v1/replication/replicate", req, &out)
+	return out, err
+}

@@ -83,6 +83,18 @@ type Config struct {
 	// come from the network and the agent runs as root: nothing else on
 	// the host may be listed, created or deleted through the backup API.
 	BackupDirs []string `yaml:"backup_dirs"`
+	// Replication is the account this server's replica connection logs in
+	// to its source with, when nines points it at a new primary (failover,
+	// switchover, rejoin). It stays on the host: requests never carry it.
+	Replication *ReplicationAccount `yaml:"replication"`
+}
+
+// ReplicationAccount is a replication user and the file holding its
+// password.
+type ReplicationAccount struct {
+	User         string        `yaml:"user"`
+	PasswordFile string        `yaml:"password_file"`
+	Password     secret.Secret `yaml:"-"`
 }
 
 // TLS is the agent's certificate and key, and optionally the CA whose
@@ -242,6 +254,23 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 		c.Token = secret.Secret(v)
 	}
 	c.TokenFile = c.resolve(c.TokenFile)
+	if r := c.Replication; r != nil {
+		if r.User == "" || strings.ContainsAny(r.User, "'\\") {
+			at("replication.user", "%q: want a user name without quotes or backslashes", r.User)
+		}
+		switch pw, err := os.ReadFile(c.resolve(r.PasswordFile)); {
+		case r.PasswordFile == "":
+			at("replication.password_file", "required when replication is set")
+		case err != nil:
+			at("replication.password_file", "cannot read %q: %v", r.PasswordFile, yamlfile.UnwrapPathErr(err))
+		default:
+			r.Password = secret.Secret(strings.TrimSpace(string(pw)))
+			if strings.ContainsAny(r.Password.Reveal(), "'\\") {
+				at("replication.password_file", "the password holds a quote or backslash, which CHANGE MASTER cannot take here")
+			}
+		}
+		r.PasswordFile = c.resolve(r.PasswordFile)
+	}
 
 	s := &c.Server
 	switch {

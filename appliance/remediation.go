@@ -19,6 +19,7 @@ import (
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/remediator/backup"
 	galerarb "github.com/nines-project/nines/remediator/galera"
+	replrb "github.com/nines-project/nines/remediator/replication"
 )
 
 // agentNode drives one Galera node through its host agent for the
@@ -154,14 +155,17 @@ func (n *agentNode) PCBootstrap(ctx context.Context) error {
 
 // clusterNodes returns every configured node of c for the runbooks, with
 // an agent or not (the quorum decision's denominator is the configured
-// node count, and a node without an agent counts as unreadable), and the
-// backup hosts, which are the nodes with an agent.
-func clusterNodes(c config.Cluster) ([]galerarb.Node, []backup.Host) {
+// node count, and a node without an agent counts as unreadable; a
+// replication failover counts it among the observers it could not ask),
+// and the backup hosts, which are the nodes with an agent.
+func clusterNodes(c config.Cluster) ([]galerarb.Node, []replrb.Node, []backup.Host) {
 	var nodes []galerarb.Node
+	var repl []replrb.Node
 	var hosts []backup.Host
 	for _, n := range c.Nodes {
 		if n.Agent == "" {
 			nodes = append(nodes, noAgentNode{name: n.Address})
+			repl = append(repl, &replNode{name: n.Address, priority: n.Priority})
 			continue
 		}
 		tlsConf := c.AgentTLS
@@ -170,9 +174,10 @@ func clusterNodes(c config.Cluster) ([]galerarb.Node, []backup.Host) {
 		}
 		client := agent.NewClient(n.Agent, c.AgentToken.Reveal(), tlsConf)
 		nodes = append(nodes, &agentNode{name: n.Address, c: client})
+		repl = append(repl, &replNode{name: n.Address, priority: n.Priority, c: client})
 		hosts = append(hosts, backup.Host{Node: n.Address, Agent: agentBackups{c: client}})
 	}
-	return nodes, hosts
+	return nodes, repl, hosts
 }
 
 // newRemediator builds the remediator over the clusters' agents, with
@@ -180,6 +185,7 @@ func clusterNodes(c config.Cluster) ([]galerarb.Node, []backup.Host) {
 // pauses remediation for silenced alerts.
 func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a *App) (*remediator.Remediator, *remediator.JobLog, error) {
 	nodes := map[string][]galerarb.Node{}
+	replNodes := map[string][]replrb.Node{}
 	withAgent := map[string]int{}
 	hosts := map[string][]backup.Host{}
 	policies := map[string]remediator.Policy{}
@@ -187,7 +193,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 	for _, c := range cfg.Clusters {
 		policies[c.Name] = remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), Kind: c.Kind, MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
 		positionWait[c.Name] = c.Remediation.PositionWait.Duration
-		nodes[c.Name], hosts[c.Name] = clusterNodes(c)
+		nodes[c.Name], replNodes[c.Name], hosts[c.Name] = clusterNodes(c)
 		withAgent[c.Name] = len(hosts[c.Name])
 	}
 	cluster := func(name string) ([]galerarb.Node, error) {
@@ -196,6 +202,12 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			return nil, fmt.Errorf("cluster %q has no node with an agent: nines cannot act on it", name)
 		}
 		return ns, nil
+	}
+	replCluster := func(name string) ([]replrb.Node, error) {
+		if withAgent[name] == 0 {
+			return nil, fmt.Errorf("cluster %q has no node with an agent: nines cannot act on it", name)
+		}
+		return replNodes[name], nil
 	}
 	log, err := remediator.OpenJobLog(filepath.Join(cfg.DataDir, "jobs"))
 	if err != nil {
@@ -212,7 +224,9 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			Nodes:        cluster,
 			PositionWait: func(name string) time.Duration { return positionWait[name] },
 			History:      func(string) ([]*remediator.Job, error) { return log.List() },
-		}, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }}}, a.backups.runbooks()...),
+		}, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
+			replrb.Failover{Nodes: replCluster}, replrb.Switchover{Nodes: replCluster}, replrb.Rejoin{Nodes: replCluster},
+		}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,
 		OnEnd:    a.backups.jobEnded,

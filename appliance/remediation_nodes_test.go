@@ -15,7 +15,7 @@ func TestClusterNodesCountsNodesWithoutAgent(t *testing.T) {
 		{Address: "127.0.0.1:3308"},
 		{Address: "127.0.0.1:3309", Agent: "http://127.0.0.1:9107"},
 	}}
-	nodes, hosts := clusterNodes(c)
+	nodes, _, hosts := clusterNodes(c)
 	if len(nodes) != 3 || len(hosts) != 2 {
 		t.Fatalf("%d nodes, %d backup hosts; want 3 and 2", len(nodes), len(hosts))
 	}

@@ -10,6 +10,9 @@ const (
 	RunbookGaleraQuorumRecovery = "galera-quorum-recovery"
 	RunbookBackup               = "backup"
 	RunbookBackupVerify         = "backup-verify"
+	RunbookReplicationFailover  = "replication-failover"
+	RunbookReplicationSwitch    = "replication-switchover"
+	RunbookReplicationRejoin    = "replication-rejoin"
 )
 
 // RunbookInfo describes a runbook nines has.
@@ -24,6 +27,9 @@ type RunbookInfo struct {
 var Runbooks = []RunbookInfo{
 	{RunbookGaleraQuorumRecovery, []nines.Kind{nines.KindGalera}, "bootstrap a Galera cluster without a Primary component from its most advanced node"},
 	{RunbookGaleraNodeRejoin, []nines.Kind{nines.KindGalera}, "start a stopped Galera node at its recovered position and wait until it is Synced"},
+	{RunbookReplicationFailover, []nines.Kind{nines.KindReplication}, "promote the most advanced replica when more than one observer agrees the primary is dead, after fencing it"},
+	{RunbookReplicationRejoin, []nines.Kind{nines.KindReplication}, "make a node that stopped replicating (an old primary) a replica of the primary, if its history is a prefix of the primary's"},
+	{RunbookReplicationSwitch, []nines.Kind{nines.KindReplication}, "planned change of primary: old primary read-only, candidate caught up, promoted, old primary a replica; nothing lost"},
 	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication}, "back up the cluster from its least loaded node (mariabackup or dump)"},
 	{RunbookBackupVerify, []nines.Kind{nines.KindGalera, nines.KindReplication}, "restore a backup into a scratch server and check it"},
 }
@@ -44,4 +50,9 @@ var Kinds = map[string]string{
 	"verify":  RunbookBackupVerify,
 	"rejoin":  RunbookGaleraNodeRejoin,
 	"recover": RunbookGaleraQuorumRecovery,
+	// Replication: switchover names the new primary as the job's node
+	// (optional); failover is for an admin who must force a candidate.
+	"switchover":         RunbookReplicationSwitch,
+	"failover":           RunbookReplicationFailover,
+	"replication-rejoin": RunbookReplicationRejoin,
 }

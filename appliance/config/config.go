@@ -224,6 +224,10 @@ type Node struct {
 	// Insecure allows an http:// agent URL to a host other than loopback:
 	// the agent token then crosses the network in clear text.
 	Insecure bool `yaml:"insecure"`
+	// Priority breaks ties between equally advanced replicas when a
+	// replication failover chooses the new primary: higher first, then
+	// the order of nodes here. Default 0.
+	Priority int `yaml:"priority"`
 }
 
 // Credentials are the SQL account nines reads status with.
