@@ -233,6 +233,13 @@ func (s *Scraper) read(ctx context.Context, snap *nines.Snapshot, start time.Tim
 				s.replicaQuery = mysql.ReplicaStatusQuery(vars["version"])
 			}
 		}
+		if s.vars != nil && start.Sub(s.varsTime) > 0 {
+			if fast, err := mysql.ReadFastVariables(ctx, s.db); err != nil {
+				errs = append(errs, err)
+			} else {
+				s.vars = mergeVars(s.vars, fast)
+			}
+		}
 		snap.Variables, snap.VariablesTime = s.vars, s.varsTime
 		if s.target.ReplicaStatus && s.replicaQuery != "" {
 			if reps, err := mysql.ReadReplicaStatus(ctx, s.db, s.replicaQuery); err != nil {
@@ -263,3 +270,16 @@ func (s *Scraper) Latest() *nines.Snapshot { return s.latest.Load() }
 
 // Close closes the node's connection.
 func (s *Scraper) Close() error { return s.db.Close() }
+
+// mergeVars returns vars with fast's values: a new map, since snapshots
+// already handed out share the old one.
+func mergeVars(vars, fast map[string]string) map[string]string {
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		out[k] = v
+	}
+	for k, v := range fast {
+		out[k] = v
+	}
+	return out
+}

@@ -65,6 +65,13 @@ func (r *Remediator) Receive(msg WebhookMessage) (accepted int) {
 			r.decisions[a.Labels["cluster"]] = fmt.Sprintf("alert %s names runbook %q, which nines does not have", a.Labels["alertname"], rb)
 			continue
 		}
+		if kind := r.o.Policies[a.Labels["cluster"]].Kind; !r.ofKind(rb, kind) {
+			// A rule that matched a cluster of another kind: a Galera
+			// repair must never run on a replication cluster.
+			r.decisions[a.Labels["cluster"]] = fmt.Sprintf("alert %s names runbook %s, which does not work on %s clusters: not run", a.Labels["alertname"], rb, kind)
+			r.o.Logger.Warn("alert names a runbook of another kind of cluster; not run", "cluster", a.Labels["cluster"], "alert", a.Labels["alertname"], "runbook", rb, "kind", kind)
+			continue
+		}
 		r.touch(fp, now)
 		if cur, ok := r.active[fp]; ok && cur.startsAt.Equal(a.StartsAt) {
 			continue // a repeat of what is already queued
@@ -154,8 +161,12 @@ func (r *Remediator) Start(ctx context.Context, req ManualRequest) (*Job, error)
 		sort.Strings(names)
 		return nil, fmt.Errorf("unknown runbook %q (have %s)", name, strings.Join(names, ", "))
 	}
-	if _, ok := r.o.Policies[req.Cluster]; !ok {
+	pol, ok := r.o.Policies[req.Cluster]
+	if !ok {
 		return nil, fmt.Errorf("unknown cluster %q", req.Cluster)
+	}
+	if !r.ofKind(name, pol.Kind) {
+		return nil, fmt.Errorf("runbook %s does not work on %s clusters (cluster %s)", name, pol.Kind, req.Cluster)
 	}
 	params := map[string]string{}
 	for k, v := range req.Params {

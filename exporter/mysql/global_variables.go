@@ -15,6 +15,20 @@ func ReadGlobalVariables(ctx context.Context, q Querier) (map[string]string, err
 	return readNameValue(ctx, q, globalVariablesQuery)
 }
 
+// FastVariables are the variables read on every scrape, not every
+// variables interval: a failover, a switchover or a backup changes them
+// at runtime, and alerts (two writable nodes, a node that replicates
+// from nobody, a desynced Galera node) must see that within seconds.
+var FastVariables = []string{"read_only", "wsrep_desync", "rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled"}
+
+var fastVariablesQuery = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('" + strings.Join(FastVariables, "','") + "')"
+
+// ReadFastVariables reads FastVariables in one statement; a server that
+// lacks some (MySQL has no wsrep_desync) returns the others.
+func ReadFastVariables(ctx context.Context, q Querier) (map[string]string, error) {
+	return readNameValue(ctx, q, fastVariablesQuery)
+}
+
 // GlobalVariablesMetrics adds mysql_global_variables_* for every numeric
 // variable, mysql_version_info, and on Galera mysql_galera_variables_info
 // and mysql_galera_gcache_size_bytes, as mysqld_exporter names them.

@@ -32,6 +32,9 @@ type rejoinPlan struct {
 	Primary  string `json:"primary"`
 	SemiSync bool   `json:"semi_sync"`
 	Binlog   string `json:"gtid_binlog_state"`
+	// Reopen: the target is still the replicas' source, restarted
+	// read-only; it is opened again instead of repointed.
+	Reopen bool `json:"reopen,omitempty"`
 }
 
 func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
@@ -55,6 +58,12 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	p, err := rb.decide(r, target, views)
 	if err != nil {
+		return err
+	}
+	if p.Reopen {
+		_, err := remediator.Act(ctx, r, "reopen:"+target, p, func(ctx context.Context) (Promoted, error) {
+			return node.Promote(ctx, p.SemiSync, true)
+		})
 		return err
 	}
 	if _, err := remediator.Act(ctx, r, "repoint:"+target, p, func(ctx context.Context) (string, error) {
@@ -82,6 +91,23 @@ func (rb Rejoin) decide(r *remediator.Run, target string, views []replication.No
 		case !t.Readable:
 			return p, remediator.Aborted("%s is not running or cannot be read (%s): nothing to rejoin yet", target, t.Error)
 		}
+		p.SemiSync = semiSync(views)
+		if primary, _, ok := replication.Primary(views); ok && primary == target {
+			// The replicas still replicate from it: no failover happened,
+			// and it restarted read-only (read_only=ON in its my.cnf). It
+			// is the primary, and the most advanced node: open it again,
+			// unless another node took writes meanwhile.
+			if t.Writable() {
+				return p, remediator.Aborted("%s is the primary and takes writes: nothing to do", target)
+			}
+			for _, v := range views {
+				if v.Name != target && v.Writable() {
+					return p, remediator.Refused("%s is the replicas' source but read-only, and %s is writable: two candidates for primary; a person must decide", target, v.Name)
+				}
+			}
+			p.Primary, p.Reopen = target, true
+			return p, nil
+		}
 		primary, why, ok := replication.Primary(exclude(views, target))
 		if !ok {
 			return p, remediator.NotYet("cannot tell the primary among the other nodes: %s", why)
@@ -93,7 +119,7 @@ func (rb Rejoin) decide(r *remediator.Run, target string, views []replication.No
 		if t.Link != nil && t.Link.Source == primary && t.Link.IO == "Yes" && t.Link.SQLRunning {
 			return p, remediator.Aborted("%s replicates from the primary %s already: nothing to do", target, primary)
 		}
-		p = rejoinPlan{Primary: primary, SemiSync: semiSync(views), Binlog: t.Binlog.String()}
+		p.Primary, p.Binlog = primary, t.Binlog.String()
 		if diverged := replication.Rejoin(t, pv); len(diverged) > 0 {
 			return p, remediator.Refused("%s holds %d transaction(s) the primary %s lacks: %s. Not repointed (it stays as it is; a state only a person may resolve): save what those transactions wrote if they matter, then rebuild %s from a backup of a replica (replication-reseed)",
 				target, t.Binlog.Count(pv.Holds()), primary, strings.Join(diverged, ", "), target)
