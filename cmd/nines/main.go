@@ -60,5 +60,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPasswdCmd())
 	root.AddCommand(newDashboardsCmd())
 	root.AddCommand(newHAProxyCmd())
+	root.AddCommand(newSwitchoverCmd())
 	return root
 }
