@@ -189,7 +189,32 @@ func startSandbox(tb testing.TB, o sandbox.Options) *sandbox.Sandbox {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	sb, err := sandbox.StartGalera(ctx, o)
+	return started(tb, o, "3-node Galera", func() (*sandbox.Sandbox, error) { return sandbox.StartGalera(ctx, o) }, start)
+}
+
+// startReplicationSandbox is startSandbox for a primary and two replicas.
+func startReplicationSandbox(tb testing.TB, o sandbox.Options) *sandbox.Sandbox {
+	tb.Helper()
+	watchRaces(tb)
+	o.Dir, o.Nodes = sandboxDir(tb, false), 3
+	if o.BasePort == 0 {
+		o.BasePort = basePort()
+	}
+	if o.AgentBinary == "" {
+		o.AgentBinary = ninesBin
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	what := "replication (primary and 2 replicas"
+	if o.SemiSync {
+		what += ", semi-sync"
+	}
+	return started(tb, o, what+")", func() (*sandbox.Sandbox, error) { return sandbox.StartReplication(ctx, o) }, time.Now())
+}
+
+func started(tb testing.TB, o sandbox.Options, what string, start func() (*sandbox.Sandbox, error), t0 time.Time) *sandbox.Sandbox {
+	tb.Helper()
+	sb, err := start()
 	if err != nil {
 		tb.Fatalf("start sandbox: %v", err)
 	}
@@ -197,7 +222,10 @@ func startSandbox(tb testing.TB, o sandbox.Options) *sandbox.Sandbox {
 	if o.Netns {
 		how = " in network namespaces"
 	}
-	tb.Logf("fresh 3-node Galera sandbox %q%s up in %s", o.ClusterName, how, time.Since(start).Round(time.Millisecond))
+	if o.HAProxy {
+		how += " behind HAProxy"
+	}
+	tb.Logf("fresh %s sandbox %q%s up in %s", what, o.ClusterName, how, time.Since(t0).Round(time.Millisecond))
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -268,12 +268,14 @@ func (c *splitBrainChecker) check(t *testing.T) {
 // acknowledged. Afterwards every acknowledged row must be on every node.
 type drillWriter struct {
 	sb     *sandbox.Sandbox
+	table  string
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	start  time.Time
 
 	mu      sync.Mutex
 	acked   map[string][]int64
+	ackAt   []time.Time // when each write was acknowledged, in order
 	lastAck time.Time
 	stall   time.Duration // longest time without any acknowledged write
 	stallAt time.Time
@@ -281,29 +283,65 @@ type drillWriter struct {
 	stopped time.Time
 }
 
-const drillTable = "nines.drill_writes"
+// drillTable is where the drill writer writes through the nodes as the
+// monitoring account; appTable where it writes as the application
+// account, whose grants are on database app only.
+const (
+	drillTable = "nines.drill_writes"
+	appTable   = "app.drill_writes"
+)
 
 func startDrillWriter(t *testing.T, sb *sandbox.Sandbox) *drillWriter {
 	t.Helper()
-	admin, err := sb.DB(sb.Nodes()[0].Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec("CREATE TABLE IF NOT EXISTS " + drillTable + " (node VARCHAR(16) NOT NULL, seq BIGINT NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), PRIMARY KEY (node, seq))"); err != nil {
-		t.Fatalf("create %s: %v", drillTable, err)
-	}
 	pass, err := os.ReadFile(sb.PasswordPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &drillWriter{sb: sb, cancel: cancel, acked: map[string][]int64{}, errs: map[string]int{}, start: time.Now()}
-	w.lastAck = w.start
+	var targets []writeTarget
 	for _, n := range sb.Nodes() {
+		targets = append(targets, writeTarget{name: n.Name, addr: n.Address(), user: "nines", pass: strings.TrimSpace(string(pass))})
+	}
+	return startDrillWriterAt(t, sb, targets)
+}
+
+// writeTarget is one address the drill writer writes through, as one
+// application would: a node, or the load balancer's writer listener.
+type writeTarget struct {
+	name, addr, user, pass string
+}
+
+// appWriter is the target of an application writing through the
+// sandbox's HAProxy writer listener with the application account.
+func appWriter(t *testing.T, sb *sandbox.Sandbox) writeTarget {
+	t.Helper()
+	pass, err := os.ReadFile(sb.AppPasswordPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeTarget{name: "haproxy", addr: sb.WriterAddress(), user: sandbox.AppUser, pass: strings.TrimSpace(string(pass))}
+}
+
+func startDrillWriterAt(t *testing.T, sb *sandbox.Sandbox, targets []writeTarget) *drillWriter {
+	t.Helper()
+	admin, err := sb.DB(primaryName(t, sb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	table := drillTable
+	if targets[0].user == sandbox.AppUser {
+		table = appTable
+	}
+	if _, err := admin.Exec("CREATE TABLE IF NOT EXISTS " + table + " (node VARCHAR(16) NOT NULL, seq BIGINT NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), PRIMARY KEY (node, seq))"); err != nil {
+		t.Fatalf("create %s: %v", table, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &drillWriter{sb: sb, table: table, cancel: cancel, acked: map[string][]int64{}, errs: map[string]int{}, start: time.Now()}
+	w.lastAck = w.start
+	for _, tg := range targets {
 		cfg := mysql.NewConfig()
-		cfg.User, cfg.Passwd = "nines", strings.TrimSpace(string(pass))
-		cfg.Net, cfg.Addr = "tcp", n.Address()
+		cfg.User, cfg.Passwd = tg.user, tg.pass
+		cfg.Net, cfg.Addr = "tcp", tg.addr
 		// Short: a write stuck behind a cut link is given up, not waited
 		// for; if it committed anyway it is simply not counted.
 		cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
@@ -318,22 +356,60 @@ func startDrillWriter(t *testing.T, sb *sandbox.Sandbox) *drillWriter {
 		go func() {
 			defer w.wg.Done()
 			defer db.Close()
-			w.write(ctx, n.Name, db)
+			w.write(ctx, tg.name, db)
 		}()
 	}
 	t.Cleanup(w.stop)
 	return w
 }
 
+// writableSource reports whether node is read_only=OFF and has no
+// replica connection: a primary.
+func writableSource(t *testing.T, sb *sandbox.Sandbox, node string) bool {
+	t.Helper()
+	db, err := sb.DB(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ro int
+	if err := db.QueryRow("SELECT @@global.read_only").Scan(&ro); err != nil || ro != 0 {
+		return false
+	}
+	rows, err := db.Query("SHOW SLAVE STATUS")
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	return !rows.Next()
+}
+
+// primaryName is the node writes go to first: n1 of a Galera sandbox, the
+// primary of a replication one.
+func primaryName(t *testing.T, sb *sandbox.Sandbox) string {
+	t.Helper()
+	if sb.Kind() != nines.KindReplication {
+		return sb.Nodes()[0].Name
+	}
+	for _, n := range sb.Nodes() {
+		if writableSource(t, sb, n.Name) {
+			return n.Name
+		}
+	}
+	t.Fatal("no writable node without a replica connection: no primary")
+	return ""
+}
+
 func (w *drillWriter) write(ctx context.Context, node string, db *sql.DB) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err := db.ExecContext(wctx, "INSERT INTO "+drillTable+" (node, seq) VALUES (?, ?)", node, seq)
+		_, err := db.ExecContext(wctx, "INSERT INTO "+w.table+" (node, seq) VALUES (?, ?)", node, seq)
 		cancel()
 		now := time.Now()
 		w.mu.Lock()
 		if err == nil {
 			w.acked[node] = append(w.acked[node], seq)
+			w.ackAt = append(w.ackAt, now)
 			if gap := now.Sub(w.lastAck); gap > w.stall {
 				w.stall, w.stallAt = gap, w.lastAck
 			}
@@ -404,31 +480,16 @@ func (w *drillWriter) verify(t *testing.T, strict bool) {
 		t.Errorf("the drill writer got only %d acknowledged writes: nothing to lose, the check proves nothing", total)
 	}
 	lost := 0
+	caughtUp := func(string) {}
+	if w.sb.Kind() == nines.KindReplication {
+		caughtUp = replicasCaughtUp(t, w.sb)
+	}
 	for _, n := range w.sb.Nodes() {
 		if pid, _ := w.sb.Pid(n.Name); !strict && pid == 0 {
 			continue
 		}
-		db, err := w.sb.DB(n.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		have := map[string]map[int64]bool{}
-		err = causalRead(w.sb, db, func(rows *sql.Rows) error {
-			var node string
-			var seq int64
-			if err := rows.Scan(&node, &seq); err != nil {
-				return err
-			}
-			if have[node] == nil {
-				have[node] = map[int64]bool{}
-			}
-			have[node][seq] = true
-			return nil
-		}, "SELECT node, seq FROM "+drillTable)
-		db.Close()
-		if err != nil {
-			t.Fatalf("read %s on %s: %v", drillTable, n.Name, err)
-		}
+		caughtUp(n.Name)
+		have := w.rowsOn(t, n.Name)
 		for node, seqs := range w.acked {
 			var missing []int64
 			for _, s := range seqs {
@@ -460,6 +521,107 @@ func perNode(m map[string][]int64) map[string]int {
 		out[k] = len(v)
 	}
 	return out
+}
+
+// rowsOn reads the drill's rows on node: (writer target, seq) pairs.
+func (w *drillWriter) rowsOn(t *testing.T, node string) map[string]map[int64]bool {
+	t.Helper()
+	db, err := w.sb.DB(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	have := map[string]map[int64]bool{}
+	err = causalRead(w.sb, db, func(rows *sql.Rows) error {
+		var target string
+		var seq int64
+		if err := rows.Scan(&target, &seq); err != nil {
+			return err
+		}
+		if have[target] == nil {
+			have[target] = map[int64]bool{}
+		}
+		have[target][seq] = true
+		return nil
+	}, "SELECT node, seq FROM "+w.table)
+	if err != nil {
+		t.Fatalf("read %s on %s: %v", w.table, node, err)
+	}
+	return have
+}
+
+// lostOn stops the writer and returns the acknowledged writes node
+// lacks, after it applied what the primary has.
+func (w *drillWriter) lostOn(t *testing.T, node string) []int64 {
+	t.Helper()
+	w.stop()
+	replicasCaughtUp(t, w.sb)(node)
+	have := w.rowsOn(t, node)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var lost []int64
+	for target, seqs := range w.acked {
+		for _, s := range seqs {
+			if !have[target][s] {
+				lost = append(lost, s)
+			}
+		}
+	}
+	return lost
+}
+
+// firstAckAfter is the first acknowledged write after at, zero if none.
+func (w *drillWriter) firstAckAfter(at time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.ackAt {
+		if a.After(at) {
+			return a
+		}
+	}
+	return time.Time{}
+}
+
+// replicasCaughtUp returns a function that waits until a replica applied
+// everything the primary had when it was called: a replica applies a
+// moment after the primary acknowledged, and a read right after the
+// writes stop would report writes as lost that are only not applied yet.
+// On the primary, and on a node not replicating, it returns at once.
+func replicasCaughtUp(t *testing.T, sb *sandbox.Sandbox) func(string) {
+	t.Helper()
+	primary := primaryName(t, sb)
+	db, err := sb.DB(primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pos string
+	err = db.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&pos)
+	db.Close()
+	if err != nil {
+		t.Fatalf("read the primary %s's position: %v", primary, err)
+	}
+	return func(node string) {
+		if node == primary {
+			return
+		}
+		db, err := sb.DB(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var reached sql.NullInt64
+		var replicating bool
+		if rows, err := db.Query("SHOW SLAVE STATUS"); err == nil {
+			replicating = rows.Next()
+			rows.Close()
+		}
+		if !replicating {
+			return
+		}
+		if err := db.QueryRow("SELECT MASTER_GTID_WAIT(?, 30)", pos).Scan(&reached); err != nil || reached.Int64 != 0 {
+			t.Logf("%s did not apply up to the primary %s's %s within 30 s (%v): its rows are read as they are", node, primary, pos, err)
+		}
+	}
 }
 
 // causalRead runs query on one connection of db and hands each row to

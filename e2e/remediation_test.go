@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -79,7 +80,11 @@ receivers:
 		t.Fatal(err)
 	}
 	h.appliance = startApplianceOn(t, ninesBin, h.addr, h.cfg, sb.TokenPath())
-	h.waitHealthy(t, h.started, 20*time.Second)
+	if sb.Kind() == nines.KindReplication {
+		h.waitReplicating(t, h.started, 20*time.Second)
+	} else {
+		h.waitHealthy(t, h.started, 20*time.Second)
+	}
 	return h
 }
 
@@ -98,6 +103,17 @@ func (h *healer) waitSeenBroken(t *testing.T, since time.Time) {
 	})
 }
 
+// waitReplicating waits until nines reads every node and sees every
+// replica's IO and SQL threads running.
+func (h *healer) waitReplicating(t *testing.T, since time.Time, limit time.Duration) time.Duration {
+	t.Helper()
+	n := len(h.sb.Nodes())
+	return waitFor(t, since, limit, "every node up and every replica replicating", func() bool {
+		return len(h.query(`mysql_up == 1`)) == n &&
+			len(h.query(`mysql_slave_status_slave_io_running == 1 and on (cluster, instance) mysql_slave_status_slave_sql_running == 1`)) == n-1
+	})
+}
+
 // waitHealthy waits until all three nodes are Synced in a Primary
 // component, as nines sees them, and returns how long it took from since.
 func (h *healer) waitHealthy(t *testing.T, since time.Time, limit time.Duration) time.Duration {
@@ -108,19 +124,22 @@ func (h *healer) waitHealthy(t *testing.T, since time.Time, limit time.Duration)
 }
 
 type jobView struct {
-	ID      string
-	Runbook string
-	Target  string
-	State   string
-	Reason  string
-	DryRun  bool `json:"dry_run"`
-	Resumes int
-	Steps   []struct {
+	ID        string
+	Runbook   string
+	Target    string
+	State     string
+	Reason    string
+	DryRun    bool `json:"dry_run"`
+	Resumes   int
+	CreatedAt time.Time `json:"created_at"`
+	Steps     []struct {
 		Name     string
 		Kind     string
 		State    string
 		Attempts int
 		Error    string
+		Output   json.RawMessage
+		EndedAt  time.Time `json:"ended_at"`
 	}
 }
 
