@@ -170,3 +170,37 @@ func TestReplicationMetrics(t *testing.T) {
 		t.Errorf("series without a reading: %v", index(set.Metrics))
 	}
 }
+
+// The replica-status and replication-state parsers meet whatever a server
+// prints: they must not panic, and whatever they accept must be a known
+// state.
+func FuzzReplicaFields(f *testing.F) {
+	f.Add("Yes", "No", "0", "1062", false)
+	f.Add("Connecting", "Yes", "2003", "0", true)
+	f.Add("", "Preparing", "", "x", false)
+	f.Fuzz(func(t *testing.T, io, sqlState, ioErrno, sqlErrno string, null bool) {
+		r, err := replicaFromFields(map[string]string{
+			"Slave_IO_Running": io, "Slave_SQL_Running": sqlState, "Last_IO_Errno": ioErrno, "Last_SQL_Errno": sqlErrno,
+		}, map[string]bool{"slave_io_running": null})
+		if err == nil && (r.IOThread == nines.ThreadUnknown || r.SQLThread == nines.ThreadUnknown) {
+			t.Fatalf("accepted an unknown state: %+v", r)
+		}
+	})
+}
+
+func FuzzParseReplicationState(f *testing.F) {
+	f.Add("0-1-100", "0-1-99", "1", "0", "AFTER_SYNC")
+	f.Add("", "", "ON", "off", "after_commit")
+	f.Fuzz(func(t *testing.T, binlog, slave, master, replica, wait string) {
+		st, err := parseReplicationState(map[string]*string{
+			"gtid_binlog_pos": &binlog, "gtid_slave_pos": &slave, "rpl_semi_sync_master_enabled": &master,
+			"rpl_semi_sync_slave_enabled": &replica, "rpl_semi_sync_master_wait_point": &wait,
+		})
+		if err == nil && st == nil {
+			t.Fatal("nil state without an error")
+		}
+		if st != nil && st.SemiSyncWaitPoint != "AFTER_SYNC" && st.SemiSyncWaitPoint != "AFTER_COMMIT" {
+			t.Fatalf("accepted wait point %q", st.SemiSyncWaitPoint)
+		}
+	})
+}
