@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/appliance/config"
 )
 
 // The cluster API shows a replication node's positions as the server
@@ -30,5 +31,22 @@ func TestReplicationView(t *testing.T) {
 	b, _ = json.Marshal(replView(&nines.Snapshot{Replication: &nines.ReplicationState{GTIDBinlogPos: "0-1-10"}}))
 	if want := `{"gtid_binlog_pos":"0-1-10","gtid_slave_pos":"","semi_sync_master_enabled":false,"semi_sync_slave_enabled":false,"semi_sync_wait_point":""}`; string(b) != want {
 		t.Errorf("view without heartbeat = %s\nwant %s", b, want)
+	}
+}
+
+// The exporter reads the heartbeat of the probe's own source on the nodes
+// of replication clusters that have a probe, and nowhere else (a node
+// without heartbeat rows would be a scrape error every second).
+func TestScrapeTargetsHeartbeatSource(t *testing.T) {
+	cfg := &config.Config{Clusters: []config.Cluster{
+		{Name: "repl", Kind: nines.KindReplication, Nodes: []config.Node{{Address: "r1:3306"}, {Address: "r2:3306"}}},
+		{Name: "noprobe", Kind: nines.KindReplication, Nodes: []config.Node{{Address: "n1:3306"}}, Probe: config.Probe{Disabled: true}},
+		{Name: "gal", Kind: nines.KindGalera, Nodes: []config.Node{{Address: "g1:3306"}}},
+	}}
+	want := map[string]string{"r1:3306": "appliance-1", "r2:3306": "appliance-1", "n1:3306": "", "g1:3306": ""}
+	for _, tg := range scrapeTargets(cfg, "appliance-1") {
+		if tg.HeartbeatSource != want[tg.Address] {
+			t.Errorf("%s: heartbeat source %q, want %q", tg.Address, tg.HeartbeatSource, want[tg.Address])
+		}
 	}
 }
