@@ -219,8 +219,9 @@ func (s *Scraper) collectSafely(ctx context.Context, snap *nines.Snapshot, start
 }
 
 // read is the collectors: global status, variables every
-// VariablesInterval, replica status, Galera status. It fills snap and
-// returns what failed.
+// VariablesInterval, replica status, replication state (MariaDB nodes of
+// replication clusters) and heartbeat lag (where the target names a probe
+// source), Galera status. It fills snap and returns what failed.
 func (s *Scraper) read(ctx context.Context, snap *nines.Snapshot, start time.Time) []error {
 	var errs []error
 	status, err := mysql.ReadGlobalStatus(ctx, s.db)
