@@ -75,6 +75,13 @@ type Snapshot struct {
 	// Replicas holds one entry per replication channel; empty when the node
 	// replicates from nobody or replica status is not collected.
 	Replicas []ReplicaStatus
+	// Replication is set on MariaDB nodes of replication clusters: GTID
+	// positions and semi-sync switches, read every scrape.
+	Replication *ReplicationState
+	// HeartbeatLag is the node's clock minus the written_at of the newest
+	// heartbeat row of this appliance's probe that the node holds; nil when
+	// not read (no probe, or table or row missing: Err says which).
+	HeartbeatLag *time.Duration
 }
 
 // ClusterStatus is a Galera node's view of its component
@@ -202,6 +209,11 @@ type ReplicaStatus struct {
 	// Fields is every column as the server returned it, for the
 	// mysql_slave_status_* families.
 	Fields map[string]string
+	// IOThread and SQLThread are Slave_IO_Running and Slave_SQL_Running as
+	// parsed; ThreadUnknown for a value nines cannot read.
+	IOThread, SQLThread ThreadState
+	// LastIOErrno and LastSQLErrno: 0 is no error.
+	LastIOErrno, LastSQLErrno int
 }
 
 // AlertState is where an alert rule's alert stands.
@@ -245,4 +257,39 @@ type Alert struct {
 	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
 	// Value is the expression's value when last evaluated.
 	Value float64 `json:"value"`
+}
+
+// ThreadState is a replica thread's Slave_IO_Running or Slave_SQL_Running.
+type ThreadState int
+
+const (
+	ThreadUnknown    ThreadState = iota // a value nines cannot read
+	ThreadStopped                       // No: stopped by hand or on an error
+	ThreadRunning                       // Yes
+	ThreadConnecting                    // Connecting: the IO thread retries its source
+)
+
+func (t ThreadState) String() string {
+	switch t {
+	case ThreadStopped:
+		return "No"
+	case ThreadRunning:
+		return "Yes"
+	case ThreadConnecting:
+		return "Connecting"
+	}
+	return "unknown"
+}
+
+// ReplicationState is a replication node's place in the GTID stream and its
+// semi-sync switches, read every scrape: SHOW GLOBAL VARIABLES is read once
+// a minute, too seldom for positions, and a semi-sync switch read a minute
+// late would make a deliberate switch-off look like a fallback to async.
+type ReplicationState struct {
+	GTIDBinlogPos string // @@gtid_binlog_pos: the node's binlog
+	GTIDSlavePos  string // @@gtid_slave_pos: what it applied as a replica
+	// Semi-sync switches (MariaDB's built-in semi-sync, 10.3+).
+	SemiSyncMasterEnabled bool
+	SemiSyncSlaveEnabled  bool
+	SemiSyncWaitPoint     string // AFTER_SYNC or AFTER_COMMIT
 }

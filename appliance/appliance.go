@@ -19,6 +19,7 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/alertmanager"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/store"
@@ -98,7 +99,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer unlock()
 
 	app := &App{cfg: cfg, opts: opts, log: log, start: time.Now()}
-	if app.exp, err = exporter.New(scrapeTargets(cfg), exporter.Options{
+	// An error here surfaces from newProbes when a cluster has a probe.
+	source, _ := probe.DefaultSource()
+	if app.exp, err = exporter.New(scrapeTargets(cfg, source), exporter.Options{
 		Interval:          cfg.Scrape.Interval.Duration,
 		Timeout:           cfg.Scrape.Timeout.Duration,
 		VariablesInterval: cfg.Scrape.VariablesInterval.Duration,
@@ -106,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}); err != nil {
 		return err
 	}
-	if app.probes, err = newProbes(cfg, log); err != nil {
+	if app.probes, err = newProbes(cfg, source, log); err != nil {
 		return err
 	}
 
@@ -202,7 +205,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	}()
 	log.Info("nines is running", "api", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()), "data_dir", cfg.DataDir,
-		"nodes", len(scrapeTargets(cfg)), "rule_sources", len(srcs))
+		"nodes", len(scrapeTargets(cfg, source)), "rule_sources", len(srcs))
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
@@ -221,14 +224,21 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return err
 }
 
-func scrapeTargets(cfg *config.Config) []exporter.Target {
+// scrapeTargets lists every node. On replication clusters with a probe,
+// the exporter reads the lag of the heartbeat rows the probe writes as
+// probeSource.
+func scrapeTargets(cfg *config.Config, probeSource string) []exporter.Target {
 	var targets []exporter.Target
 	for _, c := range cfg.Clusters {
+		heartbeat := ""
+		if c.Kind == nines.KindReplication && len(c.ProbeEndpoints()) > 0 {
+			heartbeat = probeSource
+		}
 		for _, n := range c.Nodes {
 			targets = append(targets, exporter.Target{
 				Cluster: c.Name, Kind: c.Kind, Address: n.Address,
 				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(), TLS: c.Credentials.TLSConfig,
-				ReplicaStatus: c.CollectReplicaStatus(),
+				ReplicaStatus: c.CollectReplicaStatus(), HeartbeatSource: heartbeat,
 			})
 		}
 	}

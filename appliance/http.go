@@ -248,6 +248,19 @@ type nodeView struct {
 	Replicas   []replicaView       `json:"replicas,omitempty"`
 	ReadOnly   string              `json:"read_only,omitempty"`
 	Version    string              `json:"version,omitempty"`
+	Repl       *replicationView    `json:"replication,omitempty"`
+}
+
+// replicationView is a replication node's GTID positions as the server
+// spells them, its semi-sync switches and its heartbeat lag (absent when
+// not read: the node's error says why).
+type replicationView struct {
+	GTIDBinlogPos         string   `json:"gtid_binlog_pos"`
+	GTIDSlavePos          string   `json:"gtid_slave_pos"`
+	SemiSyncMasterEnabled bool     `json:"semi_sync_master_enabled"`
+	SemiSyncSlaveEnabled  bool     `json:"semi_sync_slave_enabled"`
+	SemiSyncWaitPoint     string   `json:"semi_sync_wait_point"`
+	HeartbeatLagSeconds   *float64 `json:"heartbeat_lag_seconds,omitempty"`
 }
 
 type replicaView struct {
@@ -258,6 +271,9 @@ type replicaView struct {
 	SecondsBehind *int64 `json:"seconds_behind,omitempty"`
 	LastError     string `json:"last_error,omitempty"`
 	GTIDIOPos     string `json:"gtid_io_pos,omitempty"`
+	IOState       string `json:"io_state,omitempty"` // Yes, No or Connecting
+	LastIOErrno   int    `json:"last_io_errno,omitempty"`
+	LastSQLErrno  int    `json:"last_sql_errno,omitempty"`
 }
 
 type clusterView struct {
@@ -289,8 +305,10 @@ func (a *App) clusterViews() []clusterView {
 					nv.Replicas = append(nv.Replicas, replicaView{
 						Channel: r.Channel, Source: r.SourceHost, IORunning: r.IORunning, SQLRunning: r.SQLRunning,
 						SecondsBehind: r.SecondsBehind, LastError: last, GTIDIOPos: r.GTIDIOPos,
+						IOState: r.IOState, LastIOErrno: r.LastIOErrno, LastSQLErrno: r.LastSQLErrno,
 					})
 				}
+				nv.Repl = replView(s)
 			}
 			cv.Nodes = append(cv.Nodes, nv)
 		}
@@ -310,4 +328,22 @@ func (a *App) cluster(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: "no cluster named " + c.Param("name")})
+}
+
+// replView is the snapshot's replication state for the API; nil when
+// neither the state nor the heartbeat was read.
+func replView(s *nines.Snapshot) *replicationView {
+	if s.Replication == nil && s.HeartbeatLag == nil {
+		return nil
+	}
+	v := &replicationView{}
+	if r := s.Replication; r != nil {
+		v.GTIDBinlogPos, v.GTIDSlavePos = r.GTIDBinlogPos, r.GTIDSlavePos
+		v.SemiSyncMasterEnabled, v.SemiSyncSlaveEnabled, v.SemiSyncWaitPoint = r.SemiSyncMasterEnabled, r.SemiSyncSlaveEnabled, r.SemiSyncWaitPoint
+	}
+	if s.HeartbeatLag != nil {
+		lag := s.HeartbeatLag.Seconds()
+		v.HeartbeatLagSeconds = &lag
+	}
+	return v
 }

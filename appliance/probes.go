@@ -8,8 +8,10 @@ import (
 )
 
 // newProbes makes one write prober per cluster that has endpoints, with
-// the cluster's monitoring credentials.
-func newProbes(cfg *config.Config, log *slog.Logger) ([]*probe.Prober, error) {
+// the cluster's monitoring credentials, writing heartbeat rows as source
+// (the exporter reads the same source's rows for the replication lag; ""
+// takes the probe's default, which fails with a clear error).
+func newProbes(cfg *config.Config, source string, log *slog.Logger) ([]*probe.Prober, error) {
 	var out []*probe.Prober
 	for _, c := range cfg.Clusters {
 		addrs := c.ProbeEndpoints()
@@ -22,7 +24,7 @@ func newProbes(cfg *config.Config, log *slog.Logger) ([]*probe.Prober, error) {
 		}
 		// Seconds in the cluster's declared maintenance windows count as
 		// maintenance, outside the SLO (facts/slo.md).
-		p, err := probe.New(c.Name, eps, probe.Options{LatencyBound: c.Probe.Timeout.Duration, Maintenance: c.InMaintenance, Logger: log})
+		p, err := probe.New(c.Name, eps, probe.Options{Source: source, LatencyBound: c.Probe.Timeout.Duration, Maintenance: c.InMaintenance, Logger: log})
 		if err != nil {
 			return nil, err
 		}

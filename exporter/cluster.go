@@ -23,7 +23,8 @@ func ClusterMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
 	return set.Metrics
 }
 
-// errantGTIDs compares every replica's gtid_binlog_pos with the primary's:
+// errantGTIDs compares every replica's gtid_binlog_pos with the primary's
+// (both as fresh as the scrapes allow, see binlogPos):
 // the node that is up, writable and replicates from nobody. With no single
 // such node nothing is reported (the rules about writable nodes cover it).
 func errantGTIDs(set *metric.Set, snaps []*nines.Snapshot) {
@@ -39,7 +40,7 @@ func errantGTIDs(set *metric.Set, snaps []*nines.Snapshot) {
 	if primary == nil {
 		return
 	}
-	ppos, err := mysql.ParseGTIDPos(primary.Variables["gtid_binlog_pos"])
+	ppos, err := mysql.ParseGTIDPos(binlogPos(primary))
 	if err != nil {
 		return
 	}
@@ -51,11 +52,20 @@ func errantGTIDs(set *metric.Set, snaps []*nines.Snapshot) {
 		if s == primary || !s.Up || len(s.Replicas) == 0 {
 			continue
 		}
-		rpos, err := mysql.ParseGTIDPos(s.Variables["gtid_binlog_pos"])
+		rpos, err := mysql.ParseGTIDPos(binlogPos(s))
 		if err != nil {
 			continue
 		}
 		n := len(mysql.Errant(ppos, rpos, uint32(pid)))
 		set.Add("nines_replication_errant_gtid", "Number of (domain, server) GTID streams on this replica that are ahead of its primary: transactions written on the replica.", metric.Gauge, float64(n), "instance", s.Instance)
 	}
+}
+
+// binlogPos is the node's gtid_binlog_pos as read this scrape, or failing
+// that from the variables (read once a minute).
+func binlogPos(s *nines.Snapshot) string {
+	if s.Replication != nil {
+		return s.Replication.GTIDBinlogPos
+	}
+	return s.Variables["gtid_binlog_pos"]
 }

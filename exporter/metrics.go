@@ -38,6 +38,8 @@ func SnapshotMetrics(s *nines.Snapshot) []metric.Metric {
 		set.Add("nines_variables_age_seconds", "Age of the SHOW GLOBAL VARIABLES values in this scrape.", metric.Gauge, s.Time.Sub(s.VariablesTime).Seconds())
 	}
 	mysql.ReplicaStatusMetrics(set, s.Replicas)
+	mysql.ReplicationMetrics(set, s.Replication)
+	mysql.HeartbeatMetrics(set, s.HeartbeatLag)
 	galera.Metrics(set, s.Galera)
 	return set.Metrics
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,12 @@ func NewScraper(t Target, o Options) (*Scraper, error) {
 	cfg.Timeout = o.Timeout // dial timeout; the scrape context bounds the rest
 	cfg.ReadTimeout = 2 * o.Timeout
 	cfg.WriteTimeout = 2 * o.Timeout
+	// The heartbeat lag compares two TIMESTAMPs in the session's time
+	// zone: UTC has no DST change to shift one of them by an hour.
+	cfg.Params = map[string]string{"time_zone": "'+00:00'"}
+	// The heartbeat query's one parameter goes inline: one round trip,
+	// not prepare, execute and close every second.
+	cfg.InterpolateParams = true
 	conn, err := driver.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connector for %s: %w", t.Address, err)
@@ -212,8 +219,9 @@ func (s *Scraper) collectSafely(ctx context.Context, snap *nines.Snapshot, start
 }
 
 // read is the collectors: global status, variables every
-// VariablesInterval, replica status, Galera status. It fills snap and
-// returns what failed.
+// VariablesInterval, replica status, replication state (MariaDB nodes of
+// replication clusters) and heartbeat lag (where the target names a probe
+// source), Galera status. It fills snap and returns what failed.
 func (s *Scraper) read(ctx context.Context, snap *nines.Snapshot, start time.Time) []error {
 	var errs []error
 	status, err := mysql.ReadGlobalStatus(ctx, s.db)
@@ -242,10 +250,26 @@ func (s *Scraper) read(ctx context.Context, snap *nines.Snapshot, start time.Tim
 		}
 		snap.Variables, snap.VariablesTime = s.vars, s.varsTime
 		if s.target.ReplicaStatus && s.replicaQuery != "" {
-			if reps, err := mysql.ReadReplicaStatus(ctx, s.db, s.replicaQuery); err != nil {
+			// Channels come back with an error about a field of theirs
+			// that could not be read: the rest of each is still data.
+			reps, err := mysql.ReadReplicaStatus(ctx, s.db, s.replicaQuery)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			snap.Replicas = reps
+		}
+		if s.target.Kind == nines.KindReplication && strings.Contains(strings.ToLower(s.vars["version"]), "mariadb") {
+			st, err := mysql.ReadReplicationState(ctx, s.db)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			snap.Replication = st
+		}
+		if s.target.HeartbeatSource != "" {
+			if lag, err := mysql.ReadHeartbeatLag(ctx, s.db, s.target.HeartbeatSource); err != nil {
 				errs = append(errs, err)
 			} else {
-				snap.Replicas = reps
+				snap.HeartbeatLag = &lag
 			}
 		}
 		if galera.Enabled(status, s.vars) {

@@ -4,7 +4,9 @@
 // Each node has its own scraper goroutine and exactly one open connection,
 // so a slow or dead node never delays the others, and a scrape costs the
 // node one statement (SHOW GLOBAL STATUS), plus replica status where
-// configured and, every variables interval, SHOW GLOBAL VARIABLES.
+// configured and, every variables interval, SHOW GLOBAL VARIABLES. Nodes
+// of replication clusters also answer one SELECT of their GTID positions
+// and semi-sync switches (MariaDB) and, with a probe, one of its heartbeat.
 package exporter
 
 import (
@@ -27,6 +29,10 @@ type Target struct {
 	TLS *tls.Config
 	// ReplicaStatus reads replica status every scrape.
 	ReplicaStatus bool
+	// HeartbeatSource, when set, reads the lag of the probe's heartbeat
+	// rows of this source (probe.Options.Source) every scrape. A missing
+	// table or row is then a scrape error.
+	HeartbeatSource string
 }
 
 // Options tune all scrapers of an Exporter.

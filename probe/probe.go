@@ -79,9 +79,9 @@ func (o *Options) defaults() error {
 		o.LatencyBound = time.Second
 	}
 	if o.Source == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return fmt.Errorf("probe source: no host name to default to (%v); set Source", err)
+		h, err := DefaultSource()
+		if err != nil {
+			return err
 		}
 		o.Source = h
 	}
@@ -98,6 +98,16 @@ func (o *Options) defaults() error {
 		o.Logger = slog.Default()
 	}
 	return nil
+}
+
+// DefaultSource is the Source a prober takes when none is set: the host
+// name. The exporter reads the heartbeat rows of this source for the lag.
+func DefaultSource() (string, error) {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("probe source: no host name to default to (%v); set Source", err)
+	}
+	return h, nil
 }
 
 // Prober probes one cluster through its endpoints. Run it once; Metrics,

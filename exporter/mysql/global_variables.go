@@ -19,12 +19,13 @@ func ReadGlobalVariables(ctx context.Context, q Querier) (map[string]string, err
 // variables interval: a failover, a switchover or a backup changes them
 // at runtime, and alerts (two writable nodes, a node that replicates
 // from nobody, a desynced Galera node) must see that within seconds.
-var FastVariables = []string{"read_only", "wsrep_desync", "rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled"}
+// (The semi-sync switches are read every scrape by ReadReplicationState.)
+var FastVariables = []string{"read_only", "wsrep_desync"}
 
 var fastVariablesQuery = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('" + strings.Join(FastVariables, "','") + "')"
 
 // ReadFastVariables reads FastVariables in one statement; a server that
-// lacks some (MySQL has no wsrep_desync) returns the others.
+// lacks one (MySQL has no wsrep_desync) returns the other.
 func ReadFastVariables(ctx context.Context, q Querier) (map[string]string, error) {
 	return readNameValue(ctx, q, fastVariablesQuery)
 }

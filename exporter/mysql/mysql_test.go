@@ -97,9 +97,14 @@ func TestReplicaFields(t *testing.T) {
 		"Connection_name": "", "Master_Host": "127.0.0.1", "Master_Port": "3331",
 		"Slave_IO_Running": "Connecting", "Slave_SQL_Running": "Yes",
 		"Seconds_Behind_Master": "", "Gtid_IO_Pos": "0-101-7", "Last_IO_Error": "error reconnecting",
+		"Last_IO_Errno": "2003", "Last_SQL_Errno": "0",
 	}
-	r := replicaFromFields(fields, map[string]bool{"seconds_behind_master": true})
-	if r.IORunning || !r.SQLRunning || r.IOState != "Connecting" || r.SecondsBehind != nil || r.SourcePort != 3331 || r.GTIDIOPos != "0-101-7" {
+	r, err := replicaFromFields(fields, map[string]bool{"seconds_behind_master": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.IORunning || !r.SQLRunning || r.IOState != "Connecting" || r.SecondsBehind != nil || r.SourcePort != 3331 || r.GTIDIOPos != "0-101-7" ||
+		r.IOThread != nines.ThreadConnecting || r.SQLThread != nines.ThreadRunning || r.LastIOErrno != 2003 || r.LastSQLErrno != 0 {
 		t.Errorf("replica = %+v", r)
 	}
 	set := &metric.Set{}
@@ -111,9 +116,19 @@ func TestReplicaFields(t *testing.T) {
 	if m, ok := got["mysql_slave_status_slave_io_running,master_host=127.0.0.1,master_uuid=,channel_name=,connection_name="]; !ok || m.Value != 0 {
 		t.Errorf("slave_io_running = %+v, %v; want 0", m, ok)
 	}
+	// nines tells Connecting (2) from No (0).
+	if m, ok := got["nines_replication_io_thread_state,master_host=127.0.0.1,master_uuid=,channel_name=,connection_name="]; !ok || m.Value != 2 {
+		t.Errorf("nines_replication_io_thread_state = %+v, %v; want 2", m, ok)
+	}
+	if m, ok := got["nines_replication_sql_thread_state,master_host=127.0.0.1,master_uuid=,channel_name=,connection_name="]; !ok || m.Value != 1 {
+		t.Errorf("nines_replication_sql_thread_state = %+v, %v; want 1", m, ok)
+	}
 
 	// MySQL 8 spelling.
-	r = replicaFromFields(map[string]string{"Channel_Name": "c1", "Source_Host": "db1", "Replica_IO_Running": "Yes", "Replica_SQL_Running": "Yes", "Seconds_Behind_Source": "4"}, nil)
+	r, err = replicaFromFields(map[string]string{"Channel_Name": "c1", "Source_Host": "db1", "Replica_IO_Running": "Yes", "Replica_SQL_Running": "Yes", "Seconds_Behind_Source": "4"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !r.IORunning || !r.SQLRunning || r.SecondsBehind == nil || *r.SecondsBehind != 4 || r.Channel != "c1" || r.SourceHost != "db1" {
 		t.Errorf("mysql 8 replica = %+v", r)
 	}

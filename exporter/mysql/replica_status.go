@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -29,7 +30,10 @@ func ReplicaStatusQuery(version string) string {
 }
 
 // ReadReplicaStatus runs query (from ReplicaStatusQuery): one statement. A
-// server that replicates from nobody returns no rows and no error.
+// server that replicates from nobody returns no rows and no error. A
+// thread state or error number nines cannot read is an error naming the
+// column and its value, returned with every channel read: that field is
+// then unknown (ThreadUnknown), never taken for running or for 0.
 func ReadReplicaStatus(ctx context.Context, q Querier, query string) ([]nines.ReplicaStatus, error) {
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
@@ -41,6 +45,7 @@ func ReadReplicaStatus(ctx context.Context, q Querier, query string) ([]nines.Re
 		return nil, fmt.Errorf("%s: %w", query, err)
 	}
 	var out []nines.ReplicaStatus
+	var bad []error
 	vals := make([]sql.RawBytes, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -58,21 +63,28 @@ func ReadReplicaStatus(ctx context.Context, q Querier, query string) ([]nines.Re
 			}
 			fields[c] = string(vals[i])
 		}
-		out = append(out, replicaFromFields(fields, nulls))
+		r, err := replicaFromFields(fields, nulls)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %w", query, err))
+		}
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", query, err)
 	}
-	return out, nil
+	return out, errors.Join(bad...)
 }
 
 // replicaFromFields reads the typed fields under either vocabulary
 // (Slave_/Master_ or Replica_/Source_). nulls holds lower-cased column
-// names whose value was SQL NULL.
-func replicaFromFields(fields map[string]string, nulls map[string]bool) nines.ReplicaStatus {
+// names whose value was SQL NULL. The error names every thread state or
+// error number that could not be read.
+func replicaFromFields(fields map[string]string, nulls map[string]bool) (nines.ReplicaStatus, error) {
 	lower := make(map[string]string, len(fields))
+	spelled := make(map[string]string, len(fields)) // lower-case → the server's spelling
 	for k, v := range fields {
 		lower[strings.ToLower(k)] = v
+		spelled[strings.ToLower(k)] = k
 	}
 	pick := func(names ...string) (string, string) {
 		for _, n := range names {
@@ -82,24 +94,80 @@ func replicaFromFields(fields map[string]string, nulls map[string]bool) nines.Re
 		}
 		return "", ""
 	}
+	var errs []error
 	r := nines.ReplicaStatus{Fields: fields}
 	_, r.Channel = pick("connection_name", "channel_name")
 	_, r.SourceHost = pick("master_host", "source_host")
 	_, port := pick("master_port", "source_port")
 	r.SourcePort, _ = strconv.Atoi(port)
-	_, r.IOState = pick("slave_io_running", "replica_io_running")
-	r.IORunning = strings.EqualFold(r.IOState, "yes")
-	_, sqlState := pick("slave_sql_running", "replica_sql_running")
-	r.SQLRunning = strings.EqualFold(sqlState, "yes")
+	var err error
+	col, io := pick("slave_io_running", "replica_io_running")
+	r.IOState = io
+	if r.IOThread, err = ParseThreadState(spelled[col], io, nulls[col], true); err != nil {
+		errs = append(errs, err)
+	}
+	r.IORunning = r.IOThread == nines.ThreadRunning
+	col, sqlState := pick("slave_sql_running", "replica_sql_running")
+	if r.SQLThread, err = ParseThreadState(spelled[col], sqlState, nulls[col], false); err != nil {
+		errs = append(errs, err)
+	}
+	r.SQLRunning = r.SQLThread == nines.ThreadRunning
 	if col, v := pick("seconds_behind_master", "seconds_behind_source"); col != "" && !nulls[col] {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			r.SecondsBehind = &n
 		}
 	}
+	for _, e := range []struct {
+		col string
+		dst *int
+	}{{"last_io_errno", &r.LastIOErrno}, {"last_sql_errno", &r.LastSQLErrno}} {
+		v, ok := lower[e.col]
+		if !ok {
+			continue // a server without the column reports no error number
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || nulls[e.col] {
+			errs = append(errs, fmt.Errorf("%s %q: not an error number", spelled[e.col], v))
+			continue
+		}
+		*e.dst = n
+	}
 	_, r.LastIOError = pick("last_io_error")
 	_, r.LastSQLError = pick("last_sql_error")
 	_, r.GTIDIOPos = pick("gtid_io_pos", "retrieved_gtid_set")
-	return r
+	if len(errs) > 0 {
+		return r, fmt.Errorf("channel %q: %w", r.Channel, errors.Join(errs...))
+	}
+	return r, nil
+}
+
+// ParseThreadState reads a replica thread's state as reported in column
+// col: Yes, No, or (IO thread only, withConnecting) Connecting, in any
+// case. NULL, empty or any other value is an error naming the column and
+// the value, with ThreadUnknown: a state nines cannot read is never taken
+// for running, and never for stopped either.
+func ParseThreadState(col, v string, null, withConnecting bool) (nines.ThreadState, error) {
+	if col == "" {
+		return nines.ThreadUnknown, errors.New("no Slave_IO_Running/Slave_SQL_Running column in replica status")
+	}
+	if null {
+		return nines.ThreadUnknown, fmt.Errorf("%s is NULL", col)
+	}
+	switch strings.ToLower(v) {
+	case "yes":
+		return nines.ThreadRunning, nil
+	case "no":
+		return nines.ThreadStopped, nil
+	case "connecting":
+		if withConnecting {
+			return nines.ThreadConnecting, nil
+		}
+	}
+	want := "Yes or No"
+	if withConnecting {
+		want = "Yes, No or Connecting"
+	}
+	return nines.ThreadUnknown, fmt.Errorf("%s %q: want %s", col, v, want)
 }
 
 // ReplicaStatusMetrics adds mysql_slave_status_* for every numeric column
@@ -128,7 +196,28 @@ func ReplicaStatusMetrics(set *metric.Set, replicas []nines.ReplicaStatus) {
 			}
 			set.Add("mysql_slave_status_"+col, "Generic metric from SHOW SLAVE STATUS.", metric.Untyped, v, labels...)
 		}
+		// mysqld_exporter's slave_io_running is 0 for Connecting as for
+		// No; these tell them apart. An unreadable state has no series.
+		if v, ok := threadStateValue(r.IOThread); ok {
+			set.Add("nines_replication_io_thread_state", "Slave_IO_Running: 0 No (stopped), 1 Yes (running), 2 Connecting (retrying its source).", metric.Gauge, v, labels...)
+		}
+		if v, ok := threadStateValue(r.SQLThread); ok {
+			set.Add("nines_replication_sql_thread_state", "Slave_SQL_Running: 0 No (stopped), 1 Yes (running).", metric.Gauge, v, labels...)
+		}
 	}
+}
+
+// threadStateValue is the documented number of a thread state.
+func threadStateValue(t nines.ThreadState) (float64, bool) {
+	switch t {
+	case nines.ThreadStopped:
+		return 0, true
+	case nines.ThreadRunning:
+		return 1, true
+	case nines.ThreadConnecting:
+		return 2, true
+	}
+	return 0, false
 }
 
 func firstOf(m map[string]string, keys ...string) string {
