@@ -76,7 +76,7 @@ func (rb Failover) Run(ctx context.Context, r *remediator.Run) error {
 	if err != nil {
 		return err
 	}
-	promoted, err := promote(ctx, r, nodes, lb, p, applyTimeout(rb.ApplyTimeout), "")
+	promoted, err := promote(ctx, r, nodes, lb, p, applyTimeout(rb.ApplyTimeout), "", nil)
 	if err != nil {
 		return err
 	}
@@ -215,8 +215,9 @@ func fenceHost(ctx context.Context, old Node, p plan) (Fenced, error) {
 
 // promote makes p.Candidate the primary: applied, promoted read-only,
 // the others repointed, opened, admitted to the writer pool. until, for a
-// switchover, is the old primary's final position.
-func promote(ctx context.Context, r *remediator.Run, nodes []Node, lb Writer, p plan, limit time.Duration, until string) (Promoted, error) {
+// switchover, is the old primary's final position; stuck, when set, is
+// called if the candidate does not apply in time, before promote returns.
+func promote(ctx context.Context, r *remediator.Run, nodes []Node, lb Writer, p plan, limit time.Duration, until string, stuck func(error) error) (Promoted, error) {
 	cand, err := find(nodes, p.Candidate)
 	if err != nil {
 		return Promoted{}, err
@@ -224,6 +225,9 @@ func promote(ctx context.Context, r *remediator.Run, nodes []Node, lb Writer, p 
 	if _, err := remediator.Wait(ctx, r, "wait-applied:"+p.Candidate, map[string]string{"until": until, "timeout": limit.String()}, func(ctx context.Context) (string, error) {
 		return cand.WaitApplied(ctx, until, limit)
 	}); err != nil {
+		if stuck != nil {
+			err = stuck(err)
+		}
 		return Promoted{}, err
 	}
 	if _, err := remediator.Act(ctx, r, "promote:"+p.Candidate, map[string]bool{"semi_sync": p.SemiSync, "open": false}, func(ctx context.Context) (Promoted, error) {

@@ -55,31 +55,16 @@ func (rb Switchover) Run(ctx context.Context, r *remediator.Run) error {
 	// The old primary is the last of the others: it is repointed once
 	// the candidate holds everything it wrote.
 	p.Others = append(p.Others, p.Primary)
-	promoted, err := promoteSwitch(ctx, r, nodes, lb, p, limit, fenced.Host.BinlogPos, old)
+	// The old primary rejoins from its own binlog position: promote
+	// repoints it like any other replica, with fromBinlog.
+	promoted, err := promote(ctx, r, withFormer(nodes, p.Primary), lb, p, limit, fenced.Host.BinlogPos, func(err error) error {
+		reopen(ctx, r, old, lb, p)
+		return fmt.Errorf("%s did not catch up with %s: switchover abandoned, %s is the primary again: %w", p.Candidate, p.Primary, p.Primary, err)
+	})
 	if err != nil {
 		return err
 	}
 	return lostGTIDs(r, p, fenced, promoted, nil)
-}
-
-// promoteSwitch is promote, opening the old primary again when the
-// candidate did not catch up (nothing was changed yet but the fence).
-func promoteSwitch(ctx context.Context, r *remediator.Run, nodes []Node, lb Writer, p plan, limit time.Duration, until string, old Node) (Promoted, error) {
-	if _, done := r.DoneStep("promote:"); !done && !r.DryRun() {
-		cand, err := find(nodes, p.Candidate)
-		if err != nil {
-			return Promoted{}, err
-		}
-		if _, err := remediator.Wait(ctx, r, "wait-applied:"+p.Candidate, map[string]string{"until": until, "timeout": limit.String()}, func(ctx context.Context) (string, error) {
-			return cand.WaitApplied(ctx, until, limit)
-		}); err != nil {
-			reopen(ctx, r, old, lb, p)
-			return Promoted{}, fmt.Errorf("%s did not catch up with %s: switchover abandoned, %s is the primary again: %w", p.Candidate, p.Primary, p.Primary, err)
-		}
-	}
-	// The old primary rejoins from its own binlog position: promote
-	// repoints it like any other replica, with fromBinlog.
-	return promote(ctx, r, withFormer(nodes, p.Primary), lb, p, limit, until)
 }
 
 // reopen undoes the fence of a switchover that could not go on.

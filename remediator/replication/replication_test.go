@@ -1,0 +1,270 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/remediator"
+	"github.com/nines-project/nines/replication"
+)
+
+// world is an in-memory replication cluster for the runbooks' order of
+// actions and refusals; the e2e drills run them on real servers.
+type world struct {
+	mu    sync.Mutex
+	nodes map[string]*replication.Node
+	calls []string
+	// lb records the load balancer's moves.
+	lb []string
+	// stuck names a node that never applies its relay log.
+	stuck string
+}
+
+type fake struct {
+	w    *world
+	name string
+}
+
+func (f fake) Name() string { return f.name }
+func (f fake) Observe(context.Context) replication.Node {
+	f.w.mu.Lock()
+	defer f.w.mu.Unlock()
+	n := *f.w.nodes[f.name]
+	if n.Link != nil {
+		l := *n.Link
+		n.Link = &l
+	}
+	return n
+}
+func (f fake) call(c string) { f.w.calls = append(f.w.calls, f.name+":"+c) }
+func (f fake) Fence(_ context.Context, stop bool) (Fenced, error) {
+	f.w.mu.Lock()
+	defer f.w.mu.Unlock()
+	f.call("fence")
+	n := f.w.nodes[f.name]
+	if !n.Reachable {
+		return Fenced{}, errors.New("connection refused")
+	}
+	if !n.Running {
+		return Fenced{Note: "not running"}, nil
+	}
+	n.ReadOnly = true
+	return Fenced{ReadOnly: true, Binlog: n.Binlog.String(), BinlogPos: n.Binlog.String()}, nil
+}
+func (f fake) WaitApplied(_ context.Context, until string, _ time.Duration) (string, error) {
+	f.w.mu.Lock()
+	defer f.w.mu.Unlock()
+	f.call("wait-applied")
+	if f.w.stuck == f.name {
+		return "", errors.New("did not apply within 1 s")
+	}
+	n := f.w.nodes[f.name]
+	n.Binlog = n.Holds()
+	return n.Binlog.String(), nil
+}
+func (f fake) Promote(_ context.Context, semi, open bool) (Promoted, error) {
+	f.w.mu.Lock()
+	defer f.w.mu.Unlock()
+	n := f.w.nodes[f.name]
+	n.Link, n.SemiSyncMaster, n.SemiSyncSlave = nil, semi, false
+	if open {
+		f.call("open")
+		n.ReadOnly = false
+	} else {
+		f.call("promote")
+	}
+	return Promoted{Binlog: n.Binlog.String(), ReadOnly: n.ReadOnly}, nil
+}
+func (f fake) Replicate(_ context.Context, source string, semi, fromBinlog bool) error {
+	f.w.mu.Lock()
+	defer f.w.mu.Unlock()
+	n := f.w.nodes[f.name]
+	if !n.Reachable {
+		f.call("replicate-failed")
+		return errors.New("agent unreachable")
+	}
+	how := "replicate:" + source
+	if fromBinlog {
+		how += ":from-binlog"
+	}
+	f.call(how)
+	n.ReadOnly, n.SemiSyncSlave = true, semi
+	n.Link = &replication.Link{Source: source, IO: "Yes", SQLRunning: true}
+	return nil
+}
+
+type lb struct{ w *world }
+
+func (l lb) Fence(_ context.Context, node string) error {
+	l.w.lb = append(l.w.lb, "out:"+node)
+	return nil
+}
+func (l lb) Admit(_ context.Context, node string) error {
+	l.w.lb = append(l.w.lb, "in:"+node)
+	return nil
+}
+
+func gtid(s string) replication.State {
+	st, err := replication.ParseState(s)
+	if err != nil {
+		panic(err)
+	}
+	return st
+}
+
+// threeNodes: p1 the primary (server 1), r2 and r3 replicas.
+func threeNodes() *world {
+	w := &world{nodes: map[string]*replication.Node{
+		"p1": {Name: "p1", Reachable: true, Running: true, Readable: true, ServerID: 1, Binlog: gtid("0-1-100"), SemiSyncMaster: true},
+		"r2": {Name: "r2", Reachable: true, Running: true, Readable: true, ReadOnly: true, ServerID: 2, Binlog: gtid("0-1-98"), SemiSyncSlave: true,
+			Link: &replication.Link{Source: "p1", IO: "Yes", SQLRunning: true, Received: gtid("0-1-99")}},
+		"r3": {Name: "r3", Reachable: true, Running: true, Readable: true, ReadOnly: true, ServerID: 3, Binlog: gtid("0-1-100"), SemiSyncSlave: true,
+			Link: &replication.Link{Source: "p1", IO: "Yes", SQLRunning: true, Received: gtid("0-1-100")}},
+	}}
+	return w
+}
+
+func (w *world) cluster() Cluster {
+	return func(string) ([]Node, error) { return []Node{fake{w, "p1"}, fake{w, "r2"}, fake{w, "r3"}}, nil }
+}
+
+func (w *world) writers() Writers { return func(string) (Writer, error) { return lb{w}, nil } }
+
+// kill makes p1 dead as its agent and the replicas see it.
+func (w *world) kill() {
+	w.nodes["p1"].Running, w.nodes["p1"].Readable = false, false
+	for _, r := range []string{"r2", "r3"} {
+		w.nodes[r].Link.IO = "Connecting"
+	}
+}
+
+func run(t *testing.T, rb remediator.Runbook, req remediator.ManualRequest) *remediator.Job {
+	t.Helper()
+	log, err := remediator.OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{rb},
+		Policies: map[string]remediator.Policy{"c1": {Mode: remediator.ModeAuto, MaxRecoveries: 100, Kind: nines.KindReplication}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rem.Run(ctx)
+	req.Cluster, req.Runbook = "c1", rb.Name()
+	job, err := rem.Start(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := log.Get(job.ID)
+		if err == nil && j.State.Done() {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not end", job.ID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFailoverFencesBeforePromotingAndOpensLast(t *testing.T) {
+	w := threeNodes()
+	w.kill()
+	j := run(t, Failover{Nodes: w.cluster(), Writers: w.writers()}, remediator.ManualRequest{Target: "p1"})
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("job %s: %s", j.State, j.Reason)
+	}
+	// r3 holds more (0-1-100 against 0-1-99): it is promoted.
+	want := "p1:fence r3:wait-applied r3:promote r2:replicate:r3 r3:open"
+	if got := strings.Join(w.calls, " "); got != want {
+		t.Errorf("actions:\n got %s\nwant %s", got, want)
+	}
+	if got := strings.Join(w.lb, " "); got != "out:p1 in:r3" {
+		t.Errorf("load balancer: %s", got)
+	}
+	if !w.nodes["r3"].SemiSyncMaster || !w.nodes["r2"].SemiSyncSlave {
+		t.Error("semi-sync not turned back on where it was")
+	}
+}
+
+func TestFailoverDeclinesWithoutAgreement(t *testing.T) {
+	w := threeNodes()
+	// The appliance lost p1 (the alert), and p1's agent too, but r3 still
+	// replicates from it.
+	w.nodes["p1"].Reachable, w.nodes["p1"].Running, w.nodes["p1"].Readable = false, false, false
+	w.nodes["r2"].Link.IO = "Connecting"
+	j := run(t, Failover{Nodes: w.cluster(), Writers: w.writers()}, remediator.ManualRequest{Target: "p1"})
+	if j.State != remediator.JobAborted || !strings.Contains(j.Reason, "r3 still replicate") {
+		t.Errorf("job %s: %q", j.State, j.Reason)
+	}
+	if len(w.calls)+len(w.lb) > 0 {
+		t.Errorf("acted: %v %v", w.calls, w.lb)
+	}
+	// A replica down is not a failover either.
+	w = threeNodes()
+	w.nodes["r2"].Running, w.nodes["r2"].Readable = false, false
+	j = run(t, Failover{Nodes: w.cluster()}, remediator.ManualRequest{Target: "r2"})
+	if j.State != remediator.JobAborted || !strings.Contains(j.Reason, "not the primary") {
+		t.Errorf("replica down: %s %q", j.State, j.Reason)
+	}
+}
+
+func TestSwitchoverRepointsTheOldPrimaryFromItsBinlog(t *testing.T) {
+	w := threeNodes()
+	j := run(t, Switchover{Nodes: w.cluster(), Writers: w.writers()}, remediator.ManualRequest{Target: "r2"})
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("job %s: %s", j.State, j.Reason)
+	}
+	want := "p1:fence r2:wait-applied r2:promote r3:replicate:r2 p1:replicate:r2:from-binlog r2:open"
+	if got := strings.Join(w.calls, " "); got != want {
+		t.Errorf("actions:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestRejoinRefusesADivergedOldPrimary(t *testing.T) {
+	w := threeNodes()
+	w.kill()
+	if j := run(t, Failover{Nodes: w.cluster()}, remediator.ManualRequest{Target: "p1"}); j.State != remediator.JobSucceeded {
+		t.Fatalf("failover %s: %s", j.State, j.Reason)
+	}
+	// p1 restarts read-only with two transactions it never sent.
+	p1 := w.nodes["p1"]
+	p1.Running, p1.Readable, p1.ReadOnly, p1.Binlog = true, true, true, gtid("0-1-102")
+	w.calls = nil
+	j := run(t, Rejoin{Nodes: w.cluster()}, remediator.ManualRequest{Target: "p1"})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "0-1-101..0-1-102") {
+		t.Errorf("diverged: %s %q", j.State, j.Reason)
+	}
+	if len(w.calls) > 0 {
+		t.Errorf("acted on a diverged node: %v", w.calls)
+	}
+	// Its history a prefix: repointed from its own binlog position.
+	p1.Binlog = gtid("0-1-100")
+	j = run(t, Rejoin{Nodes: w.cluster(), ReplicatingTimeout: time.Second}, remediator.ManualRequest{Target: "p1"})
+	if j.State != remediator.JobSucceeded || strings.Join(w.calls, " ") != "p1:replicate:r3:from-binlog" {
+		t.Errorf("prefix: %s %q %v", j.State, j.Reason, w.calls)
+	}
+}
+
+func TestSwitchoverReopensTheOldPrimaryWhenTheCandidateLags(t *testing.T) {
+	w := threeNodes()
+	w.stuck = "r2"
+	j := run(t, Switchover{Nodes: w.cluster(), Writers: w.writers()}, remediator.ManualRequest{Target: "r2"})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "p1 is the primary again") {
+		t.Errorf("job %s: %q", j.State, j.Reason)
+	}
+	if got := strings.Join(w.calls, " "); got != "p1:fence r2:wait-applied p1:open" {
+		t.Errorf("actions: %s", got)
+	}
+	if p1 := w.nodes["p1"]; p1.ReadOnly || strings.Join(w.lb, " ") != "out:p1 in:p1" {
+		t.Errorf("p1 not reopened: read_only %v, load balancer %v", p1.ReadOnly, w.lb)
+	}
+}
