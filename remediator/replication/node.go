@@ -65,10 +65,13 @@ type Cluster func(name string) ([]Node, error)
 
 // Writer moves a cluster's writer in its load balancer at once, instead
 // of waiting for the health checks to notice: Fence takes a server out
-// of the writer pool, Admit puts one in. Nil when the cluster has none.
+// of the writer pool (maintenance), Admit puts one in and marks it up,
+// Release gives a fenced server back to the health checks (a former
+// primary that became a replica: the writer check keeps it down).
 type Writer interface {
 	Fence(ctx context.Context, node string) error
 	Admit(ctx context.Context, node string) error
+	Release(ctx context.Context, node string) error
 }
 
 // Writers gives the load balancer of a cluster; nil, nil when it has none.

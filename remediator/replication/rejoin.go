@@ -18,7 +18,8 @@ import (
 // the diverged GTIDs, so that a person decides: save them, then rebuild
 // the node (replication-reseed).
 type Rejoin struct {
-	Nodes Cluster
+	Nodes   Cluster
+	Writers Writers // nil: no load balancer
 	// ReplicatingTimeout bounds the wait for both replica threads to run.
 	ReplicatingTimeout time.Duration
 }
@@ -62,7 +63,11 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	if p.Reopen {
 		_, err := remediator.Act(ctx, r, "reopen:"+target, p, func(ctx context.Context) (Promoted, error) {
-			return node.Promote(ctx, p.SemiSync, true)
+			pr, err := node.Promote(ctx, p.SemiSync, true)
+			if lb, lerr := writerOf(rb.Writers, r.Cluster()); err == nil && lerr == nil && lb != nil {
+				err = lb.Admit(ctx, target)
+			}
+			return pr, err
 		})
 		return err
 	}
@@ -75,8 +80,19 @@ func (rb Rejoin) Run(ctx context.Context, r *remediator.Run) error {
 	if limit <= 0 {
 		limit = 30 * time.Second
 	}
-	_, err = remediator.Wait(ctx, r, "wait-replicating:"+target, map[string]string{"timeout": limit.String()}, func(ctx context.Context) (string, error) {
+	if _, err = remediator.Wait(ctx, r, "wait-replicating:"+target, map[string]string{"timeout": limit.String()}, func(ctx context.Context) (string, error) {
 		return waitReplicating(ctx, node, p.Primary, limit)
+	}); err != nil {
+		return err
+	}
+	// A failover left it in maintenance in the writer pool: the health
+	// checks decide from now on (a replica fails the writer check).
+	lb, err := writerOf(rb.Writers, r.Cluster())
+	if err != nil || lb == nil {
+		return err
+	}
+	_, err = remediator.Act(ctx, r, "release:"+target, nil, func(ctx context.Context) (string, error) {
+		return "back to the health checks", lb.Release(ctx, target)
 	})
 	return err
 }

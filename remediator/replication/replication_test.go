@@ -227,6 +227,9 @@ func TestSwitchoverRepointsTheOldPrimaryFromItsBinlog(t *testing.T) {
 	if got := strings.Join(w.calls, " "); got != want {
 		t.Errorf("actions:\n got %s\nwant %s", got, want)
 	}
+	if got := strings.Join(w.lb, " "); got != "out:p1 in:r2 release:p1" {
+		t.Errorf("load balancer: %s", got)
+	}
 }
 
 func TestRejoinRefusesADivergedOldPrimary(t *testing.T) {
@@ -267,4 +270,9 @@ func TestSwitchoverReopensTheOldPrimaryWhenTheCandidateLags(t *testing.T) {
 	if p1 := w.nodes["p1"]; p1.ReadOnly || strings.Join(w.lb, " ") != "out:p1 in:p1" {
 		t.Errorf("p1 not reopened: read_only %v, load balancer %v", p1.ReadOnly, w.lb)
 	}
+}
+
+func (l lb) Release(_ context.Context, node string) error {
+	l.w.lb = append(l.w.lb, "release:"+node)
+	return nil
 }

@@ -64,6 +64,13 @@ func (rb Switchover) Run(ctx context.Context, r *remediator.Run) error {
 	if err != nil {
 		return err
 	}
+	if lb != nil {
+		if _, err := remediator.Act(ctx, r, "release:"+p.Primary, nil, func(ctx context.Context) (string, error) {
+			return "back to the health checks", lb.Release(ctx, p.Primary)
+		}); err != nil {
+			return fmt.Errorf("%s is the primary; %s replicates from it but stays in maintenance in the load balancer: %w", p.Candidate, p.Primary, err)
+		}
+	}
 	return lostGTIDs(r, p, fenced, promoted, nil)
 }
 
