@@ -34,7 +34,7 @@ type hookMsg struct {
 	msg webhook.Message
 }
 
-func newHook(t *testing.T) *hook {
+func newHook(t testing.TB) *hook {
 	t.Helper()
 	h := &hook{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -41,7 +41,7 @@ const failoverBound = 5 * time.Second
 // failoverDrill kills the primary with kill -9 under writes and returns
 // the figures, the new primary's node, and the healer and writer for the
 // checks that follow.
-func failoverDrill(t *testing.T, name string, semiSync bool) (failoverFigures, sandbox.Node, *healer, *drillWriter) {
+func failoverDrill(t testing.TB, name string, semiSync bool) (failoverFigures, sandbox.Node, *healer, *drillWriter) {
 	t.Helper()
 	sb := startReplicationSandbox(t, sandbox.Options{ClusterName: name, SemiSync: semiSync, HAProxy: true})
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
@@ -104,7 +104,7 @@ func stepList(j jobView) string {
 
 // replicatesFrom reports whether node's replica connection points at src
 // with both threads running.
-func replicatesFrom(t *testing.T, sb *sandbox.Sandbox, node string, src sandbox.Node) bool {
+func replicatesFrom(t testing.TB, sb *sandbox.Sandbox, node string, src sandbox.Node) bool {
 	t.Helper()
 	db, err := sb.DB(node)
 	if err != nil {
@@ -254,7 +254,7 @@ func (w *drillWriter) stallSince(at time.Time) time.Duration {
 
 // showSlaveStatus reads SHOW SLAVE STATUS by column name; ok is false
 // when the node has no replica connection.
-func showSlaveStatus(t *testing.T, db *sql.DB) (map[string]string, bool) {
+func showSlaveStatus(t testing.TB, db *sql.DB) (map[string]string, bool) {
 	t.Helper()
 	rows, err := db.Query("SHOW SLAVE STATUS")
 	if err != nil {
@@ -433,4 +433,39 @@ func TestReplicationReplicaCutOffNoFailover(t *testing.T) {
 	w.waitAcked(t, 20, 10*time.Second)
 	chk.check(t)
 	w.check(t)
+}
+
+// BenchmarkFailover runs the semi-sync failover drill five times and
+// prints min, median and max of each figure (make bench). The test's
+// bound is 5 s to the first write through HAProxy; the goal is 1 s.
+func BenchmarkFailover(b *testing.B) {
+	var runs []failoverFigures
+	for i := range 5 {
+		b.Run(fmt.Sprintf("run%d", i+1), func(b *testing.B) {
+			f, _, _, w := failoverDrill(b, fmt.Sprintf("failbench%d", i+1), true)
+			w.stop()
+			runs = append(runs, f)
+		})
+	}
+	if len(runs) == 0 {
+		b.Fatal("no run completed")
+	}
+	for _, m := range []struct {
+		name string
+		of   func(failoverFigures) time.Duration
+	}{
+		{"detection", func(f failoverFigures) time.Duration { return f.detection }},
+		{"promotion", func(f failoverFigures) time.Duration { return f.promotion }},
+		{"first-write", func(f failoverFigures) time.Duration { return f.firstWrite }},
+	} {
+		var ds []time.Duration
+		for _, r := range runs {
+			ds = append(ds, m.of(r))
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		lo, med, hi := ds[0], ds[len(ds)/2], ds[len(ds)-1]
+		b.Logf("failover %-11s over %d runs: min %s, median %s, max %s", m.name, len(ds), lo.Round(time.Millisecond), med.Round(time.Millisecond), hi.Round(time.Millisecond))
+		b.ReportMetric(med.Seconds(), m.name+"-median-s")
+		b.ReportMetric(hi.Seconds(), m.name+"-max-s")
+	}
 }

@@ -312,7 +312,7 @@ type writeTarget struct {
 
 // appWriter is the target of an application writing through the
 // sandbox's HAProxy writer listener with the application account.
-func appWriter(t *testing.T, sb *sandbox.Sandbox) writeTarget {
+func appWriter(t testing.TB, sb *sandbox.Sandbox) writeTarget {
 	t.Helper()
 	pass, err := os.ReadFile(sb.AppPasswordPath())
 	if err != nil {
@@ -321,7 +321,7 @@ func appWriter(t *testing.T, sb *sandbox.Sandbox) writeTarget {
 	return writeTarget{name: "haproxy", addr: sb.WriterAddress(), user: sandbox.AppUser, pass: strings.TrimSpace(string(pass))}
 }
 
-func startDrillWriterAt(t *testing.T, sb *sandbox.Sandbox, targets []writeTarget) *drillWriter {
+func startDrillWriterAt(t testing.TB, sb *sandbox.Sandbox, targets []writeTarget) *drillWriter {
 	t.Helper()
 	admin, err := sb.DB(primaryName(t, sb))
 	if err != nil {
@@ -365,7 +365,7 @@ func startDrillWriterAt(t *testing.T, sb *sandbox.Sandbox, targets []writeTarget
 
 // writableSource reports whether node is read_only=OFF and has no
 // replica connection: a primary.
-func writableSource(t *testing.T, sb *sandbox.Sandbox, node string) bool {
+func writableSource(t testing.TB, sb *sandbox.Sandbox, node string) bool {
 	t.Helper()
 	db, err := sb.DB(node)
 	if err != nil {
@@ -386,7 +386,7 @@ func writableSource(t *testing.T, sb *sandbox.Sandbox, node string) bool {
 
 // primaryName is the node writes go to first: n1 of a Galera sandbox, the
 // primary of a replication one.
-func primaryName(t *testing.T, sb *sandbox.Sandbox) string {
+func primaryName(t testing.TB, sb *sandbox.Sandbox) string {
 	t.Helper()
 	if sb.Kind() != nines.KindReplication {
 		return sb.Nodes()[0].Name
@@ -451,7 +451,7 @@ func (w *drillWriter) ackedCount() int {
 }
 
 // waitAcked waits until at least n more writes were acknowledged.
-func (w *drillWriter) waitAcked(t *testing.T, n int, limit time.Duration) {
+func (w *drillWriter) waitAcked(t testing.TB, n int, limit time.Duration) {
 	t.Helper()
 	want := w.ackedCount() + n
 	waitFor(t, time.Now(), limit, fmt.Sprintf("%d more acknowledged writes", n), func() bool { return w.ackedCount() >= want })

@@ -38,7 +38,7 @@ type remediationOpts struct {
 	positionWait  string // remediation.position_wait; "" leaves the default
 }
 
-func startHealer(t *testing.T, sb *sandbox.Sandbox, o remediationOpts) *healer {
+func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
 	t.Helper()
 	h := &healer{sb: sb, hook: newHook(t), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	dir := t.TempDir()
@@ -105,7 +105,7 @@ func (h *healer) waitSeenBroken(t *testing.T, since time.Time) {
 
 // waitReplicating waits until nines reads every node and sees every
 // replica's IO and SQL threads running.
-func (h *healer) waitReplicating(t *testing.T, since time.Time, limit time.Duration) time.Duration {
+func (h *healer) waitReplicating(t testing.TB, since time.Time, limit time.Duration) time.Duration {
 	t.Helper()
 	n := len(h.sb.Nodes())
 	return waitFor(t, since, limit, "every node up and every replica replicating", func() bool {
@@ -116,7 +116,7 @@ func (h *healer) waitReplicating(t *testing.T, since time.Time, limit time.Durat
 
 // waitHealthy waits until all three nodes are Synced in a Primary
 // component, as nines sees them, and returns how long it took from since.
-func (h *healer) waitHealthy(t *testing.T, since time.Time, limit time.Duration) time.Duration {
+func (h *healer) waitHealthy(t testing.TB, since time.Time, limit time.Duration) time.Duration {
 	t.Helper()
 	return waitFor(t, since, limit, "all three nodes Synced and Primary", func() bool {
 		return len(h.query(`mysql_global_status_wsrep_local_state == 4 and on (cluster, instance) mysql_global_status_wsrep_cluster_status == 1 and on (cluster, instance) mysql_global_status_wsrep_cluster_size == 3`)) == 3
@@ -143,7 +143,7 @@ type jobView struct {
 	}
 }
 
-func (h *healer) jobs(t *testing.T) []jobView {
+func (h *healer) jobs(t testing.TB) []jobView {
 	t.Helper()
 	var r struct{ Data []jobView }
 	if code, err := h.get("/api/v1/jobs", nil, &r); err != nil || code != 200 {
@@ -202,7 +202,7 @@ func probeLoss(t *testing.T, h *healer) {
 	}
 }
 
-func kill(t *testing.T, sb *sandbox.Sandbox, names ...string) time.Time {
+func kill(t testing.TB, sb *sandbox.Sandbox, names ...string) time.Time {
 	t.Helper()
 	pids := map[string]int{}
 	for _, n := range names {
