@@ -37,7 +37,6 @@ type HAProxySnapshot struct {
 type HAProxyScraper struct {
 	target  HAProxyTarget
 	rt      haproxy.Runtime
-	timeout time.Duration
 	log     *slog.Logger
 	lastErr string
 	latest  atomic.Pointer[HAProxySnapshot]
@@ -49,7 +48,7 @@ func NewHAProxyScraper(t HAProxyTarget, timeout time.Duration, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &HAProxyScraper{target: t, rt: haproxy.Runtime{Socket: t.Socket, Timeout: timeout}, timeout: timeout,
+	return &HAProxyScraper{target: t, rt: haproxy.Runtime{Socket: t.Socket, Timeout: timeout},
 		log: log.With("cluster", t.Cluster, "haproxy", t.Socket)}
 }
 

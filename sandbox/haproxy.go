@@ -233,6 +233,12 @@ func (s *Sandbox) HAProxyServers(ctx context.Context) (map[string]string, error)
 	return out, nil
 }
 
+// HAProxyCommand sends one command to HAProxy's runtime API and returns
+// its answer (see haproxy.Runtime.Command).
+func (s *Sandbox) HAProxyCommand(ctx context.Context, command string) (string, error) {
+	return s.HAProxyRuntime().Command(ctx, command)
+}
+
 // haproxyPid is the pid of the sandbox's running HAProxy, 0 if none runs.
 func (s *Sandbox) haproxyPid() int {
 	pid := s.snapshot().HAProxyPid

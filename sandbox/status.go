@@ -239,7 +239,11 @@ func (s *Sandbox) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(tw, "SQL user %s\tpassword in %s\n", MonitorUser, s.PasswordPath())
 	fmt.Fprintf(tw, "application user %s\tmariadb --defaults-extra-file=%s -h 127.0.0.1 -P %d %s\n", AppUser, s.AppClientConfigPath(), m.Nodes[0].SQLPort, AppDatabase)
 	if m.HAProxy {
-		fmt.Fprintf(tw, "haproxy writer\t%s\t(one node at a time: n1 while healthy; %s)\n", s.WriterAddress(), s.HAProxyConfigPath())
+		writer := "one node at a time: n1 while healthy"
+		if m.Kind == nines.KindReplication {
+			writer = "the primary only; none while there is none"
+		}
+		fmt.Fprintf(tw, "haproxy writer\t%s\t(%s; %s)\n", s.WriterAddress(), writer, s.HAProxyConfigPath())
 		fmt.Fprintf(tw, "haproxy reader\t%s\t(every healthy node; runtime API %s)\n", s.ReaderAddress(), s.HAProxySocket())
 	}
 	fmt.Fprintf(tw, "connect\tmariadb --defaults-file=%s\n", m.Nodes[0].DefaultsFile)
