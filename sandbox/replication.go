@@ -81,6 +81,10 @@ func (s *Sandbox) startReplication(ctx context.Context) ([]string, error) {
 	if err := s.provision(ctx); err != nil {
 		return started, err
 	}
+	// Before the replicas are pointed: they wait until they have it.
+	if err := s.provisionApp(ctx); err != nil {
+		return started, err
+	}
 	for _, n := range nodes[1:] {
 		if err := s.pointReplica(ctx, n); err != nil {
 			return started, err
@@ -94,9 +98,6 @@ func (s *Sandbox) startReplication(ctx context.Context) ([]string, error) {
 	// Only now, with its replicas following it, does n1 take writes.
 	if err := s.exec(ctx, nodes[0], "SET GLOBAL read_only=OFF"); err != nil {
 		return started, fmt.Errorf("make %s the writable primary: %w", nodes[0].Name, err)
-	}
-	if err := s.provisionApp(ctx); err != nil {
-		return started, err
 	}
 	return started, s.writeApplianceFiles()
 }
