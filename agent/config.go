@@ -55,7 +55,7 @@ const (
 //	insecure: false                # true: allow a non-loopback listen without tls
 //	backup_dirs: [/var/backups/nines]   # the only directories backups may use
 //	server:
-//	  galera: true                 # default; false for servers without wsrep
+//	  galera: true                 # default; false for servers without wsrep (replication health checks)
 //	  process:                     # or systemd: {unit: mariadb.service, ...}
 //	    defaults_file: /srv/db1/my.cnf
 //	    data_dir: /srv/db1/data    # optional: taken from the defaults file

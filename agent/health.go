@@ -76,17 +76,20 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// readHealth reads the node's status for a health check: one query over
-// the local socket within healthTimeout.
-func (a *Agent) readHealth(ctx context.Context) HealthReading {
+// readHealth reads the node's status for a health check: one query (two
+// for replication) over the local socket within healthTimeout.
+func (a *Agent) readHealth(ctx context.Context, galera bool) (HealthReading, ReplicationReading) {
 	db, err := a.srv.DB()
 	if err != nil {
-		return HealthReading{Err: err}
+		return HealthReading{Err: err}, ReplicationReading{Err: err}
 	}
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
-	return queryHealth(ctx, db)
+	if galera {
+		return queryHealth(ctx, db), ReplicationReading{}
+	}
+	return HealthReading{}, queryReplicationHealth(ctx, db)
 }
 
 func queryHealth(ctx context.Context, db *sql.DB) HealthReading {
@@ -97,6 +100,13 @@ func queryHealth(ctx context.Context, db *sql.DB) HealthReading {
 
 // health serves GET /v1/health/{role}: 200 or 503 with a one-line text
 // reason, for HAProxy's httpchk. It only reads.
+//
+// Which checks apply is the agent's configuration, not a guess from the
+// server: server.galera (default true) gives GaleraHealth; galera: false,
+// a server without wsrep, gives ReplicationHealth. A server that is down
+// cannot be asked, and a replication node must never pass as a Galera
+// one, so the configuration decides. The reader check of a replication
+// node takes ?max_lag=SECONDS (default DefaultMaxLag); a bad value is 400.
 func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
 	role := r.PathValue("role")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -106,15 +116,23 @@ func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "no health check "+oneLine(role)+": use writer or reader\n")
 		return
 	}
+	maxLag, err := parseMaxLag(r.URL.Query().Get("max_lag"))
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, err.Error()+"\n")
+		return
+	}
 	var ok bool
 	var reason string
-	if !a.cfg.IsGalera() {
-		reason = "not a " + role + ": health checks for servers without Galera are not built yet"
+	start := a.now()
+	galera := a.cfg.IsGalera()
+	g, repl := a.readHealth(r.Context(), galera)
+	if galera {
+		ok, reason = GaleraHealth(role, g)
 	} else {
-		start := a.now()
-		ok, reason = GaleraHealth(role, a.readHealth(r.Context()))
-		a.log.Debug("health", "role", role, "ok", ok, "reason", reason, "took", a.now().Sub(start).Round(time.Millisecond))
+		ok, reason = ReplicationHealth(role, repl, maxLag)
 	}
+	a.log.Debug("health", "role", role, "ok", ok, "reason", reason, "took", a.now().Sub(start).Round(time.Millisecond))
 	if ok {
 		w.WriteHeader(http.StatusOK)
 	} else {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nines-project/nines/galera"
 )
@@ -119,10 +120,85 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 }
 
+// TestHealthWithoutGalera: an agent configured galera: false answers
+// with the replication checks; a stopped server is 503 naming the error,
+// and a bad max_lag is 400.
 func TestHealthWithoutGalera(t *testing.T) {
 	_, _, base := serveStopped(t, "  galera: false\n")
 	code, body := call(t, "GET", base+"/v1/health/writer", "Bearer "+testToken, "")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "without Galera are not built yet") {
-		t.Errorf("writer of a server without Galera: %d %q, want 503 saying so", code, body)
+	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not a writer: status unreadable: ") {
+		t.Errorf("writer of a stopped server without Galera: %d %q, want 503 naming the error", code, body)
+	}
+	code, body = call(t, "GET", base+"/v1/health/reader?max_lag=5", "Bearer "+testToken, "")
+	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not a reader: status unreadable: ") {
+		t.Errorf("reader of a stopped server without Galera: %d %q", code, body)
+	}
+	for _, q := range []string{"-1", "ten", "1.5"} {
+		code, body = call(t, "GET", base+"/v1/health/reader?max_lag="+q, "Bearer "+testToken, "")
+		if code != http.StatusBadRequest || !strings.Contains(body, "max_lag") {
+			t.Errorf("max_lag=%s: %d %q, want 400 naming max_lag", q, code, body)
+		}
+	}
+}
+
+func TestReplicationHealth(t *testing.T) {
+	lag := func(n int64) *int64 { return &n }
+	replica := func(io, sqlt string, behind *int64) []ReplicaChannel {
+		return []ReplicaChannel{{IORunning: io, SQLRunning: sqlt, SecondsBehind: behind}}
+	}
+	tests := []struct {
+		name   string
+		r      ReplicationReading
+		maxLag time.Duration
+		writer bool
+		reader bool
+		reason string // in the reason of the failing role, or of the passing one
+	}{
+		{name: "primary", r: ReplicationReading{ReadOnly: "OFF"}, writer: true, reason: "writer: primary, read_only OFF, replicating from nobody"},
+		{name: "primary as 0", r: ReplicationReading{ReadOnly: "0"}, writer: true, reason: "not a reader: replicates from nobody"},
+		{name: "fenced old primary", r: ReplicationReading{ReadOnly: "ON"}, reason: "not a writer: read_only is ON and nothing is replicated"},
+		{name: "healthy replica", r: ReplicationReading{ReadOnly: "ON", Channels: replica("Yes", "Yes", lag(0))}, reader: true,
+			reason: "reader: replica, 0s behind (limit 10s)"},
+		{name: "replica left writable", r: ReplicationReading{ReadOnly: "OFF", Channels: replica("Yes", "Yes", lag(3))}, reader: true,
+			reason: "not a writer: a replica: replication running (io=Yes sql=Yes)"},
+		{name: "primary died, IO reconnecting", r: ReplicationReading{ReadOnly: "ON", Channels: []ReplicaChannel{{IORunning: "Connecting", SQLRunning: "Yes",
+			LastIOError: "error reconnecting to master 'repl@127.0.0.1:3306' - retry-time: 1  maximum-retries: 100000  message: Can't connect"}}},
+			reason: "not a reader: replication io=Connecting sql=Yes: error reconnecting to master"},
+		{name: "SQL thread broken", r: ReplicationReading{ReadOnly: "ON", Channels: []ReplicaChannel{{IORunning: "Yes", SQLRunning: "No",
+			LastSQLError: "Duplicate entry '1' for key 'PRIMARY'"}}}, reason: "not a reader: replication io=Yes sql=No: Duplicate entry"},
+		{name: "stopped replica, read_only OFF", r: ReplicationReading{ReadOnly: "OFF", Channels: replica("No", "No", nil)}, writer: true,
+			reason: "not a reader: replication io=No sql=No"},
+		{name: "lagging", r: ReplicationReading{ReadOnly: "ON", Channels: replica("Yes", "Yes", lag(11))},
+			reason: "not a reader: replication 11s behind, over the 10s limit"},
+		{name: "lag at the limit", r: ReplicationReading{ReadOnly: "ON", Channels: replica("Yes", "Yes", lag(10))}, reader: true},
+		{name: "own limit", maxLag: 30 * time.Second, r: ReplicationReading{ReadOnly: "ON", Channels: replica("Yes", "Yes", lag(11))}, reader: true,
+			reason: "reader: replica, 11s behind (limit 30s)"},
+		{name: "lag NULL", r: ReplicationReading{ReadOnly: "ON", Channels: replica("Yes", "Yes", nil)}, reason: "lag unknown (Seconds_Behind_Master NULL)"},
+		{name: "named connection", r: ReplicationReading{ReadOnly: "ON", Channels: []ReplicaChannel{{Name: "dr", IORunning: "Yes", SQLRunning: "Yes", SecondsBehind: lag(0)},
+			{Name: "other", IORunning: "Connecting", SQLRunning: "Yes"}}}, reason: `not a writer: a replica: replication connection "dr" running`},
+		{name: "unreadable", r: ReplicationReading{Err: errors.New("dial unix /srv/n1/mysqld.sock: connect: no such file\nor directory")},
+			reason: "not a writer: status unreadable: dial unix /srv/n1/mysqld.sock: connect: no such file or directory"},
+		{name: "read_only odd", r: ReplicationReading{ReadOnly: ""}, reason: `read_only unreadable ("")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			maxLag := tt.maxLag
+			if maxLag == 0 {
+				maxLag = DefaultMaxLag
+			}
+			wok, wreason := ReplicationHealth(HealthWriter, tt.r, maxLag)
+			rok, rreason := ReplicationHealth(HealthReader, tt.r, maxLag)
+			if wok != tt.writer || rok != tt.reader {
+				t.Errorf("writer %v (%s), reader %v (%s); want writer %v reader %v", wok, wreason, rok, rreason, tt.writer, tt.reader)
+			}
+			if !strings.Contains(wreason, tt.reason) && !strings.Contains(rreason, tt.reason) {
+				t.Errorf("reasons %q and %q, want one containing %q", wreason, rreason, tt.reason)
+			}
+			for _, r := range []string{wreason, rreason} {
+				if strings.Contains(r, "\n") {
+					t.Errorf("reason on two lines: %q", r)
+				}
+			}
+		})
 	}
 }

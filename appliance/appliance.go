@@ -50,6 +50,7 @@ type App struct {
 	store   *store.Store
 	exp     *exporter.Exporter
 	probes  []*probe.Prober
+	lbs     []*exporter.HAProxyScraper // one per cluster with an haproxy key
 	rules   *rules.Manager
 	am      *alertmanager.Embedded // nil unless embedded
 	sender  *countingSender
@@ -112,6 +113,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if app.probes, err = newProbes(cfg, source, log); err != nil {
 		return err
 	}
+	app.lbs = newHAProxyScrapers(cfg, app)
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -187,6 +189,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	spawn(func(ctx context.Context) { app.exp.Run(ctx, app.in.observe) })
 	for _, p := range app.probes {
 		spawn(func(ctx context.Context) { p.Run(ctx) })
+	}
+	for _, lb := range app.lbs {
+		spawn(func(ctx context.Context) { app.runHAProxy(ctx, lb) })
 	}
 	spawn(app.writeSelfMetrics)
 	spawn(app.rules.Run)

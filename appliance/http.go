@@ -149,6 +149,7 @@ func (a *App) metrics() http.Handler {
 	reg.MustRegister(
 		a.exp.Collector(),
 		metric.Collector(a.selfMetrics),
+		metric.Collector(a.haproxyMetrics),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

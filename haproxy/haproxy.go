@@ -1,18 +1,24 @@
 // Package haproxy writes HAProxy 2.6 configurations that put one writer
-// and a pool of readers in front of a Galera cluster, checked by the nines
-// agents' health endpoints (GET /v1/health/writer and /v1/health/reader,
-// package agent). It is text generation only: no I/O, standard library
-// only.
+// and a pool of readers in front of a Galera or replication cluster,
+// checked by the nines agents' health endpoints (GET /v1/health/writer and
+// /v1/health/reader, package agent), and talks to a running HAProxy over
+// its runtime API (Runtime, runtime.go). Standard library only.
 //
 // The generated configuration has two TCP listeners:
 //
-//   - writer: the first server active, every other one `backup`. HAProxy
-//     sends every connection to the one active server while its check
-//     passes, and to the first backup whose check passes when it fails,
-//     so every write goes to one node. When the first server comes back,
-//     `on-marked-up shutdown-backup-sessions` closes the sessions still on
-//     the backup, so writers never stay on two nodes.
-//   - reader: every server, roundrobin.
+//   - writer, Galera: the first server active, every other one `backup`.
+//     HAProxy sends every connection to the one active server while its
+//     check passes, and to the first backup whose check passes when it
+//     fails, so every write goes to one node. When the first server comes
+//     back, `on-marked-up shutdown-backup-sessions` closes the sessions
+//     still on the backup, so writers never stay on two nodes.
+//   - writer, replication (Config.Replication): every server active, no
+//     backups: only the primary passes the writer check (read_only OFF,
+//     replicating from nobody), so one server is UP at a time. With no
+//     primary (dead, or fenced read_only) the pool is empty and writes are
+//     refused rather than sent to a replica.
+//   - reader: every server, roundrobin (for replication only healthy
+//     replicas pass the reader check).
 //
 // Checks run every 500 ms (`default-server inter 500ms fall 2 rise 2`):
 // two failed checks, about a second, take a server out, and
@@ -86,6 +92,10 @@ type Config struct {
 	// Log is the global log line's target and facility; empty is
 	// "/dev/log local0" (the sandbox logs to stdout).
 	Log string
+	// Replication lists every server in the writer listener as active
+	// (no `backup`): the writer check lets only the primary through.
+	// False is the Galera layout, one active server and backups.
+	Replication bool
 }
 
 var (
@@ -107,13 +117,24 @@ func Render(c Config) ([]byte, error) {
 	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("# HAProxy 2.6 configuration for Galera cluster %s, written by `nines haproxy config`.", c.Cluster)
-	w("# It holds the nines agents' bearer token: keep it mode 0600.")
-	w("#")
-	w("# %s-writer sends every connection to one node: the first server whose", c.Cluster)
-	w("# check passes (the others are backups). %s-reader spreads connections", c.Cluster)
-	w("# over every healthy node. A node leaves the pools after two failed")
-	w("# checks, about a second, and its sessions are closed then.")
+	if c.Replication {
+		w("# HAProxy 2.6 configuration for replication cluster %s, written by `nines haproxy config`.", c.Cluster)
+		w("# It holds the nines agents' bearer token: keep it mode 0600.")
+		w("#")
+		w("# %s-writer sends every connection to the primary: the one server whose", c.Cluster)
+		w("# writer check passes (read_only OFF, replicating from nobody). %s-reader", c.Cluster)
+		w("# spreads connections over the replicas within their lag limit. A node")
+		w("# leaves the pools after two failed checks, about a second, and its")
+		w("# sessions are closed then.")
+	} else {
+		w("# HAProxy 2.6 configuration for Galera cluster %s, written by `nines haproxy config`.", c.Cluster)
+		w("# It holds the nines agents' bearer token: keep it mode 0600.")
+		w("#")
+		w("# %s-writer sends every connection to one node: the first server whose", c.Cluster)
+		w("# check passes (the others are backups). %s-reader spreads connections", c.Cluster)
+		w("# over every healthy node. A node leaves the pools after two failed")
+		w("# checks, about a second, and its sessions are closed then.")
+	}
 	w("global")
 	w("    log %s", log)
 	w("    stats socket %s mode 600 level admin", c.StatsSocket)
@@ -140,11 +161,14 @@ func Render(c Config) ([]byte, error) {
 		w("")
 		w("listen %s-%s", c.Cluster, l.role)
 		w("    bind %s", l.bind)
-		if l.writer {
+		switch {
+		case l.writer && c.Replication:
+			w("    # One writer: the primary, the only server whose writer check passes.")
+		case l.writer:
 			w("    # One writer: the first server; the others only when it is down.")
 			w("    default-server inter %s fall %d rise %d on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions",
 				CheckInter, CheckFall, CheckRise)
-		} else {
+		default:
 			w("    balance roundrobin")
 		}
 		w("    option httpchk")
@@ -152,7 +176,7 @@ func Render(c Config) ([]byte, error) {
 		w("    http-check expect status 200")
 		for i, s := range c.Servers {
 			line := fmt.Sprintf("    server %s %s check%s", s.Name, s.Address, c.checkOptions(s))
-			if l.writer && i > 0 {
+			if l.writer && i > 0 && !c.Replication {
 				line += " backup"
 			}
 			w("%s", line)

@@ -260,3 +260,40 @@ func TestRenderRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderReplication: the writer pool has no backups (the check picks
+// the primary), and the header says which cluster kind it balances.
+func TestRenderReplication(t *testing.T) {
+	c := sandboxLike()
+	c.Replication = true
+	b, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "for replication cluster billing") {
+		t.Errorf("header does not name a replication cluster:\n%s", b)
+	}
+	secs := parse(string(b))
+	w, r := secs["listen billing-writer"], secs["listen billing-reader"]
+	if w == nil || r == nil {
+		t.Fatalf("want listeners billing-writer and billing-reader, got %v", secs)
+	}
+	names, opts, _ := w.servers()
+	if strings.Join(names, " ") != "n1 n2 n3" {
+		t.Fatalf("writer servers %v", names)
+	}
+	for _, n := range names {
+		if has(opts[n], "backup") {
+			t.Errorf("writer %s is a backup in a replication config: %v", n, opts[n])
+		}
+	}
+	for _, l := range w.lines {
+		if strings.Contains(l, "shutdown-backup-sessions") || strings.HasPrefix(l, "balance") {
+			t.Errorf("writer line %q has no place without backups", l)
+		}
+	}
+	if !w.has(`http-check send meth GET uri `+WriterCheckPath+` hdr Authorization "Bearer `+token+`"`) || !r.has("balance roundrobin") {
+		t.Errorf("checks or balance: writer %v reader %v", w.lines, r.lines)
+	}
+	check(t, b, "")
+}

@@ -1,15 +1,14 @@
 package sandbox
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,13 +55,14 @@ func (s *Sandbox) HAProxyLogPath() string { return filepath.Join(s.dir, "haproxy
 func (s *Sandbox) HAProxy() bool { return s.snapshot().HAProxy }
 
 // WriterAddress is HAProxy's writer listener, host:port: every
-// connection goes to one node (n1 while it is healthy).
+// connection goes to one node (Galera: n1 while it is healthy;
+// replication: the primary, or none while there is none).
 func (s *Sandbox) WriterAddress() string {
 	return fmt.Sprintf("127.0.0.1:%d", s.snapshot().BasePort+haproxyWriterOffset)
 }
 
 // ReaderAddress is HAProxy's reader listener, host:port: connections
-// spread over every healthy node.
+// spread over every healthy node (replication: healthy replicas).
 func (s *Sandbox) ReaderAddress() string {
 	return fmt.Sprintf("127.0.0.1:%d", s.snapshot().BasePort+haproxyReaderOffset)
 }
@@ -81,7 +81,8 @@ func (s *Sandbox) haproxyConfig() ([]byte, error) {
 		Token:       strings.TrimSpace(string(tok)),
 		StatsSocket: s.HAProxySocket(),
 		// HAProxy runs in the foreground with its output in haproxy.log.
-		Log: "stdout format raw local0",
+		Log:         "stdout format raw local0",
+		Replication: m.Kind == nines.KindReplication,
 	}
 	for _, n := range m.Nodes {
 		c.Servers = append(c.Servers, haproxy.Server{Name: n.Name, Address: n.Address(), AgentHost: n.host(), AgentPort: n.AgentPort})
@@ -159,25 +160,27 @@ func (s *Sandbox) ensureHAProxy(ctx context.Context) error {
 }
 
 // waitHAProxy waits until the runtime API answers and every server of
-// both listeners has passed its agent's check (UP): the listeners then
-// route to healthy nodes.
+// both listeners is in the state its node should give it (haproxyWant):
+// the listeners then route as they should.
 func (s *Sandbox) waitHAProxy(ctx context.Context, exited <-chan error) error {
 	ctx, cancel := context.WithTimeout(ctx, haproxyStartTimeout)
 	defer cancel()
+	want := s.haproxyWant()
 	last := ""
 	for {
 		states, err := s.HAProxyServers(ctx)
 		if err == nil {
-			down := []string{}
-			for k, v := range states {
-				if v != "UP" {
-					down = append(down, k+" "+v)
+			off := []string{}
+			for k, w := range want {
+				if states[k] != w {
+					off = append(off, fmt.Sprintf("%s %s (want %s)", k, states[k], w))
 				}
 			}
-			if len(states) > 0 && len(down) == 0 {
+			if len(off) == 0 {
 				return nil
 			}
-			last = strings.Join(down, ", ")
+			sort.Strings(off)
+			last = strings.Join(off, ", ")
 		} else {
 			last = err.Error()
 		}
@@ -191,62 +194,49 @@ func (s *Sandbox) waitHAProxy(ctx context.Context, exited <-chan error) error {
 	}
 }
 
-// HAProxyServers asks HAProxy's runtime API (show stat) for the state of
-// every server, by "listener/server": UP, DOWN, "UP 1/2" (going down) ...
+// haproxyWant is the status each server ("listener/server") has once the
+// checks settled on a sandbox as it starts: Galera, every server UP;
+// replication, the writer's n1 alone UP and the reader's replicas.
+func (s *Sandbox) haproxyWant() map[string]string {
+	m := s.snapshot()
+	want := map[string]string{}
+	for _, n := range m.Nodes {
+		w, r := "UP", "UP"
+		if m.Kind == nines.KindReplication {
+			if n.Role == RolePrimary {
+				r = "DOWN"
+			} else {
+				w = "DOWN"
+			}
+		}
+		want[m.ClusterName+"-writer/"+n.Name] = w
+		want[m.ClusterName+"-reader/"+n.Name] = r
+	}
+	return want
+}
+
+// HAProxyRuntime is the runtime API of the sandbox's HAProxy.
+func (s *Sandbox) HAProxyRuntime() haproxy.Runtime { return haproxy.Runtime{Socket: s.HAProxySocket()} }
+
+// HAProxyServers asks HAProxy's runtime API (show stat) for the status of
+// every server, by "listener/server": UP, DOWN, MAINT, "UP 1/2" (going
+// down) ...
 func (s *Sandbox) HAProxyServers(ctx context.Context) (map[string]string, error) {
-	text, err := s.HAProxyCommand(ctx, "show stat")
+	ss, err := s.HAProxyRuntime().Servers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(text, "# ")))
-	r.FieldsPerRecord = -1
-	recs, err := r.ReadAll()
-	if err != nil || len(recs) == 0 {
-		return nil, fmt.Errorf("haproxy show stat: %v: %q", err, text)
-	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[h] = i
-	}
-	px, sv, st := col["pxname"], col["svname"], col["status"]
 	out := map[string]string{}
-	for _, rec := range recs[1:] {
-		if len(rec) <= st || rec[sv] == "FRONTEND" || rec[sv] == "BACKEND" {
-			continue
-		}
-		out[rec[px]+"/"+rec[sv]] = rec[st]
+	for _, st := range ss {
+		out[st.Backend+"/"+st.Server] = st.Status
 	}
 	return out, nil
 }
 
 // HAProxyCommand sends one command to HAProxy's runtime API and returns
-// the answer.
+// its answer (see haproxy.Runtime.Command).
 func (s *Sandbox) HAProxyCommand(ctx context.Context, command string) (string, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", s.HAProxySocket())
-	if err != nil {
-		return "", fmt.Errorf("haproxy runtime API: %w", err)
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	} else {
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	}
-	if _, err := c.Write([]byte(command + "\n")); err != nil {
-		return "", fmt.Errorf("haproxy runtime API: %w", err)
-	}
-	var b strings.Builder
-	sc := bufio.NewScanner(c)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		b.WriteString(sc.Text())
-		b.WriteByte('\n')
-	}
-	if err := sc.Err(); err != nil {
-		return b.String(), fmt.Errorf("haproxy runtime API: %w", err)
-	}
-	return b.String(), nil
+	return s.HAProxyRuntime().Command(ctx, command)
 }
 
 // haproxyPid is the pid of the sandbox's running HAProxy, 0 if none runs.
@@ -308,13 +298,4 @@ func (s *Sandbox) haproxyStatus() NodeStatus {
 		st.Pid, st.State = pid, "running"
 	}
 	return st
-}
-
-// haproxyFor is what a sandbox kind allows: HAProxy is built for Galera
-// only so far.
-func haproxyFor(kind nines.Kind) error {
-	if kind != nines.KindGalera {
-		return fmt.Errorf("sandbox: --haproxy is built for Galera sandboxes only so far, not %s", kind)
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,9 +63,35 @@ func TestHAProxyLayout(t *testing.T) {
 	if out, err := exec.Command(HAProxyProgram, "-c", "-f", f).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
-	if _, err := StartReplication(t.Context(), Options{Dir: filepath.Join(dir, "r"), HAProxy: true}); err == nil ||
-		!strings.Contains(err.Error(), "Galera sandboxes only") {
-		t.Errorf("replication with haproxy: %v", err)
+	// Replication: every node in both pools, none a backup (only the
+	// primary passes the writer check).
+	r, err := create(Options{Dir: filepath.Join(dir, "r"), BasePort: 4306, ClusterName: "r1", HAProxy: true}, nines.KindReplication, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.AgentTokenPath(), []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := r.haproxyConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"for replication cluster r1", "listen r1-writer\n    bind 127.0.0.1:4606\n",
+		"server n1 127.0.0.1:4306 check port 4506\n", "server n2 127.0.0.1:4307 check port 4507\n", "server n3 127.0.0.1:4308 check port 4508\n"} {
+		if !strings.Contains(string(rb), want) {
+			t.Errorf("no %q in\n%s", want, rb)
+		}
+	}
+	if strings.Contains(string(rb), " backup") {
+		t.Errorf("a backup server in a replication config:\n%s", rb)
+	}
+	if keys, want := r.renderHAProxyKeys(), `    probe: {endpoints: ["127.0.0.1:4606"]}
+    haproxy: {stats_socket: "`+r.HAProxySocket()+`", writer_backend: r1-writer, reader_backend: r1-reader}
+`; keys != want {
+		t.Errorf("nines.yaml's haproxy keys:\n%s\nwant\n%s", keys, want)
+	}
+	if w := fmt.Sprint(r.haproxyWant()); w != "map[r1-reader/n1:DOWN r1-reader/n2:UP r1-reader/n3:UP r1-writer/n1:UP r1-writer/n2:DOWN r1-writer/n3:DOWN]" {
+		t.Errorf("replication sandbox waits for %s", w)
 	}
 	// A pid that is not this sandbox's haproxy is never trusted.
 	if isHAProxyOf(os.Getpid(), s.HAProxyConfigPath()) {
@@ -85,5 +112,27 @@ func TestWriteStatusHAProxy(t *testing.T) {
 	if len(lines) != 3 || !strings.HasPrefix(lines[2], "haproxy") || !strings.Contains(lines[2], "12") ||
 		!strings.Contains(lines[2], "writer 127.0.0.1:3606, reader 127.0.0.1:3607") {
 		t.Errorf("status table:\n%s", b.String())
+	}
+}
+
+func TestReplicationRole(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		readOnly string
+		slave    map[string]string
+		role     string
+		why      string
+	}{
+		{"primary", "0", nil, LivePrimary, ""},
+		{"fenced", "1", nil, "", "read_only ON and replicating from nobody"},
+		{"replica", "1", map[string]string{"Slave_IO_Running": "Yes", "Slave_SQL_Running": "Yes"}, LiveReplica, ""},
+		{"replica of a dead primary", "1", map[string]string{"Slave_IO_Running": "Connecting", "Slave_SQL_Running": "Yes"}, LiveReplica, ""},
+		{"stopped replication, writable", "0", map[string]string{"Slave_IO_Running": "No", "Slave_SQL_Running": "No"}, LivePrimary, ""},
+		{"unreadable", "", nil, "", "read_only unreadable"},
+	} {
+		role, why := replicationRole(tt.readOnly, tt.slave, tt.slave != nil)
+		if role != tt.role || !strings.Contains(why, tt.why) || (tt.why == "") != (why == "") {
+			t.Errorf("%s: %q %q, want %q %q", tt.name, role, why, tt.role, tt.why)
+		}
 	}
 }

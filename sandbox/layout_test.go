@@ -66,7 +66,7 @@ func TestRenderMyCnf(t *testing.T) {
 		want      bool
 	}{
 		{primary, "rpl_semi_sync_master_enabled=ON", true},
-		{primary, "read_only=ON", false},
+		{primary, "read_only=ON", true},
 		{replica, "rpl_semi_sync_slave_enabled=ON", true},
 		{replica, "read_only=ON", true},
 		{replica, "gtid_strict_mode=ON", true},
@@ -81,7 +81,7 @@ func TestRenderMyCnf(t *testing.T) {
 
 func TestRenderConfigQuotesOddListen(t *testing.T) {
 	m := manifest{Kind: nines.KindReplication, ClusterName: "r", Listen: "[::1]:9104", Nodes: layout("/sb", nines.KindReplication, 1, 3306)}
-	got := renderConfig(m)
+	got := renderConfig(m, "")
 	if !strings.HasPrefix(got, `listen: "[::1]:9104"`+"\n") || !strings.Contains(got, "    kind: replication\n") {
 		t.Errorf("config:\n%s", got)
 	}

@@ -92,9 +92,13 @@ func renderMyCnf(m manifest, i int, u osUser) string {
 			// Replication is started by the sandbox after pointing the
 			// replica at the primary, never from a stale configuration.
 			"skip_slave_start=ON",
+			// Every node starts fenced, the primary too: a primary that
+			// died and comes back must not take writes, since a replica
+			// may have been promoted meanwhile. StartReplication makes
+			// n1 writable at run time when it sets the cluster up.
+			"read_only=ON",
 		)
 		if n.Role == RoleReplica {
-			set("read_only=ON")
 			if m.SemiSync {
 				set("rpl_semi_sync_slave_enabled=ON")
 			}

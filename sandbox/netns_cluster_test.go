@@ -258,20 +258,31 @@ func describeStates(sts map[string]NodeStatus) string {
 // TestNetnsReplication runs a primary and two replicas in namespaces:
 // replicas replicate over the bridge from the primary's address, the
 // monitoring user logs in over it, and a cut link stops what flows to n2
-// until it is mended.
+// until it is mended. HAProxy, in the root namespace, reaches the nodes
+// and their agents over the bridge.
 func TestNetnsReplication(t *testing.T) {
 	dir := sandboxDir(t)
 	stopOnCleanup(t, dir)
 	ctx := testContext(t, 3*time.Minute)
-	s, err := StartReplication(ctx, Options{Dir: dir, Nodes: 3, BasePort: 29406, Log: t.Output(), AgentBinary: ninesBin, Netns: true})
+	s, err := StartReplication(ctx, Options{Dir: dir, Nodes: 3, BasePort: 29406, Log: t.Output(), AgentBinary: ninesBin, Netns: true, HAProxy: true})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	want := map[string]string{"n1": StatePrimary, "n2": "replicating", "n3": "replicating"}
+	want := map[string]string{"n1": StatePrimary, "n2": "replicating", "n3": "replicating", HAProxyName: "running"}
 	for name, st := range statusByName(t, s) {
-		if st.State != want[name] || st.Address == "" {
+		if st.State != want[name] || st.Address == "" && name != HAProxyName {
 			t.Errorf("%s: %+v, want state %q and an address", name, st, want[name])
 		}
+	}
+	mustExec(t, rootDB(t, s, "n1"), "CREATE TABLE app.w (id INT AUTO_INCREMENT PRIMARY KEY, sid INT NOT NULL)")
+	if _, err := appDB(t, s, s.WriterAddress()).ExecContext(ctx, "INSERT INTO w (sid) VALUES (@@server_id)"); err != nil {
+		t.Fatalf("write through haproxy's writer: %v", err)
+	}
+	if sid := queryOne[int](t, rootDB(t, s, "n1"), "SELECT sid FROM app.w"); sid != 1 {
+		t.Errorf("the write through haproxy landed on server_id %d, want 1", sid)
+	}
+	if sid := queryOne[int](t, appDB(t, s, s.ReaderAddress()), "SELECT @@server_id"); sid != 2 && sid != 3 {
+		t.Errorf("haproxy's reader reached server_id %d, want a replica", sid)
 	}
 	mustExec(t, rootDB(t, s, "n1"), "CREATE TABLE nines.r (id INT PRIMARY KEY)")
 	dbs := map[string]*sql.DB{"n2": monitorDB(t, s, "n2"), "n3": monitorDB(t, s, "n3")}

@@ -248,7 +248,7 @@ func (s *Sandbox) writeApplianceFiles() error {
 		perm          os.FileMode
 	}{
 		// 0600: the console's password hash is in it.
-		{s.ConfigPath(), renderConfig(m) + console, 0o600},
+		{s.ConfigPath(), renderConfig(m, s.renderHAProxyKeys()) + console, 0o600},
 		// alertmanager.yml names the appliance's address for the
 		// remediator's webhook, so it follows nines.yaml.
 		{s.AlertmanagerConfigPath(), renderAlertmanagerConfig(m.Listen), 0o644},
@@ -330,8 +330,9 @@ inhibit_rules:
 
 // renderConfig is the appliance config for the sandbox. Paths are relative:
 // the config loader resolves them against the file's directory, so the
-// sandbox directory can be read from anywhere.
-func renderConfig(m manifest) string {
+// sandbox directory can be read from anywhere. more is added to the
+// cluster's entry as it is.
+func renderConfig(m manifest, more string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %s\n", yamlScalar(m.Listen))
 	b.WriteString("data_dir: appliance\n")
@@ -355,8 +356,22 @@ func renderConfig(m manifest) string {
 	// The sandbox heals itself: that is what it is for.
 	b.WriteString("    remediation: {mode: auto}\n")
 	fmt.Fprintf(&b, "    credentials: {user: %s, password_file: nines.pass}\n", MonitorUser)
+	b.WriteString(more)
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	return b.String()
+}
+
+// renderHAProxyKeys continues the cluster's entry of nines.yaml for a
+// sandbox with HAProxy: the probe writes through HAProxy's writer, so the
+// SLI counts what applications see, and the appliance reads HAProxy's
+// stats (an absolute socket path: the key takes no relative one).
+func (s *Sandbox) renderHAProxyKeys() string {
+	m := s.snapshot()
+	if !m.HAProxy {
+		return ""
+	}
+	return fmt.Sprintf("    probe: {endpoints: [%q]}\n    haproxy: {stats_socket: %q, writer_backend: %s-writer, reader_backend: %s-reader}\n",
+		s.WriterAddress(), s.HAProxySocket(), m.ClusterName, m.ClusterName)
 }
 
 var plainYAML = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.:_-]*$`)

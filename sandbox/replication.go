@@ -15,6 +15,11 @@ import (
 // (o.Nodes-1 of them) replicate from it with master_use_gtid=slave_pos and
 // are read_only. It returns once every replica runs both replication
 // threads and has applied everything the primary had when it was pointed.
+// Every node's my.cnf says read_only=ON, so a server that restarts comes
+// back fenced; this call sets n1's read_only OFF at run time once its
+// replicas are pointed at it. With o.HAProxy, haproxy runs in front (see
+// Options.HAProxy) and the call returns once its writer pool holds n1
+// alone and its reader pool the replicas.
 //
 // On an existing sandbox the data is kept, stopped servers are started and
 // every replica is pointed at n1 again, which restores the original shape
@@ -26,15 +31,15 @@ func StartReplication(ctx context.Context, o Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.HAProxy {
-		return nil, haproxyFor(nines.KindReplication)
-	}
 	s, err := prepare(ctx, o, nines.KindReplication, 1+DefaultReplicas)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	started, err := s.startReplication(ctx)
+	if err == nil && s.HAProxy() {
+		err = s.ensureHAProxy(ctx)
+	}
 	if err != nil {
 		s.stopAfterFailure(ctx, started)
 		return nil, err
@@ -55,6 +60,13 @@ func (s *Sandbox) startReplication(ctx context.Context) ([]string, error) {
 			return started, err
 		}
 	}
+	// n1 replicates from nobody: a drill may have pointed it at a
+	// promoted replica.
+	for _, q := range []string{"STOP ALL SLAVES", "RESET SLAVE ALL"} {
+		if err := s.exec(ctx, nodes[0], q); err != nil {
+			return started, fmt.Errorf("make %s the primary: %w", nodes[0].Name, err)
+		}
+	}
 	semiSync := s.snapshot().SemiSync
 	if semiSync {
 		// A semi-sync primary without a connected replica holds every
@@ -69,6 +81,10 @@ func (s *Sandbox) startReplication(ctx context.Context) ([]string, error) {
 	if err := s.provision(ctx); err != nil {
 		return started, err
 	}
+	// Before the replicas are pointed: they wait until they have it.
+	if err := s.provisionApp(ctx); err != nil {
+		return started, err
+	}
 	for _, n := range nodes[1:] {
 		if err := s.pointReplica(ctx, n); err != nil {
 			return started, err
@@ -78,6 +94,10 @@ func (s *Sandbox) startReplication(ctx context.Context) ([]string, error) {
 		if err := s.exec(ctx, nodes[0], "SET GLOBAL rpl_semi_sync_master_enabled=ON"); err != nil {
 			return started, err
 		}
+	}
+	// Only now, with its replicas following it, does n1 take writes.
+	if err := s.exec(ctx, nodes[0], "SET GLOBAL read_only=OFF"); err != nil {
+		return started, fmt.Errorf("make %s the writable primary: %w", nodes[0].Name, err)
 	}
 	return started, s.writeApplianceFiles()
 }
@@ -167,7 +187,10 @@ func (s *Sandbox) pointReplica(ctx context.Context, n Node) error {
 	return nil
 }
 
-// startReplicationNode is StartNode for replication sandboxes.
+// startReplicationNode is StartNode for replication sandboxes. The
+// primary comes back read_only, as its my.cnf says: a replica may have
+// been promoted while it was down, so making it writable is for a
+// failover's rejoin or for StartReplication, not for a restart.
 func (s *Sandbox) startReplicationNode(ctx context.Context, n Node) error {
 	started, err := s.startPlain(ctx, n)
 	if err == nil && n.Role == RoleReplica {

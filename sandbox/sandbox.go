@@ -44,10 +44,12 @@
 //
 //	agent = P+200+i
 //
-// and, with Options.HAProxy (Galera only), HAProxy listens on 127.0.0.1 at
+// and, with Options.HAProxy, HAProxy listens on 127.0.0.1 at
 //
-//	writer = P+300   (every connection to one node: n1 while healthy)
-//	reader = P+301   (every healthy node, roundrobin)
+//	writer = P+300   (every connection to one node: Galera's n1 while
+//	                  healthy, replication's primary)
+//	reader = P+301   (every healthy node, roundrobin; replication: the
+//	                  replicas)
 //
 // so with the default P=3306 a 3-node cluster takes 3306-3308 for SQL,
 // 3406-3408, 3416-3418, 3426-3428 for Galera, 3506-3508 for the
@@ -179,10 +181,16 @@ type Options struct {
 	// address, joined by a bridge in the root namespace, so partitions can
 	// be cut (see Isolate). Needs root.
 	Netns bool
-	// HAProxy starts Debian's haproxy in front of a Galera cluster: a
-	// writer listener (one node at a time) on P+300 and a reader listener
-	// (every node, roundrobin) on P+301, checked through the agents'
-	// health endpoints. Once on, later starts of the sandbox keep it.
+	// HAProxy starts Debian's haproxy in front of the cluster: a writer
+	// listener (one node at a time) on P+300 and a reader listener
+	// (roundrobin) on P+301, every node a server of both, checked through
+	// the agents' health endpoints. Galera: the writer's first server
+	// active, the others backups; replication: every server active, the
+	// writer check passing on the primary only and the reader check on
+	// replicas. HAProxy runs in the root namespace (with Netns too,
+	// reaching the nodes on the bridge). Once on, later starts of the
+	// sandbox keep it; nines.yaml then probes through the writer and
+	// reads HAProxy's stats (the cluster's haproxy key).
 	HAProxy bool
 }
 
@@ -386,7 +394,8 @@ func (s *Sandbox) DB(name string) (*sql.DB, error) {
 // serves: for Galera, the agent recovers its position and the node joins
 // the running Primary component (used to bring back a node a drill
 // killed); for replication, start it and, for a replica, point it at the
-// primary again. A Galera node that already runs is only waited for. If
+// primary again; the primary n1 comes back read_only (fenced), since a
+// replica may have been promoted meanwhile. A Galera node that already runs is only waited for. If
 // the start fails the node is stopped again. The node's agent is started
 // first if it does not run.
 func (s *Sandbox) StartNode(ctx context.Context, name string) error {

@@ -32,6 +32,12 @@ type NodeStatus struct {
 	Socket  string `json:"socket"`
 	Pid     int    `json:"pid"`
 	State   string `json:"state"`
+	// Role is a replication node's role as read live: "primary"
+	// (read_only OFF, replicating from nobody) or "replica" (a
+	// replication connection running); empty otherwise, with RoleWhy
+	// saying why (fenced, stopped, unreachable). Galera nodes have none.
+	Role    string `json:"role,omitempty"`
+	RoleWhy string `json:"role_why,omitempty"`
 	// Galera only.
 	ClusterSize      int    `json:"cluster_size,omitempty"`
 	ClusterStateUUID string `json:"cluster_state_uuid,omitempty"`
@@ -117,9 +123,15 @@ func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
 		st.State, st.ClusterSize, st.ClusterStateUUID = galera.Describe(w), w.ClusterSize, w.ClusterStateUUID
 	default:
 		m, found, err := queryMap(ctx, db, "SHOW SLAVE STATUS")
-		switch {
-		case err != nil:
+		if err != nil {
 			return unreachable(err)
+		}
+		ro, _, rerr := queryMap(ctx, db, "SELECT @@global.read_only AS ro")
+		if rerr != nil {
+			return unreachable(rerr)
+		}
+		st.Role, st.RoleWhy = replicationRole(ro["ro"], m, found)
+		switch {
 		case found:
 			st.State = replicaState(m)
 		case n.Role == RolePrimary:
@@ -129,6 +141,29 @@ func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
 		}
 	}
 	return st, nil
+}
+
+// Live roles of a replication node in Status.
+const (
+	LivePrimary = "primary"
+	LiveReplica = "replica"
+)
+
+// replicationRole names a replication node's role from @@read_only and
+// SHOW SLAVE STATUS (found false: no replication configured). A
+// connection counts while either thread runs or tries to (IO
+// Connecting), as the agent's writer check counts it.
+func replicationRole(readOnly string, slave map[string]string, found bool) (role, why string) {
+	if found && (slave["Slave_IO_Running"] != "No" || slave["Slave_SQL_Running"] != "No") {
+		return LiveReplica, ""
+	}
+	switch readOnly {
+	case "0":
+		return LivePrimary, ""
+	case "1":
+		return "", "read_only ON and replicating from nobody: fenced, or not yet promoted"
+	}
+	return "", fmt.Sprintf("read_only unreadable (%q)", readOnly)
 }
 
 // WriteStatus prints statuses as a table.
@@ -149,11 +184,16 @@ func WriteStatus(w io.Writer, sts []NodeStatus) error {
 			continue
 		}
 		state := st.State
+		if st.Role != "" && st.Role != st.State {
+			state = st.Role + ", " + state
+		}
 		if st.ClusterSize > 0 {
 			state = fmt.Sprintf("%s (size %d)", state, st.ClusterSize)
 		}
 		if st.Error != "" {
 			state += ": " + st.Error
+		} else if st.RoleWhy != "" {
+			state += " (" + st.RoleWhy + ")"
 		}
 		if len(st.Cut) > 0 {
 			state += " [cut from " + strings.Join(st.Cut, ", ") + "]"
@@ -199,7 +239,11 @@ func (s *Sandbox) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(tw, "SQL user %s\tpassword in %s\n", MonitorUser, s.PasswordPath())
 	fmt.Fprintf(tw, "application user %s\tmariadb --defaults-extra-file=%s -h 127.0.0.1 -P %d %s\n", AppUser, s.AppClientConfigPath(), m.Nodes[0].SQLPort, AppDatabase)
 	if m.HAProxy {
-		fmt.Fprintf(tw, "haproxy writer\t%s\t(one node at a time: n1 while healthy; %s)\n", s.WriterAddress(), s.HAProxyConfigPath())
+		writer := "one node at a time: n1 while healthy"
+		if m.Kind == nines.KindReplication {
+			writer = "the primary only; none while there is none"
+		}
+		fmt.Fprintf(tw, "haproxy writer\t%s\t(%s; %s)\n", s.WriterAddress(), writer, s.HAProxyConfigPath())
 		fmt.Fprintf(tw, "haproxy reader\t%s\t(every healthy node; runtime API %s)\n", s.ReaderAddress(), s.HAProxySocket())
 	}
 	fmt.Fprintf(tw, "connect\tmariadb --defaults-file=%s\n", m.Nodes[0].DefaultsFile)

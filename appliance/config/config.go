@@ -138,6 +138,10 @@ type Cluster struct {
 	// Backups are the cluster's scheduled backups, one per method, taken
 	// through the node agents.
 	Backups []Backup `yaml:"backups"`
+	// HAProxy is the HAProxy applications reach the cluster through, if
+	// any: its stats are read every scrape interval into the store
+	// (nines_haproxy_*, see exporter/haproxy.go).
+	HAProxy *HAProxy `yaml:"haproxy"`
 	// Maintenance lists declared maintenance windows: their seconds are
 	// not valid for the SLO and are reported apart.
 	Maintenance []Maintenance `yaml:"maintenance"`
@@ -182,6 +186,18 @@ type Remediation struct {
 	// that do not answer before it may bootstrap without them (they may
 	// hold the latest transactions). Default 2m.
 	PositionWait Duration `yaml:"position_wait"`
+}
+
+// HAProxy names an HAProxy in front of a cluster (on the appliance's
+// host: its runtime API is a unix socket) and which of its backends or
+// listeners are the cluster's writer and reader pools, as `nines haproxy
+// config` names them (CLUSTER-writer, CLUSTER-reader).
+type HAProxy struct {
+	// StatsSocket is the runtime API's socket (`stats socket`), an
+	// absolute path; the appliance needs read and write access to it.
+	StatsSocket   string `yaml:"stats_socket"`
+	WriterBackend string `yaml:"writer_backend"`
+	ReaderBackend string `yaml:"reader_backend"`
 }
 
 // SLO is the cluster's availability objective.

@@ -154,6 +154,15 @@ func TestLoadRejects(t *testing.T) {
 		{"bad probe endpoint", func(s string) string {
 			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    probe: {endpoints: [proxy]}\n", 1)
 		}, 11, "clusters[0].probe.endpoints[0]", "bad address"},
+		{"haproxy socket relative", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    haproxy: {stats_socket: haproxy.sock, writer_backend: w, reader_backend: r}\n", 1)
+		}, 11, "clusters[0].haproxy.stats_socket", "want the absolute path"},
+		{"haproxy writer backend missing", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    haproxy: {stats_socket: /run/h.sock, reader_backend: r}\n", 1)
+		}, 11, "clusters[0].haproxy.writer_backend", "want the name of a backend"},
+		{"haproxy reader backend is the writer", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    haproxy: {stats_socket: /run/h.sock, writer_backend: w, reader_backend: w}\n", 1)
+		}, 11, "clusters[0].haproxy.reader_backend", "the writer backend too"},
 		{"rule file pattern matches nothing", func(s string) string {
 			return s + "rule_files: [rules/*.yml]\n"
 		}, 15, "rule_files[0]", "matches no file"},

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -164,6 +165,19 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 		}
 	}
 	c.validateBackups(cl, p, agents, at)
+	if h := cl.HAProxy; h != nil {
+		if !filepath.IsAbs(h.StatsSocket) {
+			at(p+".haproxy.stats_socket", "%q: want the absolute path of HAProxy's stats socket", h.StatsSocket)
+		}
+		for _, b := range []struct{ key, name string }{{"writer_backend", h.WriterBackend}, {"reader_backend", h.ReaderBackend}} {
+			if strings.TrimSpace(b.name) == "" || strings.ContainsAny(b.name, " \t\n/") {
+				at(p+".haproxy."+b.key, "%q: want the name of a backend or listen section (such as %s-writer)", b.name, cl.Name)
+			}
+		}
+		if h.WriterBackend != "" && h.WriterBackend == h.ReaderBackend {
+			at(p+".haproxy.reader_backend", "%q is the writer backend too: the writer and reader pools are different backends", h.ReaderBackend)
+		}
+	}
 	validateMaintenance(cl, p, at)
 	if cl.Credentials.User == "" {
 		at(p+".credentials.user", "missing credentials: a user is required")

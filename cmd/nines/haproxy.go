@@ -23,12 +23,17 @@ func newHAProxyCmd() *cobra.Command {
 	)
 	gen := &cobra.Command{
 		Use:   "config --config nines.yaml --cluster C [--out FILE] [--writer-port P --reader-port Q] [--stats-socket PATH]",
-		Short: "Write an HAProxy 2.6 configuration for a Galera cluster",
-		Long: `Write an HAProxy 2.6 configuration for a Galera cluster of nines.yaml:
+		Short: "Write an HAProxy 2.6 configuration for a Galera or replication cluster",
+		Long: `Write an HAProxy 2.6 configuration for a Galera or replication cluster of
+nines.yaml:
 
-  CLUSTER-writer  (--writer-port) every connection goes to the first node
-                  whose agent says it may write; the other nodes are backups
+  CLUSTER-writer  (--writer-port) Galera: every connection goes to the first
+                  node whose agent says it may write; the other nodes are
+                  backups. Replication: every node is a server, and only
+                  the primary (read_only OFF, replicating from nobody)
+                  passes the writer check
   CLUSTER-reader  (--reader-port) connections spread over every healthy node
+                  (replication: replicas within 10 s of lag)
 
 Each node is checked through its nines agent (GET /v1/health/writer and
 /v1/health/reader, with the agents' bearer token) every 500 ms; two
@@ -80,7 +85,7 @@ The file holds the agents' token: it is written mode 0600, and without
 	}
 	f := gen.Flags()
 	f.StringVar(&cfgPath, "config", "nines.yaml", "appliance config naming the cluster's nodes and agents")
-	f.StringVar(&cluster, "cluster", "", "the Galera cluster to balance (required)")
+	f.StringVar(&cluster, "cluster", "", "the Galera or replication cluster to balance (required)")
 	_ = gen.MarkFlagRequired("cluster")
 	f.StringVar(&out, "out", "", "write the configuration to this file (mode 0600) instead of standard output")
 	f.StringVar(&bind, "bind", "", "address the listeners bind to; empty is every address")
@@ -91,12 +96,13 @@ The file holds the agents' token: it is written mode 0600, and without
 	return cmd
 }
 
-// haproxyConfig maps a Galera cluster of nines.yaml onto the generator's
-// input: servers in the config's order, named n1, n2 ... (n1 is the
-// writer), each checked at its agent's host and port.
+// haproxyConfig maps a Galera or replication cluster of nines.yaml onto
+// the generator's input: servers in the config's order, named n1, n2 ...
+// (Galera: n1 is the writer; replication: whichever is the primary), each
+// checked at its agent's host and port.
 func haproxyConfig(cl *config.Cluster, bind string, writerPort, readerPort int, socket string) (haproxy.Config, error) {
-	if cl.Kind != nines.KindGalera {
-		return haproxy.Config{}, fmt.Errorf("cluster %s is %s: only Galera clusters are supported so far (replication needs the primary's health check)", cl.Name, cl.Kind)
+	if cl.Kind != nines.KindGalera && cl.Kind != nines.KindReplication {
+		return haproxy.Config{}, fmt.Errorf("cluster %s is %s: only Galera and replication clusters can be balanced", cl.Name, cl.Kind)
 	}
 	if cl.AgentCertFile != "" {
 		return haproxy.Config{}, fmt.Errorf("cluster %s: agents requiring client certificates (agent_cert_file) cannot be checked by the generated config yet", cl.Name)
@@ -107,6 +113,7 @@ func haproxyConfig(cl *config.Cluster, bind string, writerPort, readerPort int, 
 		ReaderBind:  net.JoinHostPort(bind, strconv.Itoa(readerPort)),
 		Token:       cl.AgentToken.Reveal(),
 		StatsSocket: socket,
+		Replication: cl.Kind == nines.KindReplication,
 	}
 	if cl.AgentCAFile != "" {
 		ca, err := filepath.Abs(cl.AgentCAFile)

@@ -94,15 +94,17 @@ func TestHAProxyConfigCommand(t *testing.T) {
 }
 
 func TestHAProxyConfigRefuses(t *testing.T) {
-	if _, _, err := runNines(t, "haproxy", "config", "--config", writeHAProxyTestConfig(t, "replication", "http"), "--cluster", "billing"); err == nil ||
-		!strings.Contains(err.Error(), "only Galera") {
-		t.Errorf("replication cluster: %v", err)
+	// Replication: no backups, the writer check picks the primary.
+	stdout, _, err := runNines(t, "haproxy", "config", "--config", writeHAProxyTestConfig(t, "replication", "http"), "--cluster", "billing")
+	if err != nil || !strings.Contains(stdout, "for replication cluster billing") || strings.Contains(stdout, " backup\n") ||
+		!strings.Contains(stdout, "server n2 127.0.0.1:3307 check port 3507\n") {
+		t.Errorf("replication cluster: %v\n%s", err, stdout)
 	}
 	if _, _, err := runNines(t, "haproxy", "config", "--config", writeHAProxyTestConfig(t, "galera", "http"), "--cluster", "nope"); err == nil ||
 		!strings.Contains(err.Error(), `no cluster "nope"`) {
 		t.Errorf("unknown cluster: %v", err)
 	}
-	stdout, _, err := runNines(t, "haproxy", "config", "--config", writeHAProxyTestConfig(t, "galera", "https"), "--cluster", "billing")
+	stdout, _, err = runNines(t, "haproxy", "config", "--config", writeHAProxyTestConfig(t, "galera", "https"), "--cluster", "billing")
 	if err != nil || !strings.Contains(stdout, "check port 3506 check-ssl verify required ca-file @system-ca") {
 		t.Errorf("https agents: %v\n%s", err, stdout)
 	}

@@ -45,7 +45,8 @@ With --haproxy, Debian's haproxy runs in front of the cluster (config in
 DIR/haproxy.cfg): a writer listener on 127.0.0.1:P+300 sends every
 connection to one node (n1 while its agent's health check passes, else
 the next), a reader listener on 127.0.0.1:P+301 spreads them over every
-healthy node. Later starts keep it; "nines sandbox stop" stops it.`,
+healthy node. nines.yaml then probes through the writer and reads
+HAProxy's stats. Later starts keep it; "nines sandbox stop" stops it.`,
 		Example: `  nines sandbox galera --dir /tmp/g3
   nines sandbox galera --dir /tmp/g3 --haproxy
   nines sandbox galera --dir /tmp/g5 --nodes 5 --base-port 23306
@@ -72,13 +73,30 @@ func newSandboxReplicationCmd() *cobra.Command {
 		replicas int
 	)
 	cmd := &cobra.Command{
-		Use:   "replication --dir DIR [--replicas N] [--base-port P] [--semi-sync]",
+		Use:   "replication --dir DIR [--replicas N] [--base-port P] [--semi-sync] [--haproxy]",
 		Short: "Start (or restart) a GTID primary with replicas",
 		Long: `Start a MariaDB primary on port P and N read-only replicas on P+1..P+N that
 replicate from it with GTIDs (master_use_gtid=slave_pos), and return once
-every replica has caught up.`,
+every replica has caught up. Every node's my.cnf has read_only=ON, so a
+server that restarts comes back fenced; the start sets the primary's
+read_only OFF once its replicas follow it.
+
+The directory also gets nines.yaml, a ready appliance config, and
+app-client.cnf, the client options of an application account (user app,
+SELECT, INSERT, UPDATE, DELETE on database app; no SUPER, so read_only
+fences it).
+
+With --haproxy, Debian's haproxy runs in front of the cluster (config in
+DIR/haproxy.cfg): a writer listener on 127.0.0.1:P+300 with every node as
+a server, of which only the primary passes its agent's writer check
+(read_only OFF, replicating from nobody), and a reader listener on
+127.0.0.1:P+301 over the replicas within 10 s of lag. nines.yaml then
+probes through the writer and reads HAProxy's stats. Later starts keep
+it; "nines sandbox stop" stops it.`,
 		Example: `  nines sandbox replication --dir /tmp/r3
-  nines sandbox replication --dir /tmp/r3s --replicas 2 --base-port 24306 --semi-sync`,
+  nines sandbox replication --dir /tmp/r3s --replicas 2 --base-port 24306 --semi-sync
+  nines sandbox replication --dir /tmp/r3h --semi-sync --haproxy
+  mariadb --defaults-extra-file=/tmp/r3h/app-client.cnf -h 127.0.0.1 -P 3606 app`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if replicas < 0 {
@@ -99,6 +117,7 @@ every replica has caught up.`,
 	addStartFlags(cmd, &o, "", 0, "")
 	cmd.Flags().IntVar(&replicas, "replicas", sandbox.DefaultReplicas, "number of replicas")
 	cmd.Flags().BoolVar(&o.SemiSync, "semi-sync", false, "enable semi-synchronous replication")
+	cmd.Flags().BoolVar(&o.HAProxy, "haproxy", false, "start haproxy in front of the cluster: writer on P+300 (the primary), reader on P+301 (the replicas)")
 	return cmd
 }
 
