@@ -79,6 +79,10 @@ func TestAgentConfigLoads(t *testing.T) {
 	if err := os.WriteFile(token, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The replication account's password sits beside the token.
+	if err := os.WriteFile(filepath.Join(dir, "repl.pass"), []byte("replpass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := agent.Parse(n.AgentConfigPath(), []byte(renderAgentConfig(m, n, token, filepath.Join(dir, "backups"))))
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +91,9 @@ func TestAgentConfigLoads(t *testing.T) {
 	if cfg.Listen != "127.0.0.1:3507" || cfg.IsGalera() || cfg.Name != "n2" || l.DataDir != n.DataDir || l.Socket != n.Socket ||
 		l.PidFile != n.PidFile || l.ErrorLog != n.ErrorLog || l.Dir != n.Dir || len(cfg.BackupDirs) != 1 || cfg.BackupDirs[0] != filepath.Join(dir, "backups") {
 		t.Errorf("agent config of n2: %+v %+v", cfg, l)
+	}
+	if r := cfg.Replication; r == nil || r.User != "repl" || r.Password.Reveal() != "replpass" {
+		t.Errorf("replication account of n2: %+v", r)
 	}
 }
 
