@@ -30,7 +30,9 @@ type Client struct {
 // system's roots.
 func NewClient(baseURL, token string, tlsConf *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsConf
+	// A copy: HTTP/2 set-up writes to the config at the first request, and
+	// one config is shared by every agent of a cluster.
+	tr.TLSClientConfig = tlsConf.Clone()
 	return &Client{
 		base:  strings.TrimRight(baseURL, "/"),
 		token: token,

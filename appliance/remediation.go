@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/galera"
@@ -191,7 +192,13 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 	policies := map[string]remediator.Policy{}
 	positionWait := map[string]time.Duration{}
 	for _, c := range cfg.Clusters {
-		policies[c.Name] = remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), Kind: c.Kind, MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
+		pol := remediator.Policy{Mode: remediator.Mode(c.Remediation.Mode), Kind: c.Kind, MaxRecoveries: c.Remediation.MaxRecoveries, Window: c.Remediation.Window.Duration}
+		if c.Kind == nines.KindReplication {
+			// A failover decides on the live cluster, not on the alerts
+			// that arrived: waiting to collect more only delays it.
+			pol.Settle = -1
+		}
+		policies[c.Name] = pol
 		positionWait[c.Name] = c.Remediation.PositionWait.Duration
 		nodes[c.Name], replNodes[c.Name], hosts[c.Name] = clusterNodes(c)
 		withAgent[c.Name] = len(hosts[c.Name])
@@ -209,6 +216,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 		}
 		return replNodes[name], nil
 	}
+	writers := lbWriters(cfg)
 	log, err := remediator.OpenJobLog(filepath.Join(cfg.DataDir, "jobs"))
 	if err != nil {
 		return nil, nil, err
@@ -225,7 +233,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			PositionWait: func(name string) time.Duration { return positionWait[name] },
 			History:      func(string) ([]*remediator.Job, error) { return log.List() },
 		}, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
-			replrb.Failover{Nodes: replCluster}, replrb.Switchover{Nodes: replCluster}, replrb.Rejoin{Nodes: replCluster},
+			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers},
 		}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,

@@ -262,6 +262,9 @@ func clusterConfig(sb *sandbox.Sandbox, addr, tokenName string, agents bool) *st
 	if agents {
 		fmt.Fprintf(b, "    agent_token_file: %s\n", sb.AgentTokenPath())
 	}
+	// Behind HAProxy the probe writes through it and the remediator moves
+	// the writer in it, as the sandbox's own nines.yaml says.
+	b.WriteString(sb.HAProxyConfigKeys())
 	return b
 }
 

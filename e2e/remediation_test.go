@@ -51,6 +51,7 @@ func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
   routes:
     - receiver: remediator
       matchers: ['remediation!=""']
+      group_wait: 0s
       continue: true
     - receiver: test
 receivers:

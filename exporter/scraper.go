@@ -152,12 +152,14 @@ func (s *Scraper) deliver(sink Sink, snap *nines.Snapshot, changed bool) {
 }
 
 // stateChanged reports a change an operator would call an event: the node
-// went up or down, or its Galera membership or state moved.
+// went up or down, its Galera membership or state moved, or a replica
+// thread stopped, started or changed source (a primary's death shows on
+// its replicas first).
 func stateChanged(prev, cur *nines.Snapshot) bool {
 	if prev == nil {
 		return false
 	}
-	if prev.Up != cur.Up {
+	if prev.Up != cur.Up || replicasChanged(prev.Replicas, cur.Replicas) {
 		return true
 	}
 	pg, cg := prev.Galera, cur.Galera
@@ -166,6 +168,19 @@ func stateChanged(prev, cur *nines.Snapshot) bool {
 	}
 	return pg != nil && (pg.ClusterSize != cg.ClusterSize || pg.ClusterStatus != cg.ClusterStatus ||
 		pg.LocalState != cg.LocalState || pg.Ready != cg.Ready)
+}
+
+func replicasChanged(prev, cur []nines.ReplicaStatus) bool {
+	if len(prev) != len(cur) {
+		return true
+	}
+	for i := range prev {
+		p, c := prev[i], cur[i]
+		if p.IOThread != c.IOThread || p.SQLThread != c.SQLThread || p.SourceHost != c.SourceHost || p.SourcePort != c.SourcePort {
+			return true
+		}
+	}
+	return false
 }
 
 // Scrape reads the node once. It never fails: a node that cannot be read

@@ -33,6 +33,27 @@ func TestStateChanged(t *testing.T) {
 			t.Errorf("%s: stateChanged = %v, want %v", tt.name, got, tt.want)
 		}
 	}
+	replica := func() *nines.Snapshot {
+		return &nines.Snapshot{Up: true, Replicas: []nines.ReplicaStatus{{SourceHost: "db1", SourcePort: 3306, IOThread: nines.ThreadRunning, SQLThread: nines.ThreadRunning, SecondsBehind: new(int64)}}}
+	}
+	for _, tt := range []struct {
+		name string
+		edit func(*nines.Snapshot)
+		want bool
+	}{
+		{"replica: nothing", func(*nines.Snapshot) {}, false},
+		{"replica: lag moved", func(s *nines.Snapshot) { s.Replicas[0].SecondsBehind = nil }, false},
+		{"replica: IO thread connecting", func(s *nines.Snapshot) { s.Replicas[0].IOThread = nines.ThreadConnecting }, true},
+		{"replica: SQL thread stopped", func(s *nines.Snapshot) { s.Replicas[0].SQLThread = nines.ThreadStopped }, true},
+		{"replica: new source", func(s *nines.Snapshot) { s.Replicas[0].SourceHost = "db2" }, true},
+		{"replica: promoted", func(s *nines.Snapshot) { s.Replicas = nil }, true},
+	} {
+		cur := replica()
+		tt.edit(cur)
+		if got := stateChanged(replica(), cur); got != tt.want {
+			t.Errorf("%s: stateChanged = %v, want %v", tt.name, got, tt.want)
+		}
+	}
 	if stateChanged(nil, synced()) {
 		t.Error("the first snapshot is not a change")
 	}

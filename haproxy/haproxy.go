@@ -58,6 +58,11 @@ const (
 	CheckTimeout = "1s"
 )
 
+// ServerName is the HAProxy server name of a cluster's i-th node (from
+// 0) in configuration order: n1, n2 ... The generated configurations and
+// the remediator's writer moves both name servers by it.
+func ServerName(i int) string { return "n" + strconv.Itoa(i+1) }
+
 // Server is one database node behind HAProxy.
 type Server struct {
 	// Name is the server's name in HAProxy (n1, db1).

@@ -147,10 +147,40 @@ func (r Runtime) SetState(ctx context.Context, backend, server, state string) er
 	default:
 		return fmt.Errorf("haproxy: set %s/%s state %q: want %s, %s or %s", backend, server, state, StateReady, StateDrain, StateMaint)
 	}
-	if !nameRE.MatchString(backend) || !nameRE.MatchString(server) {
-		return fmt.Errorf("haproxy: set %q/%q state %s: backend and server are names of letters, digits, '_', '.', ':' and '-'", backend, server, state)
+	return r.serverCommand(ctx, "set server %s/%s state "+state, backend, server)
+}
+
+// Health states SetHealth accepts (`set server B/S health ...`).
+const (
+	HealthUp   = "up"
+	HealthDown = "down"
+)
+
+// SetHealth forces a checked server's health: up puts it in service
+// now instead of after `rise` passing checks, down takes it out now.
+// The checks go on and overrule it at their next result, so a forced
+// state only saves the wait for checks that would say the same.
+func (r Runtime) SetHealth(ctx context.Context, backend, server, health string) error {
+	if health != HealthUp && health != HealthDown {
+		return fmt.Errorf("haproxy: set %s/%s health %q: want %s or %s", backend, server, health, HealthUp, HealthDown)
 	}
-	cmd := fmt.Sprintf("set server %s/%s state %s", backend, server, state)
+	return r.serverCommand(ctx, "set server %s/%s health "+health, backend, server)
+}
+
+// ShutdownSessions closes every client session on a server, so that
+// clients of a fenced writer reconnect (to the new one) at once instead
+// of finding out at their next write.
+func (r Runtime) ShutdownSessions(ctx context.Context, backend, server string) error {
+	return r.serverCommand(ctx, "shutdown sessions server %s/%s", backend, server)
+}
+
+// serverCommand runs a command on one server whose success is an empty
+// answer; anything else is HAProxy's refusal, a *RuntimeError.
+func (r Runtime) serverCommand(ctx context.Context, format, backend, server string) error {
+	if !nameRE.MatchString(backend) || !nameRE.MatchString(server) {
+		return fmt.Errorf("haproxy: %q/%q: backend and server are names of letters, digits, '_', '.', ':' and '-'", backend, server)
+	}
+	cmd := fmt.Sprintf(format, backend, server)
 	reply, err := r.Command(ctx, cmd)
 	if err != nil {
 		return err

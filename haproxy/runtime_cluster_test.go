@@ -122,8 +122,31 @@ listen c-writer
 	}
 	waitFor("map[c-writer/n1:UP c-writer/n2:DOWN]")
 
-	err = r.SetState(ctx, "c-writer", "n9", StateMaint)
 	var re *RuntimeError
+	// A fenced writer's clients are closed at once: the client's read
+	// ends instead of waiting for its next query to fail.
+	if err := r.ShutdownSessions(ctx, "c-writer", "n1"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("client of n1 after shutdown sessions: read %v, want the connection closed", err)
+	}
+	// Forced health is accepted for a checked server (the checks overrule
+	// it at their next result, so only the answer is asserted here).
+	for _, h := range []string{HealthDown, HealthUp} {
+		if err := r.SetHealth(ctx, "c-writer", "n1", h); err != nil {
+			t.Errorf("set health %s: %v", h, err)
+		}
+	}
+	if err := r.SetHealth(ctx, "c-writer", "n9", HealthUp); !errors.As(err, &re) {
+		t.Errorf("health of an unknown server: %v, want HAProxy's refusal", err)
+	}
+	if err := r.SetHealth(ctx, "c-writer", "n1", "sideways"); err == nil || errors.As(err, &re) {
+		t.Errorf("health sideways: %v, want refused before HAProxy is asked", err)
+	}
+
+	err = r.SetState(ctx, "c-writer", "n9", StateMaint)
 	if !errors.As(err, &re) || re.Reply != "No such server." || !strings.Contains(err.Error(), "set server c-writer/n9 state maint") {
 		t.Errorf("unknown server: %v, want HAProxy's refusal", err)
 	}

@@ -31,6 +31,12 @@ type Policy struct {
 	// keeps crashing needs a human, not a loop.
 	MaxRecoveries int
 	Window        time.Duration
+	// Settle overrides Options.Settle for this cluster; 0 keeps it and a
+	// negative value starts a job at the first alert. A replication
+	// runbook reads the whole cluster before it decides, so alerts that
+	// arrive later change nothing it would do, and every millisecond of
+	// waiting is a millisecond without a writable primary.
+	Settle time.Duration
 }
 
 // Options configure a Remediator.

@@ -363,3 +363,27 @@ func TestRefusedJobFailsAndIsNotRetried(t *testing.T) {
 		t.Errorf("cluster status not_repaired = %q, want the refusal", d)
 	}
 }
+
+// A cluster whose policy has no settle starts its job at the first
+// alert; another cluster still waits Options.Settle.
+func TestPolicyWithoutSettleStartsAtOnce(t *testing.T) {
+	rb := &countingRunbook{name: "rb"}
+	r, log, _ := startTest(t, Options{Runbooks: []Runbook{rb}, Settle: 2 * time.Second, Policies: map[string]Policy{
+		"c1": {Mode: ModeAuto, Settle: -1},
+		"c2": {Mode: ModeAuto},
+	}})
+	at := time.Now()
+	r.Receive(alert("fp1", "c1", "rb", at))
+	r.Receive(alert("fp2", "c2", "rb", at))
+	eventually(t, "c1's job", func() bool { return len(jobs(t, log)) >= 1 })
+	took := time.Since(at)
+	js := jobs(t, log)
+	if len(js) != 1 || js[0].Cluster != "c1" {
+		t.Fatalf("jobs %d after %s, want c1's alone (c2 settles 2 s)", len(js), took)
+	}
+	if took > 500*time.Millisecond {
+		t.Errorf("c1's job started %s after its alert, want at once", took)
+	}
+	eventually(t, "c2's job after its settle", func() bool { return len(jobs(t, log)) == 2 })
+	t.Logf("c1's job started %s after its alert", took.Round(time.Millisecond))
+}

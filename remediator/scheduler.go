@@ -65,9 +65,13 @@ func (r *Remediator) schedule(ctx context.Context) {
 		if j := r.running[cluster]; j != nil && !r.preemptible(j) {
 			continue
 		}
+		settle := r.o.Settle
+		if s := r.o.Policies[cluster].Settle; s != 0 {
+			settle = max(s, 0)
+		}
 		settled := true
 		for _, a := range alerts {
-			if now.Sub(a.seen) < r.o.Settle {
+			if now.Sub(a.seen) < settle {
 				settled = false
 			}
 		}

@@ -85,7 +85,7 @@ func TestHAProxyLayout(t *testing.T) {
 	if strings.Contains(string(rb), " backup") {
 		t.Errorf("a backup server in a replication config:\n%s", rb)
 	}
-	if keys, want := r.renderHAProxyKeys(), `    probe: {endpoints: ["127.0.0.1:4606"]}
+	if keys, want := r.HAProxyConfigKeys(), `    probe: {endpoints: ["127.0.0.1:4606"]}
     haproxy: {stats_socket: "`+r.HAProxySocket()+`", writer_backend: r1-writer, reader_backend: r1-reader}
 `; keys != want {
 		t.Errorf("nines.yaml's haproxy keys:\n%s\nwant\n%s", keys, want)

@@ -248,7 +248,7 @@ func (s *Sandbox) writeApplianceFiles() error {
 		perm          os.FileMode
 	}{
 		// 0600: the console's password hash is in it.
-		{s.ConfigPath(), renderConfig(m, s.renderHAProxyKeys()) + console, 0o600},
+		{s.ConfigPath(), renderConfig(m, s.HAProxyConfigKeys()) + console, 0o600},
 		// alertmanager.yml names the appliance's address for the
 		// remediator's webhook, so it follows nines.yaml.
 		{s.AlertmanagerConfigPath(), renderAlertmanagerConfig(m.Listen), 0o644},
@@ -292,9 +292,11 @@ func digest(b []byte) string {
 // appliance's remediator (nines heals the sandbox by itself) and every
 // alert to a receiver with no integrations: alerts show in the embedded
 // Alertmanager's API (amtool, the console) and go nowhere else until the
-// operator adds a receiver. The 1 s group_wait and group_interval are
-// nines' rule for anything that may trigger a repair: the stock 30 s would
-// spend a month's budget.
+// operator adds a receiver. The remediator's route has no group_wait: each
+// alert is its own group there (group_by '...'), so waiting batches
+// nothing and only delays a failover; the 1 s group_interval is nines'
+// rule for anything that may trigger a repair (the stock 30 s and 5 m
+// would spend a month's budget).
 func renderAlertmanagerConfig(listen string) string {
 	return fmt.Sprintf(`# Alertmanager configuration of the sandbox's embedded Alertmanager.
 # Add receivers (email, Slack, PagerDuty, webhook) and routes as usual.
@@ -308,6 +310,7 @@ route:
     - receiver: remediator
       matchers: ['remediation!=""']
       group_by: ['...']
+      group_wait: 0s
       repeat_interval: 1h
       continue: true
     - receiver: console
@@ -361,11 +364,11 @@ func renderConfig(m manifest, more string) string {
 	return b.String()
 }
 
-// renderHAProxyKeys continues the cluster's entry of nines.yaml for a
+// HAProxyConfigKeys continues the cluster's entry of nines.yaml for a
 // sandbox with HAProxy: the probe writes through HAProxy's writer, so the
 // SLI counts what applications see, and the appliance reads HAProxy's
 // stats (an absolute socket path: the key takes no relative one).
-func (s *Sandbox) renderHAProxyKeys() string {
+func (s *Sandbox) HAProxyConfigKeys() string {
 	m := s.snapshot()
 	if !m.HAProxy {
 		return ""

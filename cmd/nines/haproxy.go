@@ -139,7 +139,7 @@ func haproxyConfig(cl *config.Cluster, bind string, writerPort, readerPort int, 
 			return hc, fmt.Errorf("cluster %s: node %s: agent URL %q has no port", cl.Name, n.Address, n.Agent)
 		}
 		hc.Servers = append(hc.Servers, haproxy.Server{
-			Name: "n" + strconv.Itoa(i+1), Address: n.Address,
+			Name: haproxy.ServerName(i), Address: n.Address,
 			AgentHost: u.Hostname(), AgentPort: p, AgentTLS: u.Scheme == "https",
 		})
 	}
