@@ -49,7 +49,12 @@ func (s Spec) build(o Options) (dashboard.Dashboard, error) {
 			Expr(Annotation.Expr).
 			TitleFormat(Annotation.Legend).
 			Step(annotationStep))
+	row := ""
 	for i, p := range s.Panels {
+		if p.Row != "" && p.Row != row {
+			b.WithRow(dashboard.NewRowBuilder(p.Row))
+			row = p.Row
+		}
 		pb, err := p.builder()
 		if err != nil {
 			return dashboard.Dashboard{}, fmt.Errorf("dashboard %s, panel %d %q: %w", s.UID, i+1, p.Title, err)

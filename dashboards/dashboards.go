@@ -75,9 +75,18 @@ type Panel struct {
 	// leaves them empty, and the end-to-end test checks them after a
 	// drill.
 	FailureOnly bool
-	Width       uint32 // of 24 columns; default 8
-	Height      uint32 // default 6
-	Stacked     bool
+	// HAProxy marks panels about the HAProxy in front of a cluster
+	// (nines_haproxy_*): they have data only for clusters with an
+	// haproxy key, and are empty for the others. The dashboards are the
+	// same for every deployment, so they are not left out; they sit in
+	// their own row, which says so.
+	HAProxy bool
+	// Row starts a row titled Row before the panel when the previous
+	// panel is in another one (Grafana's row header, not collapsed).
+	Row     string
+	Width   uint32 // of 24 columns; default 8
+	Height  uint32 // default 6
+	Stacked bool
 }
 
 // Target is one query of a panel.
@@ -164,6 +173,8 @@ type Query struct {
 	Instant   bool
 	// FailureOnly: the panel shows data only while or after a failure.
 	FailureOnly bool
+	// HAProxy: the panel shows data only for a cluster behind HAProxy.
+	HAProxy bool
 }
 
 // Queries returns every panel query and annotation query of every
@@ -173,7 +184,7 @@ func Queries() []Query {
 	for _, s := range All() {
 		for _, p := range s.Panels {
 			for _, t := range p.Targets {
-				out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: p.Title, Expr: t.Expr, Instant: t.Instant, FailureOnly: p.FailureOnly})
+				out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: p.Title, Expr: t.Expr, Instant: t.Instant, FailureOnly: p.FailureOnly, HAProxy: p.HAProxy})
 			}
 		}
 		out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: "annotation: " + AnnotationName, Expr: Annotation.Expr, FailureOnly: true})

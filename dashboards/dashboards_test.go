@@ -14,6 +14,48 @@ var testVars = Variables{
 	RateInterval: "4s", Interval: "2s", Range: "1h",
 }
 
+// jsonPanel is a panel of the dashboard JSON as the tests read it back.
+type jsonPanel struct {
+	Type        string `json:"type"`
+	Title       string `json:"title"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit       string `json:"unit"`
+			Thresholds struct {
+				Steps []struct{ Color string } `json:"steps"`
+			} `json:"thresholds"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+	GridPos struct{ W, H, X, Y int } `json:"gridPos"`
+}
+
+// panelsOnly takes Grafana's row headers out of a dashboard's panels,
+// after checking they are the spec's rows, in order, each once.
+func panelsOnly[P any](t *testing.T, s Spec, panels []P, typeTitle func(P) (string, string)) []P {
+	t.Helper()
+	var want, got []string
+	for i, p := range s.Panels {
+		if p.Row != "" && (i == 0 || s.Panels[i-1].Row != p.Row) {
+			want = append(want, p.Row)
+		}
+	}
+	var out []P
+	for _, p := range panels {
+		if typ, title := typeTitle(p); typ == "row" {
+			got = append(got, title)
+			continue
+		}
+		out = append(out, p)
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("%s: rows %q in JSON, want %q", s.UID, got, want)
+	}
+	return out
+}
+
 func TestEveryDashboardIsValidJSONWithItsVariables(t *testing.T) {
 	uids := map[string]bool{}
 	for _, s := range All() {
@@ -44,22 +86,7 @@ func TestEveryDashboardIsValidJSONWithItsVariables(t *testing.T) {
 					Datasource struct{ UID string }
 				} `json:"list"`
 			} `json:"annotations"`
-			Panels []struct {
-				Type        string `json:"type"`
-				Title       string `json:"title"`
-				FieldConfig struct {
-					Defaults struct {
-						Unit       string `json:"unit"`
-						Thresholds struct {
-							Steps []struct{ Color string } `json:"steps"`
-						} `json:"thresholds"`
-					} `json:"defaults"`
-				} `json:"fieldConfig"`
-				Targets []struct {
-					Expr string `json:"expr"`
-				} `json:"targets"`
-				GridPos struct{ W, H int } `json:"gridPos"`
-			} `json:"panels"`
+			Panels []jsonPanel `json:"panels"`
 		}
 		if err := json.Unmarshal(b, &d); err != nil {
 			t.Fatalf("%s: not valid JSON: %v", s.UID, err)
@@ -79,6 +106,7 @@ func TestEveryDashboardIsValidJSONWithItsVariables(t *testing.T) {
 		if len(d.Annotations.List) != 1 || d.Annotations.List[0].Expr != Annotation.Expr || d.Annotations.List[0].Datasource.UID != "${datasource}" {
 			t.Errorf("%s: annotations %+v, want the job annotation on the datasource variable", s.UID, d.Annotations.List)
 		}
+		d.Panels = panelsOnly(t, s, d.Panels, func(p jsonPanel) (string, string) { return p.Type, p.Title })
 		if len(d.Panels) != len(s.Panels) || len(d.Panels) == 0 {
 			t.Fatalf("%s: %d panels in JSON, %d in the spec", s.UID, len(d.Panels), len(s.Panels))
 		}
@@ -169,6 +197,23 @@ func TestGetAndFailureOnlyMarkers(t *testing.T) {
 // TestValueMappings reads every panel's value mappings back from the
 // dashboard JSON Grafana gets: each value the spec maps shows as its text
 // in its colour, and the member state panel maps 4 to Synced.
+// mappedPanel is a panel's value mappings in the dashboard JSON.
+type mappedPanel struct {
+	Type        string `json:"type"`
+	Title       string `json:"title"`
+	FieldConfig struct {
+		Defaults struct {
+			Mappings []struct {
+				Type    string `json:"type"`
+				Options map[string]struct {
+					Text  string `json:"text"`
+					Color string `json:"color"`
+				} `json:"options"`
+			} `json:"mappings"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+}
+
 func TestValueMappings(t *testing.T) {
 	synced := false
 	for _, s := range All() {
@@ -177,24 +222,12 @@ func TestValueMappings(t *testing.T) {
 			t.Fatalf("%s: %v", s.UID, err)
 		}
 		var d struct {
-			Panels []struct {
-				Title       string `json:"title"`
-				FieldConfig struct {
-					Defaults struct {
-						Mappings []struct {
-							Type    string `json:"type"`
-							Options map[string]struct {
-								Text  string `json:"text"`
-								Color string `json:"color"`
-							} `json:"options"`
-						} `json:"mappings"`
-					} `json:"defaults"`
-				} `json:"fieldConfig"`
-			} `json:"panels"`
+			Panels []mappedPanel `json:"panels"`
 		}
 		if err := json.Unmarshal(b, &d); err != nil {
 			t.Fatalf("%s: not valid JSON: %v", s.UID, err)
 		}
+		d.Panels = panelsOnly(t, s, d.Panels, func(p mappedPanel) (string, string) { return p.Type, p.Title })
 		if len(d.Panels) != len(s.Panels) {
 			t.Fatalf("%s: %d panels in JSON, %d in the spec", s.UID, len(d.Panels), len(s.Panels))
 		}
@@ -249,4 +282,57 @@ func isFilter(e metricsql.Expr) bool {
 		return num && !b.Bool
 	}
 	return false
+}
+
+// TestHAProxyRow: the Galera cluster and replication dashboards end with
+// the HAProxy row (writer pool, servers up per backend, sessions per
+// server, connection errors), every nines_haproxy_* query is in a panel
+// marked HAProxy and no other panel is, and the row header sits below
+// every panel before it, above every panel in it.
+func TestHAProxyRow(t *testing.T) {
+	for _, uid := range []string{"nines-galera-cluster", "nines-replication"} {
+		s, _ := Get(uid)
+		titles := map[string]bool{}
+		for _, p := range s.Panels {
+			if p.HAProxy {
+				titles[p.Title] = true
+			}
+		}
+		for _, want := range []string{"HAProxy writer pool", "Servers up per backend", "Current sessions per server", "Connection errors"} {
+			if !titles[want] {
+				t.Errorf("%s: no HAProxy panel %q", uid, want)
+			}
+		}
+		b, err := s.JSON(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Panels []jsonPanel `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		rowY, bottom := -1, 0
+		for _, p := range d.Panels {
+			switch {
+			case p.Type == "row":
+				rowY = p.GridPos.Y
+				if rowY < bottom {
+					t.Errorf("%s: row %q at y=%d overlaps panels down to y=%d", uid, p.Title, rowY, bottom)
+				}
+			case rowY >= 0 && p.GridPos.Y <= rowY:
+				t.Errorf("%s: panel %q at y=%d not below its row at y=%d", uid, p.Title, p.GridPos.Y, rowY)
+			}
+			bottom = max(bottom, p.GridPos.Y+p.GridPos.H)
+		}
+		if rowY < 0 {
+			t.Errorf("%s: no row header in the JSON", uid)
+		}
+	}
+	for _, q := range Queries() {
+		if reads := strings.Contains(q.Expr, "nines_haproxy_"); reads != q.HAProxy {
+			t.Errorf("%s / %s: reads nines_haproxy_* %v, marked HAProxy %v", q.Dashboard, q.Panel, reads, q.HAProxy)
+		}
+	}
 }

@@ -10,7 +10,7 @@ func galeraCluster() Spec {
 		Title:       "nines / Galera cluster",
 		Description: "A Galera cluster: size, component, member states, flow control and queues.",
 		Kind:        KindGalera,
-		Panels: []Panel{
+		Panels: append([]Panel{
 			{Type: Stat, Title: "Cluster size", Unit: "short", Width: 6,
 				Description: "wsrep_cluster_size as the largest member sees it.",
 				Steps:       steps("red", 2, "orange", 3, "green"),
@@ -56,7 +56,7 @@ func galeraCluster() Spec {
 				Description: "Members that do not answer right now; the remediator rejoins them in mode auto.",
 				Steps:       steps("red"),
 				Targets:     []Target{{Instant: true, Expr: `mysql_up{` + selCI + `} == 0 and on (cluster) nines_cluster_info{kind="galera"}`}}},
-		},
+		}, haproxyRow()...),
 	}
 }
 

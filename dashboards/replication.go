@@ -9,7 +9,7 @@ func replication() Spec {
 		Title:       "nines / Replication",
 		Description: "MySQL/MariaDB replication: replica threads, heartbeat lag, GTID positions, errant GTIDs, semi-sync, writable nodes.",
 		Kind:        KindReplication,
-		Panels: []Panel{
+		Panels: append([]Panel{
 			{Type: Stat, Title: "IO thread", Unit: "short", Width: 6, Mappings: ioThread,
 				Description: "Slave_IO_Running: Connecting means the replica retries a source it cannot reach.",
 				Steps:       steps("red", 1, "green", 2, "orange"),
@@ -66,7 +66,7 @@ func replication() Spec {
 				Steps:       steps("red"),
 				Targets: []Target{{Instant: true,
 					Expr: `mysql_slave_status_slave_io_running{` + selCI + `} == 0 or mysql_slave_status_slave_sql_running{` + selCI + `} == 0`}}},
-		},
+		}, haproxyRow()...),
 	}
 }
 

@@ -58,6 +58,10 @@ func checksFor(sb *sandbox.Sandbox, kind dashboards.Kind, failureOnly bool, rng 
 		if !mine || q.FailureOnly != failureOnly {
 			continue
 		}
+		// The HAProxy row is empty for a cluster without HAProxy.
+		if q.HAProxy && !sb.HAProxy() {
+			continue
+		}
 		out = append(out, panelCheck{q: q, expr: dashboards.Substitute(q.Expr, v)})
 	}
 	return out

@@ -5,8 +5,10 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -90,6 +92,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	demoHAProxy(t, a, sb, out.String())
 	var pids []int
 	for _, n := range sb.Nodes() {
 		pid, err := sb.Pid(n.Name)
@@ -117,7 +120,71 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	status, err := exec.Command(ninesBin, "sandbox", "status", "--dir", dir, "--json").CombinedOutput()
-	if err != nil || strings.Count(string(status), `"stopped"`) != 3 {
+	if err != nil || strings.Count(string(status), `"stopped"`) != 4 { // three nodes and HAProxy
 		t.Errorf("sandbox status after the demo: %v\n%s", err, status)
 	}
+}
+
+// demoHAProxy checks the demo's HAProxy: listed in `sandbox status
+// --json` with its pid and listeners, printed in the banner with the
+// command an application's user would run, which writes through the
+// writer listener with app-client.cnf's credentials and lands on n1; and
+// the probe writes through the writer too.
+func demoHAProxy(t *testing.T, a *appliance, sb *sandbox.Sandbox, banner string) {
+	t.Helper()
+	if !sb.HAProxy() {
+		t.Fatal("the demo's sandbox has no HAProxy")
+	}
+	status, err := exec.Command(ninesBin, "sandbox", "status", "--dir", sb.Dir(), "--json").Output()
+	if err != nil {
+		t.Fatalf("nines sandbox status --json: %v", err)
+	}
+	var entries []struct {
+		Name, State, Writer, Reader string
+		Pid                         int
+	}
+	if err := json.Unmarshal(status, &entries); err != nil {
+		t.Fatalf("%v: %s", err, status)
+	}
+	var hap bool
+	for _, e := range entries {
+		if e.Name == sandbox.HAProxyName {
+			hap = e.Pid > 0 && e.State == "running" && e.Writer == sb.WriterAddress() && e.Reader == sb.ReaderAddress()
+		}
+	}
+	if !hap {
+		t.Errorf("sandbox status --json does not list a running haproxy at %s / %s:\n%s", sb.WriterAddress(), sb.ReaderAddress(), status)
+	}
+	host, port, _ := net.SplitHostPort(sb.WriterAddress())
+	app := fmt.Sprintf("mariadb --defaults-extra-file=%s -h %s -P %s app", sb.AppClientConfigPath(), host, port)
+	for _, want := range []string{"HAProxy writer:   " + sb.WriterAddress(), "HAProxy reader:   " + sb.ReaderAddress(), app} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("the demo's banner lacks %q:\n%s", want, banner)
+		}
+	}
+	root, err := sb.DB("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := root.Exec("CREATE TABLE IF NOT EXISTS app.demo_check (id INT AUTO_INCREMENT PRIMARY KEY, port INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	// The banner's command, as a user would run it.
+	args := append(strings.Fields(app)[1:], "-N", "-e", "INSERT INTO demo_check (port) VALUES (@@port); SELECT @@port")
+	got, err := exec.Command("mariadb", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", app, err, got)
+	}
+	if p := strings.TrimSpace(string(got)); p != fmt.Sprint(sb.Nodes()[0].SQLPort) {
+		t.Errorf("a write through HAProxy's writer landed on port %s, want n1's %d", p, sb.Nodes()[0].SQLPort)
+	}
+	var n int
+	if err := root.QueryRow("SELECT COUNT(*) FROM app.demo_check").Scan(&n); err != nil || n == 0 {
+		t.Errorf("the write through HAProxy is not on n1: %d rows, %v", n, err)
+	}
+	waitFor(t, time.Now(), 20*time.Second, "probe writes acknowledged through HAProxy's writer", func() bool {
+		return len(a.query(fmt.Sprintf(`nines_probe_writes_acknowledged_total{cluster="demo", instance=%q} > 0`, sb.WriterAddress()))) == 1
+	})
+	t.Logf("the demo's HAProxy: writer %s, reader %s; a write as the application account through the writer reached n1; the probe writes through the writer", sb.WriterAddress(), sb.ReaderAddress())
 }

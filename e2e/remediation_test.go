@@ -36,6 +36,10 @@ type remediationOpts struct {
 	mode          string // auto | dry-run | off
 	maxRecoveries int
 	positionWait  string // remediation.position_wait; "" leaves the default
+	// haproxy gives the cluster the keys of a sandbox started with
+	// HAProxy, as its own nines.yaml has them: the probe writes through
+	// the writer listener and the appliance reads HAProxy's stats.
+	haproxy bool
 }
 
 func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
@@ -75,7 +79,13 @@ receivers:
 	if o.positionWait != "" {
 		wait = ", position_wait: " + o.positionWait
 	}
-	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\nalertmanager: {embedded: alertmanager.yml}\n", o.mode, o.maxRecoveries, wait)
+	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\n", o.mode, o.maxRecoveries, wait)
+	if o.haproxy {
+		c := sb.ClusterName()
+		fmt.Fprintf(b, "    probe: {endpoints: [%q]}\n    haproxy: {stats_socket: %q, writer_backend: %s-writer, reader_backend: %s-reader}\n",
+			sb.WriterAddress(), sb.HAProxySocket(), c, c)
+	}
+	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	h.cfg = filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(h.cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -167,6 +177,17 @@ func waitProbeWrites(t *testing.T, a *appliance, cluster string, nodes, n int) {
 // from the first to the last acknowledged one.
 func probeLoss(t *testing.T, h *healer) {
 	t.Helper()
+	var eps []string
+	for _, n := range h.sb.Nodes() {
+		eps = append(eps, n.Address())
+	}
+	probeLossAt(t, h, eps)
+}
+
+// probeLossAt is probeLoss for an appliance that probes endpoints (HAProxy's
+// writer listener instead of every node).
+func probeLossAt(t *testing.T, h *healer, endpoints []string) {
+	t.Helper()
 	host, _ := os.Hostname()
 	var checkOn string
 	for _, n := range h.sb.Nodes() {
@@ -181,8 +202,14 @@ func probeLoss(t *testing.T, h *healer) {
 	// the check below vacuous: every node is probed, and the drills wait
 	// for acknowledged writes before they start.
 	acked := h.query(fmt.Sprintf(`nines_probe_last_acknowledged_seq{cluster=%q}`, h.sb.ClusterName()))
-	if len(acked) != len(h.sb.Nodes()) {
-		t.Fatalf("nines_probe_last_acknowledged_seq: %d series, want one per node (%d): %v", len(acked), len(h.sb.Nodes()), acked)
+	got := map[string]bool{}
+	for _, s := range acked {
+		got[s.Labels["instance"]] = true
+	}
+	for _, ep := range endpoints {
+		if !got[ep] || len(acked) != len(endpoints) {
+			t.Fatalf("nines_probe_last_acknowledged_seq: %v, want one series per probed endpoint %v", acked, endpoints)
+		}
 	}
 	for _, s := range acked {
 		ep, last := s.Labels["instance"], int64(s.Value)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,13 +21,16 @@ func newDemoCmd() *cobra.Command {
 	var basePort int
 	cmd := &cobra.Command{
 		Use:   "demo [--dir DIR] [--listen ADDR]",
-		Short: "Start a 3-node Galera sandbox and the appliance monitoring it; Ctrl-C stops both",
+		Short: "Start a 3-node Galera sandbox behind HAProxy and the appliance monitoring it; Ctrl-C stops both",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "starting a 3-node Galera sandbox in %s (SQL ports %d-%d) ...\n", dir, basePort, basePort+2)
-			sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: dir, Nodes: 3, BasePort: basePort, ClusterName: "demo", Listen: listen, Log: out})
+			fmt.Fprintf(out, "starting a 3-node Galera sandbox behind HAProxy in %s (SQL ports %d-%d) ...\n", dir, basePort, basePort+2)
+			// HAProxy in front, as applications should reach a cluster:
+			// the probe writes through its writer listener (the sandbox's
+			// nines.yaml says so), so the SLI counts what they would see.
+			sb, err := sandbox.StartGalera(ctx, sandbox.Options{Dir: dir, Nodes: 3, BasePort: basePort, ClusterName: "demo", Listen: listen, Log: out, HAProxy: true})
 			if err != nil {
 				return fmt.Errorf("demo sandbox: %w", err)
 			}
@@ -55,6 +59,7 @@ func newDemoCmd() *cobra.Command {
 				// alone; a new one is written when it is removed.
 				console = "no console user in " + sb.ConfigPath() + " (edited by hand: remove it and restart the demo to have one made)"
 			}
+			whost, wport, _ := net.SplitHostPort(sb.WriterAddress())
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return appliance.Run(ctx, cfg, appliance.Options{Listen: listen, Logger: log, Ready: func(addr string) {
 				base := "http://" + addr
@@ -67,8 +72,12 @@ nines demo is up.
   Config:           %[4]s
   Try:              curl -H "Authorization: Bearer %[2]s" '%[1]s/api/v1/query?query=mysql_global_status_wsrep_cluster_size'
   Connect to node:  mariadb --defaults-file=%[5]s
+  HAProxy writer:   %[8]s   (one node takes every write: n1, another while n1 is down; the probe writes here)
+  HAProxy reader:   %[9]s   (every healthy node, round robin)
+  As the app:       mariadb --defaults-extra-file=%[10]s -h %[11]s -P %[12]s app
 Press Ctrl-C to stop the appliance and the sandbox.
-`, base, strings.TrimSpace(string(token)), sb.TokenPath(), sb.ConfigPath(), filepath.Join(dir, "n1", "my.cnf"), console, sb.ReadTokenPath())
+`, base, strings.TrimSpace(string(token)), sb.TokenPath(), sb.ConfigPath(), filepath.Join(dir, "n1", "my.cnf"), console, sb.ReadTokenPath(),
+					sb.WriterAddress(), sb.ReaderAddress(), sb.AppClientConfigPath(), whost, wport)
 			}})
 		},
 	}
