@@ -225,7 +225,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			PositionWait: func(name string) time.Duration { return positionWait[name] },
 			History:      func(string) ([]*remediator.Job, error) { return log.List() },
 		}, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
-			replrb.Failover{Nodes: replCluster}, replrb.Switchover{Nodes: replCluster}, replrb.Rejoin{Nodes: replCluster},
+			replrb.Failover{Nodes: replCluster}, replrb.Switchover{Nodes: replCluster}, replrb.Rejoin{Nodes: replCluster}, replrb.Reseed{Nodes: replCluster},
 		}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,

@@ -130,3 +130,37 @@ func (n *replNode) Replicate(ctx context.Context, source string, semiSync, fromB
 	}
 	return nil
 }
+
+var _ replrb.Seeder = (*replNode)(nil)
+
+// Reseed relays a seed stream from the donor's agent to this node's: the
+// appliance already holds both agents' tokens and TLS settings, so the
+// agents need no trust in each other. The stream passes through here
+// once, never stored.
+func (n *replNode) Reseed(ctx context.Context, donor replrb.Node, source string, semiSync bool) (replrb.Reseeded, error) {
+	c, err := n.client()
+	if err != nil {
+		return replrb.Reseeded{}, err
+	}
+	d, ok := donor.(*replNode)
+	if !ok || d.c == nil {
+		return replrb.Reseeded{}, fmt.Errorf("donor %s: %w", donor.Name(), errNoAgent)
+	}
+	host, port, err := replrb.SplitAddress(source)
+	if err != nil {
+		return replrb.Reseeded{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := d.c.SeedStream(ctx, agent.SeedStreamRequest{})
+	if err != nil {
+		return replrb.Reseeded{}, fmt.Errorf("start the copy of %s: %w", d.name, err)
+	}
+	defer stream.Close()
+	res, err := c.Reseed(ctx, agent.ReseedRequest{SourceHost: host, SourcePort: port, SemiSync: semiSync}, stream)
+	if err != nil {
+		return replrb.Reseeded{}, fmt.Errorf("rebuild %s from %s: %w", n.name, d.name, err)
+	}
+	return replrb.Reseeded{OldDataDir: res.Aside, DataDir: res.DataDir, SlavePos: res.SlavePos, DonorBinlogPos: res.DonorBinlogPos,
+		StreamBytes: res.StreamBytes, StreamMs: res.StreamMs, PrepareMs: res.PrepareMs, DownMs: res.DownMs, TookMs: res.TookMs}, nil
+}
