@@ -183,24 +183,24 @@ func decideReseed(target string, views []replication.Node, donor string, force b
 		return p, remediator.Aborted("the primary %s is not running and writable (%s): rebuild %s once it is", primary, pv.Error, target)
 	}
 	p.Primary, p.SemiSync, p.Forced = primary, semiSync(views), force
-	choice, err := replication.Donor(primary, target, views, donor)
-	if err != nil {
-		return p, remediator.Refused("%v", err)
-	}
-	p.Donor = choice
 	if !t.Readable {
 		if !force {
 			return p, remediator.Refused("%s cannot be read (%s): what it holds cannot be listed; name it as force_node to rebuild it anyway (its datadir is kept)", target, t.Error)
 		}
 		p.Note = "the target could not be read: its diverged transactions, if any, are unknown; they stay in its old datadir"
-		return p, nil
+	} else {
+		p.TargetBinlog = t.Binlog.String()
+		p.Diverged, p.DivergedCount = replication.Rejoin(t, pv), t.Binlog.Count(pv.Holds())
+		p.Fence = !t.ReadOnly
+		if len(p.Diverged) == 0 && !force {
+			return p, remediator.Aborted("%s holds nothing the primary %s lacks: replication-rejoin makes it a replica without a copy; name it as force_node to rebuild it anyway", target, primary)
+		}
 	}
-	p.TargetBinlog = t.Binlog.String()
-	p.Diverged, p.DivergedCount = replication.Rejoin(t, pv), t.Binlog.Count(pv.Holds())
-	p.Fence = !t.ReadOnly
-	if len(p.Diverged) == 0 && !force {
-		return p, remediator.Aborted("%s holds nothing the primary %s lacks: replication-rejoin makes it a replica without a copy; name it as force_node to rebuild it anyway", target, primary)
+	choice, err := replication.Donor(primary, target, views, donor)
+	if err != nil {
+		return p, remediator.Refused("%v", err)
 	}
+	p.Donor = choice
 	return p, nil
 }
 
