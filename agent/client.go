@@ -30,7 +30,9 @@ type Client struct {
 // system's roots.
 func NewClient(baseURL, token string, tlsConf *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsConf
+	// Each transport gets its own copy: HTTP/2 setup on first use writes
+	// NextProtos into it, a data race when clients share one config.
+	tr.TLSClientConfig = tlsConf.Clone()
 	return &Client{
 		base:  strings.TrimRight(baseURL, "/"),
 		token: token,
