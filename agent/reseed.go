@@ -408,13 +408,21 @@ func seedPosition(files map[string][]byte) (slavePos, binlogPos string, err erro
 		if m == nil {
 			return "", "", fmt.Errorf("%s: no gtid_slave_pos in %q", slaveInfoFile, b)
 		}
-		slavePos = strings.Join(strings.Fields(string(m[1])), "")
+		parts := strings.Split(string(m[1]), ",")
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		slavePos = strings.Join(parts, ",")
 	}
 	if slavePos == "" {
 		slavePos = binlogPos
 	}
 	if slavePos == "" {
 		return "", "", fmt.Errorf("the stream holds no GTID position (neither %s nor %s)", slaveInfoFile, binlogInfoFile)
+	}
+	// Checked before the server is stopped: it goes into a statement.
+	if !gtidPosition.MatchString(slavePos) {
+		return "", "", fmt.Errorf("the stream's GTID position %q is not domain-server-seqno[,...]", slavePos)
 	}
 	return slavePos, binlogPos, nil
 }
