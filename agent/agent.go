@@ -231,6 +231,7 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("POST /v1/replication/wait-applied", a.auth(handle(a, "wait-applied", a.waitApplied)))
 	mux.Handle("POST /v1/replication/promote", a.auth(handle(a, "promote", a.promote)))
 	mux.Handle("POST /v1/replication/replicate", a.auth(handle(a, "replicate", a.replicate)))
+	mux.Handle("POST /v1/replication/diverged", a.auth(handle(a, "diverged", a.diverged)))
 	mux.Handle("POST /v1/replication/seed-stream", a.auth(http.HandlerFunc(a.seedStream)))
 	mux.Handle("POST "+reseedPath, a.auth(http.HandlerFunc(a.reseedHTTP)))
 	mux.Handle("POST /v1/backups", a.auth(handle(a, "backup", a.backup)))
@@ -263,7 +264,7 @@ func (a *Agent) auth(next http.Handler) http.Handler {
 // appliance may read status every second), so they are logged at debug
 // level and not counted as actions.
 func readOnly(name string) bool {
-	return name == "status" || name == "grastate" || name == "backups" || name == "replication"
+	return name == "status" || name == "grastate" || name == "backups" || name == "replication" || name == "diverged"
 }
 
 // handle decodes the request, runs do, logs and counts the outcome and

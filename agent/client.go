@@ -373,3 +373,11 @@ func (c *Client) Reseed(ctx context.Context, req ReseedRequest, stream io.Reader
 	}
 	return out, nil
 }
+
+// Diverged lists the GTIDs of the server's binary logs that req.Than
+// lacks.
+func (c *Client) Diverged(ctx context.Context, req DivergedRequest) (DivergedResult, error) {
+	var out DivergedResult
+	err := c.do(ctx, "diverged", http.MethodPost, "/v1/replication/diverged", req, &out)
+	return out, err
+}

@@ -164,3 +164,17 @@ func (n *replNode) Reseed(ctx context.Context, donor replrb.Node, source string,
 	return replrb.Reseeded{OldDataDir: res.Aside, DataDir: res.DataDir, SlavePos: res.SlavePos, DonorBinlogPos: res.DonorBinlogPos,
 		StreamBytes: res.StreamBytes, StreamMs: res.StreamMs, PrepareMs: res.PrepareMs, DownMs: res.DownMs, TookMs: res.TookMs}, nil
 }
+
+func (n *replNode) Diverged(ctx context.Context, than string) (replrb.DivergedGTIDs, error) {
+	c, err := n.client()
+	if err != nil {
+		return replrb.DivergedGTIDs{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := c.Diverged(ctx, agent.DivergedRequest{Than: than})
+	if err != nil {
+		return replrb.DivergedGTIDs{}, fmt.Errorf("read the binary logs of %s: %w", n.name, err)
+	}
+	return replrb.DivergedGTIDs{GTIDs: res.GTIDs, Count: res.Count, Files: res.Files}, nil
+}

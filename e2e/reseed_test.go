@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -62,6 +64,8 @@ func TestReseedRebuildsADivergedReplica(t *testing.T) {
 		mustExec(t, pdb, fmt.Sprintf("INSERT INTO reseedt.t VALUES (%d, 'after')", i))
 	}
 	t.Logf("%s diverged with %s", target.Address(), diverged)
+
+	refusals(ctx, t, sb, a, primary, target, tdb)
 
 	start := time.Now()
 	code, body, err := a.post("/api/v1/jobs", map[string]any{"kind": "reseed", "cluster": sb.ClusterName(), "node": target.Address()})
@@ -139,6 +143,70 @@ func TestReseedRebuildsADivergedReplica(t *testing.T) {
 	if ro != 1 {
 		t.Errorf("%s is writable after the reseed", target.Address())
 	}
+}
+
+// refusals checks what must never happen: the primary rebuilt, a
+// writable server wiped, a node left without data by a stream that breaks.
+func refusals(ctx context.Context, t *testing.T, sb *sandbox.Sandbox, a *appliance, primary, target sandbox.Node, tdb *sql.DB) {
+	t.Helper()
+	code, body, err := a.post("/api/v1/jobs", map[string]any{"kind": "reseed", "cluster": sb.ClusterName(), "node": primary.Address()})
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("start reseed of the primary: %d %s %v", code, body, err)
+	}
+	var started struct{ Data struct{ ID string } }
+	if err := json.Unmarshal(body, &started); err != nil {
+		t.Fatal(err)
+	}
+	var job backupJob
+	waitFor(t, time.Now(), time.Minute, "the reseed job of the primary ends", func() bool {
+		var r struct{ Data backupJob }
+		if code, err := a.get("/api/v1/jobs/"+started.Data.ID, nil, &r); err != nil || code != http.StatusOK {
+			return false
+		}
+		job = r.Data
+		return job.done()
+	})
+	if job.State != "failed" || !strings.Contains(job.Reason, "is the primary") {
+		t.Errorf("reseed of the primary: %s %q, want failed, refused as the primary", job.State, job.Reason)
+	}
+	if _, _, _, acted := job.step("reseed:"); acted {
+		t.Error("the reseed of the primary reached the reseed step")
+	}
+
+	tc, err := sb.Agent(target.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := sb.Agent(sb.Nodes()[1].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := agent.ReseedRequest{SourceHost: "127.0.0.1", SourcePort: primary.SQLPort}
+	// The agent itself refuses a server that takes writes.
+	if _, err := tc.Reseed(ctx, src, strings.NewReader("not a stream")); !agent.IsConflict(err) || !strings.Contains(err.Error(), "takes writes") {
+		t.Errorf("reseed of a writable server: %v, want 409 naming it", err)
+	}
+	// A stream cut short fails before the server is touched.
+	mustExec(t, tdb, "SET GLOBAL read_only=ON")
+	stream, err := dc.SeedStream(ctx, agent.SeedStreamRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tc.Reseed(ctx, src, io.LimitReader(stream, 1<<20))
+	stream.Close()
+	if err == nil {
+		t.Fatal("a reseed from a stream cut at 1 MiB succeeded")
+	}
+	t.Logf("a cut stream: %v", err)
+	var mine int
+	if err := tdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM reseedt.t WHERE id = 100000").Scan(&mine); err != nil || mine != 1 {
+		t.Errorf("after a failed reseed the server does not answer with its own row: %d %v", mine, err)
+	}
+	left, _ := filepath.Glob(target.DataDir + ".*")
+	if len(left) != 0 {
+		t.Errorf("a failed reseed left %v", left)
+	}
+	mustExec(t, tdb, "SET GLOBAL read_only=OFF")
 }
 
 func openDB(t *testing.T, sb *sandbox.Sandbox, name string) *sql.DB {

@@ -142,6 +142,17 @@ type Seeder interface {
 	// keeping its old datadir aside, and makes it a replica of source
 	// (host:port) from the backup's GTID position.
 	Reseed(ctx context.Context, donor Node, source string, semiSync bool) (Reseeded, error)
+	// Diverged lists the GTIDs of the node's binary logs that than (a
+	// gtid_binlog_state) lacks: exactly what a rebuild gives up.
+	Diverged(ctx context.Context, than string) (DivergedGTIDs, error)
+}
+
+// DivergedGTIDs is what a node's binary logs hold that another lacks.
+type DivergedGTIDs struct {
+	GTIDs []string `json:"gtids"`
+	// Count counts them all; GTIDs keeps the newest 1000.
+	Count int      `json:"count"`
+	Files []string `json:"binlog_files"`
 }
 
 // Reseeded is what a reseed did.

@@ -294,8 +294,12 @@ func TestReseedDecision(t *testing.T) {
 	if p.Primary != "h:1" || p.Donor.Node != "h:2" || !p.Fence || strings.Join(p.Diverged, ",") != "0-3-1..0-3-11" {
 		t.Errorf("plan %+v", p)
 	}
-	if note := divergedNote("h:3", p); !strings.Contains(note, "0-3-11") {
-		t.Errorf("the diverged note does not list the GTID: %s", note)
+	if note := divergedNote("h:3", p, nil, errors.New("no binlog")); !strings.Contains(note, "0-3-1..0-3-11") || !strings.Contains(note, "no binlog") {
+		t.Errorf("the diverged note does not list the ranges and why: %s", note)
+	}
+	exact := &DivergedGTIDs{GTIDs: []string{"0-3-11"}, Count: 1, Files: []string{"binlog.000002"}}
+	if note := divergedNote("h:3", p, exact, nil); !strings.Contains(note, "1 transaction(s)") || !strings.Contains(note, ": 0-3-11;") {
+		t.Errorf("the diverged note does not list the exact GTIDs: %s", note)
 	}
 
 	var refusal *remediator.Refusal

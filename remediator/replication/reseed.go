@@ -74,6 +74,9 @@ type reseedPlan struct {
 	Diverged      []string `json:"diverged"`
 	DivergedCount uint64   `json:"diverged_count"`
 	TargetBinlog  string   `json:"target_gtid_binlog_state,omitempty"`
+	// PrimaryBinlog is what the primary holds, to compare the target's
+	// binary logs with.
+	PrimaryBinlog string `json:"primary_gtid_binlog_state,omitempty"`
 	// Fence: the target takes writes and is made read-only first.
 	Fence  bool   `json:"fence,omitempty"`
 	Forced bool   `json:"forced,omitempty"`
@@ -108,7 +111,13 @@ func (rb Reseed) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	// The diverged GTIDs go to the log on their own, before anything is
 	// touched: they are what a person may want to save.
-	if err := r.Logf("diverged:"+target, "%s", divergedNote(target, p)); err != nil {
+	if _, err := remediator.Observe(r, "diverged:"+target, nil, func(ctx context.Context) (string, error) {
+		if p.Note != "" || len(p.Diverged) == 0 {
+			return divergedNote(target, p, nil, nil), nil
+		}
+		exact, err := seeder.Diverged(ctx, p.PrimaryBinlog)
+		return divergedNote(target, p, &exact, err), nil
+	}); err != nil {
 		return err
 	}
 	donor, err := find(nodes, p.Donor.Node)
@@ -189,7 +198,7 @@ func decideReseed(target string, views []replication.Node, donor string, force b
 		}
 		p.Note = "the target could not be read: its diverged transactions, if any, are unknown; they stay in its old datadir"
 	} else {
-		p.TargetBinlog = t.Binlog.String()
+		p.TargetBinlog, p.PrimaryBinlog = t.Binlog.String(), pv.Holds().String()
 		p.Diverged, p.DivergedCount = replication.Rejoin(t, pv), t.Binlog.Count(pv.Holds())
 		p.Fence = !t.ReadOnly
 		if len(p.Diverged) == 0 && !force {
@@ -204,17 +213,31 @@ func decideReseed(target string, views []replication.Node, donor string, force b
 	return p, nil
 }
 
-func divergedNote(target string, p reseedPlan) string {
+// divergedNote says what the rebuild gives up: the GTIDs read from the
+// node's binary logs when it could (exact), else the ranges of the GTID
+// states.
+func divergedNote(target string, p reseedPlan, exact *DivergedGTIDs, err error) string {
 	switch {
 	case p.Note != "":
 		return p.Note
 	case len(p.Diverged) == 0:
 		return fmt.Sprintf("%s holds nothing the primary %s lacks (rebuilt by force)", target, p.Primary)
+	case err == nil && exact != nil && exact.Count > 0:
+		more := ""
+		if exact.Count > len(exact.GTIDs) {
+			more = fmt.Sprintf(" (the newest %d shown)", len(exact.GTIDs))
+		}
+		return fmt.Sprintf("%s holds %d transaction(s) the primary %s lacks, lost to the cluster once rebuilt (they stay in its old datadir): %s%s; read from its binary logs %s",
+			target, exact.Count, p.Primary, strings.Join(exact.GTIDs, ", "), more, strings.Join(exact.Files, ", "))
+	}
+	why := ""
+	if err != nil {
+		why = fmt.Sprintf(" (its binary logs could not be read: %v)", err)
 	}
 	// gtid_binlog_state keeps each server's last GTID only: the last of
 	// each range is certain, its start a bound.
-	return fmt.Sprintf("%s holds transactions the primary %s lacks, lost to the cluster once rebuilt (they stay in its old datadir): %s (at most %d; the last GTID of each range is certain, its start a bound)",
-		target, p.Primary, strings.Join(p.Diverged, ", "), p.DivergedCount)
+	return fmt.Sprintf("%s holds transactions the primary %s lacks, lost to the cluster once rebuilt (they stay in its old datadir): %s (at most %d; the last GTID of each range is certain, its start a bound)%s",
+		target, p.Primary, strings.Join(p.Diverged, ", "), p.DivergedCount, why)
 }
 
 // verifyReseed checks the rebuilt node: it replicates from the primary,
