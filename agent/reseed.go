@@ -186,7 +186,11 @@ func (a *Agent) reseedHTTP(w http.ResponseWriter, r *http.Request) {
 	attrs := []any{"action", "reseed", "input", req, "took", a.now().Sub(start).Round(time.Millisecond)}
 	if err != nil {
 		status = statusOf(err)
-		a.log.Error("action failed", append(attrs, "status", status, "error", err)...)
+		if status < 500 {
+			a.log.Warn("action refused", append(attrs, "status", status, "error", err)...)
+		} else {
+			a.log.Error("action failed", append(attrs, "status", status, "error", err)...)
+		}
 		a.met.count("reseed", status)
 		writeJSON(w, status, errorBody{Error: err.Error()})
 		return
