@@ -26,7 +26,17 @@ import (
 // its own, that the job log lists the diverged GTID, and that the old
 // datadir is kept.
 func TestReseedRebuildsADivergedReplica(t *testing.T) {
-	sb := startReplicationSandbox(t, sandbox.Options{ClusterName: "reseed"})
+	for _, semi := range []bool{false, true} {
+		name := "async"
+		if semi {
+			name = "semi-sync"
+		}
+		t.Run(name, func(t *testing.T) { reseedDrill(t, semi) })
+	}
+}
+
+func reseedDrill(t *testing.T, semiSync bool) {
+	sb := startReplicationSandbox(t, sandbox.Options{ClusterName: "reseed", SemiSync: semiSync})
 	nodes := sb.Nodes()
 	primary, target := nodes[0], nodes[2]
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -137,6 +147,11 @@ func TestReseedRebuildsADivergedReplica(t *testing.T) {
 	}
 	if mine != 0 {
 		t.Errorf("%s still holds its diverged row", target.Address())
+	}
+	var semi int
+	tdb.QueryRowContext(ctx, "SELECT @@global.rpl_semi_sync_slave_enabled").Scan(&semi)
+	if semi == 1 != semiSync {
+		t.Errorf("%s: rpl_semi_sync_slave_enabled %d after the reseed of a cluster with semi-sync %v", target.Address(), semi, semiSync)
 	}
 	var ro int
 	tdb.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro)
