@@ -298,6 +298,10 @@ func (a *Agent) reseed(ctx context.Context, req ReseedRequest, stream io.Reader)
 	if err := a.checkReseedTarget(ctx); err != nil {
 		return res, err
 	}
+	// From the stop on, finish even if the caller goes away (a preempted
+	// job): every step below is bounded, and stopping half-way would leave
+	// the node without a server.
+	ctx = context.WithoutCancel(ctx)
 	down := a.now()
 	if _, err := a.stopLocked(ctx, true, DefaultStopGrace); err != nil {
 		return res, fmt.Errorf("reseed: stop the server: %w", err)

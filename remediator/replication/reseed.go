@@ -31,9 +31,10 @@ type Reseed struct {
 }
 
 var (
-	_ remediator.Runbook  = Reseed{}
-	_ remediator.Preparer = Reseed{}
-	_ remediator.Bounded  = Reseed{}
+	_ remediator.Runbook     = Reseed{}
+	_ remediator.Preparer    = Reseed{}
+	_ remediator.Bounded     = Reseed{}
+	_ remediator.Preemptible = Reseed{}
 )
 
 // ParamDonor names the node to copy from (host:port as configured).
@@ -47,6 +48,11 @@ func (rb Reseed) Timeout() time.Duration {
 	}
 	return 12 * time.Hour
 }
+
+// Preemptible: a copy runs for as long as the database is large, and a
+// failover must not wait for it. Cancelled while streaming, the target
+// keeps its old datadir and server; the agent finishes a swap it began.
+func (Reseed) Preemptible() bool { return true }
 
 // Prepare requires the node to rebuild and accepts a donor only.
 func (Reseed) Prepare(_, target string, params map[string]string) (map[string]string, string, error) {
