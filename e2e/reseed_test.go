@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -78,18 +80,31 @@ func reseedDrill(t *testing.T, semiSync bool) {
 	refusals(ctx, t, sb, a, primary, target, tdb)
 
 	start := time.Now()
-	code, body, err := a.post("/api/v1/jobs", map[string]any{"kind": "reseed", "cluster": sb.ClusterName(), "node": target.Address()})
-	if err != nil || code != http.StatusAccepted {
-		t.Fatalf("start reseed: %d %s %v", code, body, err)
-	}
-	var started struct{ Data struct{ ID string } }
-	if err := json.Unmarshal(body, &started); err != nil {
-		t.Fatal(err)
+	var id string
+	if semiSync {
+		// As an operator would: the CLI, waiting for the end.
+		out, err := exec.CommandContext(ctx, ninesBin, "reseed", "--config", cfg, "--api", a.base, "--cluster", sb.ClusterName(), "--node", target.Address(), "--wait").CombinedOutput()
+		t.Logf("nines reseed --wait:\n%s", out)
+		m := regexp.MustCompile(`job (\S+) started`).FindSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("nines reseed: %v", err)
+		}
+		id = string(m[1])
+	} else {
+		code, body, err := a.post("/api/v1/jobs", map[string]any{"kind": "reseed", "cluster": sb.ClusterName(), "node": target.Address()})
+		if err != nil || code != http.StatusAccepted {
+			t.Fatalf("start reseed: %d %s %v", code, body, err)
+		}
+		var started struct{ Data struct{ ID string } }
+		if err := json.Unmarshal(body, &started); err != nil {
+			t.Fatal(err)
+		}
+		id = started.Data.ID
 	}
 	var job backupJob
 	waitFor(t, start, 5*time.Minute, "the reseed job ends", func() bool {
 		var r struct{ Data backupJob }
-		if code, err := a.get("/api/v1/jobs/"+started.Data.ID, nil, &r); err != nil || code != http.StatusOK {
+		if code, err := a.get("/api/v1/jobs/"+id, nil, &r); err != nil || code != http.StatusOK {
 			return false
 		}
 		job = r.Data
