@@ -356,3 +356,22 @@ func mustState(t *testing.T, s string) replication.State {
 	}
 	return v
 }
+
+func TestReseedPrepare(t *testing.T) {
+	rb := Reseed{}
+	if _, _, err := rb.Prepare("c1", "", nil); err == nil {
+		t.Error("no node: want an error")
+	}
+	if _, _, err := rb.Prepare("c1", "h:3", map[string]string{"dir": "/x"}); err == nil || !strings.Contains(err.Error(), "unknown parameter") {
+		t.Errorf("unknown parameter: %v", err)
+	}
+	if _, _, err := rb.Prepare("c1", "h:3", map[string]string{ParamDonor: "h:3"}); err == nil {
+		t.Error("the node as its own donor: want an error")
+	}
+	if p, target, err := rb.Prepare("c1", "h:3", map[string]string{ParamDonor: "h:2"}); err != nil || target != "h:3" || p[ParamDonor] != "h:2" {
+		t.Errorf("a good request: %v %q %v", p, target, err)
+	}
+	if !rb.Preemptible() || rb.Timeout() < time.Hour {
+		t.Error("a reseed must give way to a repair and may run for hours")
+	}
+}
