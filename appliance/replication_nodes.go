@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/nines-project/nines/agent"
@@ -157,8 +158,14 @@ func (n *replNode) Reseed(ctx context.Context, donor replrb.Node, source string,
 		return replrb.Reseeded{}, fmt.Errorf("start the copy of %s: %w", d.name, err)
 	}
 	defer stream.Close()
-	res, err := c.Reseed(ctx, agent.ReseedRequest{SourceHost: host, SourcePort: port, SemiSync: semiSync}, stream)
+	rec := &readErr{r: stream}
+	res, err := c.Reseed(ctx, agent.ReseedRequest{SourceHost: host, SourcePort: port, SemiSync: semiSync}, rec)
 	if err != nil {
+		if rec.err != nil {
+			// The donor's side broke first: say so, not only that the
+			// upload was cut.
+			err = fmt.Errorf("%w (the donor's stream: %v)", err, rec.err)
+		}
 		return replrb.Reseeded{}, fmt.Errorf("rebuild %s from %s: %w", n.name, d.name, err)
 	}
 	return replrb.Reseeded{OldDataDir: res.Aside, DataDir: res.DataDir, SlavePos: res.SlavePos, DonorBinlogPos: res.DonorBinlogPos,
@@ -177,4 +184,18 @@ func (n *replNode) Diverged(ctx context.Context, than string) (replrb.DivergedGT
 		return replrb.DivergedGTIDs{}, fmt.Errorf("read the binary logs of %s: %w", n.name, err)
 	}
 	return replrb.DivergedGTIDs{GTIDs: res.GTIDs, Count: res.Count, Files: res.Files}, nil
+}
+
+// readErr remembers the first error other than EOF of the reader.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
