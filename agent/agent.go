@@ -198,7 +198,9 @@ func (a *Agent) httpServer(opts Options) *http.Server {
 func (a *Agent) Handler() http.Handler {
 	mux := a.routes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if r.URL.Path != reseedPath {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -229,6 +231,9 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("POST /v1/replication/wait-applied", a.auth(handle(a, "wait-applied", a.waitApplied)))
 	mux.Handle("POST /v1/replication/promote", a.auth(handle(a, "promote", a.promote)))
 	mux.Handle("POST /v1/replication/replicate", a.auth(handle(a, "replicate", a.replicate)))
+	mux.Handle("POST /v1/replication/diverged", a.auth(handle(a, "diverged", a.diverged)))
+	mux.Handle("POST /v1/replication/seed-stream", a.auth(http.HandlerFunc(a.seedStream)))
+	mux.Handle("POST "+reseedPath, a.auth(http.HandlerFunc(a.reseedHTTP)))
 	mux.Handle("POST /v1/backups", a.auth(handle(a, "backup", a.backup)))
 	mux.Handle("GET /v1/backups", a.auth(handleIn(a, "backups", a.listBackups)))
 	mux.Handle("DELETE /v1/backups/{id}", a.auth(handleIn(a, "backup-delete", a.deleteBackup)))
@@ -259,7 +264,7 @@ func (a *Agent) auth(next http.Handler) http.Handler {
 // appliance may read status every second), so they are logged at debug
 // level and not counted as actions.
 func readOnly(name string) bool {
-	return name == "status" || name == "grastate" || name == "backups" || name == "replication"
+	return name == "status" || name == "grastate" || name == "backups" || name == "replication" || name == "diverged"
 }
 
 // handle decodes the request, runs do, logs and counts the outcome and

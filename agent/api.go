@@ -31,6 +31,10 @@
 //	POST /v1/bootstrap-fields  BootstrapFieldsRequest -> BootstrapFieldsResult
 //	POST /v1/pc-bootstrap      -> PCBootstrapResult (409 unless non-Primary)
 //
+//	POST /v1/replication/diverged     DivergedRequest -> DivergedResult (GTIDs of the binary logs another state lacks)
+//	POST /v1/replication/seed-stream  SeedStreamRequest -> mbstream of mariadb-backup --slave-info (a replica donor)
+//	POST /v1/replication/reseed?source_host=&source_port=&semi_sync=  body: a seed stream -> ReseedResult
+//
 //	POST   /v1/backups                BackupRequest -> Manifest (synchronous)
 //	GET    /v1/backups?dir=D          -> []BackupInfo, newest first
 //	DELETE /v1/backups/{id}?dir=D     -> BackupDeleteResult

@@ -281,3 +281,103 @@ func (c *Client) Replicate(ctx context.Context, req ReplicateRequest) (Replicate
 	err := c.do(ctx, "replicate", http.MethodPost, "/v1/replication/replicate", req, &out)
 	return out, err
 }
+
+// SeedStream starts the donor's stream (POST /v1/replication/seed-stream).
+// The reader returns an error instead of EOF when the donor's trailer does
+// not say the backup finished, so a relay never passes a cut stream off as
+// whole. Close it to stop the donor's backup.
+func (c *Client) SeedStream(ctx context.Context, req SeedStreamRequest) (io.ReadCloser, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: seed-stream: %w", c.base, err)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/replication/seed-stream", bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: seed-stream: %w", c.base, err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: seed-stream: %w", c.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var eb errorBody
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+			msg = eb.Error
+		}
+		return nil, &Error{Op: "seed-stream", URL: c.base, Status: resp.StatusCode, Message: msg}
+	}
+	return &seedReader{resp: resp, url: c.base}, nil
+}
+
+type seedReader struct {
+	resp *http.Response
+	url  string
+	n    int64
+}
+
+func (s *seedReader) Read(p []byte) (int, error) {
+	n, err := s.resp.Body.Read(p)
+	s.n += int64(n)
+	if err == io.EOF {
+		// Trailers are read with the body's end.
+		if st := s.resp.Trailer.Get(SeedStatusTrailer); st != "ok" {
+			if st == "" {
+				st = "the stream ended without its status trailer (cut short)"
+			}
+			return n, fmt.Errorf("agent %s: seed-stream after %d bytes: %s", s.url, s.n, st)
+		}
+	}
+	return n, err
+}
+
+func (s *seedReader) Close() error { return s.resp.Body.Close() }
+
+// Reseed rebuilds the server from stream (a SeedStream of another agent)
+// and points it at req's source.
+func (c *Client) Reseed(ctx context.Context, req ReseedRequest, stream io.Reader) (ReseedResult, error) {
+	var out ReseedResult
+	q := url.Values{}
+	q.Set("source_host", req.SourceHost)
+	q.Set("source_port", fmt.Sprint(req.SourcePort))
+	q.Set("semi_sync", fmt.Sprint(req.SemiSync))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+reseedPath+"?"+q.Encode(), stream)
+	if err != nil {
+		return out, fmt.Errorf("agent %s: reseed: %w", c.base, err)
+	}
+	hr.Header.Set("Content-Type", "application/octet-stream")
+	hr.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return out, fmt.Errorf("agent %s: reseed: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return out, fmt.Errorf("agent %s: reseed: read answer: %w", c.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+			msg = eb.Error
+		}
+		return out, &Error{Op: "reseed", URL: c.base, Status: resp.StatusCode, Message: msg}
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("agent %s: reseed: decode answer: %w", c.base, err)
+	}
+	return out, nil
+}
+
+// Diverged lists the GTIDs of the server's binary logs that req.Than
+// lacks.
+func (c *Client) Diverged(ctx context.Context, req DivergedRequest) (DivergedResult, error) {
+	var out DivergedResult
+	err := c.do(ctx, "diverged", http.MethodPost, "/v1/replication/diverged", req, &out)
+	return out, err
+}

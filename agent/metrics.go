@@ -10,7 +10,7 @@ import (
 
 // actions are the counted actions, listed so every series exists (at 0)
 // from the first scrape and a rate() over them never starts empty.
-var actions = []string{"recover", "start", "stop", "restart", "bootstrap-fields", "pc-bootstrap", "backup", "backup-delete", "verify"}
+var actions = []string{"recover", "start", "stop", "restart", "bootstrap-fields", "pc-bootstrap", "backup", "backup-delete", "verify", "seed-stream", "reseed"}
 
 // Results of an action, by HTTP status class.
 const (

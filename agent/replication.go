@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -384,37 +385,63 @@ func (a *Agent) replicate(ctx context.Context, req ReplicateRequest) (ReplicateR
 	defer release()
 	var res ReplicateResult
 	err = a.withSQL(ctx, func(ctx context.Context, db *sql.DB) error {
-		semi := "OFF"
-		if req.SemiSync {
-			semi = "ON"
-		}
-		stmts := []string{"SET GLOBAL read_only=ON", "STOP SLAVE", "SET GLOBAL rpl_semi_sync_master_enabled=OFF", "SET GLOBAL rpl_semi_sync_slave_enabled=" + semi}
-		if req.FromBinlog {
-			stmts = append(stmts, "SET GLOBAL gtid_slave_pos=@@global.gtid_binlog_pos")
-		}
-		for _, q := range stmts {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
-			}
-		}
-		// The password is checked for quotes at config load; the statement
-		// is never logged.
-		change := fmt.Sprintf("CHANGE MASTER TO master_host='%s', master_port=%d, master_user='%s', master_password='%s', master_use_gtid=slave_pos, master_connect_retry=1",
-			req.SourceHost, req.SourcePort, acct.User, acct.Password.Reveal())
-		if _, err := db.ExecContext(ctx, change); err != nil {
-			return errors.New("CHANGE MASTER TO: " + strings.ReplaceAll(err.Error(), acct.Password.Reveal(), "<redacted>"))
-		}
-		if _, err := db.ExecContext(ctx, "START SLAVE"); err != nil {
-			return fmt.Errorf("START SLAVE: %w", err)
-		}
-		fields, _, err := queryRow(ctx, db, "SHOW SLAVE STATUS")
-		if err != nil {
-			return err
-		}
-		res.SlavePos, res.IO = fields["Gtid_Slave_Pos"], fields["Slave_IO_Running"]
-		return nil
+		var err error
+		res, err = a.pointAt(ctx, db, req, "")
+		return err
 	})
 	return res, err
+}
+
+// gtidPosition is a GTID position as SET GLOBAL gtid_slave_pos takes it;
+// checked because it is written into the statement.
+var gtidPosition = regexp.MustCompile(`^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$`)
+
+// pointAt makes the server a replica of req's source: read_only, semi-sync
+// as asked, gtid_slave_pos from its binlog (FromBinlog) or slavePos when
+// set, CHANGE MASTER with the replication account, START SLAVE.
+func (a *Agent) pointAt(ctx context.Context, db *sql.DB, req ReplicateRequest, slavePos string) (ReplicateResult, error) {
+	var res ReplicateResult
+	acct := a.cfg.Replication
+	if acct == nil {
+		return res, conflict(errors.New("this agent has no replication account (replication: {user, password_file} in its config)"))
+	}
+	semi := "OFF"
+	if req.SemiSync {
+		semi = "ON"
+	}
+	stmts := []string{"SET GLOBAL read_only=ON", "STOP SLAVE", "SET GLOBAL rpl_semi_sync_master_enabled=OFF", "SET GLOBAL rpl_semi_sync_slave_enabled=" + semi}
+	if req.FromBinlog {
+		stmts = append(stmts, "SET GLOBAL gtid_slave_pos=@@global.gtid_binlog_pos")
+	}
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return res, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	if slavePos != "" {
+		if !gtidPosition.MatchString(slavePos) {
+			return res, badRequest(fmt.Errorf("gtid_slave_pos %q: want domain-server-seqno[,...]", slavePos))
+		}
+		if _, err := db.ExecContext(ctx, "SET GLOBAL gtid_slave_pos='"+slavePos+"'"); err != nil {
+			return res, fmt.Errorf("SET GLOBAL gtid_slave_pos=%q: %w", slavePos, err)
+		}
+	}
+	// The password is checked for quotes at config load; the statement
+	// is never logged.
+	change := fmt.Sprintf("CHANGE MASTER TO master_host='%s', master_port=%d, master_user='%s', master_password='%s', master_use_gtid=slave_pos, master_connect_retry=1",
+		req.SourceHost, req.SourcePort, acct.User, acct.Password.Reveal())
+	if _, err := db.ExecContext(ctx, change); err != nil {
+		return res, errors.New("CHANGE MASTER TO: " + strings.ReplaceAll(err.Error(), acct.Password.Reveal(), "<redacted>"))
+	}
+	if _, err := db.ExecContext(ctx, "START SLAVE"); err != nil {
+		return res, fmt.Errorf("START SLAVE: %w", err)
+	}
+	fields, _, err := queryRow(ctx, db, "SHOW SLAVE STATUS")
+	if err != nil {
+		return res, err
+	}
+	res.SlavePos, res.IO = fields["Gtid_Slave_Pos"], fields["Slave_IO_Running"]
+	return res, nil
 }
 
 // withSQL runs do over the local socket with sqlTimeout, or limit when

@@ -233,7 +233,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			PositionWait: func(name string) time.Duration { return positionWait[name] },
 			History:      func(string) ([]*remediator.Job, error) { return log.List() },
 		}, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
-			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers},
+			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers}, replrb.Reseed{Nodes: replCluster},
 		}, a.backups.runbooks()...),
 		Policies: policies,
 		Silenced: silenced,

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/nines-project/nines/agent"
@@ -129,4 +130,72 @@ func (n *replNode) Replicate(ctx context.Context, source string, semiSync, fromB
 		return fmt.Errorf("point %s at %s: %w", n.name, source, err)
 	}
 	return nil
+}
+
+var _ replrb.Seeder = (*replNode)(nil)
+
+// Reseed relays a seed stream from the donor's agent to this node's: the
+// appliance already holds both agents' tokens and TLS settings, so the
+// agents need no trust in each other. The stream passes through here
+// once, never stored.
+func (n *replNode) Reseed(ctx context.Context, donor replrb.Node, source string, semiSync bool) (replrb.Reseeded, error) {
+	c, err := n.client()
+	if err != nil {
+		return replrb.Reseeded{}, err
+	}
+	d, ok := donor.(*replNode)
+	if !ok || d.c == nil {
+		return replrb.Reseeded{}, fmt.Errorf("donor %s: %w", donor.Name(), errNoAgent)
+	}
+	host, port, err := replrb.SplitAddress(source)
+	if err != nil {
+		return replrb.Reseeded{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := d.c.SeedStream(ctx, agent.SeedStreamRequest{})
+	if err != nil {
+		return replrb.Reseeded{}, fmt.Errorf("start the copy of %s: %w", d.name, err)
+	}
+	defer stream.Close()
+	rec := &readErr{r: stream}
+	res, err := c.Reseed(ctx, agent.ReseedRequest{SourceHost: host, SourcePort: port, SemiSync: semiSync}, rec)
+	if err != nil {
+		if rec.err != nil {
+			// The donor's side broke first: say so, not only that the
+			// upload was cut.
+			err = fmt.Errorf("%w (the donor's stream: %v)", err, rec.err)
+		}
+		return replrb.Reseeded{}, fmt.Errorf("rebuild %s from %s: %w", n.name, d.name, err)
+	}
+	return replrb.Reseeded{OldDataDir: res.Aside, DataDir: res.DataDir, SlavePos: res.SlavePos, DonorBinlogPos: res.DonorBinlogPos,
+		StreamBytes: res.StreamBytes, StreamMs: res.StreamMs, PrepareMs: res.PrepareMs, DownMs: res.DownMs, TookMs: res.TookMs}, nil
+}
+
+func (n *replNode) Diverged(ctx context.Context, than string) (replrb.DivergedGTIDs, error) {
+	c, err := n.client()
+	if err != nil {
+		return replrb.DivergedGTIDs{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := c.Diverged(ctx, agent.DivergedRequest{Than: than})
+	if err != nil {
+		return replrb.DivergedGTIDs{}, fmt.Errorf("read the binary logs of %s: %w", n.name, err)
+	}
+	return replrb.DivergedGTIDs{GTIDs: res.GTIDs, Count: res.Count, Files: res.Files}, nil
+}
+
+// readErr remembers the first error other than EOF of the reader.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }

@@ -13,6 +13,7 @@ const (
 	RunbookReplicationFailover  = "replication-failover"
 	RunbookReplicationSwitch    = "replication-switchover"
 	RunbookReplicationRejoin    = "replication-rejoin"
+	RunbookReplicationReseed    = "replication-reseed"
 )
 
 // RunbookInfo describes a runbook nines has.
@@ -29,6 +30,7 @@ var Runbooks = []RunbookInfo{
 	{RunbookGaleraNodeRejoin, []nines.Kind{nines.KindGalera}, "start a stopped Galera node at its recovered position and wait until it is Synced"},
 	{RunbookReplicationFailover, []nines.Kind{nines.KindReplication}, "promote the most advanced replica when more than one observer agrees the primary is dead, after fencing it"},
 	{RunbookReplicationRejoin, []nines.Kind{nines.KindReplication}, "make a node that stopped replicating (an old primary) a replica of the primary, if its history is a prefix of the primary's"},
+	{RunbookReplicationReseed, []nines.Kind{nines.KindReplication}, "run by hand: rebuild a diverged node from a fresh mariadb-backup of a healthy replica, its old datadir kept and its diverged GTIDs logged"},
 	{RunbookReplicationSwitch, []nines.Kind{nines.KindReplication}, "planned change of primary: old primary read-only, candidate caught up, promoted, old primary a replica; nothing lost"},
 	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication}, "back up the cluster from its least loaded node (mariabackup or dump)"},
 	{RunbookBackupVerify, []nines.Kind{nines.KindGalera, nines.KindReplication}, "restore a backup into a scratch server and check it"},
@@ -55,4 +57,5 @@ var Kinds = map[string]string{
 	"switchover":         RunbookReplicationSwitch,
 	"failover":           RunbookReplicationFailover,
 	"replication-rejoin": RunbookReplicationRejoin,
+	"reseed":             RunbookReplicationReseed,
 }

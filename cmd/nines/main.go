@@ -61,5 +61,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newDashboardsCmd())
 	root.AddCommand(newHAProxyCmd())
 	root.AddCommand(newSwitchoverCmd())
+	root.AddCommand(newReseedCmd())
 	return root
 }

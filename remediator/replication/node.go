@@ -134,3 +134,36 @@ func SplitAddress(addr string) (string, int, error) {
 	}
 	return host, p, nil
 }
+
+// Seeder is a Node that can be rebuilt from a physical copy of another
+// node (replication-reseed): the appliance's nodes, through their agents.
+type Seeder interface {
+	// Reseed rebuilds the node from a fresh mariadb-backup of donor,
+	// keeping its old datadir aside, and makes it a replica of source
+	// (host:port) from the backup's GTID position.
+	Reseed(ctx context.Context, donor Node, source string, semiSync bool) (Reseeded, error)
+	// Diverged lists the GTIDs of the node's binary logs that than (a
+	// gtid_binlog_state) lacks: exactly what a rebuild gives up.
+	Diverged(ctx context.Context, than string) (DivergedGTIDs, error)
+}
+
+// DivergedGTIDs is what a node's binary logs hold that another lacks.
+type DivergedGTIDs struct {
+	GTIDs []string `json:"gtids"`
+	// Count counts them all; GTIDs keeps the newest 1000.
+	Count int      `json:"count"`
+	Files []string `json:"binlog_files"`
+}
+
+// Reseeded is what a reseed did.
+type Reseeded struct {
+	OldDataDir     string `json:"old_datadir"`
+	DataDir        string `json:"datadir"`
+	SlavePos       string `json:"gtid_slave_pos"`
+	DonorBinlogPos string `json:"donor_gtid_binlog_pos,omitempty"`
+	StreamBytes    int64  `json:"stream_bytes"`
+	StreamMs       int64  `json:"stream_ms"`
+	PrepareMs      int64  `json:"prepare_ms"`
+	DownMs         int64  `json:"down_ms"`
+	TookMs         int64  `json:"took_ms"`
+}

@@ -137,8 +137,8 @@ func (rb Rejoin) decide(r *remediator.Run, target string, views []replication.No
 		}
 		p.Primary, p.Binlog = primary, t.Binlog.String()
 		if diverged := replication.Rejoin(t, pv); len(diverged) > 0 {
-			return p, remediator.Refused("%s holds %d transaction(s) the primary %s lacks: %s. Not repointed (it stays as it is; a state only a person may resolve): save what those transactions wrote if they matter, then rebuild %s from a backup of a replica (replication-reseed)",
-				target, t.Binlog.Count(pv.Holds()), primary, strings.Join(diverged, ", "), target)
+			return p, remediator.Refused("%s holds %d transaction(s) the primary %s lacks: %s. Not repointed (it stays as it is; a state only a person may resolve): save what those transactions wrote if they matter, then rebuild %s from a backup of a replica (replication-reseed: nines reseed --cluster %s --node %s)",
+				target, t.Binlog.Count(pv.Holds()), primary, strings.Join(diverged, ", "), target, r.Cluster(), target)
 		}
 		return p, nil
 	})

@@ -276,3 +276,102 @@ func (l lb) Release(_ context.Context, node string) error {
 	l.w.lb = append(l.w.lb, "release:"+node)
 	return nil
 }
+
+func TestReseedDecision(t *testing.T) {
+	ns := func(t *testing.T) []replication.Node {
+		p := replication.Node{Name: "h:1", Reachable: true, Running: true, Readable: true, ServerID: 1, Binlog: mustState(t, "0-1-20")}
+		r2 := replication.Node{Name: "h:2", Reachable: true, Running: true, Readable: true, ReadOnly: true, ServerID: 2, Binlog: mustState(t, "0-1-20"),
+			Link: &replication.Link{Source: "h:1", IO: "Yes", SQLRunning: true, Received: mustState(t, "0-1-20")}}
+		// h:3 stopped replicating at 10 and wrote 0-3-11 itself.
+		r3 := replication.Node{Name: "h:3", Reachable: true, Running: true, Readable: true, ServerID: 3, Binlog: mustState(t, "0-1-10,0-3-11"),
+			Link: &replication.Link{Source: "h:1", IO: "No", Received: mustState(t, "0-1-10")}}
+		return []replication.Node{p, r2, r3}
+	}
+	p, err := decideReseed("h:3", ns(t), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Primary != "h:1" || p.Donor.Node != "h:2" || !p.Fence || strings.Join(p.Diverged, ",") != "0-3-1..0-3-11" {
+		t.Errorf("plan %+v", p)
+	}
+	if note := divergedNote("h:3", p, nil, errors.New("no binlog")); !strings.Contains(note, "0-3-1..0-3-11") || !strings.Contains(note, "no binlog") {
+		t.Errorf("the diverged note does not list the ranges and why: %s", note)
+	}
+	exact := &DivergedGTIDs{GTIDs: []string{"0-3-11"}, Count: 1, Files: []string{"binlog.000002"}}
+	if note := divergedNote("h:3", p, exact, nil); !strings.Contains(note, "1 transaction(s)") || !strings.Contains(note, ": 0-3-11;") {
+		t.Errorf("the diverged note does not list the exact GTIDs: %s", note)
+	}
+
+	var refusal *remediator.Refusal
+	if _, err := decideReseed("h:1", ns(t), "", true); !errors.As(err, &refusal) || !strings.Contains(err.Error(), "is the primary") {
+		t.Errorf("the primary as target: %v, want a refusal", err)
+	}
+	if _, err := decideReseed("h:3", ns(t), "h:1", false); !errors.As(err, &refusal) {
+		t.Errorf("the primary as donor: %v, want a refusal", err)
+	}
+	// A healthy replica is rebuilt only when forced.
+	var abort *remediator.Abort
+	if _, err := decideReseed("h:2", ns(t), "", false); !errors.As(err, &abort) {
+		t.Errorf("a replica that is not diverged: %v, want an abort", err)
+	}
+	// No donor left but the primary: refused.
+	two := ns(t)
+	two[1].Link.IO = "Connecting"
+	if _, err := decideReseed("h:3", two, "", false); !errors.As(err, &refusal) || !strings.Contains(err.Error(), "no healthy replica") {
+		t.Errorf("no donor: %v", err)
+	}
+	// An unreadable target is rebuilt only when forced: its GTIDs are unknown.
+	down := ns(t)
+	down[2] = replication.Node{Name: "h:3", Reachable: true, Error: "the server is not running"}
+	if _, err := decideReseed("h:3", down, "", false); !errors.As(err, &refusal) {
+		t.Errorf("an unreadable target: %v, want a refusal", err)
+	}
+	if p, err := decideReseed("h:3", down, "", true); err != nil || p.Note == "" {
+		t.Errorf("an unreadable target, forced: %+v %v", p, err)
+	}
+}
+
+func TestReseedVerify(t *testing.T) {
+	pv := replication.Node{Name: "h:1", Readable: true, Binlog: mustState(t, "0-1-25")}
+	ok := replication.Node{Name: "h:3", Readable: true, ReadOnly: true, Binlog: mustState(t, "0-1-25"),
+		Link: &replication.Link{Source: "h:1", IO: "Yes", SQLRunning: true, Received: mustState(t, "0-1-25")}}
+	if _, err := verifyReseed(ok, pv, "0-1-20", reseedPlan{Primary: "h:1"}); err != nil {
+		t.Errorf("a good rebuild: %v", err)
+	}
+	stale := ok
+	stale.Binlog = mustState(t, "0-1-25,0-3-11")
+	if _, err := verifyReseed(stale, pv, "0-1-20", reseedPlan{Primary: "h:1"}); err == nil || !strings.Contains(err.Error(), "0-3-11") {
+		t.Errorf("a diverged GTID left: %v", err)
+	}
+	if _, err := verifyReseed(ok, pv, "0-1-30", reseedPlan{Primary: "h:1"}); err == nil {
+		t.Error("short of the backup point: want an error")
+	}
+}
+
+func mustState(t *testing.T, s string) replication.State {
+	t.Helper()
+	v, err := replication.ParseState(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestReseedPrepare(t *testing.T) {
+	rb := Reseed{}
+	if _, _, err := rb.Prepare("c1", "", nil); err == nil {
+		t.Error("no node: want an error")
+	}
+	if _, _, err := rb.Prepare("c1", "h:3", map[string]string{"dir": "/x"}); err == nil || !strings.Contains(err.Error(), "unknown parameter") {
+		t.Errorf("unknown parameter: %v", err)
+	}
+	if _, _, err := rb.Prepare("c1", "h:3", map[string]string{ParamDonor: "h:3"}); err == nil {
+		t.Error("the node as its own donor: want an error")
+	}
+	if p, target, err := rb.Prepare("c1", "h:3", map[string]string{ParamDonor: "h:2"}); err != nil || target != "h:3" || p[ParamDonor] != "h:2" {
+		t.Errorf("a good request: %v %q %v", p, target, err)
+	}
+	if !rb.Preemptible() || rb.Timeout() < time.Hour {
+		t.Error("a reseed must give way to a repair and may run for hours")
+	}
+}
