@@ -229,7 +229,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return err
 }
 
-// scrapeTargets lists every node. On replication clusters with a probe,
+// scrapeTargets lists every node and DR replica. On replication clusters with a probe,
 // the exporter reads the lag of the heartbeat rows the probe writes as
 // probeSource.
 func scrapeTargets(cfg *config.Config, probeSource string) []exporter.Target {
@@ -244,6 +244,15 @@ func scrapeTargets(cfg *config.Config, probeSource string) []exporter.Target {
 				Cluster: c.Name, Kind: c.Kind, Address: n.Address,
 				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(), TLS: c.Credentials.TLSConfig,
 				ReplicaStatus: c.CollectReplicaStatus(), HeartbeatSource: heartbeat,
+			})
+		}
+		// A DR replica is read as a replica (status and GTID positions)
+		// under its Galera cluster's name; it has no probe heartbeat.
+		for _, d := range c.DRReplicas {
+			targets = append(targets, exporter.Target{
+				Cluster: c.Name, Kind: nines.KindReplication, Address: d.Address,
+				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(), TLS: c.Credentials.TLSConfig,
+				ReplicaStatus: true,
 			})
 		}
 	}
