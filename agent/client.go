@@ -30,6 +30,12 @@ type Client struct {
 // system's roots.
 func NewClient(baseURL, token string, tlsConf *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConf != nil {
+		// Each transport gets its own copy: the first request configures
+		// HTTP/2 by writing NextProtos into it, a data race when the
+		// clients of a cluster share one config and start at once.
+		tlsConf = tlsConf.Clone()
+	}
 	tr.TLSClientConfig = tlsConf
 	return &Client{
 		base:  strings.TrimRight(baseURL, "/"),
