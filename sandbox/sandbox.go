@@ -27,6 +27,8 @@
 //	DIR/n1, DIR/n2 ... one per server: my.cnf, data/, tmp/, mysqld.sock,
 //	                   mysqld.pid, error.log, mariadbd.out, recover.log,
 //	                   agent.yaml and agent.log of the node's agent
+//	DIR/dr1            the same for a Galera sandbox's DR replica
+//	                   (Options.DRReplica): SQL on P+90, agent on P+290
 //
 // Connect to a node with `mariadb --defaults-file=DIR/n1/my.cnf`.
 //
