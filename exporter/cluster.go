@@ -21,6 +21,18 @@ func ClusterMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
 	if c.Kind == nines.KindReplication {
 		errantGTIDs(set, snaps)
 	}
+	return set.Metrics
+}
+
+// DRMetrics are a Galera cluster's DR replica series (nil without DR
+// replicas), from the latest snapshots of its nodes and replicas. The
+// appliance writes them with every snapshot of the cluster, so a dead
+// source shows in the same flush as its failed scrape.
+func DRMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
+	if len(c.DRReplicas) == 0 {
+		return nil
+	}
+	set := &metric.Set{Const: []metric.Label{{Name: "cluster", Value: c.Name}}}
 	drReplicas(set, c, snaps)
 	return set.Metrics
 }
