@@ -42,7 +42,8 @@ func DRMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
 // no member) and says whether its source is a node of the cluster that is
 // up and Synced in a Primary component (nines_galera_dr_replica_source_synced).
 // The latter has no series while the replica cannot be read or has no
-// replica connection: nothing to follow then.
+// replica connection (nothing to follow then), nor while its source, a
+// node, has not been scraped yet.
 func drReplicas(set *metric.Set, c nines.Cluster, snaps []*nines.Snapshot) {
 	byInstance := make(map[string]*nines.Snapshot, len(snaps))
 	for _, s := range snaps {
@@ -59,8 +60,14 @@ func drReplicas(set *metric.Set, c nines.Cluster, snaps []*nines.Snapshot) {
 			continue
 		}
 		src := net.JoinHostPort(s.Replicas[0].SourceHost, strconv.Itoa(s.Replicas[0].SourcePort))
+		n := byInstance[src]
+		if members[src] && n == nil {
+			// Not scraped yet (the appliance just started): unknown is
+			// not "lost", which would start a repair.
+			continue
+		}
 		ok := 0.0
-		if n := byInstance[src]; members[src] && n != nil && n.Up && n.Galera.Synced() {
+		if members[src] && n.Up && n.Galera.Synced() {
 			ok = 1
 		}
 		set.Add("nines_galera_dr_replica_source_synced", "1 when the DR replica's source is a node of the cluster that is up, Synced, wsrep_ready and in a Primary component; 0 when not.", metric.Gauge, ok, "instance", d.Address, "source", src)
