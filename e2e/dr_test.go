@@ -30,6 +30,19 @@ func TestGaleraDRFollowsAfterSourceKill(t *testing.T) {
 	waitFor(t, h.started, 20*time.Second, "nines to read dr1 replicating", func() bool {
 		return len(h.query(fmt.Sprintf(`mysql_slave_status_slave_io_running{instance=%q} == 1 and on (cluster, instance) nines_galera_dr_replica_info`, dr.Address()))) == 1
 	})
+	var cv struct {
+		Data struct {
+			Nodes      []struct{ Instance string }
+			DRReplicas []struct {
+				Instance string
+				Up       bool
+			} `json:"dr_replicas"`
+		}
+	}
+	if code, err := h.get("/api/v1/clusters/"+sb.ClusterName(), nil, &cv); err != nil || code != 200 ||
+		len(cv.Data.Nodes) != 3 || len(cv.Data.DRReplicas) != 1 || cv.Data.DRReplicas[0].Instance != dr.Address() || !cv.Data.DRReplicas[0].Up {
+		t.Errorf("GET /api/v1/clusters/%s: %d %v: %+v; want 3 nodes and dr1 up under dr_replicas", sb.ClusterName(), code, err, cv.Data)
+	}
 	src := drSource(t, sb, dr.Name)
 	if src != sb.Nodes()[0].Name {
 		t.Fatalf("dr1 replicates from %s, want n1 (the sandbox points it there)", src)
