@@ -26,6 +26,13 @@ func TestGaleraDRFollowsAfterSourceKill(t *testing.T) {
 		t.Fatalf("sandbox with --dr-replica lists %d DR replicas, want 1", len(drs))
 	}
 	dr := drs[0]
+	sts, err := sb.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := sts[len(sts)-1]; len(sts) != 4 || last.Name != "dr1" || last.Role != sandbox.LiveReplica || last.State != "replicating" || last.SQLPort != dr.SQLPort {
+		t.Errorf("sandbox status: %+v; want n1-n3 then dr1, a replica, replicating", sts)
+	}
 	h := startHealer(t, sb, remediationOpts{mode: "auto"})
 	waitFor(t, h.started, 20*time.Second, "nines to read dr1 replicating", func() bool {
 		return len(h.query(fmt.Sprintf(`mysql_slave_status_slave_io_running{instance=%q} == 1 and on (cluster, instance) nines_galera_dr_replica_info`, dr.Address()))) == 1
