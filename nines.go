@@ -32,6 +32,9 @@ type Cluster struct {
 	Name  string
 	Kind  Kind
 	Nodes []Node
+	// DRReplicas are servers outside a Galera cluster that replicate
+	// from one of its nodes (a disaster-recovery site); not members.
+	DRReplicas []Node
 }
 
 // Node is one database server of a cluster.

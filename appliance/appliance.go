@@ -67,6 +67,37 @@ type App struct {
 	// instance labels the series the appliance itself produces, as
 	// Prometheus labels a scrape target: the appliance's host name.
 	instance string
+	// drMu serializes the writes of the DR replica series (observe).
+	drMu sync.Mutex
+}
+
+// observe is the exporter's sink: it stores the snapshot and, on a Galera
+// cluster with DR replicas, the DR series recomputed with it, flushed
+// together when the snapshot changed, so GaleraDRReplicaSourceLost sees a
+// dead source in the same evaluation as its failed scrape.
+func (a *App) observe(snap *nines.Snapshot, changed bool) {
+	var c *config.Cluster
+	for i := range a.cfg.Clusters {
+		if a.cfg.Clusters[i].Name == snap.Cluster && len(a.cfg.Clusters[i].DRReplicas) > 0 {
+			c = &a.cfg.Clusters[i]
+		}
+	}
+	if c == nil {
+		a.in.observe(snap, changed)
+		return
+	}
+	a.in.observe(snap, false)
+	a.drMu.Lock()
+	defer a.drMu.Unlock()
+	var mine []*nines.Snapshot
+	for _, s := range a.exp.Latest() {
+		if s.Cluster == snap.Cluster && s.Instance != snap.Instance {
+			mine = append(mine, s)
+		}
+	}
+	// The exporter may publish this snapshot as latest after the sink.
+	mine = append(mine, snap)
+	a.in.write("nines:dr:"+c.Name, exporter.DRMetrics(c.Domain(), mine), time.Now(), changed)
 }
 
 // Run starts the appliance from cfg and blocks until ctx ends, then shuts
@@ -186,7 +217,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(runCtx) }()
 	}
-	spawn(func(ctx context.Context) { app.exp.Run(ctx, app.in.observe) })
+	spawn(func(ctx context.Context) { app.exp.Run(ctx, app.observe) })
 	for _, p := range app.probes {
 		spawn(func(ctx context.Context) { p.Run(ctx) })
 	}
@@ -229,7 +260,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return err
 }
 
-// scrapeTargets lists every node. On replication clusters with a probe,
+// scrapeTargets lists every node and DR replica. On replication clusters with a probe,
 // the exporter reads the lag of the heartbeat rows the probe writes as
 // probeSource.
 func scrapeTargets(cfg *config.Config, probeSource string) []exporter.Target {
@@ -244,6 +275,15 @@ func scrapeTargets(cfg *config.Config, probeSource string) []exporter.Target {
 				Cluster: c.Name, Kind: c.Kind, Address: n.Address,
 				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(), TLS: c.Credentials.TLSConfig,
 				ReplicaStatus: c.CollectReplicaStatus(), HeartbeatSource: heartbeat,
+			})
+		}
+		// A DR replica is read as a replica (status and GTID positions)
+		// under its Galera cluster's name; it has no probe heartbeat.
+		for _, d := range c.DRReplicas {
+			targets = append(targets, exporter.Target{
+				Cluster: c.Name, Kind: nines.KindReplication, Address: d.Address,
+				User: c.Credentials.User, Password: c.Credentials.Password.Reveal(), TLS: c.Credentials.TLSConfig,
+				ReplicaStatus: true,
 			})
 		}
 	}

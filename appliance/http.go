@@ -281,6 +281,8 @@ type clusterView struct {
 	Name  string     `json:"name"`
 	Kind  nines.Kind `json:"kind"`
 	Nodes []nodeView `json:"nodes"`
+	// DRReplicas are a Galera cluster's replicas outside it (dr_replicas).
+	DRReplicas []nodeView `json:"dr_replicas,omitempty"`
 }
 
 func (a *App) clusterViews() []clusterView {
@@ -292,30 +294,39 @@ func (a *App) clusterViews() []clusterView {
 	for _, c := range a.cfg.Clusters {
 		cv := clusterView{Name: c.Name, Kind: c.Kind, Nodes: []nodeView{}}
 		for _, n := range c.Nodes {
-			nv := nodeView{Instance: n.Address}
-			if s := latest[c.Name+"\x00"+n.Address]; s != nil {
-				nv.Up, nv.Error, nv.Galera = s.Up, s.Err, s.Galera
-				nv.ScrapedAt = s.Time.UTC().Format("2006-01-02T15:04:05.000Z")
-				nv.DurationMs = float64(s.Duration.Microseconds()) / 1000
-				nv.ReadOnly, nv.Version = s.Variables["read_only"], s.Variables["version"]
-				for _, r := range s.Replicas {
-					last := r.LastIOError
-					if last == "" {
-						last = r.LastSQLError
-					}
-					nv.Replicas = append(nv.Replicas, replicaView{
-						Channel: r.Channel, Source: r.SourceHost, IORunning: r.IORunning, SQLRunning: r.SQLRunning,
-						SecondsBehind: r.SecondsBehind, LastError: last, GTIDIOPos: r.GTIDIOPos,
-						IOState: r.IOState, LastIOErrno: r.LastIOErrno, LastSQLErrno: r.LastSQLErrno,
-					})
-				}
-				nv.Repl = replView(s)
-			}
-			cv.Nodes = append(cv.Nodes, nv)
+			cv.Nodes = append(cv.Nodes, newNodeView(n.Address, latest[c.Name+"\x00"+n.Address]))
+		}
+		for _, d := range c.DRReplicas {
+			cv.DRReplicas = append(cv.DRReplicas, newNodeView(d.Address, latest[c.Name+"\x00"+d.Address]))
 		}
 		out = append(out, cv)
 	}
 	return out
+}
+
+// newNodeView is a server as the API shows it: its address and, once
+// scraped (s not nil), its latest snapshot.
+func newNodeView(address string, s *nines.Snapshot) nodeView {
+	nv := nodeView{Instance: address}
+	if s != nil {
+		nv.Up, nv.Error, nv.Galera = s.Up, s.Err, s.Galera
+		nv.ScrapedAt = s.Time.UTC().Format("2006-01-02T15:04:05.000Z")
+		nv.DurationMs = float64(s.Duration.Microseconds()) / 1000
+		nv.ReadOnly, nv.Version = s.Variables["read_only"], s.Variables["version"]
+		for _, r := range s.Replicas {
+			last := r.LastIOError
+			if last == "" {
+				last = r.LastSQLError
+			}
+			nv.Replicas = append(nv.Replicas, replicaView{
+				Channel: r.Channel, Source: r.SourceHost, IORunning: r.IORunning, SQLRunning: r.SQLRunning,
+				SecondsBehind: r.SecondsBehind, LastError: last, GTIDIOPos: r.GTIDIOPos,
+				IOState: r.IOState, LastIOErrno: r.LastIOErrno, LastSQLErrno: r.LastSQLErrno,
+			})
+		}
+		nv.Repl = replView(s)
+	}
+	return nv
 }
 
 func (a *App) clusters(c echo.Context) error {

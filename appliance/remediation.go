@@ -21,6 +21,7 @@ import (
 	"github.com/nines-project/nines/remediator/backup"
 	galerarb "github.com/nines-project/nines/remediator/galera"
 	replrb "github.com/nines-project/nines/remediator/replication"
+	"github.com/nines-project/nines/replication"
 )
 
 // agentNode drives one Galera node through its host agent for the
@@ -217,6 +218,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 		return replNodes[name], nil
 	}
 	writers := lbWriters(cfg)
+	drFollow := newDRFollow(cfg)
 	log, err := remediator.OpenJobLog(filepath.Join(cfg.DataDir, "jobs"))
 	if err != nil {
 		return nil, nil, err
@@ -232,7 +234,10 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			Nodes:        cluster,
 			PositionWait: func(name string) time.Duration { return positionWait[name] },
 			History:      func(string) ([]*remediator.Job, error) { return log.List() },
-		}, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
+			// A DR replica's follow (a second) goes before a node's
+			// rejoin (seconds): once the dead source is back, the
+			// replica would only wait for it.
+		}, drFollow, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
 			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers}, replrb.Reseed{Nodes: replCluster},
 		}, a.backups.runbooks()...),
 		Policies: policies,
@@ -339,4 +344,68 @@ func (a *App) resumeRemediation(c echo.Context) error {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "success"})
+}
+
+// drSource is a Galera node as galera-dr-follow reads it: wsrep state and
+// GTID binlog state, both through its agent.
+type drSource struct {
+	*agentNode
+	repl *replNode
+}
+
+func (d drSource) Observe(ctx context.Context) replication.Node { return d.repl.Observe(ctx) }
+
+// noAgentSource is a node without an agent: never readable, so never a
+// DR replica's next source.
+type noAgentSource struct{ noAgentNode }
+
+func (noAgentSource) Observe(context.Context) replication.Node {
+	return replication.Node{Error: errNoAgent.Error()}
+}
+
+// newDRFollow builds the galera-dr-follow runbook over the agents of the
+// Galera clusters' nodes and DR replicas.
+func newDRFollow(cfg *config.Config) galerarb.DRFollow {
+	sources := map[string][]galerarb.DRSource{}
+	replicas := map[string]map[string]galerarb.DRReplica{}
+	for _, c := range cfg.Clusters {
+		if len(c.DRReplicas) == 0 {
+			continue
+		}
+		tlsConf := c.AgentTLS
+		if tlsConf == nil { // a config not read by config.Load
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		for _, n := range c.Nodes {
+			if n.Agent == "" {
+				sources[c.Name] = append(sources[c.Name], noAgentSource{noAgentNode{name: n.Address}})
+				continue
+			}
+			client := agent.NewClient(n.Agent, c.AgentToken.Reveal(), tlsConf)
+			sources[c.Name] = append(sources[c.Name], drSource{&agentNode{name: n.Address, c: client}, &replNode{name: n.Address, c: client}})
+		}
+		replicas[c.Name] = map[string]galerarb.DRReplica{}
+		for _, d := range c.DRReplicas {
+			rn := &replNode{name: d.Address}
+			if d.Agent != "" {
+				rn.c = agent.NewClient(d.Agent, c.AgentToken.Reveal(), tlsConf)
+			}
+			replicas[c.Name][d.Address] = rn
+		}
+	}
+	return galerarb.DRFollow{
+		Sources: func(cluster string) ([]galerarb.DRSource, error) {
+			if len(sources[cluster]) == 0 {
+				return nil, fmt.Errorf("cluster %q has no DR replicas configured (dr_replicas)", cluster)
+			}
+			return sources[cluster], nil
+		},
+		Replica: func(cluster, name string) (galerarb.DRReplica, error) {
+			d, ok := replicas[cluster][name]
+			if !ok {
+				return nil, fmt.Errorf("%s is not a DR replica of cluster %q (dr_replicas)", name, cluster)
+			}
+			return d, nil
+		},
+	}
 }

@@ -261,6 +261,12 @@ func clusterConfig(sb *sandbox.Sandbox, addr, tokenName string, agents bool) *st
 	fmt.Fprintf(b, "    credentials: {user: nines, password_file: %s}\n", sb.PasswordPath())
 	if agents {
 		fmt.Fprintf(b, "    agent_token_file: %s\n", sb.AgentTokenPath())
+		if drs := sb.DRReplicas(); len(drs) > 0 {
+			b.WriteString("    dr_replicas:\n")
+			for _, d := range drs {
+				fmt.Fprintf(b, "      - {address: %q, agent: %q}\n", d.Address(), d.AgentURL())
+			}
+		}
 	}
 	// Behind HAProxy the probe writes through it and the remediator moves
 	// the writer in it, as the sandbox's own nines.yaml says.

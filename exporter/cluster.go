@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"net"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,56 @@ func ClusterMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
 		errantGTIDs(set, snaps)
 	}
 	return set.Metrics
+}
+
+// DRMetrics are a Galera cluster's DR replica series (nil without DR
+// replicas), from the latest snapshots of its nodes and replicas. The
+// appliance writes them with every snapshot of the cluster, so a dead
+// source shows in the same flush as its failed scrape.
+func DRMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
+	if len(c.DRReplicas) == 0 {
+		return nil
+	}
+	set := &metric.Set{Const: []metric.Label{{Name: "cluster", Value: c.Name}}}
+	drReplicas(set, c, snaps)
+	return set.Metrics
+}
+
+// drReplicas marks each DR replica of a Galera cluster
+// (nines_galera_dr_replica_info, which the Galera rules leave out: it is
+// no member) and says whether its source is a node of the cluster that is
+// up and Synced in a Primary component (nines_galera_dr_replica_source_synced).
+// The latter has no series while the replica cannot be read or has no
+// replica connection (nothing to follow then), nor while its source, a
+// node, has not been scraped yet.
+func drReplicas(set *metric.Set, c nines.Cluster, snaps []*nines.Snapshot) {
+	byInstance := make(map[string]*nines.Snapshot, len(snaps))
+	for _, s := range snaps {
+		byInstance[s.Instance] = s
+	}
+	members := make(map[string]bool, len(c.Nodes))
+	for _, n := range c.Nodes {
+		members[n.Address] = true
+	}
+	for _, d := range c.DRReplicas {
+		set.Add("nines_galera_dr_replica_info", "A disaster-recovery replica of the Galera cluster, outside it; constant 1.", metric.Gauge, 1, "instance", d.Address)
+		s := byInstance[d.Address]
+		if s == nil || !s.Up || len(s.Replicas) == 0 {
+			continue
+		}
+		src := net.JoinHostPort(s.Replicas[0].SourceHost, strconv.Itoa(s.Replicas[0].SourcePort))
+		n := byInstance[src]
+		if members[src] && n == nil {
+			// Not scraped yet (the appliance just started): unknown is
+			// not "lost", which would start a repair.
+			continue
+		}
+		ok := 0.0
+		if members[src] && n.Up && n.Galera.Synced() {
+			ok = 1
+		}
+		set.Add("nines_galera_dr_replica_source_synced", "1 when the DR replica's source is a node of the cluster that is up, Synced, wsrep_ready and in a Primary component; 0 when not.", metric.Gauge, ok, "instance", d.Address, "source", src)
+	}
 }
 
 // errantGTIDs compares every replica's gtid_binlog_pos with the primary's

@@ -8,6 +8,7 @@ import "github.com/nines-project/nines"
 const (
 	RunbookGaleraNodeRejoin     = "galera-node-rejoin"
 	RunbookGaleraQuorumRecovery = "galera-quorum-recovery"
+	RunbookGaleraDRFollow       = "galera-dr-follow"
 	RunbookBackup               = "backup"
 	RunbookBackupVerify         = "backup-verify"
 	RunbookReplicationFailover  = "replication-failover"
@@ -28,6 +29,7 @@ type RunbookInfo struct {
 var Runbooks = []RunbookInfo{
 	{RunbookGaleraQuorumRecovery, []nines.Kind{nines.KindGalera}, "bootstrap a Galera cluster without a Primary component from its most advanced node"},
 	{RunbookGaleraNodeRejoin, []nines.Kind{nines.KindGalera}, "start a stopped Galera node at its recovered position and wait until it is Synced"},
+	{RunbookGaleraDRFollow, []nines.Kind{nines.KindGalera}, "repoint a DR replica whose source node died to another Synced node, by GTID"},
 	{RunbookReplicationFailover, []nines.Kind{nines.KindReplication}, "promote the most advanced replica when more than one observer agrees the primary is dead, after fencing it"},
 	{RunbookReplicationRejoin, []nines.Kind{nines.KindReplication}, "make a node that stopped replicating (an old primary) a replica of the primary, if its history is a prefix of the primary's"},
 	{RunbookReplicationReseed, []nines.Kind{nines.KindReplication}, "run by hand: rebuild a diverged node from a fresh mariadb-backup of a healthy replica, its old datadir kept and its diverged GTIDs logged"},

@@ -98,3 +98,62 @@ func TestAgentConfigLoads(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestDRReplicaLayout: a Galera sandbox's DR replica has its own ports,
+// server_id and GTID domain, a plain read-only replica's my.cnf, an agent
+// with galera false and the replication account, and nines.yaml declares
+// it under dr_replicas; the nodes write consistent GTIDs.
+func TestDRReplicaLayout(t *testing.T) {
+	dir := t.TempDir()
+	m := manifest{Kind: nines.KindGalera, ClusterName: "g", Nodes: layout(dir, nines.KindGalera, 3, 3306), DRReplicas: []Node{drLayout(dir, 3306, 0)}}
+	d := m.DRReplicas[0]
+	if d.Name != "dr1" || d.SQLPort != 3396 || d.AgentPort != 3596 || d.Role != RoleReplica || d.Dir != filepath.Join(dir, "dr1") {
+		t.Errorf("DR replica layout: %+v", d)
+	}
+	node, dr := renderMyCnf(m, 1, osUser{}), renderDRMyCnf(m, 0, osUser{})
+	for _, c := range []struct {
+		cnf, line string
+		want      bool
+	}{
+		{node, "wsrep_gtid_mode=ON", true},
+		{node, "wsrep_gtid_domain_id=1", true},
+		{node, "gtid_domain_id=12", true},
+		{node, "log_slave_updates=ON", true},
+		{dr, "server_id=101", true},
+		{dr, "gtid_domain_id=101", true},
+		{dr, "wsrep_on=OFF", true},
+		{dr, "read_only=ON", true},
+		{dr, "skip_slave_start=ON", true},
+		{dr, "port=3396", true},
+		{dr, "wsrep_gtid_mode=ON", false},
+	} {
+		if got := strings.Contains(c.cnf, "\n"+c.line+"\n"); got != c.want {
+			t.Errorf("has %q = %v, want %v in:\n%s", c.line, got, c.want, c.cnf)
+		}
+	}
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.DefaultsFile, []byte(dr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "agent-token")
+	for name, content := range map[string]string{token: "0123456789abcdef0123456789abcdef\n", filepath.Join(dir, "repl.pass"): "replpass\n"} {
+		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := agent.Parse(d.AgentConfigPath(), []byte(renderAgentConfig(m, d, token, filepath.Join(dir, "backups"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.IsGalera() || cfg.Listen != "127.0.0.1:3596" || cfg.Replication == nil || cfg.Replication.User != "repl" {
+		t.Errorf("agent config of dr1: galera %v, listen %s, replication %+v", cfg.IsGalera(), cfg.Listen, cfg.Replication)
+	}
+	if got := renderConfig(m, ""); !strings.Contains(got, "    dr_replicas:\n      - {address: \"127.0.0.1:3396\", agent: \"http://127.0.0.1:3596\"}\n") {
+		t.Errorf("nines.yaml does not declare dr1:\n%s", got)
+	}
+	if _, err := create(Options{Dir: filepath.Join(dir, "r"), DRReplica: true}, nines.KindReplication, 3); err == nil || !strings.Contains(err.Error(), "DR replica is for Galera") {
+		t.Errorf("a replication sandbox with a DR replica: %v", err)
+	}
+}

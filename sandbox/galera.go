@@ -42,6 +42,11 @@ func StartGalera(ctx context.Context, o Options) (*Sandbox, error) {
 	if err == nil {
 		err = s.finish(ctx)
 	}
+	if err == nil {
+		var drStarted []string
+		drStarted, err = s.startDRReplicas(ctx)
+		started = append(started, drStarted...)
+	}
 	if err == nil && s.HAProxy() {
 		err = s.ensureHAProxy(ctx)
 	}
@@ -302,4 +307,62 @@ func (s *Sandbox) agentStart(ctx context.Context, n Node, req agent.StartRequest
 // timeoutSeconds is the node timeout as an agent start's timeout_seconds.
 func (s *Sandbox) timeoutSeconds() int {
 	return int((min(s.nodeTimeout, agent.MaxStartTimeout) + time.Second - 1) / time.Second)
+}
+
+// startDRReplicas starts every DR replica that does not run and points it
+// at n1 (a new sandbox), or, when it already has a source, restarts its
+// replication from where it was: it may follow another node by now. The
+// accounts exist by then (finish), so the replica gets them from n1.
+func (s *Sandbox) startDRReplicas(ctx context.Context) ([]string, error) {
+	var started []string
+	for _, n := range s.DRReplicas() {
+		ok, err := s.startPlain(ctx, n)
+		if ok {
+			started = append(started, n.Name)
+		}
+		if err == nil {
+			err = s.resumeDR(ctx, n)
+		}
+		if err != nil {
+			return started, err
+		}
+	}
+	return started, nil
+}
+
+// startDRNode is StartNode for a DR replica.
+func (s *Sandbox) startDRNode(ctx context.Context, n Node) error {
+	started, err := s.startPlain(ctx, n)
+	if err == nil {
+		err = s.resumeDR(ctx, n)
+	}
+	if err != nil && started {
+		s.stopAfterFailure(ctx, []string{n.Name})
+	}
+	return err
+}
+
+// resumeDR points a DR replica without a source at n1, and starts the
+// replication of one that has a source (skip_slave_start: a restart
+// leaves it stopped).
+func (s *Sandbox) resumeDR(ctx context.Context, n Node) error {
+	db, err := server(n).DB()
+	if err != nil {
+		return err
+	}
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, found, err := queryMap(qctx, db, "SHOW SLAVE STATUS")
+	cancel()
+	db.Close()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	if !found {
+		return s.pointReplicaAt(ctx, n, s.Nodes()[0])
+	}
+	if err := s.exec(ctx, n, "START SLAVE"); err != nil {
+		return fmt.Errorf("start replication of %s: %w", n.Name, err)
+	}
+	s.logf("%s replicating again from its recorded source", n.Name)
+	return nil
 }

@@ -195,6 +195,33 @@ func layout(dir string, kind nines.Kind, n, basePort int) []Node {
 	return nodes
 }
 
+// DR replica ports, past the at most 10 Galera nodes' SQL and agent
+// ports (P+0..9, P+200..209) and clear of Galera's (P+100..192).
+const (
+	drSQLPortOffset   = 90
+	drAgentPortOffset = 290
+	// drServerIDBase keeps DR replicas' server_id clear of the nodes'.
+	drServerIDBase = 100
+)
+
+// drLayout is DR replica i (0-based) of a Galera sandbox: dr1, dr2 ...
+func drLayout(dir string, basePort, i int) Node {
+	name := fmt.Sprintf("dr%d", i+1)
+	d := filepath.Join(dir, name)
+	return Node{
+		Name:         name,
+		Role:         RoleReplica,
+		SQLPort:      basePort + drSQLPortOffset + i,
+		Dir:          d,
+		DefaultsFile: filepath.Join(d, "my.cnf"),
+		DataDir:      filepath.Join(d, "data"),
+		Socket:       filepath.Join(d, "mysqld.sock"),
+		PidFile:      filepath.Join(d, "mysqld.pid"),
+		ErrorLog:     filepath.Join(d, "error.log"),
+		AgentPort:    basePort + drAgentPortOffset + i,
+	}
+}
+
 // maxUnixSocketPath is sun_path's size on Linux less the terminating NUL.
 const maxUnixSocketPath = 107
 
@@ -250,13 +277,18 @@ func prepare(ctx context.Context, o Options, kind nines.Kind, defaultNodes int) 
 		return nil, err
 	}
 	m := s.snapshot()
-	for i, n := range m.Nodes {
+	for i, n := range m.allNodes() {
 		for _, d := range []string{n.Dir, n.DataDir, filepath.Join(n.Dir, "tmp")} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return nil, fmt.Errorf("create node directory: %w", err)
 			}
 		}
-		cnf := renderMyCnf(m, i, u)
+		var cnf string
+		if i < len(m.Nodes) {
+			cnf = renderMyCnf(m, i, u)
+		} else {
+			cnf = renderDRMyCnf(m, i-len(m.Nodes), u)
+		}
 		if err := writeFileAtomic(n.DefaultsFile, []byte(cnf), 0o644); err != nil {
 			return nil, fmt.Errorf("write my.cnf of %s: %w", n.Name, err)
 		}
@@ -312,6 +344,15 @@ func create(o Options, kind nines.Kind, defaultNodes int) (*Sandbox, error) {
 		}
 	}
 	m := manifest{Kind: kind, ClusterName: o.ClusterName, BasePort: o.BasePort, Listen: o.Listen, SemiSync: o.SemiSync, Nodes: nodes, HAProxy: o.HAProxy}
+	if o.DRReplica {
+		switch {
+		case kind != nines.KindGalera:
+			return nil, fmt.Errorf("create sandbox: a DR replica is for Galera sandboxes; a %s sandbox has replicas of its own", kind)
+		case o.Netns:
+			return nil, errors.New("create sandbox: a DR replica with --netns is not supported yet")
+		}
+		m.DRReplicas = []Node{drLayout(o.Dir, o.BasePort, 0)}
+	}
 	if o.Netns {
 		subnet, err := chooseSubnet(context.Background())
 		if err != nil {
@@ -349,6 +390,9 @@ func (s *Sandbox) adopt(o Options, kind nines.Kind) error {
 	if o.ClusterName != "" && o.ClusterName != m.ClusterName {
 		bad = append(bad, fmt.Sprintf("its cluster is %q, not %q", m.ClusterName, o.ClusterName))
 	}
+	if o.DRReplica && len(m.DRReplicas) == 0 {
+		bad = append(bad, "it was created without a DR replica, which can only be added to a new sandbox (it would need a copy of the data first)")
+	}
 	if o.Netns != m.Netns {
 		bad = append(bad, fmt.Sprintf("it was started %s --netns, not %s", withOrWithout(m.Netns), withOrWithout(o.Netns)))
 	}
@@ -385,7 +429,7 @@ func (s *Sandbox) installMissing(ctx context.Context) error {
 	)
 	start := time.Now()
 	count := 0
-	for _, n := range s.Nodes() {
+	for _, n := range s.snapshot().allNodes() {
 		srv := server(n)
 		if srv.Installed() {
 			continue

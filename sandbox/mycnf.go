@@ -28,7 +28,27 @@ const galeraProviderOptions = "gcache.size=32M;" +
 // start from sandbox.json, so the file always matches the recorded layout;
 // hand edits do not survive a start.
 func renderMyCnf(m manifest, i int, u osUser) string {
-	n := m.Nodes[i]
+	return renderServerCnf(m, m.Nodes[i], i+1, false, u)
+}
+
+// renderDRMyCnf is DR replica i's defaults file: a plain GTID replica,
+// read_only, like a replication sandbox's replica.
+func renderDRMyCnf(m manifest, i int, u osUser) string {
+	return renderServerCnf(m, m.DRReplicas[i], drServerIDBase+i+1, true, u)
+}
+
+// GTID domains of a Galera sandbox. Every node gives the cluster's
+// write sets the same domain and, with wsrep_gtid_mode, the same GTID, so
+// a replica of one node (a DR replica) can switch to another by GTID.
+// Each server's own gtid_domain_id, for what it writes outside the
+// cluster (wsrep_on=OFF), differs from that domain and from each other's
+// (MariaDB's "Using MariaDB GTIDs with MariaDB Galera Cluster").
+const (
+	wsrepGTIDDomain    = 1
+	nodeGTIDDomainBase = 10 // node i (1-based): 10+i; a DR replica's is its server_id
+)
+
+func renderServerCnf(m manifest, n Node, serverID int, dr bool, u osUser) string {
 	var b strings.Builder
 	set := func(kv ...string) {
 		for _, s := range kv {
@@ -61,9 +81,9 @@ func renderMyCnf(m manifest, i int, u osUser) string {
 		"default_storage_engine=InnoDB",
 		"log_bin="+filepath.Join(n.DataDir, "binlog"),
 		"log_slave_updates=ON",
-		fmt.Sprintf("server_id=%d", i+1),
+		fmt.Sprintf("server_id=%d", serverID),
 	)
-	if m.Kind == nines.KindGalera {
+	if m.Kind == nines.KindGalera && !dr {
 		addrs := make([]string, len(m.Nodes))
 		for j, o := range m.Nodes {
 			addrs[j] = fmt.Sprintf("%s:%d", o.host(), o.GcommPort)
@@ -83,6 +103,9 @@ func renderMyCnf(m manifest, i int, u osUser) string {
 			"wsrep_sst_method=rsync",
 			fmt.Sprintf("wsrep_sst_receive_address=%s:%d", n.host(), n.SSTPort),
 			"wsrep_slave_threads=2",
+			"wsrep_gtid_mode=ON",
+			fmt.Sprintf("wsrep_gtid_domain_id=%d", wsrepGTIDDomain),
+			fmt.Sprintf("gtid_domain_id=%d", nodeGTIDDomainBase+serverID),
 		)
 	} else {
 		set(
@@ -98,6 +121,9 @@ func renderMyCnf(m manifest, i int, u osUser) string {
 			// n1 writable at run time when it sets the cluster up.
 			"read_only=ON",
 		)
+		if dr {
+			set(fmt.Sprintf("gtid_domain_id=%d", serverID))
+		}
 		if n.Role == RoleReplica {
 			if m.SemiSync {
 				set("rpl_semi_sync_slave_enabled=ON")

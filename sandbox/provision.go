@@ -105,7 +105,9 @@ func (s *Sandbox) provision(ctx context.Context) error {
 			"GRANT ALL ON "+MonitorUser+".* TO "+acct,
 		)
 	}
-	if m.Kind == nines.KindReplication {
+	// A Galera sandbox with a DR replica needs the account too: created on
+	// n1, Galera carries it to every node the replica may follow.
+	if m.Kind == nines.KindReplication || len(m.DRReplicas) > 0 {
 		rpass, err := ensureSecret(s.replPasswordPath(), passwordBytes)
 		if err != nil {
 			return fmt.Errorf("provision: %w", err)
@@ -359,6 +361,13 @@ func renderConfig(m manifest, more string) string {
 	// The sandbox heals itself: that is what it is for.
 	b.WriteString("    remediation: {mode: auto}\n")
 	fmt.Fprintf(&b, "    credentials: {user: %s, password_file: nines.pass}\n", MonitorUser)
+	if len(m.DRReplicas) > 0 {
+		// Outside the cluster: scraped and repointed, never a member.
+		b.WriteString("    dr_replicas:\n")
+		for _, n := range m.DRReplicas {
+			fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
+		}
+	}
 	b.WriteString(more)
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	return b.String()

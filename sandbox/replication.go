@@ -136,7 +136,12 @@ func (s *Sandbox) startPlain(ctx context.Context, n Node) (started bool, err err
 // the catch-up means the accounts created on the primary exist on the
 // replica before the caller, typically the appliance, logs in there.
 func (s *Sandbox) pointReplica(ctx context.Context, n Node) error {
-	primary := s.Nodes()[0]
+	return s.pointReplicaAt(ctx, n, s.Nodes()[0])
+}
+
+// pointReplicaAt is pointReplica with the source given: n1 of a
+// replication sandbox, a Galera node for a DR replica.
+func (s *Sandbox) pointReplicaAt(ctx context.Context, n, primary Node) error {
 	rpass, err := ensureSecret(s.replPasswordPath(), passwordBytes)
 	if err != nil {
 		return fmt.Errorf("point %s at %s: %w", n.Name, primary.Name, err)

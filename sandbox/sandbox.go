@@ -27,6 +27,8 @@
 //	DIR/n1, DIR/n2 ... one per server: my.cnf, data/, tmp/, mysqld.sock,
 //	                   mysqld.pid, error.log, mariadbd.out, recover.log,
 //	                   agent.yaml and agent.log of the node's agent
+//	DIR/dr1            the same for a Galera sandbox's DR replica
+//	                   (Options.DRReplica): SQL on P+90, agent on P+290
 //
 // Connect to a node with `mariadb --defaults-file=DIR/n1/my.cnf`.
 //
@@ -192,6 +194,13 @@ type Options struct {
 	// sandbox keep it; nines.yaml then probes through the writer and
 	// reads HAProxy's stats (the cluster's haproxy key).
 	HAProxy bool
+	// DRReplica adds to a new Galera sandbox one more server outside the
+	// cluster, dr1 (SQL on P+90, agent on P+290): read_only, wsrep off,
+	// replicating from n1 by GTID, as a disaster-recovery site would.
+	// nines.yaml declares it under the cluster's dr_replicas. It can only
+	// be chosen when the sandbox is created: a replica added later would
+	// need a copy of the data first.
+	DRReplica bool
 }
 
 // Role is what a server is in its sandbox.
@@ -265,6 +274,10 @@ type manifest struct {
 	HAProxyPid int  `json:"haproxy_pid,omitempty"`
 	// AppProvisioned is set once the application account exists.
 	AppProvisioned bool `json:"app_provisioned,omitempty"`
+	// DRReplicas are servers outside a Galera cluster replicating from
+	// one of its nodes (Options.DRReplica); not part of Nodes, which are
+	// the cluster's members.
+	DRReplicas []Node `json:"dr_replicas,omitempty"`
 	// Generated is the sha256 of nines.yaml and alertmanager.yml as the
 	// sandbox last wrote them, to tell a hand edit from an old default.
 	Generated map[string]string `json:"generated,omitempty"`
@@ -360,9 +373,31 @@ func (s *Sandbox) Nodes() []Node {
 	return append([]Node(nil), m.Nodes...)
 }
 
-// Node returns the node called name.
+// DRReplicas returns the servers replicating from the Galera cluster
+// from outside it (Options.DRReplica); none for other sandboxes.
+func (s *Sandbox) DRReplicas() []Node {
+	return append([]Node(nil), s.snapshot().DRReplicas...)
+}
+
+// allNodes is every server of the sandbox: the cluster's nodes, then the
+// DR replicas.
+func (m manifest) allNodes() []Node {
+	return append(append([]Node(nil), m.Nodes...), m.DRReplicas...)
+}
+
+// isDR reports whether n is a DR replica of the sandbox.
+func (m manifest) isDR(name string) bool {
+	for _, d := range m.DRReplicas {
+		if d.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Node returns the node called name, a DR replica included.
 func (s *Sandbox) Node(name string) (Node, error) {
-	for _, n := range s.snapshot().Nodes {
+	for _, n := range s.snapshot().allNodes() {
 		if n.Name == name {
 			return n, nil
 		}
@@ -406,6 +441,9 @@ func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 	if err := s.ensureAgent(ctx, n); err != nil {
 		return err
 	}
+	if s.snapshot().isDR(name) {
+		return s.startDRNode(ctx, n)
+	}
 	if s.Kind() == nines.KindReplication {
 		return s.startReplicationNode(ctx, n)
 	}
@@ -422,7 +460,9 @@ func (s *Sandbox) StartNode(ctx context.Context, name string) error {
 // and once servers and agents are stopped the namespaces, veths and bridge
 // are removed.
 func (s *Sandbox) Stop(ctx context.Context) error {
-	nodes := s.Nodes()
+	// DR replicas last in the list, so stopped first: they replicate
+	// from the cluster, not the other way round.
+	nodes := s.snapshot().allNodes()
 	var errs []error
 	// HAProxy first: applications lose their endpoint with the cluster
 	// anyway, and it must not outlive the sandbox.

@@ -60,12 +60,13 @@ type NodeStatus struct {
 // must not hang the status command.
 const statusTimeout = 3 * time.Second
 
-// Status looks at every node at once; a sandbox with HAProxy lists it
+// Status looks at every node at once, DR replicas (role replica, read
+// live) after the cluster's nodes; a sandbox with HAProxy lists it
 // last, as one more entry named "haproxy" with its pid and listeners. A node that cannot be read is
 // reported as unreachable with the reason, not as an error; the error is
 // only for a sandbox that cannot be inspected at all.
 func (s *Sandbox) Status(ctx context.Context) ([]NodeStatus, error) {
-	nodes := s.Nodes()
+	nodes := s.snapshot().allNodes()
 	out := make([]NodeStatus, len(nodes))
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup

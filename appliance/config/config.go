@@ -145,6 +145,22 @@ type Cluster struct {
 	// Maintenance lists declared maintenance windows: their seconds are
 	// not valid for the SLO and are reported apart.
 	Maintenance []Maintenance `yaml:"maintenance"`
+	// DRReplicas are servers outside a Galera cluster replicating from
+	// one of its nodes by GTID (a disaster-recovery site). They are
+	// scraped with replica status under the cluster's name, are no
+	// member (not in nodes: no probe, no quorum count), and the
+	// galera-dr-follow runbook repoints one whose source died to another
+	// Synced node, in the order of nodes.
+	DRReplicas []DRReplica `yaml:"dr_replicas"`
+}
+
+// DRReplica is one disaster-recovery replica of a Galera cluster.
+type DRReplica struct {
+	Address string `yaml:"address"`
+	// Agent is the replica's host agent (galera: false there), through
+	// which it is repointed; it needs a replication account.
+	Agent    string `yaml:"agent"`
+	Insecure bool   `yaml:"insecure"`
 }
 
 // Backup is one scheduled backup of a cluster.
@@ -273,6 +289,9 @@ func (c Cluster) Domain() nines.Cluster {
 	out := nines.Cluster{Name: c.Name, Kind: c.Kind}
 	for _, n := range c.Nodes {
 		out.Nodes = append(out.Nodes, nines.Node{Address: n.Address, Agent: n.Agent})
+	}
+	for _, d := range c.DRReplicas {
+		out.DRReplicas = append(out.DRReplicas, nines.Node{Address: d.Address, Agent: d.Agent})
 	}
 	return out
 }

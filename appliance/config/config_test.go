@@ -106,6 +106,20 @@ func TestLoadRejects(t *testing.T) {
 		{"auto remediation with a Galera node without an agent", func(s string) string {
 			return strings.Replace(s, `      - {address: "127.0.0.1:3307"}`, `      - {address: "127.0.0.1:3307", agent: "http://127.0.0.1:9105"}`, 1) + "    remediation: {mode: auto}\n"
 		}, 12, "clusters[0].nodes[0]", "node 127.0.0.1:3306 has no agent, but clusters[0].remediation.mode is auto"},
+		{"DR replica with a bad address", func(s string) string {
+			return s + "    dr_replicas: [{address: \"dr1\"}]\n"
+		}, 15, "clusters[0].dr_replicas[0].address", "bad address"},
+		{"DR replica that is also a node", func(s string) string {
+			return s + "    dr_replicas: [{address: \"127.0.0.1:3306\"}]\n"
+		}, 15, "clusters[0].dr_replicas[0].address", `"127.0.0.1:3306" is already a node of clusters[0].nodes[0]`},
+		{"DR replica of a replication cluster", func(s string) string {
+			return strings.Replace(s, "kind: galera", "kind: replication", 1) + "    dr_replicas: [{address: \"127.0.0.1:3390\"}]\n"
+		}, 15, "clusters[0].dr_replicas", "DR replicas are for galera clusters"},
+		{"DR replica without an agent under auto remediation", func(s string) string {
+			s = strings.Replace(s, `      - {address: "127.0.0.1:3306"}`, `      - {address: "127.0.0.1:3306", agent: "http://127.0.0.1:9105"}`, 1)
+			s = strings.Replace(s, `      - {address: "127.0.0.1:3307"}`, `      - {address: "127.0.0.1:3307", agent: "http://127.0.0.1:9106"}`, 1)
+			return s + "    agent_token_file: api-token\n    remediation: {mode: auto}\n    dr_replicas: [{address: \"127.0.0.1:3390\"}]\n"
+		}, 17, "clusters[0].dr_replicas[0].agent", "required with remediation.mode auto"},
 		{"bad position_wait", func(s string) string {
 			return s + "    remediation: {position_wait: 0s}\n"
 		}, 15, "clusters[0].remediation.position_wait", "must be positive"},

@@ -120,19 +120,16 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 	for j, n := range cl.Nodes {
 		np := fmt.Sprintf("%s.nodes[%d]", p, j)
 		agents = agents || n.Agent != ""
-		if err := checkHostPort(n.Address); err != nil {
-			at(np+".address", "bad address %q: %v", n.Address, err)
-		} else if other, dup := addrs[n.Address]; dup {
-			at(np+".address", "%q is already a node of %s", n.Address, other)
-		} else {
-			addrs[n.Address] = np
-		}
-		if n.Agent != "" {
-			if u, err := url.Parse(n.Agent); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				at(np+".agent", "bad agent URL %q: want http(s)://host:port", n.Agent)
-			} else if u.Scheme == "http" && !isLoopback(u.Hostname()) && !n.Insecure {
-				at(np+".agent", "%q is http:// to a host other than loopback: the agent token and every action would cross the network in clear text; use https:// (agent_ca_file for a private CA), or insecure: true on the node to accept that", n.Agent)
-			}
+		checkServer(np, n.Address, n.Agent, n.Insecure, addrs, at)
+	}
+	if len(cl.DRReplicas) > 0 && cl.Kind != nines.KindGalera {
+		at(p+".dr_replicas", "DR replicas are for galera clusters; a %s cluster's replicas are its nodes", cl.Kind)
+	}
+	for j, d := range cl.DRReplicas {
+		dp := fmt.Sprintf("%s.dr_replicas[%d]", p, j)
+		checkServer(dp, d.Address, d.Agent, d.Insecure, addrs, at)
+		if d.Agent == "" && cl.Remediation.Mode == "auto" {
+			at(dp+".agent", "required with remediation.mode auto: nines repoints a DR replica through its agent")
 		}
 	}
 	if t := cl.SLO.Target; t <= 0 || t >= 100 {
@@ -189,6 +186,26 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			at(p+".credentials.tls", "cert_file and key_file go together (a client certificate needs its key)")
 		}
+	}
+}
+
+// checkServer checks one server's address (unique across the config;
+// addrs records it under path p) and agent URL.
+func checkServer(p, address, agentURL string, insecure bool, addrs map[string]string, at func(path, format string, args ...any)) {
+	if err := checkHostPort(address); err != nil {
+		at(p+".address", "bad address %q: %v", address, err)
+	} else if other, dup := addrs[address]; dup {
+		at(p+".address", "%q is already a node of %s", address, other)
+	} else {
+		addrs[address] = p
+	}
+	if agentURL == "" {
+		return
+	}
+	if u, err := url.Parse(agentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		at(p+".agent", "bad agent URL %q: want http(s)://host:port", agentURL)
+	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) && !insecure {
+		at(p+".agent", "%q is http:// to a host other than loopback: the agent token and every action would cross the network in clear text; use https:// (agent_ca_file for a private CA), or insecure: true on the node to accept that", agentURL)
 	}
 }
 

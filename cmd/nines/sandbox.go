@@ -30,7 +30,7 @@ restarts the same cluster with its data.`,
 func newSandboxGaleraCmd() *cobra.Command {
 	var o sandbox.Options
 	cmd := &cobra.Command{
-		Use:   "galera --dir DIR [--nodes N] [--base-port P] [--haproxy]",
+		Use:   "galera --dir DIR [--nodes N] [--base-port P] [--haproxy] [--dr-replica]",
 		Short: "Start (or restart) an N-node Galera cluster",
 		Long: `Start an N-node MariaDB Galera cluster on 127.0.0.1 and return once every
 node is Synced. Node i (0-based) serves SQL on P+i and uses P+100+10*i
@@ -46,8 +46,15 @@ DIR/haproxy.cfg): a writer listener on 127.0.0.1:P+300 sends every
 connection to one node (n1 while its agent's health check passes, else
 the next), a reader listener on 127.0.0.1:P+301 spreads them over every
 healthy node. nines.yaml then probes through the writer and reads
-HAProxy's stats. Later starts keep it; "nines sandbox stop" stops it.`,
+HAProxy's stats. Later starts keep it; "nines sandbox stop" stops it.
+
+With --dr-replica (a new sandbox only), one more server dr1 outside the
+cluster (SQL on P+90, agent on P+290, read_only, wsrep off) replicates
+from n1 by GTID, as a disaster-recovery site would; nines.yaml declares
+it under dr_replicas, and the galera-dr-follow runbook repoints it to
+another Synced node when its source dies.`,
 		Example: `  nines sandbox galera --dir /tmp/g3
+  nines sandbox galera --dir /tmp/gdr --dr-replica
   nines sandbox galera --dir /tmp/g3 --haproxy
   nines sandbox galera --dir /tmp/g5 --nodes 5 --base-port 23306
   mariadb --defaults-extra-file=/tmp/g3/app-client.cnf -h 127.0.0.1 -P 3606 app`,
@@ -64,6 +71,7 @@ HAProxy's stats. Later starts keep it; "nines sandbox stop" stops it.`,
 	}
 	addStartFlags(cmd, &o, "nodes", sandbox.DefaultGaleraNodes, "number of Galera nodes")
 	cmd.Flags().BoolVar(&o.HAProxy, "haproxy", false, "start haproxy in front of the cluster: writer on P+300 (one node), reader on P+301 (all nodes)")
+	cmd.Flags().BoolVar(&o.DRReplica, "dr-replica", false, "add dr1, a read-only GTID replica of n1 outside the cluster (new sandboxes only)")
 	return cmd
 }
 
