@@ -185,7 +185,7 @@ func (w *hapWriter) firstAfter(at time.Time, not int) (hapWrite, bool) {
 // remediator has rejoined n1 and HAProxy sends the clients back to it.
 func TestGaleraHAProxyWriterKill(t *testing.T) {
 	sb := startSandbox(t, sandbox.Options{ClusterName: "hapkill", HAProxy: true})
-	h := startHealer(t, sb, remediationOpts{mode: "auto", haproxy: true})
+	h := startHealer(t, sb, remediationOpts{mode: "auto"})
 	// The probe writes through HAProxy's writer, as the SLI should.
 	waitProbeWrites(t, h.appliance, sb.ClusterName(), 1, 3)
 	ports := map[int]string{}

@@ -36,10 +36,6 @@ type remediationOpts struct {
 	mode          string // auto | dry-run | off
 	maxRecoveries int
 	positionWait  string // remediation.position_wait; "" leaves the default
-	// haproxy gives the cluster the keys of a sandbox started with
-	// HAProxy, as its own nines.yaml has them: the probe writes through
-	// the writer listener and the appliance reads HAProxy's stats.
-	haproxy bool
 }
 
 func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
@@ -80,11 +76,6 @@ receivers:
 		wait = ", position_wait: " + o.positionWait
 	}
 	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\n", o.mode, o.maxRecoveries, wait)
-	if o.haproxy {
-		c := sb.ClusterName()
-		fmt.Fprintf(b, "    probe: {endpoints: [%q]}\n    haproxy: {stats_socket: %q, writer_backend: %s-writer, reader_backend: %s-reader}\n",
-			sb.WriterAddress(), sb.HAProxySocket(), c, c)
-	}
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	h.cfg = filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(h.cfg, []byte(b.String()), 0o600); err != nil {
