@@ -104,6 +104,10 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		return
 	}
 	now := r.o.Clock.Now()
+	// The final state is saved and the cluster's slot freed under one
+	// lock: whoever reads the job as ended in the log (an operator, the
+	// API) can start the next job at once, never "already running".
+	r.mu.Lock()
 	var ab *Abort
 	var pre *preempted
 	switch {
@@ -120,16 +124,14 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	default:
 		_ = job.setState(JobFailed, err.Error(), now)
 	}
-	if serr := r.o.Log.Save(job); serr != nil {
-		log.Error("job log", "err", serr)
+	serr := r.o.Log.Save(job)
+	if serr != nil {
 		logErr = errors.Join(logErr, serr)
 	}
-	log.Info("job ended", "state", job.State, "reason", job.Reason, "took", job.EndedAt.Sub(job.StartedAt))
+	ended := job.copy()
 	if r.o.OnEnd != nil {
-		r.o.OnEnd(job.copy())
+		r.o.OnEnd(ended)
 	}
-
-	r.mu.Lock()
 	delete(r.running, job.Cluster)
 	delete(r.cancels, job.Cluster)
 	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
@@ -155,6 +157,11 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		r.acted[job.Cluster] = append(r.acted[job.Cluster], now)
 	}
 	r.mu.Unlock()
+
+	if serr != nil {
+		log.Error("job log", "err", serr)
+	}
+	log.Info("job ended", "state", ended.State, "reason", ended.Reason, "took", ended.EndedAt.Sub(ended.StartedAt))
 	r.poke()
 }
 

@@ -60,7 +60,8 @@ type Options struct {
 	// OnEnd, if not nil, is called with a copy of every job that ended
 	// (not of one left running by a shutdown), after it was saved and
 	// before its cluster's slot is free: no other job of the cluster can
-	// start before OnEnd returns, so keep it short.
+	// start before OnEnd returns. It runs under the remediator's lock, so
+	// keep it short and do not call the Remediator from it.
 	OnEnd func(Job)
 	// RetryDelay separates the retries of a failed job. Default 3 s.
 	RetryDelay time.Duration
