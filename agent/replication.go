@@ -61,6 +61,12 @@ func (c *ReplicaConn) Source() string {
 
 // replicationStatus reads the server's replication state. A stopped or
 // hung server is reported, not an error: the caller decides with it.
+// replicationReadTimeout bounds the status read well inside the
+// appliance's 3 s observation of a node: a hung server is then reported
+// by its agent as running but unreadable, a fact a failover decides on,
+// rather than the agent itself seeming gone.
+const replicationReadTimeout = 1500 * time.Millisecond
+
 func (a *Agent) replicationStatus(ctx context.Context, _ struct{}) (ReplicationStatus, error) {
 	var st ReplicationStatus
 	pid, err := a.ctl.pid()
@@ -79,7 +85,7 @@ func (a *Agent) replicationStatus(ctx context.Context, _ struct{}) (ReplicationS
 		return st, nil
 	}
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, sqlTimeout)
+	ctx, cancel := context.WithTimeout(ctx, replicationReadTimeout)
 	defer cancel()
 	if err := readReplication(ctx, db, &st); err != nil {
 		st.Error = fmt.Sprintf("read over %s: %v", a.srv.Socket, err)
@@ -192,6 +198,10 @@ type FenceResult struct {
 	Note      string `json:"note,omitempty"`
 }
 
+// fenceStopSQLTimeout bounds the read_only attempt of a fence that stops
+// the server anyway.
+const fenceStopSQLTimeout = time.Second
+
 func (a *Agent) fence(ctx context.Context, req FenceRequest) (FenceResult, error) {
 	release, err := a.acquire("fence")
 	if err != nil {
@@ -207,13 +217,20 @@ func (a *Agent) fence(ctx context.Context, req FenceRequest) (FenceResult, error
 		res.Note = "the server is not running: nothing can write to it"
 		return res, nil
 	}
+	// A server asked to stop was found unreadable: it is likely hung, and
+	// every second spent on read_only is a second more without a primary.
+	// A server that answers does so over its socket in milliseconds.
+	limit := sqlTimeout
+	if req.Stop {
+		limit = fenceStopSQLTimeout
+	}
 	err = a.withSQL(ctx, func(ctx context.Context, db *sql.DB) error {
 		if _, err := db.ExecContext(ctx, "SET GLOBAL read_only=ON"); err != nil {
 			return err
 		}
 		res.ReadOnly = true
 		return db.QueryRowContext(ctx, "SELECT @@global.gtid_binlog_state, @@global.gtid_binlog_pos").Scan(&res.Binlog, &res.BinlogPos)
-	})
+	}, limit)
 	if err == nil && !req.Stop {
 		return res, nil
 	}

@@ -120,6 +120,12 @@ func renderServerCnf(m manifest, n Node, serverID int, dr bool, u osUser) string
 			// may have been promoted meanwhile. StartReplication makes
 			// n1 writable at run time when it sets the cluster up.
 			"read_only=ON",
+			// A replica gives up on a silent primary after 4 s, not the
+			// default 60, and the heartbeat period follows at half of it:
+			// a hung primary (SIGSTOP, a stuck disk) is then lost by its
+			// replicas too, which is what lets nines fail it over. The
+			// setting orchestrator's documentation recommends.
+			"slave_net_timeout=4",
 		)
 		if dr {
 			set(fmt.Sprintf("gtid_domain_id=%d", serverID))
