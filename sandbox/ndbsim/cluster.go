@@ -399,11 +399,15 @@ func (c *Cluster) Restart(ids []int, o StopOptions) (int, error) {
 		}
 		ns = c.sortedData()
 	}
+	// All go down before any comes back, so a node already starting is
+	// not failed again by a node group emptied later in the loop.
 	for _, n := range ns {
 		if n.Status != ndb.StatusNoContact {
 			c.emit(ndb.Event{Type: ndb.EventNDBStopStarted, SourceNodeID: n.ID}.With("stoptype", 2))
 		}
 		c.fail(n)
+	}
+	for _, n := range ns {
 		n.initial = o.Initial
 		c.begin(n, o.NoStart)
 	}

@@ -70,6 +70,13 @@ func Serve(c *Cluster, addr string, cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
+// Listeners is how many sessions currently stream events.
+func (s *Server) Listeners() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.listeners)
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
