@@ -9,6 +9,7 @@ package ndb
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 )
 
@@ -215,4 +216,51 @@ func Master(nodes []Node) int {
 		}
 	}
 	return id
+}
+
+// Group is one node group's data nodes as `get status` shows them.
+type Group struct {
+	ID    int
+	Nodes []int // data node ids, ascending
+	Up    int   // how many of them serve (Status.Up)
+}
+
+// Lost reports that no node of the group serves: NDB cannot serve
+// without every node group [DOC8 §25.2.2].
+func (g Group) Lost() bool { return g.Up == 0 }
+
+// Exposed reports a group down to its last serving node, where one more
+// failure loses it.
+func (g Group) Exposed() bool { return g.Up == 1 && len(g.Nodes) > 1 }
+
+// Groups gathers data nodes by node group, ordered by group id. Data
+// nodes in no node group (NoNodeGroup) are left out. Callers should
+// take node_group from the cluster config for unconnected nodes, for
+// which `get status` is not reliable [OPER].
+func Groups(nodes []Node) []Group {
+	byID := map[int]*Group{}
+	var ids []int
+	for _, n := range nodes {
+		if n.Type != TypeNDB || n.NodeGroup == NoNodeGroup {
+			continue
+		}
+		g, ok := byID[n.NodeGroup]
+		if !ok {
+			g = &Group{ID: n.NodeGroup}
+			byID[n.NodeGroup] = g
+			ids = append(ids, n.NodeGroup)
+		}
+		g.Nodes = append(g.Nodes, n.ID)
+		if n.Status.Up(n.Type) {
+			g.Up++
+		}
+	}
+	sort.Ints(ids)
+	out := make([]Group, 0, len(ids))
+	for _, id := range ids {
+		g := byID[id]
+		sort.Ints(g.Nodes)
+		out = append(out, *g)
+	}
+	return out
 }

@@ -525,10 +525,9 @@ func (s *Server) listen(conn net.Conn, req ndb.Message) bool {
 		conn.Write(ndb.ListenReply(err).Bytes())
 		return false
 	}
+	// Registered before the reply is written: an event raised in between
+	// queues behind the reply instead of being lost.
 	l := &listener{filter: f, out: make(chan []byte, 256), gone: make(chan struct{})}
-	if _, err := ndb.ListenReply(nil).WriteTo(conn); err != nil {
-		return true
-	}
 	s.mu.Lock()
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
@@ -537,6 +536,9 @@ func (s *Server) listen(conn net.Conn, req ndb.Message) bool {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	if _, err := ndb.ListenReply(nil).WriteTo(conn); err != nil {
+		return true
+	}
 	// A listener sends nothing more; reading tells us when it leaves.
 	go func() {
 		io.Copy(io.Discard, conn)
