@@ -127,12 +127,14 @@ func TestEventWithin100ms(t *testing.T) {
 // Pings keep an idle stream alive; without them the client gives up.
 func TestPingKeepsListenerAlive(t *testing.T) {
 	_, s, _ := simulate(t, ndbsim.ServerConfig{PingInterval: 10 * time.Millisecond})
-	m := NewMgm(MgmConfig{Addr: s.Addr(), IdleTimeout: 60 * time.Millisecond})
+	// Idle limit 15 pings long, so scheduling jitter under -race cannot
+	// end a healthy stream; the silence below lasts 4 such limits.
+	m := NewMgm(MgmConfig{Addr: s.Addr(), IdleTimeout: 150 * time.Millisecond})
 	_, done, cancel := listen(t, s, m, nil)
 	select {
 	case err := <-done:
 		t.Fatalf("stream with pings ended: %v", err)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(600 * time.Millisecond):
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
