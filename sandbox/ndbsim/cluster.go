@@ -611,3 +611,44 @@ func (c *Cluster) Backup(id int) (Backup, bool) {
 	}
 	return *b, true
 }
+
+// dataIDs lists the data node ids, ascending.
+func (c *Cluster) dataIDs() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []int
+	for _, n := range c.sortedData() {
+		ids = append(ids, n.ID)
+	}
+	return ids
+}
+
+// reserve marks a free node id of type t as connected.
+func (c *Cluster) reserve(want int, t ndb.NodeType) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	free := func(n *node) bool { return n.Type == t && n.Status == ndb.StatusNoContact }
+	if want == 0 {
+		for _, n := range c.nodesLocked() {
+			if free(c.nodes[n.ID]) {
+				want = n.ID
+				break
+			}
+		}
+		if want == 0 {
+			return 0, fmt.Errorf("No free node id found for %s.", t.Role())
+		}
+	}
+	n, ok := c.nodes[want]
+	if !ok || n.Type != t {
+		return 0, fmt.Errorf("No node defined with id=%d in config file.", want)
+	}
+	if !free(n) {
+		return 0, fmt.Errorf("Id %d already allocated by another node.", want)
+	}
+	if t != ndb.TypeNDB {
+		n.Status, n.Version, n.MySQLVersion, n.Address = ndb.StatusConnected, c.cfg.Version, c.cfg.Version, c.cfg.Host
+		n.ConnectCount++
+	}
+	return want, nil
+}

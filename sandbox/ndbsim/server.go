@@ -383,16 +383,6 @@ func resultText(err error, withCode bool) string {
 	return err.Error()
 }
 
-func (c *Cluster) dataIDs() []int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ids []int
-	for _, n := range c.sortedData() {
-		ids = append(ids, n.ID)
-	}
-	return ids
-}
-
 // status answers `get status`: all nodes (NDB, MGM, API), or those of the
 // listed types in the order listed.
 func (s *Server) status(req ndb.Message) ndb.Message {
@@ -445,36 +435,6 @@ func (s *Server) getNodeID(req ndb.Message) ndb.Message {
 		return reply(0, err.Error())
 	}
 	return reply(id, ndb.ResultOk)
-}
-
-// reserve marks a free node id of type t as connected.
-func (c *Cluster) reserve(want int, t ndb.NodeType) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	free := func(n *node) bool { return n.Type == t && n.Status == ndb.StatusNoContact }
-	if want == 0 {
-		for _, n := range c.nodesLocked() {
-			if free(c.nodes[n.ID]) {
-				want = n.ID
-				break
-			}
-		}
-		if want == 0 {
-			return 0, fmt.Errorf("No free node id found for %s.", t.Role())
-		}
-	}
-	n, ok := c.nodes[want]
-	if !ok || n.Type != t {
-		return 0, fmt.Errorf("No node defined with id=%d in config file.", want)
-	}
-	if !free(n) {
-		return 0, fmt.Errorf("Id %d already allocated by another node.", want)
-	}
-	if t != ndb.TypeNDB {
-		n.Status, n.Version, n.MySQLVersion, n.Address = ndb.StatusConnected, c.cfg.Version, c.cfg.Version, c.cfg.Host
-		n.ConnectCount++
-	}
-	return want, nil
 }
 
 // startBackup answers `start backup` per its wait mode: NOWAIT at once
