@@ -309,3 +309,14 @@ func TestConcurrentClients(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestListenRefusesHumanReadable(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	_, conn, r := dialSim(t, c, ServerConfig{})
+	req := ndb.Message{Header: ndb.CmdListenEvent}
+	req.Add("filter", "250=15")
+	err := ndb.CheckListenReply(call(t, conn, r, req))
+	if err == nil || !strings.Contains(err.Error(), "parsable listeners only") {
+		t.Fatalf("listen without parsable: %v", err)
+	}
+}

@@ -474,9 +474,10 @@ func (s *Server) listen(conn net.Conn, req ndb.Message) bool {
 		conn.Write(bad.Bytes())
 		return false
 	}
-	if p, ok := req.Get("parsable"); ok && p != "1" {
-		// Human-readable event text is not simulated; say so rather than
-		// send parsable events to a client that cannot read them.
+	if p, _ := req.Get("parsable"); p != "1" {
+		// parsable defaults to 0, human-readable text, which is not
+		// simulated; say so rather than send parsable events to a client
+		// that cannot read them.
 		conn.Write(ndb.ListenReply(errors.New("ndbsim serves parsable listeners only")).Bytes())
 		return false
 	}
