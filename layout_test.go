@@ -34,6 +34,7 @@ var pure = map[string][]string{
 	"":            {},   // the module root: the domain vocabulary
 	"galera":      {""}, // Galera knowledge: the root's types only
 	"haproxy":     {},   // HAProxy configuration text: standard library only
+	"ndb":         {},   // NDB knowledge and the mgm protocol's messages: standard library only
 	"replication": {},   // GTID replication knowledge: standard library only
 }
 

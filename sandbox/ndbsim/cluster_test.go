@@ -1,0 +1,322 @@
+package ndbsim
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nines-project/nines/ndb"
+)
+
+func newCluster(t *testing.T, data, replicas int) *Cluster {
+	t.Helper()
+	c, err := NewCluster(Config{DataNodes: data, Replicas: replicas, SQLNodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func status(t *testing.T, c *Cluster, id int) ndb.Node {
+	t.Helper()
+	n, ok := c.Node(id)
+	if !ok {
+		t.Fatalf("no node %d", id)
+	}
+	return n
+}
+
+func TestNodeGroupsFromReplicas(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	var got []string
+	for _, n := range c.Nodes() {
+		got = append(got, fmt.Sprintf("%d:%s:%s:%d", n.ID, n.Type, n.Status, n.NodeGroup))
+	}
+	want := "1:NDB:STARTED:0 2:NDB:STARTED:0 3:NDB:STARTED:1 4:NDB:STARTED:1 50:MGM:CONNECTED:0 100:API:CONNECTED:0 101:API:CONNECTED:0"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("nodes %s\nwant  %s", strings.Join(got, " "), want)
+	}
+	if _, err := NewCluster(Config{DataNodes: 3, Replicas: 2}); err == nil {
+		t.Fatal("3 data nodes in groups of 2 accepted")
+	}
+}
+
+func TestStopLastOfNodeGroup(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	if n, err := c.Stop([]int{2}, StopOptions{}); err != nil || n != 1 {
+		t.Fatalf("stop 2: %d %v", n, err)
+	}
+	if st := status(t, c, 2); st.Status != ndb.StatusNoContact || st.Version != 0 || st.Address != "" || st.DynamicID != 0 {
+		t.Fatalf("stopped node shows %+v", st)
+	}
+	if _, err := c.Stop([]int{1}, StopOptions{}); !errors.Is(err, ErrWouldCrash) {
+		t.Fatalf("stopping the last node of group 0: %v, want ErrWouldCrash", err)
+	}
+	if status(t, c, 1).Status != ndb.StatusStarted {
+		t.Fatal("refused stop changed node 1")
+	}
+	// -f: the node group is lost, and NDB with it.
+	if _, err := c.Stop([]int{1}, StopOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int{1, 3, 4} {
+		if st := status(t, c, id).Status; st != ndb.StatusNoContact {
+			t.Errorf("node %d is %s after its cluster lost node group 0", id, st)
+		}
+	}
+	if _, err := c.BeginBackup(0); !errors.Is(err, ErrClusterDown) {
+		t.Fatalf("backup of a down cluster: %v", err)
+	}
+}
+
+func TestRestartWalksStartPhases(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	if _, err := c.Restart([]int{2}, StopOptions{Initial: true}); err != nil {
+		t.Fatal(err)
+	}
+	var phases []int
+	for status(t, c, 2).Status == ndb.StatusStarting {
+		phases = append(phases, status(t, c, 2).StartPhase)
+		c.Step()
+		if len(phases) > 20 {
+			t.Fatal("never started")
+		}
+	}
+	if fmt.Sprint(phases) != fmt.Sprint(ndb.StartPhases) {
+		t.Fatalf("phases %v, want %v", phases, ndb.StartPhases)
+	}
+	st := status(t, c, 2)
+	if st.Status != ndb.StatusStarted || st.ConnectCount != 1 || st.DynamicID != 3 || !c.LastStartInitial(2) {
+		t.Fatalf("after restart: %+v initial=%v", st, c.LastStartInitial(2))
+	}
+	// -n waits in NOT_STARTED for START.
+	if _, err := c.Restart([]int{2}, StopOptions{NoStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.Step()
+	if st := status(t, c, 2).Status; st != ndb.StatusNotStarted {
+		t.Fatalf("restart -n: %s", st)
+	}
+	if err := c.Start(1); !errors.Is(err, ErrNoContact) {
+		t.Fatalf("START of a running node: %v", err)
+	}
+	if err := c.Start(2); err != nil || status(t, c, 2).Status != ndb.StatusStarting {
+		t.Fatalf("START: %v %s", err, status(t, c, 2).Status)
+	}
+}
+
+func TestRestartLastOfGroupNeedsForce(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	if _, err := c.Restart([]int{1, 2}, StopOptions{}); !errors.Is(err, ErrWouldCrash) {
+		t.Fatalf("restart of node group 0: %v", err)
+	}
+	n, err := c.Restart([]int{1, 2}, StopOptions{Force: true})
+	if err != nil || n != 4 {
+		t.Fatalf("forced: %d %v; ndb_mgmd restarts the whole DB", n, err)
+	}
+	for id := 1; id <= 4; id++ {
+		if st := status(t, c, id).Status; st != ndb.StatusStarting {
+			t.Errorf("node %d: %s", id, st)
+		}
+	}
+}
+
+func TestSingleUserAndBackups(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	if err := c.EnterSingleUser(1); err == nil {
+		t.Fatal("single user mode for a data node accepted")
+	}
+	if err := c.EnterSingleUser(100); err != nil || status(t, c, 1).Status != ndb.StatusSingleUser {
+		t.Fatalf("enter: %v %s", err, status(t, c, 1).Status)
+	}
+	c.ExitSingleUser()
+	if status(t, c, 1).Status != ndb.StatusStarted {
+		t.Fatal("exit")
+	}
+	a, _ := c.BeginBackup(0)
+	b, _ := c.BeginBackup(0)
+	d, _ := c.BeginBackup(9)
+	e, _ := c.BeginBackup(0)
+	if a != 1 || b != 2 || d != 9 || e != 10 {
+		t.Fatalf("backup ids %d %d %d %d, want 1 2 9 10", a, b, d, e)
+	}
+	if _, err := c.BeginBackup(2); !errors.Is(err, ErrBackupExists) {
+		t.Fatalf("reused id: %v", err)
+	}
+	if !c.AbortBackup(a) || c.AbortBackup(a) || c.FinishBackup(a) {
+		t.Fatal("abort of a running backup, then nothing")
+	}
+}
+
+// dialSim is a raw protocol session against a served cluster.
+func dialSim(t *testing.T, c *Cluster, cfg ServerConfig) (*Server, net.Conn, *bufio.Reader) {
+	t.Helper()
+	s, err := Serve(c, "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return s, conn, bufio.NewReader(conn)
+}
+
+func call(t *testing.T, conn net.Conn, r *bufio.Reader, req ndb.Message) ndb.Message {
+	t.Helper()
+	if _, err := req.WriteTo(conn); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ndb.ReadMessage(r, ":")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestProtocolRefusals(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	_, conn, r := dialSim(t, c, ServerConfig{})
+	call(t, conn, r, ndb.StopRequest{Nodes: []int{2}}.Message())
+	got := string(call(t, conn, r, ndb.StopRequest{Nodes: []int{1}}.Message()).Bytes())
+	if got != "stop reply\nresult: Node shutdown would cause system crash\nstopped: 0\ndisconnect: 0\n\n" {
+		t.Fatalf("stop of the last node of a group:\n%s", got)
+	}
+	got = string(call(t, conn, r, ndb.RestartRequest{Nodes: []int{1}}.Message()).Bytes())
+	if !strings.Contains(got, "result: 5028-Node shutdown would cause system crash\n") {
+		t.Fatalf("restart refusal carries code-text:\n%s", got)
+	}
+	got = string(call(t, conn, r, ndb.Message{Header: "stop v2", Fields: []ndb.Field{{Key: "node", Value: "2"}}}).Bytes())
+	if got != "result: Missing arg., 'abort'\n\n" {
+		t.Fatalf("missing argument: %q", got)
+	}
+	got = string(call(t, conn, r, ndb.Message{Header: "abort backup", Fields: []ndb.Field{{Key: "id", Value: "x"}}}).Bytes())
+	if got != "result: Type mismatch, 'id'\n\n" {
+		t.Fatalf("type mismatch: %q", got)
+	}
+	// The session survives refusals and still answers.
+	if nodes, err := ndb.ParseStatus(call(t, conn, r, ndb.StatusRequest())); err != nil || nodes[1].Status != ndb.StatusNoContact {
+		t.Fatalf("status after refusals: %v %v", nodes, err)
+	}
+}
+
+// Every field of every node, in ndb_mgmd's order [SRV-7.6 printNodeStatus].
+func TestStatusFieldOrder(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	_, conn, r := dialSim(t, c, ServerConfig{})
+	m := call(t, conn, r, ndb.StatusRequest())
+	if m.Fields[0].Key != "nodes" || m.Fields[0].Value != "5" || len(m.Fields) != 1+5*len(ndb.StatusFields) {
+		t.Fatalf("reply has %d fields, nodes %q", len(m.Fields), m.Fields[0].Value)
+	}
+	for i, f := range m.Fields[1:] {
+		want := ndb.StatusFields[i%len(ndb.StatusFields)]
+		if !strings.HasSuffix(f.Key, "."+want) {
+			t.Fatalf("field %d is %q, want .%s", i, f.Key, want)
+		}
+	}
+}
+
+func TestListenerGetsPingsAndFilteredEvents(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	s, conn, r := dialSim(t, c, ServerConfig{PingInterval: 10 * time.Millisecond})
+	if err := ndb.CheckListenReply(call(t, conn, r, ndb.ListenRequest(ndb.Filter{ndb.CategoryBackup: 15}))); err != nil {
+		t.Fatal(err)
+	}
+	for s.Listeners() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := c.Stop([]int{2}, StopOptions{}); err != nil { // startup/noderestart events: filtered out
+		t.Fatal(err)
+	}
+	if _, err := c.BeginBackup(0); err != nil {
+		t.Fatal(err)
+	}
+	pings := 0
+	for {
+		ev, ping, err := ndb.ReadStreamItem(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ping {
+			pings++
+			continue
+		}
+		if ev.Type != ndb.EventBackupStarted {
+			t.Fatalf("a backup-only listener got %s", ev.Type)
+		}
+		if id, _ := ev.Get("backup_id"); id != 1 {
+			t.Fatalf("backup_id %d", id)
+		}
+		break
+	}
+	for pings < 2 {
+		if _, ping, err := ndb.ReadStreamItem(r); err != nil || !ping {
+			t.Fatalf("want pings on an idle stream: %v %v", ping, err)
+		}
+		pings++
+	}
+}
+
+// Many clients at once, while the model changes under them.
+func TestConcurrentClients(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	s, err := Serve(c, "127.0.0.1:0", ServerConfig{PhaseInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", s.Addr())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			r := bufio.NewReader(conn)
+			for j := 0; j < 50; j++ {
+				ndb.StatusRequest().WriteTo(conn)
+				m, err := ndb.ReadMessage(r, ":")
+				if err == nil {
+					_, err = ndb.ParseStatus(m)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		c.Restart([]int{1 + i%4}, StopOptions{})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestListenRefusesHumanReadable(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	_, conn, r := dialSim(t, c, ServerConfig{})
+	req := ndb.Message{Header: ndb.CmdListenEvent}
+	req.Add("filter", "250=15")
+	err := ndb.CheckListenReply(call(t, conn, r, req))
+	if err == nil || !strings.Contains(err.Error(), "parsable listeners only") {
+		t.Fatalf("listen without parsable: %v", err)
+	}
+}
