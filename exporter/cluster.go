@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/exporter/mysql"
 	"github.com/nines-project/nines/internal/metric"
+	"github.com/nines-project/nines/replication"
 )
 
 // ClusterMetrics derives the series that need more than one node's
@@ -91,7 +91,7 @@ func errantGTIDs(set *metric.Set, snaps []*nines.Snapshot) {
 	if primary == nil {
 		return
 	}
-	ppos, err := mysql.ParseGTIDPos(binlogPos(primary))
+	ppos, err := replication.ParseState(binlogPos(primary))
 	if err != nil {
 		return
 	}
@@ -103,11 +103,11 @@ func errantGTIDs(set *metric.Set, snaps []*nines.Snapshot) {
 		if s == primary || !s.Up || len(s.Replicas) == 0 {
 			continue
 		}
-		rpos, err := mysql.ParseGTIDPos(binlogPos(s))
+		rpos, err := replication.ParseState(binlogPos(s))
 		if err != nil {
 			continue
 		}
-		n := len(mysql.Errant(ppos, rpos, uint32(pid)))
+		n := len(rpos.Errant(ppos, uint32(pid)))
 		set.Add("nines_replication_errant_gtid", "Number of (domain, server) GTID streams on this replica that are ahead of its primary: transactions written on the replica.", metric.Gauge, float64(n), "instance", s.Instance)
 	}
 }

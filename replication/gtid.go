@@ -55,7 +55,7 @@ func ParseState(s string) (State, error) {
 
 // String writes the state sorted by domain and server, as MariaDB does.
 func (s State) String() string {
-	keys := s.streams()
+	keys := s.Streams()
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%d-%d-%d", k.Domain, k.Server, s[k])
@@ -63,7 +63,8 @@ func (s State) String() string {
 	return strings.Join(parts, ",")
 }
 
-func (s State) streams() []Stream {
+// Streams are the state's streams by domain, then server.
+func (s State) Streams() []Stream {
 	keys := make([]Stream, 0, len(s))
 	for k := range s {
 		keys = append(keys, k)
@@ -94,7 +95,7 @@ func (s State) Merge(o State) State {
 // at o would lose of s. Empty when o covers s.
 func (s State) Lacking(o State) []string {
 	var out []string
-	for _, k := range s.streams() {
+	for _, k := range s.Streams() {
 		have, want := o[k], s[k]
 		if want <= have {
 			continue
@@ -104,6 +105,22 @@ func (s State) Lacking(o State) []string {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%d-%d-%d..%d-%d-%d", k.Domain, k.Server, have+1, k.Domain, k.Server, want))
+	}
+	return out
+}
+
+// Errant lists the last GTID of each stream s (a replica's position)
+// holds past primary, its primary's, leaving out the primary's own
+// stream on purpose: the two are read at slightly different times, and a
+// replica is legitimately ahead of a stale reading of its source, never
+// of another server's history. What remains was written on the replica,
+// or is an old primary's history the primary never had.
+func (s State) Errant(primary State, primaryServerID uint32) []string {
+	var out []string
+	for _, k := range s.Streams() {
+		if k.Server != primaryServerID && s[k] > primary[k] {
+			out = append(out, fmt.Sprintf("%d-%d-%d", k.Domain, k.Server, s[k]))
+		}
 	}
 	return out
 }

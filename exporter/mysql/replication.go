@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/internal/metric"
+	"github.com/nines-project/nines/replication"
 )
 
 // replicationStateQuery reads, in one statement, what a MariaDB node of a
@@ -92,7 +92,7 @@ func parseReplicationState(raw map[string]*string) (*nines.ReplicationState, err
 	st := &nines.ReplicationState{GTIDBinlogPos: get("gtid_binlog_pos"), GTIDSlavePos: get("gtid_slave_pos")}
 	for _, name := range []string{"gtid_binlog_pos", "gtid_slave_pos"} {
 		if raw[name] != nil {
-			pos, err := ParseGTIDPos(*raw[name])
+			pos, err := replication.ParseState(*raw[name])
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("@@%s: %w", name, err))
@@ -184,11 +184,11 @@ func ReplicationMetrics(set *metric.Set, st *nines.ReplicationState) {
 		{"nines_replication_gtid_binlog_seq", "Sequence number of the last GTID of each (domain, server_id) in @@gtid_binlog_pos: what the node's binlog holds.", st.GTIDBinlogPos},
 		{"nines_replication_gtid_slave_seq", "Sequence number of the last GTID of each (domain, server_id) in @@gtid_slave_pos: what the node applied as a replica.", st.GTIDSlavePos},
 	} {
-		pos, err := ParseGTIDPos(p.raw)
+		pos, err := replication.ParseState(p.raw)
 		if err != nil {
 			continue // ReadReplicationState reported it
 		}
-		keys := pos.sortedKeys()
+		keys := pos.Streams()
 		if len(keys) > maxGTIDStreams {
 			keys = keys[:maxGTIDStreams]
 		}
@@ -198,21 +198,6 @@ func ReplicationMetrics(set *metric.Set, st *nines.ReplicationState) {
 				"domain", strconv.FormatUint(uint64(k.Domain), 10), "server_id", strconv.FormatUint(uint64(k.Server), 10))
 		}
 	}
-}
-
-// sortedKeys is the position's streams by domain, then server.
-func (pos GTIDPos) sortedKeys() []GTIDKey {
-	keys := make([]GTIDKey, 0, len(pos))
-	for k := range pos {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].Domain != keys[j].Domain {
-			return keys[i].Domain < keys[j].Domain
-		}
-		return keys[i].Server < keys[j].Server
-	})
-	return keys
 }
 
 func b2f(b bool) float64 {

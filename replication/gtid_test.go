@@ -1,4 +1,4 @@
-package mysql
+package replication
 
 import (
 	"reflect"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestErrant(t *testing.T) {
-	primary, err := ParseGTIDPos("0-1-100, 0-2-7")
+	primary, err := ParseState("0-1-100, 0-2-7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,28 +22,35 @@ func TestErrant(t *testing.T) {
 		{"", nil},
 	}
 	for _, tt := range tests {
-		r, err := ParseGTIDPos(tt.replica)
+		r, err := ParseState(tt.replica)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := Errant(primary, r, 1); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("Errant(%q) = %v, want %v", tt.replica, got, tt.want)
+		if got := r.Errant(primary, 1); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q.Errant = %v, want %v", tt.replica, got, tt.want)
 		}
 	}
 	for _, bad := range []string{"0-1", "a-b-c", "0-1-2-3", "0-99999999999-1"} {
-		if _, err := ParseGTIDPos(bad); err == nil {
-			t.Errorf("ParseGTIDPos(%q) accepted", bad)
+		if _, err := ParseState(bad); err == nil {
+			t.Errorf("ParseState(%q) accepted", bad)
 		}
 	}
 }
 
-func FuzzParseGTIDPos(f *testing.F) {
+func FuzzParseState(f *testing.F) {
 	f.Add("0-1-100,1-2-7")
 	f.Add(" 0-1-1 , ")
 	f.Fuzz(func(t *testing.T, s string) {
-		pos, err := ParseGTIDPos(s)
-		if err == nil && pos == nil {
-			t.Fatal("nil position without error")
+		st, err := ParseState(s)
+		if err == nil && st == nil {
+			t.Fatal("nil state without error")
+		}
+		if err == nil {
+			// What String writes, ParseState reads back the same.
+			again, err := ParseState(st.String())
+			if err != nil || !reflect.DeepEqual(again, st) {
+				t.Fatalf("%q -> %q -> %v, %v", s, st.String(), again, err)
+			}
 		}
 	})
 }
