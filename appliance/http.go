@@ -265,8 +265,11 @@ type replicationView struct {
 }
 
 type replicaView struct {
-	Channel       string `json:"channel"`
-	Source        string `json:"source"`
+	Channel string `json:"channel"`
+	Source  string `json:"source"`
+	// SourcePort with Source names the node replicated from as
+	// configured (host:port): the console tells the primary by it.
+	SourcePort    int    `json:"source_port,omitempty"`
 	IORunning     bool   `json:"io_running"`
 	SQLRunning    bool   `json:"sql_running"`
 	SecondsBehind *int64 `json:"seconds_behind,omitempty"`
@@ -319,7 +322,7 @@ func newNodeView(address string, s *nines.Snapshot) nodeView {
 				last = r.LastSQLError
 			}
 			nv.Replicas = append(nv.Replicas, replicaView{
-				Channel: r.Channel, Source: r.SourceHost, IORunning: r.IORunning, SQLRunning: r.SQLRunning,
+				Channel: r.Channel, Source: r.SourceHost, SourcePort: r.SourcePort, IORunning: r.IORunning, SQLRunning: r.SQLRunning,
 				SecondsBehind: r.SecondsBehind, LastError: last, GTIDIOPos: r.GTIDIOPos,
 				IOState: r.IOState, LastIOErrno: r.LastIOErrno, LastSQLErrno: r.LastSQLErrno,
 			})

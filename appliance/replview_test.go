@@ -50,3 +50,23 @@ func TestScrapeTargetsHeartbeatSource(t *testing.T) {
 		}
 	}
 }
+
+// A replica's row names its source with the port, so the console can
+// tell which configured node it replicates from (and so which is the
+// primary a switchover moves away from).
+func TestNodeViewReplicaSource(t *testing.T) {
+	behind := int64(0)
+	nv := newNodeView("127.0.0.1:14307", &nines.Snapshot{Up: true, Variables: map[string]string{"read_only": "ON"},
+		Replicas: []nines.ReplicaStatus{{SourceHost: "127.0.0.1", SourcePort: 14306, IORunning: true, SQLRunning: true, SecondsBehind: &behind}}})
+	b, err := json.Marshal(nv.Replicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"channel":"","source":"127.0.0.1","source_port":14306,"io_running":true,"sql_running":true,"seconds_behind":0}]`
+	if string(b) != want {
+		t.Errorf("replicas = %s\nwant       %s", b, want)
+	}
+	if nv.ReadOnly != "ON" {
+		t.Errorf("read_only %q, want ON", nv.ReadOnly)
+	}
+}

@@ -164,9 +164,15 @@ func consoleSandbox(t *testing.T, name, listen string) *sandbox.Sandbox {
 	return startSandbox(t, sandbox.Options{ClusterName: name, Listen: listen})
 }
 
-// addViewer adds a viewer to the sandbox's console users (the last
-// section of its nines.yaml).
+// addViewer adds a viewer to the sandbox's console users.
 func addViewer(t *testing.T, sb *sandbox.Sandbox, name, password string) {
+	t.Helper()
+	addConsoleUser(t, sb, name, "viewer", password)
+}
+
+// addConsoleUser adds a user with role to the sandbox's console users
+// (the last section of its nines.yaml).
+func addConsoleUser(t *testing.T, sb *sandbox.Sandbox, name, role, password string) {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
@@ -180,7 +186,7 @@ func addViewer(t *testing.T, sb *sandbox.Sandbox, name, password string) {
 	if !strings.Contains(string(cfg), "console:\n  users:\n") || !strings.HasPrefix(lines[len(lines)-1], "    - {name: ") {
 		t.Fatalf("sandbox nines.yaml has no console users:\n%s", cfg)
 	}
-	cfg = fmt.Appendf(cfg, "    - {name: %s, role: viewer, password_hash: %q}\n", name, hash)
+	cfg = fmt.Appendf(cfg, "    - {name: %s, role: %s, password_hash: %q}\n", name, role, hash)
 	if err := os.WriteFile(sb.ConfigPath(), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,72 @@
-// cluster.js: one cluster: its topology, recent state changes, charts of
-// the main series, and its jobs with their step logs.
+// cluster.js: one cluster: its topology (a replication cluster's with
+// each node's role and, for an operator, a switchover to each healthy
+// replica), recent state changes, charts of the main series, and its jobs
+// with their step logs.
 
 import * as api from './api.js';
 import * as fleet from './fleet.js';
 import { lineChart } from './chart.js';
-import { jobList, startForm } from './jobs.js';
-import { h, replace, table, ago, when, stateWord, clusterWord, stateCell, fact } from './dom.js';
+import { jobList, startForm, switchover } from './jobs.js';
+import { h, replace, table, ago, when, duration, stateWord, clusterWord, stateCell, fact } from './dom.js';
 
 const CHART_WINDOW = 15 * 60, CHART_STEP = 5; // seconds
 const CHANGES_WINDOW = 3600, CHANGES_STEP = 2;
 
 const STATE_NAMES = { 0: 'Initialized', 1: 'Joining', 2: 'Donor', 3: 'Joined', 4: 'Synced', 5: 'Error' };
+
+// role is a replication node's part as its latest scrape shows it: a
+// replica has a replica connection, the primary none and read_only OFF.
+function role(n) {
+  if (!n.up) return 'down';
+  if ((n.replicas || []).length) return 'replica';
+  return (n.read_only || '').toUpperCase() === 'OFF' ? 'primary' : 'read-only';
+}
+
+// healthyReplica: both replication threads run and nothing is reported
+// wrong; only such a replica is offered as the new primary.
+function healthyReplica(n) {
+  const r = (n.replicas || [])[0];
+  return role(n) === 'replica' && !!r && r.io_running && r.sql_running && !r.last_error && !n.error;
+}
+
+function primaryOf(nodes) {
+  const p = nodes.find((n) => role(n) === 'primary');
+  return p ? p.instance : '';
+}
+
+function source(r) { return r.source_port ? `${r.source}:${r.source_port}` : r.source; }
+
+// replTopology is a replication cluster's nodes with their roles; an
+// operator gets a "Make primary" button on each healthy replica.
+function replTopology(ctx, name, nodes) {
+  const primary = primaryOf(nodes);
+  return table(['node', 'state', 'role', 'replicates from', 'threads (io/sql)', 'behind', 'read_only', 'gtid_binlog_pos', 'version', 'read', 'error', ''],
+    nodes.map((n) => {
+      const r = (n.replicas || [])[0], rl = role(n), w = stateWord(n);
+      return h('tr', { dataset: { node: n.instance, state: w, role: rl } }, h('td', {}, n.instance), stateCell(w),
+        h('td', { class: rl === 'primary' ? 'state state-ok' : null }, rl),
+        h('td', {}, r ? source(r) : ''), h('td', {}, r ? `${r.io_running ? 'yes' : 'no'}/${r.sql_running ? 'yes' : 'no'}` : ''),
+        h('td', {}, r && r.seconds_behind !== undefined ? duration(r.seconds_behind) : ''), h('td', {}, n.read_only || ''),
+        h('td', {}, n.replication ? n.replication.gtid_binlog_pos : ''), h('td', {}, n.version || ''),
+        h('td', { class: 'muted' }, n.scraped_at ? ago(n.scraped_at) : 'never'), h('td', { class: 'error' }, n.error || (r && r.last_error) || ''),
+        h('td', {}, ctx.can('operator') && healthyReplica(n)
+          ? h('button', { type: 'button', class: 'secondary', dataset: { switchoverTo: n.instance },
+            onclick: () => switchover(ctx, name, primary, n.instance, false) }, 'Make primary')
+          : null));
+    }));
+}
+
+function galeraTopology(nodes) {
+  return table(['node', 'state', 'component', 'size', 'conf_id', 'recv queue', 'flow control paused', 'last committed', 'version', 'read', 'error'],
+    nodes.map((n) => {
+      const g = n.galera || {}, w = stateWord(n);
+      return h('tr', { dataset: { node: n.instance, state: w } }, h('td', {}, n.instance), stateCell(w),
+        h('td', {}, g.cluster_status || ''), h('td', {}, g.cluster_size ?? ''), h('td', {}, g.cluster_conf_id ?? ''),
+        h('td', {}, g.local_recv_queue ?? ''), h('td', {}, g.flow_control_paused !== undefined ? g.flow_control_paused.toFixed(3) : ''),
+        h('td', {}, g.last_committed ?? ''), h('td', {}, n.version || ''),
+        h('td', { class: 'muted' }, n.scraped_at ? ago(n.scraped_at) : 'never'), h('td', { class: 'error' }, n.error || ''));
+    }));
+}
 
 // Charts and state changes come from the store, so they are read every
 // few seconds; the topology every second.
@@ -29,6 +85,7 @@ export default function cluster(root, ctx, name) {
   const jobs = h('div', { id: 'jobs' });
   const actions = h('div', { id: 'actions' });
   let formBuilt = false;
+  let latest = []; // the nodes as last read, for the switchover's question
   replace(root,
     h('section', { class: 'card' }, head, facts, topo, actions),
     h('section', { class: 'card' }, h('h2', {}, 'Charts ', h('span', { class: 'muted' }, 'last 15 minutes')), charts),
@@ -91,20 +148,13 @@ export default function cluster(root, ctx, name) {
         fact('recent recoveries', rem ? rem.recent_recoveries : '–'),
         fact('last decision', rem && rem.last_decision ? rem.last_decision : '–'),
         fact('not repaired', rem && rem.not_repaired ? rem.not_repaired : '–'));
-      replace(topo, table(['node', 'state', 'component', 'size', 'conf_id', 'recv queue', 'flow control paused', 'last committed', 'version', 'read', 'error'],
-        c.nodes.map((n) => {
-          const g = n.galera || {}, w = stateWord(n);
-          return h('tr', { dataset: { node: n.instance, state: w } }, h('td', {}, n.instance), stateCell(w),
-            h('td', {}, g.cluster_status || ''), h('td', {}, g.cluster_size ?? ''), h('td', {}, g.cluster_conf_id ?? ''),
-            h('td', {}, g.local_recv_queue ?? ''), h('td', {}, g.flow_control_paused !== undefined ? g.flow_control_paused.toFixed(3) : ''),
-            h('td', {}, g.last_committed ?? ''), h('td', {}, n.version || ''),
-            h('td', { class: 'muted' }, n.scraped_at ? ago(n.scraped_at) : 'never'), h('td', { class: 'error' }, n.error || ''));
-        })));
+      latest = c.nodes;
+      replace(topo, c.kind === 'replication' ? replTopology(ctx, name, c.nodes) : galeraTopology(c.nodes));
       if (!formBuilt && ctx.can('operator')) {
         formBuilt = true;
         const resume = h('button', { type: 'button', class: 'secondary', id: 'resume', hidden: true }, 'Resume remediation');
         resume.addEventListener('click', () => ctx.act(`resume remediation of ${name}`, () => api.send('POST', `/api/v1/remediation/${encodeURIComponent(name)}/resume`)));
-        replace(actions, h('h3', {}, 'Start a job'), startForm(ctx, name, c.nodes.map((n) => n.instance)), ctx.can('admin') ? resume : null);
+        replace(actions, h('h3', {}, 'Start a job'), startForm(ctx, name, c.nodes.map((n) => n.instance), c.kind, () => primaryOf(latest)), ctx.can('admin') ? resume : null);
       }
       const resume = actions.querySelector('#resume');
       if (resume) resume.hidden = !(rem && rem.halted);

@@ -100,3 +100,21 @@ export function stateCell(word, attrs) {
 export function fact(label, value, attrs) {
   return h('div', attrs, h('span', {}, label), h('span', {}, value));
 }
+
+// ask shows question in a modal dialog with a button labelled yes and
+// Cancel; it resolves true only when the user clicked yes (false at once
+// while another question is open). The dialog lives outside the page's
+// view, so refreshes do not take it away.
+export function ask(question, yes) {
+  if (document.getElementById('confirm')) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const dlg = h('dialog', { id: 'confirm' },
+      h('form', { method: 'dialog' }, h('p', {}, question),
+        h('div', { class: 'inline' },
+          h('button', { value: 'yes' }, yes),
+          h('button', { value: 'no', class: 'secondary', autofocus: true }, 'Cancel'))));
+    dlg.addEventListener('close', () => { dlg.remove(); resolve(dlg.returnValue === 'yes'); });
+    document.body.append(dlg);
+    dlg.showModal();
+  });
+}

@@ -1,8 +1,8 @@
-// jobs.js: the job log as a list whose entries open to their steps, and
-// the form an operator starts a job with.
+// jobs.js: the job log as a list whose entries open to their steps, the
+// form an operator starts a job with, and the confirmed switchover.
 
 import * as api from './api.js';
-import { h, table, ago, duration, when } from './dom.js';
+import { h, table, ago, duration, when, ask } from './dom.js';
 
 // opened keeps which jobs the user expanded across refreshes.
 const opened = new Set();
@@ -40,11 +40,42 @@ export function jobList(jobs, limit) {
   }));
 }
 
+// KINDS are the jobs the form offers, by cluster kind. A switchover
+// takes the form's node as the new primary ('(any)': the most advanced
+// replica).
+const KINDS = {
+  galera: ['backup', 'verify', 'rejoin', 'recover'],
+  replication: ['backup', 'verify', 'switchover'],
+};
+
+// follow opens job id's entry in the job list, so its steps show as they
+// run.
+export function follow(id) { if (id) opened.add(id); }
+
+// switchover asks the user to confirm handing cluster's primary over to
+// target (host:port as configured; '' lets nines pick the most advanced
+// replica), then starts the job and follows it. primary is the current
+// primary as the page last saw it, for the question only: the runbook
+// reads the cluster again.
+export async function switchover(ctx, cluster, primary, target, dryRun) {
+  const to = target || 'the most advanced replica';
+  const question = `${dryRun ? 'Plan (dry run)' : 'Start'} a switchover of ${cluster}: make ${to} the primary instead of ${primary || 'the current primary (none seen)'}? `
+    + `${primary || 'The old primary'} is made read-only and replicates from ${to}; writes pause until ${to} has caught up and is opened.`;
+  if (!(await ask(question, dryRun ? 'Plan switchover' : 'Make primary'))) return null;
+  const req = { cluster, kind: 'switchover', dry_run: !!dryRun };
+  if (target) req.node = target;
+  const r = await ctx.act(`switchover of ${cluster} to ${to}`, () => api.send('POST', '/api/v1/jobs', req));
+  if (r && r.data) follow(r.data.id);
+  return r;
+}
+
 // startForm lets an operator start a job on cluster: a backup, a verify
-// of a backup, a rejoin of a node, a quorum recovery; dry run shows the
-// plan only. It is built once so what the user types survives refreshes.
-export function startForm(ctx, cluster, nodes) {
-  const kind = h('select', { name: 'kind' }, ['backup', 'verify', 'rejoin', 'recover'].map((k) => h('option', { value: k }, k)));
+// of a backup, and by cluster kind a rejoin of a node and a quorum
+// recovery (Galera) or a switchover (replication, confirmed first;
+// primary() names the current primary); dry run shows the plan only. It
+// is built once so what the user types survives refreshes.
+export function startForm(ctx, cluster, nodes, clusterKind, primary) {
+  const kind = h('select', { name: 'kind' }, (KINDS[clusterKind] || KINDS.galera).map((k) => h('option', { value: k }, k)));
   const node = h('select', { name: 'node' }, h('option', { value: '' }, '(any)'), nodes.map((n) => h('option', { value: n }, n)));
   const backupID = h('input', { name: 'backup_id', placeholder: 'backup id (verify)', size: 22 });
   const dry = h('input', { type: 'checkbox', name: 'dry_run' });
@@ -54,6 +85,10 @@ export function startForm(ctx, cluster, nodes) {
     h('button', { type: 'submit' }, 'Start job'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
+    if (kind.value === 'switchover') {
+      switchover(ctx, cluster, primary ? primary() : '', node.value, dry.checked);
+      return;
+    }
     const req = { cluster, kind: kind.value, dry_run: dry.checked };
     if (node.value) req.node = node.value;
     if (backupID.value) req.backup_id = backupID.value;
