@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nines-project/nines/internal/mariadbd"
 )
 
 // The replication actions: what a failover, switchover or rejoin does to
@@ -117,7 +119,7 @@ func readReplication(ctx context.Context, db *sql.DB, st *ReplicationStatus) err
 			return fmt.Errorf("Rpl_semi_sync_master_clients %q: not a number", clients)
 		}
 	}
-	fields, found, err := queryRow(ctx, db, "SHOW SLAVE STATUS")
+	fields, found, err := mariadbd.QueryRow(ctx, db, "SHOW SLAVE STATUS")
 	if err != nil || !found {
 		return err
 	}
@@ -148,36 +150,6 @@ func readReplication(ctx context.Context, db *sql.DB, st *ReplicationStatus) err
 	}
 	st.Replica = c
 	return nil
-}
-
-// queryRow runs a SHOW statement that returns at most one row and gives
-// its columns by name; NULL reads as "".
-func queryRow(ctx context.Context, db *sql.DB, q string) (map[string]string, bool, error) {
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, false, err
-	}
-	if !rows.Next() {
-		return nil, false, rows.Err()
-	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return nil, false, err
-	}
-	out := make(map[string]string, len(cols))
-	for i, c := range cols {
-		out[c] = vals[i].String
-	}
-	return out, true, rows.Err()
 }
 
 // FenceRequest is POST /v1/replication/fence: make the server refuse
@@ -270,7 +242,7 @@ func (a *Agent) waitApplied(ctx context.Context, req WaitAppliedRequest) (WaitAp
 	err := a.withSQL(ctx, func(ctx context.Context, db *sql.DB) error {
 		res.Waited = req.Until
 		if res.Waited == "" {
-			fields, found, err := queryRow(ctx, db, "SHOW SLAVE STATUS")
+			fields, found, err := mariadbd.QueryRow(ctx, db, "SHOW SLAVE STATUS")
 			if err != nil {
 				return err
 			}
@@ -453,7 +425,7 @@ func (a *Agent) pointAt(ctx context.Context, db *sql.DB, req ReplicateRequest, s
 	if _, err := db.ExecContext(ctx, "START SLAVE"); err != nil {
 		return res, fmt.Errorf("START SLAVE: %w", err)
 	}
-	fields, _, err := queryRow(ctx, db, "SHOW SLAVE STATUS")
+	fields, _, err := mariadbd.QueryRow(ctx, db, "SHOW SLAVE STATUS")
 	if err != nil {
 		return res, err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines/internal/mariadbd"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -152,30 +153,15 @@ func slaveStatus(t *testing.T, sb *sandbox.Sandbox, node string) map[string]stri
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	st, ok, err := mariadbd.QueryRow(ctx, db, "SHOW SLAVE STATUS")
 	if err != nil {
 		t.Logf("SHOW SLAVE STATUS on %s: %v", node, err)
 		return nil
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	if !rows.Next() {
+	if !ok {
 		return nil
 	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		t.Logf("SHOW SLAVE STATUS on %s: %v", node, err)
-		return nil
-	}
-	out := map[string]string{}
-	for i, c := range cols {
-		out[c] = vals[i].String
-	}
-	return out
+	return st
 }
 
 // writeMarker commits one row through node and returns its id.

@@ -276,6 +276,7 @@ type drillWriter struct {
 	mu      sync.Mutex
 	acked   map[string][]int64
 	ackAt   []time.Time // when each write was acknowledged, in order
+	sentAt  []time.Time // when each acknowledged write was sent, in the same order
 	lastAck time.Time
 	stall   time.Duration // longest time without any acknowledged write
 	stallAt time.Time
@@ -403,6 +404,7 @@ func primaryName(t testing.TB, sb *sandbox.Sandbox) string {
 func (w *drillWriter) write(ctx context.Context, node string, db *sql.DB) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		sent := time.Now()
 		_, err := db.ExecContext(wctx, "INSERT INTO "+w.table+" (node, seq) VALUES (?, ?)", node, seq)
 		cancel()
 		now := time.Now()
@@ -410,6 +412,7 @@ func (w *drillWriter) write(ctx context.Context, node string, db *sql.DB) {
 		if err == nil {
 			w.acked[node] = append(w.acked[node], seq)
 			w.ackAt = append(w.ackAt, now)
+			w.sentAt = append(w.sentAt, sent)
 			if gap := now.Sub(w.lastAck); gap > w.stall {
 				w.stall, w.stallAt = gap, w.lastAck
 			}
@@ -570,12 +573,15 @@ func (w *drillWriter) lostOn(t *testing.T, node string) []int64 {
 	return lost
 }
 
-// firstAckAfter is the first acknowledged write after at, zero if none.
+// firstAckAfter is when the first write sent after at was acknowledged,
+// zero if none. A write sent before at (to a primary killed at at) may
+// still be acknowledged a moment after it: that is not the new primary
+// taking writes.
 func (w *drillWriter) firstAckAfter(at time.Time) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, a := range w.ackAt {
-		if a.After(at) {
+	for i, a := range w.ackAt {
+		if w.sentAt[i].After(at) {
 			return a
 		}
 	}

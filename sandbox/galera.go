@@ -351,7 +351,7 @@ func (s *Sandbox) resumeDR(ctx context.Context, n Node) error {
 		return err
 	}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, found, err := queryMap(qctx, db, "SHOW SLAVE STATUS")
+	_, found, err := mariadbd.QueryRow(qctx, db, "SHOW SLAVE STATUS")
 	cancel()
 	db.Close()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/agent"
+	"github.com/nines-project/nines/internal/mariadbd"
 )
 
 // StartReplication starts the GTID replication sandbox in o.Dir, creating
@@ -168,7 +169,7 @@ func (s *Sandbox) pointReplicaAt(ctx context.Context, n, primary Node) error {
 	wctx, cancel := context.WithTimeout(ctx, s.nodeTimeout)
 	defer cancel()
 	err = server(n).Wait(wctx, nil, "replication", func(ctx context.Context, db *sql.DB) (bool, string, error) {
-		st, found, err := queryMap(ctx, db, "SHOW SLAVE STATUS")
+		st, found, err := mariadbd.QueryRow(ctx, db, "SHOW SLAVE STATUS")
 		if err != nil || !found {
 			return false, "not replicating", err
 		}
@@ -252,35 +253,4 @@ func (s *Sandbox) queryString(ctx context.Context, n Node, q string) (string, er
 		return "", fmt.Errorf("on %s: %w", n.Name, err)
 	}
 	return v.String, nil
-}
-
-// queryMap reads the first row of q as column → value. found is false when
-// there is no row (SHOW SLAVE STATUS on a server that replicates from
-// nobody).
-func queryMap(ctx context.Context, db *sql.DB, q string) (map[string]string, bool, error) {
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, false, err
-	}
-	if !rows.Next() {
-		return nil, false, rows.Err()
-	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return nil, false, err
-	}
-	out := make(map[string]string, len(cols))
-	for i, c := range cols {
-		out[c] = vals[i].String
-	}
-	return out, true, rows.Err()
 }

@@ -123,11 +123,11 @@ func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
 		}
 		st.State, st.ClusterSize, st.ClusterStateUUID = galera.Describe(w), w.ClusterSize, w.ClusterStateUUID
 	default:
-		m, found, err := queryMap(ctx, db, "SHOW SLAVE STATUS")
+		m, found, err := mariadbd.QueryRow(ctx, db, "SHOW SLAVE STATUS")
 		if err != nil {
 			return unreachable(err)
 		}
-		ro, _, rerr := queryMap(ctx, db, "SELECT @@global.read_only AS ro")
+		ro, _, rerr := mariadbd.QueryRow(ctx, db, "SELECT @@global.read_only AS ro")
 		if rerr != nil {
 			return unreachable(rerr)
 		}
