@@ -181,17 +181,35 @@ type Choice struct {
 	Reasons string   `json:"reason"`
 }
 
+// candidate is a node to promote or copy from, with its place in the
+// configuration.
+type candidate struct {
+	n     Node
+	order int
+}
+
+// rank sorts candidates most advanced first (by GTID, per domain), ties
+// broken by configured priority, then configuration order.
+func rank(cands []candidate) {
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if c, ok := a.n.Holds().Ahead(b.n.Holds()); ok && c != 0 {
+			return c > 0
+		}
+		if a.n.Priority != b.n.Priority {
+			return a.n.Priority > b.n.Priority
+		}
+		return a.order < b.order
+	})
+}
+
 // Choose picks the replica of primary to promote: the most advanced by
 // GTID (what it holds once its relay log is applied), ties broken by
 // priority, then configuration order. Never a replica that cannot be
 // read, whose SQL thread failed, or that holds errant transactions
 // (written on it, held by no other node), unless force names it.
 func Choose(primary string, nodes []Node, force string) (Choice, error) {
-	type cand struct {
-		n     Node
-		order int
-	}
-	var cands []cand
+	var cands []candidate
 	var passed []string
 	for i, n := range nodes {
 		if n.Name == primary || n.Link == nil || n.Link.Source != primary {
@@ -202,7 +220,7 @@ func Choose(primary string, nodes []Node, force string) (Choice, error) {
 			passed = append(passed, n.Name+": "+why)
 			continue
 		}
-		cands = append(cands, cand{n, i})
+		cands = append(cands, candidate{n, i})
 	}
 	if force != "" {
 		for _, c := range cands {
@@ -216,16 +234,7 @@ func Choose(primary string, nodes []Node, force string) (Choice, error) {
 	if len(cands) == 0 {
 		return Choice{Passed: passed}, fmt.Errorf("no replica of %s can be promoted: %s", primary, strings.Join(passed, "; "))
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if c, ok := a.n.Holds().Ahead(b.n.Holds()); ok && c != 0 {
-			return c > 0
-		}
-		if a.n.Priority != b.n.Priority {
-			return a.n.Priority > b.n.Priority
-		}
-		return a.order < b.order
-	})
+	rank(cands)
 	best := cands[0]
 	for _, c := range cands[1:] {
 		if _, ok := best.n.Holds().Ahead(c.n.Holds()); !ok {

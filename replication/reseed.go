@@ -2,7 +2,6 @@ package replication
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -37,11 +36,7 @@ func DonorUnfit(n Node, primary string, nodes []Node) string {
 // (and fit), otherwise the most advanced fit replica of primary, ties
 // broken by priority, then configuration order.
 func Donor(primary, target string, nodes []Node, want string) (Choice, error) {
-	type cand struct {
-		n     Node
-		order int
-	}
-	var cands []cand
+	var cands []candidate
 	var passed []string
 	for i, n := range nodes {
 		if n.Name == target {
@@ -57,7 +52,7 @@ func Donor(primary, target string, nodes []Node, want string) (Choice, error) {
 			continue
 		}
 		if want == "" || n.Name == want {
-			cands = append(cands, cand{n, i})
+			cands = append(cands, candidate{n, i})
 		}
 	}
 	switch {
@@ -68,16 +63,7 @@ func Donor(primary, target string, nodes []Node, want string) (Choice, error) {
 	case len(cands) == 0:
 		return Choice{Passed: passed}, fmt.Errorf("no healthy replica of %s to copy from (the primary is never used): %s", primary, strings.Join(passed, "; "))
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if c, ok := a.n.Holds().Ahead(b.n.Holds()); ok && c != 0 {
-			return c > 0
-		}
-		if a.n.Priority != b.n.Priority {
-			return a.n.Priority > b.n.Priority
-		}
-		return a.order < b.order
-	})
+	rank(cands)
 	best := cands[0]
 	reason := "the most advanced healthy replica"
 	if want != "" {
