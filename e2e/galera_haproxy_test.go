@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/nines-project/nines/dashboards"
 	"github.com/nines-project/nines/sandbox"
 )
@@ -65,19 +63,7 @@ func startHAProxyWriter(t testing.TB, sb *sandbox.Sandbox, clients int) *hapWrit
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &hapWriter{cancel: cancel, errs: map[string]int{}}
 	for c := 1; c <= clients; c++ {
-		cfg := mysql.NewConfig()
-		cfg.User, cfg.Passwd = tg.user, tg.pass
-		cfg.Net, cfg.Addr = "tcp", tg.addr
-		// An application's usual driver settings: a connection that
-		// hangs is given up after 2 s and a new one is made.
-		cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
-		cfg.Logger = &mysql.NopLogger{}
-		conn, err := mysql.NewConnector(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db := sql.OpenDB(conn)
-		db.SetMaxOpenConns(1)
+		db := tg.open(t)
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()

@@ -311,6 +311,26 @@ type writeTarget struct {
 	name, addr, user, pass string
 }
 
+// open is one client connection to the target with an application's
+// usual driver settings: a connection that hangs (behind a cut link, to
+// a dead node) is given up after 2 s and a new one is made; a write that
+// committed anyway is simply not counted as acknowledged.
+func (tg writeTarget) open(t testing.TB) *sql.DB {
+	t.Helper()
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = tg.user, tg.pass
+	cfg.Net, cfg.Addr = "tcp", tg.addr
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
+	cfg.Logger = &mysql.NopLogger{}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(1)
+	return db
+}
+
 // appWriter is the target of an application writing through the
 // sandbox's HAProxy writer listener with the application account.
 func appWriter(t testing.TB, sb *sandbox.Sandbox) writeTarget {
@@ -340,19 +360,7 @@ func startDrillWriterAt(t testing.TB, sb *sandbox.Sandbox, targets []writeTarget
 	w := &drillWriter{sb: sb, table: table, cancel: cancel, acked: map[string][]int64{}, errs: map[string]int{}, start: time.Now()}
 	w.lastAck = w.start
 	for _, tg := range targets {
-		cfg := mysql.NewConfig()
-		cfg.User, cfg.Passwd = tg.user, tg.pass
-		cfg.Net, cfg.Addr = "tcp", tg.addr
-		// Short: a write stuck behind a cut link is given up, not waited
-		// for; if it committed anyway it is simply not counted.
-		cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
-		cfg.Logger = &mysql.NopLogger{}
-		conn, err := mysql.NewConnector(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db := sql.OpenDB(conn)
-		db.SetMaxOpenConns(1)
+		db := tg.open(t)
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
