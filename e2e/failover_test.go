@@ -500,21 +500,17 @@ func TestReplicationPrimaryHungSIGSTOP(t *testing.T) {
 
 	// Let the cluster settle: a failover decided during the hang ends, or
 	// the old primary takes writes again.
-	waitFor(t, stopped, 60*time.Second, "writes acknowledged through HAProxy after SIGCONT", func() bool {
+	waitFor(t, stopped, 60*time.Second, "writes acknowledged through HAProxy after SIGCONT, and no job running", func() bool {
+		for _, j := range h.jobs(t) {
+			if j.State == "running" || j.State == "" || j.State == "pending" {
+				return false
+			}
+		}
 		return !w.firstAckAfter(stopped.Add(10 * time.Second)).IsZero()
 	})
 	var failover *jobView
 	for _, j := range h.jobs(t) {
 		if j.Runbook == "replication-failover" && actedJob(j) {
-			waitFor(t, stopped, 60*time.Second, "the failover job to end", func() bool {
-				for _, k := range h.jobs(t) {
-					if k.ID == j.ID && k.State != "running" && k.State != "" {
-						j = k
-						return true
-					}
-				}
-				return false
-			})
 			failover = &j
 		}
 	}
