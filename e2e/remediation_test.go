@@ -52,6 +52,7 @@ func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
     - receiver: remediator
       matchers: ['remediation!=""']
       group_wait: 0s
+      repeat_interval: 10s
       continue: true
     - receiver: test
 receivers:

@@ -298,7 +298,11 @@ func digest(b []byte) string {
 // alert is its own group there (group_by '...'), so waiting batches
 // nothing and only delays a failover; the 1 s group_interval is nines'
 // rule for anything that may trigger a repair (the stock 30 s and 5 m
-// would spend a month's budget).
+// would spend a month's budget). Its repeat_interval is 10 s: the
+// notification log outlives a restart of the appliance, the remediator's
+// memory does not, and an alert delivered just before a restart would
+// otherwise reach the new remediator only an hour later (repeats never
+// start a second job).
 func renderAlertmanagerConfig(listen string) string {
 	return fmt.Sprintf(`# Alertmanager configuration of the sandbox's embedded Alertmanager.
 # Add receivers (email, Slack, PagerDuty, webhook) and routes as usual.
@@ -313,7 +317,7 @@ route:
       matchers: ['remediation!=""']
       group_by: ['...']
       group_wait: 0s
-      repeat_interval: 1h
+      repeat_interval: 10s
       continue: true
     - receiver: console
 receivers:

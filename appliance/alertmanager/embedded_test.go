@@ -410,3 +410,64 @@ func TestInhibitRulesThatMuteRemediationAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRemediatorHearsFiringAlertAgainAfterRestart: the notification log
+// survives a restart, the remediator's memory of an alert does not. With
+// the remediator route's repeat_interval of 10 s (sandbox, example), an
+// alert still firing reaches the restarted appliance's remediator again
+// within seconds; with the 1 h the route had, it did not for an hour, and
+// a cluster that lost quorum just before a restart stayed down.
+func TestRemediatorHearsFiringAlertAgainAfterRestart(t *testing.T) {
+	route := func(repeat string) string {
+		return `
+route:
+  receiver: hook
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: ` + repeat + `
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: HOOK
+`
+	}
+	a := firingAlert(map[string]string{"alertname": "GaleraQuorumLost", "cluster": "billing", "remediation": "galera-quorum-recovery"})
+	for _, tc := range []struct {
+		repeat string
+		again  bool
+	}{{"1h", false}, {"10s", true}} {
+		t.Run(tc.repeat, func(t *testing.T) {
+			h := newHook(t)
+			config := writeConfig(t, t.TempDir(), route(tc.repeat), "HOOK", h.URL)
+			data := t.TempDir()
+			e := start(t, config, data)
+			if err := e.Send(t.Context(), []nines.Alert{a}); err != nil {
+				t.Fatal(err)
+			}
+			h.waitFor(t, 5*time.Second, "the first delivery", notifies("GaleraQuorumLost", "firing"))
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			before := len(h.alertnames())
+			restarted := time.Now()
+			e = start(t, config, data)
+			// The rule engine sends what fires every evaluation.
+			deadline := restarted.Add(14 * time.Second)
+			if !tc.again {
+				deadline = restarted.Add(4 * time.Second)
+			}
+			for time.Now().Before(deadline) && len(h.alertnames()) == before {
+				if err := e.Send(t.Context(), []nines.Alert{a}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			got := len(h.alertnames()) > before
+			t.Logf("repeat_interval %s: delivered again after the restart: %v (%s)", tc.repeat, got, time.Since(restarted).Round(time.Millisecond))
+			if got != tc.again {
+				t.Errorf("repeat_interval %s: delivered again after the restart = %v, want %v", tc.repeat, got, tc.again)
+			}
+		})
+	}
+}
