@@ -117,11 +117,12 @@ type node struct {
 	noStart bool // stopped with RESTART -n: waits for START
 
 	// Data nodes only: what ndbinfo shows of them (see DataNode).
-	started   time.Time // when the process last started
-	configGen int       // config generation the node last started with
-	dataUsed  int       // DataMemory pages in use
-	redoUsed  []int64   // bytes used per redo log part
-	restarted bool      // has failed or restarted since the cluster began
+	started   time.Time    // when the process last started
+	configGen int          // config generation the node last started with
+	dataUsed  int          // DataMemory pages in use
+	redoUsed  []int64      // bytes used per redo log part
+	restarted bool         // has failed or restarted since the cluster began
+	arb       *Arbitration // a forced view of arbitration, nil when healthy
 }
 
 // Backup is a backup the model knows.
@@ -708,6 +709,37 @@ type DataNode struct {
 	DataMemoryPages  int // total, 32 KB pages
 	DataMemoryUsed   int // pages in use
 	RedoParts        []RedoPart
+	// Arbitration is a forced view of arbitration (a fault); nil when
+	// the node agrees with the cluster.
+	Arbitration *Arbitration
+}
+
+// Arbitration is one data node's view of arbitration, as
+// ndbinfo.membership shows it [A.1.1]. State is the base code: 0
+// ARBIT_NULL .. 6 ARBIT_RUN .. 8 ARBIT_CRASH.
+type Arbitration struct {
+	Arbitrator int
+	Ticket     string // hex
+	State      int
+	Connected  bool
+}
+
+// SetArbitration forces data node id's view of arbitration, as an
+// arbitration split does (nodes disagreeing on arbitrator, ticket or
+// state [A.4]); nil restores the cluster's common view.
+func (c *Cluster) SetArbitration(id int, a *Arbitration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ns, err := c.dataNodes([]int{id})
+	if err != nil {
+		return err
+	}
+	if a != nil {
+		cp := *a
+		a = &cp
+	}
+	ns[0].arb = a
+	return nil
 }
 
 // RedoPart is one redo log part's space.
@@ -745,6 +777,10 @@ func (c *Cluster) dataNodesLocked() []DataNode {
 			Running:   n.Status == ndb.StatusStarting || alive(n),
 			Restarted: n.restarted, Uptime: now.Sub(n.started), ConfigGeneration: n.configGen,
 			DataMemoryPages: c.cfg.DataMemoryPages, DataMemoryUsed: n.dataUsed}
+		if n.arb != nil {
+			a := *n.arb
+			d.Arbitration = &a
+		}
 		for _, u := range n.redoUsed {
 			d.RedoParts = append(d.RedoParts, RedoPart{Total: c.cfg.RedoPartBytes, Used: u})
 		}

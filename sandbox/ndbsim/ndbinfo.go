@@ -248,7 +248,14 @@ func membershipRows(running []DataNode, arbitrator int) [][]any {
 		left := ring[(i+len(ring)-1)%len(ring)].ID
 		right := ring[(i+1)%len(ring)].ID
 		dyn := order[d.ID] | (i+1)<<16
-		rows = append(rows, []any{d.ID, d.NodeGroup, left, right, president, successor, dyn, arbitrator, arbTicket, state, connected, rank1, ""})
+		row := []any{d.ID, d.NodeGroup, left, right, president, successor, dyn, arbitrator, arbTicket, state, connected, rank1, ""}
+		if a := d.Arbitration; a != nil {
+			row[7], row[8], row[9], row[10] = a.Arbitrator, a.Ticket, a.State, 0
+			if a.Connected {
+				row[10] = 1
+			}
+		}
+		rows = append(rows, row)
 	}
 	return rows
 }

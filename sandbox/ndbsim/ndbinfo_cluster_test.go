@@ -305,6 +305,18 @@ func TestSyncerFollowsModel(t *testing.T) {
 	expectRows(t, db, "SELECT id FROM ndbinfo.backup_id", "3")
 	expectRows(t, db, "SELECT log_type FROM ndbinfo.logbuffers WHERE node_id = 1 AND log_type LIKE 'BACKUP%' ORDER BY log_type", "BACKUP-DATA", "BACKUP-LOG")
 
+	// An arbitration split: node 3 follows another arbitrator and ticket,
+	// so the summary has two rows [DOC8 §25.6.16.2].
+	if err := c.SetArbitration(3, &Arbitration{Arbitrator: 100, Ticket: "00000000000000a2", State: 6, Connected: true}); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	expectRows(t, db, "SELECT arbitrator, arb_ticket, arb_connected, consensus_count FROM ndbinfo.arbitrator_validity_summary ORDER BY arbitrator",
+		"50 "+arbTicket+" Yes 3", "100 00000000000000a2 Yes 1")
+	if err := c.SetArbitration(3, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	// The management server gone: no arbitrator.
 	if err := c.SetStatus(50, ndb.StatusNoContact, 0); err != nil {
 		t.Fatal(err)
