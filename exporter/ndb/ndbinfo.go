@@ -113,7 +113,8 @@ func Metrics(set *metric.Set, n *Ndbinfo) {
 	resourcesMetrics(set, n.Resources)
 	membershipMetrics(set, n.Membership)
 	if n.BackupID != nil {
-		set.Add("mysql_ndbinfo_backup_id", "Id of the most recently started native backup (ndbinfo.backup_id), 0 if none.", metric.Gauge, float64(*n.BackupID))
+		// The fork's name (its ndbinfo_backup_id.go).
+		set.Add("mysql_ndbinfo_last_backup_id", "Id of the most recently started native backup (ndbinfo.backup_id), 0 if none.", metric.Gauge, float64(*n.BackupID))
 	}
 }
 

@@ -134,16 +134,16 @@ func TestNdbinfoCollectors(t *testing.T) {
 		`mysql_ndbinfo_transporters_status{node_id="1",remote_node_id="2",remote_address="-"}`:             1,
 		`mysql_ndbinfo_transporters_status{node_id="1",remote_node_id="3",remote_address="127.0.0.1"}`:     0,
 		`mysql_ndbinfo_transporters_status{node_id="1",remote_node_id="1",remote_address="-"}`:             2,
-		`mysql_ndbinfo_transporters_encrypted{node_id="1",remote_node_id="3",remote_address="127.0.0.1"}`:  0,
-		`mysql_ndbinfo_resources_used_pages{node_id="1",resource_name="DATA_MEMORY"}`:                      2880,
+		`mysql_ndbinfo_transporters_encrypted{node_id="1",remote_node_id="3"}`:                             0,
+		`mysql_ndbinfo_resources_used{node_id="1",resource_name="DATA_MEMORY"}`:                            2880,
 		`mysql_ndbinfo_membership_president{node_id="3",group_id="1"}`:                                     1,
 		`mysql_ndbinfo_membership_arbitrator{node_id="3",group_id="1"}`:                                    50,
 		`mysql_ndbinfo_membership_arb_state{node_id="4",group_id="1"}`:                                     6,
 		`mysql_ndbinfo_membership_arb_connected{node_id="1",group_id="0"}`:                                 1,
 		`mysql_ndbinfo_membership_arb_ticket{node_id="1",group_id="0"}`:                                    0x5f2d0a4e00010007,
-		`mysql_ndbinfo_backup_id{}`:                       7,
-		`nines_ndbinfo_view_success{view="transporters"}`: 1,
-		`nines_ndbinfo_view_success{view="nodes"}`:        1,
+		`mysql_ndbinfo_last_backup_id{}`:                                                                   7,
+		`nines_ndbinfo_view_success{view="transporters"}`:                                                  1,
+		`nines_ndbinfo_view_success{view="nodes"}`:                                                         1,
 	}
 	expectSeries(t, got, want)
 	expectNoSeries(t, got, `mysql_ndbinfo_nodes_status{node_id="2"}`, `mysql_ndbinfo_transporters_status{node_id="2"`)
@@ -245,7 +245,7 @@ func TestNdbinfoOddValues(t *testing.T) {
 		`nines_ndbinfo_view_success{view="memoryusage"}`:                                               0,
 		`nines_ndbinfo_view_success{view="logspaces"}`:                                                 1,
 	})
-	expectNoSeries(t, got, "mysql_ndbinfo_backup_id", "mysql_ndbinfo_memoryusage")
+	expectNoSeries(t, got, "mysql_ndbinfo_last_backup_id", "mysql_ndbinfo_memoryusage")
 	v := BuildView(nil, info)
 	if v.ArbitrationAgreed || v.ArbState != ArbUnknown {
 		t.Errorf("view of disagreeing membership: agreed %v state %v", v.ArbitrationAgreed, v.ArbState)
@@ -265,4 +265,9 @@ func TestTransportersBefore83(t *testing.T) {
 	if len(info.Errors) != 0 || len(info.Transporters) != 2*4 {
 		t.Fatalf("errors %v, %d transporter rows (want 8: 2 data nodes × 4 configured nodes)", info.Errors, len(info.Transporters))
 	}
+	set := &metric.Set{}
+	Metrics(set, info)
+	got := series(set)
+	expectSeries(t, got, map[string]float64{`mysql_ndbinfo_transporters_slowdown{node_id="1",remote_node_id="2"}`: 0})
+	expectNoSeries(t, got, "mysql_ndbinfo_transporters_encrypted")
 }

@@ -52,9 +52,9 @@ func readLogBuffers(ctx context.Context, q Querier, n *Ndbinfo) error {
 	return readLog(ctx, q, logBuffersQuery, logBufferTypes, &n.LogBuffers)
 }
 
-// logMetrics: mysql_ndbinfo_logspaces_bytes_{total,used} are the fork's
-// names [A.5]; the logbuffers pair follows the same pattern (the fork
-// has a logbuffers collector; its names are not in the facts).
+// logMetrics: mysql_ndbinfo_logspaces_bytes_{total,used} [A.5] and
+// mysql_ndbinfo_logbuffers_bytes_{total,used}, the fork's names (read in
+// its ndbinfo_logbuffers.go; the facts name only the collector).
 func logMetrics(set *metric.Set, view string, rows []LogRow) {
 	for _, r := range rows {
 		l := []string{"node_id", itoa(r.NodeID), "log_type", r.LogType, "log_id", itoa(r.LogID), "log_part", itoa(r.LogPart)}

@@ -34,14 +34,13 @@ func readResources(ctx context.Context, q Querier, n *Ndbinfo) error {
 	})
 }
 
-// resourcesMetrics: mysql_ndbinfo_resources_* follow the fork's pattern
-// (it has a resources collector; its names are not in the facts).
+// resourcesMetrics: the fork's names [A.5 collector list; names read in
+// its ndbinfo_resources.go]; spare has no series there and none here.
 func resourcesMetrics(set *metric.Set, rows []ResourceRow) {
 	for _, r := range rows {
 		l := []string{"node_id", itoa(r.NodeID), "resource_name", r.Name}
-		set.Add("mysql_ndbinfo_resources_reserved_pages", "32 KB pages reserved for the resource (ndbinfo.resources).", metric.Gauge, float64(r.Reserved), l...)
-		set.Add("mysql_ndbinfo_resources_used_pages", "32 KB pages of the resource in use.", metric.Gauge, float64(r.Used), l...)
-		set.Add("mysql_ndbinfo_resources_max_pages", "Most 32 KB pages the resource may use.", metric.Gauge, float64(r.Max), l...)
-		set.Add("mysql_ndbinfo_resources_spare_pages", "32 KB pages kept spare for the resource.", metric.Gauge, float64(r.Spare), l...)
+		set.Add("mysql_ndbinfo_resources_reserved", "32 KB pages reserved for the resource (ndbinfo.resources).", metric.Gauge, float64(r.Reserved), l...)
+		set.Add("mysql_ndbinfo_resources_used", "32 KB pages of the resource in use.", metric.Gauge, float64(r.Used), l...)
+		set.Add("mysql_ndbinfo_resources_max", "Most 32 KB pages the resource may use.", metric.Gauge, float64(r.Max), l...)
 	}
 }
