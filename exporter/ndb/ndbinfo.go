@@ -34,6 +34,7 @@ type Ndbinfo struct {
 	Transporters []TransporterRow
 	Resources    []ResourceRow
 	Membership   []MembershipRow
+	Counters     []CounterRow
 	// BackupID is the most recently started backup, 0 if none; nil when
 	// backup_id could not be read.
 	BackupID *uint64
@@ -65,14 +66,14 @@ func (n *Ndbinfo) Failed(view string) bool {
 }
 
 // Views are the views ReadNdbinfo reads, in order.
-var Views = []string{"nodes", "memoryusage", "logspaces", "logbuffers", "transporters", "resources", "membership", "backup_id"}
+var Views = []string{"nodes", "memoryusage", "logspaces", "logbuffers", "transporters", "resources", "membership", "counters", "backup_id"}
 
 // ReadNdbinfo reads every view of Views, one statement each. A view's
 // failure is recorded and the others are still read.
 func ReadNdbinfo(ctx context.Context, q Querier) *Ndbinfo {
 	n := &Ndbinfo{}
 	readers := []func(context.Context, Querier, *Ndbinfo) error{
-		readNodes, readMemoryUsage, readLogSpaces, readLogBuffers, readTransporters, readResources, readMembership, readBackupID,
+		readNodes, readMemoryUsage, readLogSpaces, readLogBuffers, readTransporters, readResources, readMembership, readCounters, readBackupID,
 	}
 	for i, read := range readers {
 		err := read(ctx, q, n)
@@ -112,6 +113,7 @@ func Metrics(set *metric.Set, n *Ndbinfo) {
 	transportersMetrics(set, n.Transporters)
 	resourcesMetrics(set, n.Resources)
 	membershipMetrics(set, n.Membership)
+	countersMetrics(set, n.Counters)
 	if n.BackupID != nil {
 		// The fork's name (its ndbinfo_backup_id.go).
 		set.Add("mysql_ndbinfo_last_backup_id", "Id of the most recently started native backup (ndbinfo.backup_id), 0 if none.", metric.Gauge, float64(*n.BackupID))

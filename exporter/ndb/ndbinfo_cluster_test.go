@@ -115,6 +115,10 @@ func TestNdbinfoCollectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	mirror(t, c)
+	// The model runs no transactions; two TRANSACTIONS counters of node
+	// 1's DBTC (instances 0 and 1) are summed as the fork sums them.
+	exec(t, "UPDATE ndbinfo.`ndb$counters` SET val = 40 WHERE node_id = 1 AND counter_id = 2",
+		"INSERT INTO ndbinfo.`ndb$counters` VALUES (1, 245, 1, 2, 2)")
 	info := ReadNdbinfo(context.Background(), sqlNode.DB)
 	if len(info.Errors) != 0 {
 		t.Fatalf("errors on a well-formed ndbinfo: %v", info.Errors)
@@ -143,6 +147,8 @@ func TestNdbinfoCollectors(t *testing.T) {
 		`mysql_ndbinfo_membership_arb_ticket{node_id="1",group_id="0"}`:                                    0x5f2d0a4e00010007,
 		`mysql_ndbinfo_last_backup_id{}`:                                                                   7,
 		`nines_ndbinfo_view_success{view="transporters"}`:                                                  1,
+		`mysql_ndbinfo_counters{node_id="1",block_name="DBTC",counter_name="TRANSACTIONS"}`:                42,
+		`mysql_ndbinfo_counters{node_id="4",block_name="DBLQH",counter_name="OPERATIONS"}`:                 0,
 		`nines_ndbinfo_view_success{view="nodes"}`:                                                         1,
 	}
 	expectSeries(t, got, want)
