@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/nines-project/nines/ndb"
 )
@@ -29,6 +30,16 @@ type Config struct {
 	Version ndb.Version
 	// Host is the address connected nodes report; default 127.0.0.1.
 	Host string
+	// DataMemoryPages is each data node's DataMemory in 32 KB pages
+	// [DOC8 §25.6.16.45]; default 3200 (100 MiB).
+	DataMemoryPages int
+	// RedoLogParts is each data node's number of redo log parts; default 4.
+	RedoLogParts int
+	// RedoPartBytes is one redo log part's size; default 1 GiB, the
+	// facts' NoOfFragmentLogFiles default 16 × 4 × 16 MB (A.4).
+	RedoPartBytes int64
+	// Now is the clock for uptimes; default time.Now.
+	Now func() time.Time
 }
 
 func (c *Config) defaults() error {
@@ -49,6 +60,18 @@ func (c *Config) defaults() error {
 	}
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
+	}
+	if c.DataMemoryPages == 0 {
+		c.DataMemoryPages = 3200
+	}
+	if c.RedoLogParts == 0 {
+		c.RedoLogParts = 4
+	}
+	if c.RedoPartBytes == 0 {
+		c.RedoPartBytes = 1 << 30
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Replicas < 1 || c.Replicas > 4 || c.DataNodes%c.Replicas != 0 {
 		// NDB allows 1 to 4 replicas and equal node groups [DOC8 §25.2.2].
@@ -92,6 +115,14 @@ type node struct {
 	ndb.Node
 	initial bool // last start was --initial (RESTART -i)
 	noStart bool // stopped with RESTART -n: waits for START
+
+	// Data nodes only: what ndbinfo shows of them (see DataNode).
+	started   time.Time    // when the process last started
+	configGen int          // config generation the node last started with
+	dataUsed  int          // DataMemory pages in use
+	redoUsed  []int64      // bytes used per redo log part
+	restarted bool         // has failed or restarted since the cluster began
+	arb       *Arbitration // a forced view of arbitration, nil when healthy
 }
 
 // Backup is a backup the model knows.
@@ -106,13 +137,15 @@ type Backup struct {
 type Cluster struct {
 	cfg Config
 
-	mu         sync.Mutex
-	nodes      map[int]*node
-	nextDyn    int // next dynamic id handed to a data node that starts
-	backups    map[int]*Backup
-	lastBackup int
-	singleUser int // API node allowed in single user mode, 0 when off
-	emit       func(ndb.Event)
+	mu                sync.Mutex
+	nodes             map[int]*node
+	nextDyn           int // next dynamic id handed to a data node that starts
+	backups           map[int]*Backup
+	lastBackup        int // highest backup id used
+	lastBackupStarted int // id of the most recently started backup
+	singleUser        int // API node allowed in single user mode, 0 when off
+	configGen         int // the management server's config generation
+	emit              func(ndb.Event)
 }
 
 // NewCluster builds a started cluster: every data node STARTED, the mgm
@@ -121,10 +154,11 @@ func NewCluster(cfg Config) (*Cluster, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, nodes: map[int]*node{}, backups: map[int]*Backup{}, emit: func(ndb.Event) {}}
+	c := &Cluster{cfg: cfg, nodes: map[int]*node{}, backups: map[int]*Backup{}, configGen: 1, emit: func(ndb.Event) {}}
 	for i := 0; i < cfg.DataNodes; i++ {
 		id := i + 1
-		c.nodes[id] = &node{Node: ndb.Node{ID: id, Type: ndb.TypeNDB, NodeGroup: i / cfg.Replicas}}
+		c.nodes[id] = &node{Node: ndb.Node{ID: id, Type: ndb.TypeNDB, NodeGroup: i / cfg.Replicas},
+			started: cfg.Now(), configGen: c.configGen, redoUsed: make([]int64, cfg.RedoLogParts)}
 		c.up(c.nodes[id])
 		// connect_count counts reconnections; a node up since the
 		// cluster started shows 0, as in the facts' transcript.
@@ -271,6 +305,7 @@ func (c *Cluster) fail(n *node) {
 		return
 	}
 	down(n)
+	n.restarted = true
 	src := c.source()
 	c.emit(ndb.Event{Type: ndb.EventNodeFailRep, SourceNodeID: src}.With("failed_node", n.ID, "failure_state", 0))
 	c.emit(ndb.Event{Type: ndb.EventDisconnected, SourceNodeID: src}.With("node", n.ID))
@@ -418,6 +453,9 @@ func (c *Cluster) Restart(ids []int, o StopOptions) (int, error) {
 // with noStart, else starting at phase 0.
 func (c *Cluster) begin(n *node, noStart bool) {
 	n.Version, n.MySQLVersion, n.Address = c.cfg.Version, c.cfg.Version, c.cfg.Host
+	// A new process: its uptime counts from here, through the start
+	// phases [A.1.1 nodes], and it reads the current configuration.
+	n.started, n.configGen, n.restarted = c.cfg.Now(), c.configGen, true
 	n.noStart = noStart
 	if noStart {
 		n.Status, n.StartPhase = ndb.StatusNotStarted, 0
@@ -562,6 +600,7 @@ func (c *Cluster) BeginBackup(id int) (int, error) {
 		return 0, ErrBackupExists
 	}
 	c.backups[id] = &Backup{ID: id}
+	c.lastBackupStarted = id
 	if id > c.lastBackup {
 		c.lastBackup = id
 	}
@@ -651,4 +690,142 @@ func (c *Cluster) reserve(want int, t ndb.NodeType) (int, error) {
 		n.ConnectCount++
 	}
 	return want, nil
+}
+
+// DataNode is what a data node's ndbinfo rows are made from.
+type DataNode struct {
+	ID, NodeGroup int
+	Status        ndb.NodeStatus
+	StartPhase    int
+	DynamicID     int
+	// Running: the process is up and part of the cluster (starting,
+	// started, single user or stopping), so it has ndbinfo rows; a
+	// stopped node, or one waiting in NOT_STARTED, has none [A.1.0].
+	Running bool
+	// Restarted: the node failed or restarted since the cluster began.
+	Restarted        bool
+	Uptime           time.Duration
+	ConfigGeneration int
+	DataMemoryPages  int // total, 32 KB pages
+	DataMemoryUsed   int // pages in use
+	RedoParts        []RedoPart
+	// Arbitration is a forced view of arbitration (a fault); nil when
+	// the node agrees with the cluster.
+	Arbitration *Arbitration
+}
+
+// Arbitration is one data node's view of arbitration, as
+// ndbinfo.membership shows it [A.1.1]. State is the base code: 0
+// ARBIT_NULL .. 6 ARBIT_RUN .. 8 ARBIT_CRASH.
+type Arbitration struct {
+	Arbitrator int
+	Ticket     string // hex
+	State      int
+	Connected  bool
+}
+
+// SetArbitration forces data node id's view of arbitration, as an
+// arbitration split does (nodes disagreeing on arbitrator, ticket or
+// state [A.4]); nil restores the cluster's common view.
+func (c *Cluster) SetArbitration(id int, a *Arbitration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ns, err := c.dataNodes([]int{id})
+	if err != nil {
+		return err
+	}
+	if a != nil {
+		cp := *a
+		a = &cp
+	}
+	ns[0].arb = a
+	return nil
+}
+
+// RedoPart is one redo log part's space.
+type RedoPart struct{ Total, Used int64 }
+
+// State is the whole model at one instant, what the ndbinfo syncer
+// writes from.
+type State struct {
+	Nodes []ndb.Node // every node, as `get status` lists them
+	Data  []DataNode // data nodes, by id
+	// LastBackupID is the most recently started backup, 0 if none
+	// (ndbinfo.backup_id: after backups 1,5,6,3 it is 3 [A.1.1]).
+	LastBackupID  int
+	BackupRunning bool
+}
+
+// State returns the model's state under one lock.
+func (c *Cluster) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := State{Nodes: c.nodesLocked(), Data: c.dataNodesLocked(), LastBackupID: c.lastBackupStarted}
+	for _, b := range c.backups {
+		if !b.Completed && !b.Aborted {
+			st.BackupRunning = true
+		}
+	}
+	return st
+}
+
+func (c *Cluster) dataNodesLocked() []DataNode {
+	now := c.cfg.Now()
+	var out []DataNode
+	for _, n := range c.sortedData() {
+		d := DataNode{ID: n.ID, NodeGroup: n.NodeGroup, Status: n.Status, StartPhase: n.StartPhase, DynamicID: n.DynamicID,
+			Running:   n.Status == ndb.StatusStarting || alive(n),
+			Restarted: n.restarted, Uptime: now.Sub(n.started), ConfigGeneration: n.configGen,
+			DataMemoryPages: c.cfg.DataMemoryPages, DataMemoryUsed: n.dataUsed}
+		if n.arb != nil {
+			a := *n.arb
+			d.Arbitration = &a
+		}
+		for _, u := range n.redoUsed {
+			d.RedoParts = append(d.RedoParts, RedoPart{Total: c.cfg.RedoPartBytes, Used: u})
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// SetDataMemoryUsed sets how many DataMemory pages data node id uses, as
+// rows written or a DataMemory-pressure fault would. It may not exceed
+// the node's DataMemory.
+func (c *Cluster) SetDataMemoryUsed(id, pages int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ns, err := c.dataNodes([]int{id})
+	if err != nil {
+		return err
+	}
+	if pages < 0 || pages > c.cfg.DataMemoryPages {
+		return fmt.Errorf("set DataMemory of node %d: %d pages outside 0..%d", id, pages, c.cfg.DataMemoryPages)
+	}
+	ns[0].dataUsed = pages
+	return nil
+}
+
+// SetRedoUsed sets the bytes used in one redo log part of data node id.
+func (c *Cluster) SetRedoUsed(id, part int, used int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ns, err := c.dataNodes([]int{id})
+	if err != nil {
+		return err
+	}
+	if part < 0 || part >= len(ns[0].redoUsed) || used < 0 || used > c.cfg.RedoPartBytes {
+		return fmt.Errorf("set redo of node %d part %d: %d bytes outside 0..%d or no such part", id, part, used, c.cfg.RedoPartBytes)
+	}
+	ns[0].redoUsed[part] = used
+	return nil
+}
+
+// SetConfigGeneration installs a new configuration generation on the
+// management server. Data nodes take it on their next start, so
+// ndbinfo.nodes shows an unfinished rolling restart [A.4].
+func (c *Cluster) SetConfigGeneration(gen int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.configGen = gen
 }
