@@ -250,7 +250,14 @@ func (m *Mgm) ListenEvents(ctx context.Context, filter ndbmsg.Filter, fn func(nd
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 	r := bufio.NewReader(conn)
+	// Each deadline set below could undo the one a cancellation just
+	// set; checking ctx after setting it closes that gap (a cancel after
+	// the check sets its deadline after ours). Without it, a stream kept
+	// alive by pings outlived its context.
 	conn.SetDeadline(time.Now().Add(m.cfg.Timeout))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if _, err := ndbmsg.ListenRequest(filter).WriteTo(conn); err != nil {
 		return m.streamErr(ctx, err)
 	}
@@ -263,6 +270,9 @@ func (m *Mgm) ListenEvents(ctx context.Context, filter ndbmsg.Filter, fn func(nd
 	}
 	for {
 		conn.SetDeadline(time.Now().Add(m.cfg.IdleTimeout))
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ev, ping, err := ndbmsg.ReadStreamItem(r)
 		if err != nil {
 			var ne net.Error

@@ -305,3 +305,28 @@ func fakeMgmdSilent(t *testing.T) string {
 	}()
 	return ln.Addr().String()
 }
+
+// A cancelled stream ends at once, however busy: a cancellation that
+// fell between two reads used to be undone by the next read's deadline,
+// and pings then kept the stream alive for good (a hang seen once in a
+// full test run; the appliance's shutdown would have hung the same way).
+func TestListenEndsWhenCancelledUnderPings(t *testing.T) {
+	_, s, _ := simulate(t, ndbsim.ServerConfig{PingInterval: time.Millisecond})
+	m := NewMgm(MgmConfig{Addr: s.Addr(), IdleTimeout: time.Second})
+	defer m.Close()
+	for i := range 200 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.ListenEvents(ctx, nil, func(ndbmsg.Event) {}) }()
+		time.Sleep(time.Duration(i%7) * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: cancelled stream ended with %v", i, err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("round %d: the stream outlived its cancelled context by 3s", i)
+		}
+	}
+}
