@@ -95,7 +95,7 @@ func TestMgmMetricsHealthyAndDegraded(t *testing.T) {
 		return fmt.Sprintf(`%s{%s,node_id="%d",type="NDB",node_group="%d"}`, name, c, id, group), v
 	}
 	want := map[string]float64{
-		`nines_ndb_mgm_up{` + c + `}`: 1,
+		`nines_ndb_mgm_up{` + c + `}`:                                  1,
 		`nines_ndb_node_group_nodes{` + c + `,node_group="0"}`:         2,
 		`nines_ndb_node_group_nodes_started{` + c + `,node_group="0"}`: 1,
 		`nines_ndb_node_group_nodes{` + c + `,node_group="1"}`:         2,
