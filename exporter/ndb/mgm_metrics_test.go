@@ -49,7 +49,8 @@ func series(set *metric.Set) map[string]float64 {
 	return out
 }
 
-func checkSeries(t *testing.T, got map[string]float64, want map[string]float64) {
+// expectSeries checks that got holds every series of want, with its value.
+func expectSeries(t *testing.T, got map[string]float64, want map[string]float64) {
 	t.Helper()
 	for k, v := range want {
 		g, ok := got[k]
@@ -61,6 +62,12 @@ func checkSeries(t *testing.T, got map[string]float64, want map[string]float64) 
 			t.Errorf("%s = %v, want %v", k, g, v)
 		}
 	}
+}
+
+// checkSeries checks that got is exactly want.
+func checkSeries(t *testing.T, got map[string]float64, want map[string]float64) {
+	t.Helper()
+	expectSeries(t, got, want)
 	if len(got) != len(want) {
 		var extra []string
 		for k := range got {

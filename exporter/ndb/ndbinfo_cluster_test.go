@@ -56,32 +56,6 @@ func exec(t *testing.T, stmts ...string) {
 	}
 }
 
-// series renders a set as `name{l="v",...} value` lines (constant labels
-// excluded), for lookups by a literal a reader can check by eye.
-func series(set *metric.Set) map[string]float64 {
-	out := map[string]float64{}
-	for _, m := range set.Metrics {
-		var ls []string
-		for _, l := range m.Labels {
-			ls = append(ls, fmt.Sprintf("%s=%q", l.Name, l.Value))
-		}
-		out[m.Name+"{"+strings.Join(ls, ",")+"}"] = m.Value
-	}
-	return out
-}
-
-func expectSeries(t *testing.T, got map[string]float64, want map[string]float64) {
-	t.Helper()
-	for k, v := range want {
-		g, ok := got[k]
-		if !ok {
-			t.Errorf("no series %s", k)
-		} else if g != v {
-			t.Errorf("%s = %v, want %v", k, g, v)
-		}
-	}
-}
-
 func expectNoSeries(t *testing.T, got map[string]float64, prefixes ...string) {
 	t.Helper()
 	for k := range got {
