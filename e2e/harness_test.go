@@ -43,7 +43,7 @@ var (
 	sharedErr  error
 
 	portMu   sync.Mutex
-	nextBase = 14306 // below the ephemeral range (32768+) and clear of the demo (13306)
+	nextBase = 14306 // clear of the demo (13306); past 32768 the installer reserves the ports from the kernel's ephemeral range
 )
 
 func TestMain(m *testing.M) {

@@ -60,6 +60,20 @@ if [ ! -x /usr/sbin/haproxy ]; then
   exit 1
 fi
 
+# Sandboxes listen on fixed ports: the demo from 13306, the drills from
+# 14306 upward, 1000 apart, past 32768 by the end of a run. The kernel
+# hands out ports from 32768 to client sockets, and a node restarted by a
+# drill then found its Galera or SST port taken by some connection
+# ("bind: Address already in use"; two drills failed so). Keep
+# 32768-51999 for listeners; clients still have 52000-60999. Not a
+# root? Say so and go on: the drills may then fail on a taken port.
+reserved=32768-51999
+if [ -w /proc/sys/net/ipv4/ip_local_reserved_ports ]; then
+  echo "$reserved" > /proc/sys/net/ipv4/ip_local_reserved_ports
+else
+  echo "install-deps: cannot reserve ports $reserved for the sandboxes (net.ipv4.ip_local_reserved_ports needs root); a drill may then find a node's port taken by a client socket" >&2
+fi
+
 # Go is needed to build; the machine image has it in /usr/local/go.
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
   echo "install-deps: Go 1.26 is required (https://go.dev/dl/); not found in PATH or /usr/local/go" >&2
