@@ -12,7 +12,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -343,12 +345,7 @@ func TestPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone := closed.Addr().String()
-	closed.Close()
+	gone := refusingAddr(t)
 	dir := writeAgentFiles(t, "datadir="+t.TempDir()+"\nsocket=/nonexistent/mysqld.sock\npid-file=/nonexistent/mysqld.pid\n"+
 		"wsrep_cluster_address=gcomm://"+ln.Addr().String()+","+gone+"\n")
 	cfg, err := Load(writeAgentConfig(t, dir, goodAgent))
@@ -363,6 +360,27 @@ func TestPeers(t *testing.T) {
 	if len(res.Peers) != 2 || !res.Peers[0].Reachable || res.Peers[1].Reachable || res.Peers[1].Error == "" {
 		t.Fatalf("peers: %+v", res)
 	}
+}
+
+// refusingAddr is a loopback address that refuses connections for the
+// whole test: a socket bound there but never listening holds the port,
+// so no other test's listener can take it (a port merely closed again
+// was reused at once once the ephemeral range was narrowed).
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
 // TestOptionFileIncludes: the cluster address in a conf.d file, as Debian
