@@ -51,7 +51,7 @@ func StartGalera(ctx context.Context, o Options) (*Sandbox, error) {
 		err = s.ensureHAProxy(ctx)
 	}
 	if err != nil {
-		s.stopAfterFailure(ctx, started)
+		s.abandon(ctx, started)
 		return nil, err
 	}
 	s.logf("galera cluster %q: %d nodes Synced in %v", s.ClusterName(), len(s.Nodes()), time.Since(start).Round(time.Millisecond))

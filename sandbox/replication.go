@@ -42,7 +42,7 @@ func StartReplication(ctx context.Context, o Options) (*Sandbox, error) {
 		err = s.ensureHAProxy(ctx)
 	}
 	if err != nil {
-		s.stopAfterFailure(ctx, started)
+		s.abandon(ctx, started)
 		return nil, err
 	}
 	s.logf("replication %q: primary and %d replicas running in %v", s.ClusterName(), len(s.Nodes())-1, time.Since(start).Round(time.Millisecond))

@@ -546,13 +546,25 @@ func (s *Sandbox) stopNode(ctx context.Context, n Node, grace time.Duration) err
 // its half-copied datadir is worth nothing, so it is not given StopGrace.
 const failedStartGrace = 5 * time.Second
 
+// abandon stops what a failed start of the whole sandbox left running
+// besides its servers: HAProxy, the agents and the namespaces. Left, they
+// held the test's lock and ports (a later run waited on the lock for
+// good).
+func (s *Sandbox) abandon(ctx context.Context, started []string) {
+	s.stopAfterFailure(ctx, started)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*StopGrace)
+	defer cancel()
+	for _, err := range []error{s.stopHAProxy(ctx), s.stopAgents(ctx), s.teardownNetwork(ctx)} {
+		if err != nil {
+			s.logf("after the failed start: %v", err)
+		}
+	}
+}
+
 // stopAfterFailure stops the named servers, last started first, even when
 // ctx is already cancelled (a Ctrl-C should not leave half a cluster). The
 // last one is the one that failed.
 func (s *Sandbox) stopAfterFailure(ctx context.Context, names []string) {
-	if len(names) == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*StopGrace)
 	defer cancel()
 	grace := failedStartGrace
