@@ -15,7 +15,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -42,8 +41,9 @@ var (
 	shared     *sandbox.Sandbox
 	sharedErr  error
 
-	portMu   sync.Mutex
-	nextBase = 14306 // clear of the demo (13306); past 32768 the installer reserves the ports from the kernel's ephemeral range
+	portMu      sync.Mutex
+	listenPorts *testbin.Ports // ports for appliances and hooks, one block of the range
+	nextBase    = 14306        // clear of the demo (13306); past 32768 the installer reserves the ports from the kernel's ephemeral range
 )
 
 func TestMain(m *testing.M) {
@@ -274,15 +274,22 @@ func clusterConfig(sb *sandbox.Sandbox, addr, tokenName string, agents bool) *st
 	return b
 }
 
-// freePort returns a loopback port nobody listens on right now.
+// freePort returns a loopback port nobody listens on right now, from a
+// block of the e2e port range, never from the kernel's ephemeral ports.
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	portMu.Lock()
+	if listenPorts == nil {
+		p := nextBase
+		nextBase += 1000
+		listenPorts = testbin.NewPorts(p, p+1000)
+	}
+	portMu.Unlock()
+	port, err := listenPorts.Next()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // safeBuffer collects a process's output for the test log.

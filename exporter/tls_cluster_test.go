@@ -5,7 +5,6 @@ package exporter_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/nines-project/nines/exporter"
 	"github.com/nines-project/nines/internal/mariadbd"
 	"github.com/nines-project/nines/internal/secret"
+	"github.com/nines-project/nines/internal/testbin"
 	"github.com/nines-project/nines/internal/testpki"
 )
 
@@ -98,12 +98,10 @@ type tlsServer struct {
 
 func startTLSServer(t *testing.T, dir, cert, key, ca string) tlsServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testbin.ClusterPorts.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	srv := &mariadbd.Server{
 		Name: "tls", DefaultsFile: filepath.Join(dir, "my.cnf"), Dir: dir,
 		DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "mysqld.sock"),

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nines-project/nines/internal/testbin"
 )
 
 // TestRuntimeAgainstHAProxy runs Debian's haproxy with one listener in
@@ -158,10 +160,9 @@ listen c-writer
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testbin.ClusterPorts.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -103,12 +102,11 @@ func TestMysqldExporterNames(t *testing.T) {
 	}
 
 	// mysqld_exporter with the collectors that read what nines reads.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testbin.ClusterPorts.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collect.global_status", "--collect.global_variables", "--collect.slave_status")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("DATA_SOURCE_NAME=%s:%s@tcp(%s)/", sandbox.MonitorUser, password, node.Address()))
 	var out bytes.Buffer
