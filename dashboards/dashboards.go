@@ -1,6 +1,7 @@
 // Package dashboards generates nines' Grafana dashboards with
 // grafana-foundation-sdk: the fleet overview, a Galera cluster, a Galera
-// node, replication, SLO and error budget, backups and jobs, and nines
+// node, replication, NDB (overview, data nodes, memory and redo,
+// transporters), SLO and error budget, backups and jobs, and nines
 // itself. It also provisions them into a Grafana (provision.go).
 //
 // Each dashboard is written here as data (Spec, Panel, Target) and only
@@ -36,6 +37,7 @@ const (
 	KindAny         Kind = ""
 	KindGalera      Kind = "galera"
 	KindReplication Kind = "replication"
+	KindNDB         Kind = "ndb"
 )
 
 // PanelType is the Grafana visualisation of a panel.
@@ -130,7 +132,7 @@ const annotationStep = "30s"
 
 // All returns every dashboard, in the order they are listed.
 func All() []Spec {
-	return []Spec{fleet(), galeraCluster(), galeraNode(), replication(), slo(), backupsJobs(), self()}
+	return []Spec{fleet(), galeraCluster(), galeraNode(), replication(), ndbOverview(), ndbDataNodes(), ndbMemoryRedo(), ndbTransporters(), slo(), backupsJobs(), self()}
 }
 
 // Get returns the dashboard with uid.

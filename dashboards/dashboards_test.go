@@ -125,7 +125,7 @@ func TestEveryDashboardIsValidJSONWithItsVariables(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"nines-fleet", "nines-galera-cluster", "nines-galera-node", "nines-replication", "nines-slo", "nines-backups-jobs", "nines-self"} {
+	for _, want := range []string{"nines-fleet", "nines-galera-cluster", "nines-galera-node", "nines-replication", "nines-ndb-overview", "nines-ndb-data-nodes", "nines-ndb-memory-redo", "nines-ndb-transporters", "nines-slo", "nines-backups-jobs", "nines-self"} {
 		if !uids[want] {
 			t.Errorf("dashboard %s missing", want)
 		}
