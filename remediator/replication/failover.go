@@ -60,15 +60,7 @@ var _ remediator.Runbook = Failover{}
 func (Failover) Name() string { return remediator.RunbookReplicationFailover }
 
 func (rb Failover) Run(ctx context.Context, r *remediator.Run) error {
-	nodes, err := rb.Nodes(r.Cluster())
-	if err != nil {
-		return err
-	}
-	p, views, err := resumeOr(r, func() (plan, []replication.Node, error) { return decideFailover(r, nodes) })
-	if err != nil {
-		return err
-	}
-	lb, err := writerOf(rb.Writers, r.Cluster())
+	nodes, p, views, lb, err := begin(r, rb.Nodes, rb.Writers, decideFailover)
 	if err != nil {
 		return err
 	}
@@ -92,6 +84,25 @@ func applyTimeout(d time.Duration) time.Duration {
 
 // resumeOr returns the plan recorded by an earlier run of the job, or
 // decides one now.
+// begin is the start that failover and switchover share: the cluster's
+// nodes, the plan (decided now, or read back when the job resumes after
+// an appliance restart) and the cluster's load balancer, if any.
+func begin(r *remediator.Run, cluster Cluster, writers Writers, decide func(*remediator.Run, []Node) (plan, []replication.Node, error)) ([]Node, plan, []replication.Node, Writer, error) {
+	nodes, err := cluster(r.Cluster())
+	if err != nil {
+		return nil, plan{}, nil, nil, err
+	}
+	p, views, err := resumeOr(r, func() (plan, []replication.Node, error) { return decide(r, nodes) })
+	if err != nil {
+		return nil, plan{}, nil, nil, err
+	}
+	lb, err := writerOf(writers, r.Cluster())
+	if err != nil {
+		return nil, plan{}, nil, nil, err
+	}
+	return nodes, p, views, lb, nil
+}
+
 func resumeOr(r *remediator.Run, decide func() (plan, []replication.Node, error)) (plan, []replication.Node, error) {
 	raw := r.StepInput("fence")
 	if raw == nil {

@@ -27,15 +27,7 @@ var _ remediator.Runbook = Switchover{}
 func (Switchover) Name() string { return remediator.RunbookReplicationSwitch }
 
 func (rb Switchover) Run(ctx context.Context, r *remediator.Run) error {
-	nodes, err := rb.Nodes(r.Cluster())
-	if err != nil {
-		return err
-	}
-	p, _, err := resumeOr(r, func() (plan, []replication.Node, error) { return decideSwitchover(r, nodes) })
-	if err != nil {
-		return err
-	}
-	lb, err := writerOf(rb.Writers, r.Cluster())
+	nodes, p, _, lb, err := begin(r, rb.Nodes, rb.Writers, decideSwitchover)
 	if err != nil {
 		return err
 	}
