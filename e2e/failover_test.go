@@ -374,20 +374,26 @@ func replicationPartitionDrill(t *testing.T, name string) (*sandbox.Sandbox, *he
 	return sb, h, chk, w
 }
 
+// waitDeclined waits for a failover job that declined, saying why.
+func waitDeclined(t *testing.T, h *healer, since time.Time, why string) {
+	t.Helper()
+	waitFor(t, since, 30*time.Second, "a failover job that declines ("+why+")", func() bool {
+		for _, j := range h.jobs(t) {
+			if j.Runbook == "replication-failover" && strings.Contains(j.Reason, why) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // The appliance alone cut off from the primary: its alert fires, but the
 // replicas still replicate from it: no failover, and the cluster status
 // says why.
 func TestReplicationApplianceCutOffNoFailover(t *testing.T) {
 	sb, h, chk, w := replicationPartitionDrill(t, "aloneapp")
 	cutAt := isolate(t, sb, "n1", sandbox.PartitionAppliance)
-	waitFor(t, cutAt, 30*time.Second, "a failover job that declines", func() bool {
-		for _, j := range h.jobs(t) {
-			if j.Runbook == "replication-failover" && strings.Contains(j.Reason, "no failover") {
-				return true
-			}
-		}
-		return false
-	})
+	waitDeclined(t, h, cutAt, "no failover")
 	time.Sleep(10 * time.Second) // the alert keeps firing; retries must decline too
 	st := h.remediation(t)
 	t.Logf("cluster status: last decision %q, not repaired %q", st.LastDecision, st.NotRepaired)
@@ -409,14 +415,7 @@ func TestReplicationApplianceCutOffNoFailover(t *testing.T) {
 func TestReplicationReplicaCutOffNoFailover(t *testing.T) {
 	sb, h, chk, w := replicationPartitionDrill(t, "alonereplica")
 	cutAt := isolate(t, sb, "n2", sandbox.PartitionAll)
-	waitFor(t, cutAt, 30*time.Second, "a failover job for n2 that declines", func() bool {
-		for _, j := range h.jobs(t) {
-			if j.Runbook == "replication-failover" && strings.Contains(j.Reason, "not the primary") {
-				return true
-			}
-		}
-		return false
-	})
+	waitDeclined(t, h, cutAt, "not the primary")
 	time.Sleep(5 * time.Second)
 	noActs(t, h)
 	heal(t, sb)
