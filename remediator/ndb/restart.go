@@ -215,7 +215,7 @@ func (rb DataNodeRestart) Run(ctx context.Context, r *remediator.Run) error {
 		return err
 	}
 	_, err = remediator.Wait(ctx, r, fmt.Sprintf("wait-started:node-%d", t.ID), map[string]string{"timeout": limit.String()}, func(ctx context.Context) (ndb.Node, error) {
-		return rb.follow(ctx, r, mgm, ag, t.ID, limit)
+		return follow(ctx, r, followOpts{mgm: mgm, agent: ag, id: t.ID, limit: limit, poll: rb.Poll, clock: rb.Clock})
 	})
 	return err
 }
@@ -332,23 +332,41 @@ func (rb DataNodeRestart) otherJobs(r *remediator.Run) error {
 	return nil
 }
 
+// followOpts says what follow waits for.
+type followOpts struct {
+	mgm StatusSource
+	// agent, when set, is asked whether the process still runs while
+	// the node is not connected.
+	agent Agent
+	id    int
+	limit time.Duration
+	poll  time.Duration
+	clock Clock
+	// before, when set, is the node as it was before a RESTART command:
+	// STARTED counts only once it is another incarnation (a new dynamic
+	// id, or seen down in between), since ndb_mgmd may still show the
+	// old one STARTED for a moment after the command.
+	before *ndb.Node
+}
+
 // follow reads `get status` until the node is STARTED, logging each
 // status and phase change as a step. It fails when limit passes, when
 // the node falls back to NOT_STARTED or NO_CONTACT after it was seen
 // starting, and when its process exits before it connected.
-func (rb DataNodeRestart) follow(ctx context.Context, r *remediator.Run, mgm StatusSource, ag Agent, id int, limit time.Duration) (ndb.Node, error) {
-	clock := clockOr(rb.Clock)
-	poll := rb.Poll
+func follow(ctx context.Context, r *remediator.Run, o followOpts) (ndb.Node, error) {
+	clock := clockOr(o.clock)
+	poll := o.poll
 	if poll <= 0 {
 		poll = defaultPoll
 	}
+	id := o.id
 	start := clock.Now()
-	deadline := start.Add(limit)
+	deadline := start.Add(o.limit)
 	var last ndb.Node
 	lastSeen, lastErr := "", ""
-	seenStarting := false
+	seenStarting, seenDown := false, false
 	for {
-		nodes, err := mgm.GetStatus(ctx)
+		nodes, err := o.mgm.GetStatus(ctx)
 		n, ok := find(nodes, id)
 		switch {
 		case err != nil:
@@ -367,16 +385,19 @@ func (rb DataNodeRestart) follow(ctx context.Context, r *remediator.Run, mgm Sta
 			}
 			switch n.Status {
 			case ndb.StatusStarted, ndb.StatusSingleUser:
-				return n, nil
+				if o.before == nil || seenDown || n.DynamicID != o.before.DynamicID {
+					return n, nil
+				}
 			case ndb.StatusStarting, ndb.StatusRestarting:
-				seenStarting = true
+				seenStarting, seenDown = true, true
 			case ndb.StatusNotStarted, ndb.StatusNoContact:
+				seenDown = true
 				if seenStarting {
 					return n, fmt.Errorf("data node %d fell back to %s after starting: its start failed; read its error log (ndb_%d_error.log) before another attempt", id, n.Status, id)
 				}
-				if n.Status == ndb.StatusNoContact {
+				if n.Status == ndb.StatusNoContact && o.agent != nil {
 					// Not connected yet: make sure the process still runs.
-					if st, err := ag.Status(ctx); err == nil && !st.Running {
+					if st, err := o.agent.Status(ctx); err == nil && !st.Running {
 						exit := "no exit recorded"
 						if st.LastExit != nil {
 							exit = st.LastExit.Status
@@ -394,7 +415,7 @@ func (rb DataNodeRestart) follow(ctx context.Context, r *remediator.Run, mgm Sta
 			if lastErr != "" {
 				why += "; last error: " + lastErr
 			}
-			return last, fmt.Errorf("data node %d not STARTED after %v (%s)", id, limit, why)
+			return last, fmt.Errorf("data node %d not STARTED after %v (%s)", id, o.limit, why)
 		}
 		select {
 		case <-ctx.Done():
