@@ -27,6 +27,8 @@ const DefaultNdbStartTimeout = 30 * time.Second
 // session, output appended to the log, found again by its pid file.
 type ndbControl struct {
 	cfg NdbDataNode
+	// sd is set when the node runs as a systemd unit (cfg.Unit).
+	sd *systemdControl
 
 	mu   sync.Mutex
 	proc *ndbProcess // the last process this agent started
@@ -50,14 +52,22 @@ func (p *ndbProcess) exited() bool {
 
 func newNdbAgent(cfg *Config, opts Options) (*Agent, error) {
 	n := cfg.Server.NdbDataNode
-	if len(n.Command) == 0 || n.PidFile == "" || n.Log == "" {
+	ctl := &ndbControl{cfg: *n}
+	switch {
+	case n.Unit != "":
+		sc := opts.Systemctl
+		if sc == "" {
+			sc = "systemctl"
+		}
+		ctl.sd = &systemdControl{unit: n.Unit, systemctl: sc}
+	case len(n.Command) == 0 || n.PidFile == "" || n.Log == "":
 		return nil, errors.New("agent: config not validated (use Load or Parse)")
 	}
 	a := &Agent{
 		cfg:      cfg,
 		log:      opts.Logger.With("agent", cfg.Name, "ndb_node_id", n.NodeID),
 		now:      opts.Now,
-		ndb:      &ndbControl{cfg: *n},
+		ndb:      ctl,
 		watched:  map[int]bool{},
 		stopping: map[int]bool{},
 	}
@@ -116,6 +126,9 @@ func (c *ndbControl) owns(pid int) bool {
 // process this agent just started and that has not written it yet; 0
 // when the node does not run.
 func (c *ndbControl) pid() (int, error) {
+	if c.sd != nil {
+		return c.sd.pid()
+	}
 	b, err := os.ReadFile(c.cfg.PidFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -188,6 +201,9 @@ func (c *ndbControl) launch(initial bool, now time.Time) (*ndbProcess, error) {
 func (a *Agent) ndbStatus() Status {
 	n := a.ndb.cfg
 	st := Status{Name: a.cfg.Name, Kind: KindNdbDataNode, NdbNodeID: n.NodeID, Mode: ModeProcess, DataDir: n.Dir}
+	if a.ndb.sd != nil {
+		st.Mode = ModeSystemd
+	}
 	pid, err := a.ndb.pid()
 	if err != nil {
 		st.Error = err.Error()
@@ -243,7 +259,10 @@ func (a *Agent) ndbStart(ctx context.Context, req StartRequest) (StartResult, er
 	}
 	if req.Initial {
 		a.log.Warn("STARTING NDB DATA NODE WITH "+n.InitialArg+": its file system and redo log are thrown away and reloaded from its node group",
-			"node_id", n.NodeID, "command", n.Command)
+			"node_id", n.NodeID, "command", n.Command, "unit", n.Unit)
+	}
+	if a.ndb.sd != nil {
+		return a.ndbStartUnit(ctx, req.Initial, start)
 	}
 	p, err := a.ndb.launch(req.Initial, a.now())
 	if err != nil {
@@ -260,6 +279,31 @@ func (a *Agent) ndbStart(ctx context.Context, req StartRequest) (StartResult, er
 		return res, err
 	}
 	res.State = "running"
+	return res, nil
+}
+
+// ndbStartUnit starts the node's systemd unit; the caller holds the
+// action lock and saw the unit stopped.
+func (a *Agent) ndbStartUnit(ctx context.Context, initial bool, start time.Time) (StartResult, error) {
+	sd := a.ndb.sd
+	if initial {
+		if _, err := sd.run(ctx, "set-environment", NdbInitialEnv+"="+a.ndb.cfg.InitialArg); err != nil {
+			return StartResult{}, err
+		}
+		defer func() {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if _, err := sd.run(uctx, "unset-environment", NdbInitialEnv); err != nil {
+				a.log.Error("could not unset "+NdbInitialEnv+": the next start of any unit using it would be initial", "error", err)
+			}
+		}()
+	}
+	if _, err := sd.run(ctx, "start", sd.unit); err != nil {
+		return StartResult{}, err
+	}
+	res := StartResult{Initial: initial, State: "running"}
+	res.Pid, _ = sd.pid()
+	res.TookMs = a.now().Sub(start).Milliseconds()
 	return res, nil
 }
 
@@ -313,6 +357,11 @@ func (a *Agent) ndbStop(ctx context.Context, req StopRequest) (StopResult, error
 	a.stopping[pid] = true
 	a.mu.Unlock()
 	res := StopResult{WasRunning: true, Pid: pid}
+	if a.ndb.sd != nil {
+		res.Killed, err = a.ndb.sd.stop(ctx, pid, graceful, grace)
+		res.TookMs = a.now().Sub(start).Milliseconds()
+		return res, err
+	}
 	alive := func() bool { return a.ndb.owns(pid) }
 	if graceful {
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {

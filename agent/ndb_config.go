@@ -27,7 +27,19 @@ const MaxNdbDataNodeID = 144
 //	    log: /var/log/nines/ndbd-3.out
 //
 // The command must start the node normally: the agent never adds
-// initial_arg on its own. Relative paths are relative to agent.yaml.
+// initial_arg on its own. Run ndbmtd with --nodaemon so the process the
+// agent starts is the node and its exit is seen at once. Relative paths
+// are relative to agent.yaml.
+//
+// Or the node runs as a systemd unit (then command, pid_file and log are
+// not used):
+//
+//	ndb_data_node: {node_id: 3, unit: ndbmtd@3.service}
+//
+// An initial start then sets the manager environment variable
+// NINES_NDB_INITIAL to initial_arg for the start and unsets it after, so
+// the unit's ExecStart must end with $NINES_NDB_INITIAL (empty, hence no
+// argument, otherwise).
 type NdbDataNode struct {
 	NodeID     int      `yaml:"node_id"`
 	Command    []string `yaml:"command"`
@@ -40,7 +52,13 @@ type NdbDataNode struct {
 	Log string `yaml:"log"`
 	// Dir is the working directory; default the pid file's directory.
 	Dir string `yaml:"dir"`
+	// Unit is the systemd unit running the node, instead of Command.
+	Unit string `yaml:"unit"`
 }
+
+// NdbInitialEnv is the systemd manager environment variable an initial
+// start of a data node unit sets to initial_arg.
+const NdbInitialEnv = "NINES_NDB_INITIAL"
 
 // validateNdb checks server.ndb_data_node and resolves its paths.
 func (c *Config) validateNdb(n *NdbDataNode, at func(path, format string, args ...any)) {
@@ -54,9 +72,18 @@ func (c *Config) validateNdb(n *NdbDataNode, at func(path, format string, args .
 	if !strings.HasPrefix(n.InitialArg, "-") {
 		at(prefix+".initial_arg", "%q: want an option such as --initial", n.InitialArg)
 	}
+	if n.Unit != "" {
+		if len(n.Command) > 0 || n.PidFile != "" || n.Log != "" {
+			at(prefix+".unit", "set either unit or command (with pid_file and log), not both")
+		}
+		if n.Dir != "" {
+			n.Dir = c.resolve(n.Dir)
+		}
+		return
+	}
 	switch {
 	case len(n.Command) == 0:
-		at(prefix+".command", "required: the program and arguments that start the node normally, e.g. [/usr/sbin/ndbmtd, --ndb-connectstring=mgm1:1186, --ndb-nodeid=%d]", n.NodeID)
+		at(prefix+".command", "required (or unit): the program and arguments that start the node normally, e.g. [/usr/sbin/ndbmtd, --nodaemon, --ndb-connectstring=mgm1:1186, --ndb-nodeid=%d]", n.NodeID)
 	case n.Command[0] == "":
 		at(prefix+".command", "the program (first element) is empty")
 	default:

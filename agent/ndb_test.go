@@ -242,6 +242,7 @@ server:
 		{"initial in command", "--ndb-nodeid=3]", "--ndb-nodeid=3, --initial]", "server.ndb_data_node.command[4]", "must start the node normally"},
 		{"no pid file", "    pid_file: srv/ndb_3.pid\n", "", "server.ndb_data_node.pid_file", "required"},
 		{"log dir", "log: srv/ndbd-3.out", "log: nodir/ndbd-3.out", "server.ndb_data_node.log", "its directory does not exist"},
+		{"unit and command", "node_id: 3", "node_id: 3\n    unit: ndbmtd@3.service", "server.ndb_data_node.unit", "either unit or command"},
 		{"with process", "server:\n", "server:\n  process: {defaults_file: my.cnf, dir: srv}\n", "server", "ndb_data_node excludes process"},
 	} {
 		_, err := Load(writeAgentConfig(t, dir, strings.Replace(good, tt.old, tt.new, 1)))
@@ -285,5 +286,66 @@ func waitExit(t *testing.T, c *Client, pid int) Status {
 			t.Fatalf("exit of pid %d never recorded: %+v, %v", pid, st, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNdbDataNodeSystemdUnit drives a fake systemctl that records its
+// calls: initial reaches the unit only through NINES_NDB_INITIAL, set for
+// that one start and unset after it.
+func TestNdbDataNodeSystemdUnit(t *testing.T) {
+	dir := writeAgentFiles(t, "")
+	calls, pidFile := filepath.Join(dir, "calls"), filepath.Join(dir, "mainpid")
+	script := "#!/bin/sh\necho \"$@\" >> " + calls + "\ncase \"$1\" in\n" +
+		"show) cat " + pidFile + " ;;\n" +
+		"start) echo 4243 > " + pidFile + " ;;\n" +
+		"stop|kill) echo 0 > " + pidFile + " ;;\n" +
+		"esac\n"
+	systemctl := filepath.Join(dir, "systemctl")
+	if err := os.WriteFile(systemctl, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pidFile, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(writeAgentConfig(t, dir, "token_file: agent-token\nserver:\n  ndb_data_node: {node_id: 3, unit: ndbmtd@3.service}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := serve(t, cfg, Options{Systemctl: systemctl})
+	ctx := context.Background()
+	if res, err := c.Start(ctx, StartRequest{}); err != nil || res.Pid != 4243 || res.Initial {
+		t.Fatalf("start: %+v, %v", res, err)
+	}
+	if st, err := c.Status(ctx); err != nil || !st.Running || st.Pid != 4243 || st.Mode != ModeSystemd || st.Kind != KindNdbDataNode {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	if res, err := c.Start(ctx, StartRequest{}); err != nil || !res.AlreadyRunning {
+		t.Errorf("second start: %+v, %v", res, err)
+	}
+	if res, err := c.Stop(ctx, StopRequest{}); err != nil || !res.WasRunning || res.Pid != 4243 {
+		t.Fatalf("stop: %+v, %v", res, err)
+	}
+	if res, err := c.Start(ctx, StartRequest{Initial: true}); err != nil || !res.Initial {
+		t.Fatalf("initial start: %+v, %v", res, err)
+	}
+	b, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acts []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.HasPrefix(l, "show ") {
+			acts = append(acts, l)
+		}
+	}
+	want := []string{
+		"start ndbmtd@3.service",
+		"stop ndbmtd@3.service",
+		"set-environment NINES_NDB_INITIAL=--initial",
+		"start ndbmtd@3.service",
+		"unset-environment NINES_NDB_INITIAL",
+	}
+	if strings.Join(acts, "\n") != strings.Join(want, "\n") {
+		t.Errorf("systemctl calls:\n%s\nwant:\n%s", strings.Join(acts, "\n"), strings.Join(want, "\n"))
 	}
 }
