@@ -358,3 +358,41 @@ func TestRestartPrepareRejectsBadParams(t *testing.T) {
 		t.Errorf("Prepare with target 3: %v %q %v", params, target, err)
 	}
 }
+
+func TestRestartDryRunOnlyPlans(t *testing.T) {
+	sim := newSim(t, 5*time.Millisecond)
+	sim.kill(t, 3)
+	ag := &fakeAgent{sim: sim, id: 3}
+	log, rem := newRemediator(t, func(l *remediator.JobLog) remediator.Runbook { return sim.runbook(ag, l) })
+	job, err := rem.Start(context.Background(), remediator.ManualRequest{Cluster: "c1", Runbook: remediator.RunbookNdbDataNodeRestart,
+		Params: map[string]string{"node_id": "3"}, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := waitJob(t, log, job.ID)
+	if j.State != remediator.JobPlanned {
+		t.Fatalf("dry run ended %s: %s", j.State, j.Reason)
+	}
+	if starts, _ := ag.calls(); len(starts) != 0 {
+		t.Errorf("a dry run started the node: %+v", starts)
+	}
+	if n, _ := sim.c.Node(3); n.Status != ndb.StatusNoContact {
+		t.Errorf("node 3 is %s after a dry run", n.Status)
+	}
+}
+
+func TestRestartFailsWhenNoManagementServerAnswers(t *testing.T) {
+	sim := newSim(t, 0)
+	ag := &fakeAgent{sim: sim, id: 3}
+	j := runJob(t, func(l *remediator.JobLog) remediator.Runbook {
+		rb := sim.runbook(ag, l)
+		rb.Mgm = func(string) (StatusSource, error) { return Failover(errSource{}, errSource{}), nil }
+		return rb
+	}, map[string]string{"node_id": "3"})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "no management server answered") || strings.Count(j.Reason, "192.0.2.1:1186") != 2 {
+		t.Errorf("job %s: %s", j.State, j.Reason)
+	}
+	if starts, _ := ag.calls(); len(starts) != 0 {
+		t.Errorf("started without seeing the cluster: %+v", starts)
+	}
+}
