@@ -71,6 +71,9 @@ type Agent struct {
 	now func() time.Time
 	srv *mariadbd.Server
 	ctl controller
+	// ndb is set, and srv and ctl are nil, when the agent runs an NDB
+	// data node (ndb.go).
+	ndb *ndbControl
 	met *metrics
 
 	mu sync.Mutex
@@ -92,6 +95,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if cfg.IsNDB() {
+		return newNdbAgent(cfg, opts)
 	}
 	l := cfg.Local()
 	if l.DefaultsFile == "" || l.DataDir == "" {
@@ -155,8 +161,13 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 			served <- hs.Serve(ln)
 		}
 	}()
-	a.log.Info("agent listening", "url", scheme+"://"+ln.Addr().String(), "mode", cfg.Mode(), "galera", cfg.IsGalera(),
-		"defaults_file", a.srv.DefaultsFile, "data_dir", a.srv.DataDir)
+	if a.ndb != nil {
+		a.log.Info("agent listening", "url", scheme+"://"+ln.Addr().String(), "server", KindNdbDataNode,
+			"node_id", cfg.Server.NdbDataNode.NodeID, "command", cfg.Server.NdbDataNode.Command)
+	} else {
+		a.log.Info("agent listening", "url", scheme+"://"+ln.Addr().String(), "mode", cfg.Mode(), "galera", cfg.IsGalera(),
+			"defaults_file", a.srv.DefaultsFile, "data_dir", a.srv.DataDir)
+	}
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
@@ -212,32 +223,47 @@ func (a *Agent) routes() *http.ServeMux {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /metrics", a.auth(a.met.handler()))
-	mux.Handle("GET /v1/status", a.auth(handle(a, "status", func(ctx context.Context, _ struct{}) (Status, error) {
-		return a.Status(ctx), nil
-	})))
-	mux.Handle("GET /v1/grastate", a.auth(handle(a, "grastate", func(_ context.Context, _ struct{}) (galera.Grastate, error) {
+	// MariaDB-only endpoints answer 409 on an agent of an NDB data node.
+	mdb := func(name string, h http.Handler) http.Handler {
+		if a.ndb != nil {
+			return a.auth(a.notForNdb(name))
+		}
+		return a.auth(h)
+	}
+	if a.ndb != nil {
+		mux.Handle("GET /v1/status", a.auth(handle(a, "status", func(ctx context.Context, _ struct{}) (Status, error) {
+			return a.Status(ctx), nil
+		})))
+		mux.Handle("POST /v1/start", a.auth(handle(a, "start", a.ndbStart)))
+		mux.Handle("POST /v1/stop", a.auth(handle(a, "stop", a.ndbStop)))
+	} else {
+		mux.Handle("GET /v1/status", a.auth(handle(a, "status", func(ctx context.Context, _ struct{}) (Status, error) {
+			return a.Status(ctx), nil
+		})))
+		mux.Handle("POST /v1/start", a.auth(handle(a, "start", a.start)))
+		mux.Handle("POST /v1/stop", a.auth(handle(a, "stop", a.stop)))
+	}
+	mux.Handle("GET /v1/grastate", mdb("grastate", handle(a, "grastate", func(_ context.Context, _ struct{}) (galera.Grastate, error) {
 		return a.grastate()
 	})))
-	mux.Handle("GET /v1/peers", a.auth(handle(a, "peers", a.peers)))
-	mux.Handle("GET /v1/health/{role}", a.auth(http.HandlerFunc(a.health)))
-	mux.Handle("POST /v1/recover", a.auth(handle(a, "recover", a.recover)))
-	mux.Handle("POST /v1/start", a.auth(handle(a, "start", a.start)))
-	mux.Handle("POST /v1/stop", a.auth(handle(a, "stop", a.stop)))
-	mux.Handle("POST /v1/restart", a.auth(handle(a, "restart", a.restart)))
-	mux.Handle("POST /v1/bootstrap-fields", a.auth(handle(a, "bootstrap-fields", a.bootstrapFields)))
-	mux.Handle("POST /v1/pc-bootstrap", a.auth(handle(a, "pc-bootstrap", a.pcBootstrap)))
-	mux.Handle("GET /v1/replication", a.auth(handle(a, "replication", a.replicationStatus)))
-	mux.Handle("POST /v1/replication/fence", a.auth(handle(a, "fence", a.fence)))
-	mux.Handle("POST /v1/replication/wait-applied", a.auth(handle(a, "wait-applied", a.waitApplied)))
-	mux.Handle("POST /v1/replication/promote", a.auth(handle(a, "promote", a.promote)))
-	mux.Handle("POST /v1/replication/replicate", a.auth(handle(a, "replicate", a.replicate)))
-	mux.Handle("POST /v1/replication/diverged", a.auth(handle(a, "diverged", a.diverged)))
-	mux.Handle("POST /v1/replication/seed-stream", a.auth(http.HandlerFunc(a.seedStream)))
-	mux.Handle("POST "+reseedPath, a.auth(http.HandlerFunc(a.reseedHTTP)))
-	mux.Handle("POST /v1/backups", a.auth(handle(a, "backup", a.backup)))
-	mux.Handle("GET /v1/backups", a.auth(handleIn(a, "backups", a.listBackups)))
-	mux.Handle("DELETE /v1/backups/{id}", a.auth(handleIn(a, "backup-delete", a.deleteBackup)))
-	mux.Handle("POST /v1/backups/{id}/verify", a.auth(handleIn(a, "verify", a.verifyBackup)))
+	mux.Handle("GET /v1/peers", mdb("peers", handle(a, "peers", a.peers)))
+	mux.Handle("GET /v1/health/{role}", mdb("health", http.HandlerFunc(a.health)))
+	mux.Handle("POST /v1/recover", mdb("recover", handle(a, "recover", a.recover)))
+	mux.Handle("POST /v1/restart", mdb("restart", handle(a, "restart", a.restart)))
+	mux.Handle("POST /v1/bootstrap-fields", mdb("bootstrap-fields", handle(a, "bootstrap-fields", a.bootstrapFields)))
+	mux.Handle("POST /v1/pc-bootstrap", mdb("pc-bootstrap", handle(a, "pc-bootstrap", a.pcBootstrap)))
+	mux.Handle("GET /v1/replication", mdb("replication", handle(a, "replication", a.replicationStatus)))
+	mux.Handle("POST /v1/replication/fence", mdb("fence", handle(a, "fence", a.fence)))
+	mux.Handle("POST /v1/replication/wait-applied", mdb("wait-applied", handle(a, "wait-applied", a.waitApplied)))
+	mux.Handle("POST /v1/replication/promote", mdb("promote", handle(a, "promote", a.promote)))
+	mux.Handle("POST /v1/replication/replicate", mdb("replicate", handle(a, "replicate", a.replicate)))
+	mux.Handle("POST /v1/replication/diverged", mdb("diverged", handle(a, "diverged", a.diverged)))
+	mux.Handle("POST /v1/replication/seed-stream", mdb("seed-stream", http.HandlerFunc(a.seedStream)))
+	mux.Handle("POST "+reseedPath, mdb("reseed", http.HandlerFunc(a.reseedHTTP)))
+	mux.Handle("POST /v1/backups", mdb("backup", handle(a, "backup", a.backup)))
+	mux.Handle("GET /v1/backups", mdb("backups", handleIn(a, "backups", a.listBackups)))
+	mux.Handle("DELETE /v1/backups/{id}", mdb("backup-delete", handleIn(a, "backup-delete", a.deleteBackup)))
+	mux.Handle("POST /v1/backups/{id}/verify", mdb("verify", handleIn(a, "verify", a.verifyBackup)))
 	mux.Handle("/v1/", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})))
@@ -377,7 +403,10 @@ func (a *Agent) acquire(action string) (release func(), err error) {
 // Status reads the server's state; parts that cannot be read are reported
 // in the *Error fields, so the call itself never fails.
 func (a *Agent) Status(ctx context.Context) Status {
-	st := Status{Name: a.cfg.Name, Mode: a.cfg.Mode(), Galera: a.cfg.IsGalera(), DataDir: a.srv.DataDir}
+	if a.ndb != nil {
+		return a.ndbStatus()
+	}
+	st := Status{Name: a.cfg.Name, Kind: KindMariaDB, Mode: a.cfg.Mode(), Galera: a.cfg.IsGalera(), DataDir: a.srv.DataDir}
 	pid, err := a.ctl.pid()
 	if err != nil {
 		st.Error = err.Error()
@@ -541,6 +570,9 @@ type startPlan struct {
 
 func (a *Agent) plan(req StartRequest) (startPlan, error) {
 	p := startPlan{req: req, wait: req.Wait, timeout: DefaultStartTimeout}
+	if req.Initial {
+		return p, badRequest(errors.New("initial applies to NDB data nodes only (--initial); this agent runs a MariaDB server"))
+	}
 	if p.wait == "" {
 		p.wait = WaitReady
 	}
@@ -631,17 +663,21 @@ func (a *Agent) launch(ctx context.Context, plan startPlan) (StartResult, *maria
 }
 
 // watch records how a supervised server ends. It never restarts it.
-func (a *Agent) watch(p *mariadbd.Process) {
+func (a *Agent) watch(p *mariadbd.Process) { a.watchExit(p.Pid, p.Done(), p.Err) }
+
+// watchExit records how the supervised process pid ends, once done is
+// closed and status tells how.
+func (a *Agent) watchExit(pid int, done <-chan struct{}, status func() error) {
 	a.mu.Lock()
-	a.watched[p.Pid] = true
+	a.watched[pid] = true
 	a.mu.Unlock()
 	go func() {
-		<-p.Done()
-		exit := Exit{Pid: p.Pid, At: a.now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), Status: p.Err().Error()}
+		<-done
+		exit := Exit{Pid: pid, At: a.now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), Status: status().Error()}
 		a.mu.Lock()
-		exit.Requested = a.stopping[p.Pid]
-		delete(a.stopping, p.Pid)
-		delete(a.watched, p.Pid)
+		exit.Requested = a.stopping[pid]
+		delete(a.stopping, pid)
+		delete(a.watched, pid)
 		a.lastExit = &exit
 		a.mu.Unlock()
 		if exit.Requested {

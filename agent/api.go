@@ -54,6 +54,12 @@
 // alike: HAProxy picks the one writer by server order (one active server,
 // the others backup). See health.go.
 //
+// An agent configured with server.ndb_data_node controls an NDB data
+// node (ndbmtd) instead: GET /v1/status, POST /v1/start (initial: true
+// appends --initial; a start of a running node answers already_running)
+// and POST /v1/stop; every MariaDB endpoint answers 409 saying so. See
+// ndb.go.
+//
 // The agent never starts a server on its own: a server that crashes stays
 // down until someone (the remediator, an operator, a test) asks for a
 // start, so a crash is always seen and handled by the one deciding.
@@ -83,12 +89,23 @@ const (
 	WaitSynced = "synced"
 )
 
+// Kinds of server an agent controls (Status.Kind).
+const (
+	KindMariaDB     = "mariadb"
+	KindNdbDataNode = "ndb_data_node"
+)
+
 // Status is GET /v1/status: the server as its host sees it.
 type Status struct {
 	// Name is the agent's name (agent.yaml's name, else the host name).
-	Name   string `json:"name"`
-	Mode   Mode   `json:"mode"`
-	Galera bool   `json:"galera"`
+	Name string `json:"name"`
+	// Kind is the server the agent controls: KindMariaDB or
+	// KindNdbDataNode. For a data node only Running, Pid, Supervised,
+	// LastExit, NdbNodeID and the disk fields (of its dir) are set.
+	Kind      string `json:"kind"`
+	NdbNodeID int    `json:"ndb_node_id,omitempty"`
+	Mode      Mode   `json:"mode"`
+	Galera    bool   `json:"galera"`
 	// Running and Pid describe the server process; Pid is 0 when stopped.
 	Running bool `json:"running"`
 	Pid     int  `json:"pid"`
@@ -151,8 +168,13 @@ type StartRequest struct {
 	Position string `json:"position,omitempty"`
 	// NewCluster bootstraps a new Primary component (--wsrep-new-cluster).
 	NewCluster bool `json:"new_cluster,omitempty"`
-	// Wait is none, ready (default) or synced (Galera only).
+	// Wait is none, ready (default) or synced (Galera only). An NDB data
+	// node's start waits only until its process runs: none.
 	Wait string `json:"wait,omitempty"`
+	// Initial starts an NDB data node with its initial_arg (--initial),
+	// which throws the node's own data away and reloads it from its node
+	// group: a person's last resort, never a default. MariaDB: refused.
+	Initial bool `json:"initial,omitempty"`
 	// TimeoutSeconds bounds the wait; default 120.
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 }
@@ -166,6 +188,12 @@ type StartResult struct {
 	// "answering"; empty for wait none.
 	State  string `json:"state,omitempty"`
 	TookMs int64  `json:"took_ms"`
+	// AlreadyRunning is true when nothing was started because the
+	// server (an NDB data node) was running already: a start is
+	// idempotent there. State is then "already running".
+	AlreadyRunning bool `json:"already_running,omitempty"`
+	// Initial echoes an NDB data node start with --initial.
+	Initial bool `json:"initial,omitempty"`
 }
 
 // StopRequest is POST /v1/stop.

@@ -116,6 +116,9 @@ type ServerConfig struct {
 	Galera  *bool          `yaml:"galera"`
 	Process *LocalServer   `yaml:"process"`
 	Systemd *SystemdServer `yaml:"systemd"`
+	// NdbDataNode makes the agent control an NDB data node (ndbmtd)
+	// instead of a MariaDB server; it excludes process and systemd.
+	NdbDataNode *NdbDataNode `yaml:"ndb_data_node"`
 	// RecoverTimeout bounds one `mariadbd --wsrep-recover` run: InnoDB
 	// crash recovery of a large redo log takes minutes. Default
 	// DefaultRecoverTimeout, at most MaxRecoverTimeout (which the
@@ -150,6 +153,9 @@ type SystemdServer struct {
 	LocalServer `yaml:",inline"`
 }
 
+// IsNDB reports whether the agent controls an NDB data node.
+func (c *Config) IsNDB() bool { return c.Server.NdbDataNode != nil }
+
 // Mode is the configured way of controlling the server.
 func (c *Config) Mode() Mode {
 	if c.Server.Systemd != nil {
@@ -159,7 +165,7 @@ func (c *Config) Mode() Mode {
 }
 
 // IsGalera reports whether the server runs wsrep.
-func (c *Config) IsGalera() bool { return c.Server.Galera == nil || *c.Server.Galera }
+func (c *Config) IsGalera() bool { return !c.IsNDB() && (c.Server.Galera == nil || *c.Server.Galera) }
 
 // Local returns the server's files, whichever the mode.
 func (c *Config) Local() LocalServer {
@@ -279,6 +285,14 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 	case s.RecoverTimeout < 0 || s.RecoverTimeout > MaxRecoverTimeout:
 		at("server.recover_timeout", "%s: want more than 0 and at most %s", s.RecoverTimeout, MaxRecoverTimeout)
 	}
+	if s.NdbDataNode != nil {
+		if s.Process != nil || s.Systemd != nil || s.Galera != nil {
+			at("server", "ndb_data_node excludes process, systemd and galera: an agent controls one server")
+			return
+		}
+		c.validateNdb(s.NdbDataNode, at)
+		return
+	}
 	var local *LocalServer
 	var prefix string
 	switch {
@@ -296,7 +310,7 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 			local.DefaultsFile = DefaultDefaultsFile
 		}
 	default:
-		at("server", "required: process: {defaults_file, dir} or systemd: {unit, dir}")
+		at("server", "required: process: {defaults_file, dir}, systemd: {unit, dir} or ndb_data_node: {node_id, command, pid_file, log}")
 		return
 	}
 	c.validateLocal(local, prefix, at)

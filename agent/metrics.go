@@ -48,7 +48,7 @@ func newMetrics(a *Agent) *metrics {
 			Name: "nines_agent_server_running",
 			Help: "1 when the local database server runs, 0 when it does not, -1 when the agent cannot tell.",
 		}, func() float64 {
-			pid, err := a.ctl.pid()
+			pid, err := a.serverPid()
 			switch {
 			case err != nil:
 				return -1
@@ -79,7 +79,7 @@ func newMetrics(a *Agent) *metrics {
 			Name: "nines_agent_datadir_free_bytes",
 			Help: "Bytes an unprivileged writer may still use on the datadir's file system (-1 when it cannot be read).",
 		}, func() float64 {
-			free, _, err := diskUsage(a.srv.DataDir)
+			free, _, err := diskUsage(a.dataDir())
 			if err != nil {
 				return -1
 			}
@@ -89,7 +89,7 @@ func newMetrics(a *Agent) *metrics {
 			Name: "nines_agent_datadir_size_bytes",
 			Help: "Size of the datadir's file system in bytes (-1 when it cannot be read).",
 		}, func() float64 {
-			_, total, err := diskUsage(a.srv.DataDir)
+			_, total, err := diskUsage(a.dataDir())
 			if err != nil {
 				return -1
 			}

@@ -15,6 +15,8 @@ const (
 	RunbookReplicationSwitch    = "replication-switchover"
 	RunbookReplicationRejoin    = "replication-rejoin"
 	RunbookReplicationReseed    = "replication-reseed"
+	RunbookNdbDataNodeRestart   = "ndb-data-node-restart"
+	RunbookNdbRollingRestart    = "ndb-rolling-restart"
 )
 
 // RunbookInfo describes a runbook nines has.
@@ -34,6 +36,8 @@ var Runbooks = []RunbookInfo{
 	{RunbookReplicationRejoin, []nines.Kind{nines.KindReplication}, "make a node that stopped replicating (an old primary) a replica of the primary, if its history is a prefix of the primary's"},
 	{RunbookReplicationReseed, []nines.Kind{nines.KindReplication}, "run by hand: rebuild a diverged node from a fresh mariadb-backup of a healthy replica, its old datadir kept and its diverged GTIDs logged"},
 	{RunbookReplicationSwitch, []nines.Kind{nines.KindReplication}, "planned change of primary: old primary read-only, candidate caught up, promoted, old primary a replica; nothing lost"},
+	{RunbookNdbDataNodeRestart, []nines.Kind{nines.KindNDB}, "start a down NDB data node normally through its agent, when the rest of its node group is STARTED, and follow its start phases until it is STARTED"},
+	{RunbookNdbRollingRestart, []nines.Kind{nines.KindNDB}, "run by hand: restart the data nodes one at a time (RESTART, never initial), each only while every data node is STARTED; management and SQL nodes are left to a person"},
 	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication}, "back up the cluster from its least loaded node (mariabackup or dump)"},
 	{RunbookBackupVerify, []nines.Kind{nines.KindGalera, nines.KindReplication}, "restore a backup into a scratch server and check it"},
 }
@@ -60,4 +64,7 @@ var Kinds = map[string]string{
 	"failover":           RunbookReplicationFailover,
 	"replication-rejoin": RunbookReplicationRejoin,
 	"reseed":             RunbookReplicationReseed,
+	// NDB: the job's node is the data node id (or params node_id).
+	"ndb-restart":         RunbookNdbDataNodeRestart,
+	"ndb-rolling-restart": RunbookNdbRollingRestart,
 }
