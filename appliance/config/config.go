@@ -152,6 +152,9 @@ type Cluster struct {
 	// galera-dr-follow runbook repoints one whose source died to another
 	// Synced node, in the order of nodes.
 	DRReplicas []DRReplica `yaml:"dr_replicas"`
+	// NDB is a kind ndb cluster's management servers and data nodes
+	// (ndb.go); required for kind ndb, refused for the others.
+	NDB *NDB `yaml:"ndb"`
 }
 
 // DRReplica is one disaster-recovery replica of a Galera cluster.
