@@ -150,6 +150,7 @@ func (a *App) metrics() http.Handler {
 		a.exp.Collector(),
 		metric.Collector(a.selfMetrics),
 		metric.Collector(a.haproxyMetrics),
+		metric.Collector(a.ndbMetrics),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -286,6 +287,9 @@ type clusterView struct {
 	Nodes []nodeView `json:"nodes"`
 	// DRReplicas are a Galera cluster's replicas outside it (dr_replicas).
 	DRReplicas []nodeView `json:"dr_replicas,omitempty"`
+	// NDB is a kind ndb cluster's topology (ndbTopology, ndb.go); nodes
+	// are then its SQL nodes. Absent before the first round.
+	NDB *ndbTopology `json:"ndb,omitempty"`
 }
 
 func (a *App) clusterViews() []clusterView {
@@ -301,6 +305,9 @@ func (a *App) clusterViews() []clusterView {
 		}
 		for _, d := range c.DRReplicas {
 			cv.DRReplicas = append(cv.DRReplicas, newNodeView(d.Address, latest[c.Name+"\x00"+d.Address]))
+		}
+		if c.Kind == nines.KindNDB {
+			cv.NDB = a.ndbTopologyOf(c.Name)
 		}
 		out = append(out, cv)
 	}

@@ -1,0 +1,480 @@
+package ndb
+
+// poller.go reads one NDB cluster as a whole, once per interval: the
+// management server's `get status` and one SQL node's ndbinfo. A
+// `listen event` session in the background wakes a round at once when a
+// node fails, restarts, arbitration moves or a backup starts or ends, so
+// a data node failure reaches the store within a round trip of the
+// event, not at the next tick.
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/nines-project/nines/internal/metric"
+	ndbmsg "github.com/nines-project/nines/ndb"
+)
+
+// SQLNode is an SQL node (mysqld) whose ndbinfo the poller may read.
+type SQLNode struct {
+	Address  string // host:port
+	User     string
+	Password string
+	TLS      *tls.Config // nil: plain connection
+}
+
+// PollerConfig configures a Poller. Zero durations take the defaults.
+type PollerConfig struct {
+	Cluster string
+	// Mgm are the management servers' addresses, tried in order each
+	// round; SQL the SQL nodes, likewise. At least one management server.
+	Mgm []string
+	SQL []SQLNode
+	// Interval between rounds, default 1 s; Timeout bounds a round,
+	// default 80 % of Interval, shared by the servers tried in order.
+	Interval time.Duration
+	Timeout  time.Duration
+	// BurstInterval is the interval for BurstFor after a change (a node's
+	// status moved or an event arrived): the rest of an incident is seen
+	// at a finer grain. Defaults Interval/10 (at least 100 ms) and 15 s.
+	BurstInterval time.Duration
+	BurstFor      time.Duration
+	// MaxBackoff caps the wait between attempts to reopen the event
+	// stream; it starts at 100 ms and doubles. Default 5 s.
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+func (c *PollerConfig) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.Timeout <= 0 || c.Timeout > c.Interval {
+		c.Timeout = c.Interval * 8 / 10
+	}
+	if c.BurstInterval <= 0 || c.BurstInterval > c.Interval {
+		c.BurstInterval = max(c.Interval/10, 100*time.Millisecond)
+	}
+	if c.BurstFor <= 0 {
+		c.BurstFor = 15 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Attempt is one server tried in a round and what came of it.
+type Attempt struct {
+	Address string
+	Err     error // nil: this server answered and was read
+}
+
+// Reading is one round of a Poller. Readings are shared once published:
+// do not modify them.
+type Reading struct {
+	Cluster  string
+	Time     time.Time
+	Duration time.Duration
+	// MgmTried are the management servers asked, in order, up to the
+	// first that answered (the last entry then has no Err). Status is
+	// that server's `get status`; nil when none answered.
+	MgmTried []Attempt
+	Status   []ndbmsg.Node
+	// SQLTried likewise for the SQL nodes; Info is the ndbinfo read from
+	// the one that answered, nil when none did.
+	SQLTried []Attempt
+	Info     *Ndbinfo
+	// Stream is the management server whose event stream is open, ""
+	// while none is.
+	Stream string
+	// Woken: an event (or the stream's reconnection) started this round.
+	Woken bool
+}
+
+// Mgm returns the management server that answered, "" if none.
+func (r *Reading) Mgm() string {
+	if n := len(r.MgmTried); n > 0 && r.MgmTried[n-1].Err == nil {
+		return r.MgmTried[n-1].Address
+	}
+	return ""
+}
+
+// SQL returns the SQL node ndbinfo was read from, "" if none.
+func (r *Reading) SQL() string {
+	if n := len(r.SQLTried); n > 0 && r.SQLTried[n-1].Err == nil {
+		return r.SQLTried[n-1].Address
+	}
+	return ""
+}
+
+// View is the cluster's topology from this reading (BuildView).
+func (r *Reading) View() View { return BuildView(r.Status, r.Info) }
+
+// Metrics are the reading's series, each with cluster and instance:
+//
+//   - nines_ndb_mgm_up{instance=<mgmd>} for every management server
+//     tried: 0 for those that failed, 1 for the one that answered, whose
+//     address is the instance of every nines_ndb_* series (MgmMetrics);
+//   - nines_ndbinfo_read_success{instance=<SQL node>} for every SQL node
+//     tried: 0 failed, 1 read; the one read is the instance of every
+//     mysql_ndbinfo_* and nines_ndbinfo_view_success series (Metrics);
+//   - nines_ndb_event_stream_up{instance=<mgmd>}: 1 while the listen
+//     event session is open there, else 0 with the first management
+//     server's address (the stream then wakes no round: failures are
+//     seen at the next tick only).
+//
+// Servers after the one that answered were not asked this round and
+// have no series.
+func (r *Reading) Metrics() []metric.Metric {
+	cl := metric.Label{Name: "cluster", Value: r.Cluster}
+	var out []metric.Metric
+	for _, a := range r.MgmTried {
+		set := &metric.Set{Const: []metric.Label{cl, {Name: "instance", Value: a.Address}}}
+		if a.Err != nil {
+			MgmMetrics(set, MgmReading{Err: a.Err})
+		} else {
+			MgmMetrics(set, MgmReading{Nodes: r.Status})
+		}
+		out = append(out, set.Metrics...)
+	}
+	for _, a := range r.SQLTried {
+		set := &metric.Set{Const: []metric.Label{cl, {Name: "instance", Value: a.Address}}}
+		ok := 0.0
+		if a.Err == nil {
+			ok = 1
+		}
+		set.Add("nines_ndbinfo_read_success", "1 when ndbinfo was read through this SQL node this round; SQL nodes are tried in order until one answers.", metric.Gauge, ok)
+		if a.Err == nil {
+			Metrics(set, r.Info)
+		}
+		out = append(out, set.Metrics...)
+	}
+	stream, up := r.Stream, 1.0
+	if stream == "" && len(r.MgmTried) > 0 {
+		stream, up = r.MgmTried[0].Address, 0
+	}
+	if stream != "" {
+		set := &metric.Set{Const: []metric.Label{cl, {Name: "instance", Value: stream}}}
+		set.Add("nines_ndb_event_stream_up", "1 while nines listens to the management server's event stream, which wakes a read at once on a node failure.", metric.Gauge, up)
+		out = append(out, set.Metrics...)
+	}
+	return out
+}
+
+// Poller reads one NDB cluster every interval and at once on its events.
+type Poller struct {
+	cfg  PollerConfig
+	log  *slog.Logger
+	mgms []*Mgm
+	dbs  []*sql.DB
+
+	kick   chan struct{}
+	latest atomic.Pointer[Reading]
+	stream atomic.Pointer[string] // address of the open event stream
+	lastMu sync.Mutex
+	errs   map[string]string // server → last error logged, to log changes only
+}
+
+// NewPoller prepares a poller; nothing connects until Run.
+func NewPoller(cfg PollerConfig) (*Poller, error) {
+	cfg.defaults()
+	if len(cfg.Mgm) == 0 {
+		return nil, fmt.Errorf("ndb poller for %s: no management server", cfg.Cluster)
+	}
+	p := &Poller{cfg: cfg, log: cfg.Logger.With("cluster", cfg.Cluster), kick: make(chan struct{}, 1), errs: map[string]string{}}
+	for _, a := range cfg.Mgm {
+		// A dead server must not hold up the next in the list: the dial
+		// gets the round's share, not the client's default 5 s.
+		p.mgms = append(p.mgms, NewMgm(MgmConfig{Addr: a, DialTimeout: cfg.Timeout, Timeout: cfg.Timeout}))
+	}
+	for _, n := range cfg.SQL {
+		dc := driver.NewConfig()
+		dc.Net, dc.Addr, dc.User, dc.Passwd, dc.TLS = "tcp", n.Address, n.User, n.Password, n.TLS
+		dc.Timeout, dc.ReadTimeout, dc.WriteTimeout = cfg.Timeout, 2*cfg.Timeout, 2*cfg.Timeout
+		conn, err := driver.NewConnector(dc)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("ndb poller for %s: SQL node %s: %w", cfg.Cluster, n.Address, err)
+		}
+		db := sql.OpenDB(conn)
+		// One connection kept open per SQL node, as the scraper keeps.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		p.dbs = append(p.dbs, db)
+	}
+	return p, nil
+}
+
+// Close drops every connection.
+func (p *Poller) Close() {
+	for _, m := range p.mgms {
+		m.Close()
+	}
+	for _, db := range p.dbs {
+		db.Close()
+	}
+}
+
+// Latest is the newest reading, nil before the first round.
+func (p *Poller) Latest() *Reading { return p.latest.Load() }
+
+// Kick asks for a round now (dropped when one is already asked for).
+func (p *Poller) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run polls until ctx ends, handing each reading to sink with changed
+// set when a node's status or start phase moved, a management server or
+// SQL node stopped or started answering, or an event woke the round.
+// sink is called from Run's goroutine and must return quickly.
+func (p *Poller) Run(ctx context.Context, sink func(r *Reading, changed bool)) {
+	defer p.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.listen(ctx) }()
+	defer wg.Wait()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var burstUntil time.Time
+	for {
+		woken := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-p.kick:
+			woken = true
+		}
+		prev := p.latest.Load()
+		r := p.Poll(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.Woken = woken
+		changed := woken || changedReading(prev, r)
+		p.deliver(sink, r, changed)
+		now := p.cfg.Now()
+		if changed {
+			burstUntil = now.Add(p.cfg.BurstFor)
+		}
+		interval := p.cfg.Interval
+		if now.Before(burstUntil) {
+			interval = p.cfg.BurstInterval
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(interval)
+	}
+}
+
+// deliver hands r to sink; a panic there is logged and polling goes on.
+func (p *Poller) deliver(sink func(*Reading, bool), r *Reading, changed bool) {
+	if sink == nil {
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("handling an ndb reading panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	sink(r, changed)
+}
+
+// changedReading: a node's status or start phase, or which servers
+// answered, differs from the previous round.
+func changedReading(prev, cur *Reading) bool {
+	if prev == nil {
+		return false
+	}
+	if prev.Mgm() != cur.Mgm() || prev.SQL() != cur.SQL() || len(prev.Status) != len(cur.Status) {
+		return true
+	}
+	old := map[int]ndbmsg.Node{}
+	for _, n := range prev.Status {
+		old[n.ID] = n
+	}
+	for _, n := range cur.Status {
+		o, ok := old[n.ID]
+		if !ok || o.Status != n.Status || o.StartPhase != n.StartPhase {
+			return true
+		}
+	}
+	return false
+}
+
+// Poll runs one round: `get status` on the first management server that
+// answers and ndbinfo on the first SQL node that does, the two at once.
+// It never fails: what could not be read is in the attempts' errors.
+func (p *Poller) Poll(parent context.Context) *Reading {
+	start := p.cfg.Now()
+	ctx, cancel := context.WithTimeout(parent, p.cfg.Timeout)
+	defer cancel()
+	r := &Reading{Cluster: p.cfg.Cluster, Time: start}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.readSQL(ctx, r)
+	}()
+	p.readMgm(ctx, r)
+	wg.Wait()
+	if s := p.stream.Load(); s != nil {
+		r.Stream = *s
+	}
+	r.Duration = p.cfg.Now().Sub(start)
+	if parent.Err() == nil {
+		p.latest.Store(r)
+	}
+	return r
+}
+
+// share bounds one attempt among n tried in order: a server that hangs
+// takes at most its share of what is left, so the next is still asked.
+func share(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok || n <= 1 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(d)/time.Duration(n))
+}
+
+func (p *Poller) readMgm(ctx context.Context, r *Reading) {
+	for i, m := range p.mgms {
+		actx, cancel := share(ctx, len(p.mgms)-i)
+		nodes, err := m.GetStatus(actx)
+		cancel()
+		r.MgmTried = append(r.MgmTried, Attempt{Address: m.cfg.Addr, Err: err})
+		p.logChange(m.cfg.Addr, err)
+		if err == nil {
+			r.Status = nodes
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (p *Poller) readSQL(ctx context.Context, r *Reading) {
+	for i, db := range p.dbs {
+		addr := p.cfg.SQL[i].Address
+		actx, cancel := share(ctx, len(p.dbs)-i)
+		info, err := readOne(actx, db)
+		cancel()
+		r.SQLTried = append(r.SQLTried, Attempt{Address: addr, Err: err})
+		p.logChange(addr, err)
+		if err == nil {
+			r.Info = info
+			return
+		}
+		// A dead connection must not be reused: the next round dials.
+		db.SetMaxIdleConns(0)
+		db.SetMaxIdleConns(1)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// errNoView: the SQL node answered but no ndbinfo view could be read
+// (not connected to the cluster, or ndbinfo missing): ask the next.
+var errNoView = errors.New("no ndbinfo view could be read")
+
+// readOne reads one SQL node's ndbinfo. The node answered when it took
+// a ping and at least one view could be read; a view that failed on a
+// node that answered is data (nines_ndbinfo_view_success 0).
+func readOne(ctx context.Context, db *sql.DB) (*Ndbinfo, error) {
+	if err := db.PingContext(ctx); err != nil {
+		return nil, err
+	}
+	info := ReadNdbinfo(ctx, db)
+	for _, v := range Views {
+		if !info.Failed(v) {
+			return info, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %w", errNoView, errors.Join(info.Errors...))
+}
+
+// logChange logs a server's error state when it changes, so a server
+// down for an hour does not write a line a second.
+func (p *Poller) logChange(addr string, err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	p.lastMu.Lock()
+	last := p.errs[addr]
+	p.errs[addr] = msg
+	p.lastMu.Unlock()
+	switch {
+	case msg == last:
+	case msg != "":
+		p.log.Warn("ndb read failed", "server", addr, "err", msg)
+	default:
+		p.log.Info("ndb read recovered", "server", addr)
+	}
+}
+
+// listen keeps a `listen event` session open on the first management
+// server that accepts one, in order, and kicks a round for every event
+// and on each (re)connection (events may have been missed meanwhile).
+// When every server refuses, it waits, doubling from 100 ms up to
+// MaxBackoff; a session that was accepted resets the wait.
+func (p *Poller) listen(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		for _, m := range p.mgms {
+			addr := m.cfg.Addr
+			accepted := false
+			err := m.ListenEventsReady(ctx, nil, func() {
+				accepted = true
+				p.stream.Store(&addr)
+				p.Kick()
+			}, func(ev ndbmsg.Event) {
+				p.log.Debug("ndb event", "type", ev.Type.String(), "source", ev.SourceNodeID)
+				p.Kick()
+			})
+			if accepted {
+				p.stream.Store(nil)
+				p.Kick()
+				backoff = 100 * time.Millisecond
+				p.log.Warn("ndb event stream ended", "server", addr, "err", err)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, p.cfg.MaxBackoff)
+	}
+}
