@@ -460,14 +460,14 @@ func (p *Poller) listen(ctx context.Context) {
 				p.log.Debug("ndb event", "type", ev.Type.String(), "source", ev.SourceNodeID)
 				p.Kick()
 			})
+			if ctx.Err() != nil {
+				return
+			}
 			if accepted {
 				p.stream.Store(nil)
 				p.Kick()
 				backoff = 100 * time.Millisecond
 				p.log.Warn("ndb event stream ended", "server", addr, "err", err)
-			}
-			if ctx.Err() != nil {
-				return
 			}
 		}
 		select {
