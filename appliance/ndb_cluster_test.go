@@ -121,6 +121,17 @@ clusters:
 	if f := firing(t, base); len(f) != 0 {
 		t.Errorf("alerts firing on the healthy cluster: %v", f)
 	}
+	// The uptime report counts the probe's seconds through the SQL node.
+	waitFor(t, 10*time.Second, "an uptime report with good seconds", func() bool {
+		var rep struct {
+			Data struct {
+				Availability float64 `json:"availability"`
+				HasData      bool    `json:"has_data"`
+			} `json:"data"`
+		}
+		return tryJSON(base+"/api/v1/reports/uptime?cluster=tel&from="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), &rep) &&
+			rep.Data.HasData && rep.Data.Availability == 1
+	})
 
 	// Data node 2 fails.
 	t0 := time.Now()
@@ -185,6 +196,18 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// tryJSON is getJSON that reports failure instead of failing the test.
+func tryJSON(url string, v any) bool {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+ndbTestToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(v) == nil
 }
 
 func getJSON(t *testing.T, url string, v any) {
