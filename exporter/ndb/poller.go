@@ -347,7 +347,10 @@ func (p *Poller) Poll(parent context.Context) *Reading {
 		r.Stream = *s
 	}
 	r.Duration = p.cfg.Now().Sub(start)
-	if parent.Err() == nil {
+	if parent.Err() == nil { // a round cut by shutdown is no failure of a server
+		for _, a := range append(append([]Attempt{}, r.MgmTried...), r.SQLTried...) {
+			p.logChange(a.Address, a.Err)
+		}
 		p.latest.Store(r)
 	}
 	return r
@@ -369,7 +372,6 @@ func (p *Poller) readMgm(ctx context.Context, r *Reading) {
 		nodes, err := m.GetStatus(actx)
 		cancel()
 		r.MgmTried = append(r.MgmTried, Attempt{Address: m.cfg.Addr, Err: err})
-		p.logChange(m.cfg.Addr, err)
 		if err == nil {
 			r.Status = nodes
 			return
@@ -387,7 +389,6 @@ func (p *Poller) readSQL(ctx context.Context, r *Reading) {
 		info, err := readOne(actx, db)
 		cancel()
 		r.SQLTried = append(r.SQLTried, Attempt{Address: addr, Err: err})
-		p.logChange(addr, err)
 		if err == nil {
 			r.Info = info
 			return

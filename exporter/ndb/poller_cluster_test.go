@@ -68,15 +68,6 @@ func (rs *readings) count() int {
 	return len(rs.all)
 }
 
-func statusOf(r *Reading, id int) ndbmsg.NodeStatus {
-	for _, n := range r.Status {
-		if n.ID == id {
-			return n.Status
-		}
-	}
-	return -1
-}
-
 // TestPoller drives the poller against the simulated ndb_mgmd and a real
 // MariaDB carrying the simulator's ndbinfo, reached as two SQL nodes:
 // its metrics appear with cluster and instance; a data node failure in
