@@ -42,6 +42,19 @@ clusters:
 			t.Errorf("target %+v: want kind ndb without replica status or heartbeat", tg)
 		}
 	}
+	// The ndb pack runs, as every built-in pack does, beside the SLO
+	// rules of the cluster's probe through its SQL nodes.
+	srcs, err := RuleSources(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range srcs {
+		names = append(names, s.Name)
+	}
+	if all := strings.Join(names, " "); !strings.Contains(all, "builtin/ndb.yml") || !strings.Contains(all, "generated/slo.yml") {
+		t.Errorf("rule sources %s: want builtin/ndb.yml and generated/slo.yml", all)
+	}
 	ps, err := newNDBPollers(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

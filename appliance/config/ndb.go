@@ -8,7 +8,9 @@ import (
 )
 
 // NDB is what a kind ndb cluster has beyond its SQL nodes (the cluster's
-// nodes, scraped as MySQL servers, probed and read for ndbinfo).
+// nodes, scraped as MySQL servers, probed and read for ndbinfo: the
+// credentials' user needs SELECT on ndbinfo.* besides what every node
+// needs).
 //
 // NDB's management protocol (port 1186) is plain text: NDB 8.0 has no TLS
 // on it, and anyone who reaches the port can stop data nodes. Keep the
