@@ -221,14 +221,25 @@ type apiError struct {
 	Error     string `json:"error"`
 }
 
-// readyz answers 200 once every node has been scraped at least once, so a
-// load balancer or test never sees an appliance that knows nothing yet.
+// readyz answers 200 once every node has been scraped at least once and
+// every NDB cluster polled once, so a load balancer or test never sees
+// an appliance that knows nothing yet.
 func (a *App) readyz(c echo.Context) error {
 	seen, want := len(a.exp.Latest()), a.targetCount()
-	if seen < want {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"ready": false, "scraped_nodes": seen, "nodes": want})
+	polled := 0
+	for _, np := range a.ndb {
+		if np.p.Latest() != nil {
+			polled++
+		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"ready": true, "scraped_nodes": seen, "nodes": want})
+	body := map[string]any{"ready": seen >= want && polled == len(a.ndb), "scraped_nodes": seen, "nodes": want}
+	if len(a.ndb) > 0 {
+		body["polled_ndb_clusters"], body["ndb_clusters"] = polled, len(a.ndb)
+	}
+	if seen < want || polled < len(a.ndb) {
+		return c.JSON(http.StatusServiceUnavailable, body)
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (a *App) targetCount() int {

@@ -110,6 +110,17 @@ clusters:
 		t.Fatal("appliance did not start within a minute")
 	}
 
+	// Ready once the SQL node was scraped and the cluster polled.
+	var rz struct {
+		Ready       bool `json:"ready"`
+		NDBClusters int  `json:"ndb_clusters"`
+		PolledNDB   int  `json:"polled_ndb_clusters"`
+	}
+	waitFor(t, 10*time.Second, "/readyz", func() bool { return tryJSON(base+"/readyz", &rz) })
+	if !rz.Ready || rz.NDBClusters != 1 || rz.PolledNDB != 1 {
+		t.Errorf("/readyz: %+v", rz)
+	}
+
 	// Healthy: the poller's, scraper's and probe's series are in the
 	// store, and no alert fires for the cluster.
 	waitFor(t, 20*time.Second, "the first rounds and probes", func() bool {
