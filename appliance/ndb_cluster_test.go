@@ -80,6 +80,7 @@ clusters:
     kind: ndb
     nodes: [{address: %q}]
     credentials: {user: nines, password_env: NINES_NDB_TEST_PASSWORD}
+    probe: {engine: InnoDB}  # the stand-in SQL node, a MariaDB, has no NDB engine
     ndb:
       management: [{address: %q}]
 `, sqlAddr, mgm.Addr())))

@@ -235,6 +235,11 @@ type Probe struct {
 	// Timeout is the latency bound: a write slower than this is a
 	// failure. Default 1s.
 	Timeout Duration `yaml:"timeout"`
+	// Engine is the storage engine of the probe's tables: default
+	// NDBCLUSTER for kind ndb (so each write reaches the data nodes; an
+	// InnoDB table would stay on the SQL node and count good seconds
+	// with the data nodes down), InnoDB otherwise.
+	Engine string `yaml:"engine"`
 }
 
 // ProbeEndpoints returns the addresses the probe writes through.

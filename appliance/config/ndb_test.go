@@ -42,6 +42,9 @@ func TestLoadNDB(t *testing.T) {
 	if len(n.DataNodes) != 2 || n.DataNodes[0].NodeID != 1 || n.DataNodes[0].Agent != "https://dn1:9105" {
 		t.Errorf("data nodes = %+v", n.DataNodes)
 	}
+	if e := cfg.Clusters[0].Probe.Engine; e != "NDBCLUSTER" {
+		t.Errorf("probe engine of an ndb cluster = %q, want NDBCLUSTER (writes must reach the data nodes)", e)
+	}
 	// data_nodes is optional.
 	if _, err := Load(writeConfig(t, strings.Split(goodNDB, "      data_nodes:")[0])); err != nil {
 		t.Errorf("without data_nodes: %v", err)
@@ -88,6 +91,9 @@ func TestLoadRejectsNDB(t *testing.T) {
 		{"a data node agent without the agent token", func(s string) string {
 			return strings.Replace(s, "    agent_token_file: api-token\n", "", 1)
 		}, "clusters[0].agent_token_file", "required when a node names an agent"},
+		{"a probe engine that is no name", func(s string) string {
+			return s + "    probe: {engine: \"InnoDB; DROP TABLE x\"}\n"
+		}, "clusters[0].probe.engine", `"InnoDB; DROP TABLE x" is not a storage engine name`},
 		{"backups of an ndb cluster", func(s string) string {
 			s = strings.Replace(s, `{address: "127.0.0.1:3306"}`, `{address: "127.0.0.1:3306", agent: "http://127.0.0.1:9105"}`, 1)
 			return s + "    backups: [{method: dump, schedule: \"@daily\", keep: 3}]\n"

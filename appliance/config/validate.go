@@ -157,6 +157,9 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 	if cl.Probe.Timeout.Duration <= 0 || cl.Probe.Timeout.Duration > 10*time.Second {
 		at(p+".probe.timeout", "must be between 0 and 10s, got %s", cl.Probe.Timeout.Duration)
 	}
+	if !validName(cl.Probe.Engine) || strings.Contains(cl.Probe.Engine, "-") {
+		at(p+".probe.engine", "%q is not a storage engine name (such as InnoDB or NDBCLUSTER)", cl.Probe.Engine)
+	}
 	for j, ep := range cl.Probe.Endpoints {
 		if err := checkHostPort(ep); err != nil {
 			at(fmt.Sprintf("%s.probe.endpoints[%d]", p, j), "bad address %q: %v", ep, err)
