@@ -168,11 +168,10 @@ func (p *Poller) Run(ctx context.Context, sink func(r *Reading, changed bool)) {
 			woken = true
 		}
 		prev := p.latest.Load()
-		r := p.Poll(ctx)
+		r := p.poll(ctx, woken)
 		if ctx.Err() != nil {
 			return
 		}
-		r.Woken = woken
 		changed := woken || changedReading(prev, r)
 		p.deliver(sink, r, changed)
 		now := p.cfg.Now()
@@ -231,11 +230,13 @@ func changedReading(prev, cur *Reading) bool {
 // Poll runs one round: `get status` on the first management server that
 // answers and ndbinfo on the first SQL node that does, the two at once.
 // It never fails: what could not be read is in the attempts' errors.
-func (p *Poller) Poll(parent context.Context) *Reading {
+func (p *Poller) Poll(parent context.Context) *Reading { return p.poll(parent, false) }
+
+func (p *Poller) poll(parent context.Context, woken bool) *Reading {
 	start := p.cfg.Now()
 	ctx, cancel := context.WithTimeout(parent, p.cfg.Timeout)
 	defer cancel()
-	r := &Reading{Cluster: p.cfg.Cluster, Time: start}
+	r := &Reading{Cluster: p.cfg.Cluster, Time: start, Woken: woken}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
