@@ -51,6 +51,7 @@ type App struct {
 	exp     *exporter.Exporter
 	probes  []*probe.Prober
 	lbs     []*exporter.HAProxyScraper // one per cluster with an haproxy key
+	ndb     []ndbPoller                // one per kind ndb cluster
 	rules   *rules.Manager
 	am      *alertmanager.Embedded // nil unless embedded
 	sender  *countingSender
@@ -145,6 +146,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	app.lbs = newHAProxyScrapers(cfg, app)
+	if app.ndb, err = newNDBPollers(cfg, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -223,6 +227,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	for _, lb := range app.lbs {
 		spawn(func(ctx context.Context) { app.runHAProxy(ctx, lb) })
+	}
+	for _, np := range app.ndb {
+		spawn(func(ctx context.Context) { app.runNDB(ctx, np) })
 	}
 	spawn(app.writeSelfMetrics)
 	spawn(app.rules.Run)

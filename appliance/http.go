@@ -150,6 +150,7 @@ func (a *App) metrics() http.Handler {
 		a.exp.Collector(),
 		metric.Collector(a.selfMetrics),
 		metric.Collector(a.haproxyMetrics),
+		metric.Collector(a.ndbMetrics),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -220,14 +221,25 @@ type apiError struct {
 	Error     string `json:"error"`
 }
 
-// readyz answers 200 once every node has been scraped at least once, so a
-// load balancer or test never sees an appliance that knows nothing yet.
+// readyz answers 200 once every node has been scraped at least once and
+// every NDB cluster polled once, so a load balancer or test never sees
+// an appliance that knows nothing yet.
 func (a *App) readyz(c echo.Context) error {
 	seen, want := len(a.exp.Latest()), a.targetCount()
-	if seen < want {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"ready": false, "scraped_nodes": seen, "nodes": want})
+	polled := 0
+	for _, np := range a.ndb {
+		if np.p.Latest() != nil {
+			polled++
+		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"ready": true, "scraped_nodes": seen, "nodes": want})
+	body := map[string]any{"ready": seen >= want && polled == len(a.ndb), "scraped_nodes": seen, "nodes": want}
+	if len(a.ndb) > 0 {
+		body["polled_ndb_clusters"], body["ndb_clusters"] = polled, len(a.ndb)
+	}
+	if seen < want || polled < len(a.ndb) {
+		return c.JSON(http.StatusServiceUnavailable, body)
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (a *App) targetCount() int {
@@ -286,6 +298,9 @@ type clusterView struct {
 	Nodes []nodeView `json:"nodes"`
 	// DRReplicas are a Galera cluster's replicas outside it (dr_replicas).
 	DRReplicas []nodeView `json:"dr_replicas,omitempty"`
+	// NDB is a kind ndb cluster's topology (ndbTopology, ndb.go); nodes
+	// are then its SQL nodes. Absent before the first round.
+	NDB *ndbTopology `json:"ndb,omitempty"`
 }
 
 func (a *App) clusterViews() []clusterView {
@@ -301,6 +316,9 @@ func (a *App) clusterViews() []clusterView {
 		}
 		for _, d := range c.DRReplicas {
 			cv.DRReplicas = append(cv.DRReplicas, newNodeView(d.Address, latest[c.Name+"\x00"+d.Address]))
+		}
+		if c.Kind == nines.KindNDB {
+			cv.NDB = a.ndbTopologyOf(c.Name)
 		}
 		out = append(out, cv)
 	}

@@ -24,7 +24,7 @@ func newProbes(cfg *config.Config, source string, log *slog.Logger) ([]*probe.Pr
 		}
 		// Seconds in the cluster's declared maintenance windows count as
 		// maintenance, outside the SLO (facts/slo.md).
-		p, err := probe.New(c.Name, eps, probe.Options{Source: source, LatencyBound: c.Probe.Timeout.Duration, Maintenance: c.InMaintenance, Logger: log})
+		p, err := probe.New(c.Name, eps, probe.Options{Source: source, Engine: c.Probe.Engine, LatencyBound: c.Probe.Timeout.Duration, Maintenance: c.InMaintenance, Logger: log})
 		if err != nil {
 			return nil, err
 		}

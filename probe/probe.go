@@ -52,6 +52,11 @@ type Options struct {
 	// appliances probing one cluster never write each other's rows.
 	// Default: the host name. At most 64 bytes.
 	Source string
+	// Engine is the storage engine of the probe's tables, default InnoDB.
+	// An NDB cluster's probe needs NDBCLUSTER: an InnoDB table lives in
+	// the SQL node alone, and its writes would succeed with every data
+	// node down.
+	Engine string
 	// PruneEvery is how often log rows older than a day are pruned;
 	// default one hour.
 	PruneEvery time.Duration
@@ -87,6 +92,15 @@ func (o *Options) defaults() error {
 	}
 	if len(o.Source) > maxSourceLen {
 		return fmt.Errorf("probe source %q: longer than %d bytes", o.Source, maxSourceLen)
+	}
+	if o.Engine == "" {
+		o.Engine = "InnoDB"
+	}
+	for _, r := range o.Engine {
+		// It goes into the DDL as written: a name, nothing else.
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return fmt.Errorf("probe engine %q: want a storage engine name (letters, digits, _)", o.Engine)
+		}
 	}
 	if o.PruneEvery <= 0 {
 		o.PruneEvery = time.Hour
@@ -179,7 +193,7 @@ func New(cluster string, eps []Endpoint, o Options) (*Prober, error) {
 	writers := make([]writer, 0, len(eps))
 	ddl := make(chan struct{}, 1)
 	p, err := newProber(cluster, eps, o, func(ep Endpoint) (writer, error) {
-		w, err := newSQLWriter(ep, o.Source, o.LatencyBound, ddl, o.Logger.With("cluster", cluster, "component", "probe"))
+		w, err := newSQLWriter(ep, o.Source, o.Engine, o.LatencyBound, ddl, o.Logger.With("cluster", cluster, "component", "probe"))
 		if w != nil {
 			writers = append(writers, w)
 		}

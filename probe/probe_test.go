@@ -375,6 +375,7 @@ func TestNewRejects(t *testing.T) {
 		{"long address", "c", []Endpoint{{Address: strings.Repeat("h", 256)}}, Options{Source: "a"}, "longer than 255"},
 		{"long source", "c", ok, Options{Source: strings.Repeat("s", 65)}, "longer than 64"},
 		{"slow interval", "c", ok, Options{Source: "a", Interval: 2 * time.Second}, "over one second"},
+		{"engine that is no name", "c", ok, Options{Source: "a", Engine: "InnoDB; DROP TABLE t"}, "want a storage engine name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,7 +389,7 @@ func TestNewRejects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with defaults: %v", err)
 	}
-	if p.Source() == "" || p.opts.Interval != time.Second || p.opts.LatencyBound != time.Second {
+	if p.Source() == "" || p.opts.Interval != time.Second || p.opts.LatencyBound != time.Second || p.opts.Engine != "InnoDB" {
 		t.Errorf("defaults: source %q, options %+v", p.Source(), p.opts)
 	}
 }

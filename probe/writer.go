@@ -58,14 +58,14 @@ WHERE TABLE_SCHEMA = 'nines' AND TABLE_NAME IN ('heartbeat', 'probe_log')`
   seq BIGINT UNSIGNED NOT NULL,
   written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   PRIMARY KEY (source, endpoint)
-) ENGINE=InnoDB`
+) ENGINE=%s`
 	createProbeLogSQL = `CREATE TABLE IF NOT EXISTS nines.probe_log (
   source VARCHAR(64) NOT NULL,
   endpoint VARCHAR(255) NOT NULL,
   seq BIGINT UNSIGNED NOT NULL,
   written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   PRIMARY KEY (source, endpoint, seq)
-) ENGINE=InnoDB`
+) ENGINE=%s`
 	lastSeqSQL = `SELECT COALESCE(MAX(seq), 0) FROM nines.probe_log WHERE source = ? AND endpoint = ?`
 
 	// The seq of a write that was not acknowledged is written again by the
@@ -97,6 +97,8 @@ type sqlWriter struct {
 	// ddl is shared by the writers of one Prober: one token, taken to
 	// create the schema (see prepare).
 	ddl chan struct{}
+	// engine is the tables' storage engine (Options.Engine).
+	engine string
 }
 
 var _ writer = (*sqlWriter)(nil)
@@ -104,7 +106,7 @@ var _ writer = (*sqlWriter)(nil)
 // newSQLWriter prepares a writer for ep; it connects on first use.
 // timeout bounds the dial and each network read and write, a backstop
 // behind the per-probe context.
-func newSQLWriter(ep Endpoint, source string, timeout time.Duration, ddl chan struct{}, log *slog.Logger) (*sqlWriter, error) {
+func newSQLWriter(ep Endpoint, source, engine string, timeout time.Duration, ddl chan struct{}, log *slog.Logger) (*sqlWriter, error) {
 	cfg := mysql.NewConfig()
 	cfg.Net = "tcp"
 	cfg.Addr = ep.Address
@@ -129,7 +131,7 @@ func newSQLWriter(ep Endpoint, source string, timeout time.Duration, ddl chan st
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	return &sqlWriter{db: db, source: source, endpoint: ep.Address, ddl: ddl}, nil
+	return &sqlWriter{db: db, source: source, endpoint: ep.Address, ddl: ddl, engine: engine}, nil
 }
 
 func (w *sqlWriter) prepare(ctx context.Context) (uint64, error) {
@@ -190,7 +192,7 @@ func (w *sqlWriter) createSchema(ctx context.Context, conn *sql.Conn) error {
 	if present {
 		return nil
 	}
-	for _, q := range []string{createSchemaSQL, createHeartbeatSQL, createProbeLogSQL} {
+	for _, q := range []string{createSchemaSQL, fmt.Sprintf(createHeartbeatSQL, w.engine), fmt.Sprintf(createProbeLogSQL, w.engine)} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create the probe schema on %s: %w", w.endpoint, err)
 		}

@@ -152,6 +152,9 @@ type Cluster struct {
 	// galera-dr-follow runbook repoints one whose source died to another
 	// Synced node, in the order of nodes.
 	DRReplicas []DRReplica `yaml:"dr_replicas"`
+	// NDB is a kind ndb cluster's management servers and data nodes
+	// (ndb.go); required for kind ndb, refused for the others.
+	NDB *NDB `yaml:"ndb"`
 }
 
 // DRReplica is one disaster-recovery replica of a Galera cluster.
@@ -232,6 +235,11 @@ type Probe struct {
 	// Timeout is the latency bound: a write slower than this is a
 	// failure. Default 1s.
 	Timeout Duration `yaml:"timeout"`
+	// Engine is the storage engine of the probe's tables: default
+	// NDBCLUSTER for kind ndb (so each write reaches the data nodes; an
+	// InnoDB table would stay on the SQL node and count good seconds
+	// with the data nodes down), InnoDB otherwise.
+	Engine string `yaml:"engine"`
 }
 
 // ProbeEndpoints returns the addresses the probe writes through.

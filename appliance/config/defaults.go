@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/nines-project/nines"
+)
 
 // applyDefaults fills the fields left out with their defaults. It reads
 // nothing and reports nothing: validation comes after it.
@@ -33,6 +37,12 @@ func (c *Config) applyDefaults() {
 		}
 		if !cl.Probe.Timeout.set {
 			cl.Probe.Timeout.Duration = DefaultProbeTimeout
+		}
+		if cl.Probe.Engine == "" {
+			cl.Probe.Engine = "InnoDB"
+			if cl.Kind == nines.KindNDB {
+				cl.Probe.Engine = "NDBCLUSTER"
+			}
 		}
 		if cl.Remediation.Mode == "" {
 			cl.Remediation.Mode = "dry-run"

@@ -50,6 +50,11 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 		for _, d := range cl.DRReplicas {
 			agents = agents || d.Agent != ""
 		}
+		if cl.NDB != nil {
+			for _, d := range cl.NDB.DataNodes {
+				agents = agents || d.Agent != ""
+			}
+		}
 		if agents || cl.AgentTokenFile != "" || cl.AgentTokenEnv != "" {
 			v, field, err := c.readSecret(cl.AgentTokenFile, cl.AgentTokenEnv, "agent_token_file", "agent_token_env")
 			switch {

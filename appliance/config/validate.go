@@ -153,8 +153,12 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 		at(p+".remediation.position_wait", "must be positive, got %s", cl.Remediation.PositionWait.Duration)
 	}
 	checkAutoAgents(cl, p, at)
+	checkNDB(cl, p, at)
 	if cl.Probe.Timeout.Duration <= 0 || cl.Probe.Timeout.Duration > 10*time.Second {
 		at(p+".probe.timeout", "must be between 0 and 10s, got %s", cl.Probe.Timeout.Duration)
+	}
+	if !validName(cl.Probe.Engine) || strings.Contains(cl.Probe.Engine, "-") {
+		at(p+".probe.engine", "%q is not a storage engine name (such as InnoDB or NDBCLUSTER)", cl.Probe.Engine)
 	}
 	for j, ep := range cl.Probe.Endpoints {
 		if err := checkHostPort(ep); err != nil {
@@ -199,14 +203,7 @@ func checkServer(p, address, agentURL string, insecure bool, addrs map[string]st
 	} else {
 		addrs[address] = p
 	}
-	if agentURL == "" {
-		return
-	}
-	if u, err := url.Parse(agentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		at(p+".agent", "bad agent URL %q: want http(s)://host:port", agentURL)
-	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) && !insecure {
-		at(p+".agent", "%q is http:// to a host other than loopback: the agent token and every action would cross the network in clear text; use https:// (agent_ca_file for a private CA), or insecure: true on the node to accept that", agentURL)
-	}
+	checkAgentURL(p, agentURL, insecure, at)
 }
 
 // isLoopback reports whether host names this host only: "localhost" or a

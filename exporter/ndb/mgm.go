@@ -239,6 +239,13 @@ var ErrIdle = errors.New("no event or ping from ndb_mgmd")
 // the stream alive. Reconnecting is the caller's business: after an
 // error, events may have been missed, so re-read `get status` too.
 func (m *Mgm) ListenEvents(ctx context.Context, filter ndbmsg.Filter, fn func(ndbmsg.Event)) error {
+	return m.ListenEventsReady(ctx, filter, nil, fn)
+}
+
+// ListenEventsReady is ListenEvents that also calls ready (if not nil)
+// once the server accepted the listen request, so the caller knows from
+// when on no event is missed.
+func (m *Mgm) ListenEventsReady(ctx context.Context, filter ndbmsg.Filter, ready func(), fn func(ndbmsg.Event)) error {
 	if filter == nil {
 		filter = DefaultFilter
 	}
@@ -267,6 +274,9 @@ func (m *Mgm) ListenEvents(ctx context.Context, filter ndbmsg.Filter, fn func(nd
 	}
 	if err := ndbmsg.CheckListenReply(reply); err != nil {
 		return m.wrap("listen event", err)
+	}
+	if ready != nil {
+		ready()
 	}
 	for {
 		conn.SetDeadline(time.Now().Add(m.cfg.IdleTimeout))

@@ -56,17 +56,6 @@ func exec(t *testing.T, stmts ...string) {
 	}
 }
 
-func expectNoSeries(t *testing.T, got map[string]float64, prefixes ...string) {
-	t.Helper()
-	for k := range got {
-		for _, p := range prefixes {
-			if strings.HasPrefix(k, p) {
-				t.Errorf("unexpected series %s", k)
-			}
-		}
-	}
-}
-
 // TestNdbinfoCollectors: a 4-node, 2-replica cluster after `2 STOP`, with
 // node 1's DataMemory at 90 % and a redo part of node 3 three quarters
 // full, read from a real server as mysqld_exporter's ndbinfo fork names

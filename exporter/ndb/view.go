@@ -58,8 +58,14 @@ type DataNodeView struct {
 }
 
 // Serving reports whether the node serves, by ndbinfo when it has a
-// row, else by the management server.
+// row, else by the management server. A node the management server
+// reports not serving is not, whatever ndbinfo says: the two are read
+// apart, and `get status` is the fresher after a failure (the event
+// stream wakes it), while ndbinfo may still hold the node's last rows.
 func (d DataNodeView) Serving() bool {
+	if d.MgmStatus != ndbmsg.StatusUnknown && !d.MgmStatus.Up(ndbmsg.TypeNDB) {
+		return false
+	}
 	if d.Running {
 		return d.State.Serving()
 	}

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// goodNDB is a kind ndb cluster as an operator writes it: two SQL nodes,
+// two management servers, the agents of two data nodes.
+const goodNDB = `listen: 127.0.0.1:9104
+data_dir: data
+api:
+  tokens:
+    - {name: ops, role: admin, token_file: api-token}
+clusters:
+  - name: tel
+    kind: ndb
+    nodes:
+      - {address: "127.0.0.1:3306"}
+      - {address: "127.0.0.1:3307"}
+    credentials: {user: nines, password_file: db.pass}
+    agent_token_file: api-token
+    ndb:
+      management:
+        - {address: "127.0.0.1:1186"}
+        - {address: "127.0.0.1:1187"}
+      data_nodes:
+        - {node_id: 1, agent: "https://dn1:9105"}
+        - {node_id: 2, agent: "http://127.0.0.1:9106"}
+`
+
+func TestLoadNDB(t *testing.T) {
+	cfg, err := Load(writeConfig(t, goodNDB))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	n := cfg.Clusters[0].NDB
+	if got := strings.Join(n.ManagementAddresses(), ","); got != "127.0.0.1:1186,127.0.0.1:1187" {
+		t.Errorf("management = %s", got)
+	}
+	if len(n.DataNodes) != 2 || n.DataNodes[0].NodeID != 1 || n.DataNodes[0].Agent != "https://dn1:9105" {
+		t.Errorf("data nodes = %+v", n.DataNodes)
+	}
+	if e := cfg.Clusters[0].Probe.Engine; e != "NDBCLUSTER" {
+		t.Errorf("probe engine of an ndb cluster = %q, want NDBCLUSTER (writes must reach the data nodes)", e)
+	}
+	// data_nodes is optional.
+	if _, err := Load(writeConfig(t, strings.Split(goodNDB, "      data_nodes:")[0])); err != nil {
+		t.Errorf("without data_nodes: %v", err)
+	}
+}
+
+func TestLoadRejectsNDB(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(string) string
+		field string
+		msg   string
+	}{
+		{"kind ndb without the ndb block", func(s string) string {
+			return strings.Split(s, "    ndb:\n")[0]
+		}, "clusters[0].ndb", "required for kind ndb: list the management servers"},
+		{"an ndb block on a galera cluster", func(s string) string {
+			return strings.Replace(s, "kind: ndb", "kind: galera", 1)
+		}, "clusters[0].ndb", "only for kind ndb; this cluster is kind galera"},
+		{"no management server", func(s string) string {
+			return strings.Replace(strings.Replace(s, "        - {address: \"127.0.0.1:1186\"}\n", "", 1), "        - {address: \"127.0.0.1:1187\"}\n", "", 1)
+		}, "clusters[0].ndb.management", "at least one management server (ndb_mgmd) is required"},
+		{"a management address without a port", func(s string) string {
+			return strings.Replace(s, `"127.0.0.1:1187"`, `"mgm2"`, 1)
+		}, "clusters[0].ndb.management[1].address", `bad address "mgm2": want host:port`},
+		{"a management server twice", func(s string) string {
+			return strings.Replace(s, `"127.0.0.1:1187"`, `"127.0.0.1:1186"`, 1)
+		}, "clusters[0].ndb.management[1].address", `"127.0.0.1:1186" is listed twice`},
+		{"node id 0", func(s string) string {
+			return strings.Replace(s, "node_id: 1,", "node_id: 0,", 1)
+		}, "clusters[0].ndb.data_nodes[0].node_id", "0 is not a data node id in 1..144"},
+		{"node id 145", func(s string) string {
+			return strings.Replace(s, "node_id: 2,", "node_id: 145,", 1)
+		}, "clusters[0].ndb.data_nodes[1].node_id", "145 is not a data node id in 1..144"},
+		{"a data node twice", func(s string) string {
+			return strings.Replace(s, "node_id: 2,", "node_id: 1,", 1)
+		}, "clusters[0].ndb.data_nodes[1].node_id", "data node 1 is listed twice"},
+		{"a bad agent URL", func(s string) string {
+			return strings.Replace(s, `"https://dn1:9105"`, `"dn1:9105"`, 1)
+		}, "clusters[0].ndb.data_nodes[0].agent", `bad agent URL "dn1:9105"`},
+		{"an agent in clear text over the network", func(s string) string {
+			return strings.Replace(s, `"https://dn1:9105"`, `"http://dn1:9105"`, 1)
+		}, "clusters[0].ndb.data_nodes[0].agent", `"http://dn1:9105" is http:// to a host other than loopback`},
+		{"a data node agent without the agent token", func(s string) string {
+			return strings.Replace(s, "    agent_token_file: api-token\n", "", 1)
+		}, "clusters[0].agent_token_file", "required when a node names an agent"},
+		{"a probe engine that is no name", func(s string) string {
+			return s + "    probe: {engine: \"InnoDB; DROP TABLE x\"}\n"
+		}, "clusters[0].probe.engine", `"InnoDB; DROP TABLE x" is not a storage engine name`},
+		{"backups of an ndb cluster", func(s string) string {
+			s = strings.Replace(s, `{address: "127.0.0.1:3306"}`, `{address: "127.0.0.1:3306", agent: "http://127.0.0.1:9105"}`, 1)
+			return s + "    backups: [{method: dump, schedule: \"@daily\", keep: 3}]\n"
+		}, "clusters[0].backups", "backups of ndb clusters are not supported yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tt.edit(goodNDB)))
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load = %v, want *Errors", err)
+			}
+			for _, fe := range errs.List {
+				if fe.Field == tt.field && strings.Contains(fe.Msg, tt.msg) {
+					return
+				}
+			}
+			t.Errorf("no error at %s containing %q; got:\n%v", tt.field, tt.msg, err)
+		})
+	}
+	// The insecure switch accepts clear text, as on nodes.
+	body := strings.Replace(goodNDB, `{node_id: 1, agent: "https://dn1:9105"}`, `{node_id: 1, agent: "http://dn1:9105", insecure: true}`, 1)
+	if _, err := Load(writeConfig(t, body)); err != nil {
+		t.Errorf("insecure: true on a data node: %v", err)
+	}
+}
