@@ -239,7 +239,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			// replica would only wait for it.
 		}, drFollow, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
 			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers}, replrb.Reseed{Nodes: replCluster},
-		}, a.backups.runbooks()...),
+		}, append(ndbRunbooks(cfg, func(string) ([]*remediator.Job, error) { return log.List() }), a.backups.runbooks()...)...),
 		Policies: policies,
 		Silenced: silenced,
 		OnEnd:    a.backups.jobEnded,
