@@ -38,7 +38,7 @@ const (
 	// ArbitResult text is the facts' (A.4); the error number 2305 and
 	// the wrapping are assumed.
 	ndbClusterFailureText = "Forced node shutdown completed. Caused by error 2305: 'Arbitration check failed: missing node group(Arbitration error). Temporary error, restart node'."
-	ndbGCPStopFormat    = "Forced node shutdown completed. Caused by error 2303: 'Node %d killed this node because GCP stop was detected(Internal error, programming error or missing error message, please report a bug). Temporary error, restart node'."
+	ndbGCPStopFormat      = "Forced node shutdown completed. Caused by error 2303: 'Node %d killed this node because GCP stop was detected(Internal error, programming error or missing error message, please report a bug). Temporary error, restart node'."
 )
 
 // mgmd is the management server process's state.
