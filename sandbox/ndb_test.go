@@ -257,4 +257,3 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() (bool, error)
 	}
 	t.Fatalf("no %s within %v (last error: %v)", what, d, last)
 }
-
