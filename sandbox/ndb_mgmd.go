@@ -52,6 +52,10 @@ type mgmd struct {
 	srv   *ndbsim.Server // nil while mgmd-down
 	links map[int]*dataLink
 	ready map[int]bool // SQL nodes synced, by API node id
+	// What rows written take, and what faults force (see applyUsage).
+	rowBytes  map[int]int64 // user table bytes by SQL node's API id
+	faultDM   map[int]int   // DataMemory pages forced, by data node
+	faultRedo map[int]bool  // redo forced full, by data node
 }
 
 // dataLink is one data node process's connection.
@@ -87,7 +91,8 @@ func RunNDBMgmd(ctx context.Context, dir string, logw io.Writer) error {
 	}
 	c.MarkAbsent()
 	m := &mgmd{s: nd.Sandbox, l: l, c: c, log: log.New(logw, "", log.LstdFlags|log.Lmicroseconds),
-		links: map[int]*dataLink{}, ready: map[int]bool{}}
+		links: map[int]*dataLink{}, ready: map[int]bool{},
+		rowBytes: map[int]int64{}, faultDM: map[int]int{}, faultRedo: map[int]bool{}}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", l.LinkPort))
 	if err != nil {
 		return fmt.Errorf("mgmd: data node link: %w", err)
@@ -320,27 +325,28 @@ func (m *mgmd) control(req string) (string, error) {
 	}
 	switch kind {
 	case FaultDataMemory:
+		m.mu.Lock()
 		for _, id := range targets() {
-			if err := m.c.SetDataMemoryUsed(id, cfg.DataMemoryPages*pct/100); err != nil {
-				return "", err
-			}
+			m.faultDM[id] = cfg.DataMemoryPages * pct / 100
 		}
+		m.mu.Unlock()
+		m.applyUsage()
 	case FaultRedoFull:
+		m.mu.Lock()
 		for _, id := range targets() {
-			for p := 0; p < cfg.RedoLogParts; p++ {
-				if err := m.c.SetRedoUsed(id, p, cfg.RedoPartBytes); err != nil {
-					return "", err
-				}
-			}
+			m.faultRedo[id] = true
 		}
+		m.mu.Unlock()
+		m.applyUsage()
 	case FaultClear:
+		m.mu.Lock()
+		clear(m.faultDM)
+		clear(m.faultRedo)
+		m.mu.Unlock()
 		for _, d := range m.l.DataNodes {
-			m.c.SetDataMemoryUsed(d.NodeID, 0)
 			m.c.SetArbitration(d.NodeID, nil)
-			for p := 0; p < cfg.RedoLogParts; p++ {
-				m.c.SetRedoUsed(d.NodeID, p, 0)
-			}
 		}
+		m.applyUsage()
 	case FaultGCPStop:
 		m.mu.Lock()
 		d := m.links[node]
@@ -406,6 +412,7 @@ func (m *mgmd) sqlLoop(ctx context.Context, n Node, apiID int) {
 		installed bool
 		lastGate  ndbGate
 		lastTrig  time.Time
+		lastSize  time.Time
 	)
 	defer func() {
 		if db != nil {
@@ -459,6 +466,12 @@ func (m *mgmd) sqlLoop(ctx context.Context, n Node, apiID int) {
 				}
 				lastTrig = time.Now()
 			}
+			if time.Since(lastSize) > ndbSampleEvery {
+				if err := m.sampleRows(cctx, db, apiID); err != nil {
+					return err
+				}
+				lastSize = time.Now()
+			}
 			return nil
 		}()
 		m.mu.Lock()
@@ -478,4 +491,73 @@ func (m *mgmd) sqlLoop(ctx context.Context, n Node, apiID int) {
 			}
 		}
 	}
+}
+
+// ndbSampleEvery is how often mgmd reads how much the SQL nodes' user
+// tables hold.
+const ndbSampleEvery = 3 * time.Second
+
+// applyUsage sets each data node's DataMemory and redo use in the model:
+// what the SQL nodes' user tables hold, spread over the node groups as
+// NDB partitions tables over them (each node of a group holds its
+// group's share), unless a fault forces a value. The redo log grows with
+// the same data, a quarter of it in each part; the model runs no local
+// checkpoints that would free it, so this is only a rough picture.
+func (m *mgmd) applyUsage() {
+	cfg := m.c.Config()
+	m.mu.Lock()
+	var total int64
+	for _, b := range m.rowBytes {
+		total += b
+	}
+	groups := int64(len(m.l.DataNodes) / m.l.Replicas)
+	share := total / groups
+	pages := int((share + dataPageSize - 1) / dataPageSize)
+	if pages > cfg.DataMemoryPages {
+		pages = cfg.DataMemoryPages
+	}
+	redo := min(share/int64(cfg.RedoLogParts), cfg.RedoPartBytes)
+	type use struct {
+		id, pages int
+		redo      int64
+	}
+	var uses []use
+	for _, d := range m.l.DataNodes {
+		u := use{d.NodeID, pages, redo}
+		if f, ok := m.faultDM[d.NodeID]; ok {
+			u.pages = f
+		}
+		if m.faultRedo[d.NodeID] {
+			u.redo = cfg.RedoPartBytes
+		}
+		uses = append(uses, u)
+	}
+	m.mu.Unlock()
+	for _, u := range uses {
+		m.c.SetDataMemoryUsed(u.id, u.pages)
+		for p := 0; p < cfg.RedoLogParts; p++ {
+			m.c.SetRedoUsed(u.id, p, u.redo)
+		}
+	}
+}
+
+// dataPageSize is a DataMemory page, 32 KB [DOC8 §25.6.16.45].
+const dataPageSize = 32 << 10
+
+// sampleRows reads how many bytes the SQL node's user tables hold.
+func (m *mgmd) sampleRows(ctx context.Context, db *sql.DB, apiID int) error {
+	var b int64
+	err := db.QueryRowContext(ctx, `SELECT COALESCE(SUM(data_length+index_length),0) FROM information_schema.tables
+		WHERE table_type='BASE TABLE' AND table_schema NOT IN ('mysql','information_schema','performance_schema','sys','ndbinfo','ndbsim')`).Scan(&b)
+	if err != nil {
+		return fmt.Errorf("sample table sizes: %w", err)
+	}
+	m.mu.Lock()
+	changed := m.rowBytes[apiID] != b
+	m.rowBytes[apiID] = b
+	m.mu.Unlock()
+	if changed {
+		m.applyUsage()
+	}
+	return nil
 }

@@ -185,6 +185,82 @@ func TestNDBSandbox(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "writes taken after clear", func() (bool, error) { return write() == nil, nil })
 
+	// Rows written take DataMemory (sampled every 3 s).
+	waitFor(t, 8*time.Second, "DataMemory in use for the probe's rows", func() (bool, error) {
+		var used int64
+		err := root.QueryRowContext(ctx, "SELECT COALESCE(MIN(used),0) FROM ndbinfo.memoryusage WHERE memory_type='Data memory'").Scan(&used)
+		return used > 0, err
+	})
+
+	// Redo log full: 410 until cleared.
+	if err := n.Fault(ctx, FaultRedoFull, FaultArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "writes refused with 410", func() (bool, error) {
+		return hasMySQLError(write(), 1297, "410 'Out of log file space temporarily'"), nil
+	})
+	if err := n.Fault(ctx, FaultClear, FaultArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "writes taken after clear", func() (bool, error) { return write() == nil, nil })
+
+	// Arbitration split: node 4 disagrees on the ticket in membership.
+	if err := n.Fault(ctx, FaultArbitrationSplit, FaultArgs{Node: 4}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "two arbitration tickets in ndbinfo.membership", func() (bool, error) {
+		var c int
+		err := root.QueryRowContext(ctx, "SELECT COUNT(DISTINCT arb_ticket) FROM ndbinfo.membership").Scan(&c)
+		return c == 2, err
+	})
+	if err := n.Fault(ctx, FaultClear, FaultArgs{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// GCP stop: node 4 is killed with the documented text.
+	pid4, _ := n.DataNodePid(4)
+	if err := n.Fault(ctx, FaultGCPStop, FaultArgs{Node: 4}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "node 4 to exit on GCP stop", func() (bool, error) { return syscall.Kill(pid4, 0) != nil, nil })
+	if err := n.WaitDataNode(ctx, 4, "NO_CONTACT", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	logText, _ = os.ReadFile(n.ndb().DataNodes[3].Log)
+	if !strings.Contains(string(logText), "killed this node because GCP stop was detected") {
+		t.Errorf("node 4's log has no GCP stop:\n%s", logText)
+	}
+	if err := n.StartDataNode(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitStarted(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// mgmd-down closes the mgm port only: data nodes run on.
+	if err := n.Fault(ctx, FaultMgmdDown, FaultArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mgm.NewMgm(mgm.MgmConfig{Addr: n.MgmAddress(), DialTimeout: time.Second, Timeout: time.Second})
+	defer fresh.Close()
+	if _, err := fresh.GetStatus(ctx); err == nil {
+		t.Error("get status answered with the mgm port down")
+	}
+	for id := 1; id <= 4; id++ {
+		if pid, _ := n.DataNodePid(id); pid == 0 {
+			t.Errorf("data node %d stopped with mgmd-down", id)
+		}
+	}
+	if err := write(); err != nil {
+		t.Errorf("write with mgmd down: %v", err)
+	}
+	if err := n.Fault(ctx, FaultMgmdUp, FaultArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err := fresh.GetStatus(ctx); err != nil || statusOf(nodes, 4) != ndb.StatusStarted {
+		t.Errorf("get status after mgmd-up: %v, %v", nodes, err)
+	}
+
 	// stop leaves no process.
 	var pids []int
 	sts, _ = n.Status(ctx)
