@@ -74,7 +74,30 @@ func TestNDBSandbox(t *testing.T) {
 	if err := write(); err != nil {
 		t.Fatalf("write through the SQL node of a started cluster: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond) // the listener is subscribed
+	// mgmd-up on a running mgmd reports the mgm node connected again: an
+	// event that proves the listener is subscribed before the kill.
+	subscribed := false
+	for deadline := time.Now().Add(5 * time.Second); !subscribed && time.Now().Before(deadline); {
+		if err := n.Fault(ctx, FaultMgmdUp, FaultArgs{}); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.After(200 * time.Millisecond)
+	wait:
+		for {
+			select {
+			case ev := <-events:
+				if node, _ := ev.Get("node"); ev.Type == ndb.EventConnected && node == 50 {
+					subscribed = true
+					break wait
+				}
+			case <-timer:
+				break wait
+			}
+		}
+	}
+	if !subscribed {
+		t.Fatal("the listen event client got no event within 5s")
+	}
 	drain(events)
 
 	// kill -9 of data node 1: a failure event within 1 s, get status and
