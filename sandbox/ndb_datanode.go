@@ -97,6 +97,10 @@ func RunNDBDataNode(ctx context.Context, dir string, id int) error {
 			fmt.Fprintf(conn, "hb\n")
 		case l, ok := <-lines:
 			if !ok {
+				// The link also stands in for the other data nodes'
+				// transporters, so losing mgmd's process (not just its
+				// mgm port, see mgmd-down) ends the simulated cluster,
+				// unlike real NDB whose data nodes survive an mgmd loss.
 				logf("ALERT", "Lost the link to the management server; shutting down")
 				return fmt.Errorf("data node %d: link to mgmd lost", id)
 			}
