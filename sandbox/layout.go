@@ -181,6 +181,8 @@ func layout(dir string, kind nines.Kind, n, basePort int) []Node {
 			AgentPort:    basePort + agentPortOffset + i,
 		}
 		switch {
+		case kind == nines.KindNDB:
+			nd.Role, nd.SQLPort = RoleNDBSQL, basePort+ndbSQLPortOffset+i
 		case kind == nines.KindGalera:
 			nd.Role = RoleGalera
 			g := basePort + galeraPortOffset + galeraPortStride*i

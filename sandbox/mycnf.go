@@ -115,11 +115,6 @@ func renderServerCnf(m manifest, n Node, serverID int, dr bool, u osUser) string
 			// Replication is started by the sandbox after pointing the
 			// replica at the primary, never from a stale configuration.
 			"skip_slave_start=ON",
-			// Every node starts fenced, the primary too: a primary that
-			// died and comes back must not take writes, since a replica
-			// may have been promoted meanwhile. StartReplication makes
-			// n1 writable at run time when it sets the cluster up.
-			"read_only=ON",
 			// A replica gives up on a silent primary after 4 s, not the
 			// default 60, and the heartbeat period follows at half of it:
 			// a hung primary (SIGSTOP, a stuck disk) is then lost by its
@@ -127,6 +122,14 @@ func renderServerCnf(m manifest, n Node, serverID int, dr bool, u osUser) string
 			// setting orchestrator's documentation recommends.
 			"slave_net_timeout=4",
 		)
+		if m.Kind != nines.KindNDB {
+			// Every node starts fenced, the primary too: a primary that
+			// died and comes back must not take writes, since a replica
+			// may have been promoted meanwhile. StartReplication makes
+			// n1 writable at run time when it sets the cluster up. NDB
+			// SQL nodes are all writable, as in NDB.
+			set("read_only=ON")
+		}
 		if dr {
 			set(fmt.Sprintf("gtid_domain_id=%d", serverID))
 		}

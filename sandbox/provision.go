@@ -122,8 +122,10 @@ func (s *Sandbox) provision(ctx context.Context) error {
 		)
 	}
 	first := m.Nodes[0]
-	if err := execOn(ctx, first, "provision accounts", stmts); err != nil {
-		return err
+	for _, n := range provisionTargets(m) {
+		if err := execOn(ctx, n, "provision accounts", stmts); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.m.Provisioned = true
@@ -212,8 +214,10 @@ func (s *Sandbox) provisionApp(ctx context.Context) error {
 			"GRANT SELECT, INSERT, UPDATE, DELETE ON "+AppDatabase+".* TO "+acct,
 		)
 	}
-	if err := execOn(ctx, m.Nodes[0], "provision the application account", stmts); err != nil {
-		return err
+	for _, n := range provisionTargets(m) {
+		if err := execOn(ctx, n, "provision the application account", stmts); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.m.AppProvisioned = true
@@ -399,4 +403,14 @@ func yamlScalar(s string) string {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// provisionTargets are the servers accounts are created on: the first,
+// which replication or Galera carries them from, or every SQL node of an
+// NDB sandbox, whose servers share nothing.
+func provisionTargets(m manifest) []Node {
+	if m.Kind == nines.KindNDB {
+		return m.Nodes
+	}
+	return m.Nodes[:1]
 }

@@ -281,6 +281,8 @@ type manifest struct {
 	// Generated is the sha256 of nines.yaml and alertmanager.yml as the
 	// sandbox last wrote them, to tell a hand edit from an old default.
 	Generated map[string]string `json:"generated,omitempty"`
+	// NDB is an NDB sandbox's simulator processes (see ndb.go).
+	NDB *NDBLayout `json:"ndb,omitempty"`
 }
 
 const manifestFile = "sandbox.json"
@@ -477,6 +479,11 @@ func (s *Sandbox) Stop(ctx context.Context) error {
 	}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		if err := s.stopNode(ctx, nodes[i], StopGrace); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.NDB != nil {
+		if err := s.stopNDB(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

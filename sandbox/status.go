@@ -54,6 +54,11 @@ type NodeStatus struct {
 	// HAProxy's entry only (name "haproxy"): its listeners, host:port.
 	Writer string `json:"writer,omitempty"`
 	Reader string `json:"reader,omitempty"`
+	// NDB sandboxes only: the node's type (mgm, data or sql), its NDB
+	// node id, and the management server's mgm protocol port.
+	Type    string `json:"type,omitempty"`
+	NodeID  int    `json:"node_id,omitempty"`
+	MgmPort int    `json:"mgm_port,omitempty"`
 }
 
 // statusTimeout bounds the look at one node: a hung (SIGSTOPped) server
@@ -86,6 +91,9 @@ func (s *Sandbox) Status(ctx context.Context) ([]NodeStatus, error) {
 	if s.HAProxy() {
 		out = append(out, s.haproxyStatus())
 	}
+	if s.snapshot().NDB != nil {
+		out = s.ndbStatus(ctx, out)
+	}
 	return out, nil
 }
 
@@ -116,6 +124,11 @@ func (s *Sandbox) nodeStatus(ctx context.Context, n Node) (NodeStatus, error) {
 		return st, nil
 	}
 	switch {
+	case n.Role == RoleNDBSQL:
+		if err := db.PingContext(ctx); err != nil {
+			return unreachable(err)
+		}
+		st.State = "running"
 	case n.Role == RoleGalera:
 		w, err := mariadbd.QueryWsrep(ctx, db)
 		if err != nil {
@@ -179,6 +192,14 @@ func WriteStatus(w io.Writer, sts []NodeStatus) error {
 		agentState := st.AgentURL + " (not running)"
 		if st.AgentPid != 0 {
 			agentState = fmt.Sprintf("%s (pid %d)", st.AgentURL, st.AgentPid)
+		}
+		if st.Type == NDBTypeMgm || st.Type == NDBTypeData {
+			port := "-"
+			if st.MgmPort != 0 {
+				port = fmt.Sprintf("mgm %d", st.MgmPort)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tnode %d\t\n", st.Name, port, pid, st.State, st.NodeID)
+			continue
 		}
 		if st.Writer != "" {
 			fmt.Fprintf(tw, "%s\t-\t%s\t%s\twriter %s, reader %s\t\n", st.Name, pid, st.State, st.Writer, st.Reader)

@@ -829,3 +829,29 @@ func (c *Cluster) SetConfigGeneration(gen int) {
 	defer c.mu.Unlock()
 	c.configGen = gen
 }
+
+// MarkAbsent marks every data node as never started: no contact, no
+// failure reported, no restart recorded. A sandbox's management server
+// starts this way and each data node comes in when its process connects
+// (Boot), as in a real cluster started one process at a time.
+func (c *Cluster) MarkAbsent() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.sortedData() {
+		down(n)
+		n.ConnectCount = 0
+	}
+}
+
+// CanServe reports whether every node group has a live node, the
+// condition for the cluster to take transactions [DOC8 §25.2.2].
+func (c *Cluster) CanServe() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.sortedData() {
+		if !c.groupAlive(n.NodeGroup) {
+			return false
+		}
+	}
+	return true
+}

@@ -320,3 +320,32 @@ func TestListenRefusesHumanReadable(t *testing.T) {
 		t.Fatalf("listen without parsable: %v", err)
 	}
 }
+
+func TestMarkAbsentAndCanServe(t *testing.T) {
+	c, err := NewCluster(Config{DataNodes: 4, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.CanServe() {
+		t.Error("a started cluster cannot serve")
+	}
+	c.MarkAbsent()
+	if c.CanServe() {
+		t.Error("a cluster of absent nodes can serve")
+	}
+	for _, d := range c.State().Data {
+		if d.Status != ndb.StatusNoContact || d.Restarted || d.Running {
+			t.Errorf("absent node %d: %+v", d.ID, d)
+		}
+	}
+	for _, id := range []int{1, 3} {
+		if err := c.Boot(id, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c.Step() > 0 {
+	}
+	if !c.CanServe() {
+		t.Error("one started node per group cannot serve")
+	}
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nines-project/nines/sandbox"
+)
+
+// newSandboxNDBCmd is `nines sandbox ndb`: the NDB Cluster simulator as
+// real processes, plus its hidden process commands and fault injection.
+func newSandboxNDBCmd() *cobra.Command {
+	var o sandbox.NDBOptions
+	cmd := &cobra.Command{
+		Use:   "ndb --dir DIR [--data-nodes N] [--replicas R] [--sql-nodes S] [--base-port P]",
+		Short: "Start (or restart) a simulated NDB Cluster: mgmd, data node processes, MariaDB SQL nodes",
+		Long: `Start the NDB Cluster simulator in DIR as real processes and return once
+every data node is STARTED:
+
+  mgmd        the management server: the mgm protocol on P (ndb_mgm's
+              get status, listen event, ...), the data nodes' link on P+1
+  data1..N    one process per data node, node ids 1..N in node groups of
+              R; kill -9 of one is a real node failure. Each is started by
+              the command recorded in sandbox.json:
+                nines sandbox ndb datanode --dir DIR --node-id N
+              and run again by the same command it rejoins (node restart)
+  n1..nS      SQL nodes: real MariaDB servers on P+10+i, API node ids
+              100+i, each with the ndbinfo schema kept current by mgmd
+
+The SQL nodes are separate MariaDB servers: unlike real NDB they do not
+share data, each holds what was written through it. When a node group has
+no started node, writes through them fail with
+"Got error 4009 'Cluster Failure' from NDBCLUSTER".
+
+Faults: nines sandbox ndb fault --dir DIR <kind> [--node N] [--percent X].`,
+		Example: `  nines sandbox ndb --dir /tmp/ndb --data-nodes 4 --replicas 2 --sql-nodes 2 --base-port 24000
+  nines sandbox ndb fault --dir /tmp/ndb kill --node 2
+  nines sandbox ndb datanode --dir /tmp/ndb --node-id 2 &
+  nines sandbox status --dir /tmp/ndb --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Log = cmd.ErrOrStderr()
+			f := cmd.Flags()
+			for name, v := range map[string]*int{"data-nodes": &o.DataNodes, "replicas": &o.Replicas, "sql-nodes": &o.SQLNodes, "base-port": &o.BasePort} {
+				if !f.Changed(name) {
+					*v = 0 // the recorded layout or the default
+				}
+			}
+			n, err := sandbox.StartNDB(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return writeNDBSummary(cmd, n)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Dir, "dir", "", "sandbox directory, created if missing (required)")
+	_ = cmd.MarkFlagRequired("dir")
+	f.IntVar(&o.DataNodes, "data-nodes", sandbox.DefaultNDBDataNodes, "number of data nodes")
+	f.IntVar(&o.Replicas, "replicas", sandbox.DefaultNDBReplicas, "NoOfReplicas: data nodes per node group")
+	f.IntVar(&o.SQLNodes, "sql-nodes", sandbox.DefaultNDBSQLNodes, "number of SQL nodes (MariaDB servers)")
+	f.IntVar(&o.BasePort, "base-port", sandbox.DefaultBasePort, "mgm port; the link is P+1, SQL nodes P+10.., agents P+200..")
+	f.DurationVar(&o.Heartbeat, "heartbeat", sandbox.DefaultNDBHeartbeat, "heartbeat interval between data nodes; 4 missed make a node dead (new sandboxes only)")
+	f.DurationVar(&o.NodeTimeout, "node-timeout", sandbox.DefaultNodeTimeout, "how long to wait for each node")
+	cmd.AddCommand(newSandboxNDBMgmdCmd(), newSandboxNDBDataNodeCmd(), newSandboxNDBFaultCmd())
+	return cmd
+}
+
+func writeNDBSummary(cmd *cobra.Command, n *sandbox.NDB) error {
+	w := cmd.OutOrStdout()
+	l := n.Layout()
+	fmt.Fprintf(w, "NDB Cluster simulator in %s: %d data nodes (NoOfReplicas %d), %d SQL nodes\n\n", n.Dir(), len(l.DataNodes), l.Replicas, len(n.Nodes()))
+	fmt.Fprintf(w, "  mgmd   node %d  mgm %s  (ndb_mgm -c %s)\n", l.MgmNodeID, n.MgmAddress(), n.MgmAddress())
+	for _, d := range l.DataNodes {
+		fmt.Fprintf(w, "  %s  node %d  %s\n", d.Name, d.NodeID, strings.Join(d.Command, " "))
+	}
+	for i, s := range n.Nodes() {
+		fmt.Fprintf(w, "  %s     node %d  sql %d  %s\n", s.Name, l.SQLNodeIDs[i], s.SQLPort, s.Socket)
+	}
+	fmt.Fprintf(w, "\nstatus / stop: nines sandbox status --dir %s / nines sandbox stop --dir %s\n", n.Dir(), n.Dir())
+	return nil
+}
+
+func newSandboxNDBMgmdCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "mgmd --dir DIR",
+		Short:  "Run the NDB sandbox's management server in the foreground",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			lf, err := os.OpenFile(filepath.Join(abs, "mgmd", "mgmd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			defer lf.Close()
+			return sandbox.RunNDBMgmd(cmd.Context(), abs, lf)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "sandbox directory (required)")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func newSandboxNDBDataNodeCmd() *cobra.Command {
+	var (
+		dir string
+		id  int
+	)
+	cmd := &cobra.Command{
+		Use:   "datanode --dir DIR --node-id N",
+		Short: "Run one data node of the NDB sandbox in the foreground (pid in DIR/dataN/ndbd.pid, log in ndbd.log)",
+		Long: `Run data node N of the NDB sandbox in DIR in the foreground. It joins the
+cluster through the start phases and heartbeats the management server;
+it exits 0 on SIGTERM (a graceful stop) and non-zero when the cluster
+excludes it (declared dead after missed heartbeats, GCP stop), with the
+reason in its log. A host agent runs exactly this command.`,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			return sandbox.RunNDBDataNode(cmd.Context(), abs, id)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "sandbox directory (required)")
+	cmd.Flags().IntVar(&id, "node-id", 0, "data node id (required)")
+	_ = cmd.MarkFlagRequired("dir")
+	_ = cmd.MarkFlagRequired("node-id")
+	return cmd
+}
+
+func newSandboxNDBFaultCmd() *cobra.Command {
+	var (
+		dir string
+		a   sandbox.FaultArgs
+	)
+	cmd := &cobra.Command{
+		Use:   "fault --dir DIR <kind> [--node N] [--percent X]",
+		Short: "Inject a fault into the NDB sandbox",
+		Long: `Inject a fault into the NDB sandbox in DIR. Kinds:
+
+  kill --node N             SIGKILL data node N's process
+  hang --node N             SIGSTOP it: declared dead after 4 missed heartbeats
+  resume --node N           SIGCONT it: a node declared dead meanwhile shuts down
+  datamemory --percent X    DataMemory used X% (every node, or --node N);
+                            at 99% writes fail with NDB error 827
+  redo-full                 redo log parts full: writes fail with error 410
+  clear                     DataMemory, redo and arbitration back to normal
+  gcp-stop --node N         the node is killed for a GCP stop
+  arbitration-split         a node (--node N, default the last) disagrees on
+                            arbitrator and ticket in ndbinfo.membership
+  mgmd-down / mgmd-up       close / reopen the mgm protocol port only`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := sandbox.OpenNDB(dir)
+			if err != nil {
+				return err
+			}
+			n.Log = cmd.ErrOrStderr()
+			return n.Fault(cmd.Context(), args[0], a)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "sandbox directory (required)")
+	_ = cmd.MarkFlagRequired("dir")
+	cmd.Flags().IntVar(&a.Node, "node", 0, "data node id")
+	cmd.Flags().IntVar(&a.Percent, "percent", 0, "datamemory: percent of DataMemory used")
+	return cmd
+}
