@@ -43,6 +43,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./appliance/store/ ./exporter/mysql/
 	$(GO) test -run '^$$' -bench RuleEvaluation -benchtime 5x ./appliance/
 	$(GO) test -run '^$$' -bench UptimeReportYear -benchtime 3x -timeout 10m ./appliance/report/
+	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench NDBRound -benchtime 300x ./exporter/ndb/
 	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'Stack' -benchtime 1x -timeout 20m ./e2e/
 	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
 	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/

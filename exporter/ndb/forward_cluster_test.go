@@ -21,7 +21,7 @@ type forwarder struct {
 	wg    sync.WaitGroup
 }
 
-func forward(t *testing.T, sock string) *forwarder {
+func forward(t testing.TB, sock string) *forwarder {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // kept open: the port stays ours
 	if err != nil {

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 // mirror installs a fresh ndbinfo and writes c's state into it.
-func mirror(t *testing.T, c *ndbsim.Cluster) {
+func mirror(t testing.TB, c *ndbsim.Cluster) {
 	t.Helper()
 	ctx := context.Background()
 	if err := ndbsim.InstallNdbinfo(ctx, sqlNode.DB); err != nil {
@@ -47,7 +47,7 @@ func mirror(t *testing.T, c *ndbsim.Cluster) {
 	}
 }
 
-func exec(t *testing.T, stmts ...string) {
+func exec(t testing.TB, stmts ...string) {
 	t.Helper()
 	for _, s := range stmts {
 		if _, err := sqlNode.DB.Exec(s); err != nil {
