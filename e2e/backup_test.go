@@ -539,7 +539,10 @@ func testNodeStopped(t *testing.T, sb *sandbox.Sandbox) {
 		t.Errorf("job %s %s: %q, want failed naming the backup on %s", failed.ID, failed.State, failed.Reason, running.Target)
 	}
 	// The next run, once nines has seen the node down, goes elsewhere.
-	waitFor(t, killed, 15*time.Second, "nines to see the node down", func() bool {
+	// The wait starts now: mariadb-backup may retry its queries for 15 s
+	// and more before the job fails, and nines saw the node down long
+	// before.
+	waitFor(t, time.Now(), 15*time.Second, "nines to see the node down", func() bool {
 		return len(a.query(fmt.Sprintf(`mysql_up{instance=%q} == 0`, running.Target))) == 1
 	})
 	next := a.startJob(t, map[string]any{"kind": "backup", "cluster": sb.ClusterName(), "method": "mariabackup"})
