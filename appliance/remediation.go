@@ -318,6 +318,8 @@ func (a *App) startJob(c echo.Context) error {
 	switch {
 	case errors.Is(err, remediator.ErrBusy):
 		return c.JSON(http.StatusConflict, apiError{Status: "error", ErrorType: "conflict", Error: err.Error()})
+	case errors.Is(err, remediator.ErrStopping):
+		return c.JSON(http.StatusServiceUnavailable, apiError{Status: "error", ErrorType: "unavailable", Error: err.Error()})
 	case err != nil:
 		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: err.Error()})
 	}

@@ -95,6 +95,9 @@ func (r *Remediator) poke() {
 // ErrBusy means the cluster already has a running job.
 var ErrBusy = errors.New("the cluster already has a running job")
 
+// ErrStopping refuses a job asked for while the appliance shuts down.
+var ErrStopping = errors.New("nines is shutting down: no new job starts")
+
 // ManualRequest starts a runbook by hand (or by a schedule).
 type ManualRequest struct {
 	Cluster string `json:"cluster"`
@@ -192,6 +195,9 @@ func (r *Remediator) Start(ctx context.Context, req ManualRequest) (*Job, error)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.stopping {
+		return nil, ErrStopping
+	}
 	if j := r.running[req.Cluster]; j != nil {
 		return nil, fmt.Errorf("%w: %s (%s)", ErrBusy, j.ID, j.Runbook)
 	}

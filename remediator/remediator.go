@@ -103,6 +103,9 @@ type Remediator struct {
 
 	wake chan struct{}
 	wg   sync.WaitGroup
+	// stopping is set, under mu, when Run's context ends: no job starts
+	// after it, so none is added to wg while Run waits on it.
+	stopping bool
 }
 
 // New returns a Remediator; call Run.

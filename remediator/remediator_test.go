@@ -387,3 +387,36 @@ func TestPolicyWithoutSettleStartsAtOnce(t *testing.T) {
 	eventually(t, "c2's job after its settle", func() bool { return len(jobs(t, log)) == 2 })
 	t.Logf("c1's job started %s after its alert", took.Round(time.Millisecond))
 }
+
+// A job asked for while Run shuts down is refused, never started behind
+// Run's wait for the running jobs (the race detector caught one such
+// start, from the API, during an appliance's stop).
+func TestNoJobStartsWhileStopping(t *testing.T) {
+	rb := &countingRunbook{name: "rb"}
+	r, log, cancel := newTest(t, Policy{Mode: ModeAuto}, rb)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var started, refused atomic.Int32
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if i == 25 {
+				cancel()
+			}
+			_, err := r.Start(ctx, ManualRequest{Cluster: "c1", Runbook: "rb"})
+			switch {
+			case err == nil:
+				started.Add(1)
+			case errors.Is(err, ErrStopping):
+				refused.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	eventually(t, "the refusal after the stop", func() bool {
+		_, err := r.Start(ctx, ManualRequest{Cluster: "c1", Runbook: "rb"})
+		return errors.Is(err, ErrStopping)
+	})
+	t.Logf("%d started, %d refused as stopping, %d jobs in the log", started.Load(), refused.Load(), len(jobs(t, log)))
+}

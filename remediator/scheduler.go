@@ -32,6 +32,9 @@ func (r *Remediator) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			r.mu.Lock()
+			r.stopping = true
+			r.mu.Unlock()
 			r.wg.Wait()
 			return
 		case <-r.o.Clock.After(250 * time.Millisecond):
