@@ -166,6 +166,18 @@ server:
 `, n.Name, n.host(), n.AgentPort, tokenPath, backupDir, m.Kind == nines.KindGalera && !dr, n.DefaultsFile, n.Dir)
 }
 
+// agentHosts are the hosts the sandbox runs an agent for: its database
+// nodes, its DR replicas and an NDB sandbox's data nodes.
+func (m manifest) agentHosts() []Node {
+	out := m.allNodes()
+	if m.NDB != nil {
+		for _, d := range m.NDB.DataNodes {
+			out = append(out, d.agentNode())
+		}
+	}
+	return out
+}
+
 // ensureAgents starts the agent of every node that has none running.
 func (s *Sandbox) ensureAgents(ctx context.Context) error {
 	for _, n := range s.snapshot().allNodes() {
@@ -197,7 +209,14 @@ func (s *Sandbox) ensureAgent(ctx context.Context, n Node) error {
 			return err
 		}
 	}
-	if err := writeFileAtomic(n.AgentConfigPath(), []byte(renderAgentConfig(s.snapshot(), n, s.AgentTokenPath(), s.BackupDir())), 0o600); err != nil {
+	return s.launchAgent(ctx, n, bin, renderAgentConfig(s.snapshot(), n, s.AgentTokenPath(), s.BackupDir()))
+}
+
+// launchAgent writes the agent's config, starts `bin agent` detached for
+// n (a database node, or an NDB data node's host as a Node) and waits
+// until it answers.
+func (s *Sandbox) launchAgent(ctx context.Context, n Node, bin, config string) error {
+	if err := writeFileAtomic(n.AgentConfigPath(), []byte(config), 0o600); err != nil {
 		return fmt.Errorf("start agent of %s: %w", n.Name, err)
 	}
 	// In a namespace of its own the port is free: the namespace is new.
@@ -272,7 +291,7 @@ func (s *Sandbox) waitAgent(ctx context.Context, n Node, exited <-chan error) er
 // agentStopGrace. The servers are stopped before, by Stop.
 func (s *Sandbox) stopAgents(ctx context.Context) error {
 	var errs []error
-	for _, n := range s.snapshot().allNodes() {
+	for _, n := range s.snapshot().agentHosts() {
 		pid := agentPid(n)
 		if pid != 0 {
 			if err := stopAgentPID(ctx, n, pid); err != nil {
@@ -352,6 +371,13 @@ func (s *Sandbox) setAgentPid(name string, pid int) {
 	for i := range s.m.DRReplicas {
 		if s.m.DRReplicas[i].Name == name {
 			s.m.DRReplicas[i].AgentPid = pid
+		}
+	}
+	if s.m.NDB != nil {
+		for i := range s.m.NDB.DataNodes {
+			if s.m.NDB.DataNodes[i].Name == name {
+				s.m.NDB.DataNodes[i].AgentPid = pid
+			}
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/agent"
 )
 
 // An NDB sandbox is the NDB Cluster simulator as real processes:
@@ -70,7 +71,7 @@ type NDBOptions struct {
 	DataNodes int // default 2, node ids 1..DataNodes
 	Replicas  int // NoOfReplicas, default 2; DataNodes must be a multiple
 	SQLNodes  int // default 1
-	BasePort  int // mgm port; link P+1, SQL nodes P+10+i, agents P+200+i
+	BasePort  int // mgm port; link P+1, SQL nodes P+10+i and their agents P+200+i, data node N's agent P+300+N
 	// Heartbeat is the data nodes' heartbeat interval (default 500 ms);
 	// 4 missed make a node dead.
 	Heartbeat time.Duration
@@ -91,6 +92,10 @@ type NDBProcess struct {
 	// Command is exactly what starts the process (argv), to be run by a
 	// host agent or by hand; it runs in the foreground.
 	Command []string `json:"command"`
+	// Data nodes only: the node's host agent (server.ndb_data_node),
+	// through which the sandbox and the remediator start the node.
+	AgentPort int `json:"agent_port,omitempty"`
+	AgentPid  int `json:"agent_pid,omitempty"`
 }
 
 // NDBLayout is an NDB sandbox's part of sandbox.json.
@@ -127,7 +132,8 @@ func ndbLayout(dir, bin string, o NDBOptions) NDBLayout {
 		name := fmt.Sprintf("data%d", i)
 		d := filepath.Join(dir, name)
 		l.DataNodes = append(l.DataNodes, NDBProcess{Name: name, NodeID: i, Dir: d, PidFile: filepath.Join(d, "ndbd.pid"),
-			Log: filepath.Join(d, "ndbd.log"), Command: []string{bin, "sandbox", "ndb", "datanode", "--dir", dir, "--node-id", strconv.Itoa(i)}})
+			Log: filepath.Join(d, "ndbd.log"), Command: []string{bin, "sandbox", "ndb", "datanode", "--dir", dir, "--node-id", strconv.Itoa(i)},
+			AgentPort: o.BasePort + ndbDataAgentPortOffset + i})
 	}
 	for i := 0; i < o.SQLNodes; i++ {
 		l.SQLNodeIDs = append(l.SQLNodeIDs, ndbFirstAPIID+i)
@@ -289,10 +295,10 @@ func (n *NDB) DataNodePid(id int) (int, error) {
 	return ndbPid(d), nil
 }
 
-// StartDataNode runs data node id's command detached, if it does not
-// run, and returns once the process is up (not once it is STARTED: see
-// WaitStarted). A node the cluster saw fail rejoins through a node
-// restart.
+// StartDataNode starts data node id through its host agent (started
+// first if it does not run), as the remediator does, and returns once the
+// process is up (not once it is STARTED: see WaitStarted). A node the
+// cluster saw fail rejoins through a node restart.
 func (n *NDB) StartDataNode(ctx context.Context, id int) error {
 	d, err := n.ndb().dataNode(id)
 	if err != nil {
@@ -301,19 +307,15 @@ func (n *NDB) StartDataNode(ctx context.Context, id int) error {
 	if ndbPid(d) != 0 {
 		return nil
 	}
-	if err := spawn(d, filepath.Join(d.Dir, "ndbd.out")); err != nil {
+	c, err := n.DataNodeAgent(ctx, id)
+	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for ndbPid(d) == 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("start %s: no live pid in %s after 10s; see %s", d.Name, d.PidFile, filepath.Join(d.Dir, "ndbd.out"))
-		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
+	res, err := c.Start(ctx, agent.StartRequest{Wait: agent.WaitNone})
+	if err != nil {
+		return fmt.Errorf("start %s through its agent: %w", d.Name, err)
 	}
-	n.logf("started %s (pid %d)", d.Name, ndbPid(d))
+	n.logf("started %s through its agent (pid %d)", d.Name, res.Pid)
 	return nil
 }
 
@@ -514,7 +516,11 @@ func ndbPid(p NDBProcess) int {
 		return 0
 	}
 	args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-	// The program path may differ (a rebuilt binary); the arguments not.
+	// The program path may differ (a rebuilt binary); the arguments not,
+	// but for the --initial an agent appends to an initial start.
+	if len(args) == len(p.Command)+1 && args[len(args)-1] == "--initial" {
+		args = args[:len(args)-1]
+	}
 	if len(args) != len(p.Command) || strings.Join(args[1:], "\x00") != strings.Join(p.Command[1:], "\x00") {
 		return 0
 	}
@@ -585,7 +591,8 @@ func (s *Sandbox) ndbStatus(ctx context.Context, sqlNodes []NodeStatus) []NodeSt
 	}
 	out := []NodeStatus{mg}
 	for _, d := range l.DataNodes {
-		st := NodeStatus{Name: d.Name, Type: NDBTypeData, NodeID: d.NodeID, Pid: ndbPid(d), State: StateStopped}
+		an := d.agentNode()
+		st := NodeStatus{Name: d.Name, Type: NDBTypeData, NodeID: d.NodeID, Pid: ndbPid(d), State: StateStopped, AgentURL: an.AgentURL(), AgentPid: agentPid(an)}
 		if st.Pid != 0 {
 			st.State = "running"
 			if cerr == nil {

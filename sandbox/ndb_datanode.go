@@ -24,11 +24,15 @@ const (
 // (declared dead, GCP stop); the CLI exits non-zero on it.
 var ErrNodeShutdown = errors.New("forced node shutdown")
 
-// RunNDBDataNode is `nines sandbox ndb datanode --dir DIR --node-id N`:
+// RunNDBDataNode is `nines sandbox ndb datanode --dir DIR --node-id N
+// [--initial]`:
 // data node N of the NDB sandbox in dir, in the foreground, until ctx
 // ends (a graceful stop), its link to mgmd ends, or mgmd tells it to
 // shut down. It writes DIR/dataN/ndbd.pid and logs to DIR/dataN/ndbd.log.
-func RunNDBDataNode(ctx context.Context, dir string, id int) error {
+// The simulator keeps no file system per node, so an initial start
+// differs from a normal one only in its log line; a node restart always
+// copies from the group peer here.
+func RunNDBDataNode(ctx context.Context, dir string, id int, initial bool) error {
 	nd, err := OpenNDB(dir)
 	if err != nil {
 		return err
@@ -50,6 +54,9 @@ func RunNDBDataNode(ctx context.Context, dir string, id int) error {
 	}
 	if err := os.WriteFile(p.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return fmt.Errorf("data node %d: %w", id, err)
+	}
+	if initial {
+		logf("INFO", "Initial start: the node's file system is cleared and reloaded from its node group")
 	}
 	logf("INFO", "Angel pid: %d started, connecting to the management server's link 127.0.0.1:%d", os.Getpid(), nd.ndb().LinkPort)
 	conn, err := dialLink(ctx, nd.ndb().LinkPort)

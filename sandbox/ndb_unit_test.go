@@ -2,10 +2,16 @@ package sandbox
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/agent"
+	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/ndb"
 	"github.com/nines-project/nines/sandbox/ndbsim"
 )
@@ -98,5 +104,61 @@ func TestGateTriggersFitNames(t *testing.T) {
 	}
 	if !strings.Contains(gateTriggers("a`b", "t")[0], "`a``b`") {
 		t.Error("schema name not quoted")
+	}
+}
+
+// Each data node's agent config is one the agent takes, running exactly
+// the node's command; nines.yaml names the management server and every
+// data node's agent, and the appliance's config reader takes it.
+func TestNDBAgentAndApplianceConfig(t *testing.T) {
+	dir := t.TempDir()
+	bin, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ndbLayout(dir, bin, NDBOptions{DataNodes: 4, Replicas: 2, SQLNodes: 2, BasePort: 30000, Heartbeat: 500 * time.Millisecond})
+	token := filepath.Join(dir, "agent-token")
+	secrets := map[string]string{token: "0123456789abcdef0123456789abcdef\n", filepath.Join(dir, "nines.pass"): "pw\n"}
+	for _, f := range []string{"api-token", "webhook-token", "read-token"} {
+		secrets[filepath.Join(dir, f)] = "0123456789abcdef0123456789abcdef-" + f + "\n"
+	}
+	secrets[filepath.Join(dir, "alertmanager.yml")] = renderAlertmanagerConfig(DefaultListen)
+	for name, content := range secrets {
+		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := l.DataNodes[1]
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := agent.Parse(d.agentNode().AgentConfigPath(), []byte(renderNDBAgentConfig(d, token, filepath.Join(dir, "backups"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.Server.NdbDataNode
+	if cfg.Listen != "127.0.0.1:30302" || n == nil || n.NodeID != 2 || n.PidFile != d.PidFile || n.Dir != d.Dir ||
+		strings.Join(n.Command[1:], " ") != strings.Join(d.Command[1:], " ") {
+		t.Errorf("agent config of data2: listen %s, node %+v", cfg.Listen, n)
+	}
+
+	m := manifest{Kind: nines.KindNDB, ClusterName: "tel", Listen: DefaultListen, Nodes: layout(dir, nines.KindNDB, 2, 30000), NDB: &l}
+	yml := renderConfig(m, "")
+	for _, want := range []string{
+		"    probe: {engine: InnoDB}\n",
+		"      management: [{address: \"127.0.0.1:30000\"}]\n",
+		"        - {node_id: 4, agent: \"http://127.0.0.1:30304\"}\n",
+	} {
+		if !strings.Contains(yml, want) {
+			t.Errorf("nines.yaml lacks %q:\n%s", want, yml)
+		}
+	}
+	c, err := config.Parse(filepath.Join(dir, "nines.yaml"), []byte(yml))
+	if err != nil {
+		t.Fatalf("the appliance refuses the sandbox's nines.yaml: %v\n%s", err, yml)
+	}
+	cl := c.Clusters[0]
+	if cl.NDB == nil || len(cl.NDB.DataNodes) != 4 || cl.NDB.DataNodes[3].Agent != "http://127.0.0.1:30304" || cl.Probe.Engine != "InnoDB" {
+		t.Errorf("cluster as read: ndb %+v probe %+v", cl.NDB, cl.Probe)
 	}
 }

@@ -104,6 +104,11 @@ func (s *Sandbox) provision(ctx context.Context) error {
 			"GRANT SELECT ON performance_schema.* TO "+acct,
 			"GRANT ALL ON "+MonitorUser+".* TO "+acct,
 		)
+		if m.Kind == nines.KindNDB {
+			// The ndbinfo collectors, as the config's kind ndb asks of
+			// the monitoring account on a real SQL node.
+			stmts = append(stmts, "GRANT SELECT ON ndbinfo.* TO "+acct)
+		}
 	}
 	// A Galera sandbox with a DR replica needs the account too: created on
 	// n1, Galera carries it to every node the replica may follow.
@@ -375,6 +380,9 @@ func renderConfig(m manifest, more string) string {
 		for _, n := range m.DRReplicas {
 			fmt.Fprintf(&b, "      - {address: %q, agent: %q}\n", n.Address(), n.AgentURL())
 		}
+	}
+	if m.NDB != nil {
+		b.WriteString(renderNDBConfig(*m.NDB))
 	}
 	b.WriteString(more)
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")

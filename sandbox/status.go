@@ -198,7 +198,11 @@ func WriteStatus(w io.Writer, sts []NodeStatus) error {
 			if st.MgmPort != 0 {
 				port = fmt.Sprintf("mgm %d", st.MgmPort)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tnode %d\t\n", st.Name, port, pid, st.State, st.NodeID)
+			agentCol := "" // mgmd runs without an agent
+			if st.AgentURL != "" {
+				agentCol = agentState
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tnode %d\t%s\n", st.Name, port, pid, st.State, st.NodeID, agentCol)
 			continue
 		}
 		if st.Writer != "" {

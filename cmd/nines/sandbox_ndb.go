@@ -24,10 +24,13 @@ every data node is STARTED:
   mgmd        the management server: the mgm protocol on P (ndb_mgm's
               get status, listen event, ...), the data nodes' link on P+1
   data1..N    one process per data node, node ids 1..N in node groups of
-              R; kill -9 of one is a real node failure. Each is started by
-              the command recorded in sandbox.json:
+              R; kill -9 of one is a real node failure. Each has a host
+              agent on P+300+N (server.ndb_data_node in dataN/agent.yaml)
+              that starts it by the command recorded in sandbox.json:
                 nines sandbox ndb datanode --dir DIR --node-id N
-              and run again by the same command it rejoins (node restart)
+              and run again by the same command it rejoins (node restart);
+              nines.yaml names the agents, so the remediator restarts a
+              killed node (runbook ndb-data-node-restart)
   n1..nS      SQL nodes: real MariaDB servers on P+10+i, API node ids
               100+i, each with the ndbinfo schema kept current by mgmd
 
@@ -63,7 +66,7 @@ Faults: nines sandbox ndb fault --dir DIR <kind> [--node N] [--percent X].`,
 	f.IntVar(&o.DataNodes, "data-nodes", sandbox.DefaultNDBDataNodes, "number of data nodes")
 	f.IntVar(&o.Replicas, "replicas", sandbox.DefaultNDBReplicas, "NoOfReplicas: data nodes per node group")
 	f.IntVar(&o.SQLNodes, "sql-nodes", sandbox.DefaultNDBSQLNodes, "number of SQL nodes (MariaDB servers)")
-	f.IntVar(&o.BasePort, "base-port", sandbox.DefaultBasePort, "mgm port; the link is P+1, SQL nodes P+10.., agents P+200..")
+	f.IntVar(&o.BasePort, "base-port", sandbox.DefaultBasePort, "mgm port; the link is P+1, SQL nodes P+10.. and their agents P+200.., data node N's agent P+300+N")
 	f.DurationVar(&o.Heartbeat, "heartbeat", sandbox.DefaultNDBHeartbeat, "heartbeat interval between data nodes; 4 missed make a node dead (new sandboxes only)")
 	f.DurationVar(&o.NodeTimeout, "node-timeout", sandbox.DefaultNodeTimeout, "how long to wait for each node")
 	cmd.AddCommand(newSandboxNDBMgmdCmd(), newSandboxNDBDataNodeCmd(), newSandboxNDBFaultCmd())
@@ -76,7 +79,7 @@ func writeNDBSummary(cmd *cobra.Command, n *sandbox.NDB) error {
 	fmt.Fprintf(w, "NDB Cluster simulator in %s: %d data nodes (NoOfReplicas %d), %d SQL nodes\n\n", n.Dir(), len(l.DataNodes), l.Replicas, len(n.Nodes()))
 	fmt.Fprintf(w, "  mgmd   node %d  mgm %s  (ndb_mgm -c %s)\n", l.MgmNodeID, n.MgmAddress(), n.MgmAddress())
 	for _, d := range l.DataNodes {
-		fmt.Fprintf(w, "  %s  node %d  %s\n", d.Name, d.NodeID, strings.Join(d.Command, " "))
+		fmt.Fprintf(w, "  %s  node %d  agent %s  %s\n", d.Name, d.NodeID, l.DataNodeAgentURL(d.NodeID), strings.Join(d.Command, " "))
 	}
 	for i, s := range n.Nodes() {
 		fmt.Fprintf(w, "  %s     node %d  sql %d  %s\n", s.Name, l.SQLNodeIDs[i], s.SQLPort, s.Socket)
@@ -112,17 +115,19 @@ func newSandboxNDBMgmdCmd() *cobra.Command {
 
 func newSandboxNDBDataNodeCmd() *cobra.Command {
 	var (
-		dir string
-		id  int
+		dir     string
+		id      int
+		initial bool
 	)
 	cmd := &cobra.Command{
-		Use:   "datanode --dir DIR --node-id N",
+		Use:   "datanode --dir DIR --node-id N [--initial]",
 		Short: "Run one data node of the NDB sandbox in the foreground (pid in DIR/dataN/ndbd.pid, log in ndbd.log)",
 		Long: `Run data node N of the NDB sandbox in DIR in the foreground. It joins the
 cluster through the start phases and heartbeats the management server;
 it exits 0 on SIGTERM (a graceful stop) and non-zero when the cluster
 excludes it (declared dead after missed heartbeats, GCP stop), with the
-reason in its log. A host agent runs exactly this command.`,
+reason in its log. A host agent runs exactly this command, with --initial
+appended when a person asks for an initial start (as ndbmtd --initial).`,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -130,11 +135,12 @@ reason in its log. A host agent runs exactly this command.`,
 			if err != nil {
 				return err
 			}
-			return sandbox.RunNDBDataNode(cmd.Context(), abs, id)
+			return sandbox.RunNDBDataNode(cmd.Context(), abs, id, initial)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "sandbox directory (required)")
 	cmd.Flags().IntVar(&id, "node-id", 0, "data node id (required)")
+	cmd.Flags().BoolVar(&initial, "initial", false, "an initial start: the node's own file system is thrown away and reloaded from its node group")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagRequired("node-id")
 	return cmd
