@@ -271,6 +271,8 @@ func clusterConfig(sb *sandbox.Sandbox, addr, tokenName string, agents bool) *st
 	// Behind HAProxy the probe writes through it and the remediator moves
 	// the writer in it, as the sandbox's own nines.yaml says.
 	b.WriteString(sb.HAProxyConfigKeys())
+	// An NDB sandbox: its management server and data node agents.
+	b.WriteString(sb.NDBConfigKeys())
 	return b
 }
 

@@ -83,9 +83,12 @@ receivers:
 		t.Fatal(err)
 	}
 	h.appliance = startApplianceOn(t, ninesBin, h.addr, h.cfg, sb.TokenPath())
-	if sb.Kind() == nines.KindReplication {
+	switch sb.Kind() {
+	case nines.KindReplication:
 		h.waitReplicating(t, h.started, 20*time.Second)
-	} else {
+	case nines.KindNDB:
+		h.waitNDBServing(t, h.started, 20*time.Second)
+	default:
 		h.waitHealthy(t, h.started, 20*time.Second)
 	}
 	return h
