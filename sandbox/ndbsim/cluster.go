@@ -123,6 +123,7 @@ type node struct {
 	redoUsed  []int64      // bytes used per redo log part
 	restarted bool         // has failed or restarted since the cluster began
 	ordered   bool         // last went down on a STOP, not a failure
+	absent    bool         // not started since MarkAbsent: its first start is the cluster's
 	arb       *Arbitration // a forced view of arbitration, nil when healthy
 }
 
@@ -184,7 +185,10 @@ func (c *Cluster) up(n *node) {
 	n.Status, n.StartPhase, n.DynamicID = ndb.StatusStarted, 0, c.nextDyn
 	n.ordered = false
 	n.Version, n.MySQLVersion, n.Address = c.cfg.Version, c.cfg.Version, c.cfg.Host
-	n.ConnectCount++
+	if !n.absent {
+		n.ConnectCount++
+	}
+	n.absent = false
 	if c.singleUser != 0 {
 		n.Status = ndb.StatusSingleUser
 	}
@@ -863,13 +867,18 @@ func (c *Cluster) SetConfigGeneration(gen int) {
 // MarkAbsent marks every data node as never started: no contact, no
 // failure reported, no restart recorded. A sandbox's management server
 // starts this way and each data node comes in when its process connects
-// (Boot), as in a real cluster started one process at a time.
+// (Boot), as in a real cluster started one process at a time. Those
+// first starts are the cluster's start, as NewCluster's are: dynamic ids
+// from 1 in the order nodes reach STARTED, connect_count 0 (facts A.2.3
+// get status: node 1 STARTED with dynamic_id 1, connect_count 0).
 func (c *Cluster) MarkAbsent() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.nextDyn = 0
 	for _, n := range c.sortedData() {
 		down(n)
 		n.ConnectCount = 0
+		n.absent = true
 	}
 }
 

@@ -348,6 +348,24 @@ func TestMarkAbsentAndCanServe(t *testing.T) {
 	if !c.CanServe() {
 		t.Error("one started node per group cannot serve")
 	}
+	// The first starts are the cluster's (facts A.2.3 get status: node 1
+	// STARTED, dynamic_id 1, connect_count 0); a later one reconnects.
+	for id, want := range map[int][2]int{1: {1, 0}, 3: {2, 0}} {
+		if n := status(t, c, id); n.DynamicID != want[0] || n.ConnectCount != want[1] {
+			t.Errorf("node %d first started: dynamic_id %d connect_count %d, want %d %d", id, n.DynamicID, n.ConnectCount, want[0], want[1])
+		}
+	}
+	if err := c.SetStatus(1, ndb.StatusNoContact, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Boot(1, false); err != nil {
+		t.Fatal(err)
+	}
+	for c.Step() > 0 {
+	}
+	if n := status(t, c, 1); n.DynamicID != 3 || n.ConnectCount != 1 {
+		t.Errorf("node 1 restarted: dynamic_id %d connect_count %d, want 3 1", n.DynamicID, n.ConnectCount)
+	}
 }
 
 // TestForcedStopReportsThenFails: a data node killed for a GCP stop
