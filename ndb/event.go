@@ -43,6 +43,25 @@ const (
 	EventNDBStopForced       EventType = 59
 )
 
+// ExitGCPStop is the error a data node shuts down on when it was killed
+// for a GCP stop: its log reads "Node %d killed this node because GCP
+// stop was detected" (Ndbcntr::execSYSTEM_ERROR, SystemError::
+// GCPStopDetected) and the manual calls it error 2303, "GCP stop
+// errors" [facts A.4, DOC8 config "Disk Data and GCP Stop errors"].
+const ExitGCPStop = 2303
+
+// ForcedStop is the NDBStopForced event of data node id that shut itself
+// down on error code (an ndbd exit code such as ExitGCPStop). The body
+// tokens are the members of ndb_logevent_NDBStopForced (action, signum,
+// error, sphase, extra), as the facts say bodies are [A.2.3 listen
+// event]; the facts name neither the members nor their values, so both
+// are assumptions (the members from mgmapi's ndb_logevent.h): action 0
+// (the node stays down), signum 0 (no signal), sphase 255 (meant as "not
+// during a start") and extra 0. Readers should rely on error only.
+func ForcedStop(id, code int) Event {
+	return Event{Type: EventNDBStopForced, SourceNodeID: id}.With("action", 0, "signum", 0, "error", code, "sphase", 255, "extra", 0)
+}
+
 var eventNames = map[EventType]string{
 	EventConnected: "Connected", EventDisconnected: "Disconnected",
 	EventNDBStartStarted: "NDBStartStarted", EventNDBStartCompleted: "NDBStartCompleted",

@@ -41,6 +41,13 @@ const (
 	ndbGCPStopFormat      = "Forced node shutdown completed. Caused by error 2303: 'Node %d killed this node because GCP stop was detected(Internal error, programming error or missing error message, please report a bug). Temporary error, restart node'."
 )
 
+// The errors of those texts, which the node's NDBStopForced event
+// carries (ndb.ForcedStop) once its process has ended.
+const (
+	ndbDeclaredDeadError   = 2315
+	ndbClusterFailureError = 2305
+)
+
 // mgmd is the management server process's state.
 type mgmd struct {
 	s   *Sandbox
@@ -65,6 +72,10 @@ type dataLink struct {
 	wmu  sync.Mutex
 	seen time.Time // last heartbeat; under mgmd.mu
 	sent string    // last status line sent; under mgmd.mu
+	// forced is the error the node was told to shut down on, 0 if
+	// none; under mgmd.mu. When its link ends the node reports it in
+	// NDBStopForced, as a data node's angel does for its node.
+	forced int
 }
 
 func (d *dataLink) send(line string) {
@@ -165,9 +176,14 @@ func (m *mgmd) stepLoop(ctx context.Context) {
 			if n.Status == ndb.StatusNoContact {
 				// Failed by the model while its process runs: the
 				// cluster lost a node group and shuts down, as every
-				// survivor does then.
+				// survivor does then. A STOP ordered through the mgm
+				// port also ends here; that is no forced stop (the
+				// model sent NDBStopCompleted).
 				delete(m.links, id)
-				m.log.Printf("mgmd: node %d: cluster failure, shutting it down", id)
+				if !m.c.StopOrdered(id) {
+					d.forced = ndbClusterFailureError
+				}
+				m.log.Printf("mgmd: node %d: cluster failure or STOP, shutting it down", id)
 				go d.send("shutdown " + ndbClusterFailureText)
 				continue
 			}
@@ -200,6 +216,7 @@ func (m *mgmd) heartbeatLoop(ctx context.Context) {
 				delete(m.links, id)
 				m.log.Printf("mgmd: node %d missed %d heartbeats (%v): declared dead", id, ndbMissedHeartbeats, time.Since(d.seen).Round(time.Millisecond))
 				m.c.SetStatus(id, ndb.StatusNoContact, 0)
+				d.forced = ndbDeclaredDeadError
 				go d.send("shutdown " + ndbDeclaredDeadText)
 			}
 		}
@@ -280,20 +297,31 @@ func (m *mgmd) join(d *dataLink) error {
 }
 
 // leave handles a data node whose link ended: a lost connection is a
-// node failure at once (the process died); a graceful stop is a STOP.
+// node failure at once (the process died); a graceful stop is a STOP; a
+// node told to shut down on an error (GCP stop, declared dead, cluster
+// failure) reports NDBStopForced with that error as its process ends.
 func (m *mgmd) leave(d *dataLink, why string, graceful bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.links[d.id] != d {
-		return // already declared dead
+		// Already failed in the model (declared dead, or its cluster
+		// failed): only the event of its end is left to send.
+		if d.forced != 0 {
+			m.log.Printf("mgmd: node %d %s after it was told to shut down (error %d)", d.id, why, d.forced)
+			m.c.Emit(ndb.ForcedStop(d.id, d.forced))
+		}
+		return
 	}
 	delete(m.links, d.id)
 	m.log.Printf("mgmd: node %d %s", d.id, why)
-	if graceful {
+	switch {
+	case d.forced != 0:
+		m.c.ForcedStop(d.id, d.forced)
+	case graceful:
 		m.c.Stop([]int{d.id}, ndbsim.StopOptions{Force: true})
-		return
+	default:
+		m.c.SetStatus(d.id, ndb.StatusNoContact, 0)
 	}
-	m.c.SetStatus(d.id, ndb.StatusNoContact, 0)
 }
 
 // control runs one ctl request.
@@ -358,7 +386,11 @@ func (m *mgmd) control(req string) (string, error) {
 		if killer == 0 {
 			killer = node
 		}
-		// The node exits on this and its link's end fails it.
+		// The node exits on this; its link's end fails it and sends its
+		// NDBStopForced with error 2303 (leave).
+		m.mu.Lock()
+		d.forced = ndb.ExitGCPStop
+		m.mu.Unlock()
 		d.send("shutdown " + fmt.Sprintf(ndbGCPStopFormat, killer))
 	case FaultArbitrationSplit:
 		if node == 0 {

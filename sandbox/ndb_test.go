@@ -242,11 +242,17 @@ func TestNDBSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// GCP stop: node 4 is killed with the documented text.
+	// GCP stop: node 4 is killed with the documented text and reports
+	// NDBStopForced with error 2303 on the event stream.
 	pid4, _ := n.DataNodePid(4)
+	drain(events)
 	if err := n.Fault(ctx, FaultGCPStop, FaultArgs{Node: 4}); err != nil {
 		t.Fatal(err)
 	}
+	waitEvent(t, events, 3*time.Second, "NDBStopForced of node 4 with error 2303", func(ev ndb.Event) bool {
+		code, _ := ev.Get("error")
+		return ev.Type == ndb.EventNDBStopForced && ev.SourceNodeID == 4 && code == ndb.ExitGCPStop
+	})
 	waitFor(t, 3*time.Second, "node 4 to exit on GCP stop", func() (bool, error) { return syscall.Kill(pid4, 0) != nil, nil })
 	if err := n.WaitDataNode(ctx, 4, "NO_CONTACT", time.Second); err != nil {
 		t.Fatal(err)

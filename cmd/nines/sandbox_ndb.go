@@ -163,7 +163,8 @@ func newSandboxNDBFaultCmd() *cobra.Command {
                             at 99% writes fail with NDB error 827
   redo-full                 redo log parts full: writes fail with error 410
   clear                     DataMemory, redo and arbitration back to normal
-  gcp-stop --node N         the node is killed for a GCP stop
+  gcp-stop --node N         the node is killed for a GCP stop and reports
+                            NDBStopForced with error 2303 on listen event
   arbitration-split         a node (--node N, default the last) disagrees on
                             arbitrator and ticket in ndbinfo.membership
   mgmd-down / mgmd-up       close / reopen the mgm protocol port only`,

@@ -89,6 +89,7 @@ type Poller struct {
 	kick   chan struct{}
 	latest atomic.Pointer[Reading]
 	stream atomic.Pointer[string] // address of the open event stream
+	stops  forcedStops            // NDBStopForced events seen on the stream
 	lastMu sync.Mutex
 	errs   map[string]string // server → last error logged, to log changes only
 }
@@ -248,6 +249,7 @@ func (p *Poller) poll(parent context.Context, woken bool) *Reading {
 	if s := p.stream.Load(); s != nil {
 		r.Stream = *s
 	}
+	r.ForcedStops = p.stops.snapshot()
 	r.Duration = p.cfg.Now().Sub(start)
 	if parent.Err() == nil { // a round cut by shutdown is no failure of a server
 		for _, a := range append(append([]Attempt{}, r.MgmTried...), r.SQLTried...) {

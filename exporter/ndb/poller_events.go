@@ -10,6 +10,8 @@ import (
 // listen keeps a `listen event` session open on the first management
 // server that accepts one, in order, and kicks a round for every event
 // and on each (re)connection (events may have been missed meanwhile).
+// It counts data nodes' forced stops (forced_stops.go) before the kick,
+// so the round it wakes carries the count.
 // When every server refuses, it waits, doubling from 100 ms up to
 // MaxBackoff; a session that was accepted resets the wait.
 func (p *Poller) listen(ctx context.Context) {
@@ -24,6 +26,10 @@ func (p *Poller) listen(ctx context.Context) {
 				p.Kick()
 			}, func(ev ndbmsg.Event) {
 				p.log.Debug("ndb event", "type", ev.Type.String(), "source", ev.SourceNodeID)
+				if p.stops.add(ev) {
+					code, _ := ev.Get("error")
+					p.log.Warn("ndb data node shut down on an error", "node_id", ev.SourceNodeID, "error", code, "reason", ForcedStopReason(ev))
+				}
 				p.Kick()
 			})
 			if ctx.Err() != nil {

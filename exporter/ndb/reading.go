@@ -35,6 +35,10 @@ type Reading struct {
 	Stream string
 	// Woken: an event (or the stream's reconnection) started this round.
 	Woken bool
+	// ForcedStops counts the data nodes' forced stops (NDBStopForced
+	// events) the poller saw on its event streams since it started, by
+	// node and reason; nil while none.
+	ForcedStops map[ForcedStopKey]uint64
 }
 
 // Mgm returns the management server that answered, "" if none.
@@ -64,6 +68,10 @@ func (r *Reading) View() View { return BuildView(r.Status, r.Info) }
 //   - nines_ndbinfo_read_success{instance=<SQL node>} for every SQL node
 //     tried: 0 failed, 1 read; the one read is the instance of every
 //     mysql_ndbinfo_* and nines_ndbinfo_view_success series (Metrics);
+//   - nines_ndb_node_forced_stops_total{instance=<mgmd>,node_id,reason}
+//     with the management server that answered (ForcedStopMetrics): the
+//     count is the poller's own, over whichever stream was open, so it
+//     does not reset when another server answers;
 //   - nines_ndb_event_stream_up{instance=<mgmd>}: 1 while the listen
 //     event session is open there, else 0 with the first management
 //     server's address (the stream then wakes no round: failures are
@@ -80,6 +88,7 @@ func (r *Reading) Metrics() []metric.Metric {
 			MgmMetrics(set, MgmReading{Err: a.Err})
 		} else {
 			MgmMetrics(set, MgmReading{Nodes: r.Status})
+			ForcedStopMetrics(set, r.Status, r.ForcedStops)
 		}
 		out = append(out, set.Metrics...)
 	}

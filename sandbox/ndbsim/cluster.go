@@ -122,6 +122,8 @@ type node struct {
 	dataUsed  int          // DataMemory pages in use
 	redoUsed  []int64      // bytes used per redo log part
 	restarted bool         // has failed or restarted since the cluster began
+	ordered   bool         // last went down on a STOP, not a failure
+	absent    bool         // not started since MarkAbsent: its first start is the cluster's
 	arb       *Arbitration // a forced view of arbitration, nil when healthy
 }
 
@@ -181,8 +183,12 @@ func (c *Cluster) Config() Config { return c.cfg }
 func (c *Cluster) up(n *node) {
 	c.nextDyn++
 	n.Status, n.StartPhase, n.DynamicID = ndb.StatusStarted, 0, c.nextDyn
+	n.ordered = false
 	n.Version, n.MySQLVersion, n.Address = c.cfg.Version, c.cfg.Version, c.cfg.Host
-	n.ConnectCount++
+	if !n.absent {
+		n.ConnectCount++
+	}
+	n.absent = false
 	if c.singleUser != 0 {
 		n.Status = ndb.StatusSingleUser
 	}
@@ -289,6 +295,33 @@ func (c *Cluster) SetStatus(id int, st ndb.NodeStatus, phase int) error {
 			c.emit(ndb.Event{Type: ndb.EventStartPhaseCompleted, SourceNodeID: id}.With("phase", phase, "starttype", startType(n)))
 		}
 	}
+	return nil
+}
+
+// StopOrdered reports whether data node id is down because a STOP
+// ordered it, rather than failed (killed, excluded, or its cluster lost
+// a node group), so a driver can tell a graceful stop from a forced one.
+func (c *Cluster) StopOrdered(id int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[id]
+	return ok && n.ordered && n.Status == ndb.StatusNoContact
+}
+
+// ForcedStop is data node id shutting itself down on error code (e.g.
+// ndb.ExitGCPStop): the node reports NDBStopForced as it goes, then the
+// survivors see a node failure as for any lost node (SetStatus
+// NO_CONTACT). A node already out (failed or stopped) only reports the
+// event: its process learnt late that it was excluded and ended then.
+func (c *Cluster) ForcedStop(id, code int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[id]
+	if !ok || n.Type != ndb.TypeNDB {
+		return fmt.Errorf("forced stop of data node %d: %w", id, ErrNoSuchNode)
+	}
+	c.emit(ndb.ForcedStop(id, code))
+	c.fail(n)
 	return nil
 }
 
@@ -410,6 +443,7 @@ func (c *Cluster) Stop(ids []int, o StopOptions) (int, error) {
 		// ndb_mgmd's StopReq; only the text differs for listeners).
 		c.emit(ndb.Event{Type: ndb.EventNDBStopStarted, SourceNodeID: n.ID}.With("stoptype", 0))
 		c.emit(ndb.Event{Type: ndb.EventNDBStopCompleted, SourceNodeID: n.ID}.With("action", 1, "signum", 0))
+		n.ordered = true
 		c.fail(n)
 		stopped++
 	}
@@ -456,7 +490,7 @@ func (c *Cluster) begin(n *node, noStart bool) {
 	// A new process: its uptime counts from here, through the start
 	// phases [A.1.1 nodes], and it reads the current configuration.
 	n.started, n.configGen, n.restarted = c.cfg.Now(), c.configGen, true
-	n.noStart = noStart
+	n.noStart, n.ordered = noStart, false
 	if noStart {
 		n.Status, n.StartPhase = ndb.StatusNotStarted, 0
 		return
@@ -833,13 +867,18 @@ func (c *Cluster) SetConfigGeneration(gen int) {
 // MarkAbsent marks every data node as never started: no contact, no
 // failure reported, no restart recorded. A sandbox's management server
 // starts this way and each data node comes in when its process connects
-// (Boot), as in a real cluster started one process at a time.
+// (Boot), as in a real cluster started one process at a time. Those
+// first starts are the cluster's start, as NewCluster's are: dynamic ids
+// from 1 in the order nodes reach STARTED, connect_count 0 (facts A.2.3
+// get status: node 1 STARTED with dynamic_id 1, connect_count 0).
 func (c *Cluster) MarkAbsent() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.nextDyn = 0
 	for _, n := range c.sortedData() {
 		down(n)
 		n.ConnectCount = 0
+		n.absent = true
 	}
 }
 

@@ -348,4 +348,80 @@ func TestMarkAbsentAndCanServe(t *testing.T) {
 	if !c.CanServe() {
 		t.Error("one started node per group cannot serve")
 	}
+	// The first starts are the cluster's (facts A.2.3 get status: node 1
+	// STARTED, dynamic_id 1, connect_count 0); a later one reconnects.
+	for id, want := range map[int][2]int{1: {1, 0}, 3: {2, 0}} {
+		if n := status(t, c, id); n.DynamicID != want[0] || n.ConnectCount != want[1] {
+			t.Errorf("node %d first started: dynamic_id %d connect_count %d, want %d %d", id, n.DynamicID, n.ConnectCount, want[0], want[1])
+		}
+	}
+	if err := c.SetStatus(1, ndb.StatusNoContact, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Boot(1, false); err != nil {
+		t.Fatal(err)
+	}
+	for c.Step() > 0 {
+	}
+	if n := status(t, c, 1); n.DynamicID != 3 || n.ConnectCount != 1 {
+		t.Errorf("node 1 restarted: dynamic_id %d connect_count %d, want 3 1", n.DynamicID, n.ConnectCount)
+	}
+}
+
+// TestForcedStopReportsThenFails: a data node killed for a GCP stop
+// reports NDBStopForced with error 2303 itself, then the survivors'
+// master reports its failure; a node already out only reports the event.
+func TestForcedStopReportsThenFails(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	var got []string
+	c.SetEmitter(func(ev ndb.Event) {
+		code, _ := ev.Get("error")
+		got = append(got, fmt.Sprintf("%s@%d error=%d", ev.Type, ev.SourceNodeID, code))
+	})
+	if err := c.ForcedStop(3, ndb.ExitGCPStop); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, c, 3).Status; st != ndb.StatusNoContact {
+		t.Fatalf("node 3 is %s after its GCP stop", st)
+	}
+	if err := c.ForcedStop(3, 2315); err != nil {
+		t.Fatal(err)
+	}
+	want := "NDBStopForced@3 error=2303 NODE_FAILREP@1 error=0 Disconnected@1 error=0 NDBStopForced@3 error=2315"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("events %s\nwant   %s", strings.Join(got, " "), want)
+	}
+	if err := c.ForcedStop(50, ndb.ExitGCPStop); !errors.Is(err, ErrNoSuchNode) {
+		t.Fatalf("forced stop of the management node: %v, want ErrNoSuchNode", err)
+	}
+	if st := status(t, c, 4).Status; st != ndb.StatusStarted {
+		t.Fatalf("node 4 of the same group is %s", st)
+	}
+}
+
+// TestStopOrdered: a STOP is told apart from a failure, also from the
+// failure of a node group's survivors it causes with -f.
+func TestStopOrdered(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	if _, err := c.Stop([]int{2}, StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetStatus(3, ndb.StatusNoContact, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !c.StopOrdered(2) || c.StopOrdered(3) || c.StopOrdered(1) {
+		t.Fatalf("ordered: node 2 %v (stopped), 3 %v (failed), 1 %v (up), want true false false", c.StopOrdered(2), c.StopOrdered(3), c.StopOrdered(1))
+	}
+	if _, err := c.Stop([]int{1}, StopOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.StopOrdered(1) || c.StopOrdered(4) {
+		t.Errorf("after 1 STOP -f: node 1 ordered %v, node 4 (failed with the cluster) %v, want true false", c.StopOrdered(1), c.StopOrdered(4))
+	}
+	if err := c.Boot(2, false); err != nil {
+		t.Fatal(err)
+	}
+	if c.StopOrdered(2) {
+		t.Error("node 2 still counts as stopped after it started again")
+	}
 }
