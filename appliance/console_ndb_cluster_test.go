@@ -207,9 +207,14 @@ console:
 			"Data nodes serving|DataMemory used (% of usable)|Redo log, fullest part (%)|Probe latency"
 	})
 	if got := pageEval[string](b, `[...document.querySelectorAll('#start-job select[name=kind] option')].map(o => o.value).join(' ') + ' / ' +
-		[...document.querySelectorAll('#start-job select[name=node] option')].map(o => o.value).join(' ')`); got != "ndb-restart ndb-rolling-restart / 1 2 3 4" {
+		[...document.querySelectorAll('#start-job select[name=node] option')].map(o => o.value).filter(v => v).join(' ')`); got != "ndb-restart ndb-rolling-restart / 1 2 3 4" {
 		t.Errorf("start-job form offers %q, want the NDB runbooks on data nodes 1-4", got)
 	}
+	// The DataMemory chart draws a line per data node from the store.
+	waitFor(t, 30*time.Second, "the DataMemory chart's four lines", func() bool {
+		return pageEval[int](b, `(() => { const c = [...document.querySelectorAll('#charts .chart')].find(x => x.querySelector('.title').textContent.startsWith('DataMemory'));
+			return c ? [...c.querySelectorAll('path')].filter(p => p.getAttribute('d')).length : 0; })()`) == 4
+	})
 	b.screenshot("ndb-healthy")
 
 	// Data node 2 stops: shown down with the management server's word,
