@@ -76,7 +76,9 @@ func (a *App) ndbMetrics() []metric.Metric {
 //	  "errors": ["..."],                      // servers that failed this round, with why
 //	  "node_groups": [{"id": 0, "health": "ok" | "degraded" | "lost", "up": 2,
 //	      "data_nodes": [{"node_id": 1, "state": "STARTED", "start_phase": 0, "up": true,
-//	                      "mgm_status": "STARTED"}]}],
+//	                      "mgm_status": "STARTED",
+//	                      "data_memory": {"used": 52428800, "total": 104857600, "usable": 99614720},
+//	                      "redo": {"used": 268435456, "total": 1073741824, "log_part": 2, "parts": 4}}]}],
 //	  "management_servers": [{"node_id": 50, "status": "CONNECTED", "address": "10.0.0.5", "up": true}],
 //	  "sql_nodes": [{"node_id": 100, "status": "CONNECTED", "address": "10.0.0.7", "up": true}],
 //	  "president": 1,                         // master data node, 0 if unknown
@@ -88,6 +90,13 @@ func (a *App) ndbMetrics() []metric.Metric {
 // cluster cannot serve). state is ndbinfo.nodes' status for a running
 // node, "UNKNOWN" for one without ndbinfo rows (stopped); mgm_status is
 // the management server's word for it.
+//
+// data_memory is the node's DataMemory (ndbinfo.memoryusage, "Data
+// memory") in bytes; usable is the 95 % rows may use (MinFreePct keeps
+// 5 % for restarts), what NdbDataMemoryHigh/Critical (80/90 %) divide
+// by. redo is the node's fullest REDO log part (ndbinfo.logspaces), what
+// NdbRedoLogSpaceLow (80 %) watches, with its part number and the number
+// of parts. Both are absent for a node without ndbinfo rows (stopped).
 type ndbTopology struct {
 	ReadAt            string         `json:"read_at"`
 	Mgm               string         `json:"mgm"`
@@ -111,11 +120,65 @@ type ndbGroupView struct {
 }
 
 type ndbDataNode struct {
-	NodeID     int    `json:"node_id"`
-	State      string `json:"state"`
-	StartPhase int    `json:"start_phase"`
-	Up         bool   `json:"up"`
-	MgmStatus  string `json:"mgm_status"`
+	NodeID     int            `json:"node_id"`
+	State      string         `json:"state"`
+	StartPhase int            `json:"start_phase"`
+	Up         bool           `json:"up"`
+	MgmStatus  string         `json:"mgm_status"`
+	DataMemory *ndbDataMemory `json:"data_memory,omitempty"`
+	Redo       *ndbRedo       `json:"redo,omitempty"`
+}
+
+type ndbDataMemory struct {
+	Used   uint64 `json:"used"`
+	Total  uint64 `json:"total"`
+	Usable uint64 `json:"usable"`
+}
+
+type ndbRedo struct {
+	Used    uint64 `json:"used"`
+	Total   uint64 `json:"total"`
+	LogPart int    `json:"log_part"`
+	Parts   int    `json:"parts"`
+}
+
+// ndbUsableFraction is the share of DataMemory rows may use: NDB keeps
+// MinFreePct (default 5 %) for restarts, as the ndb rule pack assumes.
+const ndbUsableFraction = 0.95
+
+// ndbUsage is each data node's DataMemory and fullest REDO log part in
+// info (nil: nothing read).
+func ndbUsage(info *ndbexp.Ndbinfo) (map[int]*ndbDataMemory, map[int]*ndbRedo) {
+	mem, redo := map[int]*ndbDataMemory{}, map[int]*ndbRedo{}
+	if info == nil {
+		return mem, redo
+	}
+	for _, r := range info.Memory {
+		if r.MemoryType == "Data memory" {
+			mem[r.NodeID] = &ndbDataMemory{Used: r.Used, Total: r.Total, Usable: uint64(float64(r.Total) * ndbUsableFraction)}
+		}
+	}
+	share := func(used, total uint64) float64 {
+		if total == 0 {
+			return 0
+		}
+		return float64(used) / float64(total)
+	}
+	for _, r := range info.LogSpaces {
+		if r.LogType != "REDO" {
+			continue
+		}
+		cur := redo[r.NodeID]
+		if cur == nil {
+			redo[r.NodeID] = &ndbRedo{Used: r.Used, Total: r.Total, LogPart: r.LogPart, Parts: 1}
+			continue
+		}
+		cur.Parts++
+		if share(r.Used, r.Total) > share(cur.Used, cur.Total) {
+			cur.Used, cur.Total, cur.LogPart = r.Used, r.Total, r.LogPart
+		}
+	}
+	return mem, redo
 }
 
 type ndbOtherNode struct {
@@ -155,10 +218,12 @@ func newNDBTopology(r *ndbexp.Reading) *ndbTopology {
 			t.Errors = append(t.Errors, a.Address+": "+a.Err.Error())
 		}
 	}
+	mem, redo := ndbUsage(r.Info)
 	for _, g := range v.Groups {
 		gv := ndbGroupView{ID: g.ID, Health: groupHealth(g), Up: g.Up, DataNodes: []ndbDataNode{}}
 		for _, d := range g.Nodes {
-			gv.DataNodes = append(gv.DataNodes, ndbDataNode{NodeID: d.ID, State: d.State.String(), StartPhase: d.StartPhase, Up: d.Serving(), MgmStatus: d.MgmStatus.String()})
+			gv.DataNodes = append(gv.DataNodes, ndbDataNode{NodeID: d.ID, State: d.State.String(), StartPhase: d.StartPhase, Up: d.Serving(), MgmStatus: d.MgmStatus.String(),
+				DataMemory: mem[d.ID], Redo: redo[d.ID]})
 		}
 		t.Groups = append(t.Groups, gv)
 	}

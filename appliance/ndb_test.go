@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -98,5 +99,62 @@ func TestNDBGroupHealth(t *testing.T) {
 	if topo.Mgm != "mgm2:1186" || len(topo.Errors) != 1 || !strings.HasPrefix(topo.Errors[0], "mgm1:1186: ") ||
 		len(topo.Management) != 1 || !topo.Management[0].Up || len(topo.SQLNodes) != 1 || topo.SQLNodes[0].Up || topo.ArbitrationState != "" {
 		t.Errorf("topology: %+v", topo)
+	}
+}
+
+// TestNDBTopologyUsage: each running data node carries its DataMemory
+// with the 95 % rows may use, and its fullest REDO log part with the
+// number of parts; a stopped node (no ndbinfo rows) carries neither, and
+// the JSON leaves them out.
+func TestNDBTopologyUsage(t *testing.T) {
+	const mib = 1 << 20
+	node := func(id int, st ndbmsg.NodeStatus) ndbmsg.Node {
+		return ndbmsg.Node{ID: id, Type: ndbmsg.TypeNDB, Status: st, NodeGroup: 0}
+	}
+	redo := func(id, part int, used, total uint64) ndbexp.LogRow {
+		return ndbexp.LogRow{NodeID: id, LogType: "REDO", LogPart: part, Used: used, Total: total}
+	}
+	r := &ndbexp.Reading{Cluster: "tel", Time: time.Unix(0, 0), MgmTried: []ndbexp.Attempt{{Address: "mgm1:1186"}},
+		SQLTried: []ndbexp.Attempt{{Address: "sql1:3306"}},
+		Status:   []ndbmsg.Node{node(1, ndbmsg.StatusStarted), node(2, ndbmsg.StatusNoContact)},
+		Info: &ndbexp.Ndbinfo{
+			Nodes: []ndbexp.NodeRow{{NodeID: 1, State: ndbexp.NodeStarted}},
+			Memory: []ndbexp.MemoryRow{
+				{NodeID: 1, MemoryType: "Long message buffer", Used: 1, Total: 2},
+				{NodeID: 1, MemoryType: "Data memory", Used: 85 * mib, Total: 100 * mib},
+			},
+			LogSpaces: []ndbexp.LogRow{
+				redo(1, 0, 100*mib, 1024*mib), redo(1, 1, 0, 0), redo(1, 2, 900*mib, 1024*mib), redo(1, 3, 10*mib, 1024*mib),
+				{NodeID: 1, LogType: "DD-UNDO", Used: 1000 * mib, Total: 1024 * mib},
+			},
+		}}
+	topo := newNDBTopology(r)
+	if len(topo.Groups) != 1 || len(topo.Groups[0].DataNodes) != 2 {
+		t.Fatalf("groups: %+v", topo.Groups)
+	}
+	d1, d2 := topo.Groups[0].DataNodes[0], topo.Groups[0].DataNodes[1]
+	if m := d1.DataMemory; m == nil || m.Used != 85*mib || m.Total != 100*mib || m.Usable != 95*mib {
+		t.Errorf("node 1 data memory %+v, want 85 MiB used of 100 MiB, 95 MiB usable", m)
+	}
+	if rd := d1.Redo; rd == nil || *rd != (ndbRedo{Used: 900 * mib, Total: 1024 * mib, LogPart: 2, Parts: 4}) {
+		t.Errorf("node 1 redo %+v, want part 2 of 4 with 900 of 1024 MiB (the fullest; DD-UNDO is not redo)", rd)
+	}
+	if d2.DataMemory != nil || d2.Redo != nil || d2.Up {
+		t.Errorf("stopped node 2: %+v, want down without usage", d2)
+	}
+	b, err := json.Marshal(d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Contains(s, "data_memory") || strings.Contains(s, "redo") {
+		t.Errorf("stopped node as JSON: %s, want no data_memory or redo", s)
+	}
+	b, _ = json.Marshal(d1)
+	if s := string(b); !strings.Contains(s, `"data_memory":{"used":89128960,"total":104857600,"usable":99614720}`) ||
+		!strings.Contains(s, `"redo":{"used":943718400,"total":1073741824,"log_part":2,"parts":4}`) {
+		t.Errorf("node 1 as JSON: %s", s)
+	}
+	if topo := newNDBTopology(&ndbexp.Reading{Status: r.Status}); topo.Groups[0].DataNodes[0].DataMemory != nil {
+		t.Errorf("usage without ndbinfo: %+v", topo.Groups[0].DataNodes[0])
 	}
 }

@@ -1,12 +1,13 @@
 // cluster.js: one cluster: its topology (a replication cluster's with
 // each node's role and, for an operator, a switchover to each healthy
-// replica), recent state changes, charts of the main series, and its jobs
-// with their step logs.
+// replica; an NDB cluster's node groups, ndb.js), recent state changes,
+// charts of the main series, and its jobs with their step logs.
 
 import * as api from './api.js';
 import * as fleet from './fleet.js';
 import { lineChart } from './chart.js';
 import { jobList, startForm, switchover } from './jobs.js';
+import { ndbTopology, dataNodeIDs } from './ndb.js';
 import { h, replace, table, ago, when, duration, stateWord, clusterWord, stateCell, fact } from './dom.js';
 
 const CHART_WINDOW = 15 * 60, CHART_STEP = 5; // seconds
@@ -77,6 +78,9 @@ function every(ms, fn) {
 
 export default function cluster(root, ctx, name) {
   const sel = `{cluster=${JSON.stringify(name)}}`;
+  // selWith is the cluster's selector with more matchers.
+  const selWith = (m) => `{cluster=${JSON.stringify(name)},${m}}`;
+  let kind = ''; // the cluster's kind, once read
   const head = h('h2', {}, name);
   const facts = h('div', { class: 'facts' });
   const topo = h('div', { id: 'topology' });
@@ -92,17 +96,25 @@ export default function cluster(root, ctx, name) {
     h('section', { class: 'card' }, h('h2', {}, 'Recent state changes ', h('span', { class: 'muted' }, 'last hour')), changes),
     h('section', { class: 'card' }, h('h2', {}, 'Jobs'), jobs));
 
-  const CHARTS = [
+  const GALERA_CHARTS = [
     ['Cluster size', `mysql_global_status_wsrep_cluster_size${sel}`, ''],
     ['Receive queue', `mysql_global_status_wsrep_local_recv_queue${sel}`, ''],
     ['Flow control paused (fraction of time)', `mysql_global_status_wsrep_flow_control_paused${sel}`, ''],
     ['Probe latency', `nines_probe_duration_seconds${sel} * 1000`, ' ms'],
     ['Commits per second', `rate(mysql_global_status_wsrep_last_committed${sel}[30s])`, '/s'],
   ];
-  const label = (m) => m.instance || m.cluster || '';
+  // An NDB cluster's: the fractions its rules watch, by data node.
+  const NDB_CHARTS = [
+    ['Data nodes serving', `sum(max by (node_id) (nines_ndb_node_up${selWith('type="NDB"')}))`, ''],
+    ['DataMemory used (% of usable)', `100 * mysql_ndbinfo_memoryusage_used${selWith('memory_type="Data memory"')} / (0.95 * mysql_ndbinfo_memoryusage_total${selWith('memory_type="Data memory"')})`, ' %'],
+    ['Redo log, fullest part (%)', `100 * max by (node_id) (mysql_ndbinfo_logspaces_bytes_used${selWith('log_type="REDO"')} / mysql_ndbinfo_logspaces_bytes_total${selWith('log_type="REDO"')})`, ' %'],
+    ['Probe latency', `nines_probe_duration_seconds${sel} * 1000`, ' ms'],
+  ];
+  const label = (m) => (m.node_id ? `node ${m.node_id}` : m.instance || m.cluster || '');
 
   const drawCharts = every(5000, async () => {
     const end = Date.now() / 1000;
+    const CHARTS = kind === 'ndb' ? NDB_CHARTS : GALERA_CHARTS;
     const res = await Promise.all(CHARTS.map(([, q]) => api.queryRange(q, CHART_WINDOW, CHART_STEP).catch((e) => e)));
     replace(charts, CHARTS.map(([title, , unit], i) => res[i] instanceof Error
       ? h('div', { class: 'chart' }, h('div', { class: 'title' }, title), h('p', { class: 'error' }, res[i].message))
@@ -110,15 +122,18 @@ export default function cluster(root, ctx, name) {
   });
 
   // State changes are derived from the stored series: a node's state is
-  // "down" where mysql_up is 0, else its wsrep_local_state.
+  // "down" where mysql_up is 0, else its wsrep_local_state; an NDB data
+  // node's is up or down as the management server reports it.
   const drawChanges = every(5000, async () => {
-    const [up, st] = await Promise.all([
+    const [up, st, ndbUp] = await Promise.all([
       api.queryRange(`mysql_up${sel}`, CHANGES_WINDOW, CHANGES_STEP),
-      api.queryRange(`mysql_global_status_wsrep_local_state${sel}`, CHANGES_WINDOW, CHANGES_STEP)]);
+      kind === 'ndb' ? [] : api.queryRange(`mysql_global_status_wsrep_local_state${sel}`, CHANGES_WINDOW, CHANGES_STEP),
+      kind === 'ndb' ? api.queryRange(`max by (node_id) (nines_ndb_node_up${selWith('type="NDB"')})`, CHANGES_WINDOW, CHANGES_STEP) : []]);
     const byNode = {};
     const at = (inst) => (byNode[inst] = byNode[inst] || {});
     for (const r of up) for (const [t, v] of r.values) if (v === '0') at(r.metric.instance)[t] = 'down';
     for (const r of st) for (const [t, v] of r.values) { const m = at(r.metric.instance); if (!m[t]) m[t] = STATE_NAMES[v] || `state ${v}`; }
+    for (const r of ndbUp) for (const [t, v] of r.values) at(`data node ${r.metric.node_id}`)[t] = v === '0' ? 'down' : 'up';
     const rows = [];
     for (const [inst, m] of Object.entries(byNode)) {
       let prev = null;
@@ -149,12 +164,17 @@ export default function cluster(root, ctx, name) {
         fact('last decision', rem && rem.last_decision ? rem.last_decision : '–'),
         fact('not repaired', rem && rem.not_repaired ? rem.not_repaired : '–'));
       latest = c.nodes;
-      replace(topo, c.kind === 'replication' ? replTopology(ctx, name, c.nodes) : galeraTopology(c.nodes));
-      if (!formBuilt && ctx.can('operator')) {
+      kind = c.kind;
+      const ndb = c.kind === 'ndb';
+      if (ndb) replace(topo, ndbTopology(c.ndb));
+      else replace(topo, c.kind === 'replication' ? replTopology(ctx, name, c.nodes) : galeraTopology(c.nodes));
+      // An NDB cluster's jobs name a data node: the form waits for the
+      // first reading of its topology.
+      if (!formBuilt && ctx.can('operator') && (!ndb || c.ndb)) {
         formBuilt = true;
         const resume = h('button', { type: 'button', class: 'secondary', id: 'resume', hidden: true }, 'Resume remediation');
         resume.addEventListener('click', () => ctx.act(`resume remediation of ${name}`, () => api.send('POST', `/api/v1/remediation/${encodeURIComponent(name)}/resume`)));
-        replace(actions, h('h3', {}, 'Start a job'), startForm(ctx, name, c.nodes.map((n) => n.instance), c.kind, () => primaryOf(latest)), ctx.can('admin') ? resume : null);
+        replace(actions, h('h3', {}, 'Start a job'), startForm(ctx, name, ndb ? dataNodeIDs(c.ndb) : c.nodes.map((n) => n.instance), c.kind, () => primaryOf(latest)), ctx.can('admin') ? resume : null);
       }
       const resume = actions.querySelector('#resume');
       if (resume) resume.hidden = !(rem && rem.halted);

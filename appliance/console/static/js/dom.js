@@ -86,11 +86,15 @@ export function stateWord(node) {
 }
 
 // clusterWord sums a cluster up: healthy when every node is Synced (or up,
-// for other kinds), down when none is, degraded in between.
+// for other kinds), down when none is, degraded in between. An NDB
+// cluster is also down when a node group is lost (it cannot serve) and
+// degraded while one is degraded.
 export function clusterWord(cluster) {
   const good = cluster.nodes.filter((n) => ['Synced', 'up'].includes(stateWord(n))).length;
-  if (good === cluster.nodes.length && good > 0) return 'healthy';
-  return good === 0 ? 'down' : 'degraded';
+  const groups = cluster.ndb ? cluster.ndb.node_groups.map((g) => g.health) : [];
+  if (groups.includes('lost') || good === 0) return 'down';
+  if (good === cluster.nodes.length && !groups.includes('degraded')) return 'healthy';
+  return 'degraded';
 }
 
 export function stateCell(word, attrs) {

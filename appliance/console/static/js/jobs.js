@@ -46,6 +46,8 @@ export function jobList(jobs, limit) {
 const KINDS = {
   galera: ['backup', 'verify', 'rejoin', 'recover'],
   replication: ['backup', 'verify', 'switchover'],
+  // NDB: the node is a data node id.
+  ndb: ['ndb-restart', 'ndb-rolling-restart'],
 };
 
 // follow opens job id's entry in the job list, so its steps show as they
@@ -72,7 +74,9 @@ export async function switchover(ctx, cluster, primary, target, dryRun) {
 // startForm lets an operator start a job on cluster: a backup, a verify
 // of a backup, and by cluster kind a rejoin of a node and a quorum
 // recovery (Galera) or a switchover (replication, confirmed first;
-// primary() names the current primary); dry run shows the plan only. It
+// primary() names the current primary), or for NDB a restart of a data
+// node (nodes are then data node ids) or a rolling restart; dry run
+// shows the plan only. It
 // is built once so what the user types survives refreshes.
 export function startForm(ctx, cluster, nodes, clusterKind, primary) {
   const kind = h('select', { name: 'kind' }, (KINDS[clusterKind] || KINDS.galera).map((k) => h('option', { value: k }, k)));
