@@ -25,7 +25,7 @@ func newBackupCmd() *cobra.Command {
 	var runReq remediator.ManualRequest
 	var wait bool
 	run := &cobra.Command{
-		Use:   "run --cluster C [--method mariabackup|dump] [--node host:port] [--wait]",
+		Use:   "run --cluster C [--method mariabackup|dump|ndb] [--node host:port] [--wait]",
 		Short: "Take a backup now, as its schedule would (the cluster's plan for the method: dir, verify, retention)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -38,7 +38,7 @@ func newBackupCmd() *cobra.Command {
 		},
 	}
 	run.Flags().StringVar(&runReq.Cluster, "cluster", "", "cluster name")
-	run.Flags().StringVar(&runReq.Method, "method", "", "mariabackup | dump (default: the cluster's first configured backup)")
+	run.Flags().StringVar(&runReq.Method, "method", "", "mariabackup | dump | ndb (an ndb cluster's native backup; default: the cluster's first configured backup)")
 	run.Flags().StringVar(&runReq.Target, "node", "", "back up this node (host:port); default: the least loaded Synced node")
 	run.Flags().BoolVar(&wait, "wait", false, "wait for the job to end and print its steps")
 
