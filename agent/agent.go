@@ -261,8 +261,16 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("POST /v1/replication/seed-stream", mdb("seed-stream", http.HandlerFunc(a.seedStream)))
 	mux.Handle("POST "+reseedPath, mdb("reseed", http.HandlerFunc(a.reseedHTTP)))
 	mux.Handle("POST /v1/backups", mdb("backup", handle(a, "backup", a.backup)))
-	mux.Handle("GET /v1/backups", mdb("backups", handleIn(a, "backups", a.listBackups)))
-	mux.Handle("DELETE /v1/backups/{id}", mdb("backup-delete", handleIn(a, "backup-delete", a.deleteBackup)))
+	if a.ndb != nil {
+		// The data node writes its native backups itself (START BACKUP
+		// through the management server); its agent lists and deletes
+		// them (ndb_backup.go).
+		mux.Handle("GET /v1/backups", a.auth(handleIn(a, "backups", a.listNdbBackups)))
+		mux.Handle("DELETE /v1/backups/{id}", a.auth(handleIn(a, "backup-delete", a.deleteNdbBackup)))
+	} else {
+		mux.Handle("GET /v1/backups", a.auth(handleIn(a, "backups", a.listBackups)))
+		mux.Handle("DELETE /v1/backups/{id}", a.auth(handleIn(a, "backup-delete", a.deleteBackup)))
+	}
 	mux.Handle("POST /v1/backups/{id}/verify", mdb("verify", handleIn(a, "verify", a.verifyBackup)))
 	mux.Handle("/v1/", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})

@@ -98,6 +98,9 @@ type Manifest struct {
 	// could, and writes in between may make a verification differ.
 	FactsExact    bool   `json:"facts_exact"`
 	ServerVersion string `json:"server_version"`
+	// NDB is set on a native NDB backup (Method "ndb") listed by a data
+	// node's agent: the backup id and this node's part of it.
+	NDB *NdbBackup `json:"ndb,omitempty"`
 }
 
 // BackupFile is one file of a backup.

@@ -32,6 +32,8 @@ type ndbControl struct {
 
 	mu   sync.Mutex
 	proc *ndbProcess // the last process this agent started
+
+	sums ndbSums // checksums of the native backup files (ndb_backup.go)
 }
 
 // ndbProcess is a data node process this agent started and reaps.
@@ -94,7 +96,7 @@ func (a *Agent) dataDir() string {
 // notForNdb answers a MariaDB-only endpoint on a data node's agent.
 func (a *Agent) notForNdb(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := fmt.Errorf("%s refused: this agent runs an ndb data node (node %d), not a MariaDB server; it serves /v1/status, /v1/start and /v1/stop",
+		err := fmt.Errorf("%s refused: this agent runs an ndb data node (node %d), not a MariaDB server; it serves /v1/status, /v1/start, /v1/stop, and GET and DELETE of /v1/backups (native backups)",
 			name, a.ndb.cfg.NodeID)
 		a.log.Warn("action refused", "action", name, "status", http.StatusConflict, "error", err)
 		writeJSON(w, http.StatusConflict, errorBody{Error: err.Error()})

@@ -54,6 +54,11 @@ type NdbDataNode struct {
 	Dir string `yaml:"dir"`
 	// Unit is the systemd unit running the node, instead of Command.
 	Unit string `yaml:"unit"`
+	// BackupDataDir is the node's BackupDataDir (config.ini; NDB's
+	// default is its FileSystemPath, itself DataDir by default): native
+	// backups are in its BACKUP/ subdirectory. Without it the agent
+	// cannot list or delete them. An existing directory.
+	BackupDataDir string `yaml:"backup_data_dir"`
 }
 
 // NdbInitialEnv is the systemd manager environment variable an initial
@@ -71,6 +76,14 @@ func (c *Config) validateNdb(n *NdbDataNode, at func(path, format string, args .
 	}
 	if !strings.HasPrefix(n.InitialArg, "-") {
 		at(prefix+".initial_arg", "%q: want an option such as --initial", n.InitialArg)
+	}
+	if n.BackupDataDir != "" {
+		n.BackupDataDir = filepath.Clean(c.resolve(n.BackupDataDir))
+		if fi, err := os.Stat(n.BackupDataDir); err != nil || !fi.IsDir() {
+			at(prefix+".backup_data_dir", "%q is not a directory: want the data node's BackupDataDir", n.BackupDataDir)
+		} else if n.BackupDataDir == "/" {
+			at(prefix+".backup_data_dir", `"/" is not allowed: native backups are deleted below it`)
+		}
 	}
 	if n.Unit != "" {
 		if len(n.Command) > 0 || n.PidFile != "" || n.Log != "" {

@@ -179,7 +179,7 @@ func TestNdbAgentRefusesMariaDBEndpoints(t *testing.T) {
 		{"GET", "/v1/replication"},
 		{"POST", "/v1/replication/promote"},
 		{"POST", "/v1/backups"},
-		{"GET", "/v1/backups"},
+		{"POST", "/v1/backups/1/verify"},
 	} {
 		if code, _ := call(t, tt.method, base+tt.path, "", ""); code != http.StatusUnauthorized {
 			t.Errorf("%s %s without a token: %d, want 401", tt.method, tt.path, code)

@@ -4,6 +4,7 @@ import (
 	"github.com/nines-project/nines/galera"
 
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
+	exporterndb "github.com/nines-project/nines/exporter/ndb"
 	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/remediator/backup"
@@ -48,6 +50,10 @@ func (a agentBackups) List(ctx context.Context, dir string) ([]backup.Info, erro
 	out := make([]backup.Info, len(infos))
 	for i, in := range infos {
 		out[i] = backup.Info{Manifest: manifestOf(in.Manifest), State: in.State, Running: in.Running, Error: in.Error}
+		if n := in.NDB; n != nil {
+			// A data node's agent lists its own part of a native backup.
+			out[i].NDB = &backup.NDBBackup{BackupID: n.BackupID, Nodes: []backup.NDBNodeFiles{{NodeID: n.NodeID, Files: out[i].Files, Missing: n.Missing}}}
+		}
 	}
 	return out, nil
 }
@@ -108,7 +114,16 @@ func plansOf(cfg *config.Config) []backup.Plan {
 
 func newBackups(cfg *config.Config, hosts map[string][]backup.Host, snapshots func(string) []*nines.Snapshot, jobs *remediator.JobLog, log *slog.Logger) *backups {
 	b := &backups{plans: plansOf(cfg), refresh: make(chan string, 16), log: log}
+	// An ndb cluster is backed up natively: its backup hosts are the data
+	// nodes' agents, and START BACKUP goes to its management servers.
+	ndbHosts, mgms := ndbBackupHosts(cfg)
 	hostsOf := func(cluster string) ([]backup.Host, error) {
+		if hs, ok := ndbHosts[cluster]; ok {
+			if len(hs) == 0 {
+				return nil, fmt.Errorf("ndb cluster %q names no data node agent (ndb.data_nodes): nines cannot list its backup files", cluster)
+			}
+			return hs, nil
+		}
 		hs := hosts[cluster]
 		if len(hs) == 0 {
 			return nil, fmt.Errorf("cluster %q has no node with an agent: nines cannot back it up", cluster)
@@ -129,6 +144,13 @@ func newBackups(cfg *config.Config, hosts map[string][]backup.Host, snapshots fu
 		Hosts:     hostsOf,
 		Snapshots: snapshots,
 		Failed:    b.catalog.Failed,
+		Management: func(cluster string) ([]backup.MgmServer, error) {
+			ms := mgms[cluster]
+			if len(ms) == 0 {
+				return nil, fmt.Errorf("cluster %q is not an ndb cluster with management servers", cluster)
+			}
+			return ms, nil
+		},
 	}
 	return b
 }
@@ -235,4 +257,35 @@ func (a *App) listBackups(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"backups": out, "schedules": scheds}})
+}
+
+// ndbBackupHosts returns, for each kind ndb cluster, its data nodes'
+// agents as backup hosts (data-node-N) and its management servers in the
+// configured order. START BACKUP WAIT COMPLETED may take hours: only the
+// job's deadline bounds it (exporter/ndb's Mgm waits on the context).
+func ndbBackupHosts(cfg *config.Config) (map[string][]backup.Host, map[string][]backup.MgmServer) {
+	hosts := map[string][]backup.Host{}
+	mgms := map[string][]backup.MgmServer{}
+	for _, c := range cfg.Clusters {
+		if c.Kind != nines.KindNDB || c.NDB == nil {
+			continue
+		}
+		hosts[c.Name] = []backup.Host{}
+		tlsConf := c.AgentTLS
+		if tlsConf == nil { // a config not read by config.Load
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		for _, d := range c.NDB.DataNodes {
+			if d.Agent == "" {
+				continue
+			}
+			client := agent.NewClient(d.Agent, c.AgentToken.Reveal(), tlsConf)
+			hosts[c.Name] = append(hosts[c.Name], backup.Host{Node: backup.DataNodeName(d.NodeID), NDBNodeID: d.NodeID, Agent: agentBackups{c: client}})
+		}
+		for _, addr := range c.NDB.ManagementAddresses() {
+			mgms[c.Name] = append(mgms[c.Name], backup.MgmServer{Addr: addr,
+				Mgm: exporterndb.NewMgm(exporterndb.MgmConfig{Addr: addr, DialTimeout: 2 * time.Second, Timeout: 5 * time.Second})})
+		}
+	}
+	return hosts, mgms
 }

@@ -38,8 +38,8 @@ var Runbooks = []RunbookInfo{
 	{RunbookReplicationSwitch, []nines.Kind{nines.KindReplication}, "planned change of primary: old primary read-only, candidate caught up, promoted, old primary a replica; nothing lost"},
 	{RunbookNdbDataNodeRestart, []nines.Kind{nines.KindNDB}, "start a down NDB data node normally through its agent, when the rest of its node group is STARTED, and follow its start phases until it is STARTED"},
 	{RunbookNdbRollingRestart, []nines.Kind{nines.KindNDB}, "run by hand: restart the data nodes one at a time (RESTART, never initial), each only while every data node is STARTED; management and SQL nodes are left to a person"},
-	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication}, "back up the cluster from its least loaded node (mariabackup or dump)"},
-	{RunbookBackupVerify, []nines.Kind{nines.KindGalera, nines.KindReplication}, "restore a backup into a scratch server and check it"},
+	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication, nines.KindNDB}, "back up the cluster from its least loaded node (mariabackup or dump), or natively through the management server (ndb)"},
+	{RunbookBackupVerify, []nines.Kind{nines.KindGalera, nines.KindReplication, nines.KindNDB}, "restore a backup into a scratch server and check it (a native ndb backup: its files only)"},
 }
 
 // LookupRunbook returns the runbook named name, if nines has it.

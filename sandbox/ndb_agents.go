@@ -23,7 +23,8 @@ func (d NDBProcess) agentNode() Node {
 
 // renderNDBAgentConfig is data node d's agent.yaml: the agent runs d's
 // command (server.ndb_data_node), appending --initial only when a start
-// asks for it.
+// asks for it. The node's BackupDataDir is its directory, where the
+// simulated mgmd writes its native backup files.
 func renderNDBAgentConfig(d NDBProcess, tokenPath, backupDir string) string {
 	quoted := make([]string, len(d.Command))
 	for i, a := range d.Command {
@@ -41,7 +42,8 @@ server:
     pid_file: %q
     log: %q
     dir: %q
-`, d.Name, d.AgentPort, tokenPath, backupDir, d.NodeID, strings.Join(quoted, ", "), d.PidFile, d.Dir+"/ndbd.out", d.Dir)
+    backup_data_dir: %q
+`, d.Name, d.AgentPort, tokenPath, backupDir, d.NodeID, strings.Join(quoted, ", "), d.PidFile, d.Dir+"/ndbd.out", d.Dir, d.Dir)
 }
 
 // ensureDataNodeAgent starts data node id's agent unless it runs.

@@ -96,7 +96,18 @@ func RunNDBMgmd(ctx context.Context, dir string, logw io.Writer) error {
 	if err := os.WriteFile(l.Mgmd.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return fmt.Errorf("mgmd: %w", err)
 	}
-	c, err := ndbsim.NewCluster(ndbsim.Config{DataNodes: len(l.DataNodes), Replicas: l.Replicas, SQLNodes: len(l.SQLNodeIDs), MgmNodeID: l.MgmNodeID})
+	// Each data node's BackupDataDir is its directory (NDB's default is
+	// its FileSystemPath, the DataDir): a backup's files land in
+	// DIR/dataN/BACKUP/BACKUP-<id>/, where the node's agent lists them.
+	backupDataDir := func(id int) string {
+		d, err := l.dataNode(id)
+		if err != nil {
+			return ""
+		}
+		return d.Dir
+	}
+	c, err := ndbsim.NewCluster(ndbsim.Config{DataNodes: len(l.DataNodes), Replicas: l.Replicas, SQLNodes: len(l.SQLNodeIDs), MgmNodeID: l.MgmNodeID,
+		BackupDataDir: backupDataDir})
 	if err != nil {
 		return fmt.Errorf("mgmd: %w", err)
 	}

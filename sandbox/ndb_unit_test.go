@@ -137,7 +137,7 @@ func TestNDBAgentAndApplianceConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := cfg.Server.NdbDataNode
-	if cfg.Listen != "127.0.0.1:30302" || n == nil || n.NodeID != 2 || n.PidFile != d.PidFile || n.Dir != d.Dir ||
+	if cfg.Listen != "127.0.0.1:30302" || n == nil || n.NodeID != 2 || n.PidFile != d.PidFile || n.Dir != d.Dir || n.BackupDataDir != d.Dir ||
 		strings.Join(n.Command[1:], " ") != strings.Join(d.Command[1:], " ") {
 		t.Errorf("agent config of data2: listen %s, node %+v", cfg.Listen, n)
 	}

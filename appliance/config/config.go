@@ -168,7 +168,10 @@ type DRReplica struct {
 
 // Backup is one scheduled backup of a cluster.
 type Backup struct {
-	// Method is mariabackup (physical, hot) or dump (logical).
+	// Method is mariabackup (physical, hot) or dump (logical); for kind
+	// ndb, ndb: a native backup (START BACKUP through the management
+	// servers), whose files each data node writes into its BackupDataDir
+	// (no dir, node or desync then).
 	Method string `yaml:"method"`
 	// Schedule is a cron expression: five fields (minute hour
 	// day-of-month month day-of-week) or @hourly, @daily, @weekly,

@@ -410,6 +410,8 @@ func TestLoadRejectsBackups(t *testing.T) {
 			17, "clusters[0].backups[0].method", `"tar" is not one of mariabackup, dump`},
 		{"method twice", withBackups(`      - {method: dump, schedule: "@daily", keep: 1}` + "\n" + `      - {method: dump, schedule: "@hourly", keep: 1}` + "\n"),
 			18, "clusters[0].backups[1].method", "one schedule per method"},
+		{"native backup of a galera cluster", withBackups(`      - {method: ndb, schedule: "@daily", keep: 1}` + "\n"),
+			17, "clusters[0].backups[0].method", `"ndb" is the native backup of ndb clusters; this cluster is kind galera`},
 		{"relative dir", withBackups(`      - {method: dump, schedule: "@daily", keep: 1, dir: backups}` + "\n"),
 			17, "clusters[0].backups[0].dir", "not an absolute path"},
 		{"node not in cluster", withBackups(`      - {method: dump, schedule: "@daily", keep: 1, node: "db9:3306"}` + "\n"),

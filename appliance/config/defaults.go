@@ -57,7 +57,7 @@ func (c *Config) applyDefaults() {
 			cl.Remediation.PositionWait.Duration = DefaultPositionWait
 		}
 		for j := range cl.Backups {
-			if cl.Backups[j].Dir == "" {
+			if cl.Backups[j].Dir == "" && cl.Backups[j].Method != "ndb" {
 				cl.Backups[j].Dir = DefaultBackupDir
 			}
 		}

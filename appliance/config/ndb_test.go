@@ -94,10 +94,25 @@ func TestLoadRejectsNDB(t *testing.T) {
 		{"a probe engine that is no name", func(s string) string {
 			return s + "    probe: {engine: \"InnoDB; DROP TABLE x\"}\n"
 		}, "clusters[0].probe.engine", `"InnoDB; DROP TABLE x" is not a storage engine name`},
-		{"backups of an ndb cluster", func(s string) string {
+		{"a dump of an ndb cluster", func(s string) string {
 			s = strings.Replace(s, `{address: "127.0.0.1:3306"}`, `{address: "127.0.0.1:3306", agent: "http://127.0.0.1:9105"}`, 1)
 			return s + "    backups: [{method: dump, schedule: \"@daily\", keep: 3}]\n"
-		}, "clusters[0].backups", "backups of ndb clusters are not supported yet"},
+		}, "clusters[0].backups[0].method", `"dump": an ndb cluster is backed up natively (START BACKUP through the management server): use method: ndb`},
+		{"a native backup with a dir", func(s string) string {
+			return s + "    backups: [{method: ndb, schedule: \"@daily\", keep: 3, dir: /var/backups/nines}]\n"
+		}, "clusters[0].backups[0].dir", "not for method ndb: each data node writes its backup files into its own BackupDataDir"},
+		{"a native backup pinned to a node", func(s string) string {
+			return s + "    backups: [{method: ndb, schedule: \"@daily\", keep: 3, node: \"127.0.0.1:3306\"}]\n"
+		}, "clusters[0].backups[0].node", "not for method ndb: every data node takes part"},
+		{"a native backup without data node agents", func(s string) string {
+			return strings.Split(s, "      data_nodes:")[0] + "    backups: [{method: ndb, schedule: \"@daily\", keep: 3}]\n"
+		}, "clusters[0].ndb.data_nodes", "native backups need the data nodes' agents"},
+		{"a native backup with a data node without agent", func(s string) string {
+			return strings.Replace(s, `{node_id: 2, agent: "http://127.0.0.1:9106"}`, `{node_id: 2}`, 1) + "    backups: [{method: ndb, schedule: \"@daily\", keep: 3}]\n"
+		}, "clusters[0].ndb.data_nodes[1].agent", "required for native backups"},
+		{"a native backup scheduled twice", func(s string) string {
+			return s + "    backups: [{method: ndb, schedule: \"@daily\", keep: 3}, {method: ndb, schedule: \"@hourly\", keep: 3}]\n"
+		}, "clusters[0].backups[1].method", "one schedule per method"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +128,14 @@ func TestLoadRejectsNDB(t *testing.T) {
 			}
 			t.Errorf("no error at %s containing %q; got:\n%v", tt.field, tt.msg, err)
 		})
+	}
+	// A native backup: no dir (the data nodes' BackupDataDir decides).
+	cfg, err := Load(writeConfig(t, goodNDB+"    backups: [{method: ndb, schedule: \"*/5 * * * *\", keep: 3, verify: true}]\n"))
+	if err != nil {
+		t.Fatalf("native backup of an ndb cluster: %v", err)
+	}
+	if b := cfg.Clusters[0].Backups[0]; b.Method != "ndb" || b.Dir != "" || b.Keep != 3 || !b.Verify {
+		t.Errorf("native backup as read: %+v", b)
 	}
 	// The insecure switch accepts clear text, as on nodes.
 	body := strings.Replace(goodNDB, `{node_id: 1, agent: "https://dn1:9105"}`, `{node_id: 1, agent: "http://dn1:9105", insecure: true}`, 1)

@@ -224,20 +224,49 @@ func (c *Config) validateBackups(cl *Cluster, p string, agents bool, at func(pat
 	if len(cl.Backups) == 0 {
 		return
 	}
-	if !agents {
+	ndbKind := cl.Kind == nines.KindNDB
+	switch {
+	case ndbKind:
+		// Native backups run through the management server; the data
+		// nodes' agents list, check and delete their files.
+		if cl.NDB != nil && len(cl.NDB.DataNodes) == 0 {
+			at(p+".ndb.data_nodes", "native backups need the data nodes' agents: list each data node with its agent ({node_id: N, agent: https://HOST:9105})")
+		}
+		if cl.NDB != nil {
+			for i, d := range cl.NDB.DataNodes {
+				if d.Agent == "" {
+					at(fmt.Sprintf("%s.ndb.data_nodes[%d].agent", p, i), "required for native backups: nines lists, checks and deletes data node %d's backup files through its agent", d.NodeID)
+				}
+			}
+		}
+	case !agents:
 		at(p+".backups", "backups need the nodes' agents: no node of %s names an agent", cl.Name)
-	}
-	if cl.Kind == nines.KindNDB {
-		at(p+".backups", "backups of ndb clusters are not supported yet")
 	}
 	methods := map[string]bool{}
 	for j, b := range cl.Backups {
 		bp := fmt.Sprintf("%s.backups[%d]", p, j)
 		switch {
-		case b.Method != "mariabackup" && b.Method != "dump":
+		case ndbKind && b.Method != "ndb":
+			at(bp+".method", "%q: an ndb cluster is backed up natively (START BACKUP through the management server): use method: ndb", b.Method)
+		case !ndbKind && b.Method == "ndb":
+			at(bp+".method", "\"ndb\" is the native backup of ndb clusters; this cluster is kind %s: use mariabackup or dump", cl.Kind)
+		case !ndbKind && b.Method != "mariabackup" && b.Method != "dump":
 			at(bp+".method", "%q is not one of mariabackup, dump", b.Method)
 		case methods[b.Method]:
 			at(bp+".method", "a %s backup is already scheduled for this cluster: one schedule per method", b.Method)
+		}
+		if b.Method == "ndb" {
+			// Where the files go and which nodes write them is NDB's
+			// config (BackupDataDir; every data node takes part).
+			if b.Dir != "" {
+				at(bp+".dir", "not for method ndb: each data node writes its backup files into its own BackupDataDir (the agent's server.ndb_data_node.backup_data_dir)")
+			}
+			if b.Node != "" {
+				at(bp+".node", "not for method ndb: every data node takes part in a native backup")
+			}
+			if b.Desync {
+				at(bp+".desync", "not for method ndb: desync is a Galera setting")
+			}
 		}
 		methods[b.Method] = true
 		if b.Schedule == "" {
@@ -251,7 +280,7 @@ func (c *Config) validateBackups(cl *Cluster, p string, agents bool, at func(pat
 		if b.MaxAge.set && b.MaxAge.Duration <= 0 {
 			at(bp+".max_age", "must be positive, got %s", b.MaxAge.Duration)
 		}
-		if !filepath.IsAbs(b.Dir) {
+		if b.Method != "ndb" && !filepath.IsAbs(b.Dir) {
 			at(bp+".dir", "%q is not an absolute path (it is a directory on the database hosts)", b.Dir)
 		}
 		if b.Node != "" {

@@ -25,7 +25,7 @@ func newBackupCmd() *cobra.Command {
 	var runReq remediator.ManualRequest
 	var wait bool
 	run := &cobra.Command{
-		Use:   "run --cluster C [--method mariabackup|dump] [--node host:port] [--wait]",
+		Use:   "run --cluster C [--method mariabackup|dump|ndb] [--node host:port] [--wait]",
 		Short: "Take a backup now, as its schedule would (the cluster's plan for the method: dir, verify, retention)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -38,7 +38,7 @@ func newBackupCmd() *cobra.Command {
 		},
 	}
 	run.Flags().StringVar(&runReq.Cluster, "cluster", "", "cluster name")
-	run.Flags().StringVar(&runReq.Method, "method", "", "mariabackup | dump (default: the cluster's first configured backup)")
+	run.Flags().StringVar(&runReq.Method, "method", "", "mariabackup | dump | ndb (an ndb cluster's native backup; default: the cluster's first configured backup)")
 	run.Flags().StringVar(&runReq.Target, "node", "", "back up this node (host:port); default: the least loaded Synced node")
 	run.Flags().BoolVar(&wait, "wait", false, "wait for the job to end and print its steps")
 
@@ -186,6 +186,11 @@ func writeBackupList(out io.Writer, l *apiclient.Backups, withCluster bool) erro
 			if b.Running {
 				verified += " (running)"
 			}
+		case v != nil && v.OK && v.Scope == backup.ScopeFiles:
+			// Not restored: say so where the verification is shown.
+			verified = "files ok (not restored)"
+		case v != nil && v.Scope == backup.ScopeFiles:
+			verified = "FAILED (files): " + v.Failure
 		case v != nil && v.OK:
 			verified, restore = "ok", fmt.Sprintf("%.1fs", v.RestoreSeconds)
 		case v != nil:
@@ -208,6 +213,7 @@ func writeBackupList(out io.Writer, l *apiclient.Backups, withCluster bool) erro
 	if len(l.Backups) == 0 {
 		fmt.Fprintln(out, "no backups")
 	}
+	writeNDBFiles(out, l)
 	for _, s := range l.Schedules {
 		line := fmt.Sprintf("schedule %s %s %q: next %s, %d started, %d skipped", s.Cluster, s.Method, s.Schedule, s.Next.Local().Format("2006-01-02 15:04:05"), s.Started, s.Skipped)
 		if !s.Due.IsZero() {
@@ -216,4 +222,27 @@ func writeBackupList(out io.Writer, l *apiclient.Backups, withCluster bool) erro
 		fmt.Fprintln(out, strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// writeNDBFiles lists each native NDB backup's files per data node, with
+// their sizes and sha256, and what its verification checked.
+func writeNDBFiles(out io.Writer, l *apiclient.Backups) {
+	for _, b := range l.Backups {
+		if b.NDB == nil {
+			continue
+		}
+		fmt.Fprintf(out, "\nnative backup %d of %s (%s): %d data node(s)\n", b.NDB.BackupID, b.Cluster, b.State, len(b.NDB.Nodes))
+		for _, n := range b.NDB.Nodes {
+			fmt.Fprintf(out, "  data node %d (%s):\n", n.NodeID, n.Holder)
+			for _, f := range n.Files {
+				fmt.Fprintf(out, "    %s  %s  sha256:%s\n", f.Name, backup.HumanBytes(f.Size), f.SHA256)
+			}
+			for _, m := range n.Missing {
+				fmt.Fprintf(out, "    %s  MISSING\n", m)
+			}
+		}
+		if v := b.Verification; v != nil && v.Note != "" {
+			fmt.Fprintf(out, "  verification: %s\n", v.Note)
+		}
+	}
 }

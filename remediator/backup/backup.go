@@ -32,7 +32,7 @@ const (
 )
 
 // ValidMethod reports whether m is a backup method nines knows.
-func ValidMethod(m string) bool { return m == MethodMariabackup || m == MethodDump }
+func ValidMethod(m string) bool { return m == MethodMariabackup || m == MethodDump || m == MethodNDB }
 
 // Backup states in an agent's list.
 const (
@@ -113,6 +113,8 @@ type Manifest struct {
 	RowCounts     map[string]int64 `json:"row_counts,omitempty"`
 	FactsExact    bool             `json:"facts_exact,omitempty"`
 	ServerVersion string           `json:"server_version,omitempty"`
+	// NDB is a native NDB backup's id and files per data node (ndb.go).
+	NDB *NDBBackup `json:"ndb,omitempty"`
 }
 
 // Info is a backup in an agent's list: its manifest and whether it is
@@ -151,6 +153,11 @@ type VerifyResult struct {
 	CheckSeconds    float64 `json:"check_seconds"`
 	Checks          []Check `json:"checks,omitempty"`
 	Error           string  `json:"error,omitempty"`
+	// Scope is empty for a restore on the side; ScopeFiles when only the
+	// files were checked (a native NDB backup without ndb_restore), with
+	// Note saying so in words.
+	Scope string `json:"scope,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 // Failure says, in words, why a verification failed: the first failing
@@ -188,7 +195,13 @@ type Agent interface {
 type Host struct {
 	Node  string // the node's SQL address, its instance label
 	Agent Agent
+	// NDBNodeID is set on the host of an NDB data node (native backups):
+	// its node id. Node is then DataNodeName(NDBNodeID).
+	NDBNodeID int
 }
+
+// DataNodeName names NDB data node id as a backup host.
+func DataNodeName(id int) string { return fmt.Sprintf("data-node-%d", id) }
 
 // Hosts returns the nodes of a cluster that have an agent.
 type Hosts func(cluster string) ([]Host, error)

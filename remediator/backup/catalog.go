@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,10 @@ type Verified struct {
 	At             time.Time `json:"at"`
 	Job            string    `json:"job"`
 	Method         string    `json:"-"`
+	// Scope is ScopeFiles when only the files were checked (no restore),
+	// with Note saying so in words.
+	Scope string `json:"scope,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 // Verifications reads every verify step of the backup jobs in a job log:
@@ -47,7 +52,7 @@ func Verifications(jobs []*remediator.Job) map[string]map[string]Verified {
 				continue
 			}
 			out[j.Cluster][v.ID] = Verified{OK: v.Result.OK, RestoreSeconds: v.Result.RestoreSeconds, CheckSeconds: v.Result.CheckSeconds,
-				Failure: v.Result.Failure(), At: s.EndedAt, Job: j.ID, Method: v.Method}
+				Failure: v.Result.Failure(), At: s.EndedAt, Job: j.ID, Method: v.Method, Scope: v.Result.Scope, Note: v.Result.Note}
 		}
 	}
 	return out
@@ -63,6 +68,18 @@ func Sources(jobs []*remediator.Job) map[string]map[string]string {
 			continue
 		}
 		for _, s := range j.Steps {
+			if s.Name == "start-backup" && s.State == remediator.StepDone && len(s.Output) > 0 {
+				// A native backup: taken by every data node, ordered
+				// through this management server.
+				var st NDBStarted
+				if json.Unmarshal(s.Output, &st) == nil && st.BackupID > 0 {
+					if out[j.Cluster] == nil {
+						out[j.Cluster] = map[string]string{}
+					}
+					out[j.Cluster][strconv.Itoa(st.BackupID)] = "ndb_mgmd " + st.Management
+				}
+				continue
+			}
 			node, ok := strings.CutPrefix(s.Name, "backup:")
 			if !ok || s.State != remediator.StepDone || len(s.Output) == 0 {
 				continue

@@ -120,7 +120,24 @@ func merge(all []Info) []Info {
 		i, ok := at[b.ID]
 		if !ok {
 			at[b.ID] = len(out)
+			if b.NDB != nil {
+				// Each data node lists its own part of a native
+				// backup: the entry gathers them (mergeNDB).
+				nb := *b.NDB
+				nb.Nodes = append([]NDBNodeFiles(nil), b.NDB.Nodes...)
+				for k := range nb.Nodes {
+					if nb.Nodes[k].Holder == "" {
+						nb.Nodes[k].Holder = b.Holder
+					}
+				}
+				b.NDB = &nb
+				b.Files = append([]File(nil), b.Files...)
+			}
 			out = append(out, b)
+			continue
+		}
+		if out[i].NDB != nil && b.NDB != nil {
+			mergeNDB(&out[i], b)
 			continue
 		}
 		if !out[i].Complete() && b.Complete() {

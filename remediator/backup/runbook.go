@@ -28,6 +28,9 @@ type Env struct {
 	// verification (from the job log); may be nil.
 	Failed func(cluster, id string) bool
 	Now    func() time.Time
+	// Management returns an NDB cluster's management servers in failover
+	// order (native backups); may be nil when no cluster is kind ndb.
+	Management func(cluster string) ([]MgmServer, error)
 }
 
 func (e Env) now() time.Time {
@@ -53,7 +56,7 @@ func (e Env) plan(cluster, method string) (Plan, error) {
 		have = append(have, p.Method)
 	}
 	if !ValidMethod(method) {
-		return Plan{}, fmt.Errorf("unknown method %q: want mariabackup or dump", method)
+		return Plan{}, fmt.Errorf("unknown method %q: want mariabackup, dump or ndb", method)
 	}
 	return Plan{}, fmt.Errorf("no %s backup is configured for cluster %q (configured: %s)", method, cluster, strings.Join(have, ", "))
 }
@@ -129,9 +132,11 @@ func decodeParams(get func(string) string) (params, error) {
 	p.Verify = get("verify") == "true"
 	p.Desync = get("desync") == "true"
 	if !ValidMethod(p.Method) {
-		errs = append(errs, fmt.Errorf("method %q: want mariabackup or dump", p.Method))
+		errs = append(errs, fmt.Errorf("method %q: want mariabackup, dump or ndb", p.Method))
 	}
-	if !strings.HasPrefix(p.Dir, "/") {
+	// A native backup has no dir: each data node writes into its own
+	// BackupDataDir.
+	if p.Method != MethodNDB && !strings.HasPrefix(p.Dir, "/") {
 		errs = append(errs, fmt.Errorf("dir %q: want an absolute path", p.Dir))
 	}
 	return p, errors.Join(errs...)
@@ -149,6 +154,13 @@ func (rb Runbook) Prepare(cluster, target string, req map[string]string) (map[st
 	pl, err := rb.plan(cluster, req["method"])
 	if err != nil {
 		return nil, "", err
+	}
+	if pl.Method == MethodNDB {
+		if target != "" || req["node"] != "" {
+			return nil, "", fmt.Errorf("a native ndb backup takes no node: every data node takes part")
+		}
+		p := params{Method: pl.Method, Keep: pl.Keep, MaxAge: pl.MaxAge, Verify: pl.Verify, Kind: pl.Kind}
+		return p.encode(), "", nil
 	}
 	node := target
 	if node == "" {
@@ -196,6 +208,9 @@ func (rb Runbook) Run(ctx context.Context, r *remediator.Run) error {
 	hosts, err := rb.Hosts(r.Cluster())
 	if err != nil {
 		return err
+	}
+	if p.Method == MethodNDB {
+		return rb.runNDB(ctx, r, p, hosts)
 	}
 	names := make([]string, len(hosts))
 	for i, h := range hosts {

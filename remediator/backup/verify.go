@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,6 +140,32 @@ func (rb VerifyRunbook) Run(ctx context.Context, r *remediator.Run) error {
 	}
 	if loc.State != StateComplete {
 		return fmt.Errorf("backup %s on %s is %s: nothing to verify", id, loc.Node, loc.State)
+	}
+	if loc.Method == MethodNDB {
+		// A native backup: its files on every data node, checked as
+		// the backup job checks them (ndb.go); no restore.
+		all, err := rb.Hosts(r.Cluster())
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(id)
+		if err != nil {
+			return fmt.Errorf("native backup id %q: %w", id, err)
+		}
+		r.SetTarget("all data nodes")
+		v, err := remediator.Act(ctx, r, "verify", map[string]any{"id": id, "scope": ScopeFiles}, func(ctx context.Context) (Verification, error) {
+			return Verification{ID: id, Node: "all data nodes", Method: MethodNDB, Result: verifyNDBFiles(n, all, collectNDB(ctx, all, n), NDBCollected{})}, nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := r.Logf("verify-scope", "backup %s: %s", id, filesOnlyNote); err != nil {
+			return err
+		}
+		if !r.DryRun() && !v.Result.OK {
+			return fmt.Errorf("verification of native backup %s failed: %s", id, v.Result.Failure())
+		}
+		return nil
 	}
 	r.SetTarget(loc.Node)
 	host, _ := findHost(hosts, loc.Node)

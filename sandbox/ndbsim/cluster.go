@@ -40,6 +40,10 @@ type Config struct {
 	RedoPartBytes int64
 	// Now is the clock for uptimes; default time.Now.
 	Now func() time.Time
+	// BackupDataDir returns data node id's BackupDataDir; when set, a
+	// completed backup writes each started data node's three files under
+	// it (backup_files.go). Nil or "" writes none.
+	BackupDataDir func(id int) string
 }
 
 func (c *Config) defaults() error {
@@ -132,6 +136,13 @@ type Backup struct {
 	ID        int
 	Completed bool
 	Aborted   bool
+	// Nodes are the data nodes that took part (STARTED or in single user
+	// mode when it completed), ascending.
+	Nodes []int
+	// FilesError says why a node's files could not be written; the
+	// backup was then aborted, as NDB aborts a backup a node cannot
+	// write.
+	FilesError string
 }
 
 // Cluster is the in-memory cluster. Its methods are safe for concurrent
@@ -651,6 +662,24 @@ func (c *Cluster) FinishBackup(id int) bool {
 	if b == nil || b.Completed || b.Aborted {
 		return false
 	}
+	for _, n := range c.sortedData() {
+		if n.Status != ndb.StatusStarted && n.Status != ndb.StatusSingleUser {
+			continue
+		}
+		b.Nodes = append(b.Nodes, n.ID)
+		if c.cfg.BackupDataDir == nil {
+			continue
+		}
+		if dir := c.cfg.BackupDataDir(n.ID); dir != "" {
+			if err := writeBackupFiles(dir, id, n); err != nil {
+				// The facts give no error code for a failed backup
+				// write; 1321's event shape is reused with error 0.
+				b.Aborted, b.FilesError = true, err.Error()
+				c.emit(ndb.Event{Type: ndb.EventBackupAborted, SourceNodeID: c.source()}.With("starting_node", c.cfg.MgmNodeID, "backup_id", id, "error", 0))
+				return false
+			}
+		}
+	}
 	b.Completed = true
 	c.emit(ndb.Event{Type: ndb.EventBackupCompleted, SourceNodeID: c.source()}.With(
 		"starting_node", c.cfg.MgmNodeID, "backup_id", id, "start_gci", 0, "stop_gci", 0,
@@ -682,7 +711,9 @@ func (c *Cluster) Backup(id int) (Backup, bool) {
 	if !ok {
 		return Backup{}, false
 	}
-	return *b, true
+	out := *b
+	out.Nodes = append([]int(nil), b.Nodes...)
+	return out, true
 }
 
 // dataIDs lists the data node ids, ascending.

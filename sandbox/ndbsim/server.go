@@ -461,6 +461,9 @@ func (s *Server) startBackup(req ndb.Message) ndb.Message {
 		}
 	}
 	b, _ := s.c.Backup(id)
+	if wait == ndb.BackupWaitCompleted && b.Aborted && b.FilesError != "" {
+		return ndb.ResultReply(ndb.HeaderStartBackup, "Backup failed: "+b.FilesError)
+	}
 	if wait == ndb.BackupWaitCompleted && b.Aborted {
 		return ndb.ResultReply(ndb.HeaderStartBackup, "1321-Backup aborted by user request")
 	}
