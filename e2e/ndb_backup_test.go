@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,33 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nines-project/nines/sandbox"
 )
-
-// startNDBBackupSandbox starts a fresh, small NDB sandbox for the native
-// backup drill (2 data nodes in one node group, 1 SQL node); it is
-// stopped when the test ends.
-func startNDBBackupSandbox(tb testing.TB) *sandbox.NDB {
-	tb.Helper()
-	watchRaces(tb)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	nd, err := sandbox.StartNDB(ctx, sandbox.NDBOptions{Dir: sandboxDir(tb, false), DataNodes: 2, Replicas: 2, SQLNodes: 1, BasePort: basePort(), Binary: ninesBin})
-	if err != nil {
-		tb.Fatalf("start NDB sandbox: %v", err)
-	}
-	tb.Logf("fresh NDB sandbox (2 data nodes, 1 SQL node) up in %s", time.Since(t0).Round(time.Millisecond))
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := nd.Stop(ctx); err != nil {
-			tb.Errorf("stop NDB sandbox: %v", err)
-		}
-	})
-	return nd
-}
 
 // TestNDBNativeBackupScheduled is the issue's acceptance: a native backup
 // scheduled every minute runs START BACKUP through the sandbox's
@@ -45,12 +18,9 @@ func startNDBBackupSandbox(tb testing.TB) *sandbox.NDB {
 // backup list` lists them per data node, with a verification that says
 // it checked only the files.
 func TestNDBNativeBackupScheduled(t *testing.T) {
-	nd := startNDBBackupSandbox(t)
+	nd := startNDBSandbox(t, 2, 1) // one node group, one SQL node
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	b := clusterConfig(nd.Sandbox, addr, "test", true)
-	if !strings.Contains(b.String(), "\n    ndb:\n") {
-		b.WriteString(nd.NDBConfigKeys())
-	}
+	b := clusterConfig(nd.Sandbox, addr, "test", true) // with the sandbox's ndb: block
 	b.WriteString("    remediation: {mode: \"off\"}\n    backups: [{method: ndb, schedule: \"* * * * *\", keep: 3, verify: true}]\n")
 	cfg := filepath.Join(t.TempDir(), "nines.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {

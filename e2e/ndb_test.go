@@ -23,19 +23,20 @@ import (
 	"github.com/nines-project/nines/sandbox"
 )
 
-// startNDBSandbox starts a fresh NDB sandbox: 4 data nodes in 2 node
-// groups, 2 SQL nodes. It is stopped when the test ends.
-func startNDBSandbox(tb testing.TB) *sandbox.NDB {
+// startNDBSandbox starts a fresh NDB sandbox of dataNodes data nodes in
+// node groups of two and sqlNodes SQL nodes. It is stopped when the test
+// ends.
+func startNDBSandbox(tb testing.TB, dataNodes, sqlNodes int) *sandbox.NDB {
 	tb.Helper()
 	watchRaces(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	nd, err := sandbox.StartNDB(ctx, sandbox.NDBOptions{Dir: sandboxDir(tb, false), DataNodes: 4, Replicas: 2, SQLNodes: 2, BasePort: basePort(), Binary: ninesBin})
+	nd, err := sandbox.StartNDB(ctx, sandbox.NDBOptions{Dir: sandboxDir(tb, false), DataNodes: dataNodes, Replicas: 2, SQLNodes: sqlNodes, BasePort: basePort(), Binary: ninesBin})
 	if err != nil {
 		tb.Fatalf("start NDB sandbox: %v", err)
 	}
-	tb.Logf("fresh NDB sandbox (4 data nodes, 2 SQL nodes) up in %s", time.Since(t0).Round(time.Millisecond))
+	tb.Logf("fresh NDB sandbox (%d data nodes, %d SQL nodes) up in %s", dataNodes, sqlNodes, time.Since(t0).Round(time.Millisecond))
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -174,7 +175,7 @@ func (h *healer) uptime(t *testing.T, from, to time.Time) uptime {
 // STARTED, and the probe through the SQL nodes counts no bad second, since
 // the group's other node serves.
 func TestNDBDataNodeKilled(t *testing.T) {
-	nd := startNDBSandbox(t)
+	nd := startNDBSandbox(t, 4, 2)
 	h := startHealer(t, nd.Sandbox, remediationOpts{mode: "auto"})
 	time.Sleep(1500 * time.Millisecond)
 	from := time.Now().Truncate(time.Second)
@@ -338,7 +339,7 @@ func (w *sqlWriter) end() {
 // beside it measured. The cluster shuts itself down, as NDB does without
 // a node group; its data nodes are then started by hand.
 func TestNDBNodeGroupLost(t *testing.T) {
-	nd := startNDBSandbox(t)
+	nd := startNDBSandbox(t, 4, 2)
 	h := startHealer(t, nd.Sandbox, remediationOpts{mode: "auto"})
 	w := startSQLWriter(t, nd, nd.Nodes()[0].Name)
 	time.Sleep(1500 * time.Millisecond)
@@ -451,7 +452,7 @@ func (h *healer) probeFailures(t testing.TB) float64 {
 // tests' to check), the redo alert past 80 %, and the probe and an
 // application's writes see NDB's errors 827 and 410.
 func TestNDBMemoryAndRedo(t *testing.T) {
-	nd := startNDBSandbox(t)
+	nd := startNDBSandbox(t, 4, 2)
 	h := startHealer(t, nd.Sandbox, remediationOpts{mode: "auto"})
 	w := startSQLWriter(t, nd, nd.Nodes()[1].Name)
 	defer w.end()
