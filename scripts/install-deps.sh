@@ -7,16 +7,20 @@
 # browser tests, poppler-utils (pdftotext) to read the PDF reports back and
 # haproxy, the load balancer the sandbox can put in front of a cluster
 # (`nines sandbox galera --haproxy`) and whose config check
-# (`haproxy -c`) the tests run. Packages already installed are
+# (`haproxy -c`) the tests run; etcd (etcd-server, etcd-client), the
+# store appliances lease their clusters from, and Debian's VictoriaMetrics
+# as a real remote-write receiver. Packages already installed are
 # skipped; the services of the ones installed here are neither started nor
 # enabled, since nines runs its own servers on its own ports.
 set -euo pipefail
 
 packages=(mariadb-server mariadb-client galera-4 mariadb-backup rsync socat iproute2 procps
-  prometheus-mysqld-exporter prometheus prometheus-alertmanager chromium poppler-utils haproxy)
+  prometheus-mysqld-exporter prometheus prometheus-alertmanager chromium poppler-utils haproxy
+  etcd-server etcd-client victoria-metrics)
 # The daemon each package would run; disabled again if installed here.
 declare -A service_of=([mariadb-server]=mariadb [prometheus-mysqld-exporter]=prometheus-mysqld-exporter
-  [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager [haproxy]=haproxy)
+  [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager [haproxy]=haproxy
+  [etcd-server]=etcd [victoria-metrics]=victoria-metrics)
 
 missing=()
 for p in "${packages[@]}"; do
