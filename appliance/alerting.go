@@ -72,7 +72,11 @@ func Check(cfg *config.Config) error {
 		return err
 	}
 	if cfg.Alertmanager.Embedded != "" {
-		if err := alertmanager.CheckConfig(cfg.Alertmanager.Embedded); err != nil {
+		check := alertmanager.CheckConfig
+		if cfg.Alertmanager.Cluster != nil {
+			check = alertmanager.CheckClusterConfig
+		}
+		if err := check(cfg.Alertmanager.Embedded); err != nil {
 			return err
 		}
 		if err := checkWebhookTokens(cfg); err != nil {
@@ -249,6 +253,7 @@ func openAlertmanager(cfg *config.Config, externalURL string, opts Options) (ale
 			DataDir:     cfg.DataDir + "/alertmanager",
 			ExternalURL: externalURL + "/alertmanager",
 			Logger:      opts.Logger.With("component", "alertmanager"),
+			Cluster:     gossipOptions(cfg.Alertmanager.Cluster),
 		})
 		if err != nil {
 			return nil, nil, err
@@ -262,6 +267,19 @@ func openAlertmanager(cfg *config.Config, externalURL string, opts Options) (ale
 		return x, nil, nil
 	}
 	return nil, nil, nil
+}
+
+// gossipOptions is alertmanager.cluster for the embedded Alertmanager.
+func gossipOptions(c *config.AlertmanagerCluster) *alertmanager.Cluster {
+	if c == nil {
+		return nil
+	}
+	o := &alertmanager.Cluster{Listen: c.Listen, Advertise: c.Advertise, Peers: c.Peers,
+		Name: c.Name, Label: c.Label, PeerTimeout: c.PeerTimeout.Duration}
+	if t := c.TLS; t != nil {
+		o.TLS = &alertmanager.ClusterTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile}
+	}
+	return o
 }
 
 func readSource(path string) (rules.Source, error) {

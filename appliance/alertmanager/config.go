@@ -40,6 +40,37 @@ func CheckConfig(path string) error {
 	return nil
 }
 
+// CheckClusterConfig is CheckConfig for an Alertmanager that gossips: it
+// also refuses receivers that mix the remediator's webhook with pages
+// (see remediatorReceivers).
+func CheckClusterConfig(path string) error {
+	if err := CheckConfig(path); err != nil {
+		return err
+	}
+	conf, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	ext, err := externalURL("")
+	if err != nil {
+		return err
+	}
+	b, err := build(conf, ext, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return fmt.Errorf("alertmanager: config %s: %w", path, err)
+	}
+	if len(b.mixed) > 0 {
+		return fmt.Errorf("alertmanager: config %s: %w", path, mixedError(b.mixed))
+	}
+	return nil
+}
+
+// mixedError explains why receivers that post to the remediator besides
+// paging cannot gossip.
+func mixedError(mixed []string) error {
+	return fmt.Errorf("receivers %v post to the remediator's webhook besides other integrations: in an Alertmanager cluster a page is sent by one peer, but every appliance's remediator must hear the alert; put the remediator's webhook in a receiver of its own (a route with continue: true)", mixed)
+}
+
 // WebhookPath is where nines' remediator receives Alertmanager's
 // notifications.
 const WebhookPath = "/api/v1/alerts/webhook"
@@ -154,6 +185,11 @@ type built struct {
 	receivers    map[string][]notify.Integration // only those a route uses
 	integrations int
 	intervener   *timeinterval.Intervener
+	// remediators are the receivers made only of webhooks to a
+	// remediator (WebhookPath); mixed are those that post to one besides
+	// other integrations. See remediatorReceivers.
+	remediators map[string]bool
+	mixed       []string
 }
 
 // build turns a loaded configuration into templates, the routing tree, the
@@ -184,6 +220,7 @@ func build(conf *config.Config, ext *url.URL, logger *slog.Logger) (*built, erro
 			b.integrations += len(integrations)
 		}
 	}
+	b.remediators, b.mixed = remediatorReceivers(conf, b.receivers)
 
 	intervals := make(map[string][]timeinterval.TimeInterval, len(conf.MuteTimeIntervals)+len(conf.TimeIntervals))
 	for _, ti := range conf.MuteTimeIntervals {
@@ -194,4 +231,37 @@ func build(conf *config.Config, ext *url.URL, logger *slog.Logger) (*built, erro
 	}
 	b.intervener = timeinterval.NewIntervener(intervals)
 	return b, nil
+}
+
+// remediatorReceivers sorts the used receivers that post to a remediator's
+// webhook: those made of nothing else, and the mixed ones. In a gossip
+// cluster the notification log sends each notification once across the
+// peers, which is right for pages and wrong for the remediator: every
+// appliance's remediator must hear every alert, since only the one that
+// leads the cluster acts and that need not be the peer whose turn it is
+// to notify. The pure ones therefore get a pipeline of their own that is
+// neither delayed nor deduplicated across peers; a mixed one cannot be
+// split and is refused in a cluster.
+func remediatorReceivers(conf *config.Config, used map[string][]notify.Integration) (pure map[string]bool, mixed []string) {
+	pure = map[string]bool{}
+	for _, r := range conf.Receivers {
+		integrations, ok := used[r.Name]
+		if !ok {
+			continue
+		}
+		hooks := 0
+		for _, w := range r.WebhookConfigs {
+			if u, err := url.Parse(string(w.URL)); err == nil && u.Path == WebhookPath {
+				hooks++
+			}
+		}
+		switch {
+		case hooks == 0:
+		case hooks == len(integrations):
+			pure[r.Name] = true
+		default:
+			mixed = append(mixed, r.Name)
+		}
+	}
+	return pure, mixed
 }

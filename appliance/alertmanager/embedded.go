@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/alertmanager/api"
+	"github.com/prometheus/alertmanager/cluster"
 	"github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/alertmanager/dispatch"
 	"github.com/prometheus/alertmanager/eventrecorder"
@@ -74,6 +75,9 @@ type Options struct {
 	// Validity is how long a firing alert stays firing unless sent again;
 	// zero means DefaultValidity. See DefaultValidity.
 	Validity time.Duration
+	// Cluster, when set, gossips silences and the notification log with
+	// the other appliances' Alertmanagers (see Cluster).
+	Cluster *Cluster
 }
 
 // Embedded is an Alertmanager running inside the appliance. Its methods
@@ -87,10 +91,14 @@ type Embedded struct {
 	startTime   time.Time
 
 	// Long-lived: built once in New, kept across reloads.
-	alerts            *mem.Alerts
-	silences          *silence.Silences
-	silencer          *silence.Silencer
-	nflog             *nflog.Log
+	alerts   *mem.Alerts
+	silences *silence.Silences
+	silencer *silence.Silencer
+	nflog    *nflog.Log
+	// localLog is the remediator receivers' notification log in a
+	// cluster: kept here, never gossiped (see remediatorReceivers).
+	localLog          *nflog.Log
+	gossip            *gossip // nil unless clustered
 	api               *api.API
 	handler           http.Handler
 	coordinator       *config.Coordinator
@@ -179,6 +187,16 @@ func (e *Embedded) start(conf *config.Config, o Options) error {
 	ff := featurecontrol.NoopFlags{}
 	e.metrics = newMetrics(reg)
 
+	var cl Cluster
+	if o.Cluster != nil {
+		cl = o.Cluster.defaults()
+		g, err := newPeer(cl, e)
+		if err != nil {
+			return err
+		}
+		e.gossip = g
+	}
+
 	nflogFile := filepath.Join(o.DataDir, "nflog")
 	nl, err := nflog.New(nflog.Options{
 		SnapshotFile: nflogFile,
@@ -193,6 +211,25 @@ func (e *Embedded) start(conf *config.Config, o Options) error {
 	e.maintenance.Go(func() {
 		nl.Maintenance(maintenanceInterval, nflogFile, e.stopMaintenance, nil)
 	})
+	if e.gossip != nil {
+		nl.SetBroadcast(e.gossip.peer.AddState("nfl", nl, reg).Broadcast)
+		localFile := filepath.Join(o.DataDir, "nflog-local")
+		ll, err := nflog.New(nflog.Options{
+			SnapshotFile: localFile,
+			Retention:    o.Retention,
+			Logger:       e.logger.With("component", "nflog-local"),
+			// Its metrics would clash by name with the gossiped log's in
+			// reg; that one's are the ones that matter.
+			Metrics: prometheus.NewRegistry(),
+		})
+		if err != nil {
+			return fmt.Errorf("alertmanager: load notification log %s: %w", localFile, err)
+		}
+		e.localLog = ll
+		e.maintenance.Go(func() {
+			ll.Maintenance(maintenanceInterval, localFile, e.stopMaintenance, nil)
+		})
+	}
 
 	silencesFile := filepath.Join(o.DataDir, "silences")
 	sil, err := silence.New(silence.Options{
@@ -210,15 +247,25 @@ func (e *Embedded) start(conf *config.Config, o Options) error {
 		sil.Maintenance(maintenanceInterval, silencesFile, e.stopMaintenance, nil)
 	})
 	e.silencer = silence.NewSilencer(sil, e.logger, e.recorder)
+	if e.gossip != nil {
+		sil.SetBroadcast(e.gossip.peer.AddState("sil", sil, reg).Broadcast)
+		// Both states are registered: now join, and receive theirs.
+		e.gossip.join(cl, e.logger)
+	}
 
 	e.alerts, err = mem.NewAlerts(context.Background(), alertGCInterval, 0, e.silencer, e.logger, e.recorder, reg, ff)
 	if err != nil {
 		return fmt.Errorf("alertmanager: create alert store: %w", err)
 	}
 
+	var peer cluster.ClusterPeer
+	if e.gossip != nil {
+		peer = e.gossip.peer
+	}
 	e.api, err = api.New(api.Options{
 		Alerts:          e.alerts,
 		Silences:        sil,
+		Peer:            peer,
 		Logger:          e.logger.With("component", "api"),
 		Registry:        reg,
 		RequestDuration: e.metrics.requestDuration,
@@ -256,6 +303,9 @@ func (e *Embedded) apply(conf *config.Config) error {
 	if err != nil {
 		return err
 	}
+	if e.gossip != nil && len(b.mixed) > 0 {
+		return mixedError(b.mixed)
+	}
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 
@@ -271,8 +321,8 @@ func (e *Embedded) apply(conf *config.Config) error {
 
 	g := &generation{routes: b.routes, intervener: b.intervener}
 	g.inhibitor = inhibit.NewInhibitor(e.alerts, conf.InhibitRules, e.logger, e.recorder)
-	pipeline := e.pipelineBuilder.New(b.receivers, func() time.Duration { return 0 }, g.inhibitor, e.silencer, b.intervener, e.nflog, nil)
-	g.dispatcher = dispatch.NewDispatcher(e.alerts, b.routes, pipeline, b.intervener, notifyTimeout,
+	pipeline := e.pipeline(b, g.inhibitor)
+	g.dispatcher = dispatch.NewDispatcher(e.alerts, b.routes, pipeline, b.intervener, e.notifyTimeout,
 		dispatchMaintenanceInterval, nil, e.logger, e.recorder, e.dispatcherMetrics, b.tmpl)
 
 	e.metrics.receivers.Set(float64(len(b.receivers)))
@@ -293,10 +343,36 @@ func (e *Embedded) apply(conf *config.Config) error {
 	return nil
 }
 
+// pipeline builds the notification stages of every receiver. Alone, one
+// pipeline. In a cluster, pages go through the gossiped notification log
+// and wait their peer's turn, as upstream's do, while the remediator's
+// receivers notify at once from a log of their own: every appliance's
+// remediator hears every alert, and the one leading the cluster acts.
+// apply has refused receivers that mix the two.
+func (e *Embedded) pipeline(b *built, inh *inhibit.Inhibitor) notify.RoutingStage {
+	if e.gossip == nil {
+		return e.pipelineBuilder.New(b.receivers, func() time.Duration { return 0 }, inh, e.silencer, b.intervener, e.nflog, nil)
+	}
+	pages := map[string][]notify.Integration{}
+	local := map[string][]notify.Integration{}
+	for name, in := range b.receivers {
+		if b.remediators[name] {
+			local[name] = in
+		} else {
+			pages[name] = in
+		}
+	}
+	rs := e.pipelineBuilder.New(pages, e.gossip.wait, inh, e.silencer, b.intervener, e.nflog, e.gossip.peer)
+	for name, st := range e.pipelineBuilder.New(local, func() time.Duration { return 0 }, inh, e.silencer, b.intervener, e.localLog, nil) {
+		rs[name] = st
+	}
+	return rs
+}
+
 // notifyTimeout bounds one notification attempt of a route with the given
-// group_interval, as upstream does without clustering.
-func notifyTimeout(d time.Duration) time.Duration {
-	return max(d, notify.MinTimeout)
+// group_interval, as upstream does: in a cluster, plus this peer's wait.
+func (e *Embedded) notifyTimeout(d time.Duration) time.Duration {
+	return max(d, notify.MinTimeout) + e.gossip.wait()
 }
 
 // Send hands alerts to the embedded Alertmanager, mapped as Prometheus
@@ -418,6 +494,9 @@ func (e *Embedded) shutdown() {
 	}
 	close(e.stopMaintenance)
 	e.maintenance.Wait()
+	// Last: the final snapshots above are local, and a peer that leaves
+	// is at once not waited for by the others.
+	e.gossip.leave()
 	_ = e.recorder.Close()
 }
 

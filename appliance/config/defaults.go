@@ -27,6 +27,14 @@ func (c *Config) applyDefaults() {
 	if !c.Scrape.VariablesInterval.set {
 		c.Scrape.VariablesInterval.Duration = DefaultVariablesInterval
 	}
+	if g := c.Alertmanager.Cluster; g != nil {
+		if g.Label == "" {
+			g.Label = DefaultGossipLabel
+		}
+		if !g.PeerTimeout.set {
+			g.PeerTimeout.Duration = DefaultGossipPeerTimeout
+		}
+	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
 		if cl.SLO.Target == 0 {

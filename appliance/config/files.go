@@ -27,6 +27,16 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 			}
 		}
 	}
+	if cl := c.Alertmanager.Cluster; cl != nil && cl.TLS != nil {
+		for field, p := range map[string]string{"cert_file": cl.TLS.CertFile, "key_file": cl.TLS.KeyFile, "ca_file": cl.TLS.CAFile} {
+			if p == "" {
+				continue // checkFields reports it
+			}
+			if _, err := os.ReadFile(p); err != nil {
+				at("alertmanager.cluster.tls."+field, "cannot read %q: %v", p, yamlfile.UnwrapPathErr(err))
+			}
+		}
+	}
 	for i := range c.API.Tokens {
 		t := &c.API.Tokens[i]
 		p := fmt.Sprintf("api.tokens[%d]", i)

@@ -16,6 +16,10 @@ func (c *Config) resolvePaths() {
 		c.RuleFiles[i] = c.resolve(p)
 	}
 	c.Alertmanager.Embedded = c.resolve(c.Alertmanager.Embedded)
+	if cl := c.Alertmanager.Cluster; cl != nil && cl.TLS != nil {
+		t := cl.TLS
+		t.CertFile, t.KeyFile, t.CAFile = c.resolve(t.CertFile), c.resolve(t.KeyFile), c.resolve(t.CAFile)
+	}
 	for i := range c.Clusters {
 		if t := c.Clusters[i].Credentials.TLS; t != nil {
 			t.CAFile, t.CertFile, t.KeyFile = c.resolve(t.CAFile), c.resolve(t.CertFile), c.resolve(t.KeyFile)

@@ -83,6 +83,9 @@ func (c *Config) checkFields(at func(path, format string, args ...any)) {
 	if am.Embedded != "" && len(am.URLs) > 0 {
 		at("alertmanager", "set either embedded or urls, not both")
 	}
+	if am.Cluster != nil {
+		checkGossip(am, at)
+	}
 	for i, u := range am.URLs {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			at(fmt.Sprintf("alertmanager.urls[%d]", i), "bad URL %q: want http(s)://host:port", u)
@@ -311,6 +314,53 @@ func checkAutoAgents(cl *Cluster, p string, at func(path, format string, args ..
 	for j, n := range cl.Nodes {
 		if n.Agent == "" {
 			at(fmt.Sprintf("%s.nodes[%d]", p, j), "node %s has no agent, but %s.remediation.mode is auto: automatic Galera recovery must read every node (one it cannot read may be Primary); add agent: https://HOST:9105 to the node, or set remediation.mode: dry-run", n.Address, p)
+		}
+	}
+}
+
+// checkGossip checks alertmanager.cluster as written.
+func checkGossip(am Alertmanager, at func(path, format string, args ...any)) {
+	const p = "alertmanager.cluster"
+	cl := am.Cluster
+	if am.Embedded == "" {
+		at(p, "needs alertmanager.embedded: only the embedded Alertmanager gossips (an external cluster is configured on its own)")
+	}
+	addrs := map[string]string{"listen": cl.Listen}
+	if cl.Listen == "" {
+		at(p+".listen", "required, host:port")
+	}
+	if cl.Advertise != "" {
+		addrs["advertise"] = cl.Advertise
+	}
+	for i, peer := range cl.Peers {
+		addrs[fmt.Sprintf("peers[%d]", i)] = peer
+	}
+	allLoopback := true
+	for field, a := range addrs {
+		if a == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(a)
+		if err != nil || checkHostPort(a) != nil {
+			at(p+"."+field, "bad address %q: want host:port", a)
+			continue
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			allLoopback = false
+		}
+	}
+	if cl.PeerTimeout.Duration < 0 {
+		at(p+".peer_timeout", "must not be negative")
+	}
+	if cl.TLS == nil {
+		if !allLoopback {
+			at(p+".tls", "required: the gossip carries silences and alert state across the network; set cert_file, key_file and ca_file (mutual TLS)")
+		}
+		return
+	}
+	for field, f := range map[string]string{"cert_file": cl.TLS.CertFile, "key_file": cl.TLS.KeyFile, "ca_file": cl.TLS.CAFile} {
+		if f == "" {
+			at(p+".tls."+field, "required when tls is set")
 		}
 	}
 }

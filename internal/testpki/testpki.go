@@ -82,6 +82,17 @@ func (ca *CA) Client(tb testing.TB, name string) Pair {
 	})
 }
 
+// Peer signs a certificate for 127.0.0.1 that serves and connects, as
+// members of a mesh (Alertmanager's gossip) do with one certificate.
+func (ca *CA) Peer(tb testing.TB, name string) Pair {
+	tb.Helper()
+	return ca.sign(tb, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	})
+}
+
 func (ca *CA) sign(tb testing.TB, tmpl *x509.Certificate) Pair {
 	tb.Helper()
 	ca.serial++
