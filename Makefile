@@ -48,6 +48,7 @@ bench: deps build
 	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'ApplianceRSS' -benchtime 1x -timeout 20m ./e2e/
 	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'Backup' -benchtime 1x -timeout 20m ./e2e/
 	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'Failover' -benchtime 1x -timeout 20m ./e2e/
+	flock $(CLUSTER_LOCK) $(GO) test -tags cluster -run '^$$' -bench 'Fleet' -benchtime 1x -timeout 30m ./e2e/
 
 # Every fuzz target for FUZZTIME (default 1m) each; make test runs only
 # their seed corpora (and any crashers saved under testdata/fuzz).

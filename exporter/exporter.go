@@ -14,6 +14,7 @@ import (
 type Exporter struct {
 	scrapers []*Scraper
 	opts     Options
+	lateness Lateness
 
 	mu         sync.Mutex
 	burstUntil map[string]time.Time // cluster → end of burst mode
@@ -36,6 +37,7 @@ func New(targets []Target, opts Options) (*Exporter, error) {
 		cluster := t.Cluster
 		s.onChange = func() { e.startBurst(cluster) }
 		s.burst = func() bool { return e.inBurst(cluster) }
+		s.lateness = &e.lateness
 		e.scrapers = append(e.scrapers, s)
 	}
 	return e, nil
@@ -82,6 +84,9 @@ func (e *Exporter) Run(ctx context.Context, sink Sink) {
 	}
 	wg.Wait()
 }
+
+// Lateness is how late the scheduled scrapes of every node started.
+func (e *Exporter) Lateness() *Lateness { return &e.lateness }
 
 // Latest returns the newest snapshot of every node scraped at least once,
 // ordered by cluster and instance. Snapshots are shared: do not modify them.

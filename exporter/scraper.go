@@ -35,6 +35,7 @@ type Scraper struct {
 	kick     chan struct{}
 	onChange func()
 	burst    func() bool
+	lateness *Lateness // nil outside an Exporter
 
 	// Carried between scrapes: variables are re-read only every
 	// VariablesInterval, and the replica statement depends on the flavour.
@@ -103,6 +104,9 @@ func (s *Scraper) run(ctx context.Context, sink Sink) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+			if s.lateness != nil {
+				s.lateness.observe(s.opts.Now().Sub(next))
+			}
 		case <-s.kick:
 		}
 		prev := s.latest.Load()
@@ -204,8 +208,9 @@ func (s *Scraper) Scrape(parent context.Context) *nines.Snapshot {
 	}
 	snap.Scrapes, snap.Errors = s.scrapes, s.failed
 	// Log changes of error state only: a node that is down for an hour
-	// must not write 3,600 identical lines.
-	if snap.Err != s.lastErr {
+	// must not write 3,600 identical lines. A scrape cut short by shutdown
+	// says nothing about the node.
+	if snap.Err != s.lastErr && parent.Err() == nil {
 		if snap.Err != "" {
 			s.log.Warn("scrape failed", "up", snap.Up, "err", snap.Err)
 		} else {

@@ -362,6 +362,22 @@ func (m *Manager) Failures() map[string]int {
 	return out
 }
 
+// LastDurations returns, per group, how long its last evaluation took.
+func (m *Manager) LastDurations() map[string]time.Duration {
+	m.mu.RLock()
+	groups := m.groups
+	m.mu.RUnlock()
+	out := map[string]time.Duration{}
+	for _, g := range groups {
+		g.mu.Lock()
+		if !g.lastRun.IsZero() {
+			out[g.Name] = g.evalDur
+		}
+		g.mu.Unlock()
+	}
+	return out
+}
+
 // MetricAlerts is the series every pending and firing alert writes at each
 // evaluation, as Prometheus does: the alert's labels, alertstate
 // ("pending" or "firing"), value 1. It is the durable record of which

@@ -23,7 +23,7 @@ network namespace and IP, and "nines sandbox partition" cuts and heals
 links between them. Running a start command again on the same directory
 restarts the same cluster with its data.`,
 	}
-	cmd.AddCommand(newSandboxGaleraCmd(), newSandboxReplicationCmd(), newSandboxStatusCmd(), newSandboxStopCmd(), newSandboxPartitionCmd(), newSandboxNDBCmd())
+	cmd.AddCommand(newSandboxGaleraCmd(), newSandboxReplicationCmd(), newSandboxStatusCmd(), newSandboxStopCmd(), newSandboxPartitionCmd(), newSandboxNDBCmd(), newSandboxFleetCmd())
 	return cmd
 }
 
