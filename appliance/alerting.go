@@ -14,6 +14,7 @@ import (
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/alertmanager"
 	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/appliance/report"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/rules"
 	"github.com/nines-project/nines/rules/packs"
@@ -189,7 +190,7 @@ func checkWebhookTokens(cfg *config.Config) error {
 }
 
 // storeQuerier adapts the store to the rule engine.
-type storeQuerier struct{ s *store.Store }
+type storeQuerier struct{ s report.Querier }
 
 func (q storeQuerier) Query(ctx context.Context, expr string, at time.Time) ([]rules.Sample, error) {
 	res, err := q.s.Query(ctx, expr, at)

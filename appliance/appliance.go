@@ -48,6 +48,7 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	store   *store.Store
+	query   *querier // where rules, reports and the API read
 	exp     *exporter.Exporter
 	probes  []*probe.Prober
 	lbs     []*exporter.HAProxyScraper // one per cluster with an haproxy key
@@ -190,7 +191,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer app.store.Close()
 
-	app.rules = rules.NewManager(storeQuerier{app.store}, storeAppender{app.store}, app.sender, rules.Options{ExternalURL: extURL, Logger: log})
+	if app.query, err = newQuerier(app.store, cfg.Store, log.With("component", "store")); err != nil {
+		return err
+	}
+	app.rules = rules.NewManager(storeQuerier{app.query}, storeAppender{app.store}, app.sender, rules.Options{ExternalURL: extURL, Logger: log})
 	if err := app.rules.Load(srcs); err != nil {
 		return err
 	}

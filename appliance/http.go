@@ -130,7 +130,7 @@ func (a *App) routes() http.Handler {
 	con := console.New(console.Options{Users: a.cfg.Console.Users, TTL: a.cfg.Console.SessionTTL.Duration,
 		Secure: secureCookie(a.cfg), TrustedProxies: a.cfg.TrustedProxies, Logger: a.log.With("component", "console")})
 	con.Register(e)
-	a.storeHandler = a.store.Handler()
+	a.storeHandler = a.query.handler(a.store.Handler())
 	a.metricsHandler = a.metrics()
 	if a.am != nil {
 		a.amHandler = a.am.Handler()

@@ -2,9 +2,11 @@ package appliance
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/internal/metric"
 )
@@ -69,5 +71,29 @@ func BenchmarkIngestWrite(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		in.write("127.0.0.1:46000", ms, at.Add(time.Duration(i)*time.Millisecond), false)
+	}
+}
+
+// TestExternalStoreFallsBackToEmbedded: with the external store down, the
+// rules still read: the embedded store answers, and the appliance says
+// it (nines_store_external_up 0, failures counted).
+func TestExternalStoreFallsBackToEmbedded(t *testing.T) {
+	st := openTestStore(t)
+	in := newIngester(st, nil)
+	in.write("db1", []metric.Metric{{Name: "mysql_up", Labels: []metric.Label{{Name: "cluster", Value: "g"}}, Value: 1}}, time.Now(), true)
+	q, err := newQuerier(st, &config.ExternalStore{URL: "http://127.0.0.1:9/select/0/prometheus", Timeout: config.Duration{Duration: time.Second}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Query(t.Context(), "mysql_up", time.Now())
+	if err != nil || len(got) != 1 || got[0].Value != 1 {
+		t.Fatalf("query with the external store down: %v, %v; want the embedded store's answer", got, err)
+	}
+	m := map[string]float64{}
+	for _, s := range q.metrics() {
+		m[s.Name] = s.Value
+	}
+	if m["nines_store_external_up"] != 0 || m["nines_store_external_failures_total"] != 1 {
+		t.Errorf("metrics %v, want external_up 0 and 1 failure", m)
 	}
 }

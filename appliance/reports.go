@@ -54,7 +54,7 @@ func (a *App) uptimeReport(c echo.Context) error {
 	if err != nil && len(jobs) == 0 {
 		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: "uptime report: read the job log: " + err.Error()})
 	}
-	r, err := report.Build(c.Request().Context(), a.store, report.Request{
+	r, err := report.Build(c.Request().Context(), a.query, report.Request{
 		Cluster: name, From: from, To: to, TargetPercent: cl.SLO.Target, Jobs: reportJobs(jobs, name), Now: now,
 	})
 	if errors.Is(err, report.ErrNotCounted) {

@@ -51,6 +51,7 @@ func (a *App) selfMetrics() []metric.Metric {
 	set.Add("nines_notifications_sent_total", "Alerts delivered to Alertmanager.", metric.Counter, float64(a.sender.sent.Load()))
 	set.Add("nines_start_time_seconds", "When this appliance process started.", metric.Gauge, float64(a.start.Unix()))
 	set.Metrics = append(set.Metrics, a.exp.Lateness().Metrics()...)
+	set.Metrics = append(set.Metrics, a.query.metrics()...)
 	for group, d := range a.rules.LastDurations() {
 		set.Add("nines_rule_group_last_duration_seconds", "How long the rule group's last evaluation took.", metric.Gauge, d.Seconds(), "group", group)
 	}

@@ -7,6 +7,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -79,6 +80,24 @@ type Config struct {
 	// Grafana, when set, receives the generated dashboards and a data
 	// source pointing at this appliance.
 	Grafana *Grafana `yaml:"grafana"`
+	// Store, when set, is an external Prometheus-compatible query API
+	// that rules, the console, the API and reports read instead of the
+	// embedded store, so that appliances which remote_write into one
+	// store share one view of the fleet.
+	Store *ExternalStore `yaml:"store"`
+}
+
+// ExternalStore is a query API nines reads (it writes there with
+// remote_write, not through this).
+type ExternalStore struct {
+	URL       string   `yaml:"url"`
+	TokenFile string   `yaml:"bearer_token_file"`
+	TokenEnv  string   `yaml:"bearer_token_env"`
+	Token     Secret   `yaml:"-"`
+	CAFile    string   `yaml:"ca_file"`
+	Timeout   Duration `yaml:"timeout"`
+	// CAs is CAFile read; nil means the system's roots.
+	CAs *x509.CertPool `yaml:"-"`
 }
 
 // Alertmanager says where alerts go: an embedded Alertmanager configured

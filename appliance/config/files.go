@@ -37,6 +37,18 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 			}
 		}
 	}
+	if st := c.Store; st != nil {
+		if st.TokenFile != "" || st.TokenEnv != "" {
+			v, field, err := c.readSecret(st.TokenFile, st.TokenEnv, "bearer_token_file", "bearer_token_env")
+			if err != nil {
+				at("store."+field, "%v", err)
+			}
+			st.Token = Secret(v)
+		}
+		if st.CAFile != "" {
+			st.CAs, _ = readCAFile(st.CAFile, "store.ca_file", at)
+		}
+	}
 	for i := range c.API.Tokens {
 		t := &c.API.Tokens[i]
 		p := fmt.Sprintf("api.tokens[%d]", i)

@@ -16,6 +16,9 @@ func (c *Config) resolvePaths() {
 		c.RuleFiles[i] = c.resolve(p)
 	}
 	c.Alertmanager.Embedded = c.resolve(c.Alertmanager.Embedded)
+	if st := c.Store; st != nil {
+		st.CAFile = c.resolve(st.CAFile)
+	}
 	if cl := c.Alertmanager.Cluster; cl != nil && cl.TLS != nil {
 		t := cl.TLS
 		t.CertFile, t.KeyFile, t.CAFile = c.resolve(t.CertFile), c.resolve(t.KeyFile), c.resolve(t.CAFile)

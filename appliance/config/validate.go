@@ -98,6 +98,29 @@ func (c *Config) checkFields(at func(path, format string, args ...any)) {
 	}
 	c.validateConsole(at)
 	c.validateGrafana(at)
+	if c.Store != nil {
+		checkExternalStore(c.Store, at)
+	}
+}
+
+// checkExternalStore checks store as written: a URL, over TLS unless it
+// stays on this host.
+func checkExternalStore(st *ExternalStore, at func(path, format string, args ...any)) {
+	u, err := url.Parse(st.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		at("store.url", "bad URL %q: want https://host:port/path of a Prometheus-compatible API", st.URL)
+		return
+	}
+	if u.User != nil {
+		at("store.url", "credentials in the URL would be logged; use bearer_token_file")
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); u.Scheme == "http" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		at("store.url", "http:// to another host sends the fleet's data and the token in clear text; use https://")
+	}
+	if st.Timeout.Duration < 0 {
+		at("store.timeout", "must not be negative")
+	}
 }
 
 // checkCluster checks one cluster's fields; names and addrs collect the
