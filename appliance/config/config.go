@@ -7,8 +7,8 @@
 package config
 
 import (
-	"crypto/x509"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"github.com/nines-project/nines/internal/secret"
