@@ -71,6 +71,9 @@ type Config struct {
 	// Grafana, when set, receives the generated dashboards and a data
 	// source pointing at this appliance.
 	Grafana *Grafana `yaml:"grafana"`
+	// RemoteWrite lists Prometheus remote-write receivers that get every
+	// sample the appliance stores, through a queue on disk (remotewrite.go).
+	RemoteWrite []RemoteWrite `yaml:"remote_write"`
 }
 
 // Alertmanager says where alerts go: an embedded Alertmanager configured

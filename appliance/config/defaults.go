@@ -27,6 +27,11 @@ func (c *Config) applyDefaults() {
 	if !c.Scrape.VariablesInterval.set {
 		c.Scrape.VariablesInterval.Duration = DefaultVariablesInterval
 	}
+	for i := range c.RemoteWrite {
+		if c.RemoteWrite[i].QueueMaxBytes == 0 {
+			c.RemoteWrite[i].QueueMaxBytes = DefaultRemoteWriteQueueMaxBytes
+		}
+	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
 		if cl.SLO.Target == 0 {
