@@ -73,7 +73,9 @@ type Options struct {
 	// vmagent's 10000).
 	MaxBlockSamples int
 	// MinBackoff and MaxBackoff bound the wait between retries of a
-	// failed send (defaults 500 ms and 30 s).
+	// failed send (defaults 500 ms and 5 s, as Prometheus' remote write
+	// has it): a receiver back from an outage waits at most 5 s for the
+	// catch-up to begin.
 	MinBackoff, MaxBackoff time.Duration
 	// Now is the clock of the last-success timestamps (default time.Now).
 	Now func() time.Time
@@ -118,7 +120,7 @@ func Open(o Options) (*Writer, error) {
 		o.MinBackoff = 500 * time.Millisecond
 	}
 	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = max(30*time.Second, o.MinBackoff)
+		o.MaxBackoff = max(5*time.Second, o.MinBackoff)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
