@@ -25,10 +25,11 @@
 //
 // The queue is VictoriaMetrics' lib/persistentqueue (what vmagent uses),
 // opened with no in-memory part, so every block is on disk before a sender
-// sees it. The block being sent is also kept in a file (inflight) until the
-// receiver accepts it, so neither a restart nor a crash loses it; after a
-// crash a block may be sent twice (the queue's read position is saved once
-// a second), which receivers treat as the same samples again.
+// sees it (the queue flushes its file and read position once a second).
+// The block being sent is also kept in a file (inflight) until the
+// receiver accepts it, so a restart never loses it. A crash loses at most
+// the last second or two not yet flushed, and may resend what was sent in
+// the second before it: delivery is at least once.
 //
 // Disk use is bounded by each remote's queue_max_bytes. When a block does
 // not fit, it is not queued: its samples are counted as dropped with
