@@ -257,14 +257,15 @@ func TestRestartSendsWhatWasQueued(t *testing.T) {
 	}
 	w.Close()
 
+	// Reopened while the receiver is still down: the count survived.
+	w = open(t, dir, r, nil)
+	defer w.Close()
+	if st := w.Status()[0]; st.PendingSamples != 2000 || st.QueueBytes == 0 {
+		t.Errorf("after restart %+v: want 2000 samples pending and bytes queued", st)
+	}
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	w = open(t, dir, r, nil)
-	defer w.Close()
-	if p := w.Status()[0].PendingSamples; p != 2000 && p != 0 {
-		t.Errorf("pending after restart %d, want 2000 (or 0 once sent)", p)
-	}
 	w.Append(batch(2000, 100))
 	waitFor(t, "2100 samples received", func() bool { return len(rcv.values()) == 2100 })
 	wantSeq(t, rcv.values(), 0, 2100)
