@@ -250,3 +250,82 @@ func TestRemoteWriteSurvivesReceiverOutage(t *testing.T) {
 	t.Logf("window %s..%s (victoria-metrics down %s of it): %d series of %s, %v samples in the store, %v in victoria-metrics, %v in prometheus; catch-up of %d queued samples took %s after restart (bound 60 s)",
 		from.Format(time.TimeOnly), to.Format(time.TimeOnly), up.Sub(down).Round(time.Second), len(local), node, sumValues(local), sumValues(remote), sumValues(prom), queued.PendingSamples, catchUp.Round(time.Millisecond))
 }
+
+// TestRemoteWriteQueueSurvivesApplianceRestart: with victoria-metrics
+// down, the appliance queues, is stopped (SIGTERM) and started again on
+// the same data dir; victoria-metrics comes back after it: every sample
+// of the node's series over the whole window, both outages included,
+// arrives, counted against the store.
+func TestRemoteWriteQueueSurvivesApplianceRestart(t *testing.T) {
+	sb := sharedGalera(t)
+	dir := sandboxDir(t, false)
+	vmBase := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	vm := startReceiver(t, "/usr/bin/victoria-metrics", "http://"+vmBase, "/health",
+		"-storageDataPath", filepath.Join(dir, "vm"), "-httpListenAddr", vmBase,
+		"-search.latencyOffset=1s", "-dedup.minScrapeInterval=1ms", "-retentionPeriod=1")
+
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	b := clusterConfig(sb, addr, "test", false)
+	b.WriteString("    remediation: {mode: \"off\"}\n")
+	fmt.Fprintf(b, "remote_write:\n  - {url: \"http://%s/api/v1/write\"}\n", vmBase)
+	cfg := filepath.Join(t.TempDir(), "nines.yaml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startApplianceOn(t, ninesBin, addr, cfg, sb.TokenPath())
+	node := sb.Nodes()[0].Address()
+	sel := fmt.Sprintf(`{instance=%q}`, node)
+	waitFor(t, a.started, 30*time.Second, "the node's samples in victoria-metrics", func() bool {
+		return sumValues(queryAt(t, "http://"+vmBase, "", fmt.Sprintf("count(%s)", sel), time.Now())) > 0
+	})
+	time.Sleep(3 * time.Second)
+	from := time.Now().Truncate(time.Second)
+	time.Sleep(2 * time.Second)
+	vm.stop()
+	time.Sleep(20 * time.Second)
+
+	var st rwStatus
+	if _, err := a.get("/api/v1/remote_write", nil, &st); err != nil || len(st.Data) != 1 || st.Data[0].PendingSamples == 0 {
+		t.Fatalf("GET /api/v1/remote_write after 20 s down: %v %+v: want samples pending", err, st)
+	}
+	if want := "http://" + vmBase + "/api/v1/write"; st.Data[0].Remote != want {
+		t.Errorf("remote labelled %q, want the URL %q", st.Data[0].Remote, want)
+	}
+	a.stop()
+	t.Logf("appliance stopped with %d samples (%d bytes) queued", st.Data[0].PendingSamples, st.Data[0].QueueBytes)
+	a = startApplianceOn(t, ninesBin, addr, cfg, sb.TokenPath())
+	waitFor(t, a.started, 30*time.Second, "the restarted appliance's API", func() bool {
+		_, err := a.get("/api/v1/remote_write", nil, &st)
+		return err == nil && len(st.Data) == 1
+	})
+	if st.Data[0].PendingSamples == 0 || st.Data[0].QueueBytes == 0 {
+		t.Fatalf("after the restart %+v: the queue was lost", st.Data[0])
+	}
+	time.Sleep(5 * time.Second)
+	vm.start()
+	up := time.Now()
+	catchUp := waitFor(t, up, 60*time.Second, "the queue drained", func() bool {
+		var now rwStatus
+		_, err := a.get("/api/v1/remote_write", nil, &now)
+		return err == nil && len(now.Data) == 1 && now.Data[0].SentSamples >= uint64(st.Data[0].PendingSamples)
+	})
+	to := time.Now().Add(-2 * time.Second).Truncate(time.Second)
+	time.Sleep(3 * time.Second)
+
+	window := fmt.Sprintf("%s[%ds]", sel, int(to.Sub(from)/time.Second))
+	local := queryAt(t, a.base, a.token, window, to)
+	remote := queryAt(t, "http://"+vmBase, "", window, to)
+	if sumValues(local) == 0 {
+		t.Fatalf("the store has no samples of %s over the window", sel)
+	}
+	for series, n := range local {
+		if remote[series] != n {
+			t.Errorf("series %s: %v samples in the store, %v in victoria-metrics", series, n, remote[series])
+		}
+	}
+	if len(remote) != len(local) {
+		t.Errorf("series of %s: %d in the store, %d in victoria-metrics", node, len(local), len(remote))
+	}
+	t.Logf("window %s..%s: %d series, %v samples in the store, %v in victoria-metrics; catch-up after the restart took %s (bound 60 s)",
+		from.Format(time.TimeOnly), to.Format(time.TimeOnly), len(local), sumValues(local), sumValues(remote), catchUp.Round(time.Millisecond))
+}

@@ -10,8 +10,8 @@ import (
 )
 
 // DefaultRemoteWriteQueueMaxBytes bounds a remote's disk queue when
-// queue_max_bytes is left out (more than a day of a typical site's
-// samples; see appliance/remotewrite).
+// queue_max_bytes is left out: about 4 hours of a 3-node cluster's
+// samples (see appliance/remotewrite).
 const DefaultRemoteWriteQueueMaxBytes = 1 << 30
 
 // minRemoteWriteQueueBytes is the smallest queue accepted: below it a
