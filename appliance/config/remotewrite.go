@@ -14,9 +14,11 @@ import (
 // samples (see appliance/remotewrite).
 const DefaultRemoteWriteQueueMaxBytes = 1 << 30
 
-// minRemoteWriteQueueBytes is the smallest queue accepted: below it a
-// single batch of a busy appliance would not fit.
-const minRemoteWriteQueueBytes = 1 << 20
+// minRemoteWriteQueueBytes is the smallest queue accepted. The queue's
+// files pad to the next chunk when one fills, and the padding (up to 32
+// MiB) counts as queued until the reader passes it: a smaller bound would
+// report the queue full while it holds little.
+const minRemoteWriteQueueBytes = 64 << 20
 
 // RemoteWrite is one Prometheus remote-write receiver that gets every
 // sample the appliance stores.
@@ -82,7 +84,7 @@ func (c *Config) checkRemoteWrite(at func(path, format string, args ...any)) {
 			at(p+".tls", "set for an http:// URL; use https://")
 		}
 		if r.QueueMaxBytes < minRemoteWriteQueueBytes {
-			at(p+".queue_max_bytes", "%d is below the minimum of %d (1 MiB)", r.QueueMaxBytes, minRemoteWriteQueueBytes)
+			at(p+".queue_max_bytes", "%d is below the minimum of %d (64 MiB)", r.QueueMaxBytes, minRemoteWriteQueueBytes)
 		}
 	}
 }

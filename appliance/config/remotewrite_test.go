@@ -49,7 +49,7 @@ func TestRemoteWriteRejected(t *testing.T) {
 }
 
 func TestRemoteWriteLoads(t *testing.T) {
-	p := writeConfig(t, good+"remote_write:\n  - {url: \"http://u:pw@vm:8428/api/v1/write\", bearer_token_file: api-token}\n  - {name: prom, url: \"http://p:9090/api/v1/write\", queue_max_bytes: 2097152}\n")
+	p := writeConfig(t, good+"remote_write:\n  - {url: \"http://u:pw@vm:8428/api/v1/write\", bearer_token_file: api-token}\n  - {name: prom, url: \"http://p:9090/api/v1/write\", queue_max_bytes: 134217728}\n")
 	cfg, err := Load(p)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -64,7 +64,7 @@ func TestRemoteWriteLoads(t *testing.T) {
 	if got := rw[0].Label(); got != "http://vm:8428/api/v1/write" {
 		t.Errorf("label %q: want the URL without user info", got)
 	}
-	if rw[1].Label() != "prom" || rw[1].QueueMaxBytes != 2097152 {
-		t.Errorf("remote 1: %q %d, want prom 2097152", rw[1].Label(), rw[1].QueueMaxBytes)
+	if rw[1].Label() != "prom" || rw[1].QueueMaxBytes != 134217728 {
+		t.Errorf("remote 1: %q %d, want prom 134217728", rw[1].Label(), rw[1].QueueMaxBytes)
 	}
 }
