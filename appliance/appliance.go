@@ -22,6 +22,7 @@ import (
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/alertmanager"
 	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/appliance/remotewrite"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
 	"github.com/nines-project/nines/probe"
@@ -48,7 +49,8 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	store   *store.Store
-	query   *querier // where rules, reports and the API read
+	query   *querier            // where rules, reports and the API read
+	rw      *remotewrite.Writer // nil without remote_write
 	exp     *exporter.Exporter
 	probes  []*probe.Prober
 	lbs     []*exporter.HAProxyScraper // one per cluster with an haproxy key
@@ -186,7 +188,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		log.Warn("no alertmanager configured: alerts are evaluated and shown, never sent")
 	}
 
-	if app.store, err = store.Open(store.Options{DataDir: filepath.Join(cfg.DataDir, "tsdb"), Retention: cfg.Retention.Duration}); err != nil {
+	// The remote-write queues open before the store, whose every Write
+	// they tee, and close after it (defers run in reverse), when nothing
+	// writes any more: what is buffered then is queued on disk.
+	storeOpts := store.Options{DataDir: filepath.Join(cfg.DataDir, "tsdb"), Retention: cfg.Retention.Duration}
+	if len(cfg.RemoteWrite) > 0 {
+		if app.rw, err = openRemoteWrite(cfg, log); err != nil {
+			return err
+		}
+		defer app.rw.Close()
+		storeOpts.Tee = app.rw.Append
+	}
+	if app.store, err = store.Open(storeOpts); err != nil {
 		return err
 	}
 	defer app.store.Close()

@@ -80,6 +80,9 @@ type Config struct {
 	// Grafana, when set, receives the generated dashboards and a data
 	// source pointing at this appliance.
 	Grafana *Grafana `yaml:"grafana"`
+	// RemoteWrite lists Prometheus remote-write receivers that get every
+	// sample the appliance stores, through a queue on disk (remotewrite.go).
+	RemoteWrite []RemoteWrite `yaml:"remote_write"`
 	// Store, when set, is an external Prometheus-compatible query API
 	// that rules, the console, the API and reports read instead of the
 	// embedded store, so that appliances which remote_write into one

@@ -352,6 +352,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("clusters: [{name: a, nodes: [{address: x}]}]"))
 	f.Add([]byte("listen: [\n"))
+	f.Add([]byte(good + "remote_write:\n  - {name: vm, url: \"https://u:p@vm:8428/api/v1/write\", tls: {ca_file: x}, queue_max_bytes: 67108864}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cfg, err := Parse("fuzz.yaml", b)
 		if err == nil && cfg == nil {

@@ -35,6 +35,11 @@ func (c *Config) applyDefaults() {
 			g.PeerTimeout.Duration = DefaultGossipPeerTimeout
 		}
 	}
+	for i := range c.RemoteWrite {
+		if c.RemoteWrite[i].QueueMaxBytes == 0 {
+			c.RemoteWrite[i].QueueMaxBytes = DefaultRemoteWriteQueueMaxBytes
+		}
+	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
 		if cl.SLO.Target == 0 {

@@ -126,6 +126,7 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 		}
 		g.Token = Secret(v)
 	}
+	c.readRemoteWrite(at)
 }
 
 // readSecret reads a secret from exactly one of a file (relative to the

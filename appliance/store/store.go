@@ -46,6 +46,10 @@ type Options struct {
 	// failure cannot wait that long, so the store flushes on this interval
 	// whenever something was written, and at once on FlushSoon.
 	FlushInterval time.Duration
+	// Tee, when set, receives every batch Write stores, after it is
+	// stored (remote_write queues them). It must not keep or modify
+	// the slice.
+	Tee func([]Series)
 	// MemoryBytes caps VictoriaMetrics' caches. Its default (60 % of the
 	// machine's memory) suits a dedicated server, not an appliance beside
 	// other services.
@@ -54,6 +58,7 @@ type Options struct {
 
 // Store is the open embedded store.
 type Store struct {
+	tee     func([]Series)
 	dirty   atomic.Bool
 	written atomic.Uint64
 	soon    chan struct{}
@@ -94,14 +99,16 @@ func Open(o Options) (*Store, error) {
 	if err := setVMFlags(o); err != nil {
 		return nil, err
 	}
-	loggerOnce.Do(logger.InitNoLogFlags)
+	if err := InitVictoriaMetrics(); err != nil {
+		return nil, err
+	}
 
 	vmstorage.Init(8, 10*time.Second, promql.ResetRollupResultCacheIfNeeded)
 	vmselect.Init(8, 10*time.Second)
 	vminsert.Init()
 	isOpen = true
 
-	s := &Store{soon: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{tee: o.Tee, soon: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.flushLoop(o.FlushInterval)
 	return s, nil
 }
@@ -137,6 +144,31 @@ func setVMFlags(o Options) error {
 	return nil
 }
 
+// InitVictoriaMetrics readies the parts of VictoriaMetrics that other
+// packages use as libraries (the remote-write queue uses its
+// lib/persistentqueue): its logger panics unless initialized, and
+// initializing it needs the global flag set parsed. Safe to call more
+// than once and before or after Open.
+func InitVictoriaMetrics() error {
+	var err error
+	loggerOnce.Do(func() {
+		if !flag.CommandLine.Parsed() {
+			if err = flag.CommandLine.Parse(nil); err != nil {
+				err = fmt.Errorf("store: init flags: %w", err)
+				return
+			}
+		}
+		// Its info lines (a queue opened, a part merged) are noise in
+		// nines' log; errors still come through.
+		if err = flag.CommandLine.Set("loggerLevel", "ERROR"); err != nil {
+			err = fmt.Errorf("store: set -loggerLevel: %w", err)
+			return
+		}
+		logger.InitNoLogFlags()
+	})
+	return err
+}
+
 // Label is one label of a series; the metric name is the label __name__.
 type Label = prompb.Label
 
@@ -159,6 +191,9 @@ func (s *Store) Write(series []Series) {
 		tss[i] = prompb.TimeSeries{Labels: sr.Labels, Samples: samples[i : i+1]}
 	}
 	prompush.Push(&prompb.WriteRequest{Timeseries: tss})
+	if s.tee != nil {
+		s.tee(series)
+	}
 	s.written.Add(uint64(len(series)))
 	s.dirty.Store(true)
 }
