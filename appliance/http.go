@@ -18,6 +18,7 @@ import (
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/console"
+	"github.com/nines-project/nines/exporter"
 	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/rules"
 )
@@ -301,6 +302,9 @@ type clusterView struct {
 	// NDB is a kind ndb cluster's topology (ndbTopology, ndb.go); nodes
 	// are then its SQL nodes. Absent before the first round.
 	NDB *ndbTopology `json:"ndb,omitempty"`
+	// Drift lists the global variables whose values differ across the
+	// nodes (Galera and replication clusters; empty when they agree).
+	Drift []exporter.Drift `json:"drift"`
 }
 
 func (a *App) clusterViews() []clusterView {
@@ -319,6 +323,16 @@ func (a *App) clusterViews() []clusterView {
 		}
 		if c.Kind == nines.KindNDB {
 			cv.NDB = a.ndbTopologyOf(c.Name)
+		}
+		var snaps []*nines.Snapshot
+		for _, n := range c.Nodes {
+			if s := latest[c.Name+"\x00"+n.Address]; s != nil {
+				snaps = append(snaps, s)
+			}
+		}
+		cv.Drift = exporter.ConfigDrift(c.Domain(), snaps)
+		if cv.Drift == nil {
+			cv.Drift = []exporter.Drift{}
 		}
 		out = append(out, cv)
 	}

@@ -21,6 +21,7 @@ func ClusterMetrics(c nines.Cluster, snaps []*nines.Snapshot) []metric.Metric {
 	if c.Kind == nines.KindReplication {
 		errantGTIDs(set, snaps)
 	}
+	driftMetrics(set, c, snaps)
 	return set.Metrics
 }
 

@@ -14,7 +14,7 @@ import (
 // (<pack>_test.yml, beside them) stay out of the binary;
 // TestEveryPackIsEmbedded fails when a new pack is not listed here.
 //
-//go:embed backup.yml galera.yml haproxy.yml ndb.yml nines.yml probe.yml replication.yml
+//go:embed backup.yml config.yml galera.yml haproxy.yml ndb.yml nines.yml probe.yml replication.yml
 var files embed.FS
 
 // Sources returns every built-in pack, named builtin/<file>.
