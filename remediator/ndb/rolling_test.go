@@ -415,7 +415,7 @@ func TestRollingRestartSingleMgmLogsWhatIsMissing(t *testing.T) {
 	if j.State != remediator.JobSucceeded {
 		t.Fatalf("job %s: %s", j.State, j.Reason)
 	}
-	s := findStep(j, "check-before:mgm-" + sim.mgmAg.addr)
+	s := findStep(j, "check-before:mgm-"+sim.mgmAg.addr)
 	if s == nil || !strings.Contains(string(s.Output), "only management server") || !strings.Contains(string(s.Output), "keep serving") {
 		t.Errorf("check before the only management server: %+v", s)
 	}
