@@ -174,6 +174,9 @@ func (m manifest) agentHosts() []Node {
 		for _, d := range m.NDB.DataNodes {
 			out = append(out, d.agentNode())
 		}
+		if m.NDB.hasFront() {
+			out = append(out, m.NDB.Mgm.agentNode())
+		}
 	}
 	return out
 }

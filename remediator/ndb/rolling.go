@@ -218,6 +218,9 @@ func (rb RollingRestart) mgmPhase(ctx context.Context, r *remediator.Run, mgm St
 				if _, err := allStarted(ctx, mgm); err != nil {
 					return "", err
 				}
+				if err := agentKind(ctx, s.Agent, agent.KindNdbMgmd, "management server "+s.Addr); err != nil {
+					return "", err
+				}
 				for _, o := range servers {
 					if o.Addr == s.Addr {
 						continue
@@ -362,6 +365,9 @@ func (rb RollingRestart) sqlPhase(ctx context.Context, r *remediator.Run, mgm St
 				if _, err := allStarted(ctx, mgm); err != nil {
 					return 0, err
 				}
+				if err := agentKind(ctx, s.Agent, agent.KindMariaDB, "SQL node "+s.Name); err != nil {
+					return 0, err
+				}
 				for _, o := range sqls {
 					if o.Name == s.Name {
 						continue
@@ -412,6 +418,20 @@ func (rb RollingRestart) sqlPhase(ctx context.Context, r *remediator.Run, mgm St
 		if err := r.Logf("restarted:"+name, "SQL node %s restarted, connected and answering", s.Name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// agentKind refuses when the agent configured for what does not answer
+// or controls another kind of server: a wrong mapping in the config
+// would restart the wrong process.
+func agentKind(ctx context.Context, a Agent, kind, what string) error {
+	st, err := a.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("the agent of %s does not answer: %w", what, err)
+	}
+	if st.Kind != kind {
+		return remediator.Refused("the agent configured for %s controls %q, not %s: fix the appliance's agent mapping", what, st.Kind, kind)
 	}
 	return nil
 }

@@ -184,7 +184,7 @@ func (a *fakeMgmAgent) close() {
 func (a *fakeMgmAgent) Status(context.Context) (agent.Status, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return agent.Status{Running: a.srv != nil}, nil
+	return agent.Status{Kind: agent.KindNdbMgmd, NdbNodeID: 50, Running: a.srv != nil}, nil
 }
 
 func (a *fakeMgmAgent) Stop(context.Context, agent.StopRequest) (agent.StopResult, error) {
