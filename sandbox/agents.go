@@ -382,6 +382,9 @@ func (s *Sandbox) setAgentPid(name string, pid int) {
 				s.m.NDB.DataNodes[i].AgentPid = pid
 			}
 		}
+		if s.m.NDB.Mgm.Name == name {
+			s.m.NDB.Mgm.AgentPid = pid
+		}
 	}
 }
 

@@ -607,6 +607,9 @@ func (s *Sandbox) ndbStatus(ctx context.Context, sqlNodes []NodeStatus) []NodeSt
 	default:
 		mg.State = "running, mgm port closed (mgmd-down)"
 	}
+	if l.hasFront() {
+		mg.AgentURL, mg.AgentPid = l.MgmAgentURL(), agentPid(l.Mgm.agentNode())
+	}
 	out := []NodeStatus{mg}
 	for _, d := range l.DataNodes {
 		an := d.agentNode()

@@ -22,7 +22,11 @@ func newSandboxNDBCmd() *cobra.Command {
 every data node is STARTED:
 
   mgmd        the management server: the mgm protocol on P (ndb_mgm's
-              get status, listen event, ...), the data nodes' link on P+1
+              get status, listen event, ...), the data nodes' link on P+1.
+              Port P is served by its own process (mgm/) behind a host
+              agent on P+300 (server.ndb_mgmd), so the management server
+              restarts as ndb-rolling-restart restarts it; the cluster
+              model behind it answers on P+2
   data1..N    one process per data node, node ids 1..N in node groups of
               R; kill -9 of one is a real node failure. Each has a host
               agent on P+300+N (server.ndb_data_node in dataN/agent.yaml)
@@ -39,7 +43,8 @@ share data, each holds what was written through it. When a node group has
 no started node, writes through them fail with
 "Got error 4009 'Cluster Failure' from NDBCLUSTER".
 
-Faults: nines sandbox ndb fault --dir DIR <kind> [--node N] [--percent X].`,
+Faults: nines sandbox ndb fault --dir DIR <kind> [--node N] [--percent X].
+A configuration change: nines sandbox ndb config --dir DIR --set Key=Value.`,
 		Example: `  nines sandbox ndb --dir /tmp/ndb --data-nodes 4 --replicas 2 --sql-nodes 2 --base-port 24000
   nines sandbox ndb fault --dir /tmp/ndb kill --node 2
   nines sandbox ndb datanode --dir /tmp/ndb --node-id 2 &
@@ -77,7 +82,11 @@ func writeNDBSummary(cmd *cobra.Command, n *sandbox.NDB) error {
 	w := cmd.OutOrStdout()
 	l := n.Layout()
 	fmt.Fprintf(w, "NDB Cluster simulator in %s: %d data nodes (NoOfReplicas %d), %d SQL nodes\n\n", n.Dir(), len(l.DataNodes), l.Replicas, len(n.Nodes()))
-	fmt.Fprintf(w, "  mgmd   node %d  mgm %s  (ndb_mgm -c %s)\n", l.MgmNodeID, n.MgmAddress(), n.MgmAddress())
+	fmt.Fprintf(w, "  mgmd   node %d  mgm %s  (ndb_mgm -c %s)", l.MgmNodeID, n.MgmAddress(), n.MgmAddress())
+	if u := l.MgmAgentURL(); u != "" {
+		fmt.Fprintf(w, "  agent %s", u)
+	}
+	fmt.Fprintln(w)
 	for _, d := range l.DataNodes {
 		fmt.Fprintf(w, "  %s  node %d  agent %s  %s\n", d.Name, d.NodeID, l.DataNodeAgentURL(d.NodeID), strings.Join(d.Command, " "))
 	}
