@@ -168,12 +168,24 @@ func TestNDBRollingRestartAfterConfigChange(t *testing.T) {
 	if seen.groupDown != 0 {
 		t.Errorf("a node group had both data nodes down in %d polls: %v", seen.groupDown, seen.groupDownAt)
 	}
+	if seen.worst != 1 {
+		t.Errorf("at most %d data nodes were seen not STARTED at once; a rolling restart takes down exactly one at a time", seen.worst)
+	}
 	if seen.polls < int(took/(200*time.Millisecond)) {
 		t.Errorf("only %d polls of the data nodes in %s", seen.polls, took)
 	}
 	gap, badSecs, total := writeGaps(writers, started, started.Add(took))
 	t.Logf("measured: writes through both SQL nodes every 100 ms: %d attempts, longest time without an accepted write through any SQL node %s, %d seconds without one",
 		total, gap.Round(time.Millisecond), badSecs)
+	for i, w := range writers {
+		// Each SQL node was down for its restart: the writer through it
+		// saw it, so the merged count above could have failed.
+		if n := w.refused(started, started.Add(took)); n == 0 {
+			t.Errorf("no write through %s failed during the rolling restart: was it restarted?", sqlNodes[i].Name)
+		} else {
+			t.Logf("measured: %d writes through %s failed while it restarted", n, sqlNodes[i].Name)
+		}
+	}
 	if badSecs != 0 {
 		t.Errorf("%d seconds in which no SQL node accepted a write", badSecs)
 	}
@@ -280,6 +292,19 @@ func watchDataNodes(t *testing.T, nd *sandbox.NDB) *dataNodeWatch {
 		}
 	}()
 	return w
+}
+
+// refused counts the writes in [from, to) that failed.
+func (w *sqlWriter) refused(from, to time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, r := range w.log {
+		if r.err != nil && !r.at.Before(from) && r.at.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 func (w *dataNodeWatch) end() *dataNodeWatch {

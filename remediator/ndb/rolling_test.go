@@ -420,3 +420,70 @@ func TestRollingRestartSingleMgmLogsWhatIsMissing(t *testing.T) {
 		t.Errorf("check before the only management server: %+v", s)
 	}
 }
+
+// TestRollingRestartResumesWithoutRepeatingActs: the appliance died
+// after the data node phase and after SQL node sql1 was stopped. The
+// resumed job restarts nothing again: it starts sql1 (no second stop,
+// and no check that would refuse with sql1 down), then restarts sql2.
+func TestRollingRestartResumesWithoutRepeatingActs(t *testing.T) {
+	sim := newRollingSim(t)
+	sim.sqls[0].Stop(context.Background(), agent.StopRequest{})
+	log, err := remediator.OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []remediator.Step{{Name: "restarted:mgm-" + sim.mgmAg.addr, Kind: "observe", State: remediator.StepDone, Attempts: 1}}
+	for id := 1; id <= 4; id++ {
+		steps = append(steps, remediator.Step{Name: fmt.Sprintf("restart:node-%d", id), Kind: "act", State: remediator.StepDone, Output: []byte("4"), Attempts: 1},
+			remediator.Step{Name: fmt.Sprintf("restarted:node-%d", id), Kind: "observe", State: remediator.StepDone, Attempts: 1})
+	}
+	steps = append(steps, remediator.Step{Name: "stop:sql-sql1", Kind: "act", State: remediator.StepDone, Input: []byte(`{"sql":"sql1","api_connected_before":2}`), Output: []byte(`{"was_running":true}`), Attempts: 1})
+	if err := log.Save(&remediator.Job{ID: "j1", Cluster: "c1", Runbook: remediator.RunbookNdbRollingRestart, State: remediator.JobRunning, CreatedAt: time.Now(), Steps: steps}); err != nil {
+		t.Fatal(err)
+	}
+	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{sim.runbook()},
+		Policies: map[string]remediator.Policy{"c1": {Mode: remediator.ModeAuto, Kind: "ndb", MaxRecoveries: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rem.Run(ctx)
+	j := waitJob(t, log, "j1")
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("resumed job %s: %s\n%s", j.State, j.Reason, acts(j))
+	}
+	if sim.mgmAg.stops != 0 || sim.mgmAg.starts != 0 {
+		t.Errorf("the management server was restarted again: %d stops, %d starts", sim.mgmAg.stops, sim.mgmAg.starts)
+	}
+	for id := 1; id <= 4; id++ {
+		if n, _ := sim.c.Node(id); n.ConnectCount != 0 {
+			t.Errorf("data node %d was restarted again", id)
+		}
+	}
+	if stops, starts := sim.sqls[0].calls(); stops != 1 || starts != 1 {
+		t.Errorf("sql1: %d stops (1 before the resume), %d starts; want 1 each", stops, starts)
+	}
+	if stops, starts := sim.sqls[1].calls(); stops != 1 || starts != 1 {
+		t.Errorf("sql2: %d stops, %d starts; want 1 each", stops, starts)
+	}
+	if sim.worstSQL != 1 {
+		t.Errorf("%d SQL nodes down at once", sim.worstSQL)
+	}
+}
+
+func TestRollingRestartRefusesAgentOfAnotherKind(t *testing.T) {
+	sim := newRollingSim(t)
+	rb := sim.runbook()
+	// The mapping names a data node's agent for the management server.
+	rb.MgmServers = func(string) ([]MgmServer, error) {
+		return []MgmServer{{Addr: sim.mgmAg.addr, Status: sim.mgm, Agent: &fakeAgent{id: 1}}}, nil
+	}
+	j := runRolling(t, rb)
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, `controls "ndb_data_node", not ndb_mgmd`) {
+		t.Errorf("job %s: %s", j.State, j.Reason)
+	}
+	if acts(j) != "" {
+		t.Errorf("acted: %s", acts(j))
+	}
+}
