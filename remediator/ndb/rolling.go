@@ -175,6 +175,10 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 	if err := rb.sqlPhase(ctx, r, mgm, sqls); err != nil {
 		return err
 	}
+	if r.DryRun() {
+		// Nothing was restarted: the generations are as they were.
+		return r.Logf("check-generations", "dry run: the generations are checked after a real rolling restart")
+	}
 	_, err = remediator.Observe(r, "check-generations", nil, func(ctx context.Context) (map[string]uint64, error) {
 		gens, err := readGenerations(ctx, sqls)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,7 +443,7 @@ func TestRollingRestartResumesWithoutRepeatingActs(t *testing.T) {
 	if err := log.Save(&remediator.Job{ID: "j1", Cluster: "c1", Runbook: remediator.RunbookNdbRollingRestart, State: remediator.JobRunning, CreatedAt: time.Now(), Steps: steps}); err != nil {
 		t.Fatal(err)
 	}
-	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{sim.runbook()},
+	rem, err := remediator.New(remediator.Options{Log: log, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Runbooks: []remediator.Runbook{sim.runbook()},
 		Policies: map[string]remediator.Policy{"c1": {Mode: remediator.ModeAuto, Kind: "ndb", MaxRecoveries: 100}}})
 	if err != nil {
 		t.Fatal(err)
@@ -485,5 +487,38 @@ func TestRollingRestartRefusesAgentOfAnotherKind(t *testing.T) {
 	}
 	if acts(j) != "" {
 		t.Errorf("acted: %s", acts(j))
+	}
+}
+
+func TestRollingRestartDryRunOnlyPlans(t *testing.T) {
+	sim := newRollingSim(t)
+	sim.c.SetConfigGeneration(2)
+	log, rem := newRemediator(t, func(*remediator.JobLog) remediator.Runbook { return sim.runbook() })
+	job, err := rem.Start(context.Background(), remediator.ManualRequest{Cluster: "c1", Runbook: remediator.RunbookNdbRollingRestart, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := waitJob(t, log, job.ID)
+	if j.State != remediator.JobPlanned {
+		t.Fatalf("dry run %s: %s", j.State, j.Reason)
+	}
+	planned := 0
+	for _, s := range j.Steps {
+		if s.State == remediator.StepPlanned {
+			planned++
+		}
+	}
+	// 2 acts and a wait for the management server, an act and a wait per
+	// data node, 2 acts and a wait per SQL node.
+	if planned != 3+4*2+2*3 {
+		t.Errorf("%d steps planned, want 17: %s", planned, acts(j))
+	}
+	if sim.mgmAg.stops != 0 || sim.sqls[0].stops != 0 {
+		t.Error("a dry run acted")
+	}
+	for id := 1; id <= 4; id++ {
+		if n, _ := sim.c.Node(id); n.ConnectCount != 0 {
+			t.Errorf("a dry run restarted data node %d", id)
+		}
 	}
 }
