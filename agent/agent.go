@@ -162,8 +162,8 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		}
 	}()
 	if a.ndb != nil {
-		a.log.Info("agent listening", "url", scheme+"://"+ln.Addr().String(), "server", KindNdbDataNode,
-			"node_id", cfg.Server.NdbDataNode.NodeID, "command", cfg.Server.NdbDataNode.Command)
+		a.log.Info("agent listening", "url", scheme+"://"+ln.Addr().String(), "server", a.ndb.kind,
+			"node_id", a.ndb.cfg.NodeID, "command", a.ndb.cfg.Command)
 	} else {
 		a.log.Info("agent listening", "url", scheme+"://"+ln.Addr().String(), "mode", cfg.Mode(), "galera", cfg.IsGalera(),
 			"defaults_file", a.srv.DefaultsFile, "data_dir", a.srv.DataDir)

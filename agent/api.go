@@ -93,6 +93,7 @@ const (
 const (
 	KindMariaDB     = "mariadb"
 	KindNdbDataNode = "ndb_data_node"
+	KindNdbMgmd     = "ndb_mgmd"
 )
 
 // Status is GET /v1/status: the server as its host sees it.

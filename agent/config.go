@@ -119,6 +119,11 @@ type ServerConfig struct {
 	// NdbDataNode makes the agent control an NDB data node (ndbmtd)
 	// instead of a MariaDB server; it excludes process and systemd.
 	NdbDataNode *NdbDataNode `yaml:"ndb_data_node"`
+	// NdbMgmd makes the agent control an NDB management server
+	// (ndb_mgmd) the same way: node_id, command (run with --nodaemon),
+	// pid_file, log or unit; initial_arg and backup_data_dir do not
+	// apply. It excludes every other server kind.
+	NdbMgmd *NdbDataNode `yaml:"ndb_mgmd"`
 	// RecoverTimeout bounds one `mariadbd --wsrep-recover` run: InnoDB
 	// crash recovery of a large redo log takes minutes. Default
 	// DefaultRecoverTimeout, at most MaxRecoverTimeout (which the
@@ -153,8 +158,18 @@ type SystemdServer struct {
 	LocalServer `yaml:",inline"`
 }
 
-// IsNDB reports whether the agent controls an NDB data node.
-func (c *Config) IsNDB() bool { return c.Server.NdbDataNode != nil }
+// IsNDB reports whether the agent controls an NDB process: a data node
+// or a management server.
+func (c *Config) IsNDB() bool { return c.Server.NdbDataNode != nil || c.Server.NdbMgmd != nil }
+
+// ndbProcess is the NDB process the agent controls and its kind
+// (KindNdbDataNode or KindNdbMgmd); nil when none.
+func (c *Config) ndbProcess() (*NdbDataNode, string) {
+	if c.Server.NdbMgmd != nil {
+		return c.Server.NdbMgmd, KindNdbMgmd
+	}
+	return c.Server.NdbDataNode, KindNdbDataNode
+}
 
 // Mode is the configured way of controlling the server.
 func (c *Config) Mode() Mode {
@@ -285,12 +300,23 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 	case s.RecoverTimeout < 0 || s.RecoverTimeout > MaxRecoverTimeout:
 		at("server.recover_timeout", "%s: want more than 0 and at most %s", s.RecoverTimeout, MaxRecoverTimeout)
 	}
+	if s.NdbMgmd != nil {
+		if s.Process != nil || s.Systemd != nil || s.Galera != nil || s.NdbDataNode != nil {
+			at("server", "ndb_mgmd excludes process, systemd, galera and ndb_data_node: an agent controls one server")
+			return
+		}
+		if s.NdbMgmd.BackupDataDir != "" {
+			at("server.ndb_mgmd.backup_data_dir", "a management server holds no backup files: only data nodes have a BackupDataDir")
+		}
+		c.validateNdb(s.NdbMgmd, "server.ndb_mgmd", MaxNdbNodeID, at)
+		return
+	}
 	if s.NdbDataNode != nil {
 		if s.Process != nil || s.Systemd != nil || s.Galera != nil {
 			at("server", "ndb_data_node excludes process, systemd and galera: an agent controls one server")
 			return
 		}
-		c.validateNdb(s.NdbDataNode, at)
+		c.validateNdb(s.NdbDataNode, "server.ndb_data_node", MaxNdbDataNodeID, at)
 		return
 	}
 	var local *LocalServer
@@ -310,7 +336,7 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 			local.DefaultsFile = DefaultDefaultsFile
 		}
 	default:
-		at("server", "required: process: {defaults_file, dir}, systemd: {unit, dir} or ndb_data_node: {node_id, command, pid_file, log}")
+		at("server", "required: process: {defaults_file, dir}, systemd: {unit, dir} ndb_data_node: {node_id, command, pid_file, log} or ndb_mgmd: {node_id, command, pid_file, log}")
 		return
 	}
 	c.validateLocal(local, prefix, at)

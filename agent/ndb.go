@@ -26,7 +26,8 @@ const DefaultNdbStartTimeout = 30 * time.Second
 // ndbControl runs an NDB data node as a detached process: its own
 // session, output appended to the log, found again by its pid file.
 type ndbControl struct {
-	cfg NdbDataNode
+	cfg  NdbDataNode
+	kind string // KindNdbDataNode or KindNdbMgmd
 	// sd is set when the node runs as a systemd unit (cfg.Unit).
 	sd *systemdControl
 
@@ -53,8 +54,8 @@ func (p *ndbProcess) exited() bool {
 }
 
 func newNdbAgent(cfg *Config, opts Options) (*Agent, error) {
-	n := cfg.Server.NdbDataNode
-	ctl := &ndbControl{cfg: *n}
+	n, kind := cfg.ndbProcess()
+	ctl := &ndbControl{cfg: *n, kind: kind}
 	switch {
 	case n.Unit != "":
 		sc := opts.Systemctl
@@ -202,7 +203,7 @@ func (c *ndbControl) launch(initial bool, now time.Time) (*ndbProcess, error) {
 
 func (a *Agent) ndbStatus() Status {
 	n := a.ndb.cfg
-	st := Status{Name: a.cfg.Name, Kind: KindNdbDataNode, NdbNodeID: n.NodeID, Mode: ModeProcess, DataDir: n.Dir}
+	st := Status{Name: a.cfg.Name, Kind: a.ndb.kind, NdbNodeID: n.NodeID, Mode: ModeProcess, DataDir: n.Dir}
 	if a.ndb.sd != nil {
 		st.Mode = ModeSystemd
 	}

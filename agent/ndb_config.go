@@ -13,8 +13,12 @@ import (
 // node's file system and redo log away and reloads it from its node group.
 const DefaultNdbInitialArg = "--initial"
 
-// MaxNdbDataNodeID is the highest data node id NDB 8.x allows.
-const MaxNdbDataNodeID = 144
+// MaxNdbDataNodeID is the highest data node id NDB 8.x allows;
+// MaxNdbNodeID the highest node id of any type (a management server's).
+const (
+	MaxNdbDataNodeID = 144
+	MaxNdbNodeID     = 255
+)
 
 // NdbDataNode is an NDB data node the agent runs as a detached process:
 //
@@ -65,11 +69,15 @@ type NdbDataNode struct {
 // start of a data node unit sets to initial_arg.
 const NdbInitialEnv = "NINES_NDB_INITIAL"
 
-// validateNdb checks server.ndb_data_node and resolves its paths.
-func (c *Config) validateNdb(n *NdbDataNode, at func(path, format string, args ...any)) {
-	const prefix = "server.ndb_data_node"
-	if n.NodeID < 1 || n.NodeID > MaxNdbDataNodeID {
-		at(prefix+".node_id", "%d: want a data node id from 1 to %d", n.NodeID, MaxNdbDataNodeID)
+// validateNdb checks server.ndb_data_node or server.ndb_mgmd (prefix)
+// and resolves its paths.
+func (c *Config) validateNdb(n *NdbDataNode, prefix string, maxID int, at func(path, format string, args ...any)) {
+	if n.NodeID < 1 || n.NodeID > maxID {
+		what := "a data node id"
+		if maxID != MaxNdbDataNodeID {
+			what = "a node id"
+		}
+		at(prefix+".node_id", "%d: want %s from 1 to %d", n.NodeID, what, maxID)
 	}
 	if n.InitialArg == "" {
 		n.InitialArg = DefaultNdbInitialArg

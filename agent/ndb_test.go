@@ -349,3 +349,34 @@ func TestNdbDataNodeSystemdUnit(t *testing.T) {
 		t.Errorf("systemctl calls:\n%s\nwant:\n%s", strings.Join(acts, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestLoadNdbMgmdAgentConfig(t *testing.T) {
+	dir := writeAgentFiles(t, "")
+	const good = `token_file: agent-token
+server:
+  ndb_mgmd:
+    node_id: 50
+    command: [sh, -c, "sleep 1", --ndb-nodeid=50]
+    pid_file: srv/ndb_50.pid
+    log: srv/mgmd.out
+`
+	cfg, err := Load(writeAgentConfig(t, dir, good))
+	if err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	if !cfg.IsNDB() || cfg.Server.NdbMgmd == nil || cfg.Server.NdbMgmd.Dir != filepath.Join(dir, "srv") {
+		t.Errorf("resolved: %+v", cfg.Server)
+	}
+	for _, tt := range []struct {
+		name, old, new, field, msg string
+	}{
+		{"node id", "node_id: 50", "node_id: 256", "server.ndb_mgmd.node_id", "want a node id from 1 to 255"},
+		{"backup dir", "log: srv/mgmd.out", "log: srv/mgmd.out\n    backup_data_dir: srv", "server.ndb_mgmd.backup_data_dir", "holds no backup files"},
+		{"with data node", "server:\n", "server:\n  ndb_data_node: {node_id: 1, command: [sh], pid_file: srv/x.pid, log: srv/x.out}\n", "server", "ndb_mgmd excludes"},
+	} {
+		_, err := Load(writeAgentConfig(t, dir, strings.Replace(good, tt.old, tt.new, 1)))
+		if err == nil || !strings.Contains(err.Error(), tt.field+": ") || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: %v\nwant field %s and %q", tt.name, err, tt.field, tt.msg)
+		}
+	}
+}

@@ -1,10 +1,13 @@
 package appliance
 
 import (
+	"context"
 	"crypto/tls"
+	"database/sql"
 	"fmt"
 	"time"
 
+	driver "github.com/go-sql-driver/mysql"
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
@@ -14,13 +17,16 @@ import (
 )
 
 // ndbRunbooks are the NDB runbooks over the configured clusters: a data
-// node restarted through its host's agent, and the rolling restart of
-// the data nodes through the management servers. Each management server
+// node restarted through its host's agent, and the rolling restart
+// (management servers and SQL nodes through their agents, data nodes
+// through the management servers). Each management server
 // gets its own client (its connection is dialled on first use), asked in
 // the configured order as ndb_mgm tries its connect string.
 func ndbRunbooks(cfg *config.Config, history func(string) ([]*remediator.Job, error)) []remediator.Runbook {
 	mgms := map[string][]*exporterndb.Mgm{}
 	agents := map[string]map[int]*agent.Client{}
+	mgmServers := map[string][]ndbrb.MgmServer{}
+	sqls := map[string][]ndbrb.SQLNode{}
 	for _, c := range cfg.Clusters {
 		if c.Kind != nines.KindNDB || c.NDB == nil {
 			continue
@@ -35,6 +41,24 @@ func ndbRunbooks(cfg *config.Config, history func(string) ([]*remediator.Job, er
 		agents[c.Name] = map[int]*agent.Client{}
 		for _, d := range c.NDB.DataNodes {
 			agents[c.Name][d.NodeID] = agent.NewClient(d.Agent, c.AgentToken.Reveal(), tlsConf)
+		}
+		for i, m := range c.NDB.Management {
+			s := ndbrb.MgmServer{Addr: m.Address, Status: mgms[c.Name][i]}
+			if m.Agent != "" {
+				s.Agent = agent.NewClient(m.Agent, c.AgentToken.Reveal(), tlsConf)
+			}
+			mgmServers[c.Name] = append(mgmServers[c.Name], s)
+		}
+		for _, n := range c.Nodes {
+			db, err := sqlNodeDB(c, n.Address)
+			if err != nil {
+				continue // the same address fails the poller's connector, which reports it
+			}
+			s := ndbrb.SQLNode{Name: n.Address, SQL: ndbinfoDB{db}}
+			if n.Agent != "" {
+				s.Agent = agent.NewClient(n.Agent, c.AgentToken.Reveal(), tlsConf)
+			}
+			sqls[c.Name] = append(sqls[c.Name], s)
 		}
 	}
 	status := func(cluster string) (ndbrb.StatusSource, error) {
@@ -66,8 +90,32 @@ func ndbRunbooks(cfg *config.Config, history func(string) ([]*remediator.Job, er
 		}
 		return a, nil
 	}
+	servers := func(cluster string) ([]ndbrb.MgmServer, error) { return mgmServers[cluster], nil }
+	sqlNodes := func(cluster string) ([]ndbrb.SQLNode, error) { return sqls[cluster], nil }
 	return []remediator.Runbook{
 		ndbrb.DataNodeRestart{Mgm: status, Agent: agentOf, History: history},
-		ndbrb.RollingRestart{Mgm: restarter},
+		ndbrb.RollingRestart{Mgm: restarter, MgmServers: servers, SQLNodes: sqlNodes},
 	}
+}
+
+// ndbinfoDB reads ndbinfo.nodes through one SQL node's connection.
+type ndbinfoDB struct{ db *sql.DB }
+
+func (d ndbinfoDB) ReadNodes(ctx context.Context) ([]exporterndb.NodeRow, error) {
+	return exporterndb.ReadNodes(ctx, d.db)
+}
+
+// sqlNodeDB is a connection to one SQL node with the cluster's
+// monitoring credentials (nothing connects until the first query).
+func sqlNodeDB(c config.Cluster, addr string) (*sql.DB, error) {
+	dc := driver.NewConfig()
+	dc.Net, dc.Addr, dc.User, dc.Passwd, dc.TLS = "tcp", addr, c.Credentials.User, c.Credentials.Password.Reveal(), c.Credentials.TLSConfig
+	dc.Timeout, dc.ReadTimeout, dc.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
+	conn, err := driver.NewConnector(dc)
+	if err != nil {
+		return nil, fmt.Errorf("SQL node %s of %s: %w", addr, c.Name, err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(1)
+	return db, nil
 }

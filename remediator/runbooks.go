@@ -37,7 +37,7 @@ var Runbooks = []RunbookInfo{
 	{RunbookReplicationReseed, []nines.Kind{nines.KindReplication}, "run by hand: rebuild a diverged node from a fresh mariadb-backup of a healthy replica, its old datadir kept and its diverged GTIDs logged"},
 	{RunbookReplicationSwitch, []nines.Kind{nines.KindReplication}, "planned change of primary: old primary read-only, candidate caught up, promoted, old primary a replica; nothing lost"},
 	{RunbookNdbDataNodeRestart, []nines.Kind{nines.KindNDB}, "start a down NDB data node normally through its agent, when the rest of its node group is STARTED, and follow its start phases until it is STARTED"},
-	{RunbookNdbRollingRestart, []nines.Kind{nines.KindNDB}, "run by hand: restart the data nodes one at a time (RESTART, never initial), each only while every data node is STARTED; management and SQL nodes are left to a person"},
+	{RunbookNdbRollingRestart, []nines.Kind{nines.KindNDB}, "run by hand or after a config change: restart the management servers, then the data nodes one at a time (RESTART, never initial, each only while every data node is STARTED), then the SQL nodes one at a time; done when every data node runs the newest config_generation"},
 	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication, nines.KindNDB}, "back up the cluster from its least loaded node (mariabackup or dump), or natively through the management server (ndb)"},
 	{RunbookBackupVerify, []nines.Kind{nines.KindGalera, nines.KindReplication, nines.KindNDB}, "restore a backup into a scratch server and check it (a native ndb backup: its files only)"},
 }

@@ -174,6 +174,9 @@ func (m manifest) agentHosts() []Node {
 		for _, d := range m.NDB.DataNodes {
 			out = append(out, d.agentNode())
 		}
+		if m.NDB.hasFront() {
+			out = append(out, m.NDB.Mgm.agentNode())
+		}
 	}
 	return out
 }
@@ -378,6 +381,9 @@ func (s *Sandbox) setAgentPid(name string, pid int) {
 			if s.m.NDB.DataNodes[i].Name == name {
 				s.m.NDB.DataNodes[i].AgentPid = pid
 			}
+		}
+		if s.m.NDB.Mgm.Name == name {
+			s.m.NDB.Mgm.AgentPid = pid
 		}
 	}
 }

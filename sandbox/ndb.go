@@ -100,13 +100,17 @@ type NDBProcess struct {
 
 // NDBLayout is an NDB sandbox's part of sandbox.json.
 type NDBLayout struct {
-	Replicas    int          `json:"replicas"`
-	MgmPort     int          `json:"mgm_port"`
-	LinkPort    int          `json:"link_port"`
-	HeartbeatMs int          `json:"heartbeat_ms"`
-	MgmNodeID   int          `json:"mgm_node_id"`
-	Mgmd        NDBProcess   `json:"mgmd"`
-	DataNodes   []NDBProcess `json:"data_nodes"`
+	Replicas    int        `json:"replicas"`
+	MgmPort     int        `json:"mgm_port"`
+	LinkPort    int        `json:"link_port"`
+	HeartbeatMs int        `json:"heartbeat_ms"`
+	MgmNodeID   int        `json:"mgm_node_id"`
+	Mgmd        NDBProcess `json:"mgmd"`
+	// Mgm is the process serving the mgm port P, run by its host agent
+	// on P+300 (ndb_mgm_front.go); mgmd then serves the protocol on P+2.
+	// Empty in a sandbox made before it: mgmd serves P itself.
+	Mgm       NDBProcess   `json:"mgm"`
+	DataNodes []NDBProcess `json:"data_nodes"`
 	// SQLNodeIDs are the API node ids of Nodes, in order.
 	SQLNodeIDs []int `json:"sql_node_ids"`
 }
@@ -128,6 +132,7 @@ func ndbLayout(dir, bin string, o NDBOptions) NDBLayout {
 	d := filepath.Join(dir, "mgmd")
 	l.Mgmd = NDBProcess{Name: "mgmd", NodeID: l.MgmNodeID, Dir: d, PidFile: filepath.Join(d, "mgmd.pid"), Log: filepath.Join(d, "mgmd.log"),
 		Command: []string{bin, "sandbox", "ndb", "mgmd", "--dir", dir}}
+	frontLayout(&l, dir, bin)
 	for i := 1; i <= o.DataNodes; i++ {
 		name := fmt.Sprintf("data%d", i)
 		d := filepath.Join(dir, name)
@@ -193,7 +198,10 @@ func StartNDB(ctx context.Context, o NDBOptions) (*NDB, error) {
 	} else if asked.DataNodes != 0 && asked.DataNodes != len(m.NDB.DataNodes) || asked.Replicas != 0 && asked.Replicas != m.NDB.Replicas {
 		return nil, fmt.Errorf("start sandbox in %q: it has %d data nodes of %d replicas; use another directory", s.dir, len(m.NDB.DataNodes), m.NDB.Replicas)
 	}
-	for _, p := range append([]NDBProcess{s.ndb().Mgmd}, s.ndb().DataNodes...) {
+	for _, p := range append([]NDBProcess{s.ndb().Mgmd, s.ndb().Mgm}, s.ndb().DataNodes...) {
+		if p.Dir == "" {
+			continue
+		}
 		if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create %s directory: %w", p.Name, err)
 		}
@@ -219,8 +227,8 @@ func (n *NDB) start(ctx context.Context) error {
 	s := n.Sandbox
 	l := s.ndb()
 	if pid := ndbPid(l.Mgmd); pid == 0 {
-		if err := probePort(l.MgmPort); err != nil {
-			return fmt.Errorf("mgm port %d is in use: %w", l.MgmPort, err)
+		if err := probePort(l.modelMgmPort()); err != nil {
+			return fmt.Errorf("mgm port %d is in use: %w", l.modelMgmPort(), err)
 		}
 		if err := probePort(l.LinkPort); err != nil {
 			return fmt.Errorf("data node link port %d is in use: %w", l.LinkPort, err)
@@ -230,6 +238,9 @@ func (n *NDB) start(ctx context.Context) error {
 		}
 	}
 	if err := n.waitCtl(ctx, "mgmd answering", func(st ndbCtlStatus) bool { return true }); err != nil {
+		return err
+	}
+	if err := n.startMgm(ctx); err != nil {
 		return err
 	}
 	for _, node := range s.Nodes() {
@@ -467,6 +478,11 @@ func (s *Sandbox) stopNDB(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if l.hasFront() {
+		if err := s.stopNDBProcess(ctx, l.Mgm); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := s.stopNDBProcess(ctx, l.Mgmd); err != nil {
 		errs = append(errs, err)
 	}
@@ -584,10 +600,15 @@ func (s *Sandbox) ndbStatus(ctx context.Context, sqlNodes []NodeStatus) []NodeSt
 	case mg.Pid == 0:
 	case cerr != nil:
 		mg.State, mg.Error = StateUnreachable, cerr.Error()
+	case l.hasFront() && ndbPid(l.Mgm) == 0:
+		mg.State = "running, mgm port closed (its process, mgm/, is stopped)"
 	case cs.MgmUp:
 		mg.State = "running"
 	default:
 		mg.State = "running, mgm port closed (mgmd-down)"
+	}
+	if l.hasFront() {
+		mg.AgentURL, mg.AgentPid = l.MgmAgentURL(), agentPid(l.Mgm.agentNode())
 	}
 	out := []NodeStatus{mg}
 	for _, d := range l.DataNodes {

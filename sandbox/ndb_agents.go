@@ -104,7 +104,11 @@ func (s *Sandbox) NDBConfigKeys() string {
 func renderNDBConfig(l NDBLayout) string {
 	var b strings.Builder
 	b.WriteString("    probe: {engine: InnoDB}\n")
-	fmt.Fprintf(&b, "    ndb:\n      management: [{address: \"127.0.0.1:%d\"}]\n      data_nodes:\n", l.MgmPort)
+	if u := l.MgmAgentURL(); u != "" {
+		fmt.Fprintf(&b, "    ndb:\n      management: [{address: \"127.0.0.1:%d\", agent: %q}]\n      data_nodes:\n", l.MgmPort, u)
+	} else {
+		fmt.Fprintf(&b, "    ndb:\n      management: [{address: \"127.0.0.1:%d\"}]\n      data_nodes:\n", l.MgmPort)
+	}
 	for _, d := range l.DataNodes {
 		fmt.Fprintf(&b, "        - {node_id: %d, agent: %q}\n", d.NodeID, d.agentNode().AgentURL())
 	}

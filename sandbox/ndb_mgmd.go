@@ -161,7 +161,7 @@ func (m *mgmd) mgmUp() error {
 	if m.srv != nil {
 		return nil
 	}
-	srv, err := ndbsim.Serve(m.c, fmt.Sprintf("127.0.0.1:%d", m.l.MgmPort), ndbsim.ServerConfig{})
+	srv, err := ndbsim.Serve(m.c, fmt.Sprintf("127.0.0.1:%d", m.l.modelMgmPort()), ndbsim.ServerConfig{})
 	if err != nil {
 		return fmt.Errorf("mgmd: %w", err)
 	}
@@ -344,6 +344,9 @@ func (m *mgmd) control(req string) (string, error) {
 	if f[0] == "status" {
 		return m.statusJSON()
 	}
+	if f[0] == "config" {
+		return m.configChange(f[1:])
+	}
 	if f[0] != "fault" || len(f) != 4 {
 		return "", fmt.Errorf("unknown request %q", req)
 	}
@@ -430,6 +433,20 @@ func (m *mgmd) control(req string) (string, error) {
 		return "", fmt.Errorf("unknown fault %q", kind)
 	}
 	return "{}", nil
+}
+
+// configChange installs a new configuration: the parameters are only
+// logged (the model does not act on them), the generation goes up by one
+// and each data node takes it at its next start, as after editing
+// config.ini and restarting ndb_mgmd with --reload [DOC8 §25.6.5].
+func (m *mgmd) configChange(params []string) (string, error) {
+	if len(params) == 0 {
+		return "", errors.New("config: no parameter")
+	}
+	gen := m.c.ConfigGeneration() + 1
+	m.c.SetConfigGeneration(gen)
+	m.log.Printf("mgmd: configuration generation %d: %s; data nodes take it at their next restart", gen, strings.Join(params, " "))
+	return fmt.Sprintf(`{"generation":%d}`, gen), nil
 }
 
 func (m *mgmd) statusJSON() (string, error) {

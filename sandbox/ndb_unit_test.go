@@ -146,7 +146,7 @@ func TestNDBAgentAndApplianceConfig(t *testing.T) {
 	yml := renderConfig(m, "")
 	for _, want := range []string{
 		"    probe: {engine: InnoDB}\n",
-		"      management: [{address: \"127.0.0.1:30000\"}]\n",
+		"      management: [{address: \"127.0.0.1:30000\", agent: \"http://127.0.0.1:30300\"}]\n",
 		"        - {node_id: 4, agent: \"http://127.0.0.1:30304\"}\n",
 	} {
 		if !strings.Contains(yml, want) {

@@ -76,6 +76,9 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 			for _, d := range cl.NDB.DataNodes {
 				agents = agents || d.Agent != ""
 			}
+			for _, m := range cl.NDB.Management {
+				agents = agents || m.Agent != ""
+			}
 		}
 		if agents || cl.AgentTokenFile != "" || cl.AgentTokenEnv != "" {
 			v, field, err := c.readSecret(cl.AgentTokenFile, cl.AgentTokenEnv, "agent_token_file", "agent_token_env")

@@ -28,6 +28,11 @@ type NDB struct {
 // NDBManagement is one management server.
 type NDBManagement struct {
 	Address string `yaml:"address"` // host:port, usually port 1186
+	// Agent optionally names the nines agent on the server's host,
+	// through which ndb-rolling-restart restarts it.
+	Agent string `yaml:"agent"`
+	// Insecure allows http:// to a host other than loopback, as on nodes.
+	Insecure bool `yaml:"insecure"`
 }
 
 // NDBDataNode is one data node and the agent on its host.
@@ -79,6 +84,7 @@ func checkNDB(cl *Cluster, p string, at func(path, format string, args ...any)) 
 			at(mp, "%q is listed twice", m.Address)
 		}
 		seen[m.Address] = true
+		checkAgentURL(fmt.Sprintf("%s.ndb.management[%d]", p, i), m.Agent, m.Insecure, at)
 	}
 	ids := map[int]bool{}
 	for i, d := range cl.NDB.DataNodes {

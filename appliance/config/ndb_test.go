@@ -45,6 +45,11 @@ func TestLoadNDB(t *testing.T) {
 	if e := cfg.Clusters[0].Probe.Engine; e != "NDBCLUSTER" {
 		t.Errorf("probe engine of an ndb cluster = %q, want NDBCLUSTER (writes must reach the data nodes)", e)
 	}
+	// A management server may name its agent (ndb-rolling-restart).
+	withAgent := strings.Replace(goodNDB, `{address: "127.0.0.1:1186"}`, `{address: "127.0.0.1:1186", agent: "https://mgm1:9105"}`, 1)
+	if cfg, err := Load(writeConfig(t, withAgent)); err != nil || cfg.Clusters[0].NDB.Management[0].Agent != "https://mgm1:9105" {
+		t.Errorf("a management server's agent: %v", err)
+	}
 	// data_nodes is optional.
 	if _, err := Load(writeConfig(t, strings.Split(goodNDB, "      data_nodes:")[0])); err != nil {
 		t.Errorf("without data_nodes: %v", err)
@@ -88,6 +93,15 @@ func TestLoadRejectsNDB(t *testing.T) {
 		{"an agent in clear text over the network", func(s string) string {
 			return strings.Replace(s, `"https://dn1:9105"`, `"http://dn1:9105"`, 1)
 		}, "clusters[0].ndb.data_nodes[0].agent", `"http://dn1:9105" is http:// to a host other than loopback`},
+		{"a management server's agent in clear text over the network", func(s string) string {
+			return strings.Replace(s, `{address: "127.0.0.1:1187"}`, `{address: "127.0.0.1:1187", agent: "http://mgm2:9105"}`, 1)
+		}, "clusters[0].ndb.management[1].agent", `"http://mgm2:9105" is http:// to a host other than loopback`},
+		{"a management server's agent without the agent token", func(s string) string {
+			s = strings.Replace(s, `{node_id: 1, agent: "https://dn1:9105"}`, `{node_id: 1}`, 1)
+			s = strings.Replace(s, `{node_id: 2, agent: "http://127.0.0.1:9106"}`, `{node_id: 2}`, 1)
+			s = strings.Replace(s, `{address: "127.0.0.1:1186"}`, `{address: "127.0.0.1:1186", agent: "https://mgm1:9105"}`, 1)
+			return strings.Replace(s, "    agent_token_file: api-token\n", "", 1)
+		}, "clusters[0].agent_token_file", "required when a node names an agent"},
 		{"a data node agent without the agent token", func(s string) string {
 			return strings.Replace(s, "    agent_token_file: api-token\n", "", 1)
 		}, "clusters[0].agent_token_file", "required when a node names an agent"},

@@ -22,7 +22,11 @@ func newSandboxNDBCmd() *cobra.Command {
 every data node is STARTED:
 
   mgmd        the management server: the mgm protocol on P (ndb_mgm's
-              get status, listen event, ...), the data nodes' link on P+1
+              get status, listen event, ...), the data nodes' link on P+1.
+              Port P is served by its own process (mgm/) behind a host
+              agent on P+300 (server.ndb_mgmd), so the management server
+              restarts as ndb-rolling-restart restarts it; the cluster
+              model behind it answers on P+2
   data1..N    one process per data node, node ids 1..N in node groups of
               R; kill -9 of one is a real node failure. Each has a host
               agent on P+300+N (server.ndb_data_node in dataN/agent.yaml)
@@ -39,7 +43,8 @@ share data, each holds what was written through it. When a node group has
 no started node, writes through them fail with
 "Got error 4009 'Cluster Failure' from NDBCLUSTER".
 
-Faults: nines sandbox ndb fault --dir DIR <kind> [--node N] [--percent X].`,
+Faults: nines sandbox ndb fault --dir DIR <kind> [--node N] [--percent X].
+A configuration change: nines sandbox ndb config --dir DIR --set Key=Value.`,
 		Example: `  nines sandbox ndb --dir /tmp/ndb --data-nodes 4 --replicas 2 --sql-nodes 2 --base-port 24000
   nines sandbox ndb fault --dir /tmp/ndb kill --node 2
   nines sandbox ndb datanode --dir /tmp/ndb --node-id 2 &
@@ -69,7 +74,7 @@ Faults: nines sandbox ndb fault --dir DIR <kind> [--node N] [--percent X].`,
 	f.IntVar(&o.BasePort, "base-port", sandbox.DefaultBasePort, "mgm port; the link is P+1, SQL nodes P+10.. and their agents P+200.., data node N's agent P+300+N")
 	f.DurationVar(&o.Heartbeat, "heartbeat", sandbox.DefaultNDBHeartbeat, "heartbeat interval between data nodes; 4 missed make a node dead (new sandboxes only)")
 	f.DurationVar(&o.NodeTimeout, "node-timeout", sandbox.DefaultNodeTimeout, "how long to wait for each node")
-	cmd.AddCommand(newSandboxNDBMgmdCmd(), newSandboxNDBDataNodeCmd(), newSandboxNDBFaultCmd())
+	cmd.AddCommand(newSandboxNDBMgmdCmd(), newSandboxNDBMgmCmd(), newSandboxNDBDataNodeCmd(), newSandboxNDBFaultCmd(), newSandboxNDBConfigCmd())
 	return cmd
 }
 
@@ -77,7 +82,11 @@ func writeNDBSummary(cmd *cobra.Command, n *sandbox.NDB) error {
 	w := cmd.OutOrStdout()
 	l := n.Layout()
 	fmt.Fprintf(w, "NDB Cluster simulator in %s: %d data nodes (NoOfReplicas %d), %d SQL nodes\n\n", n.Dir(), len(l.DataNodes), l.Replicas, len(n.Nodes()))
-	fmt.Fprintf(w, "  mgmd   node %d  mgm %s  (ndb_mgm -c %s)\n", l.MgmNodeID, n.MgmAddress(), n.MgmAddress())
+	fmt.Fprintf(w, "  mgmd   node %d  mgm %s  (ndb_mgm -c %s)", l.MgmNodeID, n.MgmAddress(), n.MgmAddress())
+	if u := l.MgmAgentURL(); u != "" {
+		fmt.Fprintf(w, "  agent %s", u)
+	}
+	fmt.Fprintln(w)
 	for _, d := range l.DataNodes {
 		fmt.Fprintf(w, "  %s  node %d  agent %s  %s\n", d.Name, d.NodeID, l.DataNodeAgentURL(d.NodeID), strings.Join(d.Command, " "))
 	}
@@ -110,6 +119,70 @@ func newSandboxNDBMgmdCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "sandbox directory (required)")
 	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func newSandboxNDBMgmCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "mgm --dir DIR",
+		Short: "Run the NDB sandbox's management server port in the foreground (what its agent runs)",
+		Long: `Serve the management server's mgm port P of the NDB sandbox in DIR, relaying
+each session to the cluster model (mgmd, on P+2), until SIGTERM. Its host
+agent (DIR/mgm/agent.yaml, server.ndb_mgmd) runs exactly this command, so
+stopping and starting it through the agent is a management server restart
+as clients see one: the port closes and opens again.`,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			return sandbox.RunNDBMgmFront(cmd.Context(), abs, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "sandbox directory (required)")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func newSandboxNDBConfigCmd() *cobra.Command {
+	var (
+		dir  string
+		sets []string
+	)
+	cmd := &cobra.Command{
+		Use:   "config --dir DIR --set Key=Value [--set ...]",
+		Short: "Change the NDB sandbox's configuration: a new config generation that data nodes take at their restart",
+		Long: `Make the management server of the NDB sandbox in DIR serve a new
+configuration, as editing config.ini and restarting ndb_mgmd with --reload
+does: its config generation goes up by one. Each data node keeps running
+the generation it started with until it restarts (normally, not --initial),
+so ndbinfo.nodes.config_generation disagrees, and NdbConfigGenerationMismatch
+watches, until a rolling restart (runbook ndb-rolling-restart) has
+restarted every data node. The simulator records the values but does not
+act on them.`,
+		Example: `  nines sandbox ndb config --dir /tmp/ndb --set DataMemory=256M
+  nines jobs start --cluster ndb --runbook ndb-rolling-restart`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := sandbox.OpenNDB(dir)
+			if err != nil {
+				return err
+			}
+			gen, err := n.ConfigChange(cmd.Context(), sets)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "configuration generation %d served; data nodes take it at their next restart\n", gen)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "sandbox directory (required)")
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "a config.ini parameter, Key=Value (repeatable)")
+	_ = cmd.MarkFlagRequired("dir")
+	_ = cmd.MarkFlagRequired("set")
 	return cmd
 }
 

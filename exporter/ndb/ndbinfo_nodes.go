@@ -81,3 +81,14 @@ func nodesMetrics(set *metric.Set, rows []NodeRow) {
 		set.Add("mysql_ndbinfo_nodes_config_generation", "Configuration generation the data node runs; differing values mean an unfinished rolling restart.", metric.Gauge, float64(r.ConfigGeneration), "node_id", id)
 	}
 }
+
+// ReadNodes reads ndbinfo.nodes alone, for callers that need the running
+// data nodes' states and config generations now rather than at the next
+// scrape (the rolling restart runbook).
+func ReadNodes(ctx context.Context, q Querier) ([]NodeRow, error) {
+	var n Ndbinfo
+	if err := readNodes(ctx, q, &n); err != nil {
+		return nil, err
+	}
+	return n.Nodes, nil
+}

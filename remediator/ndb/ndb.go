@@ -1,7 +1,9 @@
 // Package ndb holds the NDB Cluster runbooks. They observe the cluster
 // through a management server's `get status` (the mgm protocol, package
-// nines/ndb) and act on data nodes only through each node's host agent,
-// so the appliance wires exporter/ndb's Mgm clients and agent.Clients
+// nines/ndb) and ndbinfo on the SQL nodes, and act through the management
+// server (RESTART of a data node) or a node's host agent (a data node's
+// start, a management server's or SQL node's restart), so the appliance
+// wires exporter/ndb's Mgm clients, SQL connections and agent.Clients
 // behind the small interfaces below, and tests wire the simulator.
 package ndb
 

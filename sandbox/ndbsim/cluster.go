@@ -895,6 +895,13 @@ func (c *Cluster) SetConfigGeneration(gen int) {
 	c.configGen = gen
 }
 
+// ConfigGeneration is the generation the management server serves.
+func (c *Cluster) ConfigGeneration() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.configGen
+}
+
 // MarkAbsent marks every data node as never started: no contact, no
 // failure reported, no restart recorded. A sandbox's management server
 // starts this way and each data node comes in when its process connects
