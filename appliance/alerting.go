@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/report"
 	"github.com/nines-project/nines/appliance/store"
+	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/rules"
 	"github.com/nines-project/nines/rules/packs"
 	"github.com/nines-project/nines/rules/slo"
@@ -204,22 +206,33 @@ func (q storeQuerier) Query(ctx context.Context, expr string, at time.Time) ([]r
 	return out, nil
 }
 
-// storeAppender writes recording rules' results; the rule manager flushes
-// before a rule that may read them.
-type storeAppender struct{ s *store.Store }
+// storeAppender writes the rules' results (recording rules' series and
+// ALERTS) through the ingester, which marks a series a rule stopped
+// writing stale; the rule manager flushes before a rule that may read
+// them.
+type storeAppender struct {
+	s  *store.Store
+	in *ingester
+}
 
 func (a storeAppender) Flush() { a.s.Flush() }
 
-func (a storeAppender) Append(samples []rules.Sample, at time.Time) error {
-	series := make([]store.Series, len(samples))
+func (a storeAppender) Append(source string, samples []rules.Sample, at time.Time) error {
+	ms := make([]metric.Metric, len(samples))
 	for i, sm := range samples {
-		labels := make([]store.Label, 0, len(sm.Labels))
+		labels := make([]metric.Label, 0, len(sm.Labels))
 		for k, v := range sm.Labels {
-			labels = append(labels, store.Label{Name: k, Value: v})
+			if k == "__name__" {
+				ms[i].Name = v
+				continue
+			}
+			labels = append(labels, metric.Label{Name: k, Value: v})
 		}
-		series[i] = store.Series{Labels: labels, Value: sm.Value, TimestampMs: at.UnixMilli()}
+		// One order for one series, so that it keeps one identity.
+		sort.Slice(labels, func(x, y int) bool { return labels[x].Name < labels[y].Name })
+		ms[i].Labels, ms[i].Value = labels, sm.Value
 	}
-	a.s.Write(series)
+	a.in.write(source, ms, at, false)
 	return nil
 }
 

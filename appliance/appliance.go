@@ -207,7 +207,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if app.query, err = newQuerier(app.store, cfg.Store, log.With("component", "store")); err != nil {
 		return err
 	}
-	app.rules = rules.NewManager(storeQuerier{app.query}, storeAppender{app.store}, app.sender, rules.Options{ExternalURL: extURL, Logger: log})
+	app.rules = rules.NewManager(storeQuerier{app.query}, storeAppender{app.store, newIngester(app.store, nil)}, app.sender, rules.Options{ExternalURL: extURL, Logger: log})
 	if err := app.rules.Load(srcs); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/internal/metric"
+	"github.com/nines-project/nines/rules"
 )
 
 func openTestStore(tb testing.TB) *store.Store {
@@ -95,5 +96,55 @@ func TestExternalStoreFallsBackToEmbedded(t *testing.T) {
 	}
 	if m["nines_store_external_up"] != 0 || m["nines_store_external_failures_total"] != 1 {
 		t.Errorf("metrics %v, want external_up 0 and 1 failure", m)
+	}
+}
+
+// TestRuleSeriesEndWhenTheRuleStopsWritingThem: a resolved alert's ALERTS
+// series and a recording rule's series whose input is gone end at the
+// evaluation that stops writing them (staleness markers, as Prometheus
+// writes), not five minutes later.
+func TestRuleSeriesEndWhenTheRuleStopsWritingThem(t *testing.T) {
+	st := openTestStore(t)
+	in := newIngester(st, nil)
+	now := time.Now().Truncate(time.Second)
+	level := func(v float64, at time.Time) {
+		in.write("db1", []metric.Metric{{Name: "level", Labels: []metric.Label{{Name: "cluster", Value: "g"}}, Value: v}}, at, true)
+	}
+	clock := now.Add(-2 * time.Second)
+	m := rules.NewManager(storeQuerier{st}, storeAppender{st, newIngester(st, nil)}, nil, rules.Options{Now: func() time.Time { return clock }})
+	if err := m.Load([]rules.Source{{Name: "t.yml", Content: []byte(`groups:
+  - name: t
+    rules:
+      - record: level:high
+        expr: level > 5
+      - alert: LevelHigh
+        expr: level > 5
+        labels: {severity: warning}
+        annotations: {summary: s, description: d, runbook: r}
+`)}}); err != nil {
+		t.Fatal(err)
+	}
+	level(9, clock)
+	m.EvalOnce(t.Context(), true)
+	st.Flush()
+	count := func(expr string, at time.Time) int {
+		got, err := st.Query(t.Context(), expr, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	if count(`ALERTS{alertname="LevelHigh"}`, clock) != 1 || count("level:high", clock) != 1 {
+		t.Fatalf("while high: ALERTS %d, level:high %d; want 1 and 1", count(`ALERTS{alertname="LevelHigh"}`, clock), count("level:high", clock))
+	}
+	clock = now
+	level(1, clock)
+	m.EvalOnce(t.Context(), true)
+	st.Flush()
+	if n := count(`ALERTS{alertname="LevelHigh"}`, clock); n != 0 {
+		t.Errorf("ALERTS of the resolved alert still answered at the next evaluation: %d series", n)
+	}
+	if n := count("level:high", clock); n != 0 {
+		t.Errorf("level:high still answered after its input went low: %d series", n)
 	}
 }

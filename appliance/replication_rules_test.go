@@ -80,7 +80,7 @@ func TestReplicationPackInTheStore(t *testing.T) {
 		}
 	}
 	clock := now.Add(-100 * time.Second)
-	m := rules.NewManager(storeQuerier{st}, storeAppender{st}, nil, rules.Options{Now: func() time.Time { return clock }})
+	m := rules.NewManager(storeQuerier{st}, storeAppender{st, newIngester(st, nil)}, nil, rules.Options{Now: func() time.Time { return clock }})
 	if err := m.Load(src); err != nil {
 		t.Fatal(err)
 	}

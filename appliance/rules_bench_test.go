@@ -39,7 +39,7 @@ func BenchmarkRuleEvaluation(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m := rules.NewManager(storeQuerier{st}, storeAppender{st}, nil, rules.Options{})
+			m := rules.NewManager(storeQuerier{st}, storeAppender{st, newIngester(st, nil)}, nil, rules.Options{})
 			if err := m.Load(append(packs.Sources(), rules.Source{Name: "generated/slo.yml", Content: sloFile})); err != nil {
 				b.Fatal(err)
 			}

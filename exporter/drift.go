@@ -22,7 +22,12 @@ type Drift struct {
 // and addresses, positions that move, per-session values SHOW GLOBAL
 // VARIABLES also lists, and per-host file locations.
 var driftIgnored = map[string]bool{
-	"server_id": true, "server_uuid": true, "hostname": true, "port": true, "socket": true,
+	"server_id": true, "server_uuid": true, "server_uid": true, "hostname": true, "port": true, "socket": true,
+	// Per node by design: Galera sets each node's auto-increment offset
+	// (wsrep_auto_increment_control), and a node's own gtid_domain_id
+	// keeps its non-replicated writes apart (wsrep_gtid_domain_id is the
+	// cluster's, and is compared).
+	"auto_increment_offset": true, "gtid_domain_id": true,
 	"report_host": true, "report_port": true, "bind_address": true, "extra_port": true,
 	"wsrep_node_name": true, "wsrep_node_address": true, "wsrep_node_incoming_address": true,
 	"wsrep_sst_receive_address": true, "wsrep_start_position": true, "wsrep_sst_donor": true,

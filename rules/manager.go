@@ -31,7 +31,12 @@ type Querier interface {
 // read what an earlier rule of the same group recorded, as Prometheus'
 // in-group ordering promises.
 type Appender interface {
-	Append(samples []Sample, at time.Time) error
+	// Append stores one rule's results at an evaluation. source names the
+	// rule; a series it wrote last time and not now has ended (an alert
+	// resolved, a recording rule's input gone), and the appender marks it
+	// stale, as Prometheus does, so queries stop showing it at once
+	// instead of for the five-minute lookback.
+	Append(source string, samples []Sample, at time.Time) error
 	Flush()
 }
 
@@ -246,11 +251,11 @@ func (m *Manager) evalGroup(ctx context.Context, g *Group, ts time.Time) []nines
 	var errs []error
 	var toSend []nines.Alert
 	unflushed := false
-	for _, r := range g.rules {
+	for i, r := range g.rules {
 		if unflushed {
 			m.app.Flush()
 		}
-		sent, stored, err := m.evalRule(ctx, r, ts, ex)
+		sent, stored, err := m.evalRule(ctx, r, fmt.Sprintf("rule:%s/%d/%s", g.Name, i, ruleName(r)), ts, ex)
 		toSend = append(toSend, sent...)
 		unflushed = stored
 		if err != nil {
@@ -274,7 +279,7 @@ func (m *Manager) evalGroup(ctx context.Context, g *Group, ts time.Time) []nines
 // the next rule reads them). A panic in it (a query, a template) marks
 // the rule's health err with the panic as its lastError, and the stack
 // goes to the log, instead of killing the appliance.
-func (m *Manager) evalRule(ctx context.Context, r any, ts time.Time, ex expander) (toSend []nines.Alert, stored bool, err error) {
+func (m *Manager) evalRule(ctx context.Context, r any, source string, ts time.Time, ex expander) (toSend []nines.Alert, stored bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("evaluation panicked: %v", p)
@@ -290,17 +295,20 @@ func (m *Manager) evalRule(ctx context.Context, r any, ts time.Time, ex expander
 		}
 		toSend = r.due(ts, m.opts.ResendDelay)
 		if m.app != nil {
-			if err := m.app.Append(alertSeries(r.active()), ts); err != nil {
+			if err := m.app.Append(source, alertSeries(r.active()), ts); err != nil {
 				errs = append(errs, fmt.Errorf("store ALERTS of %s: %w", r.Name(), err))
 			}
 		}
 		return toSend, false, errors.Join(errs...)
 	case *RecordingRule:
 		samples, err := r.eval(ctx, ts, m.q)
-		if err != nil || len(samples) == 0 || m.app == nil {
+		if err != nil || m.app == nil {
+			// A failed evaluation ends no series: the last values stand
+			// for the lookback, as after a failed scrape.
 			return nil, false, err
 		}
-		if err := m.app.Append(samples, ts); err != nil {
+		// Also with no samples: what the rule wrote before has ended.
+		if err := m.app.Append(source, samples, ts); err != nil {
 			return nil, true, fmt.Errorf("store %s: %w", r.Name(), err)
 		}
 		return nil, true, nil

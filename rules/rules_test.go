@@ -62,7 +62,7 @@ type recorded struct{ samples, alerts []Sample }
 
 func (r *recorded) Flush() {}
 
-func (r *recorded) Append(samples []Sample, _ time.Time) error {
+func (r *recorded) Append(_ string, samples []Sample, _ time.Time) error {
 	for _, s := range samples {
 		if s.Labels["__name__"] == MetricAlerts {
 			r.alerts = append(r.alerts, s)
