@@ -316,7 +316,7 @@ func (a *App) startJob(c echo.Context) error {
 	}
 	job, err := a.rem.Start(a.runCtx, req)
 	switch {
-	case errors.Is(err, remediator.ErrBusy):
+	case errors.Is(err, remediator.ErrBusy), errors.Is(err, remediator.ErrNotLeader):
 		return c.JSON(http.StatusConflict, apiError{Status: "error", ErrorType: "conflict", Error: err.Error()})
 	case errors.Is(err, remediator.ErrStopping):
 		return c.JSON(http.StatusServiceUnavailable, apiError{Status: "error", ErrorType: "unavailable", Error: err.Error()})
