@@ -24,6 +24,7 @@ import (
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
+	"github.com/nines-project/nines/ha"
 	"github.com/nines-project/nines/probe"
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/rules"
@@ -59,6 +60,8 @@ type App struct {
 	rem     *remediator.Remediator
 	jobs    *remediator.JobLog
 	backups *backups
+	// team is the etcd election of appliances in HA; nil when alone.
+	team *ha.Elector
 	// runCtx ends when the appliance stops; jobs started over the API
 	// run under it, so a shutdown leaves them to be resumed.
 	runCtx context.Context
@@ -200,6 +203,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if am != nil {
 		silenced = am.Silenced
 	}
+	if cfg.HA != nil {
+		names := make([]string, 0, len(cfg.Clusters))
+		for _, c := range cfg.Clusters {
+			names = append(names, c.Name)
+		}
+		app.team, err = ha.New(ha.Config{Name: cfg.HA.Name, Endpoints: cfg.HA.Etcd, Lease: cfg.HA.Lease.Duration,
+			Logger: log.With("component", "ha")}, names)
+		if err != nil {
+			return err
+		}
+		defer app.team.Close()
+	}
 	if app.rem, app.jobs, err = newRemediator(cfg, silenced, app); err != nil {
 		return err
 	}
@@ -233,6 +248,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	spawn(app.writeSelfMetrics)
 	spawn(app.rules.Run)
+	if app.team != nil {
+		spawn(app.team.Run)
+	}
 	spawn(app.rem.Run)
 	spawn(app.backups.run)
 	spawn(app.reloadLoop)

@@ -32,6 +32,9 @@ func (a *App) selfMetrics() []metric.Metric {
 	// instant.
 	out = append(out, a.rem.Metrics()...)
 	out = append(out, a.backups.metrics()...)
+	if a.team != nil {
+		out = append(out, a.team.Metrics()...)
+	}
 	// Cluster-wide series come from the appliance: its host is their instance.
 	for i := range out {
 		if !hasLabel(out[i].Labels, "instance") {

@@ -71,6 +71,9 @@ type Config struct {
 	// Grafana, when set, receives the generated dashboards and a data
 	// source pointing at this appliance.
 	Grafana *Grafana `yaml:"grafana"`
+	// HA, when set, makes this appliance one of a team sharing the
+	// clusters over etcd (ha.go).
+	HA *HA `yaml:"ha"`
 }
 
 // Alertmanager says where alerts go: an embedded Alertmanager configured

@@ -95,6 +95,7 @@ func (c *Config) checkFields(at func(path, format string, args ...any)) {
 	}
 	c.validateConsole(at)
 	c.validateGrafana(at)
+	c.checkHA(at)
 }
 
 // checkCluster checks one cluster's fields; names and addrs collect the
