@@ -137,6 +137,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	app := &App{cfg: cfg, opts: opts, log: log, start: time.Now()}
 	// An error here surfaces from newProbes when a cluster has a probe.
 	source, _ := probe.DefaultSource()
+	if cfg.HA != nil && source != "" {
+		// Appliances of a team may share a host: each probes as itself,
+		// or their probe rows would collide.
+		source += "-" + cfg.HA.Name
+	}
 	if app.exp, err = exporter.New(scrapeTargets(cfg, source), exporter.Options{
 		Interval:          cfg.Scrape.Interval.Duration,
 		Timeout:           cfg.Scrape.Timeout.Duration,
