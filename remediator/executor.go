@@ -95,16 +95,26 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		}
 		err = runRunbook(runCtx, rb, &Run{ctx: runCtx, job: job, save: save, now: r.o.Clock.Now, log: log}, log)
 	}
-	if lost := errors.Is(context.Cause(jctx), errLeadershipLost); ctx.Err() != nil || lost {
-		// The appliance is stopping, or another appliance now leads the
-		// cluster: leave the job as running in the log, so the next start
-		// (the next leader) resumes it.
+	lost := errors.Is(context.Cause(jctx), errLeadershipLost) || errors.Is(logErr, errTeamLog)
+	if ctx.Err() != nil || lost {
+		// The appliance is stopping, or it lost the cluster (or the
+		// team's log): leave the job as running in the log, so the next
+		// start, or whoever leads, resumes it.
 		if lost {
-			log.Warn("job interrupted: this appliance lost the cluster's leadership; the next leader resumes it")
+			log.Warn("job interrupted: this appliance lost the cluster's leadership or the team's job log; the leader resumes it", "err", logErr)
 		} else {
 			log.Warn("job interrupted by shutdown; it resumes at the next start")
 		}
 		r.mu.Lock()
+		if lost {
+			// Still leading (etcd stalled): takeOver reads the team's log
+			// again and resumes the job from there; the alert may start a
+			// fresh one if the job never reached that log.
+			delete(r.terms, job.Cluster)
+			if fp := job.Trigger.Fingerprint; fp != "" {
+				delete(r.handled, fp)
+			}
+		}
 		delete(r.running, job.Cluster)
 		delete(r.cancels, job.Cluster)
 		r.mu.Unlock()

@@ -34,6 +34,11 @@ var ErrNotLeader = errors.New("another appliance leads this cluster: start the j
 // appliance lost the cluster: the job stays running in the team's log.
 var errLeadershipLost = errors.New("this appliance lost the leadership of the cluster")
 
+// errTeamLog marks a save the team's log refused (this appliance no
+// longer leads the cluster, or etcd is out of reach): the job is left to
+// whoever leads, never ended as failed here.
+var errTeamLog = errors.New("the team's job log in etcd refused the write")
+
 // saveJob writes j to the team's log (fenced), then to the local log. A
 // team write refused means another appliance leads: the step that asked
 // for the save does not run.
@@ -44,7 +49,7 @@ func (r *Remediator) saveJob(j *Job) error {
 			return fmt.Errorf("save job %s: %w", j.ID, err)
 		}
 		if err := r.o.Team.PutJob(j.Cluster, j.ID, b, j.State.Done()); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errTeamLog, err)
 		}
 	}
 	return r.o.Log.Save(j)
