@@ -173,6 +173,7 @@ func TestHALeaderKilledThenNodeKilled(t *testing.T) {
 	t.Logf("measured: %s killed with -9; %s took the lease after %s (bound %s, lease %s)", leader, follower, took.Round(time.Millisecond), haTakeover, haLease)
 
 	h := tm.apps[follower]
+	h.waitSeenBroken(t, killed)
 	healed := h.waitHealthy(t, killed, 90*time.Second)
 	t.Logf("measured: node %s killed; all three Synced again %s after", victim.Name, healed.Round(time.Millisecond))
 	var jobs []jobView
@@ -223,6 +224,7 @@ func TestHALeaderFrozenPastItsLease(t *testing.T) {
 	t.Logf("measured: %s frozen; %s took the lease after %s (bound %s, lease %s)", leader, follower, took.Round(time.Millisecond), haTakeover, haLease)
 	killed := kill(t, sb, victim.Name)
 	h := tm.apps[follower]
+	h.waitSeenBroken(t, killed)
 	healed := h.waitHealthy(t, killed, 90*time.Second)
 	t.Logf("measured: node %s killed while %s was frozen; all three Synced again %s after", victim.Name, leader, healed.Round(time.Millisecond))
 	newToken := tokenOf(t, h, sb.ClusterName())
@@ -321,6 +323,7 @@ func TestHAEtcdUnreachableNobodyActs(t *testing.T) {
 	back := time.Now()
 	leader, took := tm.leader(t, back, haTakeover, "a", "b")
 	t.Logf("measured: etcd back; %s leads after %s", leader, took.Round(time.Millisecond))
+	tm.apps[leader].waitSeenBroken(t, killed)
 	healed := tm.apps[leader].waitHealthy(t, back, 90*time.Second)
 	t.Logf("measured: node %s rejoined %s after etcd came back", victim.Name, healed.Round(time.Millisecond))
 	w.check(t)
@@ -345,4 +348,84 @@ func firing(h *healer, alertname string) bool {
 		}
 	}
 	return false
+}
+
+// The leader frozen in the middle of its rejoin job, right after its
+// first act step: the other appliance takes the lease, resumes the job
+// from the step the team's log holds, and finishes it; continued, the old
+// leader does nothing more. Each act step ran once in all.
+func TestHALeaderFrozenMidJob(t *testing.T) {
+	sb := freshGalera(t, "hamidjob")
+	tm := startHATeam(t, sb)
+	leader, _ := tm.leader(t, time.Now(), 20*time.Second, "a", "b")
+	follower := other(leader)
+	w := startDrillWriter(t, sb)
+	w.waitAcked(t, 20, 10*time.Second)
+
+	victim := sb.Nodes()[2]
+	const recoversOK = `nines_agent_actions_total{action="recover",result="ok"}`
+	startsBefore := agentCounter(t, sb, victim.Name, agentStartsOK)
+	recoversBefore := agentCounter(t, sb, victim.Name, recoversOK)
+	old := tm.apps[leader]
+	before := time.Now()
+	killed := kill(t, sb, victim.Name)
+	var jobID string
+	waitFor(t, killed, 30*time.Second, leader+"'s rejoin job to finish its first act step", func() bool {
+		for _, j := range rejoinJobs(t, old, victim.Address(), before) {
+			for _, s := range j.Steps {
+				if s.Kind == "act" && s.State == "done" {
+					jobID = j.ID
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	continued := false
+	cont := func() {
+		if !continued {
+			continued = true
+			_ = old.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer cont()
+	t.Logf("measured: %s frozen %s after the kill, its job %s past its first act step", leader, frozen.Sub(killed).Round(time.Millisecond), jobID)
+
+	_, took := tm.leader(t, frozen, haTakeover, follower)
+	t.Logf("measured: %s took the lease %s after %s froze (bound %s, lease %s)", follower, took.Round(time.Millisecond), leader, haTakeover, haLease)
+	h := tm.apps[follower]
+	var resumed jobView
+	waitFor(t, frozen, 60*time.Second, follower+" to finish job "+jobID, func() bool {
+		for _, j := range h.jobs(t) {
+			if j.ID == jobID && j.State != "running" && j.State != "pending" {
+				resumed = j
+				return true
+			}
+		}
+		return false
+	})
+	if resumed.State != "succeeded" || resumed.Resumes != 1 {
+		t.Errorf("job %s on %s: state %s, resumes %d; want succeeded after one resume", jobID, follower, resumed.State, resumed.Resumes)
+	}
+	healed := h.waitHealthy(t, killed, 90*time.Second)
+	t.Logf("measured: node %s Synced again %s after the kill", victim.Name, healed.Round(time.Millisecond))
+
+	cont()
+	time.Sleep(2 * haLease)
+	if n := agentCounter(t, sb, victim.Name, agentStartsOK) - startsBefore; n != 1 {
+		t.Errorf("the agent of %s started its server %v times, want once", victim.Name, n)
+	}
+	if n := agentCounter(t, sb, victim.Name, recoversOK) - recoversBefore; n != 1 {
+		t.Errorf("the agent of %s recovered its position %v times, want once", victim.Name, n)
+	}
+	for _, j := range rejoinJobs(t, old, victim.Address(), before) {
+		if j.ID != jobID {
+			t.Errorf("%s started another rejoin job after it was continued: %+v", leader, j)
+		}
+	}
+	w.check(t)
 }
