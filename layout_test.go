@@ -26,6 +26,7 @@ var forbidden = map[string][]string{
 	"rules":      {"appliance", "remediator", "agent", "sandbox"},
 	"dashboards": {"appliance", "remediator", "agent", "sandbox"},
 	"sandbox":    {"appliance", "remediator", "rules"},
+	"ha":         {"appliance", "remediator", "rules", "agent", "exporter", "probe", "sandbox", "dashboards"},
 	"internal":   {"appliance", "remediator", "rules", "agent", "exporter", "probe", "sandbox", "dashboards"},
 }
 

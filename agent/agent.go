@@ -75,6 +75,8 @@ type Agent struct {
 	// data node (ndb.go).
 	ndb *ndbControl
 	met *metrics
+	// fence checks the fencing tokens of mutating requests (fencing.go).
+	fencing *fencer
 
 	mu sync.Mutex
 	// busy names the one action that may change the server now ("" when
@@ -123,6 +125,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		a.ctl = &systemdControl{unit: cfg.Server.Systemd.Unit, systemctl: sc}
 	default:
 		a.ctl = &processControl{srv: a.srv}
+	}
+	if err := a.openFence(); err != nil {
+		return nil, err
 	}
 	a.met = newMetrics(a)
 	return a, nil
@@ -289,6 +294,19 @@ func (a *Agent) auth(next http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nines-agent"`)
 			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "a valid bearer token is required"})
 			return
+		}
+		// Only an authenticated caller may raise the highest token.
+		if r.Method != http.MethodGet {
+			if err := a.fencing.check(r); err != nil {
+				status := statusOf(err)
+				if status == http.StatusConflict {
+					w.Header().Set(headerFenced, "1")
+					a.met.fenced.WithLabelValues(r.Header.Get(HeaderFenceCluster)).Inc()
+				}
+				a.log.Warn("fencing refused a request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "error", err)
+				writeJSON(w, status, errorBody{Error: err.Error()})
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -54,6 +54,12 @@
 // alike: HAProxy picks the one writer by server order (one active server,
 // the others backup). See health.go.
 //
+// Fencing (appliances in HA): a POST or DELETE may carry X-Nines-Cluster
+// and X-Nines-Fencing-Token, the cluster leader's etcd token. The agent
+// keeps the highest per cluster in state_dir/fencing.json (fsynced before
+// acting) and answers 409 with X-Nines-Fenced: 1 to a lower one, or to a
+// request without any once it has seen one. See fencing.go.
+//
 // An agent configured with server.ndb_data_node controls an NDB data
 // node (ndbmtd) instead: GET /v1/status, POST /v1/start (initial: true
 // appends --initial; a start of a running node answers already_running)

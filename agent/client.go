@@ -51,6 +51,9 @@ type Error struct {
 	URL     string
 	Status  int
 	Message string
+	// Fenced: the 409 is the agent refusing a stale fencing token (or a
+	// missing one once appliances in HA use it): another leader acts.
+	Fenced bool
 }
 
 func (e *Error) Error() string {
@@ -197,6 +200,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	setFence(ctx, req)
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -213,7 +217,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 			msg = eb.Error
 		}
-		return &Error{Op: op, URL: c.base, Status: resp.StatusCode, Message: msg}
+		return &Error{Op: op, URL: c.base, Status: resp.StatusCode, Message: msg, Fenced: resp.Header.Get(headerFenced) != ""}
 	}
 	switch o := out.(type) {
 	case nil:
@@ -297,6 +301,7 @@ func (c *Client) SeedStream(ctx context.Context, req SeedStreamRequest) (io.Read
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Authorization", "Bearer "+c.token)
+	setFence(ctx, hr)
 	resp, err := c.http.Do(hr)
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: seed-stream: %w", c.base, err)
@@ -309,7 +314,7 @@ func (c *Client) SeedStream(ctx context.Context, req SeedStreamRequest) (io.Read
 		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 			msg = eb.Error
 		}
-		return nil, &Error{Op: "seed-stream", URL: c.base, Status: resp.StatusCode, Message: msg}
+		return nil, &Error{Op: "seed-stream", URL: c.base, Status: resp.StatusCode, Message: msg, Fenced: resp.Header.Get(headerFenced) != ""}
 	}
 	return &seedReader{resp: resp, url: c.base}, nil
 }
@@ -351,6 +356,7 @@ func (c *Client) Reseed(ctx context.Context, req ReseedRequest, stream io.Reader
 	}
 	hr.Header.Set("Content-Type", "application/octet-stream")
 	hr.Header.Set("Authorization", "Bearer "+c.token)
+	setFence(ctx, hr)
 	resp, err := c.http.Do(hr)
 	if err != nil {
 		return out, fmt.Errorf("agent %s: reseed: %w", c.base, err)
@@ -366,7 +372,7 @@ func (c *Client) Reseed(ctx context.Context, req ReseedRequest, stream io.Reader
 		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 			msg = eb.Error
 		}
-		return out, &Error{Op: "reseed", URL: c.base, Status: resp.StatusCode, Message: msg}
+		return out, &Error{Op: "reseed", URL: c.base, Status: resp.StatusCode, Message: msg, Fenced: resp.Header.Get(headerFenced) != ""}
 	}
 	if err := json.Unmarshal(b, &out); err != nil {
 		return out, fmt.Errorf("agent %s: reseed: decode answer: %w", c.base, err)

@@ -54,6 +54,8 @@ const (
 //	token_file: agent-token        # bearer token, 16 characters or more
 //	insecure: false                # true: allow a non-loopback listen without tls
 //	backup_dirs: [/var/backups/nines]   # the only directories backups may use
+//	state_dir: /var/lib/nines-agent     # the agent's own state (fencing tokens);
+//	                               # default server.process.dir, else /var/lib/nines-agent
 //	server:
 //	  galera: true                 # default; false for servers without wsrep (replication health checks)
 //	  process:                     # or systemd: {unit: mariadb.service, ...}
@@ -87,7 +89,14 @@ type Config struct {
 	// to its source with, when nines points it at a new primary (failover,
 	// switchover, rejoin). It stays on the host: requests never carry it.
 	Replication *ReplicationAccount `yaml:"replication"`
+	// StateDir holds what the agent itself must remember across restarts:
+	// the highest fencing token per cluster (FenceFile).
+	StateDir string `yaml:"state_dir"`
 }
+
+// DefaultStateDir is the agent's state dir when agent.yaml names none and
+// the server has no dir of its own.
+const DefaultStateDir = "/var/lib/nines-agent"
 
 // ReplicationAccount is a replication user and the file holding its
 // password.
@@ -246,6 +255,13 @@ func (c *Config) validate(errs *yamlfile.Errors, lines yamlfile.Lines) {
 		at("listen", "%q is not a loopback address and tls is not set: the token and every request would cross the network in clear text; set tls: {cert_file, key_file}, or insecure: true to accept that", c.Listen)
 	}
 	c.validateBackupDirs(at)
+	c.StateDir = c.resolve(c.StateDir)
+	if c.StateDir == "" {
+		c.StateDir = c.resolve(c.Local().Dir)
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
 	if c.TLS != nil {
 		for _, f := range []struct {
 			field string

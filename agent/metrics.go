@@ -23,6 +23,7 @@ const (
 type metrics struct {
 	reg     *prometheus.Registry
 	actions *prometheus.CounterVec
+	fenced  *prometheus.CounterVec
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -32,6 +33,10 @@ func newMetrics(a *Agent) *metrics {
 			Name: "nines_agent_actions_total",
 			Help: "Actions the agent was asked for, by action and result (ok, refused: nothing done, error: failed).",
 		}, []string{"action", "result"}),
+		fenced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nines_agent_fencing_refused_total",
+			Help: "Requests refused for a fencing token older than the highest seen for the cluster, or for none once appliances in HA use the agent (cluster empty): a deposed leader tried to act.",
+		}, []string{"cluster"}),
 	}
 	for _, act := range actions {
 		for _, r := range []string{resultOK, resultRefused, resultError} {
@@ -40,6 +45,7 @@ func newMetrics(a *Agent) *metrics {
 	}
 	m.reg.MustRegister(
 		m.actions,
+		m.fenced,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "nines_agent_up",
 			Help: "1 while the agent serves.",

@@ -74,6 +74,9 @@ func newNdbAgent(cfg *Config, opts Options) (*Agent, error) {
 		watched:  map[int]bool{},
 		stopping: map[int]bool{},
 	}
+	if err := a.openFence(); err != nil {
+		return nil, err
+	}
 	a.met = newMetrics(a)
 	return a, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/nines-project/nines/appliance/remotewrite"
 	"github.com/nines-project/nines/appliance/store"
 	"github.com/nines-project/nines/exporter"
+	"github.com/nines-project/nines/ha"
 	"github.com/nines-project/nines/probe"
 	"github.com/nines-project/nines/remediator"
 	"github.com/nines-project/nines/rules"
@@ -62,6 +63,8 @@ type App struct {
 	rem     *remediator.Remediator
 	jobs    *remediator.JobLog
 	backups *backups
+	// team is the etcd election of appliances in HA; nil when alone.
+	team *ha.Elector
 	// runCtx ends when the appliance stops; jobs started over the API
 	// run under it, so a shutdown leaves them to be resumed.
 	runCtx context.Context
@@ -137,6 +140,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	app := &App{cfg: cfg, opts: opts, log: log, start: time.Now()}
 	// An error here surfaces from newProbes when a cluster has a probe.
 	source, _ := probe.DefaultSource()
+	if cfg.HA != nil && source != "" {
+		// Appliances of a team may share a host: each probes as itself,
+		// or their probe rows would collide.
+		source += "-" + cfg.HA.Name
+	}
 	if app.exp, err = exporter.New(scrapeTargets(cfg, source), exporter.Options{
 		Interval:          cfg.Scrape.Interval.Duration,
 		Timeout:           cfg.Scrape.Timeout.Duration,
@@ -217,6 +225,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if am != nil {
 		silenced = am.Silenced
 	}
+	if cfg.HA != nil {
+		names := make([]string, 0, len(cfg.Clusters))
+		for _, c := range cfg.Clusters {
+			names = append(names, c.Name)
+		}
+		app.team, err = ha.New(ha.Config{Name: cfg.HA.Name, Endpoints: cfg.HA.Etcd, Lease: cfg.HA.Lease.Duration,
+			Logger: log.With("component", "ha")}, names)
+		if err != nil {
+			return err
+		}
+		defer app.team.Close()
+	}
 	if app.rem, app.jobs, err = newRemediator(cfg, silenced, app); err != nil {
 		return err
 	}
@@ -250,6 +270,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	spawn(app.writeSelfMetrics)
 	spawn(app.rules.Run)
+	if app.team != nil {
+		spawn(app.team.Run)
+	}
 	spawn(app.rem.Run)
 	spawn(app.backups.run)
 	spawn(app.reloadLoop)

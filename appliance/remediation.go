@@ -224,8 +224,13 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 		return nil, nil, err
 	}
 	a.backups = newBackups(cfg, hosts, a.snapshotsOf, log, a.log.With("component", "backups"))
+	var team remediator.Team // a nil *ha.Elector must stay a nil interface
+	if a.team != nil {
+		team = a.team
+	}
 	rem, err := remediator.New(remediator.Options{
-		Log: log,
+		Log:  log,
+		Team: team,
 		// Priority: a cluster without a Primary component comes first; a
 		// single node's rejoin waits for it. No alert names the backup
 		// runbooks: they run by schedule or by hand, and give way to a
@@ -316,7 +321,7 @@ func (a *App) startJob(c echo.Context) error {
 	}
 	job, err := a.rem.Start(a.runCtx, req)
 	switch {
-	case errors.Is(err, remediator.ErrBusy):
+	case errors.Is(err, remediator.ErrBusy), errors.Is(err, remediator.ErrNotLeader):
 		return c.JSON(http.StatusConflict, apiError{Status: "error", ErrorType: "conflict", Error: err.Error()})
 	case errors.Is(err, remediator.ErrStopping):
 		return c.JSON(http.StatusServiceUnavailable, apiError{Status: "error", ErrorType: "unavailable", Error: err.Error()})

@@ -35,6 +35,9 @@ func (a *App) selfMetrics() []metric.Metric {
 	if a.rw != nil {
 		out = append(out, a.rw.Metrics()...)
 	}
+	if a.team != nil {
+		out = append(out, a.team.Metrics()...)
+	}
 	// Cluster-wide series come from the appliance: its host is their instance.
 	for i := range out {
 		if !hasLabel(out[i].Labels, "instance") {

@@ -36,6 +36,7 @@ type remediationOpts struct {
 	mode          string // auto | dry-run | off
 	maxRecoveries int
 	positionWait  string // remediation.position_wait; "" leaves the default
+	extra         string // top-level sections appended to nines.yaml (ha:)
 }
 
 func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
@@ -78,6 +79,7 @@ receivers:
 	}
 	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\n", o.mode, o.maxRecoveries, wait)
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
+	b.WriteString(o.extra)
 	h.cfg = filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(h.cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func (r *Remediator) newJob(cluster, runbook, target string, tr Trigger) *Job {
 // start runs job in the background; the caller holds r.mu.
 func (r *Remediator) start(ctx context.Context, job *Job) {
 	r.running[job.Cluster] = job
-	if err := r.o.Log.Save(job); err != nil {
+	if err := r.saveJob(job); err != nil {
 		r.o.Logger.Error("job log", "job", job.ID, "err", err)
 	}
 	r.launch(ctx, job)
@@ -37,10 +37,12 @@ func (r *Remediator) start(ctx context.Context, job *Job) {
 func (r *Remediator) launch(ctx context.Context, job *Job) {
 	jctx, cancel := context.WithCancelCause(ctx)
 	r.cancels[job.Cluster] = cancel
+	jctx, unlead := r.lead(jctx, cancel, job.Cluster)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer cancel(nil)
+		defer unlead()
 		r.execute(ctx, jctx, job)
 	}()
 }
@@ -74,7 +76,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	// the log does not know could not be resumed, or refused, after a
 	// restart. A save that fails ends the job as failed, nothing done.
 	var err error
-	logErr := r.o.Log.Save(job)
+	logErr := r.saveJob(job)
 	log.Info("job started", "dry_run", job.DryRun, "resumes", job.Resumes)
 	if logErr != nil {
 		err = fmt.Errorf("the job log cannot be written, so nothing was done: %w", logErr)
@@ -85,7 +87,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		// A step's save that fails stops the step before it runs (see
 		// step); remember it for the status.
 		save := func(j *Job) error {
-			serr := r.o.Log.Save(j)
+			serr := r.saveJob(j)
 			if serr != nil {
 				logErr = errors.Join(logErr, serr)
 			}
@@ -93,11 +95,26 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 		}
 		err = runRunbook(runCtx, rb, &Run{ctx: runCtx, job: job, save: save, now: r.o.Clock.Now, log: log}, log)
 	}
-	if ctx.Err() != nil {
-		// The appliance is stopping: leave the job as running in the log,
-		// so the next start resumes it.
-		log.Warn("job interrupted by shutdown; it resumes at the next start")
+	lost := errors.Is(context.Cause(jctx), errLeadershipLost) || errors.Is(logErr, errTeamLog)
+	if ctx.Err() != nil || lost {
+		// The appliance is stopping, or it lost the cluster (or the
+		// team's log): leave the job as running in the log, so the next
+		// start, or whoever leads, resumes it.
+		if lost {
+			log.Warn("job interrupted: this appliance lost the cluster's leadership or the team's job log; the leader resumes it", "err", logErr)
+		} else {
+			log.Warn("job interrupted by shutdown; it resumes at the next start")
+		}
 		r.mu.Lock()
+		if lost {
+			// Still leading (etcd stalled): takeOver reads the team's log
+			// again and resumes the job from there; the alert may start a
+			// fresh one if the job never reached that log.
+			delete(r.terms, job.Cluster)
+			if fp := job.Trigger.Fingerprint; fp != "" {
+				delete(r.handled, fp)
+			}
+		}
 		delete(r.running, job.Cluster)
 		delete(r.cancels, job.Cluster)
 		r.mu.Unlock()
@@ -124,7 +141,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	default:
 		_ = job.setState(JobFailed, err.Error(), now)
 	}
-	serr := r.o.Log.Save(job)
+	serr := r.saveJob(job)
 	if serr != nil {
 		logErr = errors.Join(logErr, serr)
 	}
@@ -221,7 +238,9 @@ func (r *Remediator) adoptInterrupted() []*Job {
 	}
 	now := r.o.Clock.Now()
 	for _, j := range jobs {
-		if j.State.Done() {
+		if j.State.Done() || r.o.Team != nil {
+			// In a team the shared log, not this copy, says what to
+			// resume, and only the cluster's leader does (takeOver).
 			continue
 		}
 		if r.running[j.Cluster] != nil || now.Sub(j.CreatedAt) > r.timeout(j.Runbook) {

@@ -201,6 +201,9 @@ func (r *Remediator) Start(ctx context.Context, req ManualRequest) (*Job, error)
 	if j := r.running[req.Cluster]; j != nil {
 		return nil, fmt.Errorf("%w: %s (%s)", ErrBusy, j.ID, j.Runbook)
 	}
+	if !r.leads(req.Cluster) {
+		return nil, fmt.Errorf("cluster %s: %w", req.Cluster, ErrNotLeader)
+	}
 	job := r.newJob(req.Cluster, name, target, Trigger{Source: source, User: req.User})
 	job.Force, job.DryRun = req.Force, req.DryRun
 	if len(params) > 0 {

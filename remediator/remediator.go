@@ -70,6 +70,9 @@ type Options struct {
 	// enough that an every-minute backup schedule (1,440 jobs a day) does
 	// not grow the log without bound.
 	KeepJobs time.Duration
+	// Team, when set (appliances in HA over etcd), makes jobs run only on
+	// each cluster's leader, fenced, with the job log shared (team.go).
+	Team Team
 	// Clock is the engine's time; nil means RealClock.
 	Clock  Clock
 	Logger *slog.Logger
@@ -100,6 +103,7 @@ type Remediator struct {
 	failed      map[string]failedAlert // fingerprint → failed attempts of its current start
 	lastSeen    map[string]time.Time   // fingerprint → when last notified or acted on (dedupe.go)
 	swept       time.Time              // when lastSeen was last scanned for expired alerts
+	terms       map[string]int64       // cluster → the leadership token whose jobs were taken over (team.go)
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -131,7 +135,7 @@ func New(o Options) (*Remediator, error) {
 	r := &Remediator{o: o, runbooks: map[string]Runbook{}, rank: map[string]int{},
 		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{}, cancels: map[string]context.CancelCauseFunc{},
 		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{}, notRepaired: map[string]string{},
-		finished: map[string]int{}, failed: map[string]failedAlert{}, lastSeen: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+		finished: map[string]int{}, failed: map[string]failedAlert{}, lastSeen: map[string]time.Time{}, terms: map[string]int64{}, wake: make(chan struct{}, 1)}
 	for i, rb := range o.Runbooks {
 		r.runbooks[rb.Name()] = rb
 		r.rank[rb.Name()] = i

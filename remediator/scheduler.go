@@ -44,6 +44,7 @@ func (r *Remediator) Run(ctx context.Context) {
 			r.pruneJobs()
 			pruned = now
 		}
+		r.takeOver(ctx)
 		r.schedule(ctx)
 	}
 }
@@ -66,6 +67,12 @@ func (r *Remediator) schedule(ctx context.Context) {
 	}
 	for cluster, alerts := range byCluster {
 		if j := r.running[cluster]; j != nil && !r.preemptible(j) {
+			continue
+		}
+		if !r.leads(cluster) {
+			// Not handled: if this appliance comes to lead the cluster
+			// while the alert fires, it acts on it.
+			r.decisions[cluster] = "another appliance leads this cluster and acts on it; this one watches"
 			continue
 		}
 		settle := r.o.Settle

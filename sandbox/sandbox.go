@@ -522,10 +522,16 @@ func (s *Sandbox) stopNode(ctx context.Context, n Node, grace time.Duration) err
 		case err == nil:
 			s.logf("stopped %s (pid %d) through its agent in %v", n.Name, res.Pid, time.Since(start).Round(time.Millisecond))
 			return nil
+		case agent.IsFenced(err):
+			// Appliances in HA act through this agent: it refuses the
+			// sandbox, which has no fencing token. The sandbox owns its
+			// servers, so it stops them itself.
+			s.logf("stop %s through its agent: %v; stopping it directly", n.Name, err)
 		case errors.As(err, &ae):
 			return fmt.Errorf("stop %s: %w", n.Name, err)
+		default:
+			s.logf("stop %s through its agent: %v; stopping it directly", n.Name, err)
 		}
-		s.logf("stop %s through its agent: %v; stopping it directly", n.Name, err)
 	}
 	srv := server(n)
 	pid, err := srv.Pid()

@@ -80,6 +80,9 @@ type Config struct {
 	// Grafana, when set, receives the generated dashboards and a data
 	// source pointing at this appliance.
 	Grafana *Grafana `yaml:"grafana"`
+	// HA, when set, makes this appliance one of a team sharing the
+	// clusters over etcd (ha.go).
+	HA *HA `yaml:"ha"`
 	// RemoteWrite lists Prometheus remote-write receivers that get every
 	// sample the appliance stores, through a queue on disk (remotewrite.go).
 	RemoteWrite []RemoteWrite `yaml:"remote_write"`

@@ -98,6 +98,7 @@ func (c *Config) checkFields(at func(path, format string, args ...any)) {
 	}
 	c.validateConsole(at)
 	c.validateGrafana(at)
+	c.checkHA(at)
 	c.checkRemoteWrite(at)
 	if c.Store != nil {
 		checkExternalStore(c.Store, at)

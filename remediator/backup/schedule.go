@@ -172,6 +172,10 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) {
 			e.started++
 			e.lastJob, e.lastError = job.ID, ""
 			e.due = time.Time{}
+		case errors.Is(err, remediator.ErrNotLeader):
+			// Appliances in HA: every one keeps the schedule, the
+			// cluster's leader runs it. Not a failure here.
+			e.due = time.Time{}
 		case errors.Is(err, remediator.ErrBusy):
 			if e.lastError == "" {
 				s.note(e.plan.Cluster, fmt.Sprintf("scheduled %s backup due at %s waits: %v", e.plan.Method, e.due.Format(time.RFC3339), err))

@@ -158,6 +158,20 @@ func TestSchedulerGivesUpARunThatCannotStart(t *testing.T) {
 	}
 }
 
+// Appliances in HA: the cluster's leader runs the backup; on the others
+// the run is neither a failure to start nor a note.
+func TestSchedulerLeavesTheRunToTheLeader(t *testing.T) {
+	tt := newSchedTest(t, "0 * * * *", at(2, 59, 0))
+	tt.st.fail = fmt.Errorf("cluster billing: %w", remediator.ErrNotLeader)
+	tt.run(at(3, 30, 0))
+	if len(tt.st.tries) != 1 {
+		t.Errorf("tries %v, want one at 03:00", tt.st.tries)
+	}
+	if st := tt.s.Status()[0]; st.FailedToStart != 0 || !st.Due.IsZero() || len(tt.notes) != 0 {
+		t.Errorf("status %+v, notes %q: want no failure and no note", st, tt.notes)
+	}
+}
+
 func TestExpectedInterval(t *testing.T) {
 	monday := time.Date(2026, 11, 23, 2, 0, 0, 0, time.Local) // a Monday
 	tests := []struct {

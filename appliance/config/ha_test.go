@@ -1,0 +1,45 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadHA(t *testing.T) {
+	cfg, err := Load(writeConfig(t, good+"ha: {name: nines-a, etcd: [\"http://127.0.0.1:2379\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HA == nil || cfg.HA.Name != "nines-a" || cfg.HA.Lease.Duration != 5*time.Second {
+		t.Fatalf("ha = %+v, want name nines-a and the default lease 5s", cfg.HA)
+	}
+	alone, err := Load(writeConfig(t, good))
+	if err != nil || alone.HA != nil {
+		t.Fatalf("without ha: %+v, %v; want none", alone.HA, err)
+	}
+}
+
+func TestLoadRejectsHA(t *testing.T) {
+	for _, tt := range []struct {
+		ha, field, msg string
+	}{
+		{`{etcd: ["http://e:2379"]}`, "ha.name", "required"},
+		{`{name: "a b", etcd: ["http://e:2379"]}`, "ha.name", `"a b": use letters`},
+		{`{name: a}`, "ha.etcd", "at least one etcd client URL"},
+		{`{name: a, etcd: ["e:2379"]}`, "ha.etcd[0]", `bad URL "e:2379"`},
+		{`{name: a, etcd: ["http://e:2379"], lease: 500ms}`, "ha.lease", "500ms is shorter than 1s"},
+		{`{name: a, etcd: ["http://e:2379"], lease: 1500ms}`, "ha.lease", "1.5s: etcd leases are whole seconds"},
+		{`{name: a, etcd: ["http://e:2379"], lease: 2m}`, "ha.lease", "at most 1m"},
+	} {
+		_, err := Load(writeConfig(t, good+"ha: "+tt.ha+"\n"))
+		var errs *Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("ha %s: %v, want *Errors", tt.ha, err)
+		}
+		if !strings.Contains(err.Error(), ":15: "+tt.field+": ") || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("ha %s: %v, want line 15, %s: %s", tt.ha, err, tt.field, tt.msg)
+		}
+	}
+}

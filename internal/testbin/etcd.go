@@ -1,0 +1,92 @@
+package testbin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// EtcdBinary is Debian's etcd-server (scripts/install-deps.sh installs it).
+const EtcdBinary = "/usr/bin/etcd"
+
+// Etcd is a one-member etcd on loopback for one test.
+type Etcd struct {
+	URL string // client URL
+	dir string
+	cmd *exec.Cmd
+}
+
+// StartEtcd starts a one-member etcd with ports from ports and waits until
+// it answers /health. A missing binary is an error, never a skip. Call
+// Stop.
+func StartEtcd(ctx context.Context, ports *Ports) (*Etcd, error) {
+	if _, err := os.Stat(EtcdBinary); err != nil {
+		return nil, fmt.Errorf("etcd server: %w (install the etcd-server package: scripts/install-deps.sh)", err)
+	}
+	client, err := ports.Next()
+	if err != nil {
+		return nil, err
+	}
+	peer, err := ports.Next()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "nines-etcd-")
+	if err != nil {
+		return nil, err
+	}
+	e := &Etcd{URL: fmt.Sprintf("http://127.0.0.1:%d", client), dir: dir}
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	out, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	e.cmd = exec.Command(EtcdBinary, "--name", "t", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "t="+peerURL)
+	e.cmd.Stdout, e.cmd.Stderr = out, out
+	if err := e.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start etcd: %w", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(e.URL + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return e, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			e.Stop()
+			return nil, fmt.Errorf("etcd on %s not healthy after 20 s: %v (log in %s)", e.URL, err, filepath.Join(dir, "etcd.log"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Pause freezes etcd (SIGSTOP): clients see it as unreachable; Resume
+// continues it.
+func (e *Etcd) Pause() error  { return e.cmd.Process.Signal(syscall.SIGSTOP) }
+func (e *Etcd) Resume() error { return e.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Stop kills etcd and removes its directory.
+func (e *Etcd) Stop() {
+	if e.cmd != nil && e.cmd.Process != nil {
+		_ = e.cmd.Process.Signal(syscall.SIGCONT)
+		_ = e.cmd.Process.Kill()
+		if err := e.cmd.Wait(); err != nil && !errors.As(err, new(*exec.ExitError)) {
+			fmt.Fprintf(os.Stderr, "testbin: etcd: %v\n", err)
+		}
+	}
+	os.RemoveAll(e.dir)
+}
