@@ -25,6 +25,17 @@ type EventType int
 const (
 	EventConnected           EventType = 0
 	EventDisconnected        EventType = 1
+	// GlobalCheckpointStarted/Completed: the master data node started or
+	// completed global checkpoint gci (body token gci). Category
+	// CHECKPOINT; EventLogger's matrix sends them at levels 9 and 10, so
+	// a listener needs CHECKPOINT at 10 or more to get both (mgmapi
+	// ndb_logevent.h NDB_LE_GlobalCheckpointStarted = 4, ..Completed = 5;
+	// EventLogger.cpp "Global checkpoint %u completed"; Oracle's
+	// mysql-ndb-operator pkg/mgmapi lists them too). A global
+	// checkpoint normally completes every TimeBetweenGlobalCheckpoints
+	// (default 2000 ms) [DOC8 config].
+	EventGlobalCheckpointStarted   EventType = 4
+	EventGlobalCheckpointCompleted EventType = 5
 	EventNDBStartStarted     EventType = 10
 	EventNDBStartCompleted   EventType = 11
 	EventStartPhaseCompleted EventType = 13
@@ -64,6 +75,7 @@ func ForcedStop(id, code int) Event {
 
 var eventNames = map[EventType]string{
 	EventConnected: "Connected", EventDisconnected: "Disconnected",
+	EventGlobalCheckpointStarted: "GlobalCheckpointStarted", EventGlobalCheckpointCompleted: "GlobalCheckpointCompleted",
 	EventNDBStartStarted: "NDBStartStarted", EventNDBStartCompleted: "NDBStartCompleted",
 	EventStartPhaseCompleted: "StartPhaseCompleted", EventNDBStopStarted: "NDBStopStarted",
 	EventNDBStopAborted: "NDBStopAborted", EventNodeFailCompleted: "NodeFailCompleted",
@@ -133,6 +145,8 @@ func CategoryOf(t EventType) Category {
 	switch t {
 	case EventConnected, EventDisconnected:
 		return CategoryConnection
+	case EventGlobalCheckpointStarted, EventGlobalCheckpointCompleted:
+		return CategoryCheckpoint
 	case EventNDBStartStarted, EventNDBStartCompleted, EventStartPhaseCompleted, EventNDBStopStarted, EventNDBStopAborted, EventNDBStopCompleted, EventNDBStopForced:
 		return CategoryStartup
 	case EventNodeFailCompleted, EventNodeFailRep, EventArbitState, EventArbitResult:
