@@ -23,8 +23,8 @@ type EventType int
 
 // The event types nines reads or the simulator sends.
 const (
-	EventConnected           EventType = 0
-	EventDisconnected        EventType = 1
+	EventConnected    EventType = 0
+	EventDisconnected EventType = 1
 	// GlobalCheckpointStarted/Completed: the master data node started or
 	// completed global checkpoint gci (body token gci). Category
 	// CHECKPOINT; EventLogger's matrix sends them at levels 9 and 10, so
@@ -36,22 +36,22 @@ const (
 	// (default 2000 ms) [DOC8 config].
 	EventGlobalCheckpointStarted   EventType = 4
 	EventGlobalCheckpointCompleted EventType = 5
-	EventNDBStartStarted     EventType = 10
-	EventNDBStartCompleted   EventType = 11
-	EventStartPhaseCompleted EventType = 13
-	EventNDBStopStarted      EventType = 17
-	EventNDBStopAborted      EventType = 18
-	EventNodeFailCompleted   EventType = 27
-	EventNodeFailRep         EventType = 28
-	EventArbitState          EventType = 29
-	EventArbitResult         EventType = 30
-	EventSingleUser          EventType = 52
-	EventNDBStopCompleted    EventType = 53
-	EventBackupStarted       EventType = 54
-	EventBackupFailedToStart EventType = 55
-	EventBackupCompleted     EventType = 56
-	EventBackupAborted       EventType = 57
-	EventNDBStopForced       EventType = 59
+	EventNDBStartStarted           EventType = 10
+	EventNDBStartCompleted         EventType = 11
+	EventStartPhaseCompleted       EventType = 13
+	EventNDBStopStarted            EventType = 17
+	EventNDBStopAborted            EventType = 18
+	EventNodeFailCompleted         EventType = 27
+	EventNodeFailRep               EventType = 28
+	EventArbitState                EventType = 29
+	EventArbitResult               EventType = 30
+	EventSingleUser                EventType = 52
+	EventNDBStopCompleted          EventType = 53
+	EventBackupStarted             EventType = 54
+	EventBackupFailedToStart       EventType = 55
+	EventBackupCompleted           EventType = 56
+	EventBackupAborted             EventType = 57
+	EventNDBStopForced             EventType = 59
 )
 
 // ExitGCPStop is the error a data node shuts down on when it was killed

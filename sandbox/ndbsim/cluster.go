@@ -154,10 +154,10 @@ type Cluster struct {
 	nodes             map[int]*node
 	nextDyn           int // next dynamic id handed to a data node that starts
 	backups           map[int]*Backup
-	lastBackup        int // highest backup id used
-	lastBackupStarted int // id of the most recently started backup
-	singleUser        int // API node allowed in single user mode, 0 when off
-	configGen         int // the management server's config generation
+	lastBackup        int  // highest backup id used
+	lastBackupStarted int  // id of the most recently started backup
+	singleUser        int  // API node allowed in single user mode, 0 when off
+	configGen         int  // the management server's config generation
 	gci               int  // last global checkpoint completed
 	gcpStalled        bool // a fault holds global checkpoints back
 	emit              func(ndb.Event)
