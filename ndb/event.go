@@ -23,35 +23,37 @@ type EventType int
 
 // The event types nines reads or the simulator sends.
 const (
-	EventConnected    EventType = 0
-	EventDisconnected EventType = 1
-	// GlobalCheckpointStarted/Completed: the master data node started or
-	// completed global checkpoint gci (body token gci). Category
-	// CHECKPOINT; EventLogger's matrix sends them at levels 9 and 10, so
-	// a listener needs CHECKPOINT at 10 or more to get both (mgmapi
-	// ndb_logevent.h NDB_LE_GlobalCheckpointStarted = 4, ..Completed = 5;
-	// EventLogger.cpp "Global checkpoint %u completed"; Oracle's
-	// mysql-ndb-operator pkg/mgmapi lists them too). A global
-	// checkpoint normally completes every TimeBetweenGlobalCheckpoints
-	// (default 2000 ms) [DOC8 config].
+	EventConnected           EventType = 0
+	EventDisconnected        EventType = 1
+	EventNDBStartStarted     EventType = 10
+	EventNDBStartCompleted   EventType = 11
+	EventStartPhaseCompleted EventType = 13
+	EventNDBStopStarted      EventType = 17
+	EventNDBStopAborted      EventType = 18
+	EventNodeFailCompleted   EventType = 27
+	EventNodeFailRep         EventType = 28
+	EventArbitState          EventType = 29
+	EventArbitResult         EventType = 30
+	EventSingleUser          EventType = 52
+	EventNDBStopCompleted    EventType = 53
+	EventBackupStarted       EventType = 54
+	EventBackupFailedToStart EventType = 55
+	EventBackupCompleted     EventType = 56
+	EventBackupAborted       EventType = 57
+	EventNDBStopForced       EventType = 59
+)
+
+// GlobalCheckpointStarted/Completed: the master data node started or
+// completed global checkpoint gci (body token gci). Category CHECKPOINT;
+// EventLogger's matrix sends them at levels 9 and 10, so a listener
+// needs CHECKPOINT at 10 or more to get both (mgmapi ndb_logevent.h
+// NDB_LE_GlobalCheckpointStarted = 4, ..Completed = 5; EventLogger.cpp
+// "Global checkpoint %u completed"; Oracle's mysql-ndb-operator
+// pkg/mgmapi lists them too). A global checkpoint normally completes
+// every TimeBetweenGlobalCheckpoints (default 2000 ms) [DOC8 config].
+const (
 	EventGlobalCheckpointStarted   EventType = 4
 	EventGlobalCheckpointCompleted EventType = 5
-	EventNDBStartStarted           EventType = 10
-	EventNDBStartCompleted         EventType = 11
-	EventStartPhaseCompleted       EventType = 13
-	EventNDBStopStarted            EventType = 17
-	EventNDBStopAborted            EventType = 18
-	EventNodeFailCompleted         EventType = 27
-	EventNodeFailRep               EventType = 28
-	EventArbitState                EventType = 29
-	EventArbitResult               EventType = 30
-	EventSingleUser                EventType = 52
-	EventNDBStopCompleted          EventType = 53
-	EventBackupStarted             EventType = 54
-	EventBackupFailedToStart       EventType = 55
-	EventBackupCompleted           EventType = 56
-	EventBackupAborted             EventType = 57
-	EventNDBStopForced             EventType = 59
 )
 
 // ExitGCPStop is the error a data node shuts down on when it was killed
