@@ -692,7 +692,11 @@ func (c *Cluster) FinishBackup(id int) bool {
 // AbortBackup aborts a running backup: BackupAborted with error 1321
 // "Backup aborted by user request" [DOC8 §25.6.8.2]. ndb_mgmd answers Ok
 // whether or not the backup runs (the CLI says "Abort of backup n
-// ordered"), so this returns only whether something was aborted.
+// ordered"), so this returns only whether something was aborted. The
+// event is sent once, by the master: NDB's Backup::masterAbort reports
+// NDB_LE_BackupAborted (client, backup id, error) before it orders the
+// other nodes to abort; the CLI's "Node 1: Backup 3 started from 5 has
+// been aborted" [facts A.3] is that one event, printed by the master.
 func (c *Cluster) AbortBackup(id int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
