@@ -582,13 +582,24 @@ func TestNDBLongGCP(t *testing.T) {
 		t.Fatalf("fault gcp-slow: %v", err)
 	}
 	// Silent while the GCP has taken 60 s or less.
-	for time.Since(at) < 55*time.Second {
+	for i := 0; time.Since(at) < 55*time.Second; i++ {
 		if active() {
 			t.Fatalf("NdbGCPLong active %s into the stall (GCP age %.1f s), want over 60 s", time.Since(at).Round(time.Millisecond), age())
 		}
+		if i%10 == 0 {
+			t.Logf("%s into the stall: GCP age %.1f s", time.Since(at).Round(time.Second), age())
+		}
 		time.Sleep(time.Second)
 	}
-	took := waitFor(t, at, 75*time.Second, "NdbGCPLong active", active)
+	took := waitFor(t, at, 75*time.Second, "NdbGCPLong active", func() bool {
+		if active() {
+			return true
+		}
+		if time.Since(at) > 74*time.Second {
+			t.Logf("%s into the stall: GCP age %.1f s, NdbGCPLong not active", time.Since(at).Round(time.Second), age())
+		}
+		return false
+	})
 	a := age()
 	t.Logf("measured: NdbGCPLong active %s after GCPs stalled (rule: over 60 s since the last completed GCP, which came up to 2 s before the fault; GCP age then %.1f s)", took.Round(time.Millisecond), a)
 	if took < 58*time.Second {
