@@ -261,8 +261,8 @@ func (a *App) listBackups(c echo.Context) error {
 
 // ndbBackupHosts returns, for each kind ndb cluster, its data nodes'
 // agents as backup hosts (data-node-N) and its management servers in the
-// configured order. START BACKUP WAIT COMPLETED may take hours: only the
-// job's deadline bounds it (exporter/ndb's Mgm waits on the context).
+// configured order. A native backup may take hours: only the job's
+// deadline bounds the wait for its BackupCompleted event.
 func ndbBackupHosts(cfg *config.Config) (map[string][]backup.Host, map[string][]backup.MgmServer) {
 	hosts := map[string][]backup.Host{}
 	mgms := map[string][]backup.MgmServer{}

@@ -166,7 +166,7 @@ func stepOut[T any](t *testing.T, j *remediator.Job, name string) T {
 }
 
 // TestNDBNativeBackupScheduled: a scheduled native backup runs START
-// BACKUP WAIT COMPLETED through the management server that answers,
+// BACKUP through the management server that answers, until completed,
 // records its id and each data node's three files, verifies the files
 // only and says so, and the catalog lists one entry for the id with the
 // files per node and the nines_backup_* series; retention deletes old ids

@@ -549,3 +549,67 @@ func TestNDBMemoryAndRedo(t *testing.T) {
 	})
 	fault(sandbox.FaultClear, 0)
 }
+
+// TestNDBLongGCP: the gcp-slow fault stops global checkpoints from
+// completing (no GlobalCheckpointCompleted on the event stream). nines'
+// GCP age then grows by the second; NdbGCPLong becomes active once it
+// passes the rule's 60 s, not before, and resolves within seconds of
+// GCPs completing again after clear.
+func TestNDBLongGCP(t *testing.T) {
+	nd := startNDBSandbox(t, 4, 2)
+	h := startHealer(t, nd.Sandbox, remediationOpts{mode: "off"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	age := func() float64 {
+		ss := h.query(fmt.Sprintf(`max(nines_ndb_gcp_seconds_since_completed{cluster=%q})`, nd.ClusterName()))
+		if len(ss) != 1 {
+			return -1
+		}
+		return ss[0].Value
+	}
+	active := func() bool {
+		for _, st := range h.activeAlerts(t, "NdbGCPLong") {
+			if st == "pending" || st == "firing" {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, time.Now(), time.Minute, "GCPs completing every 2 s, read by nines", func() bool { a := age(); return a >= 0 && a <= 3 })
+
+	at := time.Now()
+	if err := nd.Fault(ctx, sandbox.FaultGCPSlow, sandbox.FaultArgs{}); err != nil {
+		t.Fatalf("fault gcp-slow: %v", err)
+	}
+	// Silent while the GCP has taken 60 s or less.
+	for i := 0; time.Since(at) < 55*time.Second; i++ {
+		if active() {
+			t.Fatalf("NdbGCPLong active %s into the stall (GCP age %.1f s), want over 60 s", time.Since(at).Round(time.Millisecond), age())
+		}
+		if i%10 == 0 {
+			t.Logf("%s into the stall: GCP age %.1f s", time.Since(at).Round(time.Second), age())
+		}
+		time.Sleep(time.Second)
+	}
+	took := waitFor(t, at, 75*time.Second, "NdbGCPLong active", func() bool {
+		if active() {
+			return true
+		}
+		if time.Since(at) > 74*time.Second {
+			t.Logf("%s into the stall: GCP age %.1f s, NdbGCPLong not active", time.Since(at).Round(time.Second), age())
+		}
+		return false
+	})
+	a := age()
+	t.Logf("measured: NdbGCPLong active %s after GCPs stalled (rule: over 60 s since the last completed GCP, which came up to 2 s before the fault; GCP age then %.1f s)", took.Round(time.Millisecond), a)
+	if took < 58*time.Second {
+		t.Errorf("NdbGCPLong active after %s, before 60 s without a GCP could have passed", took)
+	}
+
+	at = time.Now()
+	if err := nd.Fault(ctx, sandbox.FaultClear, sandbox.FaultArgs{}); err != nil {
+		t.Fatalf("fault clear: %v", err)
+	}
+	took = waitFor(t, at, 10*time.Second, "NdbGCPLong resolved after clear", func() bool { return !active() })
+	t.Logf("measured: NdbGCPLong resolved %s after clear (GCP age %.1f s)", took.Round(time.Millisecond), age())
+}

@@ -406,13 +406,16 @@ func (n *NDB) signalData(id int, sig syscall.Signal, name string) error {
 
 // Fault kinds of `nines sandbox ndb fault`, in the order they matter.
 const (
-	FaultKill             = "kill"
-	FaultHang             = "hang"
-	FaultResume           = "resume"
-	FaultDataMemory       = "datamemory"
-	FaultRedoFull         = "redo-full"
-	FaultClear            = "clear"
-	FaultGCPStop          = "gcp-stop"
+	FaultKill       = "kill"
+	FaultHang       = "hang"
+	FaultResume     = "resume"
+	FaultDataMemory = "datamemory"
+	FaultRedoFull   = "redo-full"
+	FaultClear      = "clear"
+	FaultGCPStop    = "gcp-stop"
+	// FaultGCPSlow holds global checkpoints back (no GCP completes)
+	// until clear: a long GCP, short of the GCP stop.
+	FaultGCPSlow          = "gcp-slow"
 	FaultArbitrationSplit = "arbitration-split"
 	FaultMgmdDown         = "mgmd-down"
 	FaultMgmdUp           = "mgmd-up"
@@ -420,7 +423,7 @@ const (
 
 // FaultKinds lists every fault kind.
 var FaultKinds = []string{FaultKill, FaultHang, FaultResume, FaultDataMemory, FaultRedoFull, FaultClear,
-	FaultGCPStop, FaultArbitrationSplit, FaultMgmdDown, FaultMgmdUp}
+	FaultGCPStop, FaultGCPSlow, FaultArbitrationSplit, FaultMgmdDown, FaultMgmdUp}
 
 // FaultArgs are a fault's arguments. Node 0 means every data node for
 // datamemory and redo-full, the last data node for arbitration-split.
@@ -461,7 +464,7 @@ func (n *NDB) Fault(ctx context.Context, kind string, a FaultArgs) error {
 		return n.Hang(a.Node)
 	case FaultResume:
 		return n.Resume(a.Node)
-	case FaultDataMemory, FaultRedoFull, FaultClear, FaultGCPStop, FaultArbitrationSplit, FaultMgmdDown, FaultMgmdUp:
+	case FaultDataMemory, FaultRedoFull, FaultClear, FaultGCPStop, FaultGCPSlow, FaultArbitrationSplit, FaultMgmdDown, FaultMgmdUp:
 		_, err := n.ctl(ctx, fmt.Sprintf("fault %s %d %d", kind, a.Node, a.Percent))
 		return err
 	}

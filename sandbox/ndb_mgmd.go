@@ -25,6 +25,9 @@ const (
 	ndbPhaseInterval = 250 * time.Millisecond // one start phase per tick
 	ndbSyncInterval  = 250 * time.Millisecond // ndbinfo and write gate into each SQL node
 	ndbTriggerEvery  = time.Second            // look for new user tables to gate
+	// ndbGCPInterval is TimeBetweenGlobalCheckpoints' default, 2000 ms
+	// [DOC8 config]: a global checkpoint completes this often.
+	ndbGCPInterval = 2 * time.Second
 )
 
 // Texts data nodes log when told to shut down. The facts give the GCP
@@ -161,7 +164,7 @@ func (m *mgmd) mgmUp() error {
 	if m.srv != nil {
 		return nil
 	}
-	srv, err := ndbsim.Serve(m.c, fmt.Sprintf("127.0.0.1:%d", m.l.modelMgmPort()), ndbsim.ServerConfig{})
+	srv, err := ndbsim.Serve(m.c, fmt.Sprintf("127.0.0.1:%d", m.l.modelMgmPort()), ndbsim.ServerConfig{GCPInterval: ndbGCPInterval})
 	if err != nil {
 		return fmt.Errorf("mgmd: %w", err)
 	}
@@ -388,7 +391,12 @@ func (m *mgmd) control(req string) (string, error) {
 		for _, d := range m.l.DataNodes {
 			m.c.SetArbitration(d.NodeID, nil)
 		}
+		m.c.SetGCPStalled(false)
 		m.applyUsage()
+	case FaultGCPSlow:
+		// Global checkpoints stop completing, as when redo does not
+		// reach disk; the nodes are not killed (that is gcp-stop).
+		m.c.SetGCPStalled(true)
 	case FaultGCPStop:
 		m.mu.Lock()
 		d := m.links[node]

@@ -35,3 +35,25 @@ func TestWriteBackupListNDB(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteBackupListNDBAborted: a native backup its job aborted is
+// listed as aborted, with its complete-looking files, never as verified.
+func TestWriteBackupListNDBAborted(t *testing.T) {
+	sum := strings.Repeat("cd", 32)
+	files := []backup.File{{Name: "BACKUP-4.1.ctl", Size: 120, SHA256: sum}, {Name: "BACKUP-4-0.1.data", Size: 4096, SHA256: sum}, {Name: "BACKUP-4.1.log", Size: 60, SHA256: sum}}
+	e := backup.Entry{Info: backup.Info{Manifest: backup.Manifest{ID: "4", Method: backup.MethodNDB, StartedAt: time.Now(), SizeBytes: 4276,
+		NDB: &backup.NDBBackup{BackupID: 4, Nodes: []backup.NDBNodeFiles{{NodeID: 1, Holder: "data-node-1", Files: files}}}},
+		State: backup.StateAborted, Error: "aborted by job J1: backup 4 still running when the job ended"}, Source: "data-node-1"}
+	var out bytes.Buffer
+	if err := writeBackupList(&out, &apiclient.Backups{Backups: []apiclient.Backup{{Cluster: "tel", Entry: e}}}, true); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	lines := strings.Split(got, "\n")
+	if len(lines) < 2 || !strings.Contains(lines[1], " aborted") || strings.Contains(got, "files ok") {
+		t.Errorf("aborted backup's row:\n%s", got)
+	}
+	if !strings.Contains(got, "native backup 4 of tel (aborted)") {
+		t.Errorf("output lacks the aborted state of the files:\n%s", got)
+	}
+}

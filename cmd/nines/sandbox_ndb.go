@@ -235,9 +235,11 @@ func newSandboxNDBFaultCmd() *cobra.Command {
   datamemory --percent X    DataMemory used X% (every node, or --node N);
                             at 99% writes fail with NDB error 827
   redo-full                 redo log parts full: writes fail with error 410
-  clear                     DataMemory, redo and arbitration back to normal
+  clear                     DataMemory, redo, arbitration and GCPs back to normal
   gcp-stop --node N         the node is killed for a GCP stop and reports
                             NDBStopForced with error 2303 on listen event
+  gcp-slow                  global checkpoints stop completing (no
+                            GlobalCheckpointCompleted event) until clear
   arbitration-split         a node (--node N, default the last) disagrees on
                             arbitrator and ticket in ndbinfo.membership
   mgmd-down / mgmd-up       close / reopen the mgm protocol port only`,

@@ -223,10 +223,14 @@ func (m *Mgm) AbortBackup(ctx context.Context, id int) error {
 }
 
 // DefaultFilter asks for what nines acts on: start and stop, node
-// failures and arbitration, connections and backups, all levels.
+// failures and arbitration, connections and backups, all levels; and
+// checkpoints up to level 10, which brings GlobalCheckpointStarted and
+// Completed (levels 9 and 10 in EventLogger's matrix) and leaves out the
+// checkpoint category's more verbose levels.
 var DefaultFilter = ndbmsg.Filter{
 	ndbmsg.CategoryStartup: 15, ndbmsg.CategoryShutdown: 15, ndbmsg.CategoryNodeRestart: 15,
 	ndbmsg.CategoryConnection: 15, ndbmsg.CategoryBackup: 15, ndbmsg.CategoryError: 15,
+	ndbmsg.CategoryCheckpoint: 10,
 }
 
 // ErrIdle ends ListenEvents when the server went silent (no event and no

@@ -90,6 +90,7 @@ type Poller struct {
 	latest atomic.Pointer[Reading]
 	stream atomic.Pointer[string] // address of the open event stream
 	stops  forcedStops            // NDBStopForced events seen on the stream
+	gcp    gcpTracker             // GlobalCheckpointCompleted events seen on it
 	lastMu sync.Mutex
 	errs   map[string]string // server → last error logged, to log changes only
 }
@@ -250,6 +251,7 @@ func (p *Poller) poll(parent context.Context, woken bool) *Reading {
 		r.Stream = *s
 	}
 	r.ForcedStops = p.stops.snapshot()
+	r.GCP = p.gcp.snapshot()
 	r.Duration = p.cfg.Now().Sub(start)
 	if parent.Err() == nil { // a round cut by shutdown is no failure of a server
 		for _, a := range append(append([]Attempt{}, r.MgmTried...), r.SQLTried...) {

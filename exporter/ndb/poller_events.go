@@ -11,7 +11,8 @@ import (
 // server that accepts one, in order, and kicks a round for every event
 // and on each (re)connection (events may have been missed meanwhile).
 // It counts data nodes' forced stops (forced_stops.go) before the kick,
-// so the round it wakes carries the count.
+// so the round it wakes carries the count, and times global checkpoints
+// (gcp.go) without a kick.
 // When every server refuses, it waits, doubling from 100 ms up to
 // MaxBackoff; a session that was accepted resets the wait.
 func (p *Poller) listen(ctx context.Context) {
@@ -22,9 +23,15 @@ func (p *Poller) listen(ctx context.Context) {
 			accepted := false
 			err := m.ListenEventsReady(ctx, nil, func() {
 				accepted = true
+				p.gcp.opened(p.cfg.Now())
 				p.stream.Store(&addr)
 				p.Kick()
 			}, func(ev ndbmsg.Event) {
+				// A GCP completes every 2 s: it is timed, and wakes no
+				// round (the next tick reads the age).
+				if p.gcp.add(ev, p.cfg.Now()) || ev.Type == ndbmsg.EventGlobalCheckpointStarted {
+					return
+				}
 				p.log.Debug("ndb event", "type", ev.Type.String(), "source", ev.SourceNodeID)
 				if p.stops.add(ev) {
 					code, _ := ev.Get("error")

@@ -39,6 +39,8 @@ type Reading struct {
 	// events) the poller saw on its event streams since it started, by
 	// node and reason; nil while none.
 	ForcedStops map[ForcedStopKey]uint64
+	// GCP is what the event streams told of global checkpoints.
+	GCP GCPState
 }
 
 // Mgm returns the management server that answered, "" if none.
@@ -75,7 +77,10 @@ func (r *Reading) View() View { return BuildView(r.Status, r.Info) }
 //   - nines_ndb_event_stream_up{instance=<mgmd>}: 1 while the listen
 //     event session is open there, else 0 with the first management
 //     server's address (the stream then wakes no round: failures are
-//     seen at the next tick only).
+//     seen at the next tick only);
+//   - nines_ndb_gcp_seconds_since_completed{instance=<mgmd>} and
+//     nines_ndb_gcp_last_completed_gci, with the stream's server, only
+//     while a stream is open (GCPMetrics).
 //
 // Servers after the one that answered were not asked this round and
 // have no series.
@@ -111,6 +116,7 @@ func (r *Reading) Metrics() []metric.Metric {
 	if stream != "" {
 		set := &metric.Set{Const: []metric.Label{cl, {Name: "instance", Value: stream}}}
 		set.Add("nines_ndb_event_stream_up", "1 while nines listens to the management server's event stream, which wakes a read at once on a node failure.", metric.Gauge, up)
+		GCPMetrics(set, r.GCP, r.Time, up == 1)
 		out = append(out, set.Metrics...)
 	}
 	return out

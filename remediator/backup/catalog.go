@@ -97,6 +97,40 @@ func Sources(jobs []*remediator.Job) map[string]map[string]string {
 	return out
 }
 
+// StateAborted is the state nines gives a native backup whose job
+// aborted it (abort-backup step): whatever files its data nodes left,
+// complete-looking or not, it is never a good backup.
+const StateAborted = "aborted"
+
+// AbortedNDB reads the native backups the backup jobs aborted, by cluster
+// and backup id, with why. An abort step that failed still counts: its
+// job gave the backup up unfinished.
+func AbortedNDB(jobs []*remediator.Job) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, j := range jobs {
+		if j.Runbook != (Runbook{}).Name() {
+			continue
+		}
+		for _, s := range j.Steps {
+			if s.Name != "abort-backup" || len(s.Input) == 0 {
+				continue
+			}
+			var in struct {
+				BackupID int    `json:"backup_id"`
+				Why      string `json:"why"`
+			}
+			if json.Unmarshal(s.Input, &in) != nil || in.BackupID <= 0 {
+				continue
+			}
+			if out[j.Cluster] == nil {
+				out[j.Cluster] = map[string]string{}
+			}
+			out[j.Cluster][strconv.Itoa(in.BackupID)] = "aborted by job " + j.ID + ": " + in.Why
+		}
+	}
+	return out
+}
+
 // Entry is one backup of a cluster as nines lists it: the manifest, where
 // it is, the node it was taken from, and its latest verification, if any.
 type Entry struct {
@@ -122,6 +156,7 @@ type Catalog struct {
 	lists    map[string]map[string][]Info // cluster → node\x00dir → its list (the last one read)
 	verified map[string]map[string]Verified
 	sources  map[string]map[string]string
+	aborted  map[string]map[string]string // native backups their job aborted, with why
 }
 
 // NewCatalog returns a catalog of plans' clusters; jobs reads the job log.
@@ -192,17 +227,21 @@ func (c *Catalog) ReadJobs() {
 	if err != nil {
 		c.log.Warn("read job log for backup verifications", "err", err)
 	}
-	v, src := Verifications(jobs), Sources(jobs)
+	v, src, ab := Verifications(jobs), Sources(jobs), AbortedNDB(jobs)
 	c.mu.Lock()
-	c.verified, c.sources = v, src
+	c.verified, c.sources, c.aborted = v, src, ab
 	c.mu.Unlock()
 }
 
 // Failed reports whether backup id of cluster failed its latest
-// verification.
+// verification, or was aborted by its job: retention then never counts
+// it as a good backup.
 func (c *Catalog) Failed(cluster, id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.aborted[cluster][id]; ok {
+		return true
+	}
 	v, ok := c.verified[cluster][id]
 	return ok && !v.OK
 }
@@ -228,6 +267,10 @@ func (c *Catalog) entries(cluster string) []Entry {
 	var out []Entry
 	for _, in := range merge(all) {
 		e := Entry{Info: in, Source: in.Holder}
+		if why, ok := c.aborted[cluster][in.ID]; ok && in.Method == MethodNDB {
+			e.State, e.Running = StateAborted, false
+			e.Error = strings.TrimPrefix(e.Error+"; "+why, "; ")
+		}
 		if src := c.sources[cluster][in.ID]; src != "" {
 			e.Source = src
 		}

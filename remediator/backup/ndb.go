@@ -44,9 +44,15 @@ const filesOnlyNote = "only the files were checked: ndb_restore was not run (nin
 // exporter/ndb's Mgm is one.
 type Management interface {
 	GetStatus(ctx context.Context, types ...ndb.NodeType) ([]ndb.Node, error)
-	// StartBackup with ndb.BackupWaitCompleted returns once the backup
-	// completed, with its id.
+	// StartBackup with ndb.BackupWaitStarted returns the backup's id
+	// once the data nodes started it.
 	StartBackup(ctx context.Context, wait ndb.BackupWait) (int, error)
+	// AbortBackup sends ABORT BACKUP <id>.
+	AbortBackup(ctx context.Context, id int) error
+	// ListenEventsReady streams the server's events of filter to fn,
+	// calling ready once the server accepted the listener, until ctx
+	// ends or the stream fails.
+	ListenEventsReady(ctx context.Context, filter ndb.Filter, ready func(), fn func(ndb.Event)) error
 }
 
 // MgmServer is a management server and its address, in the configured
@@ -80,10 +86,37 @@ type NDBStarted struct {
 	Management string `json:"management"`
 	// Unanswered are the management servers tried before, with why.
 	Unanswered []string `json:"unanswered,omitempty"`
-	// StartedAt and EndedAt bracket START BACKUP WAIT COMPLETED.
+	// StartedAt is when START BACKUP was sent, EndedAt when the
+	// BackupCompleted event came (zero while the backup runs).
 	StartedAt time.Time `json:"started_at"`
 	EndedAt   time.Time `json:"ended_at"`
+	// mgm is the server that took START BACKUP, where an abort goes.
+	mgm Management
 }
+
+// running reports whether the backup started and did not end: a job
+// that stops waiting for it then must abort it.
+func (s NDBStarted) running() bool { return s.BackupID > 0 && s.EndedAt.IsZero() && s.mgm != nil }
+
+// NDBAborted is the output of a native backup's abort-backup step.
+type NDBAborted struct {
+	BackupID   int    `json:"backup_id"`
+	Management string `json:"management"`
+	// Confirmed: the BackupAborted event of the id came back, with its
+	// error (1321, aborted by user request [facts A.3]).
+	Confirmed bool `json:"confirmed"`
+	Error     int  `json:"error,omitempty"`
+	// Note says what is known when the abort was not confirmed.
+	Note string `json:"note,omitempty"`
+}
+
+// AbortTimeout bounds the abort of a native backup whose job ended: the
+// job's own context is gone by then, so the abort gets its own.
+const AbortTimeout = 15 * time.Second
+
+// backupEvents is the listen filter a native backup job uses: the backup
+// category only (BackupStarted, Completed, Aborted, FailedToStart).
+var backupEvents = ndb.Filter{ndb.CategoryBackup: 15}
 
 // NDBCollected is the output of a native backup's collect-files step:
 // what each data node's agent lists of the backup.
@@ -96,9 +129,18 @@ type NDBCollected struct {
 	Unlisted []string `json:"unlisted,omitempty"`
 }
 
-// startNDBBackup runs START BACKUP WAIT COMPLETED on the first management
-// server that answers `get status`, in order. Once START BACKUP was sent
-// to one, no other is tried: a second server would start a second backup.
+// startNDBBackup starts a native backup on the first management server
+// that answers `get status`, in order, and waits for it to complete.
+// Once START BACKUP was sent to one, no other is tried: a second server
+// would start a second backup.
+//
+// It listens to the server's backup events first, then sends START
+// BACKUP WAIT STARTED, which returns the id as soon as the data nodes
+// began, and waits for that id's BackupCompleted or BackupAborted event.
+// (WAIT COMPLETED would give the id only at the end, so a job stopped
+// midway could not name the backup to abort.) On any error after the
+// start, the result carries the id and running() tells whether the
+// backup may still run.
 func startNDBBackup(ctx context.Context, mgms []MgmServer, now func() time.Time) (NDBStarted, error) {
 	var out NDBStarted
 	for _, m := range mgms {
@@ -109,16 +151,123 @@ func startNDBBackup(ctx context.Context, mgms []MgmServer, now func() time.Time)
 			out.Unanswered = append(out.Unanswered, fmt.Sprintf("%s: %v", m.Addr, err))
 			continue
 		}
-		out.Management, out.StartedAt = m.Addr, now()
-		id, err := m.Mgm.StartBackup(ctx, ndb.BackupWaitCompleted)
-		out.EndedAt = now()
+		lctx, stop := context.WithCancel(ctx)
+		defer stop()
+		events, ended, err := listenBackups(lctx, m.Mgm)
 		if err != nil {
-			return out, fmt.Errorf("START BACKUP WAIT COMPLETED on ndb_mgmd %s: %w", m.Addr, err)
+			out.Unanswered = append(out.Unanswered, fmt.Sprintf("%s: %v", m.Addr, err))
+			continue
+		}
+		out.Management, out.StartedAt, out.mgm = m.Addr, now(), m.Mgm
+		id, err := m.Mgm.StartBackup(ctx, ndb.BackupWaitStarted)
+		if err != nil {
+			// Stopped while waiting for the start: a BackupStarted seen
+			// meanwhile is this one (one job per cluster), so it can
+			// still be aborted.
+			for drained := false; !drained; {
+				select {
+				case ev := <-events:
+					if ev.Type == ndb.EventBackupStarted {
+						out.BackupID, _ = ev.Get("backup_id")
+					}
+				default:
+					drained = true
+				}
+			}
+			return out, fmt.Errorf("START BACKUP WAIT STARTED on ndb_mgmd %s: %w", m.Addr, err)
 		}
 		out.BackupID = id
-		return out, nil
+		for {
+			select {
+			case ev := <-events:
+				if got, _ := ev.Get("backup_id"); got != id {
+					continue
+				}
+				switch ev.Type {
+				case ndb.EventBackupCompleted:
+					out.EndedAt = now()
+					return out, nil
+				case ndb.EventBackupAborted:
+					out.EndedAt = now()
+					code, _ := ev.Get("error")
+					return out, fmt.Errorf("native backup %d was aborted by the data nodes (error %d), ordered through ndb_mgmd %s", id, code, m.Addr)
+				}
+			case err := <-ended:
+				if ctx.Err() != nil {
+					return out, fmt.Errorf("backup %d still running when the job ended: %w", id, ctx.Err())
+				}
+				return out, fmt.Errorf("backup %d: the event stream of ndb_mgmd %s ended before its BackupCompleted event, so its outcome is unknown: %v", id, m.Addr, err)
+			case <-ctx.Done():
+				return out, fmt.Errorf("backup %d still running when the job ended: %w", id, ctx.Err())
+			}
+		}
 	}
 	return out, fmt.Errorf("no management server answered, no backup was started: %s", strings.Join(out.Unanswered, "; "))
+}
+
+// listenBackups opens mgm's backup event stream and returns once the
+// server accepted it (so no later event is missed): events carries them
+// until ctx ends, ended the stream's end.
+func listenBackups(ctx context.Context, mgm Management) (<-chan ndb.Event, <-chan error, error) {
+	events := make(chan ndb.Event, 64)
+	ended := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		ended <- mgm.ListenEventsReady(ctx, backupEvents, func() { close(ready) }, func(ev ndb.Event) {
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	select {
+	case <-ready:
+		return events, ended, nil
+	case err := <-ended:
+		return nil, nil, fmt.Errorf("listen to backup events: %w", err)
+	case <-time.After(10 * time.Second):
+		return nil, nil, errors.New("listen to backup events: not accepted within 10s")
+	}
+}
+
+// abortNDBBackup sends ABORT BACKUP id to the server that started it and
+// waits, within ctx, for the data nodes' BackupAborted event of the id.
+// ndb_mgmd answers Ok whether or not the backup still ran ("Abort of
+// backup n ordered" [facts A.3]), so the event is the confirmation.
+func abortNDBBackup(ctx context.Context, started NDBStarted) (NDBAborted, error) {
+	out := NDBAborted{BackupID: started.BackupID, Management: started.Management}
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	events, _, lerr := listenBackups(lctx, started.mgm)
+	if err := started.mgm.AbortBackup(ctx, started.BackupID); err != nil {
+		return out, fmt.Errorf("ABORT BACKUP %d on ndb_mgmd %s: %w", started.BackupID, started.Management, err)
+	}
+	if lerr != nil {
+		out.Note = fmt.Sprintf("ABORT BACKUP answered Ok; the data nodes' BackupAborted event could not be awaited (%v)", lerr)
+		return out, nil
+	}
+	for {
+		select {
+		case ev := <-events:
+			if got, _ := ev.Get("backup_id"); got != started.BackupID {
+				continue
+			}
+			switch ev.Type {
+			case ndb.EventBackupAborted:
+				out.Confirmed = true
+				out.Error, _ = ev.Get("error")
+				return out, nil
+			case ndb.EventBackupCompleted:
+				// It completed before the abort arrived; the job still
+				// does not record it as good, since it never checked it.
+				out.Note = "the backup completed before the abort reached the data nodes; it is still recorded as aborted, since the job did not see it through"
+				return out, nil
+			}
+		case <-ctx.Done():
+			out.Note = fmt.Sprintf("ABORT BACKUP answered Ok; no BackupAborted event within %s", AbortTimeout)
+			return out, nil
+		}
+	}
 }
 
 // collectNDB asks every data node's agent for its files of backup id.
@@ -254,10 +403,24 @@ func (rb Runbook) runNDB(ctx context.Context, r *remediator.Run, p params, hosts
 	}
 	r.SetTarget("ndb_mgmd")
 	jobStart := rb.now()
-	started, err := remediator.Act(ctx, r, "start-backup", map[string]any{"management": addrs, "wait": "completed"}, func(ctx context.Context) (NDBStarted, error) {
-		return startNDBBackup(ctx, mgms, rb.now)
+	var run NDBStarted
+	started, err := remediator.Act(ctx, r, "start-backup", map[string]any{"management": addrs, "wait": "started, then the BackupCompleted event"}, func(ctx context.Context) (NDBStarted, error) {
+		var err error
+		run, err = startNDBBackup(ctx, mgms, rb.now)
+		return run, err
 	})
 	if err != nil {
+		if run.running() {
+			// The job was cancelled or timed out (or lost the event
+			// stream) with the backup running: abort it, so that no
+			// backup outlives its job, and record it as aborted, never
+			// good. The job's context is gone: the abort has its own.
+			actx, cancel := context.WithTimeout(context.Background(), AbortTimeout)
+			defer cancel()
+			_, aerr := remediator.Act(actx, r, "abort-backup", map[string]any{"backup_id": run.BackupID, "management": run.Management, "why": err.Error()},
+				func(ctx context.Context) (NDBAborted, error) { return abortNDBBackup(ctx, run) })
+			return errors.Join(err, aerr)
+		}
 		return err
 	}
 	if r.DryRun() {

@@ -154,10 +154,12 @@ type Cluster struct {
 	nodes             map[int]*node
 	nextDyn           int // next dynamic id handed to a data node that starts
 	backups           map[int]*Backup
-	lastBackup        int // highest backup id used
-	lastBackupStarted int // id of the most recently started backup
-	singleUser        int // API node allowed in single user mode, 0 when off
-	configGen         int // the management server's config generation
+	lastBackup        int  // highest backup id used
+	lastBackupStarted int  // id of the most recently started backup
+	singleUser        int  // API node allowed in single user mode, 0 when off
+	configGen         int  // the management server's config generation
+	gci               int  // last global checkpoint completed
+	gcpStalled        bool // a fault holds global checkpoints back
 	emit              func(ndb.Event)
 }
 
@@ -690,7 +692,11 @@ func (c *Cluster) FinishBackup(id int) bool {
 // AbortBackup aborts a running backup: BackupAborted with error 1321
 // "Backup aborted by user request" [DOC8 §25.6.8.2]. ndb_mgmd answers Ok
 // whether or not the backup runs (the CLI says "Abort of backup n
-// ordered"), so this returns only whether something was aborted.
+// ordered"), so this returns only whether something was aborted. The
+// event is sent once, by the master: NDB's Backup::masterAbort reports
+// NDB_LE_BackupAborted (client, backup id, error) before it orders the
+// other nodes to abort; the CLI's "Node 1: Backup 3 started from 5 has
+// been aborted" [facts A.3] is that one event, printed by the master.
 func (c *Cluster) AbortBackup(id int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -931,4 +937,46 @@ func (c *Cluster) CanServe() bool {
 		}
 	}
 	return true
+}
+
+// CompleteGCP runs one global checkpoint: the master data node reports
+// GlobalCheckpointStarted and GlobalCheckpointCompleted with the next gci
+// (the events a real master reports every TimeBetweenGlobalCheckpoints,
+// default 2 s [DOC8 config; EventLogger "Global checkpoint %u
+// completed"]). None runs while the cluster cannot serve or a fault
+// stalls GCPs; it returns whether one ran.
+func (c *Cluster) CompleteGCP() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.master()
+	if c.gcpStalled || m == 0 {
+		return false
+	}
+	for _, n := range c.sortedData() {
+		if !c.groupAlive(n.NodeGroup) {
+			return false
+		}
+	}
+	c.gci++
+	c.emit(ndb.Event{Type: ndb.EventGlobalCheckpointStarted, SourceNodeID: m}.With("gci", c.gci))
+	c.emit(ndb.Event{Type: ndb.EventGlobalCheckpointCompleted, SourceNodeID: m}.With("gci", c.gci))
+	return true
+}
+
+// SetGCPStalled holds global checkpoints back (true), as redo that does
+// not reach disk fast enough does on a real cluster, or lets them run
+// again. A real cluster kills a node when the stall passes
+// TimeBetweenGlobalCheckpointsTimeout (the GCP stop, fault gcp-stop);
+// the model leaves that to the driver.
+func (c *Cluster) SetGCPStalled(stalled bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gcpStalled = stalled
+}
+
+// GCI is the last global checkpoint completed.
+func (c *Cluster) GCI() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gci
 }

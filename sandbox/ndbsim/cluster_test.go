@@ -425,3 +425,42 @@ func TestStopOrdered(t *testing.T) {
 		t.Error("node 2 still counts as stopped after it started again")
 	}
 }
+
+// TestGlobalCheckpoints: each CompleteGCP is a GlobalCheckpointStarted and
+// a GlobalCheckpointCompleted of the next gci from the master; none while
+// a fault stalls GCPs or while a node group is lost.
+func TestGlobalCheckpoints(t *testing.T) {
+	c := newCluster(t, 4, 2)
+	var got []string
+	c.SetEmitter(func(ev ndb.Event) {
+		if ndb.CategoryOf(ev.Type) == ndb.CategoryCheckpoint {
+			gci, _ := ev.Get("gci")
+			got = append(got, fmt.Sprintf("%s %d from %d", ev.Type, gci, ev.SourceNodeID))
+		}
+	})
+	take := func() string { s := strings.Join(got, ", "); got = nil; return s }
+	if !c.CompleteGCP() || !c.CompleteGCP() {
+		t.Fatal("a healthy cluster ran no GCP")
+	}
+	if s := take(); s != "GlobalCheckpointStarted 1 from 1, GlobalCheckpointCompleted 1 from 1, GlobalCheckpointStarted 2 from 1, GlobalCheckpointCompleted 2 from 1" {
+		t.Errorf("events: %s", s)
+	}
+	c.SetGCPStalled(true)
+	if c.CompleteGCP() || take() != "" || c.GCI() != 2 {
+		t.Errorf("a stalled cluster completed a GCP (gci %d)", c.GCI())
+	}
+	c.SetGCPStalled(false)
+	if _, err := c.Stop([]int{1}, StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Node 1 gone: node 2 is the master now.
+	if !c.CompleteGCP() || take() != "GlobalCheckpointStarted 3 from 2, GlobalCheckpointCompleted 3 from 2" {
+		t.Errorf("after node 1 stopped: gci %d", c.GCI())
+	}
+	if _, err := c.Stop([]int{3, 4}, StopOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if c.CompleteGCP() || take() != "" {
+		t.Error("a cluster that lost node group 1 completed a GCP")
+	}
+}

@@ -27,6 +27,10 @@ type ServerConfig struct {
 	// BackupDuration is how long a backup runs between BackupStarted and
 	// BackupCompleted; 0 completes it at once.
 	BackupDuration time.Duration
+	// GCPInterval runs a global checkpoint (Cluster.CompleteGCP) per
+	// tick, as TimeBetweenGlobalCheckpoints does (default 2000 ms [DOC8
+	// config]); 0 runs none.
+	GCPInterval time.Duration
 	// WriteTimeout drops a listener that cannot take an event in time,
 	// as ndb_mgmd drops listeners whose socket fails; default 5 s.
 	WriteTimeout time.Duration
@@ -121,16 +125,21 @@ func (s *Server) accept() {
 	}
 }
 
-// tick pings listeners and walks start phases.
+// tick pings listeners, walks start phases and runs global checkpoints.
 func (s *Server) tick() {
 	defer s.wg.Done()
 	ping := time.NewTicker(s.cfg.PingInterval)
 	defer ping.Stop()
-	var phase <-chan time.Time
+	var phase, gcp <-chan time.Time
 	if s.cfg.PhaseInterval > 0 {
 		t := time.NewTicker(s.cfg.PhaseInterval)
 		defer t.Stop()
 		phase = t.C
+	}
+	if s.cfg.GCPInterval > 0 {
+		t := time.NewTicker(s.cfg.GCPInterval)
+		defer t.Stop()
+		gcp = t.C
 	}
 	for {
 		select {
@@ -144,6 +153,8 @@ func (s *Server) tick() {
 			s.mu.Unlock()
 		case <-phase:
 			s.c.Step()
+		case <-gcp:
+			s.c.CompleteGCP()
 		}
 	}
 }
