@@ -91,10 +91,16 @@ func runFleet(b *testing.B, bin string, nodes int) fleetResult {
 		return err == nil && strings.Contains(sim.out.String(), "appliance config:")
 	})
 	a := startApplianceOn(b, bin, addr, cfg, filepath.Join(dir, "api-token"))
-	waitFor(b, a.started, 120*time.Second, fmt.Sprintf("all %d nodes up", nodes), func() bool {
-		s := a.query("count(mysql_up == 1)")
-		return len(s) == 1 && int(s[0].Value) == nodes
-	})
+	// A fleet too large for the appliance never has every node up (its
+	// scrapes time out): that is a result, measured like the others.
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := a.query("count(mysql_up == 1)"); len(s) == 1 && int(s[0].Value) == nodes {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	b.Logf("fleet of %d: %s after start, %v nodes up; warming up %s", nodes, time.Since(a.started).Round(time.Second), a.query("count(mysql_up == 1)"), fleetWarmup)
 	time.Sleep(fleetWarmup)
 
 	pid := a.cmd.Process.Pid
