@@ -103,7 +103,7 @@ func TestConsoleSwitchover(t *testing.T) {
 	var job jobView
 	took := waitFor(t, confirmed, 30*time.Second, "the switchover job to end", func() bool {
 		for _, j := range h.jobs(t) {
-			if j.Runbook == "replication-switchover" && j.State != "running" && j.State != "" {
+			if j.Runbook == "replication-switchover" && j.State != "running" && j.State != "pending" && j.State != "" {
 				job = j
 				return true
 			}

@@ -211,7 +211,7 @@ func TestReplicationSwitchoverUnderWrites(t *testing.T) {
 	var job jobView
 	waitFor(t, asked, 30*time.Second, "the switchover to end", func() bool {
 		for _, j := range h.jobs(t) {
-			if j.Runbook == "replication-switchover" && j.State != "running" && j.State != "" {
+			if j.Runbook == "replication-switchover" && j.State != "running" && j.State != "pending" && j.State != "" {
 				job = j
 				return true
 			}
