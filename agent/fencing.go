@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/nines-project/nines/internal/durable"
 )
 
 // Fencing (several appliances, issue 15): the appliance that leads a
@@ -144,40 +146,16 @@ func (f *fencer) check(r *http.Request) error {
 	return nil
 }
 
-// writeFileSync replaces path with v as JSON: write, fsync, rename, fsync
-// the directory, so a crash leaves the old or the new tokens, never none.
+// writeFileSync replaces path with v as JSON, durably (the directory is
+// created if missing), so a crash leaves the old or the new tokens, never
+// none.
 func writeFileSync(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.WriteFile(path, b)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nines-project/nines/internal/durable"
 )
 
 // JobLog keeps every job as one JSON file in a directory, rewritten
@@ -46,34 +48,7 @@ func (l *JobLog) Save(j *Job) error {
 // write replaces the file name in the log's directory with b atomically
 // and durably. Caller holds l.mu.
 func (l *JobLog) write(name string, b []byte) error {
-	tmp, err := os.CreateTemp(l.dir, "."+name+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(l.dir, name)); err != nil {
-		return err
-	}
-	d, err := os.Open(l.dir)
-	if err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	return nil
+	return durable.WriteFile(filepath.Join(l.dir, name), b)
 }
 
 // ErrNoJob means no job has that ID.
