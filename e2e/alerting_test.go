@@ -83,6 +83,27 @@ func named(name string) func(map[string]string) bool {
 	return func(l map[string]string) bool { return l["alertname"] == name }
 }
 
+// hangNode freezes node name of sb with SIGSTOP, as a hung server, and
+// returns the function that resumes it (SIGCONT), safe to call more than
+// once so a deferred call covers a failed test.
+func hangNode(t *testing.T, sb *sandbox.Sandbox, name string) (resume func()) {
+	t.Helper()
+	pid, err := sb.Pid(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	return func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+}
+
 // alertingConfig writes, in a fresh directory, an appliance config that
 // monitors sb with an embedded Alertmanager notifying hook, plus any extra
 // rule file. It returns the config's path.
@@ -195,21 +216,8 @@ func TestSIGSTOPAlertFiresAndResolves(t *testing.T) {
 		return len(a.query(`mysql_global_status_wsrep_cluster_size == 3`)) == 3
 	})
 	victim := sb.Nodes()[2]
-	pid, err := sb.Pid(victim.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stopped := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}
+	resume := hangNode(t, sb, victim.Name)
 	defer resume()
 	onVictim := func(l map[string]string) bool {
 		return l["alertname"] == "GaleraNodeDown" && l["instance"] == victim.Address()

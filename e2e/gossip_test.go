@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -114,21 +113,8 @@ func TestGossipTwoAppliances(t *testing.T) {
 
 	// A node hung: both appliances see it.
 	victim := sb.Nodes()[2]
-	pid, err := sb.Pid(victim.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stopped := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}
+	resume := hangNode(t, sb, victim.Name)
 	defer resume()
 	onVictim := func(l map[string]string) bool {
 		return l["alertname"] == "GaleraNodeDown" && l["instance"] == victim.Address()
