@@ -122,22 +122,34 @@ func ConfigDrift(c nines.Cluster, snaps []*nines.Snapshot) []Drift {
 			}
 		}
 	}
+	value := func(s *nines.Snapshot, name string) string {
+		v, ok := s.Variables[name]
+		if !ok {
+			v = "(not set)"
+		}
+		return normalizeDrift(name, v)
+	}
+	// This runs every second for every cluster, and nearly every variable
+	// agrees: compare first, build the per-node values only on a
+	// difference.
 	var out []Drift
 	for name := range names {
-		values := make(map[string]string, len(nodes))
-		distinct := map[string]bool{}
-		for _, s := range nodes {
-			v, ok := s.Variables[name]
-			if !ok {
-				v = "(not set)"
+		first := value(nodes[0], name)
+		same := true
+		for _, s := range nodes[1:] {
+			if value(s, name) != first {
+				same = false
+				break
 			}
-			v = normalizeDrift(name, v)
-			values[s.Instance] = v
-			distinct[v] = true
 		}
-		if len(distinct) > 1 {
-			out = append(out, Drift{Variable: name, Values: values})
+		if same {
+			continue
 		}
+		values := make(map[string]string, len(nodes))
+		for _, s := range nodes {
+			values[s.Instance] = value(s, name)
+		}
+		out = append(out, Drift{Variable: name, Values: values})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Variable < out[j].Variable })
 	return out
