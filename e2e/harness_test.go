@@ -15,6 +15,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -73,7 +74,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "e2e: NINES_E2E_BASE_PORT=%q: want a port between 1024 and 30000\n", v)
 			os.Exit(1)
 		}
-		nextBase = p
+		nextBase, firstBase = p, p
 	}
 
 	code := m.Run()
@@ -131,12 +132,81 @@ func sandboxDir(tb testing.TB, keep bool) string {
 	return dir
 }
 
+// A sandbox uses ports from its base to base+400 (agents at +200, HAProxy
+// at +300, NDB agents at +300+N), so each gets a block of portBlock.
+// The blocks must stay below 52000: from there up the kernel hands ports
+// to client sockets (scripts/install-deps.sh reserves 32768-51999 for
+// listeners), and a node restarted by a drill found its Galera port taken
+// by a client once the run's 40th sandbox had climbed to 54306. So the
+// blocks wrap around, skipping the ports other tests fix, and reuse the
+// block of a sandbox long stopped, never one still pinned.
+const (
+	portBlock    = 1000
+	portBlockTop = 52000 // the kernel's client ports start here
+)
+
+// fixedPorts are ranges other tests use at fixed ports: the backup drill
+// and its benchmark, testbin.ClusterPorts, the fleet benchmark.
+var fixedPorts = [][2]int{{29306, 31306}, {31000, 32000}, {46000, 48000}}
+
+var (
+	firstBase  = nextBase
+	pinnedBase = map[int]bool{} // blocks in use for the whole run
+)
+
+// basePort returns the base of a port block for one sandbox or set of
+// listeners.
 func basePort() int {
 	portMu.Lock()
 	defer portMu.Unlock()
-	p := nextBase
-	nextBase += 1000
+	return nextBlockLocked()
+}
+
+// pinBasePort is basePort for a block kept the whole run (the shared
+// sandbox, the listener ports): the wrap-around never hands it out again.
+func pinBasePort() int {
+	portMu.Lock()
+	defer portMu.Unlock()
+	p := nextBlockLocked()
+	pinnedBase[p] = true
 	return p
+}
+
+func nextBlockLocked() int {
+	for tries := 0; tries < 2*(portBlockTop-firstBase)/portBlock+2; tries++ {
+		p := nextBase
+		nextBase += portBlock
+		if nextBase+portBlock > portBlockTop {
+			nextBase = firstBase
+		}
+		if pinnedBase[p] || overlapsFixed(p) || !blockFree(p) {
+			continue
+		}
+		return p
+	}
+	panic("e2e: no free port block below 52000: are sandboxes of an earlier test still running?")
+}
+
+func overlapsFixed(p int) bool {
+	for _, r := range fixedPorts {
+		if p < r[1] && p+portBlock > r[0] {
+			return true
+		}
+	}
+	return false
+}
+
+// blockFree reports whether nobody listens on the block's sandbox ports:
+// a block handed out again must be one whose sandbox has stopped.
+func blockFree(p int) bool {
+	for port := p; port < p+500; port++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+	}
+	return true
 }
 
 // sharedGalera returns the 3-node sandbox shared by tests that leave it
@@ -148,7 +218,7 @@ func sharedGalera(tb testing.TB) *sandbox.Sandbox {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		start := time.Now()
-		shared, sharedErr = sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, true), Nodes: 3, BasePort: basePort(), ClusterName: "shared", AgentBinary: ninesBin})
+		shared, sharedErr = sandbox.StartGalera(ctx, sandbox.Options{Dir: sandboxDir(tb, true), Nodes: 3, BasePort: pinBasePort(), ClusterName: "shared", AgentBinary: ninesBin})
 		if sharedErr == nil {
 			fmt.Fprintf(os.Stderr, "e2e: shared 3-node Galera sandbox up in %s\n", time.Since(start).Round(time.Millisecond))
 		}
@@ -282,9 +352,9 @@ func freePort(tb testing.TB) int {
 	tb.Helper()
 	portMu.Lock()
 	if listenPorts == nil {
-		p := nextBase
-		nextBase += 1000
-		listenPorts = testbin.NewPorts(p, p+1000)
+		p := nextBlockLocked()
+		pinnedBase[p] = true
+		listenPorts = testbin.NewPorts(p, p+portBlock)
 	}
 	portMu.Unlock()
 	port, err := listenPorts.Next()
