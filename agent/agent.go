@@ -689,17 +689,33 @@ func (a *Agent) launch(ctx context.Context, plan startPlan) (StartResult, *maria
 }
 
 // watch records how a supervised server ends. It never restarts it.
-func (a *Agent) watch(p *mariadbd.Process) { a.watchExit(p.Pid, p.Done(), p.Err) }
+func (a *Agent) watch(p *mariadbd.Process) {
+	a.watchExit(p.Pid, p.Done(), p.Err, func() string { return firstError(a.srv.LogTail(p.LogOffset)) })
+}
+
+// firstError returns the first line of a MariaDB error log tail that
+// carries [ERROR], without its timestamp prefix.
+func firstError(tail string) string {
+	for _, line := range strings.Split(tail, "\n") {
+		if i := strings.Index(line, "[ERROR] "); i >= 0 {
+			return strings.TrimSpace(line[i+len("[ERROR] "):])
+		}
+	}
+	return ""
+}
 
 // watchExit records how the supervised process pid ends, once done is
-// closed and status tells how.
-func (a *Agent) watchExit(pid int, done <-chan struct{}, status func() error) {
+// closed and status tells how; reason, if not nil, reads why it ended.
+func (a *Agent) watchExit(pid int, done <-chan struct{}, status func() error, reason func() string) {
 	a.mu.Lock()
 	a.watched[pid] = true
 	a.mu.Unlock()
 	go func() {
 		<-done
 		exit := Exit{Pid: pid, At: a.now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), Status: status().Error()}
+		if reason != nil {
+			exit.Reason = reason()
+		}
 		a.mu.Lock()
 		exit.Requested = a.stopping[pid]
 		delete(a.stopping, pid)
@@ -709,7 +725,7 @@ func (a *Agent) watchExit(pid int, done <-chan struct{}, status func() error) {
 		if exit.Requested {
 			a.log.Info("server exited", "pid", exit.Pid, "status", exit.Status)
 		} else {
-			a.log.Warn("server exited unexpectedly; the agent does not restart it", "pid", exit.Pid, "status", exit.Status)
+			a.log.Warn("server exited unexpectedly; the agent does not restart it", "pid", exit.Pid, "status", exit.Status, "reason", exit.Reason)
 		}
 	}()
 }

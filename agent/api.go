@@ -154,6 +154,10 @@ type Exit struct {
 	// Requested is true when the agent stopped it on request; false means
 	// it crashed or was killed from outside.
 	Requested bool `json:"requested"`
+	// Reason is the first [ERROR] line the server logged during its run,
+	// if any: why it aborted ("bind: Address already in use"), which an
+	// operator otherwise has to dig out of the host's error log.
+	Reason string `json:"reason,omitempty"`
 }
 
 // RecoverResult is the answer to /v1/recover: the recovered position

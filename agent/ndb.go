@@ -274,7 +274,7 @@ func (a *Agent) ndbStart(ctx context.Context, req StartRequest) (StartResult, er
 	if err != nil {
 		return StartResult{}, err
 	}
-	a.watchExit(p.pid, p.done, func() error { return p.err })
+	a.watchExit(p.pid, p.done, func() error { return p.err }, nil)
 	res := StartResult{Pid: p.pid, Initial: req.Initial}
 	err = a.ndbWaitPidFile(ctx, p, limit)
 	res.TookMs = a.now().Sub(start).Milliseconds()

@@ -58,6 +58,14 @@ func (n *agentNode) State(ctx context.Context) galerarb.NodeState {
 	if st.WsrepError != "" && out.Error == "" {
 		out.Error = st.WsrepError
 	}
+	if !st.Running && out.Error == "" && st.LastExit != nil && !st.LastExit.Requested {
+		// Why a node a job started went away: "stopped while joining:
+		// <this>" then names the cause, not nothing.
+		out.Error = "exited (" + st.LastExit.Status + ")"
+		if st.LastExit.Reason != "" {
+			out.Error += ": " + st.LastExit.Reason
+		}
+	}
 	if st.Running {
 		out.Wsrep = st.Wsrep // as galera.ParseStatus read it on the host, wsrep_ready included
 	}
