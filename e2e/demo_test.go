@@ -20,8 +20,8 @@ import (
 )
 
 // TestDemo runs `nines demo` as a new user would: it prints the API URL and
-// token, answers queries about its 3-node cluster, and Ctrl-C stops the
-// appliance and every server of the sandbox.
+// token, answers queries about its 3-node cluster, its console user logs
+// in, and Ctrl-C stops the appliance and every server of the sandbox.
 func TestDemo(t *testing.T) {
 	dir := sandboxDir(t, false)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -93,6 +93,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	demoHAProxy(t, a, sb, out.String())
+	demoConsoleLogin(t, listen, dir, out)
 	var pids []int
 	for _, n := range sb.Nodes() {
 		pid, err := sb.Pid(n.Name)
