@@ -226,17 +226,21 @@ func TestRestartKeepsData(t *testing.T) {
 	t.Logf("query_range after restart returned %d points per node from before it", len(r.Data.Result[0].Values))
 }
 
-// TestKillNodeDetected: kill -9 of one node is seen within 3 s: its
-// mysql_up goes to 0 and both survivors report cluster size 2.
-func TestKillNodeDetected(t *testing.T) {
-	sb := freshGalera(t, "killdrill")
-	a := startAppliance(t, sb.ConfigPath(), sb.TokenPath())
-	nodes := sb.Nodes()
-	victim, survivors := nodes[1], []string{nodes[0].Address(), nodes[2].Address()}
-	waitFor(t, a.started, 10*time.Second, "healthy cluster", func() bool {
-		got := byInstance(a.query("mysql_global_status_wsrep_cluster_size"))
-		return len(got) == 3 && got[victim.Address()] == 3
-	})
+// killDetected kills victim with -9 and asserts that nines sees it within
+// 3 s: its mysql_up goes to 0 and both survivors report cluster size 2,
+// and the dead node's last cluster size is not reported as current. It
+// runs inside TestRejoinAfterKill (a drill of its own cost a sandbox):
+// the rejoin cannot begin before nines has seen the death, so the window
+// where the survivors report 2 is always there to be seen. Returns when
+// the kill was sent.
+func killDetected(t *testing.T, a *appliance, sb *sandbox.Sandbox, victim sandbox.Node) time.Time {
+	t.Helper()
+	var survivors []string
+	for _, n := range sb.Nodes() {
+		if n.Name != victim.Name {
+			survivors = append(survivors, n.Address())
+		}
+	}
 	// Let the scrapers settle into their steady cadence before the drill.
 	time.Sleep(2 * time.Second)
 
@@ -246,7 +250,7 @@ func TestKillNodeDetected(t *testing.T) {
 	}
 	// Watch a survivor directly, to tell Galera's own eviction time from
 	// nines' detection time in the log.
-	direct, err := sb.DB(nodes[0].Name)
+	direct, err := sb.DB(sb.Nodes()[0].Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,9 +274,7 @@ func TestKillNodeDetected(t *testing.T) {
 	}
 
 	var downAt, sizeAt time.Duration
-	defer func() {
-		t.Logf("measured: Galera itself reported size 2 on %s after %s", nodes[0].Name, (<-galeraAt).Round(time.Millisecond))
-	}()
+	var sizesThen map[string]float64
 	waitFor(t, killed, 3*time.Second, "mysql_up 0 for the killed node and cluster size 2 on both survivors", func() bool {
 		if downAt == 0 {
 			if up := byInstance(a.query("mysql_up")); len(up) == 3 && up[victim.Address()] == 0 {
@@ -282,7 +284,7 @@ func TestKillNodeDetected(t *testing.T) {
 		if sizeAt == 0 {
 			size := byInstance(a.query("mysql_global_status_wsrep_cluster_size"))
 			if size[survivors[0]] == 2 && size[survivors[1]] == 2 {
-				sizeAt = time.Since(killed)
+				sizeAt, sizesThen = time.Since(killed), size
 			}
 		}
 		if time.Since(killed) > 2900*time.Millisecond {
@@ -290,7 +292,12 @@ func TestKillNodeDetected(t *testing.T) {
 		}
 		return downAt > 0 && sizeAt > 0
 	})
-	t.Logf("measured: killed node mysql_up=0 after %s; survivors cluster size 2 after %s (bound 3s, goal 1.5s)", downAt.Round(time.Millisecond), sizeAt.Round(time.Millisecond))
+	t.Logf("measured: killed node mysql_up=0 after %s; survivors cluster size 2 after %s (bound 3s, goal 1.5s); Galera itself reported size 2 on %s after %s",
+		downAt.Round(time.Millisecond), sizeAt.Round(time.Millisecond), sb.Nodes()[0].Name, (<-galeraAt).Round(time.Millisecond))
+	// The dead node's old cluster size is not reported as current.
+	if len(sizesThen) != 2 {
+		t.Errorf("cluster size series when the survivors reported 2: %v, want only the 2 survivors", sizesThen)
+	}
 
 	// For the log: the raw samples of one survivor around the drill, to see
 	// the burst cadence and when the new size was scraped.
@@ -303,9 +310,5 @@ func TestKillNodeDetected(t *testing.T) {
 		}
 		t.Logf("%s cluster size samples relative to the kill: %s", survivors[0], strings.Join(line, " "))
 	}
-
-	// The dead node's old cluster size is not reported as current.
-	if size := byInstance(a.query("mysql_global_status_wsrep_cluster_size")); len(size) != 2 {
-		t.Errorf("cluster size series after the kill: %v, want only the 2 survivors", size)
-	}
+	return killed
 }
