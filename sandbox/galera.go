@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nines-project/nines"
@@ -125,16 +126,29 @@ func (s *Sandbox) bootstrapGalera(ctx context.Context) ([]string, error) {
 	cands := make([]galera.Candidate, len(nodes))
 	fresh := true
 	t0 := time.Now()
-	for i, n := range nodes {
+	for _, n := range nodes {
 		if err := checkPortsFree(n); err != nil {
 			return nil, fmt.Errorf("recover %s: %w", n.Name, err)
 		}
-		pos, err := s.agentRecover(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		cands[i] = galera.Candidate{Name: n.Name, Position: pos}
-		fresh = fresh && pos.Undefined()
+	}
+	// Each agent recovers its own node (a --wsrep-recover run of about a
+	// second): all at once, not one after the other.
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pos, err := s.agentRecover(ctx, n)
+			cands[i], errs[i] = galera.Candidate{Name: n.Name, Position: pos}, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, c := range cands {
+		fresh = fresh && c.Position.Undefined()
 	}
 	boot := 0
 	if !fresh {
@@ -153,6 +167,9 @@ func (s *Sandbox) bootstrapGalera(ctx context.Context) ([]string, error) {
 	if err := s.launchGalera(ctx, nodes[boot], true, &cands[boot].Position); err != nil {
 		return started, fmt.Errorf("bootstrap from %s: %w", nodes[boot].Name, err)
 	}
+	// The joiners start one at a time: started together, the second
+	// finds the donor busy and retries its state transfer request, which
+	// made a fresh start slower (9.2 s to Synced, against 7 s in turn).
 	for i, n := range nodes {
 		if i == boot {
 			continue
