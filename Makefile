@@ -33,9 +33,11 @@ unit:
 # -count=1: these tests run the nines binary they build, which go test's
 # result cache does not track; a cached pass could hide a broken binary.
 # The lock keeps two runs on one machine (a developer's and a checkout's)
-# from starting sandboxes on the same ports.
+# from starting sandboxes on the same ports. -parallel 2: the few e2e
+# drills that mostly wait on a clock (waitsSideBySide) run two at a time
+# after the others.
 e2e:
-	flock $(CLUSTER_LOCK) $(GO) test -race -tags cluster -count=1 -p 1 -timeout 45m -v $(CLUSTER_PKGS)
+	flock $(CLUSTER_LOCK) $(GO) test -race -tags cluster -count=1 -p 1 -parallel 2 -timeout 60m -v $(CLUSTER_PKGS)
 
 test: deps build lint unit e2e
 

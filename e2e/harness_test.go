@@ -156,6 +156,16 @@ var (
 
 // basePort returns the base of a port block for one sandbox or set of
 // listeners.
+// waitsSideBySide marks a drill that spends most of its time waiting on
+// a clock (a 2-minute receiver outage, a 60 s alert threshold) and whose
+// bounds are loose enough not to mind a neighbour: go test runs such
+// tests after the others, two at a time (-parallel 2 in the Makefile),
+// each on its own sandbox and ports, or on the shared sandbox without
+// changing it and with no other appliance probing it (two appliances on
+// one host write the same probe rows). One after the other they cost
+// minutes of CI.
+func waitsSideBySide(t *testing.T) { t.Parallel() }
+
 func basePort() int {
 	portMu.Lock()
 	defer portMu.Unlock()

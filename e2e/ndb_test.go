@@ -556,6 +556,7 @@ func TestNDBMemoryAndRedo(t *testing.T) {
 // passes the rule's 60 s, not before, and resolves within seconds of
 // GCPs completing again after clear.
 func TestNDBLongGCP(t *testing.T) {
+	waitsSideBySide(t)
 	nd := startNDBSandbox(t, 4, 2)
 	h := startHealer(t, nd.Sandbox, remediationOpts{mode: "off"})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

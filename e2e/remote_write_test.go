@@ -153,6 +153,7 @@ type rwStatus struct {
 // same window. Prometheus, never stopped, has them too. (One run for both
 // outages: each costs minutes of CI.)
 func TestRemoteWriteSurvivesReceiverOutage(t *testing.T) {
+	waitsSideBySide(t)
 	sb := sharedGalera(t)
 	dir := sandboxDir(t, false)
 
@@ -214,7 +215,7 @@ func TestRemoteWriteSurvivesReceiverOutage(t *testing.T) {
 	// The appliance restarted mid-outage: the queue is on disk.
 	a.stop()
 	a = startApplianceOn(t, ninesBin, addr, cfg, sb.TokenPath())
-	waitFor(t, a.started, 30*time.Second, "the restarted appliance's API", func() bool {
+	waitFor(t, a.started, 60*time.Second, "the restarted appliance's API", func() bool {
 		_, err := a.get("/api/v1/remote_write", nil, &st)
 		return err == nil && len(st.Data) == 2
 	})
