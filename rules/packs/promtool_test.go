@@ -41,6 +41,7 @@ func TestPromtoolRuleUnitTests(t *testing.T) {
 	bin := promtool(t)
 	for _, f := range unitTestFiles(t) {
 		t.Run(f, func(t *testing.T) {
+			t.Parallel() // one promtool process per file, each single-threaded in effect
 			out, err := exec.Command(bin, "test", "rules", f).CombinedOutput()
 			if err != nil {
 				t.Fatalf("promtool test rules %s: %v\n%s", f, err, out)
