@@ -152,6 +152,7 @@ func (r *Remediator) execute(ctx, jctx context.Context, job *Job) {
 	delete(r.running, job.Cluster)
 	delete(r.cancels, job.Cluster)
 	r.finished[job.Cluster+"\x00"+job.Runbook+"\x00"+string(job.State)]++
+	r.noteRestarts(job)
 	if job.State == JobAborted || job.State == JobFailed {
 		// Why nothing (more) was done belongs in the cluster status, not
 		// only in the job: a refused bootstrap or a joiner ahead of the

@@ -34,6 +34,9 @@ func (r *Remediator) Metrics() []metric.Metric {
 	}
 	sort.Strings(clusters)
 	for _, c := range clusters {
+		if d, ok := r.restarts[c]; ok {
+			set.Add("nines_galera_restart_seconds", "The longest node restart (start to Synced) among the jobs in the job log.", metric.Gauge, d.Seconds(), "cluster", c)
+		}
 		for _, rb := range r.o.Runbooks {
 			for _, st := range []JobState{JobSucceeded, JobFailed, JobAborted, JobPlanned} {
 				n := r.finished[c+"\x00"+rb.Name()+"\x00"+string(st)]

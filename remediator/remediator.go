@@ -98,12 +98,13 @@ type Remediator struct {
 	// without repairing (aborted or failed) did not; a succeeded job
 	// clears it. A job started later does not hide it.
 	notRepaired map[string]string
-	finished    map[string]int         // "cluster\x00runbook\x00state" → count
-	resume      []*Job                 // interrupted jobs adopted at New, run by Run
-	failed      map[string]failedAlert // fingerprint → failed attempts of its current start
-	lastSeen    map[string]time.Time   // fingerprint → when last notified or acted on (dedupe.go)
-	swept       time.Time              // when lastSeen was last scanned for expired alerts
-	terms       map[string]int64       // cluster → the leadership token whose jobs were taken over (team.go)
+	finished    map[string]int           // "cluster\x00runbook\x00state" → count
+	restarts    map[string]time.Duration // cluster → the longest node restart measured (restarts.go)
+	resume      []*Job                   // interrupted jobs adopted at New, run by Run
+	failed      map[string]failedAlert   // fingerprint → failed attempts of its current start
+	lastSeen    map[string]time.Time     // fingerprint → when last notified or acted on (dedupe.go)
+	swept       time.Time                // when lastSeen was last scanned for expired alerts
+	terms       map[string]int64         // cluster → the leadership token whose jobs were taken over (team.go)
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -135,7 +136,7 @@ func New(o Options) (*Remediator, error) {
 	r := &Remediator{o: o, runbooks: map[string]Runbook{}, rank: map[string]int{},
 		active: map[string]*activeAlert{}, handled: map[string]time.Time{}, running: map[string]*Job{}, cancels: map[string]context.CancelCauseFunc{},
 		acted: map[string][]time.Time{}, halted: map[string]string{}, decisions: map[string]string{}, notRepaired: map[string]string{},
-		finished: map[string]int{}, failed: map[string]failedAlert{}, lastSeen: map[string]time.Time{}, terms: map[string]int64{}, wake: make(chan struct{}, 1)}
+		finished: map[string]int{}, restarts: map[string]time.Duration{}, failed: map[string]failedAlert{}, lastSeen: map[string]time.Time{}, terms: map[string]int64{}, wake: make(chan struct{}, 1)}
 	for i, rb := range o.Runbooks {
 		r.runbooks[rb.Name()] = rb
 		r.rank[rb.Name()] = i
@@ -154,5 +155,8 @@ func New(o Options) (*Remediator, error) {
 	}
 	jobs := r.adoptInterrupted()
 	r.restoreHalts(jobs)
+	for _, j := range jobs {
+		r.noteRestarts(j)
+	}
 	return r, nil
 }
