@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/go-sql-driver/mysql"
 
+	"github.com/nines-project/nines/internal/mariadbd"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -128,10 +131,12 @@ func TestQueryAnalyticsAndBlocking(t *testing.T) {
 	}
 
 	// A lock wait: session A updates row 2 and stays in its transaction;
-	// session B's update of the same row waits.
+	// session B's update of the same row waits. Each session has a pool
+	// of its own (the sandbox's pools hold one connection).
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
-	holder, err := db.Conn(ctx)
+	waiterDB, holderDB := sessionDB(t, n1), sessionDB(t, n1)
+	holder, err := holderDB.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +148,7 @@ func TestQueryAnalyticsAndBlocking(t *testing.T) {
 	}
 	waiterDone := make(chan error, 1)
 	go func() {
-		_, err := db.ExecContext(ctx, "UPDATE qan_drill.t SET v = v + 10 WHERE id = 2")
+		_, err := waiterDB.ExecContext(ctx, "UPDATE qan_drill.t SET v = v + 10 WHERE id = 2")
 		waiterDone <- err
 	}()
 	released := false
@@ -160,40 +165,67 @@ func TestQueryAnalyticsAndBlocking(t *testing.T) {
 		}
 	}
 	defer release()
-	// Ask only once B waits: an answer is reused for 5 s.
-	waitFor(t, time.Now(), 10*time.Second, "session B waiting for the row lock", func() bool {
-		var n int
-		return db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS").Scan(&n) == nil && n > 0
-	})
-	var br struct {
+	type blockingAnswer struct {
 		Data struct {
 			Nodes []struct {
 				Instance          string
 				Error             string
 				PerformanceSchema bool          `json:"performance_schema"`
 				LockWaits         []qanLockWait `json:"lock_waits"`
-				Galera            *struct {
+				Transactions      []struct {
+					ID               int64
+					State, Statement string
+				}
+				Galera *struct {
 					RecvQueue float64 `json:"recv_queue"`
 				}
 			}
 		}
 	}
-	asked := time.Now()
-	if _, err := a.get(path+"/blocking", nil, &br); err != nil {
-		t.Fatalf("GET %s/blocking: %v", path, err)
-	}
-	t.Logf("measured: /blocking answered in %s", time.Since(asked).Round(time.Millisecond))
+	var br blockingAnswer
 	var wait *qanLockWait
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /blocking answer: %+v", br.Data.Nodes)
+			rows, err := db.Query("SELECT trx_mysql_thread_id, trx_state, IFNULL(trx_query, '') FROM information_schema.INNODB_TRX")
+			if err != nil {
+				t.Logf("INNODB_TRX: %v", err)
+				return
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int64
+				var st, q string
+				_ = rows.Scan(&id, &st, &q)
+				t.Logf("INNODB_TRX on %s: %d %s %q", n1.Address(), id, st, q)
+			}
+		}
+	}()
+	blocked := time.Now()
+	// An answer is reused for 5 s: the first may predate B's wait.
+	took = waitFor(t, blocked, 20*time.Second, "/blocking to show session B waiting for session A", func() bool {
+		var r blockingAnswer
+		asked := time.Now()
+		if _, err := a.get(path+"/blocking", nil, &r); err != nil {
+			t.Fatalf("GET %s/blocking: %v", path, err)
+		}
+		if d := time.Since(asked); d > 5*time.Second {
+			t.Errorf("/blocking took %s, over its 5 s timeout", d)
+		}
+		br = r
+		for _, n := range r.Data.Nodes {
+			if n.Instance == n1.Address() && len(n.LockWaits) > 0 {
+				wait = &n.LockWaits[0]
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("measured: /blocking showed the lock wait %s after session B started", took.Round(time.Millisecond))
 	for _, n := range br.Data.Nodes {
 		if n.Error != "" || !n.PerformanceSchema || n.Galera == nil {
 			t.Errorf("node %s: error %q, performance_schema %v, galera %v: want a full read", n.Instance, n.Error, n.PerformanceSchema, n.Galera != nil)
 		}
-		if n.Instance == n1.Address() && len(n.LockWaits) > 0 {
-			wait = &n.LockWaits[0]
-		}
-	}
-	if wait == nil {
-		t.Fatalf("no lock wait on %s in %+v", n1.Address(), br.Data.Nodes)
 	}
 	t.Logf("measured: lock wait %+v", *wait)
 	if !strings.Contains(wait.WaitingStatement, "v = v + 10") || len(wait.BlockingRecent) == 0 || !strings.Contains(wait.BlockingRecent[0], "v = v + 1 ") || wait.WaitSeconds <= 0 {
@@ -230,4 +262,21 @@ func TestQueryAnalyticsAndBlocking(t *testing.T) {
 		return eval[bool](b, `!!document.querySelector('#qan-table th.sorted[data-sort=calls]')`)
 	})
 	b.screenshot("queries-by-calls")
+}
+
+// sessionDB is one client session's pool on node n, over its socket as
+// the sandbox's admin, without the sandbox pools' 10 s read timeout: a
+// session in a lock wait waits longer than that.
+func sessionDB(t *testing.T, n sandbox.Node) *sql.DB {
+	t.Helper()
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = mariadbd.SocketUser(), "unix", n.Socket
+	cfg.Timeout = 2 * time.Second
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	return db
 }

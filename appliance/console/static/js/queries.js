@@ -67,7 +67,8 @@ export default function queries(root, ctx, name) {
     const rows = d.digests.map((r) => h('tr', { dataset: { digest: r.digest, instance: r.instance || '', calls: r.calls, seconds: r.seconds } },
       perNode ? h('td', {}, r.instance) : null,
       h('td', { class: 'stmt' },
-        h('code', {}, r.text || `digest ${r.digest} (text not read since the appliance started)`),
+        // Long texts are clamped to a few lines; the whole one is the tooltip.
+        h('code', { title: r.text || null }, r.text || `digest ${r.digest} (text not read since the appliance started)`),
         r.schema ? h('div', { class: 'muted small' }, `schema ${r.schema}`) : null,
         r.example ? h('details', {}, h('summary', { class: 'small' }, 'example'), h('pre', {}, r.example)) : null),
       COLUMNS.map(([, , f]) => h('td', { class: 'num' }, f(r)))));
