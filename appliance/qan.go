@@ -96,16 +96,20 @@ type queryAnalytics struct {
 	mu    sync.Mutex
 	texts map[qan.Key]*textEntry
 
-	blockMu sync.Mutex // one blocking read at a time per appliance
-	blocks  map[string]blockingRead
+	// blockMu guards blocks; a cluster's read holds its own lock, so one
+	// cluster's slow nodes never hold up another's read.
+	blockMu    sync.Mutex
+	blocks     map[string]blockingRead
+	blockLocks map[string]*sync.Mutex
 
 	closeOnce sync.Once
 }
 
 func newQueryAnalytics(cfg *config.Config, in *ingester, log *slog.Logger) (*queryAnalytics, error) {
 	q := &queryAnalytics{log: log, in: in, nodes: map[string][]*qanNode{}, now: time.Now,
-		texts: map[qan.Key]*textEntry{}, blocks: map[string]blockingRead{}}
+		texts: map[qan.Key]*textEntry{}, blocks: map[string]blockingRead{}, blockLocks: map[string]*sync.Mutex{}}
 	for _, c := range cfg.Clusters {
+		q.blockLocks[c.Name] = &sync.Mutex{}
 		for _, n := range c.Nodes {
 			db, err := sqlNodeDB(c, n.Address)
 			if err != nil {
@@ -446,9 +450,13 @@ func (a *App) blocking(c echo.Context) error {
 }
 
 func (q *queryAnalytics) readBlocking(ctx context.Context, name string, nodes []*qanNode) blockingRead {
+	lock := q.blockLocks[name]
+	lock.Lock()
+	defer lock.Unlock()
 	q.blockMu.Lock()
-	defer q.blockMu.Unlock()
-	if r, ok := q.blocks[name]; ok && q.now().Sub(r.at) < blockingReuse {
+	r, ok := q.blocks[name]
+	q.blockMu.Unlock()
+	if ok && q.now().Sub(r.at) < blockingReuse {
 		return r
 	}
 	ctx, cancel := context.WithTimeout(ctx, blockingTimeout)
@@ -469,7 +477,9 @@ func (q *queryAnalytics) readBlocking(ctx context.Context, name string, nodes []
 		}()
 	}
 	wg.Wait()
-	r := blockingRead{at: q.now(), nodes: out}
+	r = blockingRead{at: q.now(), nodes: out}
+	q.blockMu.Lock()
 	q.blocks[name] = r
+	q.blockMu.Unlock()
 	return r
 }
