@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/exporter/qan"
 )
 
@@ -112,5 +114,32 @@ func TestQueriesBadParameters(t *testing.T) {
 	}
 	if code, _, _ := getQueries(t, a, "nope", ""); code != 404 {
 		t.Errorf("unknown cluster: %d, want 404", code)
+	}
+}
+
+// TestBlockingReadIsReused: reads within blockingReuse of the last one
+// answer it again, so the nodes see at most one statement per 5 s
+// however many ask; a node that cannot be read is an error in its entry,
+// not a failed answer.
+func TestBlockingReadIsReused(t *testing.T) {
+	db, err := sqlNodeDB(config.Cluster{Name: "c1"}, "127.0.0.1:1") // nothing listens on port 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := time.Now()
+	qa := &queryAnalytics{now: func() time.Time { return clock }, blocks: map[string]blockingRead{}, blockLocks: map[string]*sync.Mutex{"c1": {}}}
+	nodes := []*qanNode{{cluster: "c1", instance: "127.0.0.1:1", db: db}}
+	first := qa.readBlocking(t.Context(), "c1", nodes)
+	if len(first.nodes) != 1 || first.nodes[0].Error == "" || first.nodes[0].Blocking != nil {
+		t.Fatalf("unreachable node: %+v, want its error", first.nodes)
+	}
+	clock = clock.Add(blockingReuse - time.Millisecond)
+	if again := qa.readBlocking(t.Context(), "c1", nodes); !again.at.Equal(first.at) {
+		t.Errorf("a read %s after the last was made anew (at %s, last %s)", blockingReuse-time.Millisecond, again.at, first.at)
+	}
+	clock = clock.Add(2 * time.Millisecond)
+	if fresh := qa.readBlocking(t.Context(), "c1", nodes); fresh.at.Equal(first.at) {
+		t.Errorf("a read past %s reused the old one", blockingReuse)
 	}
 }
