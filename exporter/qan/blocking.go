@@ -178,6 +178,18 @@ func (o rawObject) strs(k string) []string {
 	return out
 }
 
+// hiddenStatement stands for a statement that may carry a password.
+const hiddenStatement = "(statement hidden: it may carry a password)"
+
+// stmt is a statement as run, clipped, or hidden when it may carry a
+// secret.
+func stmt(s string) string {
+	if s != "" && redactExample(s) == "" {
+		return hiddenStatement
+	}
+	return clip(s)
+}
+
 // ParseBlocking decodes the blocking statement's document.
 func ParseBlocking(doc []byte) (*Blocking, error) {
 	var raw rawBlocking
@@ -191,20 +203,20 @@ func ParseBlocking(doc []byte) (*Blocking, error) {
 	for _, o := range raw.Transactions {
 		b.Transactions = append(b.Transactions, Transaction{ID: int64(o.num("id")), State: o.str("state"), AgeSeconds: o.num("age_seconds"),
 			RowsLocked: int64(o.num("rows_locked")), RowsModified: int64(o.num("rows_modified")), User: o.str("user"), Host: o.str("host"),
-			DB: o.str("db"), Statement: clip(o.str("statement"))})
+			DB: o.str("db"), Statement: stmt(o.str("statement"))})
 	}
 	for _, o := range raw.LockWaits {
-		w := LockWait{WaitingID: int64(o.num("waiting_id")), WaitingStatement: clip(o.str("waiting_statement")), WaitSeconds: o.num("wait_seconds"),
-			BlockingID: int64(o.num("blocking_id")), BlockingStatement: clip(o.str("blocking_statement")), BlockingRecent: []string{},
+		w := LockWait{WaitingID: int64(o.num("waiting_id")), WaitingStatement: stmt(o.str("waiting_statement")), WaitSeconds: o.num("wait_seconds"),
+			BlockingID: int64(o.num("blocking_id")), BlockingStatement: stmt(o.str("blocking_statement")), BlockingRecent: []string{},
 			Table: o.str("table"), Index: o.str("index"), Mode: o.str("mode")}
 		for _, s := range o.strs("blocking_recent_statements") {
-			w.BlockingRecent = append(w.BlockingRecent, clip(s))
+			w.BlockingRecent = append(w.BlockingRecent, stmt(s))
 		}
 		b.LockWaits = append(b.LockWaits, w)
 	}
 	for _, o := range raw.MetadataLocks {
 		b.MetadataLocks = append(b.MetadataLocks, MetadataLock{ID: int64(o.num("id")), Schema: o.str("schema"), Name: o.str("name"),
-			LockType: o.str("lock_type"), Status: o.str("status"), Statement: clip(o.str("statement")), Seconds: o.num("seconds")})
+			LockType: o.str("lock_type"), Status: o.str("status"), Statement: stmt(o.str("statement")), Seconds: o.num("seconds")})
 	}
 	st := raw.Status
 	// The flow control counters exist only with a Galera provider loaded.

@@ -56,3 +56,17 @@ func TestParseBlockingOddDocuments(t *testing.T) {
 		t.Error("a document that is no JSON parsed without error")
 	}
 }
+
+func TestParseBlockingHidesPasswords(t *testing.T) {
+	b, err := ParseBlocking([]byte(`{"performance_schema": 1, "transactions": [{"id": 4, "statement": "ALTER USER app IDENTIFIED BY 'hunter2'"}],
+ "lock_waits": [{"waiting_statement": "SET PASSWORD FOR x = PASSWORD('s')", "blocking_recent_statements": ["ALTER TABLE t ADD KEY k (v)"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Transactions[0].Statement != hiddenStatement || b.LockWaits[0].WaitingStatement != hiddenStatement {
+		t.Errorf("statements with passwords shown: %q, %q", b.Transactions[0].Statement, b.LockWaits[0].WaitingStatement)
+	}
+	if got := b.LockWaits[0].BlockingRecent[0]; got != "ALTER TABLE t ADD KEY k (v)" {
+		t.Errorf("a statement without secret was changed to %q", got)
+	}
+}

@@ -206,11 +206,12 @@ func ReadTexts(ctx context.Context, q Querier, keys []Key) (map[Key]Text, error)
 	return out, rows.Err()
 }
 
-// redactExample drops an example that may hold a secret: the normalized
-// text has literals replaced, an example does not.
+// redactExample drops a statement as run (an example, a running
+// statement) that may hold a secret: the normalized text has its literals
+// replaced, such statements do not.
 func redactExample(s string) string {
 	u := strings.ToUpper(s)
-	for _, w := range []string{"PASSWORD", "IDENTIFIED", "MASTER_PASSWORD", "AES_", "ENCRYPT", "KEY"} {
+	for _, w := range []string{"PASSWORD", "IDENTIFIED", "AES_", "ENCRYPT", "DES_"} {
 		if strings.Contains(u, w) {
 			return ""
 		}
