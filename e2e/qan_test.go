@@ -81,6 +81,12 @@ func TestQueryAnalyticsAndBlocking(t *testing.T) {
 
 	db := openDB(t, sb, n1.Name)
 	mustExec(t, db, "CREATE DATABASE IF NOT EXISTS qan_drill")
+	// The shared sandbox is left as found.
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP DATABASE IF EXISTS qan_drill"); err != nil {
+			t.Errorf("drop the drill's database: %v", err)
+		}
+	})
 	mustExec(t, db, "CREATE TABLE IF NOT EXISTS qan_drill.t (id INT PRIMARY KEY, v INT NOT NULL)")
 	mustExec(t, db, "INSERT IGNORE INTO qan_drill.t VALUES (1, 0), (2, 0)")
 
@@ -132,7 +138,7 @@ func TestQueryAnalyticsAndBlocking(t *testing.T) {
 
 	// A lock wait: session A updates row 2 and stays in its transaction;
 	// session B's update of the same row waits. Each session has a pool
-	// of its own (the sandbox's pools hold one connection).
+	// of its own without the sandbox pools' 10 s read timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	waiterDB, holderDB := sessionDB(t, n1), sessionDB(t, n1)
