@@ -81,8 +81,10 @@ type FlowControl struct {
 // BlockingLimit bounds each list of one node's answer.
 const BlockingLimit = 50
 
-// blockingQuery is the whole read in one statement, one JSON document:
-// its cost on the node is one round trip over in-memory tables. The
+// blockingQuery is the whole read in one statement, one JSON document.
+// INNODB_TRX keeps trx_started and trx_wait_started in whole seconds, so
+// ages and waits may read up to a second long, never short.
+// Its cost on the node is one round trip over in-memory tables. The
 // performance_schema parts come back empty when it is off.
 var blockingQuery = `SELECT JSON_OBJECT(
  'performance_schema', @@performance_schema + 0,
