@@ -60,6 +60,7 @@ type App struct {
 	am      *alertmanager.Embedded // nil unless embedded
 	sender  *countingSender
 	in      *ingester
+	qan     *queryAnalytics
 	rem     *remediator.Remediator
 	jobs    *remediator.JobLog
 	backups *backups
@@ -220,6 +221,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	app.in = newIngester(app.store, app.rules.Kick)
+	if app.qan, err = newQueryAnalytics(cfg, app.in, log.With("component", "qan")); err != nil {
+		return err
+	}
+	defer app.qan.close()
 
 	var silenced func(map[string]string) bool
 	if am != nil {
@@ -269,6 +274,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		spawn(func(ctx context.Context) { app.runNDB(ctx, np) })
 	}
 	spawn(app.writeSelfMetrics)
+	spawn(app.qan.run)
 	spawn(app.rules.Run)
 	if app.team != nil {
 		spawn(app.team.Run)

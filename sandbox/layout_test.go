@@ -49,7 +49,9 @@ func TestRenderMyCnf(t *testing.T) {
 		"wsrep_sst_method=rsync",
 		"innodb_autoinc_lock_mode=2",
 		"log_slave_updates=ON",
-		"performance_schema=OFF",
+		"performance_schema=ON",
+		"performance-schema-consumer-events-statements-history=ON",
+		"performance-schema-instrument='wait/lock/metadata/sql/mdl=ON'",
 	} {
 		if !strings.Contains(cnf, "\n"+line+"\n") {
 			t.Errorf("my.cnf lacks %q:\n%s", line, cnf)

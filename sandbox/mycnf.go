@@ -69,8 +69,24 @@ func renderServerCnf(m manifest, n Node, serverID int, dr bool, u osUser) string
 		fmt.Sprintf("port=%d", n.SQLPort),
 		"bind-address="+n.host(),
 		"skip-name-resolve",
+		// performance_schema on for query analytics (statement digests)
+		// and the blocking view (the holders' recent statements, metadata
+		// locks). Sizes are capped and memory instrumentation is off so it
+		// stays modest: it adds about 56 MB of RSS per node with
+		// max_connections=50 (91 MB with its defaults; measured on
+		// MariaDB 10.11 just after start).
+		"performance_schema=ON",
+		"performance-schema-consumer-events-statements-current=ON",
+		"performance-schema-consumer-events-statements-history=ON",
+		"performance-schema-instrument='wait/lock/metadata/sql/mdl=ON'",
+		"performance_schema_digests_size=1000",
+		"performance_schema_max_digest_length=1024",
+		"performance_schema_max_sql_text_length=1024",
+		"performance_schema_accounts_size=20",
+		"performance_schema_hosts_size=20",
+		"performance_schema_users_size=20",
+		"performance_schema_max_memory_classes=0",
 		// A small footprint: three nodes and the appliance on one laptop.
-		"performance_schema=OFF",
 		"innodb_buffer_pool_size=32M",
 		"innodb_log_file_size=16M",
 		// Survives a killed server (the drills), not a host crash: fine

@@ -10,6 +10,8 @@ import cluster from './cluster.js';
 import alerts from './alerts.js';
 import backups from './backups.js';
 import reports from './reports.js';
+import queries from './queries.js';
+import blocking from './blocking.js';
 
 // ninesLoadedAt is set once per page load; the browser tests check it
 // stays the same while the page follows the cluster live.
@@ -55,6 +57,8 @@ function showStatus(msg, bad) {
 const routes = [
   [/^#?\/?$/, overview],
   [/^#\/cluster\/([^/]+)$/, cluster],
+  [/^#\/cluster\/([^/]+)\/queries(?:\?.*)?$/, queries],
+  [/^#\/cluster\/([^/]+)\/blocking$/, blocking],
   [/^#\/alerts$/, alerts],
   [/^#\/backups$/, backups],
   [/^#\/reports$/, reports],

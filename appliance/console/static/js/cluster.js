@@ -155,7 +155,9 @@ export default function cluster(root, ctx, name) {
       if (!d.clusters) throw new Error(d.errors.clusters);
       const c = d.clusters;
       const word = clusterWord(c);
-      replace(head, c.name, ' ', h('span', { class: `state state-${word}` }, word), ' ', h('span', { class: 'muted' }, c.kind));
+      replace(head, c.name, ' ', h('span', { class: `state state-${word}` }, word), ' ', h('span', { class: 'muted' }, c.kind),
+        h('a', { href: `#/cluster/${encodeURIComponent(name)}/queries`, class: 'small', id: 'link-queries' }, 'query analytics'),
+        h('a', { href: `#/cluster/${encodeURIComponent(name)}/blocking`, class: 'small', id: 'link-blocking' }, 'what blocks whom'));
       const rem = (d.remediation || []).find((r) => r.cluster === name);
       replace(facts,
         fact('remediation', rem ? rem.mode : '–'),
