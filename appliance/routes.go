@@ -47,6 +47,7 @@ var apiRoutes = []route{
 	{Method: http.MethodGet, Path: "/api/v1/clusters/:name", Role: config.RoleRead, handle: (*App).cluster},
 	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/queries", Role: config.RoleRead, handle: (*App).queries},
 	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/blocking", Role: config.RoleRead, handle: (*App).blocking},
+	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/advice", Role: config.RoleRead, handle: (*App).advice},
 	{Method: http.MethodGet, Path: "/api/v1/rules", Role: config.RoleRead, handle: (*App).apiRules},
 	{Method: http.MethodGet, Path: "/api/v1/alerts", Role: config.RoleRead, handle: (*App).apiAlerts},
 	{Method: http.MethodGet, Path: "/api/v1/jobs", Role: config.RoleRead, handle: (*App).listJobs},

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/nines-project/nines/sandbox"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,4 +117,48 @@ func TestConfigDrift(t *testing.T) {
 		return len(s) == 1 && s[0].Value == 0 && len(drift()) == 0
 	})
 	waitFor(t, back, 10*time.Second, "ConfigDrift gone", func() bool { return driftAlert() == "" })
+
+	t.Run("advice", func(t *testing.T) { adviceOnSandbox(t, a, sb) })
+}
+
+// adviceOnSandbox: GET /api/v1/clusters/NAME/advice on the shared sandbox
+// gives, for each node, its IST window (its 32 MiB gcache against the
+// probe's trickle of writes and the 10-minute restart floor) and its
+// eviction timeouts (the sandbox's evs.suspect_timeout of 1.5 s: already
+// short).
+func adviceOnSandbox(t *testing.T, a *appliance, sb *sandbox.Sandbox) {
+	type item struct {
+		Topic, Node, Measured, Setting, Suggestion string
+		Warning                                    bool
+		Values                                     map[string]float64
+	}
+	var ans struct {
+		Data struct {
+			RestartSeconds float64 `json:"restart_seconds"`
+			Advice         []item
+			Errors         []string
+		}
+	}
+	waitFor(t, time.Now(), 20*time.Second, "advice for every node", func() bool {
+		code, err := a.get("/api/v1/clusters/"+sb.ClusterName()+"/advice", nil, &ans)
+		return err == nil && code == http.StatusOK && len(ans.Data.Advice) == 2*len(sb.Nodes())
+	})
+	if ans.Data.RestartSeconds != 600 || len(ans.Data.Errors) != 0 {
+		t.Errorf("restart %v s (want the 600 s floor: no restart measured by this appliance), errors %v", ans.Data.RestartSeconds, ans.Data.Errors)
+	}
+	for _, it := range ans.Data.Advice {
+		switch it.Topic {
+		case "ist_window":
+			if it.Values["gcache_bytes"] != 32<<20 || it.Values["fill_bytes_per_second"] <= 0 || it.Values["window_seconds"] <= 600 || it.Warning {
+				t.Errorf("%s IST window: %+v; want 32 MiB filled by the probe's writes, far over 10 minutes", it.Node, it)
+			}
+		case "eviction":
+			if it.Values["suspect_timeout_seconds"] != 1.5 || it.Suggestion != "already short; leave it" {
+				t.Errorf("%s eviction: %+v; want the sandbox's 1.5 s, already short", it.Node, it)
+			}
+		default:
+			t.Errorf("unknown topic %q", it.Topic)
+		}
+		t.Logf("advice %s %s: %s; %s", it.Topic, it.Node, it.Measured, it.Suggestion)
+	}
 }

@@ -268,6 +268,13 @@ func TestQueryAnalyticsAndBlocking(t *testing.T) {
 		return eval[bool](b, `!!document.querySelector('#qan-table th.sorted[data-sort=calls]')`)
 	})
 	b.screenshot("queries-by-calls")
+
+	// The advice page: an IST window and an eviction row per node.
+	b.do("advice page", chromedp.Navigate(a.base+"/#/cluster/"+name+"/advice"), chromedp.WaitVisible(chromedp.ID("advice-read")))
+	waitFor(t, time.Now(), 20*time.Second, "the advice page to show both topics for every node", func() bool {
+		return eval[int](b, `document.querySelectorAll('#advice-table tr[data-advice-topic]').length`) == 2*len(sb.Nodes())
+	})
+	b.screenshot("advice")
 }
 
 // sessionDB is one client session's pool on node n, over its socket as

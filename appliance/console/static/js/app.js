@@ -12,6 +12,7 @@ import backups from './backups.js';
 import reports from './reports.js';
 import queries from './queries.js';
 import blocking from './blocking.js';
+import advice from './advice.js';
 
 // ninesLoadedAt is set once per page load; the browser tests check it
 // stays the same while the page follows the cluster live.
@@ -59,6 +60,7 @@ const routes = [
   [/^#\/cluster\/([^/]+)$/, cluster],
   [/^#\/cluster\/([^/]+)\/queries(?:\?.*)?$/, queries],
   [/^#\/cluster\/([^/]+)\/blocking$/, blocking],
+  [/^#\/cluster\/([^/]+)\/advice$/, advice],
   [/^#\/alerts$/, alerts],
   [/^#\/backups$/, backups],
   [/^#\/reports$/, reports],

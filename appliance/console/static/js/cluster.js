@@ -157,7 +157,8 @@ export default function cluster(root, ctx, name) {
       const word = clusterWord(c);
       replace(head, c.name, ' ', h('span', { class: `state state-${word}` }, word), ' ', h('span', { class: 'muted' }, c.kind),
         h('a', { href: `#/cluster/${encodeURIComponent(name)}/queries`, class: 'small', id: 'link-queries' }, 'query analytics'),
-        h('a', { href: `#/cluster/${encodeURIComponent(name)}/blocking`, class: 'small', id: 'link-blocking' }, 'what blocks whom'));
+        h('a', { href: `#/cluster/${encodeURIComponent(name)}/blocking`, class: 'small', id: 'link-blocking' }, 'what blocks whom'),
+        h('a', { href: `#/cluster/${encodeURIComponent(name)}/advice`, class: 'small', id: 'link-advice' }, 'advice'));
       const rem = (d.remediation || []).find((r) => r.cluster === name);
       replace(facts,
         fact('remediation', rem ? rem.mode : '–'),
