@@ -5,7 +5,7 @@
 // opens and when asked: it reads a week of probe writes.
 
 import * as api from './api.js';
-import { h, replace, table, duration, fact } from './dom.js';
+import { h, replace, onDemand, table, duration, fact } from './dom.js';
 
 const topics = { ist_window: 'IST window', eviction: 'node crash: eviction' };
 
@@ -20,30 +20,20 @@ export default function advice(root, ctx, name) {
   const facts = h('div', { class: 'facts', id: 'advice-facts' });
   const body = h('div', { id: 'advice-table' });
   const errors = h('div', { id: 'advice-errors' });
-  let want = true;
-  const btn = h('button', { type: 'button', id: 'advice-read', onclick: () => { want = true; } }, 'Read again');
+  const read = onDemand('advice-read', async () => {
+    const d = await api.data(`/api/v1/clusters/${encodeURIComponent(name)}/advice`);
+    replace(facts,
+      fact('a restart takes', duration(d.restart_seconds)),
+      fact('longest restart measured', d.measured_restart_seconds ? duration(d.measured_restart_seconds) : 'none yet'),
+      fact('longest write stall, 7 days', duration(d.stall_seconds)));
+    replace(body, d.note ? h('p', { class: 'muted' }, d.note)
+      : table(['node', 'topic', 'measured', 'setting', 'suggestion', 'risk'], d.advice.map(row), 'no advice yet'));
+    replace(errors, d.errors.map((e) => h('p', { class: 'error' }, e)));
+  });
   replace(root,
     h('section', { class: 'card' },
       h('h2', {}, h('a', { href: `#/cluster/${encodeURIComponent(name)}` }, name), ' advice'),
       h('p', { class: 'muted' }, 'From measurements: the gcache fill rate of the last 10 minutes, the longest node restart nines ran (at least 10 minutes), the longest probe write of the last 7 days.'),
-      h('div', { class: 'inline' }, btn), facts, body, errors));
-  return {
-    async refresh() {
-      if (!want) return;
-      want = false;
-      btn.disabled = true;
-      try {
-        const d = await api.data(`/api/v1/clusters/${encodeURIComponent(name)}/advice`);
-        replace(facts,
-          fact('a restart takes', duration(d.restart_seconds)),
-          fact('longest restart measured', d.measured_restart_seconds ? duration(d.measured_restart_seconds) : 'none yet'),
-          fact('longest write stall, 7 days', duration(d.stall_seconds)));
-        replace(body, d.note ? h('p', { class: 'muted' }, d.note)
-          : table(['node', 'topic', 'measured', 'setting', 'suggestion', 'risk'], d.advice.map(row), 'no advice yet'));
-        replace(errors, d.errors.map((e) => h('p', { class: 'error' }, e)));
-      } finally {
-        btn.disabled = false;
-      }
-    },
-  };
+      h('div', { class: 'inline' }, read.button), facts, body, errors));
+  return { refresh: read.refresh };
 }

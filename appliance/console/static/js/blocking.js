@@ -6,7 +6,7 @@
 // node.
 
 import * as api from './api.js';
-import { h, replace, table, duration, when } from './dom.js';
+import { h, replace, onDemand, table, duration, when } from './dom.js';
 
 function stmt(s) { return s ? h('code', {}, s) : h('span', { class: 'muted' }, '(none running: idle in its transaction)'); }
 
@@ -51,27 +51,17 @@ function nodeCard(n) {
 export default function blocking(root, ctx, name) {
   const stamp = h('span', { class: 'muted', id: 'blocking-read-at' });
   const nodes = h('div', { id: 'blocking-nodes', class: 'page' });
-  let want = true;
-  const btn = h('button', { type: 'button', id: 'blocking-read', onclick: () => { want = true; } }, 'Read again');
+  const read = onDemand('blocking-read', async () => {
+    const d = await api.data(`/api/v1/clusters/${encodeURIComponent(name)}/blocking`);
+    replace(stamp, `read ${when(d.read_at)}`);
+    replace(nodes, d.nodes.map(nodeCard));
+  });
   replace(root,
     h('section', { class: 'card' },
       h('h2', {}, h('a', { href: `#/cluster/${encodeURIComponent(name)}` }, name), ' what blocks whom',
         h('a', { href: `#/cluster/${encodeURIComponent(name)}/queries`, class: 'small' }, 'query analytics')),
       h('p', { class: 'muted' }, 'Read from every node on demand (one statement each). Galera conflicts per table are not known: MariaDB counts certification failures and brute-force aborts per node (wsrep_log_conflicts writes the tables to the error log).'),
-      h('div', { class: 'inline' }, btn, ' ', stamp)),
+      h('div', { class: 'inline' }, read.button, ' ', stamp)),
     nodes);
-  return {
-    async refresh() {
-      if (!want) return;
-      want = false;
-      btn.disabled = true;
-      try {
-        const d = await api.data(`/api/v1/clusters/${encodeURIComponent(name)}/blocking`);
-        replace(stamp, `read ${when(d.read_at)}`);
-        replace(nodes, d.nodes.map(nodeCard));
-      } finally {
-        btn.disabled = false;
-      }
-    },
-  };
+  return { refresh: read.refresh };
 }

@@ -122,3 +122,25 @@ export function ask(question, yes) {
     dlg.showModal();
   });
 }
+
+// onDemand is a page read when it opens and when its "Read again" button
+// (id) is pressed, never on the console's every-second refresh: for pages
+// whose read costs the servers something. load does the read; the page's
+// refresh is the returned refresh.
+export function onDemand(id, load) {
+  let want = true;
+  const button = h('button', { type: 'button', id, onclick: () => { want = true; } }, 'Read again');
+  return {
+    button,
+    async refresh() {
+      if (!want) return;
+      want = false;
+      button.disabled = true;
+      try {
+        await load();
+      } finally {
+        button.disabled = false;
+      }
+    },
+  };
+}
