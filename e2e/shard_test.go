@@ -174,11 +174,12 @@ func TestShardApplianceKilled(t *testing.T) {
 	killed := time.Now()
 
 	var after map[string]string
-	took = waitFor(t, killed, haTakeover, fmt.Sprintf("%v, %s's clusters, led by a survivor and scraped again", moved, victim), func() bool {
+	led := waitFor(t, killed, haTakeover, fmt.Sprintf("%v, %s's clusters, led by a survivor", moved, victim), func() bool {
 		var ok bool
-		if after, ok = shardTeam(t, apps, live, clusters); !ok {
-			return false
-		}
+		after, ok = shardTeam(t, apps, live, clusters)
+		return ok
+	})
+	scraped := waitFor(t, killed, haTakeover, fmt.Sprintf("%v scraped again, in the shared store", moved), func() bool {
 		for _, c := range moved {
 			// Every node of the cluster has a sample written after the kill.
 			ts := queryAt(t, vm, "", fmt.Sprintf(`timestamp(mysql_up{cluster=%q})`, c), time.Now())
@@ -193,8 +194,8 @@ func TestShardApplianceKilled(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("measured: %s killed with -9; %v led and scraped by the survivors after %s (bound %s, lease %s): owners %v -> %v",
-		victim, moved, took.Round(time.Millisecond), haTakeover, haLease, before, after)
+	t.Logf("measured: %s killed with -9; %v led by the survivors after %s, their fresh samples in the shared store after %s (bound %s, lease %s): owners %v -> %v",
+		victim, moved, led.Round(time.Millisecond), scraped.Round(time.Millisecond), haTakeover, haLease, before, after)
 	for _, c := range clusters {
 		if before[c] != victim && after[c] != before[c] {
 			t.Errorf("cluster %s moved from %s, alive, to %s", c, before[c], after[c])

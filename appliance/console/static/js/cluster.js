@@ -158,6 +158,7 @@ export default function cluster(root, ctx, name) {
       replace(head, c.name, ' ', h('span', { class: `state state-${word}` }, word), ' ', h('span', { class: 'muted' }, c.kind));
       const rem = (d.remediation || []).find((r) => r.cluster === name);
       replace(facts,
+        c.owner ? fact('watched by', c.leader ? `${c.owner} (this appliance)` : c.owner) : null,
         fact('remediation', rem ? rem.mode : '–'),
         fact('halted', rem && rem.halted ? rem.halted : 'no'),
         fact('recent recoveries', rem ? rem.recent_recoveries : '–'),
