@@ -50,19 +50,23 @@ func score(cluster, member string) uint64 {
 // membersKey is the folder of the live appliances' keys.
 func (e *Elector) membersKey() string { return e.cfg.Prefix + "/members/" }
 
-// Owns reports whether this appliance should watch and campaign for
-// cluster: always without sharding; with it, while this appliance is a
-// member (its session alive) and cluster hashes to it.
+// Owns reports whether this appliance should watch cluster (scrape,
+// probe, send its alerts): always without sharding; with it, when the
+// cluster hashes to this appliance among the members it last saw.
+// Before it first read them it watches every cluster, and when it loses
+// etcd it keeps its last share: monitoring never goes blind for want of
+// etcd (only acting needs it, and campaigns run in a session only).
 func (e *Elector) Owns(cluster string) bool {
 	if !e.cfg.Shard {
 		return true
 	}
-	return e.Owner(cluster) == e.cfg.Name
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.members == nil || Owner(cluster, e.members) == e.cfg.Name
 }
 
 // Owner is the appliance that owns cluster as this appliance last saw
-// the membership; "" without sharding, or while this appliance is not a
-// member itself (no etcd session: it then owns nothing).
+// the membership; "" without sharding, or before it first read it.
 func (e *Elector) Owner(cluster string) string {
 	if !e.cfg.Shard {
 		return ""
@@ -73,7 +77,7 @@ func (e *Elector) Owner(cluster string) string {
 }
 
 // Members are the live appliances as last seen in etcd, sorted; nil
-// without sharding or without a session.
+// without sharding or before the first read.
 func (e *Elector) Members() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -121,13 +125,17 @@ func (e *Elector) shard(sctx context.Context, s *concurrency.Session) {
 	running := map[string]context.CancelFunc{}
 	var wg sync.WaitGroup
 	defer func() {
-		e.setMembers(nil) // without a session this appliance owns nothing
 		for _, stop := range running {
 			stop()
 		}
 		wg.Wait()
 	}()
 	apply := func(set map[string]bool) {
+		if !set[e.cfg.Name] {
+			// Its own key gone is its lease gone: the session ends now and
+			// the next one joins again. Until then keep the last share.
+			return
+		}
 		members := make([]string, 0, len(set))
 		for m := range set {
 			members = append(members, m)

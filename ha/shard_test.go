@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 func clusterNames(n int) []string {
@@ -112,4 +113,36 @@ func maps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestOwnsBeforeMembership: a sharded appliance that has not read the
+// team's members yet (etcd unreachable since start) watches every
+// cluster; one without sharding always does.
+func TestOwnsBeforeMembership(t *testing.T) {
+	for _, shard := range []bool{true, false} {
+		e, err := New(Config{Name: "a", Endpoints: []string{"http://127.0.0.1:1"}, Lease: 5 * time.Second, Shard: shard}, []string{"billing", "iptv"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []string{"billing", "iptv"} {
+			if !e.Owns(c) {
+				t.Errorf("shard %v: Owns(%s) false before any membership", shard, c)
+			}
+			if o := e.Owner(c); o != "" {
+				t.Errorf("shard %v: Owner(%s) = %q before any membership, want \"\"", shard, c, o)
+			}
+		}
+		e.setMembers([]string{"b", "a"})
+		if got := e.Members(); len(got) != 2 || got[0] != "a" {
+			t.Errorf("Members() = %v, want [a b]", got)
+		}
+		if shard {
+			for _, c := range []string{"billing", "iptv"} {
+				if want := Owner(c, []string{"a", "b"}) == "a"; e.Owns(c) != want {
+					t.Errorf("Owns(%s) = %v with members a, b; owner is %s", c, e.Owns(c), Owner(c, []string{"a", "b"}))
+				}
+			}
+		}
+		e.Close()
+	}
 }
