@@ -306,12 +306,12 @@ func (e *Elector) campaign(sctx context.Context, s *concurrency.Session, cluster
 		delete(e.leading, cluster)
 	}
 	e.mu.Unlock()
-	select {
-	case <-s.Done():
-	default:
-		// Still in session (the cluster moved to another appliance):
-		// hand it over now rather than when the lease ends. The term
-		// above has already ended, so no act follows the resignation.
+	if e.cfg.Shard && s.Ctx().Err() == nil && !sessionDone(s) {
+		// Still in session, so the cluster moved to another appliance
+		// (or this one stops): hand it over now rather than when the
+		// lease ends. The term above has ended first, and a job's act
+		// still in flight carries the older token, which the agents
+		// refuse once the successor's has reached them.
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if err := el.Resign(rctx); err != nil {
 			e.log.Warn("resign", "cluster", cluster, "err", err)
@@ -319,6 +319,15 @@ func (e *Elector) campaign(sctx context.Context, s *concurrency.Session, cluster
 		cancel()
 	}
 	e.log.Warn("no longer leads cluster", "cluster", cluster, "token", t.token)
+}
+
+func sessionDone(s *concurrency.Session) bool {
+	select {
+	case <-s.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // jobKey is where cluster's job id is kept.
