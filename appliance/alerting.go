@@ -237,8 +237,11 @@ func (a storeAppender) Append(source string, samples []rules.Sample, at time.Tim
 }
 
 // countingSender counts failed deliveries for nines_notifications_failed_total.
+// keep, when set, drops the alerts of clusters another appliance of a
+// sharded team owns.
 type countingSender struct {
 	next   alertmanager.Sender
+	keep   func(labels map[string]string) bool
 	failed atomic.Uint64
 	sent   atomic.Uint64
 }
@@ -246,6 +249,17 @@ type countingSender struct {
 func (c *countingSender) Send(ctx context.Context, alerts []nines.Alert) error {
 	if c.next == nil {
 		return nil
+	}
+	if c.keep != nil {
+		mine := make([]nines.Alert, 0, len(alerts))
+		for _, al := range alerts {
+			if c.keep(al.Labels) {
+				mine = append(mine, al)
+			}
+		}
+		if alerts = mine; len(alerts) == 0 {
+			return nil
+		}
 	}
 	err := c.next.Send(ctx, alerts)
 	if err != nil {

@@ -139,6 +139,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer unlock()
 
 	app := &App{cfg: cfg, opts: opts, log: log, start: time.Now()}
+	var active func(cluster string) bool // nil: every cluster
+	if app.sharded() {
+		active = app.owns
+	}
 	// An error here surfaces from newProbes when a cluster has a probe.
 	source, _ := probe.DefaultSource()
 	if cfg.HA != nil && source != "" {
@@ -150,11 +154,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Interval:          cfg.Scrape.Interval.Duration,
 		Timeout:           cfg.Scrape.Timeout.Duration,
 		VariablesInterval: cfg.Scrape.VariablesInterval.Duration,
+		Active:            active,
 		Logger:            log,
 	}); err != nil {
 		return err
 	}
-	if app.probes, err = newProbes(cfg, source, log); err != nil {
+	if app.probes, err = newProbes(cfg, source, active, log); err != nil {
 		return err
 	}
 	app.lbs = newHAProxyScrapers(cfg, app)
@@ -193,6 +198,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer am.Close()
 	}
 	app.am, app.sender = am, &countingSender{next: sender}
+	if app.sharded() {
+		app.sender.keep = app.ownedOnly
+	}
 	if sender == nil {
 		log.Warn("no alertmanager configured: alerts are evaluated and shown, never sent")
 	}
@@ -236,7 +244,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			names = append(names, c.Name)
 		}
 		app.team, err = ha.New(ha.Config{Name: cfg.HA.Name, Endpoints: cfg.HA.Etcd, Lease: cfg.HA.Lease.Duration,
-			Logger: log.With("component", "ha")}, names)
+			Shard: cfg.HA.Shard, Logger: log.With("component", "ha")}, names)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,9 @@ func newHAProxyScrapers(cfg *config.Config, a *App) []*exporter.HAProxyScraper {
 // runHAProxy scrapes one HAProxy every scrape interval into the store.
 func (a *App) runHAProxy(ctx context.Context, s *exporter.HAProxyScraper) {
 	s.Run(ctx, a.cfg.Scrape.Interval.Duration, func(snap *exporter.HAProxySnapshot, changed bool) {
+		if !a.owns(snap.Target.Cluster) {
+			return // sharded: the owner stores it
+		}
 		a.in.write("haproxy:"+snap.Target.Cluster, exporter.HAProxyMetrics(snap), snap.Time, changed)
 	})
 }

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"fmt"
 	"io"
@@ -263,6 +264,9 @@ type nodeView struct {
 	ReadOnly   string              `json:"read_only,omitempty"`
 	Version    string              `json:"version,omitempty"`
 	Repl       *replicationView    `json:"replication,omitempty"`
+	// From is "store" for a node another appliance of a sharded team
+	// scrapes: only up and scraped_at, read from the shared store.
+	From string `json:"from,omitempty"`
 }
 
 // replicationView is a replication node's GTID positions as the server
@@ -305,18 +309,33 @@ type clusterView struct {
 	// Drift lists the global variables whose values differ across the
 	// nodes (Galera and replication clusters; empty when they agree).
 	Drift []exporter.Drift `json:"drift"`
+	// Owner is the appliance of a sharded team that watches the cluster;
+	// Leader says this appliance holds its etcd election (acts on it).
+	Owner  string `json:"owner,omitempty"`
+	Leader bool   `json:"leader,omitempty"`
 }
 
-func (a *App) clusterViews() []clusterView {
+func (a *App) clusterViews(ctx context.Context) []clusterView {
 	latest := map[string]*nines.Snapshot{}
 	for _, s := range a.exp.Latest() {
 		latest[s.Cluster+"\x00"+s.Instance] = s
 	}
+	var fleet map[string]storeNode // read once, when a cluster needs it
 	var out []clusterView
 	for _, c := range a.cfg.Clusters {
 		cv := clusterView{Name: c.Name, Kind: c.Kind, Nodes: []nodeView{}}
+		cv.Owner, cv.Leader = a.clusterOwner(c.Name)
+		mine := a.owns(c.Name)
 		for _, n := range c.Nodes {
-			cv.Nodes = append(cv.Nodes, newNodeView(n.Address, latest[c.Name+"\x00"+n.Address]))
+			nv := newNodeView(n.Address, latest[c.Name+"\x00"+n.Address])
+			if !mine {
+				if fleet == nil {
+					fleet = a.storeNodes(ctx)
+				}
+				sn, ok := fleet[c.Name+"\x00"+n.Address]
+				fromStore(&nv, sn, ok)
+			}
+			cv.Nodes = append(cv.Nodes, nv)
 		}
 		for _, d := range c.DRReplicas {
 			cv.DRReplicas = append(cv.DRReplicas, newNodeView(d.Address, latest[c.Name+"\x00"+d.Address]))
@@ -365,11 +384,11 @@ func newNodeView(address string, s *nines.Snapshot) nodeView {
 }
 
 func (a *App) clusters(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": a.clusterViews()})
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": a.clusterViews(c.Request().Context())})
 }
 
 func (a *App) cluster(c echo.Context) error {
-	for _, cv := range a.clusterViews() {
+	for _, cv := range a.clusterViews(c.Request().Context()) {
 		if cv.Name == c.Param("name") {
 			return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": cv})
 		}

@@ -50,6 +50,9 @@ func newNDBPollers(cfg *config.Config, log *slog.Logger) ([]ndbPoller, error) {
 // what brings NdbDataNodeDown within 2 s of the management server's event.
 func (a *App) runNDB(ctx context.Context, np ndbPoller) {
 	np.p.Run(ctx, func(r *ndbexp.Reading, changed bool) {
+		if !a.owns(np.cluster) {
+			return // sharded: the owner stores it
+		}
 		a.in.write("ndb:"+np.cluster, r.Metrics(), r.Time, changed)
 	})
 }

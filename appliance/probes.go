@@ -10,8 +10,9 @@ import (
 // newProbes makes one write prober per cluster that has endpoints, with
 // the cluster's monitoring credentials, writing heartbeat rows as source
 // (the exporter reads the same source's rows for the replication lag; ""
-// takes the probe's default, which fails with a clear error).
-func newProbes(cfg *config.Config, source string, log *slog.Logger) ([]*probe.Prober, error) {
+// takes the probe's default, which fails with a clear error). active,
+// when not nil, says which clusters to probe now (sharding).
+func newProbes(cfg *config.Config, source string, active func(cluster string) bool, log *slog.Logger) ([]*probe.Prober, error) {
 	var out []*probe.Prober
 	for _, c := range cfg.Clusters {
 		addrs := c.ProbeEndpoints()
@@ -24,7 +25,12 @@ func newProbes(cfg *config.Config, source string, log *slog.Logger) ([]*probe.Pr
 		}
 		// Seconds in the cluster's declared maintenance windows count as
 		// maintenance, outside the SLO (facts/slo.md).
-		p, err := probe.New(c.Name, eps, probe.Options{Source: source, Engine: c.Probe.Engine, LatencyBound: c.Probe.Timeout.Duration, Maintenance: c.InMaintenance, Logger: log})
+		o := probe.Options{Source: source, Engine: c.Probe.Engine, LatencyBound: c.Probe.Timeout.Duration, Maintenance: c.InMaintenance, Logger: log}
+		if active != nil {
+			name := c.Name
+			o.Active = func() bool { return active(name) }
+		}
+		p, err := probe.New(c.Name, eps, o)
 		if err != nil {
 			return nil, err
 		}

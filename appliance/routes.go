@@ -57,6 +57,7 @@ var apiRoutes = []route{
 	{Method: http.MethodGet, Path: "/api/v1/dashboards/:uid", Role: config.RoleRead, handle: (*App).getDashboard},
 	{Method: http.MethodGet, Path: "/api/v1/remediation", Role: config.RoleRead, handle: (*App).remediationStatus},
 	{Method: http.MethodGet, Path: "/api/v1/remote_write", Role: config.RoleRead, handle: (*App).remoteWriteStatus},
+	{Method: http.MethodGet, Path: "/api/v1/ha", Role: config.RoleRead, handle: (*App).haStatus},
 	{Method: http.MethodGet, Path: "/api/v1/reports/uptime", Role: config.RoleRead, handle: (*App).uptimeReport},
 	// force_node in the body needs admin besides (startJob checks).
 	{Method: http.MethodPost, Path: "/api/v1/jobs", Role: config.RoleOperate, handle: (*App).startJob},

@@ -17,6 +17,9 @@ func (a *App) selfMetrics() []metric.Metric {
 	snaps := a.exp.Latest()
 	var out []metric.Metric
 	for _, c := range a.cfg.Clusters {
+		if !a.owns(c.Name) {
+			continue // its owner writes them to the shared store
+		}
 		var mine []*nines.Snapshot
 		for _, s := range snaps {
 			if s.Cluster == c.Name {
@@ -26,7 +29,9 @@ func (a *App) selfMetrics() []metric.Metric {
 		out = append(out, exporter.ClusterMetrics(c.Domain(), mine)...)
 	}
 	for _, p := range a.probes {
-		out = append(out, p.Metrics()...)
+		if a.owns(p.Cluster()) {
+			out = append(out, p.Metrics()...)
+		}
 	}
 	// The SLI counters are not here: writeSLI stores them at their own
 	// instant.
@@ -91,7 +96,15 @@ func (a *App) writeSelfMetrics(ctx context.Context) {
 // result in another second, and reports could place an outage off.
 func (a *App) writeSLI(written map[string]time.Time) {
 	for _, p := range a.probes {
-		for _, pt := range p.SLIPoints(written[p.Cluster()]) {
+		pts := p.SLIPoints(written[p.Cluster()])
+		if !a.owns(p.Cluster()) {
+			// Seconds another appliance probed: its counters, not ours.
+			if len(pts) > 0 {
+				written[p.Cluster()] = pts[len(pts)-1].Through
+			}
+			continue
+		}
+		for _, pt := range pts {
 			written[p.Cluster()] = pt.Through
 			for i := range pt.Metrics {
 				pt.Metrics[i].Labels = append(pt.Metrics[i].Labels, metric.Label{Name: "instance", Value: a.instance})

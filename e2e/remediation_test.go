@@ -37,6 +37,11 @@ type remediationOpts struct {
 	maxRecoveries int
 	positionWait  string // remediation.position_wait; "" leaves the default
 	extra         string // top-level sections appended to nines.yaml (ha:)
+	// moreClusters are further entries of clusters:, after the sandbox's.
+	moreClusters string
+	// noWait: return once started, without waiting to see the sandbox
+	// healthy (whose queries count one cluster's nodes).
+	noWait bool
 }
 
 func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
@@ -78,6 +83,7 @@ receivers:
 		wait = ", position_wait: " + o.positionWait
 	}
 	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\n", o.mode, o.maxRecoveries, wait)
+	b.WriteString(o.moreClusters)
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	b.WriteString(o.extra)
 	h.cfg = filepath.Join(dir, "nines.yaml")
@@ -85,6 +91,9 @@ receivers:
 		t.Fatal(err)
 	}
 	h.appliance = startApplianceOn(t, ninesBin, h.addr, h.cfg, sb.TokenPath())
+	if o.noWait {
+		return h
+	}
 	switch sb.Kind() {
 	case nines.KindReplication:
 		h.waitReplicating(t, h.started, 20*time.Second)

@@ -109,6 +109,21 @@ func (s *Scraper) run(ctx context.Context, sink Sink) {
 			}
 		case <-s.kick:
 		}
+		if s.opts.Active != nil && !s.opts.Active(s.target.Cluster) {
+			// Another appliance watches the node: forget what this one
+			// last saw, so nothing here acts on a stale snapshot, and
+			// look again at the next interval.
+			s.latest.Store(nil)
+			next = s.opts.Now().Add(s.opts.Interval)
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(s.opts.Interval)
+			continue
+		}
 		prev := s.latest.Load()
 		snap := s.Scrape(ctx)
 		if ctx.Err() != nil {

@@ -47,8 +47,12 @@ type Options struct {
 	BurstFor          time.Duration
 	Timeout           time.Duration // per scrape, connect included
 	VariablesInterval time.Duration
-	Now               func() time.Time
-	Logger            *slog.Logger
+	// Active, if not nil, says whether to scrape a cluster's nodes now:
+	// an appliance of a sharded team scrapes only the clusters it owns.
+	// A node of an inactive cluster has no latest snapshot.
+	Active func(cluster string) bool
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() {

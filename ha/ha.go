@@ -44,6 +44,10 @@ type Config struct {
 	Lease time.Duration
 	// Prefix of every key; default DefaultPrefix.
 	Prefix string
+	// Shard spreads the clusters over the live appliances (shard.go):
+	// each campaigns only for the clusters it owns. Without it every
+	// appliance campaigns for every cluster.
+	Shard  bool
 	Logger *slog.Logger
 }
 
@@ -68,6 +72,8 @@ type Elector struct {
 	mu      sync.Mutex
 	leading map[string]term
 	etcdUp  bool
+	// members are the live appliances when sharding (shard.go).
+	members []string
 	// wins counts elections won per cluster since start.
 	wins map[string]int
 }
@@ -145,6 +151,18 @@ func (e *Elector) Metrics() []metric.Metric {
 		}
 		set.Add("nines_ha_leader", "1 while this appliance holds the cluster's etcd lease and so is the one that acts on it.", metric.Gauge, v, "cluster", c)
 	}
+	if e.cfg.Shard {
+		// Labelled with the appliance: every member writes it to the
+		// shared store, possibly from one host.
+		owned := 0
+		for _, c := range e.clusters {
+			if e.Owns(c) {
+				owned++
+			}
+		}
+		set.Add("nines_ha_owned_clusters", "Clusters this appliance owns (watches and campaigns for) among the live appliances.", metric.Gauge, float64(owned), "appliance", e.cfg.Name)
+		set.Add("nines_ha_members", "Live appliances of the team as this appliance sees them in etcd.", metric.Gauge, float64(len(e.Members())), "appliance", e.cfg.Name)
+	}
 	return set.Metrics
 }
 
@@ -213,12 +231,20 @@ func (e *Elector) session(ctx context.Context) error {
 	e.log.Info("etcd session started", "lease", fmt.Sprintf("%x", lease.ID), "ttl_s", ttl)
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, c := range e.clusters {
+	if e.cfg.Shard {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.campaign(sctx, s, c)
+			e.shard(sctx, s)
 		}()
+	} else {
+		for _, c := range e.clusters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.campaign(sctx, s, c)
+			}()
+		}
 	}
 	select {
 	case <-s.Done():
@@ -238,7 +264,8 @@ func (e *Elector) session(ctx context.Context) error {
 }
 
 // campaign wins cluster's election on session s and holds it until sctx
-// ends (the session ended or the appliance stops).
+// ends (the session ended, the appliance stops, or, sharding, it no
+// longer owns the cluster).
 func (e *Elector) campaign(sctx context.Context, s *concurrency.Session, cluster string) {
 	el := concurrency.NewElection(s, e.cfg.Prefix+"/leader/"+cluster)
 	for {
@@ -279,7 +306,28 @@ func (e *Elector) campaign(sctx context.Context, s *concurrency.Session, cluster
 		delete(e.leading, cluster)
 	}
 	e.mu.Unlock()
+	if e.cfg.Shard && s.Ctx().Err() == nil && !sessionDone(s) {
+		// Still in session, so the cluster moved to another appliance
+		// (or this one stops): hand it over now rather than when the
+		// lease ends. The term above has ended first, and a job's act
+		// still in flight carries the older token, which the agents
+		// refuse once the successor's has reached them.
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := el.Resign(rctx); err != nil {
+			e.log.Warn("resign", "cluster", cluster, "err", err)
+		}
+		cancel()
+	}
 	e.log.Warn("no longer leads cluster", "cluster", cluster, "token", t.token)
+}
+
+func sessionDone(s *concurrency.Session) bool {
+	select {
+	case <-s.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // jobKey is where cluster's job id is kept.

@@ -25,6 +25,13 @@ type team struct {
 
 func startTeam(t *testing.T, lease time.Duration, names ...string) *team {
 	t.Helper()
+	return startTeamWith(t, Config{Lease: lease}, []string{"c1", "c2"}, names...)
+}
+
+// startTeamWith starts an Elector per name for clusters, each with cfg
+// but its own name and the test's etcd.
+func startTeamWith(t *testing.T, cfg Config, clusters []string, names ...string) *team {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e, err := testbin.StartEtcd(ctx, testbin.ClusterPorts)
@@ -47,7 +54,9 @@ func startTeam(t *testing.T, lease time.Duration, names ...string) *team {
 		log = slog.Default()
 	}
 	for _, n := range names {
-		el, err := New(Config{Name: n, Endpoints: []string{e.URL}, Lease: lease, Logger: log}, []string{"c1", "c2"})
+		c := cfg
+		c.Name, c.Endpoints, c.Logger = n, []string{e.URL}, log
+		el, err := New(c, clusters)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,5 +188,69 @@ func TestEtcdUnreachableEndsLeadership(t *testing.T) {
 	_, tok2 := tm.leader("c1", 15*time.Second, "")
 	if tok2 <= tok1 {
 		t.Fatalf("token after etcd came back %d, want above %d", tok2, tok1)
+	}
+}
+
+// Sharding: three appliances, six clusters: each cluster is led by its
+// rendezvous owner; one appliance dies without revoking its lease: its
+// clusters go to the survivors (each to its new owner) within 10 s, the
+// others stay where they were.
+func TestShardMovesTheDeadMembersClusters(t *testing.T) {
+	const lease = 2 * time.Second
+	clusters := []string{"billing", "aaa", "iptv", "voip", "crm", "radius"}
+	names := []string{"a", "b", "c"}
+	tm := startTeamWith(t, Config{Lease: lease, Shard: true}, clusters, names...)
+	leaders := func(live []string, within time.Duration) (map[string]string, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		var got map[string]string
+		for time.Since(start) < within {
+			got = map[string]string{}
+			ok := true
+			for _, c := range clusters {
+				who, _ := tm.leader(c, within, "")
+				got[c] = who
+				ok = ok && who == Owner(c, live)
+			}
+			for _, n := range live {
+				ok = ok && len(tm.el[n].Members()) == len(live)
+			}
+			if ok {
+				return got, time.Since(start)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("leaders %v after %s; want each cluster led by its owner among %v", got, within, live)
+		return nil, 0
+	}
+	before, _ := leaders(names, 15*time.Second)
+	victim := before["billing"]
+	for n, el := range tm.el {
+		for _, c := range clusters {
+			if el.Owns(c) != (before[c] == n) {
+				t.Errorf("%s.Owns(%s) = %v, but %s leads it", n, c, el.Owns(c), before[c])
+			}
+		}
+	}
+
+	died := time.Now()
+	tm.cancel[victim]()
+	tm.el[victim].cli.Close() // as kill -9: the lease is not revoked
+	var live []string
+	for _, n := range names {
+		if n != victim {
+			live = append(live, n)
+		}
+	}
+	after, _ := leaders(live, 10*time.Second)
+	took := time.Since(died)
+	t.Logf("measured: %s died; its clusters led by the survivors after %s (bound 10 s, lease %s): %v -> %v", victim, took.Round(time.Millisecond), lease, before, after)
+	if took > 10*time.Second {
+		t.Fatalf("move took %s, want within 10 s", took)
+	}
+	for _, c := range clusters {
+		if before[c] != victim && after[c] != before[c] {
+			t.Errorf("%s moved from live %s to %s", c, before[c], after[c])
+		}
 	}
 }

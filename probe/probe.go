@@ -64,8 +64,12 @@ type Options struct {
 	// maintenance window of the cluster; such seconds count as
 	// maintenance, not as good, bad or unknown.
 	Maintenance func(t time.Time) bool
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Active, if not nil, says whether to probe this second: an
+	// appliance of a sharded team probes only the clusters it owns. The
+	// seconds not probed close as unknown.
+	Active func() bool
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 const (
@@ -318,6 +322,9 @@ func (p *Prober) tick() {
 	p.mu.Lock()
 	p.ledger.close(p.opts.Now())
 	p.mu.Unlock()
+	if p.opts.Active != nil && !p.opts.Active() {
+		return
+	}
 	for _, e := range p.eps {
 		select {
 		case e.kick <- struct{}{}:

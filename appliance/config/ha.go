@@ -24,6 +24,12 @@ type HA struct {
 	Etcd []string `yaml:"etcd"`
 	// Lease is the leadership lease, whole seconds; default 5s.
 	Lease Duration `yaml:"lease"`
+	// Shard spreads the clusters over the live appliances (rendezvous
+	// hashing over the team's members in etcd): each scrapes, probes,
+	// alerts on and campaigns for only its own; a dead appliance's
+	// clusters move to the others once its lease ends. The fleet view
+	// comes from the shared store, so it needs store: and remote_write.
+	Shard bool `yaml:"shard"`
 }
 
 // checkHA checks the ha: block, if any, and fills its default.
@@ -55,5 +61,16 @@ func (c *Config) checkHA(at func(path, format string, args ...any)) {
 		at("ha.lease", "%s: etcd leases are whole seconds", d)
 	case d > time.Minute:
 		at("ha.lease", "%s: a dead leader would keep its clusters unrepaired that long; at most 1m", d)
+	}
+	if h.Shard {
+		// Each appliance scrapes only its share: without a store they all
+		// write to and read from, no console would show the whole fleet
+		// and rules would lose a cluster's history when it moves.
+		if c.Store == nil {
+			at("ha.shard", "needs store: {url: ...}, the query API of the store every appliance remote_writes to")
+		}
+		if len(c.RemoteWrite) == 0 {
+			at("ha.shard", "needs remote_write to the shared store: each appliance's clusters reach the others only through it")
+		}
 	}
 }

@@ -15,6 +15,11 @@ func TestLoadHA(t *testing.T) {
 	if cfg.HA == nil || cfg.HA.Name != "nines-a" || cfg.HA.Lease.Duration != 5*time.Second {
 		t.Fatalf("ha = %+v, want name nines-a and the default lease 5s", cfg.HA)
 	}
+	sharded, err := Load(writeConfig(t, good+"ha: {name: nines-a, etcd: [\"http://127.0.0.1:2379\"], shard: true}\n"+
+		"store: {url: \"http://127.0.0.1:8428\"}\nremote_write:\n  - {url: \"http://127.0.0.1:8428/api/v1/write\"}\n"))
+	if err != nil || !sharded.HA.Shard {
+		t.Fatalf("ha with shard, store and remote_write: %+v, %v; want shard on", sharded.HA, err)
+	}
 	alone, err := Load(writeConfig(t, good))
 	if err != nil || alone.HA != nil {
 		t.Fatalf("without ha: %+v, %v; want none", alone.HA, err)
@@ -32,6 +37,8 @@ func TestLoadRejectsHA(t *testing.T) {
 		{`{name: a, etcd: ["http://e:2379"], lease: 500ms}`, "ha.lease", "500ms is shorter than 1s"},
 		{`{name: a, etcd: ["http://e:2379"], lease: 1500ms}`, "ha.lease", "1.5s: etcd leases are whole seconds"},
 		{`{name: a, etcd: ["http://e:2379"], lease: 2m}`, "ha.lease", "at most 1m"},
+		{`{name: a, etcd: ["http://e:2379"], shard: true}`, "ha.shard", "needs store:"},
+		{`{name: a, etcd: ["http://e:2379"], shard: true}`, "ha.shard", "needs remote_write"},
 	} {
 		_, err := Load(writeConfig(t, good+"ha: "+tt.ha+"\n"))
 		var errs *Errors

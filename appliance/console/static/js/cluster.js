@@ -161,6 +161,7 @@ export default function cluster(root, ctx, name) {
         h('a', { href: `#/cluster/${encodeURIComponent(name)}/advice`, class: 'small', id: 'link-advice' }, 'advice'));
       const rem = (d.remediation || []).find((r) => r.cluster === name);
       replace(facts,
+        c.owner ? fact('watched by', c.leader ? `${c.owner} (this appliance)` : c.owner) : null,
         fact('remediation', rem ? rem.mode : '–'),
         fact('halted', rem && rem.halted ? rem.halted : 'no'),
         fact('recent recoveries', rem ? rem.recent_recoveries : '–'),

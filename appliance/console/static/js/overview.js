@@ -33,7 +33,9 @@ function card(c, d) {
       fact('SLO budget left', budget === undefined ? (d.budgets ? 'not computed yet' : '–') : `${budget.toFixed(1)} s`,
         { dataset: { budgetSeconds: budget === undefined ? '' : budget } }),
       fact('last backup', last ? ago(last.ended_at || last.started_at) : (d.backups ? 'none' : '–')),
-      fact('remediation', rem ? (rem.halted ? `halted: ${rem.halted}` : rem.mode) : '–')),
+      fact('remediation', rem ? (rem.halted ? `halted: ${rem.halted}` : rem.mode) : '–'),
+      // Sharded team: the appliance that watches and repairs the cluster.
+      c.owner ? fact('watched by', c.leader ? `${c.owner} (this appliance)` : c.owner, { dataset: { owner: c.owner } }) : null),
     table(['node', 'state', 'component', 'size', 'recv queue', 'read'],
       c.nodes.map((n) => {
         const w = stateWord(n), g = n.galera;
