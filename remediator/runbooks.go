@@ -9,6 +9,7 @@ const (
 	RunbookGaleraNodeRejoin     = "galera-node-rejoin"
 	RunbookGaleraQuorumRecovery = "galera-quorum-recovery"
 	RunbookGaleraDRFollow       = "galera-dr-follow"
+	RunbookGaleraRollingRestart = "galera-rolling-restart"
 	RunbookBackup               = "backup"
 	RunbookBackupVerify         = "backup-verify"
 	RunbookReplicationFailover  = "replication-failover"
@@ -32,6 +33,7 @@ var Runbooks = []RunbookInfo{
 	{RunbookGaleraQuorumRecovery, []nines.Kind{nines.KindGalera}, "bootstrap a Galera cluster without a Primary component from its most advanced node"},
 	{RunbookGaleraNodeRejoin, []nines.Kind{nines.KindGalera}, "start a stopped Galera node at its recovered position and wait until it is Synced"},
 	{RunbookGaleraDRFollow, []nines.Kind{nines.KindGalera}, "repoint a DR replica whose source node died to another Synced node, by GTID"},
+	{RunbookGaleraRollingRestart, []nines.Kind{nines.KindGalera}, "run by hand to roll out a config change or a minor upgrade: restart the nodes one at a time (the HAProxy writer's last), each only while every node is Synced and none is a donor, each back Synced by IST before the next; version, pid, IST/SST and the probe's write stall per node in the job log"},
 	{RunbookReplicationFailover, []nines.Kind{nines.KindReplication}, "promote the most advanced replica when more than one observer agrees the primary is dead, after fencing it"},
 	{RunbookReplicationRejoin, []nines.Kind{nines.KindReplication}, "make a node that stopped replicating (an old primary) a replica of the primary, if its history is a prefix of the primary's"},
 	{RunbookReplicationReseed, []nines.Kind{nines.KindReplication}, "run by hand: rebuild a diverged node from a fresh mariadb-backup of a healthy replica, its old datadir kept and its diverged GTIDs logged"},
@@ -54,10 +56,11 @@ func LookupRunbook(name string) (RunbookInfo, bool) {
 
 // Kinds maps the job kinds the API and CLI accept to runbook names.
 var Kinds = map[string]string{
-	"backup":  RunbookBackup,
-	"verify":  RunbookBackupVerify,
-	"rejoin":  RunbookGaleraNodeRejoin,
-	"recover": RunbookGaleraQuorumRecovery,
+	"backup":                 RunbookBackup,
+	"verify":                 RunbookBackupVerify,
+	"rejoin":                 RunbookGaleraNodeRejoin,
+	"recover":                RunbookGaleraQuorumRecovery,
+	"galera-rolling-restart": RunbookGaleraRollingRestart,
 	// Replication: switchover names the new primary as the job's node
 	// (optional); failover is for an admin who must force a candidate.
 	"switchover":         RunbookReplicationSwitch,
