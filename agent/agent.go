@@ -88,8 +88,8 @@ type Agent struct {
 	// joined is where the error log of the last server this agent
 	// started begins, and its start position: how it joined (IST or
 	// SST) is read from there (serverInfo).
-	joined joinStart
-	stopping  map[int]bool // pids being stopped on request
+	joined   joinStart
+	stopping map[int]bool // pids being stopped on request
 
 	bk backupJobs
 }

@@ -262,7 +262,9 @@ func TestRollingRestartNeverStopsADonor(t *testing.T) {
 	calls = nil
 	ns = threeRolling(&calls)
 	ns[0].set(donor)
-	time.AfterFunc(300*time.Millisecond, func() { ns[0].set(NodeState{Reachable: true, Running: true, Wsrep: member(nines.LocalStateSynced, "Synced")}) })
+	time.AfterFunc(300*time.Millisecond, func() {
+		ns[0].set(NodeState{Reachable: true, Running: true, Wsrep: member(nines.LocalStateSynced, "Synced")})
+	})
 	j = runJob(t, RollingRestart{Nodes: rollCluster(ns), HealthyWait: 5 * time.Second}, remediator.ManualRequest{})
 	if j.State != remediator.JobSucceeded || !strings.HasPrefix(strings.Join(calls, " "), "n1:stop") {
 		t.Errorf("donor n1 back to Synced: job %s %q, actions %v", j.State, j.Reason, calls)
