@@ -36,6 +36,19 @@ type ServerInfo struct {
 	StateTransferLine string `json:"state_transfer_line,omitempty"`
 }
 
+// Writer is a cluster's HAProxy writer backend, as the rolling restart
+// moves writes off the node it is about to stop.
+type Writer interface {
+	// Current names the node the writer sends writes to; "" when none.
+	Current(ctx context.Context) (string, error)
+	// Fence takes node out of the writer pool and closes its sessions,
+	// so clients reconnect to the next writer before the stop, not after
+	// HAProxy's checks noticed it.
+	Fence(ctx context.Context, node string) error
+	// Release hands node back to the health checks.
+	Release(ctx context.Context, node string) error
+}
+
 // Stall is the probe's write stall over one node's restart, as the
 // store has it.
 type Stall struct {
@@ -64,9 +77,9 @@ type Stall struct {
 // after, IST or SST, and the probe's write stall over its restart.
 type RollingRestart struct {
 	Nodes Cluster
-	// Writer names the node the cluster's HAProxy writer backend sends
-	// writes to ("" when none is configured or none is up); nil: unknown.
-	Writer func(ctx context.Context, cluster string) (string, error)
+	// Writer is the cluster's HAProxy writer backend; nil (or a nil
+	// func) when it has none: the configured order, nothing fenced.
+	Writer func(cluster string) Writer
 	// Stall reads the probe's write stall of cluster in [from, to) from
 	// the store; nil: not recorded.
 	Stall func(ctx context.Context, cluster string, from, to time.Time) (Stall, error)
@@ -110,10 +123,11 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 		return err
 	}
 	order, err := remediator.Observe(r, "order", nil, func(ctx context.Context) (plan, error) {
-		if rb.Writer == nil {
+		w := rb.writer(r.Cluster())
+		if w == nil {
 			return plan{Order: restartOrder(names(all), "")}, nil
 		}
-		writer, err := rb.Writer(ctx, r.Cluster())
+		writer, err := w.Current(ctx)
 		if err != nil {
 			// Unknown: the configured order, and the job log says why.
 			return plan{Order: restartOrder(names(all), ""), WriterError: err.Error()}, nil
@@ -132,7 +146,11 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 			continue
 		}
 		n := nodes[indexOf(all, name)]
-		if err := rb.restartOne(ctx, r, all, n, limit); err != nil {
+		var w Writer
+		if name == order.Writer {
+			w = rb.writer(r.Cluster())
+		}
+		if err := rb.restartOne(ctx, r, all, n, w, limit); err != nil {
 			return err
 		}
 	}
@@ -150,7 +168,15 @@ type plan struct {
 	WriterError string   `json:"writer_error,omitempty"`
 }
 
-func (rb RollingRestart) restartOne(ctx context.Context, r *remediator.Run, all []Node, n Restartable, limit time.Duration) error {
+func (rb RollingRestart) writer(cluster string) Writer {
+	if rb.Writer == nil {
+		return nil
+	}
+	return rb.Writer(cluster)
+}
+
+// restartOne restarts n; w is set when n is HAProxy's writer.
+func (rb RollingRestart) restartOne(ctx context.Context, r *remediator.Run, all []Node, n Restartable, w Writer, limit time.Duration) (err error) {
 	name := n.Name()
 	stop := "stop:" + name
 	var before ServerInfo
@@ -175,6 +201,22 @@ func (rb RollingRestart) restartOne(ctx context.Context, r *remediator.Run, all 
 		}
 		_ = json.Unmarshal(r.StepInput(stop), &in)
 		before.Pid = in.Pid
+	}
+	if w != nil {
+		if _, err := remediator.Act(ctx, r, "fence-writer:"+name, map[string]string{"node": name}, func(ctx context.Context) (string, error) {
+			return "out of the writer pool, sessions closed", w.Fence(ctx, name)
+		}); err != nil {
+			return err
+		}
+		defer func() {
+			// Hand it back to the checks whatever happened: fenced, it
+			// would never take writes again.
+			if _, rerr := remediator.Act(ctx, r, "release-writer:"+name, map[string]string{"node": name}, func(ctx context.Context) (string, error) {
+				return "handed back to HAProxy's checks", w.Release(ctx, name)
+			}); rerr != nil && err == nil {
+				err = rerr
+			}
+		}()
 	}
 	if _, err := remediator.Act(ctx, r, stop, map[string]any{"node": name, "pid": before.Pid}, func(ctx context.Context) (string, error) {
 		return "stopped", n.Stop(ctx)

@@ -144,8 +144,24 @@ func lose(ns []*rollNode, n *rollNode, st NodeState) {
 	n.set(st)
 }
 
-func writerIs(name string) func(context.Context, string) (string, error) {
-	return func(context.Context, string) (string, error) { return name, nil }
+// fakeWriter is an HAProxy writer backend that sends writes to node.
+type fakeWriter struct {
+	node  string
+	calls *[]string
+}
+
+func (w fakeWriter) Current(context.Context) (string, error) { return w.node, nil }
+func (w fakeWriter) Fence(_ context.Context, node string) error {
+	*w.calls = append(*w.calls, node+":fence")
+	return nil
+}
+func (w fakeWriter) Release(_ context.Context, node string) error {
+	*w.calls = append(*w.calls, node+":release")
+	return nil
+}
+
+func writerIs(name string, calls *[]string) func(string) Writer {
+	return func(string) Writer { return fakeWriter{node: name, calls: calls} }
 }
 
 func TestRollingRestartWriterLastEachOnce(t *testing.T) {
@@ -155,7 +171,7 @@ func TestRollingRestartWriterLastEachOnce(t *testing.T) {
 		n.upgrade = "11.4.5-MariaDB"
 	}
 	var stalls []string
-	rb := RollingRestart{Nodes: rollCluster(ns), Writer: writerIs("n1"), HealthyWait: 50 * time.Millisecond,
+	rb := RollingRestart{Nodes: rollCluster(ns), Writer: writerIs("n1", &calls), HealthyWait: 50 * time.Millisecond,
 		Stall: func(_ context.Context, cluster string, from, to time.Time) (Stall, error) {
 			stalls = append(stalls, cluster)
 			if !from.Before(to) {
@@ -168,7 +184,7 @@ func TestRollingRestartWriterLastEachOnce(t *testing.T) {
 		t.Fatalf("job %s: %s", j.State, j.Reason)
 	}
 	at := "start@" + uuid + ":100"
-	want := "n2:stop n2:recover n2:" + at + " n3:stop n3:recover n3:" + at + " n1:stop n1:recover n1:" + at
+	want := "n2:stop n2:recover n2:" + at + " n3:stop n3:recover n3:" + at + " n1:fence n1:stop n1:recover n1:" + at + " n1:release"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("actions:\n got %s\nwant %s", got, want)
 	}
@@ -299,7 +315,7 @@ func TestRollingRestartRefusesNodeWithoutAgent(t *testing.T) {
 func TestRollingRestartDryRunTouchesNothing(t *testing.T) {
 	var calls []string
 	ns := threeRolling(&calls)
-	j := runJob(t, RollingRestart{Nodes: rollCluster(ns), Writer: writerIs("n2"), HealthyWait: 50 * time.Millisecond}, remediator.ManualRequest{DryRun: true})
+	j := runJob(t, RollingRestart{Nodes: rollCluster(ns), Writer: writerIs("n2", &calls), HealthyWait: 50 * time.Millisecond}, remediator.ManualRequest{DryRun: true})
 	if j.State != remediator.JobPlanned || len(calls) != 0 {
 		t.Fatalf("dry run: job %s %q, actions %v", j.State, j.Reason, calls)
 	}

@@ -44,7 +44,7 @@ export function jobList(jobs, limit) {
 // takes the form's node as the new primary ('(any)': the most advanced
 // replica).
 const KINDS = {
-  galera: ['backup', 'verify', 'rejoin', 'recover'],
+  galera: ['backup', 'verify', 'rejoin', 'recover', 'galera-rolling-restart'],
   replication: ['backup', 'verify', 'switchover'],
   // NDB: the node is a data node id.
   ndb: ['ndb-restart', 'ndb-rolling-restart'],
@@ -71,11 +71,22 @@ export async function switchover(ctx, cluster, primary, target, dryRun) {
   return r;
 }
 
+// rollingRestart asks the user to confirm restarting every node of a
+// Galera cluster, then starts the job and follows it.
+async function rollingRestart(ctx, cluster) {
+  const question = `Restart every node of ${cluster}, one at a time? Each is stopped, started and waited for until Synced by IST before the next; `
+    + 'the HAProxy writer\'s node goes last. Writes pause for a few seconds when the writer moves.';
+  if (!(await ask(question, 'Rolling restart'))) return;
+  const r = await ctx.act(`rolling restart of ${cluster}`, () => api.send('POST', '/api/v1/jobs', { cluster, kind: 'galera-rolling-restart' }));
+  if (r && r.data) follow(r.data.id);
+}
+
 // startForm lets an operator start a job on cluster: a backup, a verify
 // of a backup, and by cluster kind a rejoin of a node and a quorum
 // recovery (Galera) or a switchover (replication, confirmed first;
 // primary() names the current primary), or for NDB a restart of a data
-// node (nodes are then data node ids) or a rolling restart; dry run
+// node (nodes are then data node ids) or a rolling restart (NDB and
+// Galera, confirmed first: it restarts every node); dry run
 // shows the plan only. It
 // is built once so what the user types survives refreshes.
 export function startForm(ctx, cluster, nodes, clusterKind, primary) {
@@ -91,6 +102,10 @@ export function startForm(ctx, cluster, nodes, clusterKind, primary) {
     ev.preventDefault();
     if (kind.value === 'switchover') {
       switchover(ctx, cluster, primary ? primary() : '', node.value, dry.checked);
+      return;
+    }
+    if (kind.value === 'galera-rolling-restart' && !dry.checked) {
+      rollingRestart(ctx, cluster);
       return;
     }
     const req = { cluster, kind: kind.value, dry_run: dry.checked };
