@@ -186,6 +186,7 @@ func TestGaleraRollingRestart(t *testing.T) {
 	}
 
 	w.stop()
+	chk.markHeal(time.Now())
 	chk.waitHealed(t, 10*time.Second)
 	worst, polls := synced.end()
 	t.Logf("measured: %d polls of every node during the job, at least %d Synced at every one", polls, worst)
