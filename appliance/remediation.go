@@ -244,7 +244,7 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			// replica would only wait for it.
 		}, drFollow, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
 			galerarb.RollingRestart{Nodes: cluster, Writer: galeraWriters(cfg), Stall: a.probeStall},
-			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers}, replrb.Reseed{Nodes: replCluster},
+			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.RollingRestart{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers}, replrb.Reseed{Nodes: replCluster},
 		}, append(ndbRunbooks(cfg, func(string) ([]*remediator.Job, error) { return log.List() }), a.backups.runbooks()...)...),
 		Policies: policies,
 		Silenced: silenced,

@@ -11,6 +11,7 @@ import (
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/probe"
 	galerarb "github.com/nines-project/nines/remediator/galera"
+	replrb "github.com/nines-project/nines/remediator/replication"
 )
 
 var _ galerarb.Restartable = (*agentNode)(nil)
@@ -113,4 +114,51 @@ func (a *App) probeStall(ctx context.Context, cluster string, from, to time.Time
 		}
 	}
 	return out, nil
+}
+
+var _ replrb.Restartable = (*replNode)(nil)
+
+// Stop stops the server gracefully through its agent.
+func (n *replNode) Stop(ctx context.Context) error {
+	c, err := n.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, rollingGrace+agentTimeout)
+	defer cancel()
+	if _, err := c.Stop(ctx, agent.StopRequest{GraceSeconds: int(rollingGrace.Seconds())}); err != nil {
+		return fmt.Errorf("stop %s: %w", n.name, err)
+	}
+	return nil
+}
+
+// Start starts the server through its agent and returns once it answers
+// SQL.
+func (n *replNode) Start(ctx context.Context) error {
+	c, err := n.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, agent.DefaultStartTimeout+agentTimeout)
+	defer cancel()
+	if _, err := c.Start(ctx, agent.StartRequest{Wait: agent.WaitReady}); err != nil {
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	return nil
+}
+
+// Info reads the running server's pid, version and uptime through its
+// agent.
+func (n *replNode) Info(ctx context.Context) (replrb.ServerInfo, error) {
+	c, err := n.client()
+	if err != nil {
+		return replrb.ServerInfo{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	in, err := c.ServerInfo(ctx)
+	if err != nil {
+		return replrb.ServerInfo{}, fmt.Errorf("server info of %s: %w", n.name, err)
+	}
+	return replrb.ServerInfo{Pid: in.Pid, Version: in.Version, UptimeSeconds: in.UptimeSeconds}, nil
 }

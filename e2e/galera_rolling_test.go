@@ -31,7 +31,9 @@ const (
 // through HAProxy's writer listener, and galera-rolling-restart started
 // through the API as the console starts it (kind). While it runs, a
 // checker reads every node every 100 ms: never two Primary components,
-// never fewer than 2 nodes Synced. At the end every node was restarted
+// never fewer than 2 nodes Synced (an IST's donor counted as Synced: it
+// shows Donor/Desynced while serving the joiner, as every IST's donor
+// does, and stays a member of the Primary component). At the end every node was restarted
 // exactly once (a new pid, one stop in the job log), by IST, the
 // writer's node last; all are Synced; no acknowledged write is missing
 // on any node; and each step's stall is printed, as the application saw
@@ -188,10 +190,18 @@ func TestGaleraRollingRestart(t *testing.T) {
 	w.stop()
 	chk.markHeal(time.Now())
 	chk.waitHealed(t, 10*time.Second)
-	worst, polls := synced.end()
-	t.Logf("measured: %d polls of every node during the job, at least %d Synced at every one", polls, worst)
-	if worst < 2 {
-		t.Errorf("only %d nodes were Synced at some poll during the rolling restart; it takes down one at a time", worst)
+	// An IST has a donor, which shows Donor/Desynced while it serves it
+	// (MariaDB runs the SST script in bypass mode) yet stays a member of
+	// the Primary component; so "Synced" counts it here, and how often a
+	// donor was seen is printed.
+	seen := synced.end()
+	t.Logf("measured: %d polls of every node during the job: at least %d nodes Synced (or an IST's donor) at every one, at least %d strictly Synced; a donor seen in %d polls",
+		seen.polls, seen.worst, seen.worstSynced, seen.donorPolls)
+	if seen.worst < 2 {
+		t.Errorf("only %d nodes were Synced (or donor) at a poll during the rolling restart (%s); it takes down one at a time", seen.worst, seen.worstAt)
+	}
+	if seen.worstSynced < 1 {
+		t.Error("no node was Synced at some poll: no writer")
 	}
 	checkHAProxyWrites(t, sb, w, ports)
 	chk.check(t)
@@ -220,12 +230,15 @@ func longestGap(writes []hapWrite, from, to time.Time) time.Duration {
 type syncedWatch struct {
 	stop, done chan struct{}
 	mu         sync.Mutex
-	worst      int
-	polls      int
+	worst       int // members serving: Synced, or an IST's donor
+	worstSynced int
+	worstAt     string
+	polls       int
+	donorPolls  int
 }
 
 func watchSynced(c *splitBrainChecker) *syncedWatch {
-	s := &syncedWatch{stop: make(chan struct{}), done: make(chan struct{}), worst: len(c.dbs)}
+	s := &syncedWatch{stop: make(chan struct{}), done: make(chan struct{}), worst: len(c.dbs), worstSynced: len(c.dbs)}
 	go func() {
 		defer close(s.done)
 		tick := time.NewTicker(100 * time.Millisecond)
@@ -238,32 +251,44 @@ func watchSynced(c *splitBrainChecker) *syncedWatch {
 			case <-tick.C:
 			}
 			c.mu.Lock()
-			polls, n := c.polls, 0
-			for _, v := range c.last {
-				if v.ok && v.primary && v.synced {
+			polls, n, synced, donor := c.polls, 0, 0, false
+			var views []string
+			for name, v := range c.last {
+				if v.ok && v.primary && (v.synced || v.donor) {
 					n++
 				}
+				if v.ok && v.primary && v.synced {
+					synced++
+				}
+				donor = donor || v.donor
+				views = append(views, fmt.Sprintf("%s ok=%v primary=%v synced=%v donor=%v size=%d", name, v.ok, v.primary, v.synced, v.donor, v.size))
 			}
 			c.mu.Unlock()
-			if polls == seen {
+			if polls == seen || polls == 0 {
 				continue
 			}
 			seen = polls
 			s.mu.Lock()
 			s.polls++
-			s.worst = min(s.worst, n)
+			if donor {
+				s.donorPolls++
+			}
+			s.worstSynced = min(s.worstSynced, synced)
+			if n < s.worst {
+				s.worst, s.worstAt = n, fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), views)
+			}
 			s.mu.Unlock()
 		}
 	}()
 	return s
 }
 
-func (s *syncedWatch) end() (worst, polls int) {
+func (s *syncedWatch) end() *syncedWatch {
 	close(s.stop)
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.worst, s.polls
+	return s
 }
 
 // checkHAProxyWrites fails t unless every write w saw acknowledged is on
