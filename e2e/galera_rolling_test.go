@@ -125,7 +125,7 @@ func TestGaleraRollingRestart(t *testing.T) {
 	type info struct {
 		Pid           int
 		Version       string
-		Uptime        int64 `json:"uptime_seconds"`
+		Uptime        int64  `json:"uptime_seconds"`
 		StateTransfer string `json:"state_transfer"`
 		Line          string `json:"state_transfer_line"`
 	}
@@ -228,8 +228,8 @@ func longestGap(writes []hapWrite, from, to time.Time) time.Duration {
 // syncedWatch counts, at each of the split-brain checker's polls, the
 // nodes Synced in a Primary component.
 type syncedWatch struct {
-	stop, done chan struct{}
-	mu         sync.Mutex
+	stop, done  chan struct{}
+	mu          sync.Mutex
 	worst       int // members serving: Synced, or an IST's donor
 	worstSynced int
 	worstAt     string

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nines-project/nines/replication"
 	"github.com/nines-project/nines/remediator"
+	"github.com/nines-project/nines/replication"
 )
 
 // Restartable is a replication node a planned restart stops, starts and
