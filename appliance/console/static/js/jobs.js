@@ -45,7 +45,7 @@ export function jobList(jobs, limit) {
 // replica).
 const KINDS = {
   galera: ['backup', 'verify', 'rejoin', 'recover', 'galera-rolling-restart'],
-  replication: ['backup', 'verify', 'switchover'],
+  replication: ['backup', 'verify', 'switchover', 'replication-rolling-restart'],
   // NDB: the node is a data node id.
   ndb: ['ndb-restart', 'ndb-rolling-restart'],
 };
@@ -71,13 +71,21 @@ export async function switchover(ctx, cluster, primary, target, dryRun) {
   return r;
 }
 
-// rollingRestart asks the user to confirm restarting every node of a
-// Galera cluster, then starts the job and follows it.
-async function rollingRestart(ctx, cluster) {
-  const question = `Restart every node of ${cluster}, one at a time? Each is stopped, started and waited for until Synced by IST before the next; `
-    + 'the HAProxy writer\'s node goes last. Writes pause for a few seconds when the writer moves.';
+// ROLLING says what a rolling restart does, by job kind, for the
+// question asked before it starts.
+const ROLLING = {
+  'galera-rolling-restart': 'Each node is stopped, started and waited for until Synced by IST before the next; '
+    + 'the HAProxy writer\'s node goes last. Writes pause for about a second when the writer moves.',
+  'replication-rolling-restart': 'The replicas first, one at a time, each replicating again before the next; '
+    + 'then a switchover to the most advanced replica (writes pause for about a second); then the old primary, as a replica.',
+};
+
+// rollingRestart asks the user to confirm restarting every node of
+// cluster, then starts the job and follows it.
+async function rollingRestart(ctx, cluster, kind) {
+  const question = `Restart every node of ${cluster}, one at a time? ${ROLLING[kind]}`;
   if (!(await ask(question, 'Rolling restart'))) return;
-  const r = await ctx.act(`rolling restart of ${cluster}`, () => api.send('POST', '/api/v1/jobs', { cluster, kind: 'galera-rolling-restart' }));
+  const r = await ctx.act(`rolling restart of ${cluster}`, () => api.send('POST', '/api/v1/jobs', { cluster, kind }));
   if (r && r.data) follow(r.data.id);
 }
 
@@ -104,8 +112,8 @@ export function startForm(ctx, cluster, nodes, clusterKind, primary) {
       switchover(ctx, cluster, primary ? primary() : '', node.value, dry.checked);
       return;
     }
-    if (kind.value === 'galera-rolling-restart' && !dry.checked) {
-      rollingRestart(ctx, cluster);
+    if (ROLLING[kind.value] && !dry.checked) {
+      rollingRestart(ctx, cluster, kind.value);
       return;
     }
     const req = { cluster, kind: kind.value, dry_run: dry.checked };
