@@ -137,6 +137,18 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 	if err != nil {
 		return err
 	}
+	// The order is kept as the plan step's input: resumed once the
+	// writer was fenced, HAProxy names another writer, and the fenced
+	// node must still be released.
+	if raw := r.StepInput("plan"); raw != nil {
+		if err := json.Unmarshal(raw, &order); err != nil {
+			return fmt.Errorf("read the order recorded before the restart: %w", err)
+		}
+	} else if _, err := remediator.Observe(r, "plan", order, func(context.Context) (string, error) {
+		return "restart " + strings.Join(order.Order, ", ") + " in this order", nil
+	}); err != nil {
+		return err
+	}
 	limit := rb.SyncTimeout
 	if limit <= 0 {
 		limit = 2 * time.Minute
