@@ -29,7 +29,7 @@ type nodeView struct {
 	ok      bool
 	primary bool
 	synced  bool
-	donor   bool // Donor/Desynced: serving a state transfer (an IST's donor too)
+	state   string // wsrep_local_state: 2 Donor/Desynced, 3 Joined, 4 Synced
 	size    int
 	confID  string
 	members []string // wsrep_incoming_addresses, sorted
@@ -153,7 +153,7 @@ func readView(ctx context.Context, db *sql.DB) nodeView {
 		case "wsrep_cluster_size":
 			fmt.Sscan(val, &v.size)
 		case "wsrep_local_state":
-			v.synced, v.donor = val == "4", val == "2"
+			v.synced, v.state = val == "4", val
 		}
 	}
 	if rows.Err() != nil {
