@@ -117,37 +117,32 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 	if len(nodes) < 2 {
 		return remediator.Refused("a rolling restart of a single node is an outage: restart it by hand in a maintenance window")
 	}
-	if _, err := remediator.Observe(r, "observe-cluster", nil, func(ctx context.Context) ([]NodeState, error) {
-		return rb.waitRestartable(ctx, all, "")
-	}); err != nil {
-		return err
-	}
-	order, err := remediator.Observe(r, "order", nil, func(ctx context.Context) (plan, error) {
-		w := rb.writer(r.Cluster())
-		if w == nil {
-			return plan{Order: restartOrder(names(all), "")}, nil
-		}
-		writer, err := w.Current(ctx)
-		if err != nil {
-			// Unknown: the configured order, and the job log says why.
-			return plan{Order: restartOrder(names(all), ""), WriterError: err.Error()}, nil
-		}
-		return plan{Order: restartOrder(names(all), writer), Writer: writer}, nil
-	})
-	if err != nil {
-		return err
-	}
-	// The order is kept as the plan step's input: resumed once the
-	// writer was fenced, HAProxy names another writer, and the fenced
-	// node must still be released.
+	// A resumed job keeps the order it recorded as the plan step's input,
+	// and skips the first health check: a node it stopped may be down.
+	// HAProxy may name another writer by then, and the node fenced as
+	// the writer must still be released. Before each further node the
+	// cluster is checked as usual.
+	var order plan
 	if raw := r.StepInput("plan"); raw != nil {
 		if err := json.Unmarshal(raw, &order); err != nil {
 			return fmt.Errorf("read the order recorded before the restart: %w", err)
 		}
-	} else if _, err := remediator.Observe(r, "plan", order, func(context.Context) (string, error) {
-		return "restart " + strings.Join(order.Order, ", ") + " in this order", nil
-	}); err != nil {
-		return err
+	} else {
+		if _, err := remediator.Observe(r, "observe-cluster", nil, func(ctx context.Context) ([]NodeState, error) {
+			return rb.waitRestartable(ctx, all, "")
+		}); err != nil {
+			return err
+		}
+		if order, err = remediator.Observe(r, "order", nil, func(ctx context.Context) (plan, error) {
+			return rb.order(ctx, r.Cluster(), all), nil
+		}); err != nil {
+			return err
+		}
+		if _, err := remediator.Observe(r, "plan", order, func(context.Context) (string, error) {
+			return "restart " + strings.Join(order.Order, ", ") + " in this order", nil
+		}); err != nil {
+			return err
+		}
 	}
 	limit := rb.SyncTimeout
 	if limit <= 0 {
@@ -171,6 +166,21 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 		return states, degraded(states)
 	})
 	return err
+}
+
+// order restarts the nodes HAProxy's writer does not use first, in the
+// configured order, and the writer's last.
+func (rb RollingRestart) order(ctx context.Context, cluster string, all []Node) plan {
+	w := rb.writer(cluster)
+	if w == nil {
+		return plan{Order: restartOrder(names(all), "")}
+	}
+	writer, err := w.Current(ctx)
+	if err != nil {
+		// Unknown: the configured order, and the job log says why.
+		return plan{Order: restartOrder(names(all), ""), WriterError: err.Error()}
+	}
+	return plan{Order: restartOrder(names(all), writer), Writer: writer}
 }
 
 // plan is the order the nodes restart in, and why.

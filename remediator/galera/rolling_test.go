@@ -348,3 +348,68 @@ func TestRestartOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRollingRestartResumesWithTheRecordedOrder: the appliance died
+// after it fenced and stopped n1, the writer, the last node. HAProxy now
+// names n2 the writer; the resumed job keeps the order it recorded,
+// starts n1 without stopping anything again, and releases n1.
+func TestRollingRestartResumesWithTheRecordedOrder(t *testing.T) {
+	var calls []string
+	ns := threeRolling(&calls)
+	lose(ns, ns[0], NodeState{Reachable: true})
+	ns[0].onStart = func() {
+		for _, n := range ns[1:] {
+			n.set(NodeState{Reachable: true, Running: true, Wsrep: member(nines.LocalStateSynced, "Synced")})
+		}
+	}
+	log, err := remediator.OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := func(name, kind, input string) remediator.Step {
+		s := remediator.Step{Name: name, Kind: kind, State: remediator.StepDone, Output: []byte(`"ok"`), Attempts: 1}
+		if input != "" {
+			s.Input = []byte(input)
+		}
+		return s
+	}
+	if err := log.Save(&remediator.Job{ID: "j1", Cluster: "c1", Runbook: remediator.RunbookGaleraRollingRestart, State: remediator.JobRunning, CreatedAt: time.Now(),
+		Steps: []remediator.Step{
+			done("plan", "observe", `{"order":["n2","n3","n1"],"writer":"n1"}`),
+			done("restarted:n2", "observe", ""),
+			done("restarted:n3", "observe", ""),
+			done("fence-writer:n1", "act", `{"node":"n1"}`),
+			done("stop:n1", "act", `{"node":"n1","pid":11}`),
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	rb := RollingRestart{Nodes: rollCluster(ns), Writer: writerIs("n2", &calls), HealthyWait: 50 * time.Millisecond}
+	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{rb}, Policies: map[string]remediator.Policy{"c1": {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rem.Run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	var j *remediator.Job
+	for {
+		j, _ = log.Get("j1")
+		if j != nil && j.State.Done() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("resumed job did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("resumed job %s: %s", j.State, j.Reason)
+	}
+	if got, want := strings.Join(calls, " "), "n1:recover n1:start@"+uuid+":100 n1:release"; got != want {
+		t.Errorf("actions after resume:\n got %s\nwant %s", got, want)
+	}
+	if out := logLine(t, j, "restarted:n1"); !strings.Contains(out, "pid 11 -> 1011") {
+		t.Errorf("job log of n1 after resume: %s", out)
+	}
+}

@@ -82,26 +82,36 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 	if len(all) < 2 {
 		return remediator.Refused("a rolling restart of a single node is an outage: restart it by hand in a maintenance window")
 	}
-	first, err := remediator.Observe(r, "rolling-plan", nil, func(ctx context.Context) (rollingPlan, error) {
-		if raw := r.StepInput("switchover"); raw != nil {
-			// Resumed after the switchover began: its plan stands.
-			var p rollingPlan
-			return p, json.Unmarshal(raw, &p)
+	// A resumed job keeps the plan it recorded as the plan step's input,
+	// and skips the first health check: a replica it stopped may be
+	// down, or the switchover may have moved the primary.
+	var first rollingPlan
+	if raw := r.StepInput("plan"); raw != nil {
+		if err := json.Unmarshal(raw, &first); err != nil {
+			return fmt.Errorf("read the plan recorded before the restart: %w", err)
 		}
-		primary, err := healthy(observeAll(ctx, all), "")
-		if err != nil {
-			return rollingPlan{}, err
-		}
-		p := rollingPlan{Primary: primary}
-		for _, n := range all {
-			if n.Name() != primary {
-				p.Replicas = append(p.Replicas, n.Name())
+	} else {
+		first, err = remediator.Observe(r, "rolling-plan", nil, func(ctx context.Context) (rollingPlan, error) {
+			primary, err := healthy(observeAll(ctx, all), "")
+			if err != nil {
+				return rollingPlan{}, err
 			}
+			p := rollingPlan{Primary: primary}
+			for _, n := range all {
+				if n.Name() != primary {
+					p.Replicas = append(p.Replicas, n.Name())
+				}
+			}
+			return p, nil
+		})
+		if err != nil {
+			return err
 		}
-		return p, nil
-	})
-	if err != nil {
-		return err
+		if _, err := remediator.Observe(r, "plan", first, func(context.Context) (string, error) {
+			return fmt.Sprintf("restart %s, switch over from %s, restart %s", strings.Join(first.Replicas, ", "), first.Primary, first.Primary), nil
+		}); err != nil {
+			return err
+		}
 	}
 	for _, name := range first.Replicas {
 		if err := rb.restartReplica(ctx, r, all, nodes[name]); err != nil {
@@ -109,9 +119,7 @@ func (rb RollingRestart) Run(ctx context.Context, r *remediator.Run) error {
 		}
 	}
 	if !doneExactly(r, "switched-over") {
-		// The plan is this step's input: a job resumed after the
-		// switchover began reads it back (rolling-plan).
-		if _, err := remediator.Observe(r, "switchover", first, func(context.Context) (string, error) {
+		if _, err := remediator.Observe(r, "switchover", nil, func(context.Context) (string, error) {
 			return "every replica restarted; switching over from " + first.Primary, nil
 		}); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/remediator"
 )
 
@@ -100,5 +101,60 @@ func TestRollingRestartRefusesNodeWithoutAgent(t *testing.T) {
 	j := run(t, RollingRestart{Nodes: w.cluster()}, remediator.ManualRequest{})
 	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "p1 has no agent") || len(w.calls) != 0 {
 		t.Errorf("job %s %q, actions %v", j.State, j.Reason, w.calls)
+	}
+}
+
+// TestRollingRestartResumesMidReplica: the appliance died after it
+// stopped r3. The resumed job keeps its plan (no health check refuses
+// the down r3), starts r3 without a second stop, then goes on.
+func TestRollingRestartResumesMidReplica(t *testing.T) {
+	w := threeNodes()
+	r3 := w.nodes["r3"]
+	r3.Running, r3.Readable = false, false
+	log, err := remediator.OpenJobLog(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(name, kind, input string) remediator.Step {
+		return remediator.Step{Name: name, Kind: kind, State: remediator.StepDone, Input: []byte(input), Output: []byte(`"ok"`), Attempts: 1}
+	}
+	if err := log.Save(&remediator.Job{ID: "j1", Cluster: "c1", Runbook: remediator.RunbookReplicationRollingRestart, State: remediator.JobRunning, CreatedAt: time.Now(),
+		Steps: []remediator.Step{
+			step("plan", "observe", `{"primary":"p1","replicas":["r2","r3"]}`),
+			step("restarted:r2", "observe", "null"),
+			step("stop:r3", "act", `{"primary":"p1","semi_sync":true,"pid":3}`),
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	rb := RollingRestart{Nodes: w.restartable(), Writers: w.writers(), ReplicateTimeout: 2 * time.Second}
+	rem, err := remediator.New(remediator.Options{Log: log, Runbooks: []remediator.Runbook{rb},
+		Policies: map[string]remediator.Policy{"c1": {Kind: nines.KindReplication}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rem.Run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	var j *remediator.Job
+	for {
+		j, _ = log.Get("j1")
+		if j != nil && j.State.Done() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("resumed job did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if j.State != remediator.JobSucceeded {
+		t.Fatalf("resumed job %s: %s", j.State, j.Reason)
+	}
+	got := strings.Join(w.calls, " ")
+	if want := "r3:start r3:replicate:p1 r3:wait-applied p1:fence"; !strings.HasPrefix(got, want) {
+		t.Errorf("actions after resume:\n got %s\nwant first %s", got, want)
+	}
+	if strings.Contains(got, "r2:stop") || strings.Contains(got, "r3:stop") || strings.Count(got, "p1:stop") != 1 {
+		t.Errorf("actions after resume repeat a stop or miss p1's: %s", got)
 	}
 }
