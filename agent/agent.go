@@ -85,7 +85,11 @@ type Agent struct {
 	busySince time.Time
 	lastExit  *Exit
 	watched   map[int]bool // supervised pids still running
-	stopping  map[int]bool // pids being stopped on request
+	// joined is where the error log of the last server this agent
+	// started begins, and its start position: how it joined (IST or
+	// SST) is read from there (serverInfo).
+	joined   joinStart
+	stopping map[int]bool // pids being stopped on request
 
 	bk backupJobs
 }
@@ -251,6 +255,7 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("GET /v1/grastate", mdb("grastate", handle(a, "grastate", func(_ context.Context, _ struct{}) (galera.Grastate, error) {
 		return a.grastate()
 	})))
+	mux.Handle("GET /v1/server-info", mdb("server-info", handle(a, "server-info", a.serverInfo)))
 	mux.Handle("GET /v1/peers", mdb("peers", handle(a, "peers", a.peers)))
 	mux.Handle("GET /v1/health/{role}", mdb("health", http.HandlerFunc(a.health)))
 	mux.Handle("POST /v1/recover", mdb("recover", handle(a, "recover", a.recover)))
@@ -680,6 +685,9 @@ func (a *Agent) launch(ctx context.Context, plan startPlan) (StartResult, *maria
 	}
 	if p != nil {
 		res.Pid = p.Pid
+		a.mu.Lock()
+		a.joined = joinStart{pid: p.Pid, offset: p.LogOffset, pos: opts.Position}
+		a.mu.Unlock()
 		a.watch(p)
 	} else if pid, err := a.ctl.pid(); err == nil {
 		res.Pid = pid

@@ -274,3 +274,22 @@ type PCBootstrapResult struct {
 type errorBody struct {
 	Error string `json:"error"`
 }
+
+// ServerInfo is GET /v1/server-info: what a planned restart records of
+// the running server before and after it (galera-rolling-restart).
+type ServerInfo struct {
+	Pid int `json:"pid"`
+	// Version is SELECT VERSION(); UptimeSeconds the Uptime status.
+	Version       string `json:"version"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	// StateTransfer is how the running Galera server joined its cluster,
+	// galera.TransferIST or galera.TransferSST, read from its error log
+	// since this agent started it (galera.JoinMethod); StateTransferLine
+	// is the log line that shows it. Empty when unknown: the server was
+	// not started by this agent, has not joined yet, or logs elsewhere
+	// (systemd mode).
+	StateTransfer     string `json:"state_transfer,omitempty"`
+	StateTransferLine string `json:"state_transfer_line,omitempty"`
+	// StartPosition is the --wsrep-start-position this agent started it at.
+	StartPosition string `json:"start_position,omitempty"`
+}

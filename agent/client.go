@@ -84,6 +84,14 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return out, err
 }
 
+// ServerInfo reads the running server's pid, version, uptime and how it
+// joined its Galera cluster.
+func (c *Client) ServerInfo(ctx context.Context) (ServerInfo, error) {
+	var out ServerInfo
+	err := c.do(ctx, "server-info", http.MethodGet, "/v1/server-info", nil, &out)
+	return out, err
+}
+
 // Peers says which Galera peers the agent's host reaches.
 func (c *Client) Peers(ctx context.Context) (PeersResult, error) {
 	var out PeersResult

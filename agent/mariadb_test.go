@@ -244,6 +244,12 @@ func TestAgentControlsRealServer(t *testing.T) {
 		t.Fatalf("running node: %+v wsrep %+v", st, st.Wsrep)
 	}
 	uuid := st.Wsrep.ClusterStateUUID
+	info, err := c.ServerInfo(ctx)
+	if err != nil || info.Pid != started.Pid || !strings.Contains(info.Version, "MariaDB") || info.UptimeSeconds < 0 ||
+		info.StateTransfer != "" || info.StartPosition != fresh.Text {
+		// A bootstrap receives no state: no IST, no SST.
+		t.Fatalf("server info of the bootstrapped node: %+v, %v", info, err)
+	}
 
 	// Refusals: nothing is done, and the caller learns why.
 	_, err = c.Start(ctx, agent.StartRequest{})
@@ -283,6 +289,8 @@ func TestAgentControlsRealServer(t *testing.T) {
 	if err != nil || pos.UUID != uuid || pos.Seqno != committed {
 		t.Fatalf("recover after a graceful stop: %+v, %v", pos, err)
 	}
+	_, err = c.ServerInfo(ctx)
+	wantConflict(t, "server info of a stopped server", err, "not running")
 	st, err = c.Status(ctx)
 	if err != nil || st.Running || st.LastExit == nil || !st.LastExit.Requested || st.LastExit.Pid != started.Pid {
 		t.Fatalf("status after the stop: %+v, %v", st, err)

@@ -251,7 +251,8 @@ func newRemediator(cfg *config.Config, silenced func(map[string]string) bool, a 
 			// rejoin (seconds): once the dead source is back, the
 			// replica would only wait for it.
 		}, drFollow, galerarb.Rejoin{Nodes: cluster, History: func(string) ([]*remediator.Job, error) { return log.List() }},
-			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers}, replrb.Reseed{Nodes: replCluster},
+			galerarb.RollingRestart{Nodes: cluster, Writer: galeraWriters(cfg), Stall: a.probeStall},
+			replrb.Failover{Nodes: replCluster, Writers: writers}, replrb.Switchover{Nodes: replCluster, Writers: writers}, replrb.RollingRestart{Nodes: replCluster, Writers: writers}, replrb.Rejoin{Nodes: replCluster, Writers: writers}, replrb.Reseed{Nodes: replCluster},
 		}, append(ndbRunbooks(cfg, func(string) ([]*remediator.Job, error) { return log.List() }), a.backups.runbooks()...)...),
 		Policies: policies,
 		Silenced: silenced,

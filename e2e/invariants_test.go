@@ -29,6 +29,7 @@ type nodeView struct {
 	ok      bool
 	primary bool
 	synced  bool
+	state   string // wsrep_local_state: 2 Donor/Desynced, 3 Joined, 4 Synced
 	size    int
 	confID  string
 	members []string // wsrep_incoming_addresses, sorted
@@ -152,7 +153,7 @@ func readView(ctx context.Context, db *sql.DB) nodeView {
 		case "wsrep_cluster_size":
 			fmt.Sscan(val, &v.size)
 		case "wsrep_local_state":
-			v.synced = val == "4"
+			v.synced, v.state = val == "4", val
 		}
 	}
 	if rows.Err() != nil {

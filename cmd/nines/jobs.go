@@ -130,7 +130,7 @@ func newJobsCmd() *cobra.Command {
 		},
 	}
 	start.Flags().StringVar(&req.Cluster, "cluster", "", "cluster name")
-	start.Flags().StringVar(&req.Runbook, "runbook", "", remediator.RunbookGaleraNodeRejoin+" | "+remediator.RunbookGaleraQuorumRecovery)
+	start.Flags().StringVar(&req.Runbook, "runbook", "", "the runbook: "+remediator.RunbookGaleraNodeRejoin+", "+remediator.RunbookGaleraQuorumRecovery+", "+remediator.RunbookGaleraRollingRestart+", "+remediator.RunbookNdbRollingRestart+" … (README: runbooks)")
 	start.Flags().StringVar(&req.Target, "node", "", "the node (host:port) for node runbooks")
 	start.Flags().StringVar(&req.Force, "force-node", "", "bootstrap from this node even when safety checks refuse")
 	start.Flags().BoolVar(&req.DryRun, "dry-run", false, "record the plan, touch nothing")

@@ -278,3 +278,31 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// logSinceMax bounds LogSince: a joiner's start logs some 10 KiB.
+const logSinceMax = 4 << 20
+
+// LogSince returns the error log written at or after offset (a
+// Process's LogOffset), at most its last 4 MiB.
+func (s *Server) LogSince(offset int64) string {
+	f, err := os.Open(s.ErrorLog)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	if offset > fi.Size() { // rotated or truncated since
+		offset = 0
+	}
+	if fi.Size()-offset > logSinceMax {
+		offset = fi.Size() - logSinceMax
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, fi.Size()-offset))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

@@ -44,8 +44,8 @@ export function jobList(jobs, limit) {
 // takes the form's node as the new primary ('(any)': the most advanced
 // replica).
 const KINDS = {
-  galera: ['backup', 'verify', 'rejoin', 'recover'],
-  replication: ['backup', 'verify', 'switchover'],
+  galera: ['backup', 'verify', 'rejoin', 'recover', 'galera-rolling-restart'],
+  replication: ['backup', 'verify', 'switchover', 'replication-rolling-restart'],
   // NDB: the node is a data node id.
   ndb: ['ndb-restart', 'ndb-rolling-restart'],
 };
@@ -71,11 +71,30 @@ export async function switchover(ctx, cluster, primary, target, dryRun) {
   return r;
 }
 
+// ROLLING says what a rolling restart does, by job kind, for the
+// question asked before it starts.
+const ROLLING = {
+  'galera-rolling-restart': 'Each node is stopped, started and waited for until Synced by IST before the next; '
+    + 'the HAProxy writer\'s node goes last. Writes pause for about a second when the writer moves.',
+  'replication-rolling-restart': 'The replicas first, one at a time, each replicating again before the next; '
+    + 'then a switchover to the most advanced replica (writes pause for about a second); then the old primary, as a replica.',
+};
+
+// rollingRestart asks the user to confirm restarting every node of
+// cluster, then starts the job and follows it.
+async function rollingRestart(ctx, cluster, kind) {
+  const question = `Restart every node of ${cluster}, one at a time? ${ROLLING[kind]}`;
+  if (!(await ask(question, 'Rolling restart'))) return;
+  const r = await ctx.act(`rolling restart of ${cluster}`, () => api.send('POST', '/api/v1/jobs', { cluster, kind }));
+  if (r && r.data) follow(r.data.id);
+}
+
 // startForm lets an operator start a job on cluster: a backup, a verify
 // of a backup, and by cluster kind a rejoin of a node and a quorum
 // recovery (Galera) or a switchover (replication, confirmed first;
 // primary() names the current primary), or for NDB a restart of a data
-// node (nodes are then data node ids) or a rolling restart; dry run
+// node (nodes are then data node ids) or a rolling restart (NDB and
+// Galera, confirmed first: it restarts every node); dry run
 // shows the plan only. It
 // is built once so what the user types survives refreshes.
 export function startForm(ctx, cluster, nodes, clusterKind, primary) {
@@ -91,6 +110,10 @@ export function startForm(ctx, cluster, nodes, clusterKind, primary) {
     ev.preventDefault();
     if (kind.value === 'switchover') {
       switchover(ctx, cluster, primary ? primary() : '', node.value, dry.checked);
+      return;
+    }
+    if (ROLLING[kind.value] && !dry.checked) {
+      rollingRestart(ctx, cluster, kind.value);
       return;
     }
     const req = { cluster, kind: kind.value, dry_run: dry.checked };
