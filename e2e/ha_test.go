@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/internal/testbin"
+	"github.com/nines-project/nines/internal/testpki"
 	"github.com/nines-project/nines/sandbox"
 )
 
@@ -429,4 +432,143 @@ func TestHALeaderFrozenMidJob(t *testing.T) {
 		}
 	}
 	w.check(t)
+}
+
+// Acceptance (issue 15): the two appliances cut off from each other but
+// both reaching etcd: one acts. Each appliance runs in a network namespace
+// of its own on the sandbox's bridge (sandbox hosts a and b), etcd listens
+// on the bridge's address, and their Alertmanagers gossip over mutual
+// TLS. With the link between the two cut, the gossip sees each alone, but
+// etcd still grants the cluster to one of them: a node killed then is
+// rejoined once, by that one; both go on monitoring; no acknowledged write
+// is lost. A watcher polls both appliances' nines_ha_leader through the
+// drill: never two leaders at one instant.
+func TestHAAppliancesCutOffFromEachOther(t *testing.T) {
+	sb := startSandbox(t, sandbox.Options{ClusterName: "hasplit", Netns: true, Hosts: []string{"a", "b"}})
+	freePort(t) // makes listenPorts, the e2e port block etcd takes its ports from
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := testbin.StartEtcdOn(ctx, listenPorts, sb.BridgeIP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+
+	ca := testpki.NewCA(t, "hasplit gossip CA")
+	dir := t.TempDir()
+	caFile := testpki.Write(t, filepath.Join(dir, "ca.crt"), ca.PEM())
+	ips := map[string]string{}
+	for _, n := range []string{"a", "b"} {
+		if _, ips[n], err = sb.Host(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gossip := freePort(t) // the same port on both hosts' own addresses
+	tm := &haTeam{sb: sb, etcd: e, apps: map[string]*healer{}}
+	for _, n := range []string{"a", "b"} {
+		pair := ca.PeerAt(t, n, ips[n])
+		cert := testpki.Write(t, filepath.Join(dir, n+".crt"), pair.CertPEM)
+		key := testpki.Write(t, filepath.Join(dir, n+".key"), pair.KeyPEM)
+		am := fmt.Sprintf(`{listen: "%s:%d", peers: ["%s:%d"], name: %s, peer_timeout: 2s, tls: {cert_file: %s, key_file: %s, ca_file: %s}}`,
+			ips[n], gossip, ips[other(n)], gossip, n, cert, key, caFile)
+		tm.apps[n] = startHealer(t, sb, remediationOpts{mode: "auto", maxRecoveries: 10, host: n, amCluster: am,
+			extra: fmt.Sprintf("ha: {name: %s, etcd: [%q], lease: %s}\n", n, e.URL, haLease)})
+	}
+	peers := func(h *healer) int {
+		var st struct {
+			Cluster struct {
+				Status string `json:"status"`
+				Peers  []struct {
+					Name string `json:"name"`
+				} `json:"peers"`
+			} `json:"cluster"`
+		}
+		if code, err := h.get("/alertmanager/api/v2/status", nil, &st); err != nil || code != http.StatusOK {
+			return -1
+		}
+		return len(st.Cluster.Peers)
+	}
+	waitFor(t, time.Now(), 30*time.Second, "the two Alertmanagers meshed across the bridge", func() bool {
+		return peers(tm.apps["a"]) == 2 && peers(tm.apps["b"]) == 2
+	})
+	leader, _ := tm.leader(t, time.Now(), 20*time.Second, "a", "b")
+	follower := other(leader)
+
+	// The invariant, checked while the drill runs.
+	var mu sync.Mutex
+	var polls, both int
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			q := fmt.Sprintf(`nines_ha_leader{cluster=%q} == 1`, sb.ClusterName())
+			la, lb := len(tm.apps["a"].query(q)), len(tm.apps["b"].query(q))
+			mu.Lock()
+			polls++
+			if la == 1 && lb == 1 {
+				both++
+			}
+			mu.Unlock()
+		}
+	}()
+	w := startDrillWriter(t, sb)
+	w.waitAcked(t, 20, 10*time.Second)
+
+	cutAt := time.Now()
+	cut(t, sb, "a", "b")
+	took := waitFor(t, cutAt, 60*time.Second, "each Alertmanager to see itself alone", func() bool {
+		return peers(tm.apps["a"]) == 1 && peers(tm.apps["b"]) == 1
+	})
+	t.Logf("measured: the gossip saw the cut after %s", took.Round(time.Millisecond))
+	for _, n := range []string{"a", "b"} {
+		if up := tm.apps[n].query(`nines_ha_etcd_up == 1`); len(up) != 1 {
+			t.Errorf("%s does not reach etcd across the cut: %v", n, up)
+		}
+	}
+	if got, _ := tm.leader(t, time.Now(), 10*time.Second, "a", "b"); got != leader {
+		t.Errorf("leader after the cut: %s, want %s still (etcd decides, and both reach it)", got, leader)
+	}
+
+	victim := sb.Nodes()[2]
+	startsBefore := agentCounter(t, sb, victim.Name, agentStartsOK)
+	before := time.Now()
+	killed := kill(t, sb, victim.Name)
+	for _, n := range []string{"a", "b"} {
+		took := waitFor(t, killed, 10*time.Second, n+" to see "+victim.Name+" down", func() bool {
+			return len(tm.apps[n].query(fmt.Sprintf(`mysql_up{instance=%q} == 0`, victim.Address()))) == 1
+		})
+		t.Logf("measured: %s saw %s down %s after the kill", n, victim.Name, took.Round(time.Millisecond))
+	}
+	healed := tm.apps[leader].waitHealthy(t, killed, 60*time.Second)
+	t.Logf("measured: %s Synced again %s after the kill, repaired with the appliances cut off from each other", victim.Name, healed.Round(time.Millisecond))
+	time.Sleep(5 * time.Second) // room for a second actor, which must not come
+	if n := agentCounter(t, sb, victim.Name, agentStartsOK) - startsBefore; n != 1 {
+		t.Errorf("the agent of %s started its server %v times, want once", victim.Name, n)
+	}
+	if jobs := rejoinJobs(t, tm.apps[leader], victim.Address(), before); len(jobs) == 0 || jobs[0].State != "succeeded" {
+		t.Errorf("rejoin jobs on the leader %s: %+v, want one that succeeded", leader, jobs)
+	}
+	for _, j := range rejoinJobs(t, tm.apps[follower], victim.Address(), before) {
+		for _, s := range j.Steps {
+			if s.Kind == "act" && s.State == "done" && strings.HasPrefix(s.Name, "start:") {
+				t.Errorf("the follower %s started %s too: job %s step %s", follower, victim.Name, j.ID, s.Name)
+			}
+		}
+	}
+	w.check(t)
+	mend(t, sb, "a", "b")
+	close(stop)
+	<-watched
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("measured: leadership watcher: %d polls of both appliances, %d instants with two leaders", polls, both)
+	if both > 0 {
+		t.Errorf("two appliances led %s at %d polls", sb.ClusterName(), both)
+	}
 }

@@ -421,6 +421,14 @@ func startApplianceBin(tb testing.TB, bin, cfg, tokenFile string, extra ...strin
 // appliance's address in advance (Alertmanager calling the remediator).
 func startApplianceOn(tb testing.TB, bin, addr, cfg, tokenFile string, extra ...string) *appliance {
 	tb.Helper()
+	return startApplianceIn(tb, "", bin, addr, cfg, tokenFile, extra...)
+}
+
+// startApplianceIn is startApplianceOn inside network namespace netns
+// ("": this one). `ip netns exec` execs the program, so the process the
+// test signals is the appliance itself.
+func startApplianceIn(tb testing.TB, netns, bin, addr, cfg, tokenFile string, extra ...string) *appliance {
+	tb.Helper()
 	watchRaces(tb)
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
@@ -429,6 +437,9 @@ func startApplianceOn(tb testing.TB, bin, addr, cfg, tokenFile string, extra ...
 	args := append([]string{"run", "--config", cfg, "--listen", addr}, extra...)
 	a := &appliance{tb: tb, base: "http://" + addr, token: strings.TrimSpace(string(tok)), output: &safeBuffer{}, exited: make(chan struct{})}
 	a.cmd = exec.Command(bin, args...)
+	if netns != "" {
+		a.cmd = exec.Command("ip", append([]string{"netns", "exec", netns, bin}, args...)...)
+	}
 	a.cmd.Stdout, a.cmd.Stderr = a.output, a.output
 	a.started = time.Now()
 	if err := a.cmd.Start(); err != nil {

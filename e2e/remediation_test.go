@@ -42,11 +42,26 @@ type remediationOpts struct {
 	// noWait: return once started, without waiting to see the sandbox
 	// healthy (whose queries count one cluster's nodes).
 	noWait bool
+	// host runs the appliance in that host namespace of a --netns
+	// sandbox (sandbox.Options.Hosts), listening on the host's address.
+	host string
+	// amCluster is the embedded Alertmanager's cluster: block (gossip),
+	// "" for none.
+	amCluster string
 }
 
 func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
 	t.Helper()
 	h := &healer{sb: sb, hook: newHook(t), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	if o.host != "" {
+		// An appliance in one of the sandbox's host namespaces listens
+		// on the host's address.
+		_, ip, err := sb.Host(o.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.addr = fmt.Sprintf("%s:%d", ip, freePort(t))
+	}
 	dir := t.TempDir()
 	am := fmt.Sprintf(`route:
   receiver: test
@@ -84,13 +99,21 @@ receivers:
 	}
 	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\n", o.mode, o.maxRecoveries, wait)
 	b.WriteString(o.moreClusters)
-	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
+	if o.amCluster != "" {
+		fmt.Fprintf(b, "alertmanager: {embedded: alertmanager.yml, cluster: %s}\n", o.amCluster)
+	} else {
+		b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
+	}
 	b.WriteString(o.extra)
 	h.cfg = filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(h.cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.appliance = startApplianceOn(t, ninesBin, h.addr, h.cfg, sb.TokenPath())
+	netns := ""
+	if o.host != "" {
+		netns, _, _ = sb.Host(o.host)
+	}
+	h.appliance = startApplianceIn(t, netns, ninesBin, h.addr, h.cfg, sb.TokenPath())
 	if o.noWait {
 		return h
 	}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -355,6 +357,17 @@ func create(o Options, kind nines.Kind, defaultNodes int) (*Sandbox, error) {
 		}
 		m.DRReplicas = []Node{drLayout(o.Dir, o.BasePort, 0)}
 	}
+	if len(o.Hosts) > 0 && !o.Netns {
+		return nil, errors.New("create sandbox: hosts live in network namespaces: they need --netns")
+	}
+	for i, h := range o.Hosts {
+		// The name goes into interface names of at most 15 bytes
+		// ("nv" + 5 + name), and a link is named by it (Cut).
+		if !hostNameRE.MatchString(h) || h == ApplianceName || slices.ContainsFunc(nodes, func(n Node) bool { return n.Name == h }) || slices.Contains(o.Hosts[:i], h) {
+			return nil, fmt.Errorf("create sandbox: host name %q: want 1-8 lower-case letters, digits or '-', unique, and neither a node's name nor %q", h, ApplianceName)
+		}
+		m.Hosts = append(m.Hosts, Node{Name: h})
+	}
 	if o.Netns {
 		subnet, err := chooseSubnet(context.Background())
 		if err != nil {
@@ -482,3 +495,5 @@ func checkPortsFree(n Node) error {
 	}
 	return nil
 }
+
+var hostNameRE = regexp.MustCompile(`^[a-z0-9-]{1,8}$`)

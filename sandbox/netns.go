@@ -181,7 +181,15 @@ func assignNetns(m *manifest, dir, subnet string) {
 		m.Nodes[i].Netns = netnsName(id, m.Nodes[i].Name)
 		m.Nodes[i].IP = nodeIP(subnet, i)
 	}
+	for i := range m.Hosts {
+		m.Hosts[i].Netns = netnsName(id, m.Hosts[i].Name)
+		m.Hosts[i].IP = subnetAddr(subnet, 100+i)
+	}
 }
+
+// namespaced is every end of the network that has a namespace of its
+// own: the nodes, then the hosts.
+func (m manifest) namespaced() []Node { return append(slices.Clone(m.Nodes), m.Hosts...) }
 
 // setupNetwork creates what is missing of the sandbox's network: the
 // bridge with its address, and per node the namespace, the veth pair (host
@@ -231,7 +239,7 @@ func (s *Sandbox) buildNetwork(ctx context.Context, m manifest) error {
 			return err
 		}
 	}
-	for _, n := range m.Nodes {
+	for _, n := range m.namespaced() {
 		if !netnsExists(n.Netns) {
 			if _, err := runIP(ctx, "netns", "add", n.Netns); err != nil {
 				return err
@@ -267,7 +275,7 @@ func (s *Sandbox) buildNetwork(ctx context.Context, m manifest) error {
 		}
 	}
 	if created > 0 {
-		s.logf("network %s: bridge %s (%s), %d namespaces, set up in %v", m.Subnet, m.Bridge, bridgeIP(m.Subnet), len(m.Nodes), time.Since(t0).Round(time.Millisecond))
+		s.logf("network %s: bridge %s (%s), %d namespaces, set up in %v", m.Subnet, m.Bridge, bridgeIP(m.Subnet), len(m.namespaced()), time.Since(t0).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -283,7 +291,7 @@ func (s *Sandbox) teardownNetwork(ctx context.Context) error {
 	id := netID(s.dir)
 	var errs []error
 	removed := 0
-	for _, n := range m.Nodes {
+	for _, n := range m.namespaced() {
 		// Deleting the host side removes the pair even when a process
 		// still holds the namespace.
 		if host := vethName(id, n.Name); linkExists(ctx, "", host) {
@@ -331,13 +339,28 @@ func (s *Sandbox) endpoint(m manifest, name string) (endpoint, error) {
 	if name == ApplianceName {
 		return endpoint{name: name, ip: bridgeIP(m.Subnet)}, nil
 	}
-	for _, n := range m.Nodes {
+	for _, n := range m.namespaced() {
 		if n.Name == name {
 			return endpoint{name: name, node: n, ip: n.IP}, nil
 		}
 	}
-	return endpoint{}, fmt.Errorf("%q is not a node of sandbox %q (nodes: %s, or %s): %w", name, s.dir, strings.Join(NodeNames(m.Nodes), ", "), ApplianceName, ErrUnknownNode)
+	return endpoint{}, fmt.Errorf("%q is not a node or host of sandbox %q (%s, or %s): %w", name, s.dir, strings.Join(NodeNames(m.namespaced()), ", "), ApplianceName, ErrUnknownNode)
 }
+
+// Host returns the network namespace and address of one of
+// Options.Hosts.
+func (s *Sandbox) Host(name string) (netns, ip string, err error) {
+	for _, h := range s.snapshot().Hosts {
+		if h.Name == name {
+			return h.Netns, h.IP, nil
+		}
+	}
+	return "", "", fmt.Errorf("host %q of sandbox %q: %w", name, s.dir, ErrUnknownNode)
+}
+
+// BridgeIP is the root namespace's address on a --netns sandbox's bridge:
+// where the nodes and hosts reach what runs outside them.
+func (s *Sandbox) BridgeIP() string { return bridgeIP(s.snapshot().Subnet) }
 
 // NodeNames lists the nodes' names in order.
 func NodeNames(nodes []Node) []string {
@@ -479,7 +502,7 @@ func (s *Sandbox) heal(ctx context.Context, m manifest) error {
 		return fmt.Errorf("heal: subnet %q in %s: %w", m.Subnet, manifestFile, err)
 	}
 	var errs []error
-	for _, n := range m.Nodes {
+	for _, n := range m.namespaced() {
 		ips, err := blackholes(ctx, n.Netns)
 		if err != nil {
 			errs = append(errs, err)
@@ -505,7 +528,7 @@ func nameOfIP(m manifest, ip string) string {
 	if ip == bridgeIP(m.Subnet) {
 		return ApplianceName
 	}
-	for _, n := range m.Nodes {
+	for _, n := range m.namespaced() {
 		if n.IP == ip {
 			return n.Name
 		}

@@ -129,3 +129,31 @@ func TestNetnsNeedsRoot(t *testing.T) {
 		t.Errorf("non-root: %v", err)
 	}
 }
+
+func TestHostsBesideTheNodes(t *testing.T) {
+	m := manifest{Nodes: layout("/d", "galera", 3, 3306), Hosts: []Node{{Name: "a"}, {Name: "b"}}}
+	assignNetns(&m, "/d", "10.213.7.0/24")
+	s := &Sandbox{dir: "/d", m: m}
+	ns, ip, err := s.Host("b")
+	if err != nil || ns != netnsName(netID("/d"), "b") || ip != "10.213.7.101" {
+		t.Errorf("Host(b) = %q %q %v", ns, ip, err)
+	}
+	if _, _, err := s.Host("n1"); err == nil {
+		t.Error("Host(n1): a node is no host")
+	}
+	if e, err := s.endpoint(m, "a"); err != nil || e.ip != "10.213.7.100" {
+		t.Errorf("endpoint(a) = %+v %v", e, err)
+	}
+	if got := nameOfIP(m, "10.213.7.101"); got != "b" {
+		t.Errorf("nameOfIP = %q", got)
+	}
+	for _, hosts := range [][]string{{"n1"}, {"appliance"}, {"a", "a"}, {"Upper"}, {"toolongname"}} {
+		_, err := create(Options{Dir: t.TempDir(), Nodes: 3, BasePort: 3306, ClusterName: "x", Netns: true, Hosts: hosts}, "galera", 3)
+		if err == nil || !strings.Contains(err.Error(), "host name") {
+			t.Errorf("hosts %v: %v", hosts, err)
+		}
+	}
+	if _, err := create(Options{Dir: t.TempDir(), Nodes: 3, BasePort: 3306, ClusterName: "x", Hosts: []string{"a"}}, "galera", 3); err == nil || !strings.Contains(err.Error(), "need --netns") {
+		t.Errorf("hosts without netns: %v", err)
+	}
+}

@@ -183,6 +183,12 @@ type Options struct {
 	// address, joined by a bridge in the root namespace, so partitions can
 	// be cut (see Isolate). Needs root.
 	Netns bool
+	// Hosts adds, with Netns, empty network namespaces on the sandbox's
+	// bridge (addresses .100 and up), for what a drill runs beside the
+	// nodes: appliances a partition must separate from each other (see
+	// Host, Cut). Nothing runs in them until the caller starts it there
+	// (`ip netns exec`).
+	Hosts []string
 	// HAProxy starts Debian's haproxy in front of the cluster: a writer
 	// listener (one node at a time) on P+300 and a reader listener
 	// (roundrobin) on P+301, every node a server of both, checked through
@@ -268,6 +274,8 @@ type manifest struct {
 	Netns  bool   `json:"netns,omitempty"`
 	Subnet string `json:"subnet,omitempty"`
 	Bridge string `json:"bridge,omitempty"`
+	// Hosts are Options.Hosts' namespaces: Name, Netns and IP set.
+	Hosts []Node `json:"hosts,omitempty"`
 	// HAProxy puts haproxy in front of the cluster; HAProxyPid is its pid
 	// when the sandbox started it, checked before use (haproxyPid).
 	HAProxy    bool `json:"haproxy,omitempty"`

@@ -26,6 +26,12 @@ type Etcd struct {
 // it answers /health. A missing binary is an error, never a skip. Call
 // Stop.
 func StartEtcd(ctx context.Context, ports *Ports) (*Etcd, error) {
+	return StartEtcdOn(ctx, ports, "127.0.0.1")
+}
+
+// StartEtcdOn is StartEtcd listening on host: a sandbox bridge's address,
+// for appliances in network namespaces.
+func StartEtcdOn(ctx context.Context, ports *Ports, host string) (*Etcd, error) {
 	if _, err := os.Stat(EtcdBinary); err != nil {
 		return nil, fmt.Errorf("etcd server: %w (install the etcd-server package: scripts/install-deps.sh)", err)
 	}
@@ -41,8 +47,8 @@ func StartEtcd(ctx context.Context, ports *Ports) (*Etcd, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Etcd{URL: fmt.Sprintf("http://127.0.0.1:%d", client), dir: dir}
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	e := &Etcd{URL: fmt.Sprintf("http://%s:%d", host, client), dir: dir}
+	peerURL := fmt.Sprintf("http://%s:%d", host, peer)
 	out, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		return nil, err

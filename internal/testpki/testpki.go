@@ -86,9 +86,20 @@ func (ca *CA) Client(tb testing.TB, name string) Pair {
 // members of a mesh (Alertmanager's gossip) do with one certificate.
 func (ca *CA) Peer(tb testing.TB, name string) Pair {
 	tb.Helper()
+	return ca.PeerAt(tb, name, "127.0.0.1")
+}
+
+// PeerAt is Peer for a member listening on other addresses (a network
+// namespace's).
+func (ca *CA) PeerAt(tb testing.TB, name string, ips ...string) Pair {
+	tb.Helper()
+	var addrs []net.IP
+	for _, ip := range ips {
+		addrs = append(addrs, net.ParseIP(ip))
+	}
 	return ca.sign(tb, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		IPAddresses: addrs, DNSNames: []string{"localhost"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	})
 }
