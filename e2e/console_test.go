@@ -168,6 +168,17 @@ func addViewer(t *testing.T, sb *sandbox.Sandbox, name, password string) {
 	addConsoleUser(t, sb, name, "viewer", password)
 }
 
+// consoleUserYAML is a console: section of nines.yaml with one user, for
+// appliances whose config a test writes itself.
+func consoleUserYAML(t *testing.T, name, role, password string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("console:\n  users:\n    - {name: %s, role: %s, password_hash: %q}\n", name, role, hash)
+}
+
 // addConsoleUser adds a user with role to the sandbox's console users
 // (the last section of its nines.yaml).
 func addConsoleUser(t *testing.T, sb *sandbox.Sandbox, name, role, password string) {

@@ -6,7 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"github.com/chromedp/chromedp"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +46,7 @@ func TestGaleraRollingRestart(t *testing.T) {
 	t0 := time.Now()
 	defer func() { t.Logf("measured: wall time %s", time.Since(t0).Round(time.Millisecond)) }()
 	sb := startSandbox(t, sandbox.Options{ClusterName: "rolling", HAProxy: true})
-	h := startHealer(t, sb, remediationOpts{mode: "auto"})
+	h := startHealer(t, sb, remediationOpts{mode: "auto", extra: consoleUserYAML(t, "olga", "operator", "operator-password-1")})
 	waitProbeWrites(t, h.appliance, sb.ClusterName(), 1, 3)
 	nodes := sb.Nodes()
 	pidBefore := map[string]int{}
@@ -66,24 +66,36 @@ func TestGaleraRollingRestart(t *testing.T) {
 	w := startHAProxyWriter(t, sb, 4)
 	waitFor(t, time.Now(), 20*time.Second, "100 writes acknowledged through HAProxy", func() bool { return len(w.snapshot()) >= 100 })
 
+	// Started as an operator would: the cluster page's job form in
+	// Chromium, and the question that says what a rolling restart does.
+	b := newBrowser(t, h.base)
+	b.do("open the cluster page", chromedp.Navigate(h.base+"/#/cluster/"+sb.ClusterName()))
+	b.login("olga", "operator-password-1")
+	b.do("ask for a rolling restart through the form",
+		chromedp.WaitVisible(chromedp.CSS(`#start-job select[name=kind]`)),
+		chromedp.SetValue(chromedp.CSS(`#start-job select[name=kind]`), "galera-rolling-restart"),
+		chromedp.Click(chromedp.CSS(`#start-job button`)),
+		chromedp.WaitVisible(chromedp.CSS(`dialog#confirm[open]`)))
+	if q := eval[string](b, `document.querySelector('dialog#confirm p').textContent`); !strings.Contains(q, "Restart every node of "+sb.ClusterName()) {
+		t.Errorf("the confirmation %q does not say what will happen", q)
+	}
+	b.screenshot("rolling-restart-confirm")
+	b.do("confirm", chromedp.Click(chromedp.CSS(`dialog#confirm button[value=yes]`)))
 	started := time.Now()
-	code, body, err := h.post("/api/v1/jobs", map[string]string{"cluster": sb.ClusterName(), "kind": "galera-rolling-restart"})
-	if err != nil || code != http.StatusAccepted {
-		t.Fatalf("POST /api/v1/jobs galera-rolling-restart: %d %s %v", code, body, err)
-	}
-	var accepted struct{ Data jobView }
-	if err := json.Unmarshal(body, &accepted); err != nil {
-		t.Fatal(err)
-	}
 	var job jobView
 	waitFor(t, started, 3*time.Minute, "the rolling restart to end", func() bool {
+		job = jobView{}
 		for _, j := range h.jobs(t) {
-			if j.ID == accepted.Data.ID {
+			if j.Runbook == "galera-rolling-restart" && job.ID == "" {
 				job = j
 			}
 		}
 		return job.State != "" && job.State != "running" && job.State != "pending"
 	})
+	waitFor(t, time.Now(), 10*time.Second, "the console's job list to show the rolling restart ended", func() bool {
+		return eval[bool](b, `[...document.querySelectorAll('#jobs details')].some(d => d.textContent.includes('galera-rolling-restart') && d.textContent.includes('by olga') && d.dataset.jobState !== 'running' && d.dataset.jobState !== 'pending')`)
+	})
+	b.screenshot("rolling-restart-done")
 	took := time.Since(started)
 	var steps []string
 	for _, s := range job.Steps {
