@@ -266,6 +266,7 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("POST /v1/replication/seed-stream", mdb("seed-stream", http.HandlerFunc(a.seedStream)))
 	mux.Handle("POST "+reseedPath, mdb("reseed", http.HandlerFunc(a.reseedHTTP)))
 	mux.Handle("POST /v1/backups", mdb("backup", handle(a, "backup", a.backup)))
+	mux.Handle("POST /v1/drill/kill", mdb("drill-kill", handle(a, "drill-kill", a.drillKill)))
 	if a.ndb != nil {
 		// The data node writes its native backups itself (START BACKUP
 		// through the management server); its agent lists and deletes

@@ -30,6 +30,9 @@
 //	POST /v1/restart           RestartRequest -> RestartResult
 //	POST /v1/bootstrap-fields  BootstrapFieldsRequest -> BootstrapFieldsResult
 //	POST /v1/pc-bootstrap      -> PCBootstrapResult (409 unless non-Primary)
+//	POST /v1/drill/kill        -> StopResult: kill -9 of the server, for a
+//	                              failure drill; 403 unless agent.yaml has
+//	                              drill: {allowed: true} (drill.go)
 //
 //	POST /v1/replication/diverged     DivergedRequest -> DivergedResult (GTIDs of the binary logs another state lacks)
 //	POST /v1/replication/seed-stream  SeedStreamRequest -> mbstream of mariadb-backup --slave-info (a replica donor)
