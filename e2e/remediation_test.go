@@ -37,6 +37,7 @@ type remediationOpts struct {
 	maxRecoveries int
 	positionWait  string // remediation.position_wait; "" leaves the default
 	extra         string // top-level sections appended to nines.yaml (ha:)
+	drill         bool   // declare the cluster a drill target
 }
 
 func startHealer(t testing.TB, sb *sandbox.Sandbox, o remediationOpts) *healer {
@@ -78,6 +79,9 @@ receivers:
 		wait = ", position_wait: " + o.positionWait
 	}
 	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\n", o.mode, o.maxRecoveries, wait)
+	if o.drill {
+		b.WriteString("    drill: {allowed: true}\n")
+	}
 	b.WriteString("alertmanager: {embedded: alertmanager.yml}\n")
 	b.WriteString(o.extra)
 	h.cfg = filepath.Join(dir, "nines.yaml")
