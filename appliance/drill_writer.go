@@ -151,6 +151,12 @@ func (w *drillWriter) waitAcked(ctx context.Context, n int, limit time.Duration)
 	}
 }
 
+func (w *drillWriter) ackedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
 // stop ends the writes and waits for the last one; the stall then
 // includes the wait since the last acknowledged write.
 func (w *drillWriter) stop() {

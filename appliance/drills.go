@@ -395,6 +395,11 @@ func (a *App) runDrill(ctx context.Context, cl config.Cluster, victims []config.
 	}
 	rec.DetectionSeconds, rec.RTOSeconds = seconds(detected, killed), seconds(repaired, killed)
 
+	// A few writes through the repaired cluster: the stall then spans the
+	// whole outage, even when no write got through between kill and repair.
+	if err := w.waitAcked(ctx, w.ackedCount()+5, 15*time.Second); err != nil {
+		return fail("writes did not resume after the repair: %v", err)
+	}
 	w.stop()
 	rec.AckedWrites, rec.StallSeconds = int64(len(w.acked)), w.stall.Seconds()
 	lost, err := w.lost(ctx, cl)
