@@ -22,6 +22,7 @@ import (
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/report"
+	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/remediator"
 )
 
@@ -314,6 +315,9 @@ func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, err
 		if err := a.drills.save(rec); err != nil {
 			a.log.Error("drill: save the result", "drill", rec.ID, "err", err)
 		}
+		if rec.State == DrillDone {
+			a.in.write("nines:drill:"+cl.Name+":"+rec.Scenario, drillMetrics(cl.Name, a.instance, rec.Drill), rec.End, true)
+		}
 		a.log.Info("drill ended", "drill", rec.ID, "cluster", cl.Name, "scenario", rec.Scenario, "state", rec.State, "reason", rec.Reason,
 			"detection_s", rec.DetectionSeconds, "rto_s", rec.RTOSeconds, "stall_s", rec.StallSeconds, "acked", rec.AckedWrites, "lost", rec.LostWrites)
 	}()
@@ -428,4 +432,20 @@ func seconds(t, from time.Time) float64 {
 		return 0
 	}
 	return t.Sub(from).Seconds()
+}
+
+// drillMetrics are a finished drill's figures as series, one sample at
+// its end; last_over_time(nines_drill_rto_seconds[30d]) is the latest
+// drill's RTO per scenario.
+func drillMetrics(cluster, instance string, d report.Drill) []metric.Metric {
+	labels := []metric.Label{{Name: "cluster", Value: cluster}, {Name: "instance", Value: instance}, {Name: "scenario", Value: d.Scenario}}
+	g := func(name, help string, v float64) metric.Metric {
+		return metric.Metric{Name: name, Help: help, Type: metric.Gauge, Labels: labels, Value: v}
+	}
+	return []metric.Metric{
+		g("nines_drill_detection_seconds", "Seconds from a drill's kill -9 to nines seeing the node down.", d.DetectionSeconds),
+		g("nines_drill_rto_seconds", "Seconds from a drill's kill -9 to every node Synced again.", d.RTOSeconds),
+		g("nines_drill_write_stall_seconds", "The drill writer's longest wait between two acknowledged writes.", d.StallSeconds),
+		g("nines_drill_lost_writes", "Acknowledged writes of the drill writer missing at the end (the RPO).", float64(d.LostWrites)),
+	}
 }

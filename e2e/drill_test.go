@@ -23,8 +23,8 @@ import (
 // TestDrillGalera: `nines drill --scenario node-crash` on a declared
 // drill target kills -9 a node through its agent, the remediator rejoins
 // it, and the CLI prints the measured RTO (under the rejoin bound, 20 s)
-// and RPO (no acknowledged write lost); two-crash (bound 30 s) and
-// whole-crash (bound 60 s) follow on the same sandbox; the uptime report,
+// and RPO (no acknowledged write lost); whole-crash (bound 60 s) follows
+// on the same sandbox, and both RTOs are series; the uptime report,
 // JSON and HTML, shows the drills with the same figures and marks their
 // outages as drills'. With the cluster no longer
 // declared, the same command is refused and kills nothing.
@@ -40,10 +40,13 @@ func TestDrillGalera(t *testing.T) {
 	if !strings.Contains(out, "killing "+victim.Address()) {
 		t.Errorf("node-crash did not kill %s, the last node:\n%s", victim.Address(), out)
 	}
-	// The same sandbox, healthy again, takes the other Galera scenarios:
-	// no second sandbox to start.
-	rto2, _ := runDrill(t, h, "two-crash", 30*time.Second)
+	// The same sandbox, healthy again, takes a whole-cluster crash: no
+	// second sandbox to start. (two-crash is left out for CI's time.)
 	rto3, _ := runDrill(t, h, "whole-crash", 60*time.Second)
+	rtos := byScenario(h.query(`last_over_time(nines_drill_rto_seconds[5m])`))
+	if oneDecimal(rtos["node-crash"]) != oneDecimal(rto) || oneDecimal(rtos["whole-crash"]) != oneDecimal(rto3) {
+		t.Errorf("nines_drill_rto_seconds by scenario %v; want node-crash %.1f, whole-crash %.1f", rtos, rto, rto3)
+	}
 
 	// The uptime report lists the drill with the same figures.
 	req := apiclient.ReportRequest{Cluster: sb.ClusterName(), From: t0.Add(-time.Minute).UTC().Format(time.RFC3339), To: time.Now().Add(time.Second).UTC().Format(time.RFC3339)}
@@ -54,7 +57,7 @@ func TestDrillGalera(t *testing.T) {
 			return false // not counted that far yet
 		}
 		rep = r
-		want := map[string]float64{"node-crash": rto, "two-crash": rto2, "whole-crash": rto3}
+		want := map[string]float64{"node-crash": rto, "whole-crash": rto3}
 		for _, d := range r.Drills {
 			if w, ok := want[d.Scenario]; ok && d.State == "done" && oneDecimal(d.RTOSeconds) == oneDecimal(w) && d.LostWrites == 0 {
 				delete(want, d.Scenario)
@@ -67,8 +70,8 @@ func TestDrillGalera(t *testing.T) {
 		if in.Drill == "" {
 			t.Errorf("incident %s to %s is not marked as a drill's", in.Start.Format(time.TimeOnly), in.End.Format(time.TimeOnly))
 		}
+		t.Logf("measured: incident of %d s (%d bad, %d unknown) during %s", in.DurationSeconds, in.BadSeconds, in.UnknownSeconds, in.Drill)
 	}
-	t.Logf("measured: %d incidents in the report, all marked as drills'", len(rep.Incidents))
 	req.Format = "html"
 	doc, err := h.api().ReportDocument(context.Background(), req)
 	if err != nil || doc.Status != http.StatusOK {
@@ -103,8 +106,8 @@ func TestDrillGalera(t *testing.T) {
 			State string `json:"state"`
 		}
 	}
-	if code, err := h.get("/api/v1/clusters/"+url.PathEscape(sb.ClusterName())+"/drills", nil, &list); err != nil || code != http.StatusOK || len(list.Data) != 3 || list.Data[0].State != "done" {
-		t.Errorf("GET drills after a restart: %d %v %+v; want the three drills, the newest done", code, err, list.Data)
+	if code, err := h.get("/api/v1/clusters/"+url.PathEscape(sb.ClusterName())+"/drills", nil, &list); err != nil || code != http.StatusOK || len(list.Data) != 2 || list.Data[0].State != "done" {
+		t.Errorf("GET drills after a restart: %d %v %+v; want the two drills, the newest done", code, err, list.Data)
 	}
 	if pid := agentPid(t, sb, victim.AgentURL()); pid == 0 || pid != pidBefore {
 		t.Errorf("%s's server pid went from %d to %d across a refused drill: it was killed", victim.Name, pidBefore, pid)
@@ -161,4 +164,12 @@ func runDrill(t *testing.T, h *healer, scenario string, bound time.Duration) (fl
 	t.Logf("measured: %s drill RTO %.1f s (bound %s), detection %.1f s, write stall %.1f s, RPO %v of %v acknowledged writes; the command took %s",
 		scenario, rto, bound, figure("detection"), figure("longest write stall"), rpo, acked, time.Since(start).Round(time.Millisecond))
 	return rto, out
+}
+
+func byScenario(ss []sample) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range ss {
+		out[s.Labels["scenario"]] = s.Value
+	}
+	return out
 }
