@@ -433,7 +433,7 @@ func (a *Agent) Status(ctx context.Context) Status {
 	if a.ndb != nil {
 		return a.ndbStatus()
 	}
-	st := Status{Name: a.cfg.Name, Kind: KindMariaDB, Mode: a.cfg.Mode(), Galera: a.cfg.IsGalera(), DataDir: a.srv.DataDir}
+	st := Status{Name: a.cfg.Name, Kind: KindMariaDB, Mode: a.cfg.Mode(), Galera: a.cfg.IsGalera(), DataDir: a.srv.DataDir, DrillAllowed: a.cfg.Drill.Allowed}
 	pid, err := a.ctl.pid()
 	if err != nil {
 		st.Error = err.Error()

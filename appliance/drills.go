@@ -296,6 +296,11 @@ func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, err
 	if err != nil {
 		return DrillRecord{}, err
 	}
+	// Every host must consent before any is killed: a drill half done
+	// because one agent refused would be an unplanned scenario.
+	if err := victimsConsent(a.runCtx, *cl, victims); err != nil {
+		return DrillRecord{}, err
+	}
 	now := time.Now()
 	rec := DrillRecord{Cluster: cl.Name, Drill: report.Drill{ID: newDrillID(now), Scenario: scenario, State: DrillRunning, Start: now.UTC()}}
 	for _, v := range victims {
@@ -322,6 +327,35 @@ func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, err
 			"detection_s", rec.DetectionSeconds, "rto_s", rec.RTOSeconds, "stall_s", rec.StallSeconds, "acked", rec.AckedWrites, "lost", rec.LostWrites)
 	}()
 	return rec, nil
+}
+
+// victimsConsent asks each victim's agent whether its host allows drills
+// (agent.yaml drill.allowed): a 409 naming those that do not, or do not
+// answer.
+func victimsConsent(ctx context.Context, cl config.Cluster, victims []config.Node) error {
+	no := make([]string, len(victims))
+	var wg sync.WaitGroup
+	for i, v := range victims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			st, err := agent.NewClient(v.Agent, cl.AgentToken.Reveal(), cl.AgentTLS).Status(sctx)
+			switch {
+			case err != nil:
+				no[i] = fmt.Sprintf("%s: agent: %v", v.Address, err)
+			case !st.DrillAllowed:
+				no[i] = v.Address + ": its agent.yaml does not allow drills (drill: {allowed: true})"
+			}
+		}()
+	}
+	wg.Wait()
+	no = slices.DeleteFunc(no, func(s string) bool { return s == "" })
+	if len(no) > 0 {
+		return refuse(http.StatusConflict, "cluster %s: not every host consents to the drill, nothing was killed: %s", cl.Name, strings.Join(no, "; "))
+	}
+	return nil
 }
 
 // runDrill runs the drill and returns its record, ended. It starts the

@@ -1,14 +1,20 @@
 package appliance
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/report"
 	"github.com/nines-project/nines/remediator"
@@ -115,5 +121,59 @@ func TestDrillRecordsSurviveARestart(t *testing.T) {
 	}
 	if recs[1].State != DrillFailed || !strings.Contains(recs[1].Reason, "appliance stopped") {
 		t.Fatalf("a drill cut short by a restart reads %s %q; want failed, the appliance stopped", recs[1].State, recs[1].Reason)
+	}
+}
+
+// runAgent runs a real host agent (for a server that is not running) on
+// loopback and returns its URL; drill is its agent.yaml drill.allowed.
+func runAgent(t *testing.T, drill bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"agent-token": "agent-token-0123456789abcdef\n",
+		"my.cnf":      "[mysqld]\ndatadir=" + filepath.Join(dir, "data") + "\nsocket=/nonexistent/mysqld.sock\n",
+		"agent.yaml": "listen: 127.0.0.1:0\ntoken_file: agent-token\nserver:\n  process: {defaults_file: my.cnf, dir: srv}\n" +
+			"drill: {allowed: " + strconv.FormatBool(drill) + "}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "srv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	acfg, err := agent.Load(filepath.Join(dir, "agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, acfg, agent.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Ready: func(a string) { ready <- a }})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case addr := <-ready:
+		return "http://" + addr
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return ""
+}
+
+// TestDrillNeedsEveryHostsConsent: before killing anything the appliance
+// asks each victim's agent; one host without drill.allowed refuses the
+// whole drill, naming it.
+func TestDrillNeedsEveryHostsConsent(t *testing.T) {
+	yes, no := runAgent(t, true), runAgent(t, false)
+	cl := config.Cluster{Name: "billing", AgentToken: config.Secret("agent-token-0123456789abcdef")}
+	if err := victimsConsent(t.Context(), cl, []config.Node{{Address: "db2:3306", Agent: yes}}); err != nil {
+		t.Fatalf("a consenting host: %v", err)
+	}
+	err := victimsConsent(t.Context(), cl, []config.Node{{Address: "db2:3306", Agent: yes}, {Address: "db3:3306", Agent: no}})
+	var de *drillError
+	if !errors.As(err, &de) || de.status != http.StatusConflict || !strings.Contains(de.msg, "db3:3306: its agent.yaml does not allow drills") || strings.Contains(de.msg, "db2") {
+		t.Fatalf("one host without consent: %v; want 409 naming db3:3306 only", err)
 	}
 }
