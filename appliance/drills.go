@@ -22,12 +22,14 @@ import (
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/report"
+	"github.com/nines-project/nines/haproxy"
 	"github.com/nines-project/nines/internal/metric"
 	"github.com/nines-project/nines/remediator"
 )
 
 // Drill scenarios. The first three are Galera's; the last two are named
-// by the issue and answer "not supported yet".
+// by the issue: writer-kill needs HAProxy in front; primary-kill
+// (replication) answers "not supported yet".
 const (
 	ScenarioNodeCrash   = "node-crash"
 	ScenarioTwoCrash    = "two-crash"
@@ -35,6 +37,8 @@ const (
 	ScenarioWriterKill  = "writer-kill"
 	ScenarioPrimaryKill = "primary-kill"
 )
+
+const supportedScenarios = ScenarioNodeCrash + ", " + ScenarioTwoCrash + ", " + ScenarioWholeCrash + ", " + ScenarioWriterKill
 
 // Drill states.
 const (
@@ -77,8 +81,9 @@ func refuse(status int, format string, args ...any) error {
 // returns the nodes it kills. It decides only: the safety rules are
 // here, in one place, and tested without a cluster. latest are the
 // exporter's latest snapshots; st the remediator's view of the cluster;
-// running the ID of a drill already running on it ("" for none).
-func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot, st remediator.ClusterStatus, running string) ([]config.Node, error) {
+// running the ID of a drill already running on it ("" for none); writer
+// the node HAProxy sends writes to now ("" when unknown or no HAProxy).
+func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot, st remediator.ClusterStatus, running, writer string) ([]config.Node, error) {
 	if !cl.Drill.Allowed {
 		return nil, refuse(http.StatusForbidden, "cluster %s is not a drill target: a drill kills its servers for real; declare it with drill: {allowed: true} in its config", cl.Name)
 	}
@@ -95,10 +100,19 @@ func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot,
 		victims = cl.Nodes[len(cl.Nodes)-2:]
 	case ScenarioWholeCrash:
 		victims = cl.Nodes
-	case ScenarioWriterKill, ScenarioPrimaryKill:
-		return nil, refuse(http.StatusNotImplemented, "scenario %s is not supported yet (supported: %s, %s, %s)", scenario, ScenarioNodeCrash, ScenarioTwoCrash, ScenarioWholeCrash)
+	case ScenarioWriterKill:
+		if cl.HAProxy == nil {
+			return nil, refuse(http.StatusConflict, "writer-kill kills the node HAProxy sends writes to, and cluster %s has no haproxy: key", cl.Name)
+		}
+		i := slices.IndexFunc(cl.Nodes, func(n config.Node) bool { return n.Address == writer })
+		if i < 0 {
+			return nil, refuse(http.StatusConflict, "writer-kill: HAProxy's writer backend %s has no server UP now, or it was not read yet", cl.HAProxy.WriterBackend)
+		}
+		victims = cl.Nodes[i : i+1]
+	case ScenarioPrimaryKill:
+		return nil, refuse(http.StatusNotImplemented, "scenario %s is not supported yet (supported: %s)", scenario, supportedScenarios)
 	default:
-		return nil, refuse(http.StatusBadRequest, "scenario %q: want one of %s, %s, %s", scenario, ScenarioNodeCrash, ScenarioTwoCrash, ScenarioWholeCrash)
+		return nil, refuse(http.StatusBadRequest, "scenario %q: want one of %s", scenario, supportedScenarios)
 	}
 	if running != "" {
 		return nil, refuse(http.StatusConflict, "drill %s is still running on cluster %s", running, cl.Name)
@@ -292,7 +306,7 @@ func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, err
 	}
 	a.drills.mu.Lock()
 	defer a.drills.mu.Unlock()
-	victims, err := drillVictims(cl, scenario, a.exp.Latest(), st, a.drills.running[cl.Name])
+	victims, err := drillVictims(cl, scenario, a.exp.Latest(), st, a.drills.running[cl.Name], a.haproxyWriter(cl))
 	if err != nil {
 		return DrillRecord{}, err
 	}
@@ -327,6 +341,38 @@ func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, err
 			"detection_s", rec.DetectionSeconds, "rto_s", rec.RTOSeconds, "stall_s", rec.StallSeconds, "acked", rec.AckedWrites, "lost", rec.LostWrites)
 	}()
 	return rec, nil
+}
+
+// haproxyWriter is the node cl's HAProxy sends writes to, as its latest
+// stats read: "" without HAProxy or stats.
+func (a *App) haproxyWriter(cl *config.Cluster) string {
+	if cl.HAProxy == nil {
+		return ""
+	}
+	for _, lb := range a.lbs {
+		if snap := lb.Latest(); snap != nil && snap.Target.Cluster == cl.Name && snap.Up {
+			return writerOf(snap.Servers, cl.HAProxy.WriterBackend, cl.Nodes)
+		}
+	}
+	return ""
+}
+
+// writerOf is the node a writer backend sends to: its active server when
+// UP, else the first UP backup in config order (nines haproxy config
+// writes one active server and the others as backups, named
+// haproxy.ServerName of their position in nodes).
+func writerOf(stats []haproxy.ServerStat, backend string, nodes []config.Node) string {
+	up := func(st haproxy.ServerStat) bool { return strings.HasPrefix(st.Status, "UP") }
+	for _, backup := range []bool{false, true} {
+		for i, n := range nodes {
+			for _, st := range stats {
+				if st.Backend == backend && st.Server == haproxy.ServerName(i) && st.Backup == backup && up(st) {
+					return n.Address
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // victimsConsent asks each victim's agent whether its host allows drills

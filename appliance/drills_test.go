@@ -17,6 +17,7 @@ import (
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/report"
+	"github.com/nines-project/nines/haproxy"
 	"github.com/nines-project/nines/remediator"
 )
 
@@ -49,6 +50,8 @@ func TestDrillRefusals(t *testing.T) {
 		snaps    func([]*nines.Snapshot) []*nines.Snapshot
 		st       remediator.ClusterStatus
 		running  string
+		haproxy  bool
+		writer   string
 		status   int
 		msg      string
 		victims  []string
@@ -57,7 +60,9 @@ func TestDrillRefusals(t *testing.T) {
 		{name: "node-crash kills the last node", allowed: true, scenario: ScenarioNodeCrash, st: auto, victims: []string{"db3:3306"}},
 		{name: "two-crash kills two of three", allowed: true, scenario: ScenarioTwoCrash, st: auto, victims: []string{"db2:3306", "db3:3306"}},
 		{name: "whole-crash kills all", allowed: true, scenario: ScenarioWholeCrash, st: auto, victims: []string{"db1:3306", "db2:3306", "db3:3306"}},
-		{name: "writer-kill not yet", allowed: true, scenario: ScenarioWriterKill, st: auto, status: http.StatusNotImplemented, msg: "not supported yet"},
+		{name: "writer-kill kills HAProxy's writer", allowed: true, scenario: ScenarioWriterKill, st: auto, haproxy: true, writer: "db2:3306", victims: []string{"db2:3306"}},
+		{name: "writer-kill without haproxy", allowed: true, scenario: ScenarioWriterKill, st: auto, writer: "db1:3306", status: http.StatusConflict, msg: "has no haproxy: key"},
+		{name: "writer-kill without a writer", allowed: true, scenario: ScenarioWriterKill, st: auto, haproxy: true, status: http.StatusConflict, msg: "no server UP"},
 		{name: "primary-kill not yet", allowed: true, scenario: ScenarioPrimaryKill, st: auto, status: http.StatusNotImplemented, msg: "not supported yet"},
 		{name: "unknown scenario", allowed: true, scenario: "meteor", st: auto, status: http.StatusBadRequest, msg: `"meteor"`},
 		{name: "dry-run remediation", allowed: true, scenario: ScenarioNodeCrash, st: remediator.ClusterStatus{Mode: remediator.ModeDryRun}, status: http.StatusConflict, msg: "nobody would repair"},
@@ -73,7 +78,10 @@ func TestDrillRefusals(t *testing.T) {
 			if tt.snaps != nil {
 				snaps = tt.snaps(snaps)
 			}
-			victims, err := drillVictims(cl, tt.scenario, snaps, tt.st, tt.running)
+			if tt.haproxy {
+				cl.HAProxy = &config.HAProxy{StatsSocket: "/run/h.sock", WriterBackend: "billing-writer", ReaderBackend: "billing-reader"}
+			}
+			victims, err := drillVictims(cl, tt.scenario, snaps, tt.st, tt.running, tt.writer)
 			if tt.status == 0 {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -175,5 +183,29 @@ func TestDrillNeedsEveryHostsConsent(t *testing.T) {
 	var de *drillError
 	if !errors.As(err, &de) || de.status != http.StatusConflict || !strings.Contains(de.msg, "db3:3306: its agent.yaml does not allow drills") || strings.Contains(de.msg, "db2") {
 		t.Fatalf("one host without consent: %v; want 409 naming db3:3306 only", err)
+	}
+}
+
+// TestWriterOf: HAProxy writes to the active server while it is UP, else
+// to the first UP backup in config order.
+func TestWriterOf(t *testing.T) {
+	nodes := drillCluster(true).Nodes
+	stat := func(server, status string, backup bool) haproxy.ServerStat {
+		return haproxy.ServerStat{Backend: "w", Server: server, Status: status, Backup: backup}
+	}
+	for _, tt := range []struct {
+		name  string
+		stats []haproxy.ServerStat
+		want  string
+	}{
+		{"active up", []haproxy.ServerStat{stat("n1", "UP", false), stat("n2", "UP", true), stat("n3", "UP", true)}, "db1:3306"},
+		{"active going down still takes writes", []haproxy.ServerStat{stat("n1", "UP 1/2", false), stat("n2", "UP", true)}, "db1:3306"},
+		{"active down: first up backup", []haproxy.ServerStat{stat("n1", "DOWN", false), stat("n3", "UP", true), stat("n2", "MAINT", true)}, "db3:3306"},
+		{"reader backend ignored", []haproxy.ServerStat{{Backend: "r", Server: "n1", Status: "UP"}, stat("n1", "DOWN", false), stat("n2", "UP", true)}, "db2:3306"},
+		{"none up", []haproxy.ServerStat{stat("n1", "DOWN", false), stat("n2", "DOWN 1/2", true)}, ""},
+	} {
+		if got := writerOf(tt.stats, "w", nodes); got != tt.want {
+			t.Errorf("%s: writer %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

@@ -173,3 +173,17 @@ func byScenario(ss []sample) map[string]float64 {
 	}
 	return out
 }
+
+// TestDrillWriterKill: behind HAProxy, writer-kill kills the node HAProxy
+// sends writes to (n1, the active server); the writer's stall is then
+// HAProxy moving writes to a backup, and no acknowledged write is lost.
+func TestDrillWriterKill(t *testing.T) {
+	t0 := time.Now()
+	sb := startSandbox(t, sandbox.Options{ClusterName: "drillwriter", HAProxy: true})
+	h := startHealer(t, sb, remediationOpts{mode: "auto", drill: true})
+	_, out := runDrill(t, h, "writer-kill", 20*time.Second)
+	if writer := sb.Nodes()[0]; !strings.Contains(out, "killing "+writer.Address()+"\n") {
+		t.Errorf("writer-kill did not kill %s, HAProxy's active writer:\n%s", writer.Address(), out)
+	}
+	t.Logf("measured: TestDrillWriterKill wall time %s", time.Since(t0).Round(time.Millisecond))
+}

@@ -17,7 +17,7 @@ func newDrillCmd() *cobra.Command {
 	var cfgPath, apiURL, cluster, scenario string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "drill --cluster C --scenario node-crash|two-crash|whole-crash",
+		Use:   "drill --cluster C --scenario node-crash|two-crash|whole-crash|writer-kill",
 		Short: "Run a failure drill (a real kill -9) on a cluster declared a drill target, and print its measured RTO and RPO",
 		Long: `Asks the running appliance to run a failure drill: it writes through the
 cluster with an independent writer, kills -9 the scenario's servers through
@@ -26,7 +26,8 @@ their agents, lets the remediator repair them, and measures detection, repair
 cluster must have drill: {allowed: true} in nines.yaml, and each host's
 agent.yaml drill: {allowed: true}; the appliance refuses a cluster that is not
 healthy or whose remediation is not auto. Needs an admin token.
-writer-kill and primary-kill are not supported yet.`,
+writer-kill kills the node the cluster's HAProxy sends writes to (the cluster
+needs its haproxy: key); primary-kill (replication) is not supported yet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cluster == "" || scenario == "" {
@@ -58,7 +59,7 @@ writer-kill and primary-kill are not supported yet.`,
 	cmd.Flags().StringVar(&cfgPath, "config", "nines.yaml", "appliance config (its API address and token)")
 	cmd.Flags().StringVar(&apiURL, "api", "", "the appliance's URL, when it is not the config's listen address (http://host:port)")
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (declared with drill: {allowed: true})")
-	cmd.Flags().StringVar(&scenario, "scenario", "", "node-crash (one node), two-crash (two of three), whole-crash (every node)")
+	cmd.Flags().StringVar(&scenario, "scenario", "", "node-crash (one node), two-crash (two of three), whole-crash (every node), writer-kill (HAProxy's writer)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long to follow the drill")
 	return cmd
 }
