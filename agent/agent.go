@@ -271,6 +271,7 @@ func (a *Agent) routes() *http.ServeMux {
 	mux.Handle("POST /v1/replication/seed-stream", mdb("seed-stream", http.HandlerFunc(a.seedStream)))
 	mux.Handle("POST "+reseedPath, mdb("reseed", http.HandlerFunc(a.reseedHTTP)))
 	mux.Handle("POST /v1/backups", mdb("backup", handle(a, "backup", a.backup)))
+	mux.Handle("POST /v1/drill/kill", mdb("drill-kill", handle(a, "drill-kill", a.drillKill)))
 	if a.ndb != nil {
 		// The data node writes its native backups itself (START BACKUP
 		// through the management server); its agent lists and deletes
@@ -437,7 +438,7 @@ func (a *Agent) Status(ctx context.Context) Status {
 	if a.ndb != nil {
 		return a.ndbStatus()
 	}
-	st := Status{Name: a.cfg.Name, Kind: KindMariaDB, Mode: a.cfg.Mode(), Galera: a.cfg.IsGalera(), DataDir: a.srv.DataDir}
+	st := Status{Name: a.cfg.Name, Kind: KindMariaDB, Mode: a.cfg.Mode(), Galera: a.cfg.IsGalera(), DataDir: a.srv.DataDir, DrillAllowed: a.cfg.Drill.Allowed}
 	pid, err := a.ctl.pid()
 	if err != nil {
 		st.Error = err.Error()

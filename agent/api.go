@@ -30,6 +30,9 @@
 //	POST /v1/restart           RestartRequest -> RestartResult
 //	POST /v1/bootstrap-fields  BootstrapFieldsRequest -> BootstrapFieldsResult
 //	POST /v1/pc-bootstrap      -> PCBootstrapResult (409 unless non-Primary)
+//	POST /v1/drill/kill        -> StopResult: kill -9 of the server, for a
+//	                              failure drill; 403 unless agent.yaml has
+//	                              drill: {allowed: true} (drill.go)
 //
 //	POST /v1/replication/diverged     DivergedRequest -> DivergedResult (GTIDs of the binary logs another state lacks)
 //	POST /v1/replication/seed-stream  SeedStreamRequest -> mbstream of mariadb-backup --slave-info (a replica donor)
@@ -118,8 +121,12 @@ type Status struct {
 	Pid     int  `json:"pid"`
 	// Supervised is true when this agent process started the server and
 	// so notices at once when it exits (LastExit).
-	Supervised bool   `json:"supervised"`
-	DataDir    string `json:"data_dir"`
+	Supervised bool `json:"supervised"`
+	// DrillAllowed is agent.yaml's drill.allowed: whether this host lets
+	// POST /v1/drill/kill crash its server. The appliance checks it on
+	// every node a drill would kill before killing any.
+	DrillAllowed bool   `json:"drill_allowed"`
+	DataDir      string `json:"data_dir"`
 	// FreeBytes is what an unprivileged writer may still use on the
 	// datadir's file system; TotalBytes its size.
 	FreeBytes  uint64 `json:"free_bytes"`

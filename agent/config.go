@@ -92,6 +92,15 @@ type Config struct {
 	// StateDir holds what the agent itself must remember across restarts:
 	// the highest fencing token per cluster (FenceFile).
 	StateDir string `yaml:"state_dir"`
+	// Drill is the host's own consent to failure drills: without
+	// allowed: true, POST /v1/drill/kill is refused whatever token the
+	// caller holds, so an appliance's token alone cannot crash a server.
+	Drill Drill `yaml:"drill"`
+}
+
+// Drill is agent.yaml's drill section.
+type Drill struct {
+	Allowed bool `yaml:"allowed"`
 }
 
 // DefaultStateDir is the agent's state dir when agent.yaml names none and

@@ -64,6 +64,7 @@ type App struct {
 	rem     *remediator.Remediator
 	jobs    *remediator.JobLog
 	backups *backups
+	drills  *drills
 	// team is the etcd election of appliances in HA; nil when alone.
 	team *ha.Elector
 	// runCtx ends when the appliance stops; jobs started over the API
@@ -139,6 +140,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer unlock()
 
 	app := &App{cfg: cfg, opts: opts, log: log, start: time.Now()}
+	if app.drills, err = newDrills(cfg.DataDir, app.start); err != nil {
+		return err
+	}
 	var active func(cluster string) bool // nil: every cluster
 	if app.sharded() {
 		active = app.owns
@@ -266,6 +270,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	app.runCtx = runCtx
+	// Runs after cancel (defers run in reverse): a drill ends with runCtx.
+	defer app.drills.wg.Wait()
 	var wg sync.WaitGroup
 	spawn := func(f func(context.Context)) {
 		wg.Add(1)

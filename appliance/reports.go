@@ -55,7 +55,7 @@ func (a *App) uptimeReport(c echo.Context) error {
 		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: "uptime report: read the job log: " + err.Error()})
 	}
 	r, err := report.Build(c.Request().Context(), a.query, report.Request{
-		Cluster: name, From: from, To: to, TargetPercent: cl.SLO.Target, Jobs: reportJobs(jobs, name), Now: now,
+		Cluster: name, From: from, To: to, TargetPercent: cl.SLO.Target, Jobs: reportJobs(jobs, name), Drills: a.drills.reportDrills(name), Now: now,
 	})
 	if errors.Is(err, report.ErrNotCounted) {
 		return c.JSON(http.StatusConflict, apiError{Status: "error", ErrorType: "not_counted", Error: err.Error()})

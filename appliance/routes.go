@@ -48,6 +48,10 @@ var apiRoutes = []route{
 	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/queries", Role: config.RoleRead, handle: (*App).queries},
 	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/blocking", Role: config.RoleRead, handle: (*App).blocking},
 	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/advice", Role: config.RoleRead, handle: (*App).advice},
+	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/drills", Role: config.RoleRead, handle: (*App).listDrills},
+	{Method: http.MethodGet, Path: "/api/v1/clusters/:name/drills/:id", Role: config.RoleRead, handle: (*App).getDrill},
+	// A drill kills servers for real: admin only.
+	{Method: http.MethodPost, Path: "/api/v1/clusters/:name/drills", Role: config.RoleAdmin, handle: (*App).startDrill},
 	{Method: http.MethodGet, Path: "/api/v1/rules", Role: config.RoleRead, handle: (*App).apiRules},
 	{Method: http.MethodGet, Path: "/api/v1/alerts", Role: config.RoleRead, handle: (*App).apiAlerts},
 	{Method: http.MethodGet, Path: "/api/v1/jobs", Role: config.RoleRead, handle: (*App).listJobs},

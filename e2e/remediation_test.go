@@ -37,6 +37,7 @@ type remediationOpts struct {
 	maxRecoveries int
 	positionWait  string // remediation.position_wait; "" leaves the default
 	extra         string // top-level sections appended to nines.yaml (ha:)
+	drill         bool   // declare the cluster a drill target
 	// moreClusters are further entries of clusters:, after the sandbox's.
 	moreClusters string
 	// noWait: return once started, without waiting to see the sandbox
@@ -98,6 +99,9 @@ receivers:
 		wait = ", position_wait: " + o.positionWait
 	}
 	fmt.Fprintf(b, "    remediation: {mode: %s, max_recoveries: %d, window: 10m%s}\n", o.mode, o.maxRecoveries, wait)
+	if o.drill {
+		b.WriteString("    drill: {allowed: true}\n")
+	}
 	b.WriteString(o.moreClusters)
 	if o.amCluster != "" {
 		fmt.Fprintf(b, "alertmanager: {embedded: alertmanager.yml, cluster: %s}\n", o.amCluster)

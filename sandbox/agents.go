@@ -158,6 +158,8 @@ name: %s
 listen: %s:%d
 `+insecure+repl+`token_file: %s
 backup_dirs: [%s]
+# A sandbox is for trying failures: nines drill may kill -9 its servers.
+drill: {allowed: true}
 server:
   galera: %t
   process:

@@ -170,3 +170,42 @@ func (c *Client) Backups(ctx context.Context, cluster string) (*Backups, error) 
 	}
 	return &b, nil
 }
+
+// StartDrill is POST /api/v1/clusters/{name}/drills: a failure drill. A
+// refusal is an *Error: 403 not a drill target, 409 not healthy or
+// remediation not auto, 501 a scenario not supported yet.
+func (c *Client) StartDrill(ctx context.Context, cluster, scenario string) (*report.Drill, error) {
+	var d report.Drill
+	if err := c.Post(ctx, "/api/v1/clusters/"+url.PathEscape(cluster)+"/drills", map[string]string{"scenario": scenario}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Drill is GET /api/v1/clusters/{name}/drills/{id}.
+func (c *Client) Drill(ctx context.Context, cluster, id string) (*report.Drill, error) {
+	var d report.Drill
+	if err := c.Get(ctx, "/api/v1/clusters/"+url.PathEscape(cluster)+"/drills/"+url.PathEscape(id), nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// WaitDrill polls the drill every interval until it has ended or ctx is
+// done.
+func (c *Client) WaitDrill(ctx context.Context, cluster, id string, interval time.Duration) (*report.Drill, error) {
+	for {
+		d, err := c.Drill(ctx, cluster, id)
+		if err != nil {
+			return nil, err
+		}
+		if d.State != "running" {
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}

@@ -188,6 +188,9 @@ type Cluster struct {
 	SLO           SLO         `yaml:"slo"`
 	Probe         Probe       `yaml:"probe"`
 	Remediation   Remediation `yaml:"remediation"`
+	// Drill declares the cluster a drill target: `nines drill` kills its
+	// servers for real, and refuses any cluster without allowed: true.
+	Drill Drill `yaml:"drill"`
 	// AgentTokenFile (or AgentTokenEnv) holds the bearer token of the
 	// nines agents on this cluster's hosts; required when any node names
 	// an agent. One token per cluster: the agents of a cluster are
@@ -276,6 +279,11 @@ type Remediation struct {
 	// that do not answer before it may bootstrap without them (they may
 	// hold the latest transactions). Default 2m.
 	PositionWait Duration `yaml:"position_wait"`
+}
+
+// Drill is a cluster's drill section. Default: no drills.
+type Drill struct {
+	Allowed bool `yaml:"allowed"`
 }
 
 // HAProxy names an HAProxy in front of a cluster (on the appliance's

@@ -223,6 +223,15 @@ func TestLoadRejects(t *testing.T) {
 		{"agent key without cert", func(s string) string {
 			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    agent_key_file: api-token\n", 1)
 		}, 9, "clusters[0].agent_cert_file", "required with agent_key_file"},
+		{"drill target without auto remediation", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    drill: {allowed: true}\n", 1)
+		}, 11, "clusters[0].drill.allowed", "needs remediation.mode auto"},
+		{"drill target node without an agent", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    drill: {allowed: true}\n", 1)
+		}, 13, "clusters[0].nodes[0].agent", "required on a drill target"},
+		{"drill on a replication cluster", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: replication\n    drill: {allowed: true}\n", 1)
+		}, 11, "clusters[0].drill.allowed", "galera clusters only"},
 		{"retention too short", func(s string) string {
 			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
 		}, 3, "retention", "at least 1d"},

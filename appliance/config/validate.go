@@ -181,6 +181,7 @@ func (c *Config) checkCluster(cl *Cluster, p string, names map[string]bool, addr
 		at(p+".remediation.position_wait", "must be positive, got %s", cl.Remediation.PositionWait.Duration)
 	}
 	checkAutoAgents(cl, p, at)
+	checkDrill(cl, p, at)
 	checkNDB(cl, p, at)
 	if cl.Probe.Timeout.Duration <= 0 || cl.Probe.Timeout.Duration > 10*time.Second {
 		at(p+".probe.timeout", "must be between 0 and 10s, got %s", cl.Probe.Timeout.Duration)
@@ -324,6 +325,26 @@ func (c *Config) validateBackups(cl *Cluster, p string, agents bool, at func(pat
 			if !found {
 				at(bp+".node", "%q is not a node of cluster %s", b.Node, cl.Name)
 			}
+		}
+	}
+}
+
+// checkDrill refuses a drill target the drill cannot crash or repair: the
+// crash is a kill -9 through each node's agent, and the repair is the
+// remediator's (auto), so a drill never leaves an outage nobody repairs.
+func checkDrill(cl *Cluster, p string, at func(path, format string, args ...any)) {
+	if !cl.Drill.Allowed {
+		return
+	}
+	if cl.Kind != nines.KindGalera {
+		at(p+".drill.allowed", "drills run on galera clusters only so far, not on kind %s", cl.Kind)
+	}
+	if cl.Remediation.Mode != "auto" {
+		at(p+".drill.allowed", "needs remediation.mode auto (it is %q): a drill whose crash nobody repairs is an outage", cl.Remediation.Mode)
+	}
+	for j, n := range cl.Nodes {
+		if n.Agent == "" {
+			at(fmt.Sprintf("%s.nodes[%d].agent", p, j), "required on a drill target: node %s is crashed through its agent", n.Address)
 		}
 	}
 }

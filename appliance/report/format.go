@@ -62,6 +62,8 @@ type figure struct {
 type incidentRow struct {
 	Start, End, Duration, Bad, Unknown, BudgetSeconds, BudgetPercent string
 	Alerts, Actions                                                  string
+	// Drill is "drill <ID>" when the incident happened during a drill.
+	Drill string
 }
 
 // periodRow is a day or a month as every format writes it.
@@ -79,6 +81,7 @@ type view struct {
 	Requested, NotCounted string
 	Figures               []figure
 	Incidents             []incidentRow
+	Drills                []drillRow
 	Days, Months          []periodRow
 	Chart                 chart
 }
@@ -139,7 +142,13 @@ func newView(r *Report) view {
 		if len(js) > 0 {
 			row.Actions = strings.Join(js, "; ")
 		}
+		if in.Drill != "" {
+			row.Drill = "drill " + in.Drill
+		}
 		v.Incidents = append(v.Incidents, row)
+	}
+	for _, d := range r.Drills {
+		v.Drills = append(v.Drills, newDrillRow(d))
 	}
 	for _, d := range r.Days {
 		v.Days = append(v.Days, newPeriodRow(d.Start.Format(time.DateOnly), d))

@@ -46,8 +46,14 @@ td.time { white-space: nowrap; }
 <h2>Incidents</h2>
 {{if .Incidents}}<table id="incidents">
 <tr><th>Start</th><th>End</th><th>Duration (s)</th><th>Bad (s)</th><th>Unknown (s)</th><th>Budget spent (s)</th><th>Budget spent (%)</th><th>Alerts fired</th><th>Automatic action and outcome</th></tr>
-{{range .Incidents}}<tr><td class="time">{{.Start}}</td><td class="time">{{.End}}</td><td class="num">{{.Duration}}</td><td class="num">{{.Bad}}</td><td class="num">{{.Unknown}}</td><td class="num">{{.BudgetSeconds}}</td><td class="num">{{.BudgetPercent}}</td><td>{{.Alerts}}</td><td>{{.Actions}}</td></tr>
+{{range .Incidents}}<tr><td class="time">{{.Start}}</td><td class="time">{{.End}}</td><td class="num">{{.Duration}}</td><td class="num">{{.Bad}}</td><td class="num">{{.Unknown}}</td><td class="num">{{.BudgetSeconds}}</td><td class="num">{{.BudgetPercent}}</td><td>{{.Alerts}}</td><td>{{.Actions}}{{if .Drill}} ({{.Drill}}){{end}}</td></tr>
 {{end}}</table>{{else}}<p>No incidents.</p>{{end}}
+
+<h2>Drills</h2>
+{{if .Drills}}<table id="drills">
+<tr><th>Drill</th><th>Scenario</th><th>Nodes killed</th><th>Start</th><th>Outcome</th><th>Detection (s)</th><th>RTO (s)</th><th>Longest write stall (s)</th><th>Acknowledged writes</th><th>RPO (acknowledged writes lost)</th></tr>
+{{range .Drills}}<tr><td>{{.ID}}</td><td>{{.Scenario}}</td><td>{{.Victims}}</td><td class="time">{{.Start}}</td><td>{{.State}}</td><td class="num">{{.Detection}}</td><td class="num" data-key="rto_seconds">{{.RTO}}</td><td class="num">{{.Stall}}</td><td class="num">{{.Acked}}</td><td class="num" data-key="lost_writes">{{.Lost}}</td></tr>
+{{end}}</table>{{else}}<p>No drills.</p>{{end}}
 
 <h2>Daily availability</h2>
 {{with .Chart}}<svg xmlns="http://www.w3.org/2000/svg" width="800" height="260" viewBox="0 0 800 260" role="img" aria-label="Daily availability">

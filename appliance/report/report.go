@@ -103,6 +103,9 @@ type Request struct {
 	// Jobs is the cluster's job log; jobs overlapping an incident are its
 	// actions (scheduled jobs, backups, are not).
 	Jobs []Job
+	// Drills are the cluster's failure drills; those started in the
+	// period are listed, and an incident overlapping one is marked.
+	Drills []Drill
 	// Now is the report's generation time.
 	Now time.Time
 }
@@ -171,6 +174,9 @@ type Incident struct {
 	BudgetSpentPercent float64 `json:"budget_spent_percent"`
 	Alerts             []Alert `json:"alerts"`
 	Actions            []Job   `json:"actions"`
+	// Drill is the ID of the failure drill this incident happened
+	// during, if any: the probe's seconds count all the same.
+	Drill string `json:"drill,omitempty"`
 }
 
 // Report is an uptime report.
@@ -187,6 +193,9 @@ type Report struct {
 	CountedTo time.Time `json:"counted_to,omitzero"`
 	Summary
 	Incidents []Incident `json:"incidents"`
+	// Drills are the failure drills started in the period, with their
+	// measured RTO and RPO.
+	Drills []Drill `json:"drills"`
 	// MTTRSeconds is the mean incident duration; MTBFSeconds the good
 	// seconds of the period per incident. Both 0 without incidents.
 	MTTRSeconds float64   `json:"mttr_seconds"`
@@ -313,7 +322,9 @@ func Build(ctx context.Context, q Querier, req Request) (*Report, error) {
 			return nil, err
 		}
 		in.Actions = actions(req.Jobs, in.Start, in.End.Add(followUp))
+		in.Drill = drillOf(req.Drills, in.Start, in.End)
 	}
+	r.Drills = drillsIn(req.Drills, from, to)
 	if n := len(r.Incidents); n > 0 {
 		var total int64
 		for _, in := range r.Incidents {

@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPasswdCmd())
 	root.AddCommand(newDashboardsCmd())
 	root.AddCommand(newHAProxyCmd())
+	root.AddCommand(newDrillCmd())
 	root.AddCommand(newSwitchoverCmd())
 	root.AddCommand(newReseedCmd())
 	return root

@@ -1,0 +1,531 @@
+package appliance
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/agent"
+	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/appliance/report"
+	"github.com/nines-project/nines/haproxy"
+	"github.com/nines-project/nines/internal/metric"
+	"github.com/nines-project/nines/remediator"
+)
+
+// Drill scenarios. The first three are Galera's; the last two are named
+// by the issue: writer-kill needs HAProxy in front; primary-kill
+// (replication) answers "not supported yet".
+const (
+	ScenarioNodeCrash   = "node-crash"
+	ScenarioTwoCrash    = "two-crash"
+	ScenarioWholeCrash  = "whole-crash"
+	ScenarioWriterKill  = "writer-kill"
+	ScenarioPrimaryKill = "primary-kill"
+)
+
+const supportedScenarios = ScenarioNodeCrash + ", " + ScenarioTwoCrash + ", " + ScenarioWholeCrash + ", " + ScenarioWriterKill
+
+// Drill states.
+const (
+	DrillRunning = "running"
+	DrillDone    = "done"
+	DrillFailed  = "failed"
+)
+
+// drillRepairLimit bounds the wait for the remediator's repair; past it
+// the drill fails and says so (the cluster is then a real incident).
+// A whole-cluster recovery may wait remediation.position_wait (default
+// 2m) for nodes that do not answer, so this leaves room beyond it.
+const drillRepairLimit = 10 * time.Minute
+
+// DrillRecord is one drill as the API returns it and the data dir keeps
+// it (data_dir/drills/<id>.json).
+type DrillRecord struct {
+	Cluster string `json:"cluster"`
+	report.Drill
+}
+
+// DrillRequest is POST /api/v1/clusters/{name}/drills.
+type DrillRequest struct {
+	Scenario string `json:"scenario"`
+}
+
+// drillError is a refusal with its HTTP status.
+type drillError struct {
+	status int
+	msg    string
+}
+
+func (e *drillError) Error() string { return e.msg }
+
+func refuse(status int, format string, args ...any) error {
+	return &drillError{status, fmt.Sprintf(format, args...)}
+}
+
+// drillVictims checks that scenario may run on cl as it is now and
+// returns the nodes it kills. It decides only: the safety rules are
+// here, in one place, and tested without a cluster. latest are the
+// exporter's latest snapshots; st the remediator's view of the cluster;
+// running the ID of a drill already running on it ("" for none); writer
+// the node HAProxy sends writes to now ("" when unknown or no HAProxy).
+func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot, st remediator.ClusterStatus, running, writer string) ([]config.Node, error) {
+	if !cl.Drill.Allowed {
+		return nil, refuse(http.StatusForbidden, "cluster %s is not a drill target: a drill kills its servers for real; declare it with drill: {allowed: true} in its config", cl.Name)
+	}
+	var victims []config.Node
+	switch scenario {
+	case ScenarioNodeCrash:
+		// The last node: with a load balancer the writer is the first,
+		// and writer-kill is the scenario that kills it.
+		victims = cl.Nodes[len(cl.Nodes)-1:]
+	case ScenarioTwoCrash:
+		if len(cl.Nodes) < 3 {
+			return nil, refuse(http.StatusConflict, "two-crash kills two nodes and needs at least 3; cluster %s has %d", cl.Name, len(cl.Nodes))
+		}
+		victims = cl.Nodes[len(cl.Nodes)-2:]
+	case ScenarioWholeCrash:
+		victims = cl.Nodes
+	case ScenarioWriterKill:
+		if cl.HAProxy == nil {
+			return nil, refuse(http.StatusConflict, "writer-kill kills the node HAProxy sends writes to, and cluster %s has no haproxy: key", cl.Name)
+		}
+		i := slices.IndexFunc(cl.Nodes, func(n config.Node) bool { return n.Address == writer })
+		if i < 0 {
+			return nil, refuse(http.StatusConflict, "writer-kill: HAProxy's writer backend %s has no server UP now, or it was not read yet", cl.HAProxy.WriterBackend)
+		}
+		victims = cl.Nodes[i : i+1]
+	case ScenarioPrimaryKill:
+		return nil, refuse(http.StatusNotImplemented, "scenario %s is not supported yet (supported: %s)", scenario, supportedScenarios)
+	default:
+		return nil, refuse(http.StatusBadRequest, "scenario %q: want one of %s", scenario, supportedScenarios)
+	}
+	if running != "" {
+		return nil, refuse(http.StatusConflict, "drill %s is still running on cluster %s", running, cl.Name)
+	}
+	// A drill whose repair nobody runs is an outage.
+	if st.Mode != remediator.ModeAuto {
+		return nil, refuse(http.StatusConflict, "cluster %s: remediation is %s, not auto: nobody would repair what the drill breaks", cl.Name, st.Mode)
+	}
+	if st.Halted != "" {
+		return nil, refuse(http.StatusConflict, "cluster %s: remediation is halted (%s): nobody would repair what the drill breaks", cl.Name, st.Halted)
+	}
+	if st.RunningJob != "" {
+		return nil, refuse(http.StatusConflict, "cluster %s: job %s is running; a drill starts on a healthy, quiet cluster", cl.Name, st.RunningJob)
+	}
+	if bad := unhealthy(cl, latest); len(bad) > 0 {
+		return nil, refuse(http.StatusConflict, "cluster %s is not healthy (%s): a drill starts only when every node is Synced in a Primary component", cl.Name, strings.Join(bad, "; "))
+	}
+	return victims, nil
+}
+
+// unhealthy names each node of cl that its latest snapshot does not show
+// Synced in a Primary component, and why.
+func unhealthy(cl *config.Cluster, latest []*nines.Snapshot) []string {
+	var bad []string
+	for _, n := range cl.Nodes {
+		i := slices.IndexFunc(latest, func(s *nines.Snapshot) bool { return s.Cluster == cl.Name && s.Instance == n.Address })
+		switch {
+		case i < 0:
+			bad = append(bad, n.Address+" not scraped yet")
+		case !latest[i].Up:
+			bad = append(bad, n.Address+" down")
+		case !latest[i].Galera.Synced() || !latest[i].Galera.Primary():
+			bad = append(bad, n.Address+" not Synced in a Primary component")
+		}
+	}
+	return bad
+}
+
+// drills runs drills and keeps their records in dir, one JSON file each.
+type drills struct {
+	dir   string
+	start time.Time // of this process: a record still running from before it was cut short
+	mu    sync.Mutex
+	// running maps a cluster to the ID of its running drill.
+	running map[string]string
+	wg      sync.WaitGroup
+}
+
+func newDrills(dataDir string, start time.Time) (*drills, error) {
+	dir := filepath.Join(dataDir, "drills")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("drill records: %w", err)
+	}
+	return &drills{dir: dir, start: start, running: map[string]string{}}, nil
+}
+
+// save writes rec atomically, so a crash leaves the old or the new record.
+func (d *drills) save(rec DrillRecord) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(d.dir, rec.ID+".json")
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
+		return fmt.Errorf("save drill %s: %w", rec.ID, err)
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// list returns cluster's drills (every cluster's for ""), newest first.
+// A record still running that this process did not start was cut short
+// by a stop of the appliance: it is shown failed.
+func (d *drills) list(cluster string) ([]DrillRecord, error) {
+	files, err := filepath.Glob(filepath.Join(d.dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	out := []DrillRecord{}
+	var errs []error
+	for _, f := range files {
+		var rec DrillRecord
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = json.Unmarshal(b, &rec)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drill record %s: %w", f, err))
+			continue
+		}
+		if cluster != "" && rec.Cluster != cluster {
+			continue
+		}
+		if rec.State == DrillRunning && rec.Start.Before(d.start) {
+			rec.State, rec.Reason = DrillFailed, "the appliance stopped during the drill"
+		}
+		out = append(out, rec)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].Start.After(out[k].Start) })
+	return out, errors.Join(errs...)
+}
+
+func (d *drills) get(cluster, id string) (DrillRecord, bool) {
+	recs, _ := d.list(cluster)
+	for _, r := range recs {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return DrillRecord{}, false
+}
+
+// reportDrills are cluster's drills as the uptime report lists them.
+func (d *drills) reportDrills(cluster string) []report.Drill {
+	recs, _ := d.list(cluster)
+	out := make([]report.Drill, len(recs))
+	for i, r := range recs {
+		out[i] = r.Drill
+	}
+	return out
+}
+
+func newDrillID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return "drill-" + now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b)
+}
+
+// startDrill serves POST /api/v1/clusters/{name}/drills: it refuses with
+// the reason, or starts the drill in the background and answers 202 with
+// its record; GET .../drills/{id} follows it.
+func (a *App) startDrill(c echo.Context) error {
+	cl := a.clusterConfig(c.Param("name"))
+	if cl == nil {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: "no cluster named " + c.Param("name")})
+	}
+	var req DrillRequest
+	if err := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<16)).Decode(&req); err != nil {
+		return c.JSON(http.StatusBadRequest, apiError{Status: "error", ErrorType: "bad_data", Error: "decode drill request: " + err.Error()})
+	}
+	rec, err := a.launchDrill(cl, req.Scenario)
+	var de *drillError
+	switch {
+	case errors.As(err, &de):
+		kind := map[int]string{http.StatusForbidden: "forbidden", http.StatusConflict: "conflict", http.StatusBadRequest: "bad_data", http.StatusNotImplemented: "not_supported"}[de.status]
+		return c.JSON(de.status, apiError{Status: "error", ErrorType: kind, Error: de.msg})
+	case err != nil:
+		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: err.Error()})
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"status": "success", "data": rec})
+}
+
+func (a *App) listDrills(c echo.Context) error {
+	if a.clusterConfig(c.Param("name")) == nil {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: "no cluster named " + c.Param("name")})
+	}
+	recs, err := a.drills.list(c.Param("name"))
+	if err != nil && len(recs) == 0 {
+		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": recs})
+}
+
+func (a *App) getDrill(c echo.Context) error {
+	rec, ok := a.drills.get(c.Param("name"), c.Param("id"))
+	if !ok {
+		return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: fmt.Sprintf("no drill %s on cluster %s", c.Param("id"), c.Param("name"))})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "data": rec})
+}
+
+func (a *App) clusterConfig(name string) *config.Cluster {
+	for i := range a.cfg.Clusters {
+		if a.cfg.Clusters[i].Name == name {
+			return &a.cfg.Clusters[i]
+		}
+	}
+	return nil
+}
+
+// launchDrill checks the refusal rules and starts the drill.
+func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, error) {
+	if a.team != nil {
+		// Agents then insist on the lease holder's fencing token.
+		return DrillRecord{}, refuse(http.StatusConflict, "drills are not supported with appliances in HA yet")
+	}
+	var st remediator.ClusterStatus
+	for _, s := range a.rem.Status() {
+		if s.Cluster == cl.Name {
+			st = s
+		}
+	}
+	a.drills.mu.Lock()
+	defer a.drills.mu.Unlock()
+	victims, err := drillVictims(cl, scenario, a.exp.Latest(), st, a.drills.running[cl.Name], a.haproxyWriter(cl))
+	if err != nil {
+		return DrillRecord{}, err
+	}
+	// Every host must consent before any is killed: a drill half done
+	// because one agent refused would be an unplanned scenario.
+	if err := victimsConsent(a.runCtx, *cl, victims); err != nil {
+		return DrillRecord{}, err
+	}
+	now := time.Now()
+	rec := DrillRecord{Cluster: cl.Name, Drill: report.Drill{ID: newDrillID(now), Scenario: scenario, State: DrillRunning, Start: now.UTC()}}
+	for _, v := range victims {
+		rec.Victims = append(rec.Victims, v.Address)
+	}
+	if err := a.drills.save(rec); err != nil {
+		return DrillRecord{}, err
+	}
+	a.drills.running[cl.Name] = rec.ID
+	a.drills.wg.Add(1)
+	go func() {
+		defer a.drills.wg.Done()
+		rec = a.runDrill(a.runCtx, *cl, victims, rec)
+		a.drills.mu.Lock()
+		delete(a.drills.running, cl.Name)
+		a.drills.mu.Unlock()
+		if err := a.drills.save(rec); err != nil {
+			a.log.Error("drill: save the result", "drill", rec.ID, "err", err)
+		}
+		if rec.State == DrillDone {
+			a.in.write("nines:drill:"+cl.Name+":"+rec.Scenario, drillMetrics(cl.Name, a.instance, rec.Drill), rec.End, true)
+		}
+		a.log.Info("drill ended", "drill", rec.ID, "cluster", cl.Name, "scenario", rec.Scenario, "state", rec.State, "reason", rec.Reason,
+			"detection_s", rec.DetectionSeconds, "rto_s", rec.RTOSeconds, "stall_s", rec.StallSeconds, "acked", rec.AckedWrites, "lost", rec.LostWrites)
+	}()
+	return rec, nil
+}
+
+// haproxyWriter is the node cl's HAProxy sends writes to, as its latest
+// stats read: "" without HAProxy or stats.
+func (a *App) haproxyWriter(cl *config.Cluster) string {
+	if cl.HAProxy == nil {
+		return ""
+	}
+	for _, lb := range a.lbs {
+		if snap := lb.Latest(); snap != nil && snap.Target.Cluster == cl.Name && snap.Up {
+			return writerOf(snap.Servers, cl.HAProxy.WriterBackend, cl.Nodes)
+		}
+	}
+	return ""
+}
+
+// writerOf is the node a writer backend sends to: its active server when
+// UP, else the first UP backup in config order (nines haproxy config
+// writes one active server and the others as backups, named
+// haproxy.ServerName of their position in nodes).
+func writerOf(stats []haproxy.ServerStat, backend string, nodes []config.Node) string {
+	up := func(st haproxy.ServerStat) bool { return strings.HasPrefix(st.Status, "UP") }
+	for _, backup := range []bool{false, true} {
+		for i, n := range nodes {
+			for _, st := range stats {
+				if st.Backend == backend && st.Server == haproxy.ServerName(i) && st.Backup == backup && up(st) {
+					return n.Address
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// victimsConsent asks each victim's agent whether its host allows drills
+// (agent.yaml drill.allowed): a 409 naming those that do not, or do not
+// answer.
+func victimsConsent(ctx context.Context, cl config.Cluster, victims []config.Node) error {
+	no := make([]string, len(victims))
+	var wg sync.WaitGroup
+	for i, v := range victims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			st, err := agent.NewClient(v.Agent, cl.AgentToken.Reveal(), cl.AgentTLS).Status(sctx)
+			switch {
+			case err != nil:
+				no[i] = fmt.Sprintf("%s: agent: %v", v.Address, err)
+			case !st.DrillAllowed:
+				no[i] = v.Address + ": its agent.yaml does not allow drills (drill: {allowed: true})"
+			}
+		}()
+	}
+	wg.Wait()
+	no = slices.DeleteFunc(no, func(s string) bool { return s == "" })
+	if len(no) > 0 {
+		return refuse(http.StatusConflict, "cluster %s: not every host consents to the drill, nothing was killed: %s", cl.Name, strings.Join(no, "; "))
+	}
+	return nil
+}
+
+// runDrill runs the drill and returns its record, ended. It starts the
+// independent writer, waits for it to write, kills the victims with
+// kill -9 through their agents, then watches the exporter's snapshots:
+// detection is the first scrape that finds a victim down, the repair (the
+// RTO) the first moment every node is Synced in a Primary component again,
+// both from the kill. The RPO is the acknowledged writes missing when
+// every acknowledged row is read back at the end.
+func (a *App) runDrill(ctx context.Context, cl config.Cluster, victims []config.Node, rec DrillRecord) DrillRecord {
+	fail := func(format string, args ...any) DrillRecord {
+		rec.State, rec.Reason, rec.End = DrillFailed, fmt.Sprintf(format, args...), time.Now().UTC()
+		return rec
+	}
+	w, err := startDrillWriter(ctx, cl, rec.ID)
+	if err != nil {
+		return fail("start the drill writer: %v", err)
+	}
+	defer w.stop()
+	if err := w.waitAcked(ctx, 20, 15*time.Second); err != nil {
+		return fail("the drill writer: %v", err)
+	}
+
+	killed := time.Now()
+	kerrs := make([]error, len(victims))
+	var wg sync.WaitGroup
+	for i, v := range victims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kctx, cancel := context.WithTimeout(ctx, agentTimeout)
+			defer cancel()
+			_, err := agent.NewClient(v.Agent, cl.AgentToken.Reveal(), cl.AgentTLS).DrillKill(kctx)
+			if err != nil {
+				kerrs[i] = fmt.Errorf("kill %s: %w", v.Address, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(kerrs...); err != nil {
+		// A node that was killed is still repaired by the remediator.
+		return fail("%v", err)
+	}
+	a.log.Warn("drill: servers killed", "drill", rec.ID, "cluster", cl.Name, "nodes", rec.Victims)
+	if err := a.drills.save(rec); err != nil {
+		a.log.Error("drill: save", "drill", rec.ID, "err", err)
+	}
+
+	var detected, repaired time.Time
+	limit := time.NewTimer(drillRepairLimit)
+	defer limit.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for repaired.IsZero() {
+		select {
+		case <-ctx.Done():
+			return fail("the appliance stopped during the drill")
+		case <-limit.C:
+			rec.DetectionSeconds = seconds(detected, killed)
+			return fail("the cluster was not repaired within %s", drillRepairLimit)
+		case <-tick.C:
+		}
+		latest := a.exp.Latest()
+		if detected.IsZero() {
+			for _, s := range latest {
+				if s.Cluster == cl.Name && s.Time.After(killed) && !s.Up && slices.ContainsFunc(victims, func(v config.Node) bool { return v.Address == s.Instance }) {
+					detected = s.Time.Add(s.Duration)
+				}
+			}
+			continue
+		}
+		if len(unhealthy(&cl, fresh(latest, detected))) == 0 {
+			repaired = time.Now()
+		}
+	}
+	rec.DetectionSeconds, rec.RTOSeconds = seconds(detected, killed), seconds(repaired, killed)
+
+	// A few writes through the repaired cluster: the stall then spans the
+	// whole outage, even when no write got through between kill and repair.
+	if err := w.waitAcked(ctx, w.ackedCount()+5, 15*time.Second); err != nil {
+		return fail("writes did not resume after the repair: %v", err)
+	}
+	w.stop()
+	rec.AckedWrites, rec.StallSeconds = int64(len(w.acked)), w.stall.Seconds()
+	lost, err := w.lost(ctx, cl)
+	if err != nil {
+		return fail("read back the acknowledged writes: %v", err)
+	}
+	rec.LostWrites = int64(lost)
+	rec.State, rec.End = DrillDone, time.Now().UTC()
+	return rec
+}
+
+// fresh are the snapshots taken after t: a node counts as repaired only by
+// a scrape that began after it was seen down.
+func fresh(latest []*nines.Snapshot, t time.Time) []*nines.Snapshot {
+	var out []*nines.Snapshot
+	for _, s := range latest {
+		if s.Time.After(t) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func seconds(t, from time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Sub(from).Seconds()
+}
+
+// drillMetrics are a finished drill's figures as series, one sample at
+// its end; last_over_time(nines_drill_rto_seconds[30d]) is the latest
+// drill's RTO per scenario.
+func drillMetrics(cluster, instance string, d report.Drill) []metric.Metric {
+	labels := []metric.Label{{Name: "cluster", Value: cluster}, {Name: "instance", Value: instance}, {Name: "scenario", Value: d.Scenario}}
+	g := func(name, help string, v float64) metric.Metric {
+		return metric.Metric{Name: name, Help: help, Type: metric.Gauge, Labels: labels, Value: v}
+	}
+	return []metric.Metric{
+		g("nines_drill_detection_seconds", "Seconds from a drill's kill -9 to nines seeing the node down.", d.DetectionSeconds),
+		g("nines_drill_rto_seconds", "Seconds from a drill's kill -9 to every node Synced again.", d.RTOSeconds),
+		g("nines_drill_write_stall_seconds", "The drill writer's longest wait between two acknowledged writes.", d.StallSeconds),
+		g("nines_drill_lost_writes", "Acknowledged writes of the drill writer missing at the end (the RPO).", float64(d.LostWrites)),
+	}
+}

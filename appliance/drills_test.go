@@ -1,0 +1,211 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nines-project/nines"
+	"github.com/nines-project/nines/agent"
+	"github.com/nines-project/nines/appliance/config"
+	"github.com/nines-project/nines/appliance/report"
+	"github.com/nines-project/nines/haproxy"
+	"github.com/nines-project/nines/remediator"
+)
+
+func drillCluster(allowed bool) *config.Cluster {
+	return &config.Cluster{Name: "billing", Kind: nines.KindGalera, Drill: config.Drill{Allowed: allowed}, Nodes: []config.Node{
+		{Address: "db1:3306", Agent: "https://db1:9105"}, {Address: "db2:3306", Agent: "https://db2:9105"}, {Address: "db3:3306", Agent: "https://db3:9105"},
+	}}
+}
+
+func syncedSnaps(cl *config.Cluster) []*nines.Snapshot {
+	var out []*nines.Snapshot
+	for _, n := range cl.Nodes {
+		out = append(out, &nines.Snapshot{Cluster: cl.Name, Instance: n.Address, Up: true, Galera: &nines.GaleraStatus{
+			ClusterStatus: nines.ClusterStatusPrimary, LocalState: nines.LocalStateSynced, Ready: true,
+		}})
+	}
+	return out
+}
+
+// TestDrillRefusals: a drill runs only on a declared target that is
+// healthy, quiet and repaired automatically; each refusal says why.
+func TestDrillRefusals(t *testing.T) {
+	auto := remediator.ClusterStatus{Cluster: "billing", Mode: remediator.ModeAuto}
+	down := func(s []*nines.Snapshot) []*nines.Snapshot { s[1].Up = false; return s }
+	donor := func(s []*nines.Snapshot) []*nines.Snapshot { s[2].Galera.LocalState = nines.LocalStateDonor; return s }
+	for _, tt := range []struct {
+		name     string
+		allowed  bool
+		scenario string
+		snaps    func([]*nines.Snapshot) []*nines.Snapshot
+		st       remediator.ClusterStatus
+		running  string
+		haproxy  bool
+		writer   string
+		status   int
+		msg      string
+		victims  []string
+	}{
+		{name: "not a drill target", scenario: ScenarioNodeCrash, st: auto, status: http.StatusForbidden, msg: "is not a drill target"},
+		{name: "node-crash kills the last node", allowed: true, scenario: ScenarioNodeCrash, st: auto, victims: []string{"db3:3306"}},
+		{name: "two-crash kills two of three", allowed: true, scenario: ScenarioTwoCrash, st: auto, victims: []string{"db2:3306", "db3:3306"}},
+		{name: "whole-crash kills all", allowed: true, scenario: ScenarioWholeCrash, st: auto, victims: []string{"db1:3306", "db2:3306", "db3:3306"}},
+		{name: "writer-kill kills HAProxy's writer", allowed: true, scenario: ScenarioWriterKill, st: auto, haproxy: true, writer: "db2:3306", victims: []string{"db2:3306"}},
+		{name: "writer-kill without haproxy", allowed: true, scenario: ScenarioWriterKill, st: auto, writer: "db1:3306", status: http.StatusConflict, msg: "has no haproxy: key"},
+		{name: "writer-kill without a writer", allowed: true, scenario: ScenarioWriterKill, st: auto, haproxy: true, status: http.StatusConflict, msg: "no server UP"},
+		{name: "primary-kill not yet", allowed: true, scenario: ScenarioPrimaryKill, st: auto, status: http.StatusNotImplemented, msg: "not supported yet"},
+		{name: "unknown scenario", allowed: true, scenario: "meteor", st: auto, status: http.StatusBadRequest, msg: `"meteor"`},
+		{name: "dry-run remediation", allowed: true, scenario: ScenarioNodeCrash, st: remediator.ClusterStatus{Mode: remediator.ModeDryRun}, status: http.StatusConflict, msg: "nobody would repair"},
+		{name: "remediation halted", allowed: true, scenario: ScenarioNodeCrash, st: remediator.ClusterStatus{Mode: remediator.ModeAuto, Halted: "3 recoveries in 10m"}, status: http.StatusConflict, msg: "halted"},
+		{name: "a job runs", allowed: true, scenario: ScenarioNodeCrash, st: remediator.ClusterStatus{Mode: remediator.ModeAuto, RunningJob: "j1"}, status: http.StatusConflict, msg: "job j1 is running"},
+		{name: "a drill runs", allowed: true, scenario: ScenarioNodeCrash, st: auto, running: "drill-x", status: http.StatusConflict, msg: "drill drill-x is still running"},
+		{name: "a node down", allowed: true, scenario: ScenarioNodeCrash, st: auto, snaps: down, status: http.StatusConflict, msg: "db2:3306 down"},
+		{name: "a node a donor", allowed: true, scenario: ScenarioWholeCrash, st: auto, snaps: donor, status: http.StatusConflict, msg: "db3:3306 not Synced"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := drillCluster(tt.allowed)
+			snaps := syncedSnaps(cl)
+			if tt.snaps != nil {
+				snaps = tt.snaps(snaps)
+			}
+			if tt.haproxy {
+				cl.HAProxy = &config.HAProxy{StatsSocket: "/run/h.sock", WriterBackend: "billing-writer", ReaderBackend: "billing-reader"}
+			}
+			victims, err := drillVictims(cl, tt.scenario, snaps, tt.st, tt.running, tt.writer)
+			if tt.status == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				var got []string
+				for _, v := range victims {
+					got = append(got, v.Address)
+				}
+				if !slices.Equal(got, tt.victims) {
+					t.Fatalf("victims %v, want %v", got, tt.victims)
+				}
+				return
+			}
+			var de *drillError
+			if !errors.As(err, &de) || de.status != tt.status || !strings.Contains(de.msg, tt.msg) {
+				t.Fatalf("got %v (victims %v), want status %d containing %q", err, victims, tt.status, tt.msg)
+			}
+		})
+	}
+}
+
+// TestDrillRecordsSurviveARestart: a record still running from before the
+// process started reads as failed, and the records persist as JSON.
+func TestDrillRecordsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	d, err := newDrills(dir, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := DrillRecord{Cluster: "billing", Drill: report.Drill{ID: "drill-a", Scenario: ScenarioNodeCrash, State: DrillRunning, Start: start.Add(-time.Minute)}}
+	done := DrillRecord{Cluster: "billing", Drill: report.Drill{ID: "drill-b", Scenario: ScenarioTwoCrash, State: DrillDone, Start: start.Add(time.Minute), RTOSeconds: 7.5}}
+	other := DrillRecord{Cluster: "iptv", Drill: report.Drill{ID: "drill-c", State: DrillDone, Start: start}}
+	for _, r := range []DrillRecord{old, done, other} {
+		if err := d.save(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := d.list("billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].ID != "drill-b" || recs[0].RTOSeconds != 7.5 || recs[1].ID != "drill-a" {
+		t.Fatalf("billing's drills: %+v; want drill-b then drill-a", recs)
+	}
+	if recs[1].State != DrillFailed || !strings.Contains(recs[1].Reason, "appliance stopped") {
+		t.Fatalf("a drill cut short by a restart reads %s %q; want failed, the appliance stopped", recs[1].State, recs[1].Reason)
+	}
+}
+
+// runAgent runs a real host agent (for a server that is not running) on
+// loopback and returns its URL; drill is its agent.yaml drill.allowed.
+func runAgent(t *testing.T, drill bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"agent-token": "agent-token-0123456789abcdef\n",
+		"my.cnf":      "[mysqld]\ndatadir=" + filepath.Join(dir, "data") + "\nsocket=/nonexistent/mysqld.sock\n",
+		"agent.yaml": "listen: 127.0.0.1:0\ntoken_file: agent-token\nserver:\n  process: {defaults_file: my.cnf, dir: srv}\n" +
+			"drill: {allowed: " + strconv.FormatBool(drill) + "}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "srv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	acfg, err := agent.Load(filepath.Join(dir, "agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, acfg, agent.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Ready: func(a string) { ready <- a }})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case addr := <-ready:
+		return "http://" + addr
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return ""
+}
+
+// TestDrillNeedsEveryHostsConsent: before killing anything the appliance
+// asks each victim's agent; one host without drill.allowed refuses the
+// whole drill, naming it.
+func TestDrillNeedsEveryHostsConsent(t *testing.T) {
+	yes, no := runAgent(t, true), runAgent(t, false)
+	cl := config.Cluster{Name: "billing", AgentToken: config.Secret("agent-token-0123456789abcdef")}
+	if err := victimsConsent(t.Context(), cl, []config.Node{{Address: "db2:3306", Agent: yes}}); err != nil {
+		t.Fatalf("a consenting host: %v", err)
+	}
+	err := victimsConsent(t.Context(), cl, []config.Node{{Address: "db2:3306", Agent: yes}, {Address: "db3:3306", Agent: no}})
+	var de *drillError
+	if !errors.As(err, &de) || de.status != http.StatusConflict || !strings.Contains(de.msg, "db3:3306: its agent.yaml does not allow drills") || strings.Contains(de.msg, "db2") {
+		t.Fatalf("one host without consent: %v; want 409 naming db3:3306 only", err)
+	}
+}
+
+// TestWriterOf: HAProxy writes to the active server while it is UP, else
+// to the first UP backup in config order.
+func TestWriterOf(t *testing.T) {
+	nodes := drillCluster(true).Nodes
+	stat := func(server, status string, backup bool) haproxy.ServerStat {
+		return haproxy.ServerStat{Backend: "w", Server: server, Status: status, Backup: backup}
+	}
+	for _, tt := range []struct {
+		name  string
+		stats []haproxy.ServerStat
+		want  string
+	}{
+		{"active up", []haproxy.ServerStat{stat("n1", "UP", false), stat("n2", "UP", true), stat("n3", "UP", true)}, "db1:3306"},
+		{"active going down still takes writes", []haproxy.ServerStat{stat("n1", "UP 1/2", false), stat("n2", "UP", true)}, "db1:3306"},
+		{"active down: first up backup", []haproxy.ServerStat{stat("n1", "DOWN", false), stat("n3", "UP", true), stat("n2", "MAINT", true)}, "db3:3306"},
+		{"reader backend ignored", []haproxy.ServerStat{{Backend: "r", Server: "n1", Status: "UP"}, stat("n1", "DOWN", false), stat("n2", "UP", true)}, "db2:3306"},
+		{"none up", []haproxy.ServerStat{stat("n1", "DOWN", false), stat("n2", "DOWN 1/2", true)}, ""},
+	} {
+		if got := writerOf(tt.stats, "w", nodes); got != tt.want {
+			t.Errorf("%s: writer %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
