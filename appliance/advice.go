@@ -23,9 +23,12 @@ type adviceView struct {
 	// longest nines measured in its jobs, at least 10 minutes.
 	RestartSeconds         float64 `json:"restart_seconds"`
 	MeasuredRestartSeconds float64 `json:"measured_restart_seconds,omitempty"`
-	// StallSeconds is the longest probe write of the last 7 days: what a
-	// node crash (or anything else) cost the writers at worst.
-	StallSeconds float64         `json:"stall_seconds"`
+	// StallSeconds is what a node crash cost the writers: the write stall
+	// of the latest node-crash (or writer-kill) drill, named by Drill;
+	// without one, the longest probe write of the last 7 days.
+	StallSeconds float64 `json:"stall_seconds"`
+	Drill        string  `json:"drill,omitempty"`
+	drillAt      time.Time
 	Advice       []galera.Advice `json:"advice"`
 	// Errors name what could not be read (a node not scraped yet, an odd
 	// option); the advice lists what could.
@@ -71,11 +74,23 @@ func (a *App) advice(c echo.Context) error {
 		}
 	}
 	v.RestartSeconds = restart.Seconds()
-	stall := time.Duration(0)
-	if s, ok, err := one(fmt.Sprintf("max(max_over_time(nines_probe_duration_seconds{%s}[%ds]))", sel, int(adviceStallWindow.Seconds()))); err != nil {
-		v.Errors = append(v.Errors, "the longest probe write: "+err.Error())
-	} else if ok {
-		v.StallSeconds, stall = s, time.Duration(s*float64(time.Second))
+	// The stall a node crash cost: the latest node-crash drill's, which
+	// measured exactly that, else the probe's longest write of 7 days.
+	stall, source := time.Duration(0), "the probe's longest write of 7 days"
+	if recs, err := a.drills.list(name); err == nil {
+		for _, d := range recs {
+			if (d.Scenario == "node-crash" || d.Scenario == "writer-kill") && d.State == "done" && d.StallSeconds > 0 && (v.Drill == "" || d.Start.After(v.drillAt)) {
+				v.Drill, v.drillAt, v.StallSeconds = d.ID, d.Start, d.StallSeconds
+				stall, source = time.Duration(d.StallSeconds*float64(time.Second)), d.Scenario+" drill "+d.ID
+			}
+		}
+	}
+	if v.Drill == "" {
+		if s, ok, err := one(fmt.Sprintf("max(max_over_time(nines_probe_duration_seconds{%s}[%ds]))", sel, int(adviceStallWindow.Seconds()))); err != nil {
+			v.Errors = append(v.Errors, "the longest probe write: "+err.Error())
+		} else if ok {
+			v.StallSeconds, stall = s, time.Duration(s*float64(time.Second))
+		}
 	}
 	fill := map[string]float64{}
 	rates, err := a.query.Query(ctx, fmt.Sprintf("rate(mysql_global_status_wsrep_replicated_bytes{%[1]s}[10m]) + rate(mysql_global_status_wsrep_received_bytes{%[1]s}[10m])", sel), time.Now())
@@ -106,7 +121,7 @@ func (a *App) advice(c echo.Context) error {
 		} else {
 			v.Advice = append(v.Advice, galera.ISTWindow(galera.ISTWindowInput{Node: n.Address, GcacheBytes: size, FillBytesPerSecond: rate, Restart: restart}))
 		}
-		ev, err := galera.Eviction(n.Address, opts, stall)
+		ev, err := galera.Eviction(n.Address, opts, stall, source)
 		if err != nil {
 			v.Errors = append(v.Errors, err.Error())
 			continue

@@ -83,6 +83,38 @@ func TestDrillGalera(t *testing.T) {
 		t.Errorf("the HTML report does not show the drill with RTO %.1f and 0 lost:\n%.3000s", rto, html[strings.Index(html, "<h2>Incidents"):])
 	}
 
+	// The advice sets the node crash's measured stall against the
+	// eviction timeout: the node-crash drill's stall, named.
+	var adv struct {
+		Data struct {
+			Drill        string  `json:"drill"`
+			StallSeconds float64 `json:"stall_seconds"`
+			Advice       []struct {
+				Topic, Node, Measured string
+			}
+		}
+	}
+	if code, err := h.get("/api/v1/clusters/"+sb.ClusterName()+"/advice", nil, &adv); err != nil || code != http.StatusOK {
+		t.Fatalf("GET advice: %d %v", code, err)
+	}
+	var nodeCrash report.Drill
+	for _, d := range rep.Drills {
+		if d.Scenario == "node-crash" {
+			nodeCrash = d
+		}
+	}
+	if adv.Data.Drill != nodeCrash.ID || adv.Data.StallSeconds != nodeCrash.StallSeconds {
+		t.Errorf("advice from stall %v of %q; want the node-crash drill %s's %v", adv.Data.StallSeconds, adv.Data.Drill, nodeCrash.ID, nodeCrash.StallSeconds)
+	}
+	for _, a := range adv.Data.Advice {
+		if a.Topic == "eviction" {
+			if !strings.Contains(a.Measured, "node-crash drill "+nodeCrash.ID) {
+				t.Errorf("eviction advice for %s does not name the drill: %s", a.Node, a.Measured)
+			}
+			t.Logf("advice for %s: %s", a.Node, a.Measured)
+		}
+	}
+
 	// Undeclared: the same command is refused, and the record stays.
 	h.stop()
 	cfg, err := os.ReadFile(h.cfg)

@@ -113,9 +113,9 @@ func ISTWindow(in ISTWindowInput) Advice {
 
 // Eviction says what a crashed node costs in stalled writes: the others
 // wait evs.suspect_timeout before they evict it, and commits wait with
-// them. stall is the longest write stall measured (the probe's longest
-// write, a drill's); 0 when none was measured.
-func Eviction(node, providerOptions string, stall time.Duration) (Advice, error) {
+// them. stall is the write stall measured, 0 when none was, and source
+// says where it comes from (a node-crash drill, the probe's longest write).
+func Eviction(node, providerOptions string, stall time.Duration, source string) (Advice, error) {
 	suspect, inactive := DefaultSuspectTimeout, DefaultInactiveTimeout
 	for name, d := range map[string]*time.Duration{"evs.suspect_timeout": &suspect, "evs.inactive_timeout": &inactive} {
 		if v, ok := ProviderOption(providerOptions, name); ok {
@@ -133,12 +133,12 @@ func Eviction(node, providerOptions string, stall time.Duration) (Advice, error)
 	case stall <= 0:
 		a.Measured = fmt.Sprintf("no write stall measured yet; a crashed node should stall commits for about %s (evs.suspect_timeout)", suspect)
 	case stall < suspect:
-		a.Measured = fmt.Sprintf("the longest write stall measured, %s, is shorter than a node crash would cost (evs.suspect_timeout %s): no crash under writes was measured", stall.Round(100*time.Millisecond), suspect)
+		a.Measured = fmt.Sprintf("the write stall measured (%s), %s, is shorter than a node crash would cost (evs.suspect_timeout %s): no crash under writes was measured", source, stall.Round(100*time.Millisecond), suspect)
 	case stall > suspect+2*time.Second:
 		a.Warning = true
-		a.Measured = fmt.Sprintf("the longest write stall measured, %s, is longer than the eviction explains (%s): look at flow control, disks and the network too", stall.Round(100*time.Millisecond), suspect)
+		a.Measured = fmt.Sprintf("the write stall measured (%s), %s, is longer than the eviction explains (%s): look at flow control, disks and the network too", source, stall.Round(100*time.Millisecond), suspect)
 	default:
-		a.Measured = fmt.Sprintf("the longest write stall measured, %s, matches the eviction time (evs.suspect_timeout %s)", stall.Round(100*time.Millisecond), suspect)
+		a.Measured = fmt.Sprintf("the write stall measured (%s), %s, matches the eviction time (evs.suspect_timeout %s)", source, stall.Round(100*time.Millisecond), suspect)
 	}
 	const shorter = 3 * time.Second
 	if suspect > shorter {

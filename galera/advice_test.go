@@ -26,25 +26,25 @@ func TestParseISODuration(t *testing.T) {
 const sandboxOptions = "base_dir = /tmp/n1/data/; base_host = 127.0.0.1; evs.inactive_timeout = PT3S; evs.suspect_timeout = PT1.5S; gcache.size = 32M; pc.weight = 1"
 
 func TestEvictionAdvice(t *testing.T) {
-	a, err := Eviction("db1:3306", "evs.suspect_timeout = PT5S; gcache.size = 1G", 5200*time.Millisecond)
+	a, err := Eviction("db1:3306", "evs.suspect_timeout = PT5S; gcache.size = 1G", 5200*time.Millisecond, "node-crash drill d1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Warning || !strings.Contains(a.Suggestion, "PT3S") || !strings.Contains(a.Suggestion, "2s") || a.Values["suspect_timeout_seconds"] != 5 || a.Values["inactive_timeout_seconds"] != 15 {
+	if a.Warning || !strings.Contains(a.Measured, "(node-crash drill d1), 5.2s, matches") || !strings.Contains(a.Suggestion, "PT3S") || !strings.Contains(a.Suggestion, "2s") || a.Values["suspect_timeout_seconds"] != 5 || a.Values["inactive_timeout_seconds"] != 15 {
 		t.Errorf("default-ish timeouts, stall that matches them: %+v", a)
 	}
-	a, err = Eviction("db1:3306", sandboxOptions, 9*time.Second)
+	a, err = Eviction("db1:3306", sandboxOptions, 9*time.Second, "the probe")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !a.Warning || !strings.Contains(a.Measured, "flow control") || a.Suggestion != "already short; leave it" {
 		t.Errorf("a stall the 1.5 s suspect timeout does not explain: %+v", a)
 	}
-	a, err = Eviction("db1:3306", sandboxOptions, 300*time.Millisecond)
+	a, err = Eviction("db1:3306", sandboxOptions, 300*time.Millisecond, "the probe")
 	if err != nil || a.Warning || !strings.Contains(a.Measured, "no crash under writes") {
 		t.Errorf("only short stalls measured: %+v %v", a, err)
 	}
-	if _, err := Eviction("db1:3306", "evs.suspect_timeout = 5 seconds", 0); err == nil || !strings.Contains(err.Error(), "evs.suspect_timeout of db1:3306") {
+	if _, err := Eviction("db1:3306", "evs.suspect_timeout = 5 seconds", 0, ""); err == nil || !strings.Contains(err.Error(), "evs.suspect_timeout of db1:3306") {
 		t.Errorf("an odd timeout: %v; want an error naming the option and the node", err)
 	}
 }

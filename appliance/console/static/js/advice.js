@@ -25,7 +25,7 @@ export default function advice(root, ctx, name) {
     replace(facts,
       fact('a restart takes', duration(d.restart_seconds)),
       fact('longest restart measured', d.measured_restart_seconds ? duration(d.measured_restart_seconds) : 'none yet'),
-      fact('longest write stall, 7 days', duration(d.stall_seconds)));
+      fact(d.drill ? `write stall of drill ${d.drill}` : 'longest probe write, 7 days', duration(d.stall_seconds)));
     replace(body, d.note ? h('p', { class: 'muted' }, d.note)
       : table(['node', 'topic', 'measured', 'setting', 'suggestion', 'risk'], d.advice.map(row), 'no advice yet'));
     replace(errors, d.errors.map((e) => h('p', { class: 'error' }, e)));
@@ -33,7 +33,7 @@ export default function advice(root, ctx, name) {
   replace(root,
     h('section', { class: 'card' },
       h('h2', {}, h('a', { href: `#/cluster/${encodeURIComponent(name)}` }, name), ' advice'),
-      h('p', { class: 'muted' }, 'From measurements: the gcache fill rate of the last 10 minutes, the longest node restart nines ran (at least 10 minutes), the longest probe write of the last 7 days.'),
+      h('p', { class: 'muted' }, 'From measurements: the gcache fill rate of the last 10 minutes, the longest node restart nines ran (at least 10 minutes), the write stall of the latest node-crash drill (else the longest probe write of the last 7 days).'),
       h('div', { class: 'inline' }, read.button), facts, body, errors));
   return { refresh: read.refresh };
 }
