@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/chromedp/chromedp"
 	"github.com/nines-project/nines/sandbox"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,6 +25,7 @@ func TestConfigDrift(t *testing.T) {
 	// Variables every 2 s instead of every minute, so the test need not
 	// wait a minute for each read.
 	cfg.WriteString("scrape: {variables_interval: 2s}\n")
+	cfg.WriteString(consoleUserYAML(t, "vera", "viewer", "viewer-password-1"))
 	path := filepath.Join(t.TempDir(), "nines.yaml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -87,6 +90,16 @@ func TestConfigDrift(t *testing.T) {
 	if d := drift(); len(d) != 1 {
 		t.Errorf("drift %v, want sql_mode only", d)
 	}
+	// The cluster page shows it, one column per node.
+	b := newBrowser(t, a.base)
+	b.do("open the cluster page", chromedp.Navigate(a.base+"/#/cluster/"+sb.ClusterName()))
+	b.login("vera", "viewer-password-1")
+	const cellJS = `(() => { const r = document.querySelector('#drift tr[data-drift-variable=sql_mode]'); return r ? r.textContent : ''; })()`
+	waitFor(t, time.Now(), 15*time.Second, "the cluster page to show sql_mode's drift", func() bool {
+		return strings.Contains(eval[string](b, cellJS), "ANSI_QUOTES")
+	})
+	b.screenshot("config-drift")
+
 	// The rule engine's own view (GET /api/v1/alerts), as the console
 	// shows it.
 	driftAlert := func() string {

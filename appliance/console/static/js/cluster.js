@@ -76,6 +76,16 @@ function every(ms, fn) {
   return async () => { if (Date.now() - at >= ms) { at = Date.now(); await fn(); } };
 }
 
+// driftTable lists the global variables whose values differ across the
+// nodes (the API's drift: what must agree and does not), one column per
+// node; nothing when they agree.
+function driftTable(drift, nodes) {
+  if (!drift.length) return null;
+  return [h('h3', {}, 'Config drift ', h('span', { class: 'muted' }, 'global variables that differ across the nodes')),
+    table(['variable', ...nodes], drift.map((d) => h('tr', { dataset: { driftVariable: d.variable } },
+      h('td', {}, h('code', {}, d.variable)), nodes.map((n) => h('td', { class: 'stmt' }, h('code', {}, d.values[n] ?? '–'))))))];
+}
+
 export default function cluster(root, ctx, name) {
   const sel = `{cluster=${JSON.stringify(name)}}`;
   // selWith is the cluster's selector with more matchers.
@@ -88,10 +98,11 @@ export default function cluster(root, ctx, name) {
   const charts = h('div', { class: 'charts', id: 'charts' });
   const jobs = h('div', { id: 'jobs' });
   const actions = h('div', { id: 'actions' });
+  const drift = h('div', { id: 'drift' });
   let formBuilt = false;
   let latest = []; // the nodes as last read, for the switchover's question
   replace(root,
-    h('section', { class: 'card' }, head, facts, topo, actions),
+    h('section', { class: 'card' }, head, facts, topo, drift, actions),
     h('section', { class: 'card' }, h('h2', {}, 'Charts ', h('span', { class: 'muted' }, 'last 15 minutes')), charts),
     h('section', { class: 'card' }, h('h2', {}, 'Recent state changes ', h('span', { class: 'muted' }, 'last hour')), changes),
     h('section', { class: 'card' }, h('h2', {}, 'Jobs'), jobs));
@@ -169,6 +180,7 @@ export default function cluster(root, ctx, name) {
         fact('not repaired', rem && rem.not_repaired ? rem.not_repaired : '–'));
       latest = c.nodes;
       kind = c.kind;
+      replace(drift, driftTable(c.drift || [], c.nodes.map((n) => n.instance)));
       const ndb = c.kind === 'ndb';
       if (ndb) replace(topo, ndbTopology(c.ndb));
       else replace(topo, c.kind === 'replication' ? replTopology(ctx, name, c.nodes) : galeraTopology(c.nodes));
