@@ -63,8 +63,8 @@ func TestConsoleSwitchover(t *testing.T) {
 	// The job form offers a switchover on a replication cluster (and no
 	// Galera recovery); cancelling its confirmation starts nothing.
 	kinds := eval[[]string](b, `[...document.querySelectorAll('#start-job select[name=kind] option')].map(o => o.value)`)
-	if strings.Join(kinds, ",") != "backup,verify,switchover" {
-		t.Errorf("job kinds offered on a replication cluster: %v, want backup, verify, switchover", kinds)
+	if strings.Join(kinds, ",") != "backup,verify,switchover,replication-rolling-restart" {
+		t.Errorf("job kinds offered on a replication cluster: %v, want backup, verify, switchover, replication-rolling-restart", kinds)
 	}
 	b.do("ask for a switchover through the form",
 		chromedp.SetValue(chromedp.CSS(`#start-job select[name=kind]`), "switchover"),
