@@ -37,6 +37,7 @@ import (
 // are there, the servers and agents run with the same pids, the job log is
 // empty and the shell escape wrote no marker.
 func TestAttacks(t *testing.T) {
+	waitsSideBySide(t) // 30 s of it is a slow client's timeout
 	sb := sharedGalera(t)
 	before := processIDs(t, sb)
 
@@ -288,6 +289,10 @@ func startRolesAppliance(t *testing.T, sb *sandbox.Sandbox) (*appliance, roleTok
 	full = full[strings.Index(full, "clusters:"):]
 	b.WriteString(full)
 	b.WriteString("    remediation: {mode: auto}\n")
+	// No probe: the attacks need none, and it lets this test run beside
+	// another appliance probing the shared sandbox (same host, same
+	// probe rows).
+	b.WriteString("    probe: {disabled: true}\n")
 	// The embedded Alertmanager, so its API's routes exist; its alerts go
 	// nowhere (the attacks play the webhook's part themselves).
 	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte("route: {receiver: none}\nreceivers: [{name: none}]\n"), 0o600); err != nil {

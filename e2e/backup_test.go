@@ -276,6 +276,7 @@ func nodeByAddress(tb testing.TB, sb *sandbox.Sandbox, addr string) sandbox.Node
 // by verification, and a node stopped mid-backup. Each part runs its own
 // appliance, so schedules never meet.
 func TestBackup(t *testing.T) {
+	waitsSideBySide(t) // its own sandbox; most of it is a schedule, retries and restores with loose bounds
 	sb := startGalera(t, "backupdrill", ninesBin, backupBasePort)
 	db, err := sb.DB(sb.Nodes()[0].Name)
 	if err != nil {

@@ -157,13 +157,17 @@ var (
 // basePort returns the base of a port block for one sandbox or set of
 // listeners.
 // waitsSideBySide marks a drill that spends most of its time waiting on
-// a clock (a 2-minute receiver outage, a 60 s alert threshold) and whose
-// bounds are loose enough not to mind a neighbour: go test runs such
-// tests after the others, two at a time (-parallel 2 in the Makefile),
-// each on its own sandbox and ports, or on the shared sandbox without
-// changing it and with no other appliance probing it (two appliances on
-// one host write the same probe rows). One after the other they cost
-// minutes of CI.
+// a clock (a 2-minute receiver outage, a 60 s alert threshold, a slow
+// client's 30 s timeout, a backup schedule, position_wait) and whose
+// bounds are a minute or more, loose enough not to mind a neighbour: go
+// test runs such tests after the others, two at a time (-parallel 2 in
+// the Makefile), each on its own sandbox and ports, or on the shared
+// sandbox without changing it and with no other appliance probing it
+// (two appliances on one host write the same probe rows). Their
+// invariants (no acknowledged write lost, never two Primary components,
+// nothing acted) hold whatever the load; one after the other they cost
+// minutes of CI. Tests with tight bounds (an alert within 3 s, a failover
+// within 5 s) never carry it.
 func waitsSideBySide(t *testing.T) { t.Parallel() }
 
 func basePort() int {
@@ -268,9 +272,18 @@ func startSandbox(tb testing.TB, o sandbox.Options) *sandbox.Sandbox {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	if o.Netns {
+		// A sandbox picks a free /24 when it is made and takes it when
+		// its bridge comes up: two drills side by side must not both
+		// pick the same one in between.
+		netnsMu.Lock()
+		defer netnsMu.Unlock()
+	}
 	start := time.Now()
 	return started(tb, o, "3-node Galera", func() (*sandbox.Sandbox, error) { return sandbox.StartGalera(ctx, o) }, start)
 }
+
+var netnsMu sync.Mutex
 
 // startReplicationSandbox is startSandbox for a primary and two replicas.
 func startReplicationSandbox(tb testing.TB, o sandbox.Options) *sandbox.Sandbox {

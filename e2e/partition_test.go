@@ -371,6 +371,7 @@ func TestCrashOneNodeMissing(t *testing.T) {
 // of three cannot decide; refused and paged. An admin's force_node
 // recovers it, and the job log says what may have been given up.
 func TestCrashTwoNodesMissing(t *testing.T) {
+	waitsSideBySide(t) // position_wait and refusals; bounds of a minute and more
 	const positionWait = 15 * time.Second
 	sb, h, chk, w := drill(t, "minoritydrill", remediationOpts{mode: "auto", positionWait: positionWait.String()})
 	n := sb.Nodes()
@@ -477,6 +478,7 @@ func rejoinedOrRefused(t *testing.T, h *healer, chk *splitBrainChecker, sb *sand
 // comes back, it is ahead of the Primary: refused and paged, never
 // overwritten by a state transfer.
 func TestCrashAheadNodeRefused(t *testing.T) {
+	waitsSideBySide(t) // position_wait and refusals; bounds of a minute and more
 	const positionWait = 10 * time.Second
 	sb := startSandbox(t, sandbox.Options{ClusterName: "aheaddrill", Netns: true})
 	h := startHealer(t, sb, remediationOpts{mode: "off", positionWait: positionWait.String()})
