@@ -175,6 +175,7 @@ func TestPartitionOneNodeIsolated(t *testing.T) {
 // Drill 2: the appliance cut off from two nodes that still see each
 // other (and the third): no action at all; the cluster status says why.
 func TestPartitionApplianceCutOff(t *testing.T) {
+	waitsSideBySide(t) // it waits for the agents' deadlines; bound 120 s
 	sb, h, chk, w := drill(t, "blinddrill", remediationOpts{mode: "auto"})
 	n := sb.Nodes()
 

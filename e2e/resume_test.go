@@ -17,6 +17,7 @@ import (
 // resumes, never two bootstraps in one crash, each act step once,
 // nothing acknowledged lost.
 func TestQuorumRecoveryApplianceKilledAtEachStep(t *testing.T) {
+	waitsSideBySide(t) // eight crash-and-resume cycles, each bounded at 90 s
 	sb := freshGalera(t, "resumedrill")
 	h := startHealer(t, sb, remediationOpts{mode: "auto", maxRecoveries: 50})
 	waitProbeWrites(t, h.appliance, sb.ClusterName(), 3, 3)
