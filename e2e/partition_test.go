@@ -139,6 +139,7 @@ func neverPrimary(t *testing.T, chk *splitBrainChecker, node string, d time.Dura
 // Drill 1: one node isolated from the others for 30 s stays non-Primary,
 // nothing bootstraps it; after the heal it rejoins by IST; nothing lost.
 func TestPartitionOneNodeIsolated(t *testing.T) {
+	waitsSideBySide(t) // 30 s of it is watching a cut node stay non-Primary
 	sb, h, chk, w := drill(t, "isodrill", remediationOpts{mode: "auto"})
 	victim := sb.Nodes()[1]
 	logBefore, _ := os.ReadFile(victim.ErrorLog)
@@ -216,6 +217,7 @@ func TestPartitionApplianceCutOff(t *testing.T) {
 // first: they stay non-Primary, as Galera does), and the cluster ends
 // Primary with three Synced nodes. Never two Primaries at any poll.
 func TestPartitionAllApart(t *testing.T) {
+	waitsSideBySide(t) // bounds of 60-150 s; its point is one bootstrap, never two Primaries
 	sb, h, chk, w := drill(t, "apartdrill", remediationOpts{mode: "auto", positionWait: "20s"})
 	n := sb.Nodes()
 
@@ -319,6 +321,7 @@ func firstPrimary(t *testing.T, chk *splitBrainChecker, since time.Time, limit t
 // then the more advanced of the other two, with the warning in the job
 // log; after the heal the third node rejoins.
 func TestCrashOneNodeMissing(t *testing.T) {
+	waitsSideBySide(t) // position_wait and refusals; bounds of a minute and more
 	const positionWait = 20 * time.Second
 	sb, h, chk, w := drill(t, "missingdrill", remediationOpts{mode: "auto", positionWait: positionWait.String()})
 	n := sb.Nodes()

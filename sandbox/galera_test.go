@@ -22,6 +22,7 @@ import (
 // again on the same directory: the cluster must keep its state UUID and its
 // data. It then kills one node and brings it back with StartNode.
 func TestGaleraSandbox(t *testing.T) {
+	sideBySide(t)
 	dir := sandboxDir(t)
 	stopOnCleanup(t, dir)
 	ctx := testContext(t, 5*time.Minute)

@@ -45,3 +45,9 @@ func TestMain(m *testing.M) {
 func watchRaces(t *testing.T) {
 	t.Cleanup(func() { races.Check(t) })
 }
+
+// sideBySide runs a test after the package's others, two at a time
+// (-parallel 2 in the Makefile): the sandboxes these start have ports of
+// their own (fixed, or from testbin.ClusterPorts) and their waits are
+// generous; one after the other they cost minutes of CI.
+func sideBySide(t *testing.T) { t.Parallel() }

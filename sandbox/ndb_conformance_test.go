@@ -28,6 +28,7 @@ import (
 // brought back to every node started. The nodes report 127.0.0.1, which
 // stands for the transcripts' host=10.0.0.1.
 func TestNDBConformanceOverProcesses(t *testing.T) {
+	sideBySide(t)
 	all, err := ndbtranscript.Load()
 	if err != nil {
 		t.Fatal(err)

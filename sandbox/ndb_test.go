@@ -24,6 +24,7 @@ const ndbBasePort = 34306
 // appliance would see it: real processes killed, hung and restarted, the
 // mgm protocol's events and status, ndbinfo and SQL writes.
 func TestNDBSandbox(t *testing.T) {
+	sideBySide(t)
 	dir := sandboxDir(t)
 	stopOnCleanup(t, dir)
 	ctx := testContext(t, 4*time.Minute)

@@ -17,6 +17,7 @@ import (
 // survivor makes it Primary again; the two others, started through their
 // agents (which recover their positions first), rejoin by IST.
 func TestQuorumLossRepairedThroughAgents(t *testing.T) {
+	sideBySide(t)
 	dir := sandboxDir(t)
 	stopOnCleanup(t, dir)
 	ctx := testContext(t, 5*time.Minute)
