@@ -120,10 +120,18 @@ func newPeer(c Cluster, e *Embedded) (*gossip, error) {
 }
 
 // join joins the known peers and settles in the background; a peer that
-// cannot be reached now is retried by memberlist, so a lone appliance
-// still starts and notifies.
+// cannot be reached now is joined again by the cluster package's refresh
+// (every 15 s it joins each configured peer that is not a live member),
+// so a lone appliance still starts and notifies, and peers find each other
+// again after a partition.
+//
+// Its reconnect loop stays off (interval 0): it reads a failed peer's
+// memberlist.Node while memberlist rewrites that node when the peer comes
+// back alive, a data race in Alertmanager's cluster package (reported
+// upstream as prometheus/alertmanager#2033) that the race detector caught
+// in the partition drill. With static peers, refresh does the same work.
 func (g *gossip) join(c Cluster, logger interface{ Warn(string, ...any) }) {
-	if err := g.peer.Join(cluster.DefaultReconnectInterval, cluster.DefaultReconnectTimeout); err != nil {
+	if err := g.peer.Join(0, cluster.DefaultReconnectTimeout); err != nil {
 		logger.Warn("alertmanager: cannot join the gossip peers yet; retrying", "peers", c.Peers, "err", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
