@@ -562,7 +562,13 @@ func TestHAAppliancesCutOffFromEachOther(t *testing.T) {
 		}
 	}
 	w.check(t)
-	mend(t, sb, "a", "b")
+	mended := mend(t, sb, "a", "b")
+	// The gossip meshes again (the cluster package's refresh joins a
+	// configured peer that is not a live member every 15 s).
+	took = waitFor(t, mended, 40*time.Second, "the two Alertmanagers meshed again after the mend", func() bool {
+		return peers(tm.apps["a"]) == 2 && peers(tm.apps["b"]) == 2
+	})
+	t.Logf("measured: the gossip meshed again %s after the mend", took.Round(time.Millisecond))
 	close(stop)
 	<-watched
 	mu.Lock()
