@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nines-project/nines"
-	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/exporter/mysql"
 	"github.com/nines-project/nines/galera"
 )
@@ -40,12 +39,7 @@ const adviceStallWindow = 7 * 24 * time.Hour
 
 func (a *App) advice(c echo.Context) error {
 	name := c.Param("name")
-	var cl *config.Cluster
-	for i := range a.cfg.Clusters {
-		if a.cfg.Clusters[i].Name == name {
-			cl = &a.cfg.Clusters[i]
-		}
-	}
+	cl := a.clusterConfig(name)
 	if cl == nil {
 		return c.JSON(http.StatusNotFound, apiError{Status: "error", ErrorType: "not_found", Error: "no cluster named " + name})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/nines-project/nines/galera"
 	"github.com/nines-project/nines/internal/metric"
 )
 
@@ -54,30 +55,26 @@ func GlobalVariablesMetrics(set *metric.Set, vars map[string]string) {
 // GcacheSize reads gcache.size from wsrep_provider_options
 // ("...; gcache.size = 32M; ..."), honouring K/M/G suffixes.
 func GcacheSize(opts string) (float64, bool) {
-	for _, opt := range strings.Split(opts, ";") {
-		name, val, found := strings.Cut(opt, "=")
-		if !found || strings.TrimSpace(name) != "gcache.size" {
-			continue
-		}
-		val = strings.TrimSpace(val)
-		mult := 1.0
-		if n := len(val); n > 0 {
-			switch val[n-1] {
-			case 'K', 'k':
-				mult, val = 1<<10, val[:n-1]
-			case 'M', 'm':
-				mult, val = 1<<20, val[:n-1]
-			case 'G', 'g':
-				mult, val = 1<<30, val[:n-1]
-			case 'T', 't':
-				mult, val = 1<<40, val[:n-1]
-			}
-		}
-		v, ok := ParseValue(val)
-		if !ok || v < 0 {
-			return 0, false
-		}
-		return v * mult, true
+	val, ok := galera.ProviderOption(opts, "gcache.size")
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	mult := 1.0
+	if n := len(val); n > 0 {
+		switch val[n-1] {
+		case 'K', 'k':
+			mult, val = 1<<10, val[:n-1]
+		case 'M', 'm':
+			mult, val = 1<<20, val[:n-1]
+		case 'G', 'g':
+			mult, val = 1<<30, val[:n-1]
+		case 'T', 't':
+			mult, val = 1<<40, val[:n-1]
+		}
+	}
+	v, ok := ParseValue(val)
+	if !ok || v < 0 {
+		return 0, false
+	}
+	return v * mult, true
 }
