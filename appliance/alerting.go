@@ -28,7 +28,10 @@ import (
 // and the operator's rule files. `nines check`, `nines run` and
 // `nines rules export` all use it, so they agree on what runs.
 func RuleSources(cfg *config.Config) ([]rules.Source, error) {
-	srcs := packs.Sources()
+	srcs, err := builtinSources(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	var specs []slo.Spec
 	for _, c := range cfg.Clusters {
@@ -59,6 +62,42 @@ func RuleSources(cfg *config.Config) ([]rules.Source, error) {
 			return nil, err
 		}
 		srcs = append(srcs, src)
+	}
+	return srcs, nil
+}
+
+// builtinSources are the packs with the config's alert_for applied. A
+// name no pack defines is an error: a typo must not leave an alert at a
+// wait the operator thinks was changed.
+func builtinSources(cfg *config.Config) ([]rules.Source, error) {
+	srcs := packs.Sources()
+	if len(cfg.AlertFor) == 0 {
+		return srcs, nil
+	}
+	fors := make(map[string]time.Duration, len(cfg.AlertFor))
+	for name, d := range cfg.AlertFor {
+		fors[name] = d.Duration
+	}
+	seen := map[string]bool{}
+	for i, src := range srcs {
+		out, found, err := rules.OverrideFor(src, fors)
+		if err != nil {
+			return nil, err
+		}
+		srcs[i] = out
+		for _, name := range found {
+			seen[name] = true
+		}
+	}
+	var unknown []string
+	for name := range fors {
+		if !seen[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("alert_for: no built-in alert is named %s", strings.Join(unknown, ", "))
 	}
 	return srcs, nil
 }

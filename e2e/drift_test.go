@@ -14,10 +14,15 @@ import (
 	"time"
 )
 
+// driftFor is ConfigDrift's wait in TestConfigDrift (alert_for).
+const driftFor = 5 * time.Second
+
 // TestConfigDrift (issue 16): the shared sandbox's nodes agree, so no
 // drift is reported; sql_mode changed on one node with SET GLOBAL (which
 // Galera does not replicate) is reported with each node's value and its
-// ConfigDrift alert goes pending; set back, the drift clears.
+// ConfigDrift alert goes pending, then fires at a webhook receiver after
+// its for: (shortened with alert_for); set back, the drift clears and
+// the alert resolves.
 func TestConfigDrift(t *testing.T) {
 	sb := sharedGalera(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -26,7 +31,16 @@ func TestConfigDrift(t *testing.T) {
 	// wait a minute for each read.
 	cfg.WriteString("scrape: {variables_interval: 2s}\n")
 	cfg.WriteString(consoleUserYAML(t, "vera", "viewer", "viewer-password-1"))
-	path := filepath.Join(t.TempDir(), "nines.yaml")
+	// ConfigDrift waits 10 minutes in its pack; alert_for shortens it here
+	// as a site would, so the test sees the shipped rule reach a receiver.
+	hk := newHook(t)
+	dir := t.TempDir()
+	am := fmt.Sprintf("route: {receiver: test, group_by: ['...'], group_wait: 1s, group_interval: 1s, repeat_interval: 1h}\nreceivers:\n  - name: test\n    webhook_configs: [{url: %s, send_resolved: true}]\n", hk.url)
+	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(am), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(cfg, "alertmanager: {embedded: %s}\nalert_for: {ConfigDrift: %s}\n", filepath.Join(dir, "alertmanager.yml"), driftFor)
+	path := filepath.Join(dir, "nines.yaml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +136,23 @@ func TestConfigDrift(t *testing.T) {
 		return ""
 	}
 	waitFor(t, changed, 15*time.Second, "ConfigDrift pending for sql_mode", func() bool { return driftAlert() == "pending" })
+	sqlMode := func(l map[string]string) bool {
+		return l["alertname"] == "ConfigDrift" && l["variable"] == "sql_mode" && l["cluster"] == sb.ClusterName()
+	}
+	// Firing once the drift has lasted driftFor, reaching the receiver
+	// through the embedded Alertmanager (group_wait 1 s).
+	waitFor(t, changed, driftFor+15*time.Second, "ConfigDrift firing at the webhook", func() bool {
+		_, ok := hk.first("firing", sqlMode)
+		return ok
+	})
+	fired, _ := hk.first("firing", sqlMode)
+	t.Logf("measured: ConfigDrift at the webhook %s after SET GLOBAL (alert_for %s)", fired.Sub(changed).Round(time.Millisecond), driftFor)
+	if fired.Sub(changed) < driftFor {
+		t.Errorf("ConfigDrift notified %s after the change, before its for: of %s", fired.Sub(changed), driftFor)
+	}
+	if st := driftAlert(); st != "firing" {
+		t.Errorf("the rule engine shows ConfigDrift %q, want firing", st)
+	}
 
 	restore()
 	back := time.Now()
@@ -130,6 +161,10 @@ func TestConfigDrift(t *testing.T) {
 		return len(s) == 1 && s[0].Value == 0 && len(drift()) == 0
 	})
 	waitFor(t, back, 10*time.Second, "ConfigDrift gone", func() bool { return driftAlert() == "" })
+	waitFor(t, back, 15*time.Second, "ConfigDrift resolved at the webhook", func() bool {
+		_, ok := hk.first("resolved", sqlMode)
+		return ok
+	})
 
 	t.Run("advice", func(t *testing.T) { adviceOnSandbox(t, a, sb) })
 }

@@ -67,8 +67,11 @@ type Config struct {
 	Clusters  []Cluster `yaml:"clusters"`
 	// RuleFiles are glob patterns of Prometheus rule files, evaluated
 	// besides the built-in packs and the SLO rules.
-	RuleFiles    []string     `yaml:"rule_files"`
-	Alertmanager Alertmanager `yaml:"alertmanager"`
+	RuleFiles []string `yaml:"rule_files"`
+	// AlertFor sets the `for:` of built-in alerts by name, for a site that
+	// wants one sooner or later than its pack's default (ConfigDrift: 1m).
+	AlertFor     map[string]Duration `yaml:"alert_for"`
+	Alertmanager Alertmanager        `yaml:"alertmanager"`
 	// ExternalURL is how people reach this appliance; alert links use it.
 	ExternalURL string `yaml:"external_url"`
 	// TrustedProxies are the reverse proxies (CIDRs or addresses) in

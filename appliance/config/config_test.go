@@ -147,6 +147,9 @@ func TestLoadRejects(t *testing.T) {
 		{"negative interval", func(s string) string {
 			return strings.Replace(s, "interval: 1s", "interval: -1s", 1)
 		}, 7, "scrape.interval", "must be positive"},
+		{"negative alert_for", func(s string) string {
+			return s + "alert_for: {ConfigDrift: -1m}\n"
+		}, 15, "alert_for.ConfigDrift", "must not be negative"},
 		{"timeout longer than interval", func(s string) string {
 			return strings.Replace(s, "interval: 1s", "interval: 1s\n  timeout: 2s", 1)
 		}, 8, "scrape.timeout", "longer than scrape.interval"},

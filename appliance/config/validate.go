@@ -51,6 +51,11 @@ func (c *Config) checkFields(at func(path, format string, args ...any)) {
 	checkInterval("scrape.interval", c.Scrape.Interval.Duration)
 	checkInterval("scrape.timeout", c.Scrape.Timeout.Duration)
 	checkInterval("scrape.variables_interval", c.Scrape.VariablesInterval.Duration)
+	for name, d := range c.AlertFor {
+		if d.Duration < 0 {
+			at("alert_for."+name, "must not be negative, got %s", d.Duration)
+		}
+	}
 	if c.Scrape.Timeout.Duration > c.Scrape.Interval.Duration {
 		at("scrape.timeout", "%s is longer than scrape.interval %s: a hung node would delay every scrape", c.Scrape.Timeout.Duration, c.Scrape.Interval.Duration)
 	}
