@@ -248,7 +248,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			names = append(names, c.Name)
 		}
 		app.team, err = ha.New(ha.Config{Name: cfg.HA.Name, Endpoints: cfg.HA.Etcd, Lease: cfg.HA.Lease.Duration,
-			Shard: cfg.HA.Shard, Logger: log.With("component", "ha")}, names)
+			Shard: cfg.HA.Shard, TLS: cfg.HA.TLSConfig, Logger: log.With("component", "ha")}, names)
 		if err != nil {
 			return err
 		}

@@ -437,8 +437,8 @@ func TestHALeaderFrozenMidJob(t *testing.T) {
 // Acceptance (issue 15): the two appliances cut off from each other but
 // both reaching etcd: one acts. Each appliance runs in a network namespace
 // of its own on the sandbox's bridge (sandbox hosts a and b), etcd listens
-// on the bridge's address, and their Alertmanagers gossip over mutual
-// TLS. With the link between the two cut, the gossip sees each alone, but
+// on the bridge's address over https with client certificates, and their
+// Alertmanagers gossip over mutual TLS. With the link between the two cut, the gossip sees each alone, but
 // etcd still grants the cluster to one of them: a node killed then is
 // rejoined once, by that one; both go on monitoring; no acknowledged write
 // is lost. A watcher polls both appliances' nines_ha_leader through the
@@ -448,15 +448,21 @@ func TestHAAppliancesCutOffFromEachOther(t *testing.T) {
 	freePort(t) // makes listenPorts, the e2e port block etcd takes its ports from
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e, err := testbin.StartEtcdOn(ctx, listenPorts, sb.BridgeIP())
+	// One CA for the gossip and etcd: each appliance's certificate serves
+	// its gossip and is its client certificate to etcd, which sits across
+	// the bridge and so is reached over https only.
+	ca := testpki.NewCA(t, "hasplit CA")
+	dir := t.TempDir()
+	caFile := testpki.Write(t, filepath.Join(dir, "ca.crt"), ca.PEM())
+	ep := ca.PeerAt(t, "etcd", sb.BridgeIP())
+	e, err := testbin.StartEtcdTLS(ctx, listenPorts, sb.BridgeIP(), testbin.EtcdTLS{
+		CertFile: testpki.Write(t, filepath.Join(dir, "etcd.crt"), ep.CertPEM),
+		KeyFile:  testpki.Write(t, filepath.Join(dir, "etcd.key"), ep.KeyPEM),
+		CAFile:   caFile, Client: ep.TLS})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Stop)
-
-	ca := testpki.NewCA(t, "hasplit gossip CA")
-	dir := t.TempDir()
-	caFile := testpki.Write(t, filepath.Join(dir, "ca.crt"), ca.PEM())
 	ips := map[string]string{}
 	for _, n := range []string{"a", "b"} {
 		if _, ips[n], err = sb.Host(n); err != nil {
@@ -472,7 +478,7 @@ func TestHAAppliancesCutOffFromEachOther(t *testing.T) {
 		am := fmt.Sprintf(`{listen: "%s:%d", peers: ["%s:%d"], name: %s, peer_timeout: 2s, tls: {cert_file: %s, key_file: %s, ca_file: %s}}`,
 			ips[n], gossip, ips[other(n)], gossip, n, cert, key, caFile)
 		tm.apps[n] = startHealer(t, sb, remediationOpts{mode: "auto", maxRecoveries: 10, host: n, amCluster: am,
-			extra: fmt.Sprintf("ha: {name: %s, etcd: [%q], lease: %s}\n", n, e.URL, haLease)})
+			extra: fmt.Sprintf("ha: {name: %s, etcd: [%q], lease: %s, tls: {ca_file: %s, cert_file: %s, key_file: %s}}\n", n, e.URL, haLease, caFile, cert, key)})
 	}
 	peers := func(h *healer) int {
 		var st struct {

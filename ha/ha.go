@@ -17,6 +17,7 @@ package ha
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +48,10 @@ type Config struct {
 	// Shard spreads the clusters over the live appliances (shard.go):
 	// each campaigns only for the clusters it owns. Without it every
 	// appliance campaigns for every cluster.
-	Shard  bool
+	Shard bool
+	// TLS, when set, is how the client checks etcd's https endpoints (and
+	// the client certificate it shows); nil means plain http.
+	TLS    *tls.Config
 	Logger *slog.Logger
 }
 
@@ -98,6 +102,7 @@ func New(cfg Config, clusters []string) (*Elector, error) {
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
+		TLS:         cfg.TLS,
 		DialTimeout: 2 * time.Second,
 		// gRPC keepalives notice a dead connection within the lease.
 		DialKeepAliveTime:    time.Second,

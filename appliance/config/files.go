@@ -130,6 +130,7 @@ func (c *Config) readFiles(at func(path, format string, args ...any)) {
 		g.Token = Secret(v)
 	}
 	c.readRemoteWrite(at)
+	c.readHATLS(at)
 }
 
 // readSecret reads a secret from exactly one of a file (relative to the

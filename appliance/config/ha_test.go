@@ -2,9 +2,13 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nines-project/nines/internal/testpki"
 )
 
 func TestLoadHA(t *testing.T) {
@@ -26,6 +30,29 @@ func TestLoadHA(t *testing.T) {
 	}
 }
 
+func TestLoadHATLS(t *testing.T) {
+	ca := testpki.NewCA(t, "etcd CA")
+	pair := ca.Client(t, "nines-a")
+	dir := t.TempDir()
+	caFile := testpki.Write(t, filepath.Join(dir, "ca.pem"), ca.PEM())
+	cert := testpki.Write(t, filepath.Join(dir, "a.crt"), pair.CertPEM)
+	key := testpki.Write(t, filepath.Join(dir, "a.key"), pair.KeyPEM)
+	cfg, err := Load(writeConfig(t, good+fmt.Sprintf("ha: {name: nines-a, etcd: [\"https://10.0.0.2:2379\"], tls: {ca_file: %s, cert_file: %s, key_file: %s}}\n", caFile, cert, key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.HA.TLSConfig; c == nil || c.RootCAs == nil || len(c.Certificates) != 1 {
+		t.Fatalf("ha.tls read as %+v, want the CA and one client certificate", c)
+	}
+	roots, err := Load(writeConfig(t, good+"ha: {name: nines-a, etcd: [\"https://10.0.0.2:2379\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := roots.HA.TLSConfig; c == nil || c.RootCAs != nil {
+		t.Fatalf("https without ha.tls: %+v, want TLS against the system's roots", c)
+	}
+}
+
 func TestLoadRejectsHA(t *testing.T) {
 	for _, tt := range []struct {
 		ha, field, msg string
@@ -39,6 +66,10 @@ func TestLoadRejectsHA(t *testing.T) {
 		{`{name: a, etcd: ["http://e:2379"], lease: 2m}`, "ha.lease", "at most 1m"},
 		{`{name: a, etcd: ["http://e:2379"], shard: true}`, "ha.shard", "needs store:"},
 		{`{name: a, etcd: ["http://e:2379"], shard: true}`, "ha.shard", "needs remote_write"},
+		{`{name: a, etcd: ["http://127.0.0.1:2379", "http://10.0.0.2:2379"]}`, "ha.etcd[1]", "http:// to a host other than loopback"},
+		{`{name: a, etcd: ["http://127.0.0.1:2379"], tls: {ca_file: ca.pem}}`, "ha.etcd[0]", "ha.tls is set"},
+		{`{name: a, etcd: ["https://e:2379"], tls: {ca_file: /nonexistent/ca.pem}}`, "ha.tls.ca_file", "/nonexistent/ca.pem"},
+		{`{name: a, etcd: ["https://e:2379"], tls: {cert_file: a.crt}}`, "ha.tls.key_file", "required with cert_file"},
 	} {
 		_, err := Load(writeConfig(t, good+"ha: "+tt.ha+"\n"))
 		var errs *Errors

@@ -108,26 +108,35 @@ func (c *Config) readRemoteWrite(at func(path, format string, args ...any)) {
 		if r.TLS == nil {
 			continue
 		}
-		conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.TLS.ServerName}
-		r.TLSConfig = conf
-		if r.TLS.CAFile != "" {
-			if pool, ok := readCAFile(c.resolve(r.TLS.CAFile), p+".tls.ca_file", at); ok {
-				conf.RootCAs = pool
-			}
-		}
-		switch cert, key := r.TLS.CertFile, r.TLS.KeyFile; {
-		case cert == "" && key == "":
-		case cert == "":
-			at(p+".tls.cert_file", "required with key_file")
-		case key == "":
-			at(p+".tls.key_file", "required with cert_file")
-		default:
-			pair, err := tls.LoadX509KeyPair(c.resolve(cert), c.resolve(key))
-			if err != nil {
-				at(p+".tls.cert_file", "load the client certificate %q with key %q: %v", cert, key, yamlfile.UnwrapPathErr(err))
-				continue
-			}
-			conf.Certificates = []tls.Certificate{pair}
+		r.TLSConfig = c.readClientTLS(r.TLS, p+".tls", at)
+	}
+}
+
+// readClientTLS reads the files of t (the tls: block at path p) into a
+// client tls.Config: the CA that checks the server, and a client
+// certificate when both cert_file and key_file are given. Problems are
+// reported at p; the config returned is then incomplete and never used,
+// since the whole config fails.
+func (c *Config) readClientTLS(t *secret.ClientTLS, p string, at func(path, format string, args ...any)) *tls.Config {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		if pool, ok := readCAFile(c.resolve(t.CAFile), p+".ca_file", at); ok {
+			conf.RootCAs = pool
 		}
 	}
+	switch cert, key := t.CertFile, t.KeyFile; {
+	case cert == "" && key == "":
+	case cert == "":
+		at(p+".cert_file", "required with key_file")
+	case key == "":
+		at(p+".key_file", "required with cert_file")
+	default:
+		pair, err := tls.LoadX509KeyPair(c.resolve(cert), c.resolve(key))
+		if err != nil {
+			at(p+".cert_file", "load the client certificate %q with key %q: %v", cert, key, yamlfile.UnwrapPathErr(err))
+			break
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	return conf
 }

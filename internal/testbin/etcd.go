@@ -2,6 +2,8 @@ package testbin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -32,6 +34,26 @@ func StartEtcd(ctx context.Context, ports *Ports) (*Etcd, error) {
 // StartEtcdOn is StartEtcd listening on host: a sandbox bridge's address,
 // for appliances in network namespaces.
 func StartEtcdOn(ctx context.Context, ports *Ports, host string) (*Etcd, error) {
+	return startEtcd(ctx, ports, host, nil)
+}
+
+// EtcdTLS is the server side of etcd's client TLS: its certificate and
+// key, and the CA whose client certificates it requires
+// (--client-cert-auth).
+type EtcdTLS struct {
+	CertFile, KeyFile, CAFile string
+	// Client is a certificate the CA signed, for the health check.
+	Client tls.Certificate
+}
+
+// StartEtcdTLS is StartEtcdOn serving clients over https with client
+// certificate authentication (the peer link stays on plain http: there
+// is one member).
+func StartEtcdTLS(ctx context.Context, ports *Ports, host string, t EtcdTLS) (*Etcd, error) {
+	return startEtcd(ctx, ports, host, &t)
+}
+
+func startEtcd(ctx context.Context, ports *Ports, host string, t *EtcdTLS) (*Etcd, error) {
 	if _, err := os.Stat(EtcdBinary); err != nil {
 		return nil, fmt.Errorf("etcd server: %w (install the etcd-server package: scripts/install-deps.sh)", err)
 	}
@@ -47,17 +69,35 @@ func StartEtcdOn(ctx context.Context, ports *Ports, host string) (*Etcd, error) 
 	if err != nil {
 		return nil, err
 	}
-	e := &Etcd{URL: fmt.Sprintf("http://%s:%d", host, client), dir: dir}
+	scheme := "http"
+	hc := http.DefaultClient
+	if t != nil {
+		scheme = "https"
+		ca, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{t.Client}}}}
+	}
+	e := &Etcd{URL: fmt.Sprintf("%s://%s:%d", scheme, host, client), dir: dir}
 	peerURL := fmt.Sprintf("http://%s:%d", host, peer)
 	out, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		return nil, err
 	}
 	defer out.Close()
-	e.cmd = exec.Command(EtcdBinary, "--name", "t", "--data-dir", filepath.Join(dir, "data"),
+	args := []string{"--name", "t", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "t="+peerURL)
+		"--initial-cluster", "t=" + peerURL}
+	if t != nil {
+		args = append(args, "--cert-file", t.CertFile, "--key-file", t.KeyFile,
+			"--trusted-ca-file", t.CAFile, "--client-cert-auth")
+	}
+	e.cmd = exec.Command(EtcdBinary, args...)
 	e.cmd.Stdout, e.cmd.Stderr = out, out
 	if err := e.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -65,7 +105,7 @@ func StartEtcdOn(ctx context.Context, ports *Ports, host string) (*Etcd, error) 
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(e.URL + "/health")
+		resp, err := hc.Get(e.URL + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
