@@ -149,7 +149,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	// An error here surfaces from newProbes when a cluster has a probe.
 	source, _ := probe.DefaultSource()
-	if cfg.HA != nil && source != "" {
+	if cfg.ProbeSource != "" {
+		source = cfg.ProbeSource
+	} else if cfg.HA != nil && source != "" {
 		// Appliances of a team may share a host: each probes as itself,
 		// or their probe rows would collide.
 		source += "-" + cfg.HA.Name

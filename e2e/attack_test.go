@@ -76,6 +76,7 @@ func TestAttacks(t *testing.T) {
 	t.Run("forged webhook", func(t *testing.T) { attackWebhook(t, a, tokens, sb) })
 	t.Run("oversized bodies", func(t *testing.T) { attackBodies(t, a, tokens, sb) })
 	t.Run("slow clients", func(t *testing.T) { attackSlowClients(t, a, tokens["admin"], sb) })
+	t.Run("own probe rows", func(t *testing.T) { probesAsItself(t, a, sb) })
 
 	// Nothing changed.
 	for _, f := range victimFiles {
@@ -289,10 +290,9 @@ func startRolesAppliance(t *testing.T, sb *sandbox.Sandbox) (*appliance, roleTok
 	full = full[strings.Index(full, "clusters:"):]
 	b.WriteString(full)
 	b.WriteString("    remediation: {mode: auto}\n")
-	// No probe: the attacks need none, and it lets this test run beside
-	// another appliance probing the shared sandbox (same host, same
-	// probe rows).
-	b.WriteString("    probe: {disabled: true}\n")
+	// It runs beside another appliance probing the shared sandbox from
+	// this host: probe_source keeps their heartbeat rows apart.
+	fmt.Fprintf(&b, "probe_source: %s\n", attackProbeSource)
 	// The embedded Alertmanager, so its API's routes exist; its alerts go
 	// nowhere (the attacks play the webhook's part themselves).
 	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte("route: {receiver: none}\nreceivers: [{name: none}]\n"), 0o600); err != nil {
@@ -487,4 +487,29 @@ func sandboxBackupDir(t *testing.T, sb *sandbox.Sandbox) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// attackProbeSource is the attack appliance's probe_source.
+const attackProbeSource = "attacks"
+
+// probesAsItself: the attack appliance, beside another appliance on this
+// host, probes the shared sandbox under its own probe_source: its probe
+// succeeds and its heartbeat rows carry that name.
+func probesAsItself(t *testing.T, a *appliance, sb *sandbox.Sandbox) {
+	waitFor(t, time.Now(), 15*time.Second, "the probe succeeding", func() bool {
+		s := a.query(`nines_probe_success{cluster="` + sb.ClusterName() + `"} == 1`)
+		return len(s) > 0
+	})
+	db, err := sb.DB(sb.Nodes()[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows int
+	if err := db.QueryRow("SELECT COUNT(*) FROM nines.heartbeat WHERE source = ?", attackProbeSource).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows == 0 {
+		t.Errorf("no heartbeat row with source %q: the probe wrote under another name", attackProbeSource)
+	}
 }

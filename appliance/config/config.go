@@ -74,6 +74,11 @@ type Config struct {
 	Alertmanager Alertmanager        `yaml:"alertmanager"`
 	// ExternalURL is how people reach this appliance; alert links use it.
 	ExternalURL string `yaml:"external_url"`
+	// ProbeSource names this appliance in the probe's heartbeat rows;
+	// default the host name (with ha.name added in a team). Two
+	// appliances probing one cluster need different sources, or each
+	// would read the other's rows as its own.
+	ProbeSource string `yaml:"probe_source"`
 	// TrustedProxies are the reverse proxies (CIDRs or addresses) in
 	// front of the appliance: only from them is X-Forwarded-For believed,
 	// so console logins are limited per real client, not per proxy.

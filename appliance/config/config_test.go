@@ -147,6 +147,9 @@ func TestLoadRejects(t *testing.T) {
 		{"negative interval", func(s string) string {
 			return strings.Replace(s, "interval: 1s", "interval: -1s", 1)
 		}, 7, "scrape.interval", "must be positive"},
+		{"bad probe_source", func(s string) string {
+			return s + "probe_source: \"nines a\"\n"
+		}, 15, "probe_source", "use at most 64 letters"},
 		{"negative alert_for", func(s string) string {
 			return s + "alert_for: {ConfigDrift: -1m}\n"
 		}, 15, "alert_for.ConfigDrift", "must not be negative"},

@@ -51,6 +51,9 @@ func (c *Config) checkFields(at func(path, format string, args ...any)) {
 	checkInterval("scrape.interval", c.Scrape.Interval.Duration)
 	checkInterval("scrape.timeout", c.Scrape.Timeout.Duration)
 	checkInterval("scrape.variables_interval", c.Scrape.VariablesInterval.Duration)
+	if c.ProbeSource != "" && (!validName(c.ProbeSource) || len(c.ProbeSource) > 64) {
+		at("probe_source", "%q: use at most 64 letters, digits, '-' and '_'", c.ProbeSource)
+	}
 	for name, d := range c.AlertFor {
 		if d.Duration < 0 {
 			at("alert_for."+name, "must not be negative, got %s", d.Duration)
