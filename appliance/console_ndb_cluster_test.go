@@ -13,18 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/internal/testbin"
+	"github.com/nines-project/nines/internal/testbrowser"
 	ndbmsg "github.com/nines-project/nines/ndb"
 	"github.com/nines-project/nines/sandbox/ndbsim"
 )
-
-// chromiumPath is Debian's chromium, as the e2e console tests use it.
-const chromiumPath = "/usr/bin/chromium"
 
 // TestConsoleNDBClusterPage is the console's cluster page of a kind ndb
 // cluster in real Chromium, against the whole appliance polling the
@@ -37,9 +34,6 @@ const chromiumPath = "/usr/bin/chromium"
 // starting again with its start phase; the group ok once it is back. A
 // Galera cluster of the same appliance still gets its own table.
 func TestConsoleNDBClusterPage(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the console test needs Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	db, err := testbin.StartMariaDB(ctx, "appliance-console-ndb-sql")
@@ -147,24 +141,20 @@ console:
 		t.Fatal("appliance did not start within a minute")
 	}
 
-	b := newPageBrowser(t)
-	b.do("open the console and log in", chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.ID("login-user")),
-		chromedp.SendKeys(chromedp.ID("login-user"), user),
-		chromedp.SendKeys(chromedp.ID("login-password"), password),
-		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.ID("who-user")))
-	b.do("the NDB cluster page", chromedp.Navigate(base+"/#/cluster/tel"), chromedp.WaitVisible(chromedp.ID("topology")))
+	b := testbrowser.New(t)
+	b.Do("open the console", chromedp.Navigate(base+"/"))
+	b.Login(user, password)
+	b.Do("the NDB cluster page", chromedp.Navigate(base+"/#/cluster/tel"), chromedp.WaitVisible(chromedp.ID("topology")))
 
 	groups := func() string {
-		return pageEval[string](b, `[...document.querySelectorAll('#topology [data-group]')].map(g => g.dataset.group + ':' + g.dataset.health).join(' ')`)
+		return testbrowser.Eval[string](b, `[...document.querySelectorAll('#topology [data-group]')].map(g => g.dataset.group + ':' + g.dataset.health).join(' ')`)
 	}
 	nodes := func() string {
-		return pageEval[string](b, `[...document.querySelectorAll('#topology [data-group] tr[data-ndb-node]')].map(r => r.dataset.ndbNode + ':' + r.dataset.state + ':' + r.dataset.up).join(' ')`)
+		return testbrowser.Eval[string](b, `[...document.querySelectorAll('#topology [data-group] tr[data-ndb-node]')].map(r => r.dataset.ndbNode + ':' + r.dataset.state + ':' + r.dataset.up).join(' ')`)
 	}
 	// bars is each data node's bar of kind as node:percent:level.
 	bars := func(kind string) string {
-		return pageEval[string](b, fmt.Sprintf(`[...document.querySelectorAll('#topology [data-group] tr[data-ndb-node]')].map(r => {
+		return testbrowser.Eval[string](b, fmt.Sprintf(`[...document.querySelectorAll('#topology [data-group] tr[data-ndb-node]')].map(r => {
 			const x = r.querySelector('[data-bar=%q]'); return r.dataset.ndbNode + ':' + (x ? x.dataset.pct + ':' + (x.dataset.level || '') : 'none'); }).join(' ')`, kind))
 	}
 	const healthyNodes = "1:STARTED:yes 2:STARTED:yes 3:STARTED:yes 4:STARTED:yes"
@@ -179,43 +169,43 @@ console:
 	// What the operator reads: the percentage as text, the DataMemory
 	// bar's marks at 80 and 90 %, the redo bar's at 80 %, the fill as
 	// wide as the percentage.
-	if got := pageEval[string](b, `document.querySelector('tr[data-ndb-node="1"] [data-bar=memory] .pct').textContent`); got != "85.0 %" {
+	if got := testbrowser.Eval[string](b, `document.querySelector('tr[data-ndb-node="1"] [data-bar=memory] .pct').textContent`); got != "85.0 %" {
 		t.Errorf("node 1 DataMemory reads %q, want 85.0 %%", got)
 	}
-	if got := pageEval[string](b, `[...document.querySelectorAll('tr[data-ndb-node="1"] [data-bar=memory] .mark')].map(m => m.style.left).join(' ')`); got != "80% 90%" {
+	if got := testbrowser.Eval[string](b, `[...document.querySelectorAll('tr[data-ndb-node="1"] [data-bar=memory] .mark')].map(m => m.style.left).join(' ')`); got != "80% 90%" {
 		t.Errorf("DataMemory bar marks at %q, want 80%% 90%%", got)
 	}
-	if got := pageEval[string](b, `[...document.querySelectorAll('tr[data-ndb-node="3"] [data-bar=redo] .mark')].map(m => m.style.left).join(' ')`); got != "80%" {
+	if got := testbrowser.Eval[string](b, `[...document.querySelectorAll('tr[data-ndb-node="3"] [data-bar=redo] .mark')].map(m => m.style.left).join(' ')`); got != "80%" {
 		t.Errorf("redo bar marks at %q, want 80%%", got)
 	}
-	if got := pageEval[string](b, `document.querySelector('tr[data-ndb-node="4"] [data-bar=memory] .fill').style.width`); got != "95%" {
+	if got := testbrowser.Eval[string](b, `document.querySelector('tr[data-ndb-node="4"] [data-bar=memory] .fill').style.width`); got != "95%" {
 		t.Errorf("node 4 DataMemory fill %q wide, want 95%%", got)
 	}
-	if got := pageEval[string](b, `document.querySelector('tr[data-ndb-node="3"] [data-bar=redo]').textContent`); !containsAll(got, "87.5 %", "part 1, the fullest of 4") {
+	if got := testbrowser.Eval[string](b, `document.querySelector('tr[data-ndb-node="3"] [data-bar=redo]').textContent`); !containsAll(got, "87.5 %", "part 1, the fullest of 4") {
 		t.Errorf("node 3 redo bar reads %q, want 87.5 %% in part 1, the fullest of 4", got)
 	}
 	// The management server is the arbitrator; the SQL node is listed.
 	waitFor(t, 10*time.Second, "the management server as arbitrator and the SQL node", func() bool {
-		return pageEval[bool](b, `!!document.querySelector('#ndb-mgm tr[data-ndb-node="50"][data-up=yes] [data-arbitrator]') &&
+		return testbrowser.Eval[bool](b, `!!document.querySelector('#ndb-mgm tr[data-ndb-node="50"][data-up=yes] [data-arbitrator]') &&
 			document.querySelectorAll('#ndb-sql tr[data-ndb-node]').length === 1`)
 	})
-	t.Logf("SQL node row: %s", pageEval[string](b, `document.querySelector('#ndb-sql tr[data-ndb-node]').textContent`))
+	t.Logf("SQL node row: %s", testbrowser.Eval[string](b, `document.querySelector('#ndb-sql tr[data-ndb-node]').textContent`))
 	// The NDB charts replace the Galera ones, and the start-job form
 	// offers the NDB runbooks on data node ids.
 	waitFor(t, 20*time.Second, "the NDB charts", func() bool {
-		return pageEval[string](b, `[...document.querySelectorAll('#charts .chart .title')].map(x => x.textContent).join('|')`) ==
+		return testbrowser.Eval[string](b, `[...document.querySelectorAll('#charts .chart .title')].map(x => x.textContent).join('|')`) ==
 			"Data nodes serving|DataMemory used (% of usable)|Redo log, fullest part (%)|Probe latency"
 	})
-	if got := pageEval[string](b, `[...document.querySelectorAll('#start-job select[name=kind] option')].map(o => o.value).join(' ') + ' / ' +
+	if got := testbrowser.Eval[string](b, `[...document.querySelectorAll('#start-job select[name=kind] option')].map(o => o.value).join(' ') + ' / ' +
 		[...document.querySelectorAll('#start-job select[name=node] option')].map(o => o.value).filter(v => v).join(' ')`); got != "ndb-restart ndb-rolling-restart / 1 2 3 4" {
 		t.Errorf("start-job form offers %q, want the NDB runbooks on data nodes 1-4", got)
 	}
 	// The DataMemory chart draws a line per data node from the store.
 	waitFor(t, 30*time.Second, "the DataMemory chart's four lines", func() bool {
-		return pageEval[int](b, `(() => { const c = [...document.querySelectorAll('#charts .chart')].find(x => x.querySelector('.title').textContent.startsWith('DataMemory'));
+		return testbrowser.Eval[int](b, `(() => { const c = [...document.querySelectorAll('#charts .chart')].find(x => x.querySelector('.title').textContent.startsWith('DataMemory'));
 			return c ? [...c.querySelectorAll('path')].filter(p => p.getAttribute('d')).length : 0; })()`) == 4
 	})
-	b.screenshot("ndb-healthy")
+	b.Screenshot("ndb-healthy")
 
 	// Data node 2 stops: shown down with the management server's word,
 	// without bars, its group degraded; the other group stays ok.
@@ -230,34 +220,34 @@ console:
 	waitFor(t, 10*time.Second, "node 2 without bars", func() bool {
 		return bars("memory") == "1:85.0:warn 2:: 3:50.0:ok 4:95.0:bad"
 	})
-	if got := pageEval[string](b, `document.querySelector('[data-group="0"] h3').textContent`); !containsAll(got, "degraded", "1 of 2 serving") {
+	if got := testbrowser.Eval[string](b, `document.querySelector('[data-group="0"] h3').textContent`); !containsAll(got, "degraded", "1 of 2 serving") {
 		t.Errorf("node group 0 heading %q, want degraded, 1 of 2 serving", got)
 	}
-	if got := pageEval[string](b, `getComputedStyle(document.querySelector('tr[data-ndb-node="2"] .state')).color`); got != "rgb(198, 40, 40)" {
+	if got := testbrowser.Eval[string](b, `getComputedStyle(document.querySelector('tr[data-ndb-node="2"] .state')).color`); got != "rgb(198, 40, 40)" {
 		t.Errorf("node 2's state colour %s, want the page's bad red", got)
 	}
-	b.screenshot("ndb-node-2-down")
+	b.Screenshot("ndb-node-2-down")
 
 	// It starts again: STARTING with its start phase, then STARTED.
 	if err := c.SetStatus(2, ndbmsg.StatusStarting, 4); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "node 2 STARTING in phase 4", func() bool {
-		return pageEval[string](b, `(() => { const r = document.querySelector('tr[data-ndb-node="2"]'); return r ? r.dataset.state + r.querySelector('td:nth-child(2)').textContent : ''; })()`) == "STARTINGSTARTING phase 4"
+		return testbrowser.Eval[string](b, `(() => { const r = document.querySelector('tr[data-ndb-node="2"]'); return r ? r.dataset.state + r.querySelector('td:nth-child(2)').textContent : ''; })()`) == "STARTINGSTARTING phase 4"
 	})
-	b.screenshot("ndb-node-2-starting")
+	b.Screenshot("ndb-node-2-starting")
 	if err := c.SetStatus(2, ndbmsg.StatusStarted, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "both node groups ok again", func() bool { return groups() == "0:ok 1:ok" && nodes() == healthyNodes })
 
 	// The Galera cluster's page still shows its node table.
-	b.do("the Galera cluster page", chromedp.Navigate(base+"/#/cluster/gal"))
+	b.Do("the Galera cluster page", chromedp.Navigate(base+"/#/cluster/gal"))
 	waitFor(t, 15*time.Second, "the Galera node table with its node down", func() bool {
-		return pageEval[string](b, `[...document.querySelectorAll('#topology tr[data-node]')].map(r => r.dataset.node + ':' + r.dataset.state).join(' ')`) == "127.0.0.1:1:down" &&
-			pageEval[bool](b, `!document.getElementById('ndb')`)
+		return testbrowser.Eval[string](b, `[...document.querySelectorAll('#topology tr[data-node]')].map(r => r.dataset.node + ':' + r.dataset.state).join(' ')`) == "127.0.0.1:1:down" &&
+			testbrowser.Eval[bool](b, `!document.getElementById('ndb')`)
 	})
-	b.screenshot("galera-page")
+	b.Screenshot("galera-page")
 }
 
 func containsAll(s string, parts ...string) bool {
@@ -267,93 +257,4 @@ func containsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
-}
-
-// pageBrowser is one headless Chromium tab, with the page's uncaught
-// JavaScript exceptions collected as test failures.
-type pageBrowser struct {
-	t         *testing.T
-	ctx       context.Context
-	artefacts string
-	shots     int
-
-	mu         sync.Mutex
-	exceptions []string
-}
-
-func newPageBrowser(t *testing.T) *pageBrowser {
-	t.Helper()
-	dir := os.Getenv("NINES_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "nines-artifacts")
-	}
-	dir = filepath.Join(dir, t.Name())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Tests run as root, where Chromium's sandbox cannot start.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.WindowSize(1400, 1000))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &pageBrowser{t: t, ctx: ctx, artefacts: dir}
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.exceptions = append(b.exceptions, (&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, e := range b.exceptions {
-			t.Errorf("uncaught JavaScript exception in the console: %s", e)
-		}
-	})
-	return b
-}
-
-func (b *pageBrowser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		b.t.Fatalf("browser: %s: %v", what, err)
-	}
-}
-
-// pageEval evaluates a JavaScript expression in the page.
-func pageEval[T any](b *pageBrowser, expr string) T {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		b.t.Fatalf("browser: evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// screenshot saves the whole page as a numbered PNG among the artefacts.
-func (b *pageBrowser) screenshot(name string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("body")))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	b.shots++
-	path := filepath.Join(b.artefacts, fmt.Sprintf("%02d-%s.png", b.shots, name))
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Logf("screenshot: %s", path)
 }

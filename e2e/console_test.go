@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,127 +12,50 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/nines-project/nines/internal/testbrowser"
 	"github.com/nines-project/nines/sandbox"
 )
 
-// chromiumPath is Debian's chromium, which .ci/run installs.
-const chromiumPath = "/usr/bin/chromium"
-
-// browser is one headless Chromium tab on the console, with the page's
-// uncaught JavaScript exceptions collected as test failures.
+// browser is one headless Chromium tab on the console at base
+// (testbrowser), with the lower-case helpers the e2e tests call.
 type browser struct {
-	t         *testing.T
-	ctx       context.Context
-	base      string
-	artefacts string
-	shots     int
-
-	mu         sync.Mutex
-	exceptions []string
+	*testbrowser.Browser
+	t    *testing.T
+	base string
 }
 
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the console tests need Chromium at %s (apt-get install chromium; .ci/run installs it): %v", chromiumPath, err)
-	}
-	dir := os.Getenv("NINES_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "nines-artifacts")
-	}
-	dir = filepath.Join(dir, t.Name())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Tests run as root, where Chromium's sandbox cannot start.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
-		chromedp.WindowSize(1400, 1000))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, base: base, artefacts: dir}
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.exceptions = append(b.exceptions, (&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, e := range b.exceptions {
-			t.Errorf("uncaught JavaScript exception in the console: %s", e)
-		}
-	})
-	return b
+	return &browser{Browser: testbrowser.New(t), t: t, base: base}
 }
 
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		b.t.Fatalf("browser: %s: %v", what, err)
-	}
+	b.Do(what, steps...)
 }
 
 // eval evaluates a JavaScript expression (awaiting a promise) in the page.
 func eval[T any](b *browser, expr string) T {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		b.t.Fatalf("browser: evaluate %s: %v", expr, err)
-	}
-	return v
+	return testbrowser.Eval[T](b.Browser, expr)
 }
 
 // screenshot saves the whole page as a numbered PNG among the artefacts.
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	// The body's box, not the viewport: the whole page however long.
-	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("body")))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	b.shots++
-	path := filepath.Join(b.artefacts, fmt.Sprintf("%02d-%s.png", b.shots, name))
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Logf("screenshot: %s", path)
+	b.Screenshot(name)
 }
 
 // login fills in the login form as a user would.
 func (b *browser) login(user, password string) {
 	b.t.Helper()
-	b.do("log in as "+user,
-		chromedp.WaitVisible(chromedp.ID("login-user")),
-		chromedp.SendKeys(chromedp.ID("login-user"), user),
-		chromedp.SendKeys(chromedp.ID("login-password"), password),
-		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.ID("who-user")))
-	if got := eval[string](b, `document.getElementById('who-user').textContent`); got != user {
-		b.t.Fatalf("logged in as %q, the page shows %q", user, got)
-	}
+	b.Login(user, password)
 }
 
 // nodeStates reads the overview's node rows: instance → state word.
