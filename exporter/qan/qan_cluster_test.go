@@ -6,11 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +14,7 @@ import (
 
 	"github.com/nines-project/nines/exporter/qan"
 	"github.com/nines-project/nines/internal/mariadbd"
+	"github.com/nines-project/nines/internal/testbin"
 )
 
 // psSettings are the sandbox's performance_schema lines (sandbox/mycnf.go).
@@ -35,70 +31,16 @@ performance_schema_max_memory_classes=0
 // for locks).
 func startServer(t *testing.T, extra string) *sql.DB {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "nines-qan-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { // the server runs as mysql
-		t.Fatal(err)
-	}
-	srv := &mariadbd.Server{
-		Name: "qan", DefaultsFile: filepath.Join(dir, "my.cnf"), Dir: dir,
-		DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "mysqld.sock"),
-		PidFile: filepath.Join(dir, "mysqld.pid"), ErrorLog: filepath.Join(dir, "error.log"),
-	}
-	var cnf strings.Builder
-	cnf.WriteString("[mysqld]\n")
-	uid, gid := -1, -1
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("mysql")
-		if err != nil {
-			t.Fatalf("user mysql (install mariadb-server): %v", err)
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		cnf.WriteString("user=mysql\n")
-	}
-	fmt.Fprintf(&cnf, "datadir=%s\ntmpdir=%s\nsocket=%s\npid-file=%s\nlog-error=%s\nskip-networking\nmax_connections=50\ninnodb_buffer_pool_size=32M\n%s",
-		srv.DataDir, dir, srv.Socket, srv.PidFile, srv.ErrorLog, extra)
-	if err := os.WriteFile(srv.DefaultsFile, []byte(cnf.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(srv.DataDir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if uid >= 0 {
-		if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, uid, gid)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := srv.Install(ctx); err != nil {
-		t.Fatal(err)
-	}
-	p, err := srv.Start(mariadbd.StartOptions{})
+	lines := append(strings.Split(strings.TrimSpace(extra), "\n"), "max_connections=50", "innodb_buffer_pool_size=32M")
+	srv, err := testbin.StartMariaDBWith(ctx, "qan", lines...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := srv.Stop(ctx, 30*time.Second); err != nil {
-			t.Errorf("stop the server: %v", err)
-		}
-	})
-	if err := srv.WaitReady(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(srv.Stop)
 	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = mariadbd.SocketUser(), "unix", srv.Socket
+	cfg.User, cfg.Net, cfg.Addr = mariadbd.SocketUser(), "unix", srv.Server.Socket
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,13 @@ type MariaDB struct {
 // cluster lock (run under `flock /tmp/nines-cluster.lock`, as the
 // Makefile runs every cluster-tagged package) and must call Stop.
 func StartMariaDB(ctx context.Context, name string) (*MariaDB, error) {
+	return StartMariaDBWith(ctx, name)
+}
+
+// StartMariaDBWith is StartMariaDB with extra my.cnf lines after the
+// defaults; a later line wins, so they may override them
+// (performance_schema=ON).
+func StartMariaDBWith(ctx context.Context, name string, extra ...string) (*MariaDB, error) {
 	dir, err := os.MkdirTemp("/tmp", "nines-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -52,6 +59,7 @@ func StartMariaDB(ctx context.Context, name string) (*MariaDB, error) {
 		"skip-networking", "skip-name-resolve", "performance_schema=OFF",
 		"innodb_buffer_pool_size=16M", "innodb_log_file_size=8M", "innodb_flush_log_at_trx_commit=2",
 	}
+	cnf = append(cnf, extra...)
 	if os.Geteuid() == 0 {
 		// install-db and the server run as mysql; it must own the tree.
 		cnf = append(cnf, "user=mysql")
