@@ -209,3 +209,37 @@ func TestWriterOf(t *testing.T) {
 		}
 	}
 }
+
+// TestDrillScenarios: a drill target offers every scenario the POST
+// accepts, each naming the servers it would kill or why it cannot run
+// there (the console's confirmation quotes them); a cluster that is not a
+// target offers none.
+func TestDrillScenarios(t *testing.T) {
+	if got := drillScenarios(drillCluster(false), ""); got != nil {
+		t.Errorf("not a drill target: offers %+v", got)
+	}
+	cl := drillCluster(true)
+	want := []DrillScenario{
+		{Scenario: ScenarioNodeCrash, Kills: []string{"db3:3306"}},
+		{Scenario: ScenarioTwoCrash, Kills: []string{"db2:3306", "db3:3306"}},
+		{Scenario: ScenarioWholeCrash, Kills: []string{"db1:3306", "db2:3306", "db3:3306"}},
+		{Scenario: ScenarioWriterKill, Refused: "writer-kill kills the node HAProxy sends writes to, and cluster billing has no haproxy: key"},
+	}
+	if got := drillScenarios(cl, ""); !slices.EqualFunc(got, want, sameScenario) {
+		t.Errorf("without HAProxy: %+v\nwant %+v", got, want)
+	}
+	cl.HAProxy = &config.HAProxy{WriterBackend: "billing-writer"}
+	want[3] = DrillScenario{Scenario: ScenarioWriterKill, Kills: []string{"db1:3306"}}
+	if got := drillScenarios(cl, "db1:3306"); !slices.EqualFunc(got, want, sameScenario) {
+		t.Errorf("HAProxy writing to db1: %+v\nwant %+v", got, want)
+	}
+	for _, ds := range want {
+		if _, err := drillVictims(cl, ds.Scenario, syncedSnaps(cl), remediator.ClusterStatus{Mode: remediator.ModeAuto}, "", "db1:3306"); err != nil {
+			t.Errorf("scenario %s offered, but the POST refuses it: %v", ds.Scenario, err)
+		}
+	}
+}
+
+func sameScenario(a, b DrillScenario) bool {
+	return a.Scenario == b.Scenario && slices.Equal(a.Kills, b.Kills) && a.Refused == b.Refused
+}
