@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metricsql"
+
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/report"
+	"github.com/nines-project/nines/dashboards"
 	"github.com/nines-project/nines/haproxy"
 	"github.com/nines-project/nines/remediator"
 )
@@ -242,4 +245,49 @@ func TestDrillScenarios(t *testing.T) {
 
 func sameScenario(a, b DrillScenario) bool {
 	return a.Scenario == b.Scenario && slices.Equal(a.Kills, b.Kills) && a.Refused == b.Refused
+}
+
+// TestDrillsDashboardReadsTheDrillSeries: the drills dashboard reads
+// exactly the series a finished drill writes (drillMetrics), by its
+// cluster variable, and is marked as having data only after a drill.
+func TestDrillsDashboardReadsTheDrillSeries(t *testing.T) {
+	s, ok := dashboards.Get("nines-drills")
+	if !ok || !s.AfterDrill {
+		t.Fatalf("drills dashboard found %v, marked after-drill %v", ok, s.AfterDrill)
+	}
+	written := map[string]bool{}
+	for _, m := range drillMetrics("billing", "nines", report.Drill{Scenario: ScenarioNodeCrash}) {
+		written[m.Name] = true
+	}
+	read := map[string]bool{}
+	for _, p := range s.Panels {
+		for _, tg := range p.Targets {
+			e, err := metricsql.Parse(dashboards.Substitute(tg.Expr, dashboards.Variables{Cluster: "billing", RateInterval: "4s", Interval: "2s", Range: "1h"}))
+			if err != nil {
+				t.Fatalf("%s: %v", p.Title, err)
+			}
+			metricsql.VisitAll(e, func(e metricsql.Expr) {
+				m, ok := e.(*metricsql.MetricExpr)
+				if !ok {
+					return
+				}
+				for _, lfs := range m.LabelFilterss {
+					for _, lf := range lfs {
+						if lf.Label != "__name__" {
+							continue
+						}
+						if !written[lf.Value] {
+							t.Errorf("%s: %s is not a series a drill writes", p.Title, lf.Value)
+						}
+						read[lf.Value] = true
+					}
+				}
+			})
+		}
+	}
+	for n := range written {
+		if !read[n] {
+			t.Errorf("no panel of the drills dashboard shows %s", n)
+		}
+	}
 }
