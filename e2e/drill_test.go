@@ -41,9 +41,10 @@ import (
 func TestDrillGalera(t *testing.T) {
 	t0 := time.Now()
 	sb := freshGalera(t, "drill")
-	// Four drills repair up to 7 times within the window.
+	// Three drills (two from the CLI, one from the console) repair up
+	// to 5 times within the window.
 	users := consoleUserYAML(t, "ada", "admin", "admin-password-1") + strings.TrimPrefix(consoleUserYAML(t, "vic", "viewer", "viewer-password-1"), "console:\n  users:\n")
-	h := startHealer(t, sb, remediationOpts{mode: "auto", drill: true, maxRecoveries: 12, extra: users})
+	h := startHealer(t, sb, remediationOpts{mode: "auto", drill: true, maxRecoveries: 10, extra: users})
 	t.Logf("measured: fresh sandbox and appliance ready in %s", time.Since(t0).Round(time.Millisecond))
 
 	rto, out := runDrill(t, h, "node-crash", 20*time.Second)
@@ -66,9 +67,17 @@ func TestDrillGalera(t *testing.T) {
 			drillChecks = append(drillChecks, panelCheck{q: q, expr: dashboards.Substitute(q.Expr, v)})
 		}
 	}
+	// Over the test's range, as Grafana draws them: the time series show
+	// each drill at its end only, so an instant query at a later time
+	// rightly finds nothing; the table's instant query is checked too.
 	dashStart := time.Now()
-	ok := requireData(t, h.appliance, drillChecks, t0, true, 10*time.Second)
-	t.Logf("measured: %d of %d drills dashboard queries answered with data, range and instant, in %s", ok, len(drillChecks), time.Since(dashStart).Round(time.Millisecond))
+	ok := requireData(t, h.appliance, drillChecks, t0, false, 10*time.Second)
+	for _, c := range drillChecks {
+		if c.q.Instant && len(h.query(c.expr)) == 0 {
+			t.Errorf("%s: the instant query has no data", c)
+		}
+	}
+	t.Logf("measured: %d of %d drills dashboard queries answered with data over the drills, in %s", ok, len(drillChecks), time.Since(dashStart).Round(time.Millisecond))
 
 	// The uptime report lists the drill with the same figures.
 	req := apiclient.ReportRequest{Cluster: sb.ClusterName(), From: t0.Add(-time.Minute).UTC().Format(time.RFC3339), To: time.Now().Add(time.Second).UTC().Format(time.RFC3339)}
@@ -290,6 +299,9 @@ func consoleDrills(t *testing.T, h *healer, want []report.Drill, victim string) 
 	}
 	if got := rows()[id]; got != [4]string{"done", oneDecimal(rec.Data.RTOSeconds), "0", victim} || rec.Data.LostWrites != 0 {
 		t.Errorf("drill %s from the console: page %q, API %+v; want done, 0 lost, %s killed", id, got, rec.Data, victim)
+	}
+	if rec.Data.RTOSeconds <= 0 || rec.Data.RTOSeconds >= 20 {
+		t.Errorf("node-crash drill %s from the console: RTO %.1f s, want above 0 and under 20 s", id, rec.Data.RTOSeconds)
 	}
 	t.Logf("measured: node-crash drill %s from the console done %s after the confirmation, RTO %.1f s, stall %.1f s, %d acknowledged writes, %d lost",
 		id, took.Round(time.Millisecond), rec.Data.RTOSeconds, rec.Data.StallSeconds, rec.Data.AckedWrites, rec.Data.LostWrites)
