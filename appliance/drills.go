@@ -87,6 +87,32 @@ func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot,
 	if !cl.Drill.Allowed {
 		return nil, refuse(http.StatusForbidden, "cluster %s is not a drill target: a drill kills its servers for real; declare it with drill: {allowed: true} in its config", cl.Name)
 	}
+	victims, err := scenarioVictims(cl, scenario, writer)
+	if err != nil {
+		return nil, err
+	}
+	if running != "" {
+		return nil, refuse(http.StatusConflict, "drill %s is still running on cluster %s", running, cl.Name)
+	}
+	// A drill whose repair nobody runs is an outage.
+	if st.Mode != remediator.ModeAuto {
+		return nil, refuse(http.StatusConflict, "cluster %s: remediation is %s, not auto: nobody would repair what the drill breaks", cl.Name, st.Mode)
+	}
+	if st.Halted != "" {
+		return nil, refuse(http.StatusConflict, "cluster %s: remediation is halted (%s): nobody would repair what the drill breaks", cl.Name, st.Halted)
+	}
+	if st.RunningJob != "" {
+		return nil, refuse(http.StatusConflict, "cluster %s: job %s is running; a drill starts on a healthy, quiet cluster", cl.Name, st.RunningJob)
+	}
+	if bad := unhealthy(cl, latest); len(bad) > 0 {
+		return nil, refuse(http.StatusConflict, "cluster %s is not healthy (%s): a drill starts only when every node is Synced in a Primary component", cl.Name, strings.Join(bad, "; "))
+	}
+	return victims, nil
+}
+
+// scenarioVictims are the nodes scenario kills on cl (writer as for
+// drillVictims), or why it cannot run there whatever cl's state.
+func scenarioVictims(cl *config.Cluster, scenario, writer string) ([]config.Node, error) {
 	var victims []config.Node
 	switch scenario {
 	case ScenarioNodeCrash:
@@ -114,23 +140,37 @@ func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot,
 	default:
 		return nil, refuse(http.StatusBadRequest, "scenario %q: want one of %s", scenario, supportedScenarios)
 	}
-	if running != "" {
-		return nil, refuse(http.StatusConflict, "drill %s is still running on cluster %s", running, cl.Name)
-	}
-	// A drill whose repair nobody runs is an outage.
-	if st.Mode != remediator.ModeAuto {
-		return nil, refuse(http.StatusConflict, "cluster %s: remediation is %s, not auto: nobody would repair what the drill breaks", cl.Name, st.Mode)
-	}
-	if st.Halted != "" {
-		return nil, refuse(http.StatusConflict, "cluster %s: remediation is halted (%s): nobody would repair what the drill breaks", cl.Name, st.Halted)
-	}
-	if st.RunningJob != "" {
-		return nil, refuse(http.StatusConflict, "cluster %s: job %s is running; a drill starts on a healthy, quiet cluster", cl.Name, st.RunningJob)
-	}
-	if bad := unhealthy(cl, latest); len(bad) > 0 {
-		return nil, refuse(http.StatusConflict, "cluster %s is not healthy (%s): a drill starts only when every node is Synced in a Primary component", cl.Name, strings.Join(bad, "; "))
-	}
 	return victims, nil
+}
+
+// DrillScenario is a scenario as GET /api/v1/clusters/{name} offers it on
+// a drill target, for the console's confirmation: the nodes it would kill
+// now, or why it cannot run on the cluster. The POST decides again.
+type DrillScenario struct {
+	Scenario string   `json:"scenario"`
+	Kills    []string `json:"kills,omitempty"`
+	Refused  string   `json:"refused,omitempty"`
+}
+
+// drillScenarios are the scenarios the API accepts, as they would run on
+// cl now; nil unless cl is a drill target.
+func drillScenarios(cl *config.Cluster, writer string) []DrillScenario {
+	if !cl.Drill.Allowed {
+		return nil
+	}
+	var out []DrillScenario
+	for _, sc := range []string{ScenarioNodeCrash, ScenarioTwoCrash, ScenarioWholeCrash, ScenarioWriterKill} {
+		ds := DrillScenario{Scenario: sc}
+		victims, err := scenarioVictims(cl, sc, writer)
+		if err != nil {
+			ds.Refused = err.Error()
+		}
+		for _, v := range victims {
+			ds.Kills = append(ds.Kills, v.Address)
+		}
+		out = append(out, ds)
+	}
+	return out
 }
 
 // unhealthy names each node of cl that its latest snapshot does not show

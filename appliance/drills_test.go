@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metricsql"
+
 	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/agent"
 	"github.com/nines-project/nines/appliance/config"
 	"github.com/nines-project/nines/appliance/report"
+	"github.com/nines-project/nines/dashboards"
 	"github.com/nines-project/nines/haproxy"
 	"github.com/nines-project/nines/remediator"
 )
@@ -206,6 +209,85 @@ func TestWriterOf(t *testing.T) {
 	} {
 		if got := writerOf(tt.stats, "w", nodes); got != tt.want {
 			t.Errorf("%s: writer %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestDrillScenarios: a drill target offers every scenario the POST
+// accepts, each naming the servers it would kill or why it cannot run
+// there (the console's confirmation quotes them); a cluster that is not a
+// target offers none.
+func TestDrillScenarios(t *testing.T) {
+	if got := drillScenarios(drillCluster(false), ""); got != nil {
+		t.Errorf("not a drill target: offers %+v", got)
+	}
+	cl := drillCluster(true)
+	want := []DrillScenario{
+		{Scenario: ScenarioNodeCrash, Kills: []string{"db3:3306"}},
+		{Scenario: ScenarioTwoCrash, Kills: []string{"db2:3306", "db3:3306"}},
+		{Scenario: ScenarioWholeCrash, Kills: []string{"db1:3306", "db2:3306", "db3:3306"}},
+		{Scenario: ScenarioWriterKill, Refused: "writer-kill kills the node HAProxy sends writes to, and cluster billing has no haproxy: key"},
+	}
+	if got := drillScenarios(cl, ""); !slices.EqualFunc(got, want, sameScenario) {
+		t.Errorf("without HAProxy: %+v\nwant %+v", got, want)
+	}
+	cl.HAProxy = &config.HAProxy{WriterBackend: "billing-writer"}
+	want[3] = DrillScenario{Scenario: ScenarioWriterKill, Kills: []string{"db1:3306"}}
+	if got := drillScenarios(cl, "db1:3306"); !slices.EqualFunc(got, want, sameScenario) {
+		t.Errorf("HAProxy writing to db1: %+v\nwant %+v", got, want)
+	}
+	for _, ds := range want {
+		if _, err := drillVictims(cl, ds.Scenario, syncedSnaps(cl), remediator.ClusterStatus{Mode: remediator.ModeAuto}, "", "db1:3306"); err != nil {
+			t.Errorf("scenario %s offered, but the POST refuses it: %v", ds.Scenario, err)
+		}
+	}
+}
+
+func sameScenario(a, b DrillScenario) bool {
+	return a.Scenario == b.Scenario && slices.Equal(a.Kills, b.Kills) && a.Refused == b.Refused
+}
+
+// TestDrillsDashboardReadsTheDrillSeries: the drills dashboard reads
+// exactly the series a finished drill writes (drillMetrics), by its
+// cluster variable, and is marked as having data only after a drill.
+func TestDrillsDashboardReadsTheDrillSeries(t *testing.T) {
+	s, ok := dashboards.Get("nines-drills")
+	if !ok || !s.AfterDrill {
+		t.Fatalf("drills dashboard found %v, marked after-drill %v", ok, s.AfterDrill)
+	}
+	written := map[string]bool{}
+	for _, m := range drillMetrics("billing", "nines", report.Drill{Scenario: ScenarioNodeCrash}) {
+		written[m.Name] = true
+	}
+	read := map[string]bool{}
+	for _, p := range s.Panels {
+		for _, tg := range p.Targets {
+			e, err := metricsql.Parse(dashboards.Substitute(tg.Expr, dashboards.Variables{Cluster: "billing", RateInterval: "4s", Interval: "2s", Range: "1h"}))
+			if err != nil {
+				t.Fatalf("%s: %v", p.Title, err)
+			}
+			metricsql.VisitAll(e, func(e metricsql.Expr) {
+				m, ok := e.(*metricsql.MetricExpr)
+				if !ok {
+					return
+				}
+				for _, lfs := range m.LabelFilterss {
+					for _, lf := range lfs {
+						if lf.Label != "__name__" {
+							continue
+						}
+						if !written[lf.Value] {
+							t.Errorf("%s: %s is not a series a drill writes", p.Title, lf.Value)
+						}
+						read[lf.Value] = true
+					}
+				}
+			})
+		}
+	}
+	for n := range written {
+		if !read[n] {
+			t.Errorf("no panel of the drills dashboard shows %s", n)
 		}
 	}
 }

@@ -313,6 +313,9 @@ type clusterView struct {
 	// Leader says this appliance holds its etcd election (acts on it).
 	Owner  string `json:"owner,omitempty"`
 	Leader bool   `json:"leader,omitempty"`
+	// DrillScenarios, on a drill target only, are the scenarios a drill
+	// may run and what each would kill now.
+	DrillScenarios []DrillScenario `json:"drill_scenarios,omitempty"`
 }
 
 func (a *App) clusterViews(ctx context.Context) []clusterView {
@@ -325,6 +328,7 @@ func (a *App) clusterViews(ctx context.Context) []clusterView {
 	for _, c := range a.cfg.Clusters {
 		cv := clusterView{Name: c.Name, Kind: c.Kind, Nodes: []nodeView{}}
 		cv.Owner, cv.Leader = a.clusterOwner(c.Name)
+		cv.DrillScenarios = drillScenarios(&c, a.haproxyWriter(&c))
 		mine := a.owns(c.Name)
 		for _, n := range c.Nodes {
 			nv := newNodeView(n.Address, latest[c.Name+"\x00"+n.Address])

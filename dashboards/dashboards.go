@@ -1,8 +1,8 @@
 // Package dashboards generates nines' Grafana dashboards with
 // grafana-foundation-sdk: the fleet overview, a Galera cluster, a Galera
 // node, replication, NDB (overview, data nodes, memory and redo,
-// transporters), SLO and error budget, backups and jobs, and nines
-// itself. It also provisions them into a Grafana (provision.go).
+// transporters), SLO and error budget, backups and jobs, query analytics,
+// drills, and nines itself. It also provisions them into a Grafana (provision.go).
 //
 // Each dashboard is written here as data (Spec, Panel, Target) and only
 // then translated into the SDK's builders, so the queries can be listed
@@ -56,7 +56,11 @@ type Spec struct {
 	Title       string
 	Description string
 	Kind        Kind
-	Panels      []Panel
+	// AfterDrill marks a dashboard whose every panel has data only once a
+	// failure drill (`nines drill`) has ended on the cluster: the
+	// end-to-end test checks it after one, not on a quiet cluster.
+	AfterDrill bool
+	Panels     []Panel
 }
 
 // Panel is one panel. Unit is Grafana's unit id (s, percent,
@@ -132,7 +136,7 @@ const annotationStep = "30s"
 
 // All returns every dashboard, in the order they are listed.
 func All() []Spec {
-	return []Spec{fleet(), galeraCluster(), galeraNode(), replication(), ndbOverview(), ndbDataNodes(), ndbMemoryRedo(), ndbTransporters(), slo(), backupsJobs(), self()}
+	return []Spec{fleet(), galeraCluster(), galeraNode(), replication(), ndbOverview(), ndbDataNodes(), ndbMemoryRedo(), ndbTransporters(), slo(), backupsJobs(), queryAnalytics(), drills(), self()}
 }
 
 // Get returns the dashboard with uid.
@@ -177,6 +181,8 @@ type Query struct {
 	FailureOnly bool
 	// HAProxy: the panel shows data only for a cluster behind HAProxy.
 	HAProxy bool
+	// AfterDrill: the dashboard shows data only after a drill.
+	AfterDrill bool
 }
 
 // Queries returns every panel query and annotation query of every
@@ -186,10 +192,10 @@ func Queries() []Query {
 	for _, s := range All() {
 		for _, p := range s.Panels {
 			for _, t := range p.Targets {
-				out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: p.Title, Expr: t.Expr, Instant: t.Instant, FailureOnly: p.FailureOnly, HAProxy: p.HAProxy})
+				out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: p.Title, Expr: t.Expr, Instant: t.Instant, FailureOnly: p.FailureOnly, HAProxy: p.HAProxy, AfterDrill: s.AfterDrill})
 			}
 		}
-		out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: "annotation: " + AnnotationName, Expr: Annotation.Expr, FailureOnly: true})
+		out = append(out, Query{Dashboard: s.UID, Kind: s.Kind, Panel: "annotation: " + AnnotationName, Expr: Annotation.Expr, FailureOnly: true, AfterDrill: s.AfterDrill})
 	}
 	return out
 }

@@ -2,10 +2,14 @@ package dashboards
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/VictoriaMetrics/metricsql"
+
+	"github.com/nines-project/nines/exporter/qan"
 )
 
 // testVars are what Grafana would put in for the variables.
@@ -125,7 +129,7 @@ func TestEveryDashboardIsValidJSONWithItsVariables(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"nines-fleet", "nines-galera-cluster", "nines-galera-node", "nines-replication", "nines-ndb-overview", "nines-ndb-data-nodes", "nines-ndb-memory-redo", "nines-ndb-transporters", "nines-slo", "nines-backups-jobs", "nines-self"} {
+	for _, want := range []string{"nines-fleet", "nines-galera-cluster", "nines-galera-node", "nines-replication", "nines-ndb-overview", "nines-ndb-data-nodes", "nines-ndb-memory-redo", "nines-ndb-transporters", "nines-slo", "nines-backups-jobs", "nines-query-analytics", "nines-drills", "nines-self"} {
 		if !uids[want] {
 			t.Errorf("dashboard %s missing", want)
 		}
@@ -333,6 +337,67 @@ func TestHAProxyRow(t *testing.T) {
 	for _, q := range Queries() {
 		if reads := strings.Contains(q.Expr, "nines_haproxy_"); reads != q.HAProxy {
 			t.Errorf("%s / %s: reads nines_haproxy_* %v, marked HAProxy %v", q.Dashboard, q.Panel, reads, q.HAProxy)
+		}
+	}
+}
+
+// metricNames are the metric names expr selects, sorted, each once.
+func metricNames(t *testing.T, expr string) []string {
+	t.Helper()
+	e, err := metricsql.Parse(Substitute(expr, testVars))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	seen := map[string]bool{}
+	metricsql.VisitAll(e, func(e metricsql.Expr) {
+		if m, ok := e.(*metricsql.MetricExpr); ok {
+			for _, lfs := range m.LabelFilterss {
+				for _, lf := range lfs {
+					if lf.Label == "__name__" {
+						seen[lf.Value] = true
+					}
+				}
+			}
+		}
+	})
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// TestQueryAnalyticsReadsTheDigestSeries: every query of the query
+// analytics dashboard reads series the digest collector writes
+// (exporter/qan), on the node variable, and the dashboard shows time,
+// calls, rows examined against sent, errors, full scans and temporary
+// tables on disk.
+func TestQueryAnalyticsReadsTheDigestSeries(t *testing.T) {
+	s, ok := Get("nines-query-analytics")
+	if !ok {
+		t.Fatal("no query analytics dashboard")
+	}
+	written := map[string]bool{qan.MetricEnabled: true}
+	for _, f := range qan.Fields {
+		written[f.Metric] = true
+	}
+	shown := map[string]bool{}
+	for _, p := range s.Panels {
+		for _, tg := range p.Targets {
+			names := metricNames(t, tg.Expr)
+			if len(names) == 0 {
+				t.Errorf("%s: %s reads no series", p.Title, tg.Expr)
+			}
+			for _, n := range names {
+				if !written[n] {
+					t.Errorf("%s: %s is not a series exporter/qan writes", p.Title, n)
+				}
+				shown[n] = true
+			}
+			if !strings.Contains(tg.Expr, `instance=~"$instance"`) {
+				t.Errorf("%s: ignores the node variable: %s", p.Title, tg.Expr)
+			}
+		}
+	}
+	for _, want := range []string{qan.MetricSeconds, qan.MetricCalls, qan.MetricRowsExamined, qan.MetricRowsSent, qan.MetricErrors, qan.MetricFullScans, qan.MetricTmpDiskTables, qan.MetricEnabled} {
+		if !shown[want] {
+			t.Errorf("no panel shows %s", want)
 		}
 	}
 }

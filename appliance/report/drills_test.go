@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,7 @@ import (
 
 // TestDrillsInTheReport: a drill started in the period is listed with its
 // figures, one started before it is not, and the incident during the
-// drill carries its ID in JSON and HTML.
+// drill carries its ID, in every format.
 func TestDrillsInTheReport(t *testing.T) {
 	s := newScenario(t, "drilled")
 	during := Drill{ID: "drill-1", Scenario: "node-crash", Victims: []string{"db3:3306"}, State: "done",
@@ -50,5 +51,72 @@ func TestDrillsInTheReport(t *testing.T) {
 	}
 	if strings.Contains(text, "drill-0") {
 		t.Errorf("the HTML report lists drill-0, which started before the period")
+	}
+
+	// CSV: one drill record with the figures under the header's names,
+	// and the incident during it names the drill.
+	b.Reset()
+	if err := Render(&b, r, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	cr := csv.NewReader(bytes.NewReader(b.Bytes()))
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil {
+		t.Fatalf("parse CSV: %v", err)
+	}
+	var header []string
+	var drillRecs []map[string]string
+	drillIncidents := 0
+	for _, rec := range recs {
+		switch rec[0] {
+		case "record":
+			header = rec
+		case "drill", "incident":
+			if len(rec) != len(header) {
+				t.Fatalf("CSV %s row %q has %d fields, its header %q %d", rec[0], rec, len(rec), header, len(header))
+			}
+			m := map[string]string{}
+			for i, h := range header {
+				m[h] = rec[i]
+			}
+			if rec[0] == "drill" {
+				drillRecs = append(drillRecs, m)
+			} else if m["drill"] != "" {
+				drillIncidents++
+				if m["drill"] != "drill drill-1" {
+					t.Errorf("CSV incident %v: drill %q, want drill drill-1", m, m["drill"])
+				}
+			}
+		}
+	}
+	want := map[string]string{"id": "drill-1", "scenario": "node-crash", "victims": "db3:3306", "start": FormatTime(during.Start), "outcome": "done",
+		"detection_seconds": "0.4", "rto_seconds": "7.3", "stall_seconds": "1.9", "acked_writes": "321", "lost_writes": "0"}
+	if len(drillRecs) != 1 {
+		t.Fatalf("CSV drill rows %v; want drill-1 only", drillRecs)
+	}
+	for k, w := range want {
+		if drillRecs[0][k] != w {
+			t.Errorf("CSV drill %s = %q, want %q", k, drillRecs[0][k], w)
+		}
+	}
+	if drillIncidents != 1 {
+		t.Errorf("CSV: %d incidents marked as a drill's; want 1", drillIncidents)
+	}
+
+	// PDF: the same row, read back as text.
+	b.Reset()
+	if err := Render(&b, r, "pdf"); err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(PDFText(t, b.Bytes())), " ")
+	for _, want := range []string{"Drills", "RPO (lost writes)", "drill-1 node-crash " + FormatTime(during.Start) + " 0.4 7.3 1.9 321 0",
+		"Nodes killed: db3:3306; outcome: done", "(drill drill-1)"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the PDF report lacks %q in %s", want, flat)
+		}
+	}
+	if strings.Contains(flat, "drill-0") {
+		t.Errorf("the PDF report lists drill-0, which started before the period")
 	}
 }

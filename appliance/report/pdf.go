@@ -79,7 +79,31 @@ func PDF(w io.Writer, r *Report) error {
 		row(iw, []string{in.Start, in.End, in.Duration, in.Bad, in.Unknown, in.BudgetSeconds, in.BudgetPercent}, false)
 		p.SetFont("Helvetica", "", 9)
 		p.MultiCell(tableW, 4.5, tr("Alerts fired: "+in.Alerts), "LR", "L", false)
-		p.MultiCell(tableW, 4.5, tr("Automatic action and outcome: "+in.Actions), "LRB", "L", false)
+		actions := "Automatic action and outcome: " + in.Actions
+		if in.Drill != "" {
+			actions += " (" + in.Drill + ")"
+		}
+		p.MultiCell(tableW, 4.5, tr(actions), "LRB", "L", false)
+	}
+
+	heading("Drills")
+	if len(v.Drills) == 0 {
+		p.CellFormat(width, 6, "No drills.", "", 1, "L", false, 0, "")
+	}
+	// The nodes killed and the outcome (a failed drill's reason) may be
+	// long: they go on a line of their own, as an incident's alerts do.
+	dw := []float64{54, 26, 42, 26, 20, 30, 30, 36}
+	var drillW float64
+	for _, w := range dw {
+		drillW += w
+	}
+	for i, d := range v.Drills {
+		if i == 0 {
+			row(dw, []string{"Drill", "Scenario", "Start", "Detection (s)", "RTO (s)", "Write stall (s)", "Acked writes", "RPO (lost writes)"}, true)
+		}
+		row(dw, []string{d.ID, d.Scenario, d.Start, d.Detection, d.RTO, d.Stall, d.Acked, d.Lost}, false)
+		p.SetFont("Helvetica", "", 9)
+		p.MultiCell(drillW, 4.5, tr("Nodes killed: "+d.Victims+"; outcome: "+d.State), "LRB", "L", false)
 	}
 
 	heading("Daily availability")

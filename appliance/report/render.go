@@ -46,8 +46,9 @@ func Render(w io.Writer, r *Report, format string) error {
 
 // CSV writes the report as CSV sections, each led by its header row whose
 // first field names the record type: the summary (field, value, unit),
-// then one row per day, per incident and per month. Figures are written
-// as in the HTML and the PDF.
+// then one row per day, per incident, per drill and per month. Figures
+// are written as in the HTML and the PDF; an incident during a drill
+// names it in its drill field ("drill <ID>"), as the HTML does.
 func CSV(w io.Writer, r *Report) error {
 	v := newView(r)
 	cw := csv.NewWriter(w)
@@ -68,9 +69,13 @@ func CSV(w io.Writer, r *Report) error {
 	for _, d := range v.Days {
 		period("day", d)
 	}
-	write("record", "start", "end", "duration_seconds", "bad_seconds", "unknown_seconds", "budget_spent_seconds", "budget_spent_percent", "alerts", "actions")
+	write("record", "start", "end", "duration_seconds", "bad_seconds", "unknown_seconds", "budget_spent_seconds", "budget_spent_percent", "alerts", "actions", "drill")
 	for _, in := range v.Incidents {
-		write("incident", in.Start, in.End, in.Duration, in.Bad, in.Unknown, in.BudgetSeconds, in.BudgetPercent, in.Alerts, in.Actions)
+		write("incident", in.Start, in.End, in.Duration, in.Bad, in.Unknown, in.BudgetSeconds, in.BudgetPercent, in.Alerts, in.Actions, in.Drill)
+	}
+	write("record", "id", "scenario", "victims", "start", "outcome", "detection_seconds", "rto_seconds", "stall_seconds", "acked_writes", "lost_writes")
+	for _, d := range v.Drills {
+		write("drill", d.ID, d.Scenario, d.Victims, d.Start, d.State, d.Detection, d.RTO, d.Stall, d.Acked, d.Lost)
 	}
 	write(append([]string{"record", "month"}, periodHeader...)...)
 	for _, m := range v.Months {

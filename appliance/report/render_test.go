@@ -124,7 +124,7 @@ func TestRenderersAgree(t *testing.T) {
 			summary[rec[1]] = rec[2]
 		}
 	}
-	if kinds["day"] != 2 || kinds["incident"] != 3 || kinds["month"] != 12 || kinds["record"] != 4 {
+	if kinds["day"] != 2 || kinds["incident"] != 3 || kinds["month"] != 12 || kinds["record"] != 5 || kinds["drill"] != 0 {
 		t.Errorf("CSV rows by kind: %v", kinds)
 	}
 	if summary["availability_percent"] != "99.98873" || summary["downtime_seconds"] != "17" || summary["status"] != "OK" || summary["incidents"] != "3" {

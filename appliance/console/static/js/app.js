@@ -13,6 +13,7 @@ import reports from './reports.js';
 import queries from './queries.js';
 import blocking from './blocking.js';
 import advice from './advice.js';
+import drills from './drills.js';
 
 // ninesLoadedAt is set once per page load; the browser tests check it
 // stays the same while the page follows the cluster live.
@@ -61,6 +62,7 @@ const routes = [
   [/^#\/cluster\/([^/]+)\/queries(?:\?.*)?$/, queries],
   [/^#\/cluster\/([^/]+)\/blocking$/, blocking],
   [/^#\/cluster\/([^/]+)\/advice$/, advice],
+  [/^#\/cluster\/([^/]+)\/drills$/, drills],
   [/^#\/alerts$/, alerts],
   [/^#\/backups$/, backups],
   [/^#\/reports$/, reports],

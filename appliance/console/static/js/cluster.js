@@ -169,7 +169,8 @@ export default function cluster(root, ctx, name) {
       replace(head, c.name, ' ', h('span', { class: `state state-${word}` }, word), ' ', h('span', { class: 'muted' }, c.kind),
         h('a', { href: `#/cluster/${encodeURIComponent(name)}/queries`, class: 'small', id: 'link-queries' }, 'query analytics'),
         h('a', { href: `#/cluster/${encodeURIComponent(name)}/blocking`, class: 'small', id: 'link-blocking' }, 'what blocks whom'),
-        h('a', { href: `#/cluster/${encodeURIComponent(name)}/advice`, class: 'small', id: 'link-advice' }, 'advice'));
+        h('a', { href: `#/cluster/${encodeURIComponent(name)}/advice`, class: 'small', id: 'link-advice' }, 'advice'),
+        h('a', { href: `#/cluster/${encodeURIComponent(name)}/drills`, class: 'small', id: 'link-drills' }, 'drills'));
       const rem = (d.remediation || []).find((r) => r.cluster === name);
       replace(facts,
         c.owner ? fact('watched by', c.leader ? `${c.owner} (this appliance)` : c.owner) : null,
