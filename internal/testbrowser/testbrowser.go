@@ -121,6 +121,16 @@ func (b *Browser) Screenshot(name string) {
 // the page then names the user.
 func (b *Browser) Login(user, password string) {
 	b.t.Helper()
+	// The console moves its login form into the page once its session
+	// check fails; nodes found before that move are stale to Chromium
+	// ("Could not find node with given id"), so wait for the move first.
+	deadline := time.Now().Add(30 * time.Second)
+	for !Eval[bool](b, `(() => { const f = document.getElementById('login'); return !!f && !f.hidden && f.parentElement.id === 'view'; })()`) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: the login form was not shown within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	b.Do("log in as "+user,
 		chromedp.WaitVisible(chromedp.ID("login-user")),
 		chromedp.SendKeys(chromedp.ID("login-user"), user),
