@@ -29,7 +29,7 @@ type Drill struct {
 	// acknowledged after it: the cluster serving writes again, before
 	// the old primary is back as a replica (the RTO).
 	FailoverSeconds float64 `json:"failover_seconds,omitempty"`
-	StallSeconds     float64 `json:"stall_seconds"`
+	StallSeconds    float64 `json:"stall_seconds"`
 	// AckedWrites the writer got acknowledged; LostWrites (the RPO) those
 	// of them missing when read back at the end.
 	AckedWrites int64 `json:"acked_writes"`
