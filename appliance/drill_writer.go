@@ -79,14 +79,7 @@ func startDrillWriter(ctx context.Context, cl config.Cluster, id string, follow 
 		}
 	}
 	// at is the address in use: the one follow names, else the first.
-	pick := func(at int) int {
-		if follow != nil {
-			if i := slices.Index(addrs, follow()); i >= 0 {
-				return i
-			}
-		}
-		return at
-	}
+	pick := func(at int) int { return followed(addrs, at, follow) }
 	at := pick(0)
 	dbs := make([]*sql.DB, 0, len(addrs))
 	for _, a := range addrs {
@@ -120,6 +113,18 @@ func startDrillWriter(ctx context.Context, cl config.Cluster, id string, follow 
 		w.run(wctx, dbs, at, pick)
 	}()
 	return w, nil
+}
+
+// followed is the index in addrs of the address follow names, else at
+// (follow nil, or naming no address of addrs: "" while the appliance
+// sees no single primary).
+func followed(addrs []string, at int, follow func() string) int {
+	if follow != nil {
+		if i := slices.Index(addrs, follow()); i >= 0 {
+			return i
+		}
+	}
+	return at
 }
 
 func (w *drillWriter) run(ctx context.Context, dbs []*sql.DB, at int, pick func(int) int) {

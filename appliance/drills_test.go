@@ -289,3 +289,24 @@ func TestWriterOf(t *testing.T) {
 		}
 	}
 }
+
+// TestDrillWriterFollowsThePrimary: without probe endpoints a
+// primary-kill's writer writes to the primary the scrapes show (db2 here,
+// after an earlier failover), and with no single primary seen (the
+// primary just died) it moves to the next node as a client would.
+func TestDrillWriterFollowsThePrimary(t *testing.T) {
+	cl := replCluster()
+	addrs := []string{"db1:3306", "db2:3306", "db3:3306"}
+	snaps := replSnaps(cl)
+	follow := func() string { p, _ := replicationHealth(cl, snaps); return p }
+	if got := followed(addrs, 0, follow); got != 1 {
+		t.Errorf("writes to %s; want the primary db2:3306", addrs[got])
+	}
+	snaps[1].Up = false
+	if got := followed(addrs, 2, follow); got != 2 {
+		t.Errorf("with the primary down, writes to %s; want db3:3306, the next address", addrs[got])
+	}
+	if got := followed(addrs, 2, nil); got != 2 {
+		t.Errorf("without follow, writes to %s; want db3:3306, the next address", addrs[got])
+	}
+}
