@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/nines-project/nines"
 	"github.com/nines-project/nines/appliance/config"
 )
 
@@ -30,8 +32,10 @@ const (
 // drillWriter is an application independent of the probe: it writes
 // numbered rows, one every 20 ms, through the addresses applications use
 // (the probe's endpoints: a load balancer, else the nodes), keeping to one
-// until it fails, as a client with a list of servers does. Every row the
-// server acknowledged is remembered, to be read back at the end.
+// until it fails, as a client with a list of servers does; with follow,
+// it moves instead to the address follow names (a replication cluster's
+// primary as the appliance sees it). Every row the server acknowledged is
+// remembered, to be read back at the end.
 type drillWriter struct {
 	id     string
 	cancel context.CancelFunc
@@ -43,6 +47,9 @@ type drillWriter struct {
 	stall    time.Duration
 	lastErr  error
 	stopOnce sync.Once
+	// mark and firstAfter: the first acknowledgement of a write sent
+	// after mark (the kill done), when the cluster took writes again.
+	mark, firstAfter time.Time
 }
 
 func drillDB(cl config.Cluster, addr string) (*sql.DB, error) {
@@ -61,13 +68,19 @@ func drillDB(cl config.Cluster, addr string) (*sql.DB, error) {
 }
 
 // startDrillWriter creates the table if need be and starts writing.
-func startDrillWriter(ctx context.Context, cl config.Cluster, id string) (*drillWriter, error) {
+// follow, if not nil, names the address to write to (one of the nodes),
+// "" when it cannot tell.
+func startDrillWriter(ctx context.Context, cl config.Cluster, id string, follow func() string) (*drillWriter, error) {
 	addrs := cl.ProbeEndpoints()
-	if len(addrs) == 0 {
+	if len(addrs) == 0 || follow != nil {
+		addrs = nil // not [:0]: the endpoints are the config's slice
 		for _, n := range cl.Nodes {
 			addrs = append(addrs, n.Address)
 		}
 	}
+	// at is the address in use: the one follow names, else the first.
+	pick := func(at int) int { return followed(addrs, at, follow) }
+	at := pick(0)
 	dbs := make([]*sql.DB, 0, len(addrs))
 	for _, a := range addrs {
 		db, err := drillDB(cl, a)
@@ -80,13 +93,13 @@ func startDrillWriter(ctx context.Context, cl config.Cluster, id string) (*drill
 		dbs = append(dbs, db)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err := dbs[0].ExecContext(cctx, drillTableSQL)
+	_, err := dbs[at].ExecContext(cctx, drillTableSQL)
 	cancel()
 	if err != nil {
 		for _, d := range dbs {
 			d.Close()
 		}
-		return nil, fmt.Errorf("create nines.drill_writes through %s: %w", addrs[0], err)
+		return nil, fmt.Errorf("create nines.drill_writes through %s: %w", addrs[at], err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	w := &drillWriter{id: id, cancel: cancel, done: make(chan struct{}), lastAck: time.Now()}
@@ -97,14 +110,26 @@ func startDrillWriter(ctx context.Context, cl config.Cluster, id string) (*drill
 				d.Close()
 			}
 		}()
-		w.run(wctx, dbs)
+		w.run(wctx, dbs, at, pick)
 	}()
 	return w, nil
 }
 
-func (w *drillWriter) run(ctx context.Context, dbs []*sql.DB) {
-	at := 0
+// followed is the index in addrs of the address follow names, else at
+// (follow nil, or naming no address of addrs: "" while the appliance
+// sees no single primary).
+func followed(addrs []string, at int, follow func() string) int {
+	if follow != nil {
+		if i := slices.Index(addrs, follow()); i >= 0 {
+			return i
+		}
+	}
+	return at
+}
+
+func (w *drillWriter) run(ctx context.Context, dbs []*sql.DB, at int, pick func(int) int) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
+		sent := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		_, err := dbs[at].ExecContext(wctx, drillInsertSQL, w.id, seq)
 		cancel()
@@ -114,9 +139,12 @@ func (w *drillWriter) run(ctx context.Context, dbs []*sql.DB) {
 			w.acked = append(w.acked, seq)
 			w.stall = max(w.stall, now.Sub(w.lastAck))
 			w.lastAck = now
+			if !w.mark.IsZero() && w.firstAfter.IsZero() && sent.After(w.mark) {
+				w.firstAfter = now
+			}
 		} else if ctx.Err() == nil {
 			w.lastErr = err
-			at = (at + 1) % len(dbs) // the next address, as a client would
+			at = pick((at + 1) % len(dbs)) // the next address, as a client would
 		}
 		w.mu.Unlock()
 		pause := 20 * time.Millisecond
@@ -151,6 +179,22 @@ func (w *drillWriter) waitAcked(ctx context.Context, n int, limit time.Duration)
 	}
 }
 
+// markKilled notes the moment the kill was done: writes sent after it
+// went to a cluster without the victim.
+func (w *drillWriter) markKilled(t time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mark = t
+}
+
+// firstAckAfterKill is when the first write sent after markKilled was
+// acknowledged; zero before that.
+func (w *drillWriter) firstAckAfterKill() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.firstAfter
+}
+
 func (w *drillWriter) ackedCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -166,13 +210,15 @@ func (w *drillWriter) stop() {
 	})
 }
 
-// lost reads the drill's rows back through the first node that answers,
-// with wsrep_sync_wait so the read sees every write the cluster committed,
-// counts the acknowledged ones missing, and removes the rows.
-func (w *drillWriter) lost(ctx context.Context, cl config.Cluster) (int, error) {
+// lost reads the drill's rows back through the first of addrs that
+// answers (Galera: any node, with wsrep_sync_wait so the read sees every
+// write the cluster committed; replication: the primary, which holds
+// every write it or its predecessor acknowledged that survived), counts
+// the acknowledged ones missing, and removes the rows.
+func (w *drillWriter) lost(ctx context.Context, cl config.Cluster, addrs []string) (int, error) {
 	var errs []error
-	for _, n := range cl.Nodes {
-		missing, err := w.lostOn(ctx, cl, n.Address)
+	for _, a := range addrs {
+		missing, err := w.lostOn(ctx, cl, a)
 		if err == nil {
 			return missing, nil
 		}
@@ -194,8 +240,10 @@ func (w *drillWriter) lostOn(ctx context.Context, cl config.Cluster, addr string
 		return 0, fmt.Errorf("read back on %s: %w", addr, err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SET SESSION wsrep_sync_wait = 1"); err != nil {
-		return 0, fmt.Errorf("read back on %s: %w", addr, err)
+	if cl.Kind == nines.KindGalera {
+		if _, err := conn.ExecContext(ctx, "SET SESSION wsrep_sync_wait = 1"); err != nil {
+			return 0, fmt.Errorf("read back on %s: %w", addr, err)
+		}
 	}
 	rows, err := conn.QueryContext(ctx, drillReadSQL, w.id)
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,9 +29,8 @@ import (
 	"github.com/nines-project/nines/remediator"
 )
 
-// Drill scenarios. The first three are Galera's; the last two are named
-// by the issue: writer-kill needs HAProxy in front; primary-kill
-// (replication) answers "not supported yet".
+// Drill scenarios. The first four are Galera's (writer-kill needs HAProxy
+// in front); primary-kill is replication's.
 const (
 	ScenarioNodeCrash   = "node-crash"
 	ScenarioTwoCrash    = "two-crash"
@@ -38,7 +39,13 @@ const (
 	ScenarioPrimaryKill = "primary-kill"
 )
 
-const supportedScenarios = ScenarioNodeCrash + ", " + ScenarioTwoCrash + ", " + ScenarioWholeCrash + ", " + ScenarioWriterKill
+const supportedScenarios = ScenarioNodeCrash + ", " + ScenarioTwoCrash + ", " + ScenarioWholeCrash + ", " + ScenarioWriterKill + ", " + ScenarioPrimaryKill
+
+// drillMaxLag is how far behind (Seconds_Behind_Master) a replica may be
+// when a primary-kill starts: one further behind makes the failover wait
+// for it to apply its relay log, a drill of a lagging cluster, not of a
+// healthy one.
+const drillMaxLag = 5
 
 // Drill states.
 const (
@@ -87,7 +94,7 @@ func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot,
 	if !cl.Drill.Allowed {
 		return nil, refuse(http.StatusForbidden, "cluster %s is not a drill target: a drill kills its servers for real; declare it with drill: {allowed: true} in its config", cl.Name)
 	}
-	victims, err := scenarioVictims(cl, scenario, writer)
+	victims, err := scenarioVictims(cl, scenario, latest, writer)
 	if err != nil {
 		return nil, err
 	}
@@ -104,16 +111,30 @@ func drillVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot,
 	if st.RunningJob != "" {
 		return nil, refuse(http.StatusConflict, "cluster %s: job %s is running; a drill starts on a healthy, quiet cluster", cl.Name, st.RunningJob)
 	}
+	if cl.Kind == nines.KindReplication {
+		if _, bad := replicationHealth(cl, latest); len(bad) > 0 {
+			return nil, refuse(http.StatusConflict, "cluster %s is not healthy (%s): a primary-kill starts only with one writable primary and every other node replicating from it, caught up within %d s", cl.Name, strings.Join(bad, "; "), drillMaxLag)
+		}
+		return victims, nil
+	}
 	if bad := unhealthy(cl, latest); len(bad) > 0 {
 		return nil, refuse(http.StatusConflict, "cluster %s is not healthy (%s): a drill starts only when every node is Synced in a Primary component", cl.Name, strings.Join(bad, "; "))
 	}
 	return victims, nil
 }
 
-// scenarioVictims are the nodes scenario kills on cl (writer as for
-// drillVictims), or why it cannot run there whatever cl's state.
-func scenarioVictims(cl *config.Cluster, scenario, writer string) ([]config.Node, error) {
+// scenarioVictims are the nodes scenario kills on cl (latest and writer
+// as for drillVictims), or why it cannot run there whatever cl's state;
+// primary-kill names no victim while the scrapes show no whole cluster
+// (drillVictims then refuses with the reasons).
+func scenarioVictims(cl *config.Cluster, scenario string, latest []*nines.Snapshot, writer string) ([]config.Node, error) {
 	var victims []config.Node
+	switch {
+	case scenario == ScenarioPrimaryKill && cl.Kind != nines.KindReplication:
+		return nil, refuse(http.StatusConflict, "primary-kill is for replication clusters; cluster %s is kind %s", cl.Name, cl.Kind)
+	case slices.Contains([]string{ScenarioNodeCrash, ScenarioTwoCrash, ScenarioWholeCrash, ScenarioWriterKill}, scenario) && cl.Kind != nines.KindGalera:
+		return nil, refuse(http.StatusConflict, "%s is a galera scenario; cluster %s is kind %s (a replication cluster's scenario is %s)", scenario, cl.Name, cl.Kind, ScenarioPrimaryKill)
+	}
 	switch scenario {
 	case ScenarioNodeCrash:
 		// The last node: with a load balancer the writer is the first,
@@ -136,7 +157,12 @@ func scenarioVictims(cl *config.Cluster, scenario, writer string) ([]config.Node
 		}
 		victims = cl.Nodes[i : i+1]
 	case ScenarioPrimaryKill:
-		return nil, refuse(http.StatusNotImplemented, "scenario %s is not supported yet (supported: %s)", scenario, supportedScenarios)
+		// The victim is the primary as the latest scrapes show it; the
+		// health check below refuses when there is no single one.
+		if primary, bad := replicationHealth(cl, latest); len(bad) == 0 {
+			i := slices.IndexFunc(cl.Nodes, func(n config.Node) bool { return n.Address == primary })
+			victims = cl.Nodes[i : i+1]
+		}
 	default:
 		return nil, refuse(http.StatusBadRequest, "scenario %q: want one of %s", scenario, supportedScenarios)
 	}
@@ -154,16 +180,24 @@ type DrillScenario struct {
 
 // drillScenarios are the scenarios the API accepts, as they would run on
 // cl now; nil unless cl is a drill target.
-func drillScenarios(cl *config.Cluster, writer string) []DrillScenario {
+func drillScenarios(cl *config.Cluster, latest []*nines.Snapshot, writer string) []DrillScenario {
 	if !cl.Drill.Allowed {
 		return nil
 	}
+	scenarios := []string{ScenarioNodeCrash, ScenarioTwoCrash, ScenarioWholeCrash, ScenarioWriterKill}
+	if cl.Kind == nines.KindReplication {
+		scenarios = []string{ScenarioPrimaryKill}
+	}
 	var out []DrillScenario
-	for _, sc := range []string{ScenarioNodeCrash, ScenarioTwoCrash, ScenarioWholeCrash, ScenarioWriterKill} {
+	for _, sc := range scenarios {
 		ds := DrillScenario{Scenario: sc}
-		victims, err := scenarioVictims(cl, sc, writer)
-		if err != nil {
+		victims, err := scenarioVictims(cl, sc, latest, writer)
+		switch {
+		case err != nil:
 			ds.Refused = err.Error()
+		case len(victims) == 0:
+			_, bad := replicationHealth(cl, latest)
+			ds.Refused = "the cluster is not whole now: " + strings.Join(bad, "; ")
 		}
 		for _, v := range victims {
 			ds.Kills = append(ds.Kills, v.Address)
@@ -171,6 +205,72 @@ func drillScenarios(cl *config.Cluster, writer string) []DrillScenario {
 		out = append(out, ds)
 	}
 	return out
+}
+
+// replicationHealth finds the primary of a replication cluster in the
+// latest snapshots (up, read_only OFF, replicating from nobody) and names
+// each node that keeps the cluster from being whole: not scraped, down, a
+// second writable node, or a replica whose threads do not both run
+// against the primary, whose SQL thread failed, or that lags more than
+// drillMaxLag. A whole cluster has a primary and bad empty.
+func replicationHealth(cl *config.Cluster, latest []*nines.Snapshot) (primary string, bad []string) {
+	snaps := map[string]*nines.Snapshot{}
+	for _, s := range latest {
+		if s.Cluster == cl.Name {
+			snaps[s.Instance] = s
+		}
+	}
+	var writable []string
+	for _, n := range cl.Nodes {
+		s := snaps[n.Address]
+		switch {
+		case s == nil:
+			bad = append(bad, n.Address+" not scraped yet")
+		case !s.Up:
+			bad = append(bad, n.Address+" down")
+		case len(s.Replicas) == 0 && strings.EqualFold(s.Variables["read_only"], "OFF"):
+			writable = append(writable, n.Address)
+		}
+	}
+	switch len(writable) {
+	case 0:
+		return "", append(bad, "no writable primary")
+	case 1:
+		primary = writable[0]
+	default:
+		return "", append(bad, "two writable nodes: "+strings.Join(writable, ", "))
+	}
+	for _, n := range cl.Nodes {
+		s := snaps[n.Address]
+		if n.Address == primary || s == nil || !s.Up {
+			continue
+		}
+		if len(s.Replicas) == 0 {
+			bad = append(bad, n.Address+" read-only and replicating from nobody")
+			continue
+		}
+		if !strings.EqualFold(s.Variables["read_only"], "ON") {
+			bad = append(bad, n.Address+" a replica that is not read-only")
+			continue
+		}
+		r := s.Replicas[0]
+		src := net.JoinHostPort(r.SourceHost, strconv.Itoa(r.SourcePort))
+		switch {
+		case src != primary:
+			bad = append(bad, fmt.Sprintf("%s replicates from %s, not the primary %s", n.Address, src, primary))
+		case r.LastSQLErrno != 0:
+			bad = append(bad, fmt.Sprintf("%s: its SQL thread failed (error %d)", n.Address, r.LastSQLErrno))
+		case !r.IORunning || !r.SQLRunning:
+			bad = append(bad, fmt.Sprintf("%s not replicating (IO %s, SQL running %v)", n.Address, r.IOState, r.SQLRunning))
+		case r.SecondsBehind == nil || *r.SecondsBehind > drillMaxLag:
+			behind := "unknown"
+			if r.SecondsBehind != nil {
+				behind = strconv.FormatInt(*r.SecondsBehind, 10) + " s"
+			}
+			bad = append(bad, fmt.Sprintf("%s behind the primary by %s", n.Address, behind))
+		}
+	}
+	return primary, bad
 }
 
 // unhealthy names each node of cl that its latest snapshot does not show
@@ -296,7 +396,7 @@ func (a *App) startDrill(c echo.Context) error {
 	var de *drillError
 	switch {
 	case errors.As(err, &de):
-		kind := map[int]string{http.StatusForbidden: "forbidden", http.StatusConflict: "conflict", http.StatusBadRequest: "bad_data", http.StatusNotImplemented: "not_supported"}[de.status]
+		kind := map[int]string{http.StatusForbidden: "forbidden", http.StatusConflict: "conflict", http.StatusBadRequest: "bad_data"}[de.status]
 		return c.JSON(de.status, apiError{Status: "error", ErrorType: kind, Error: de.msg})
 	case err != nil:
 		return c.JSON(http.StatusInternalServerError, apiError{Status: "error", ErrorType: "internal", Error: err.Error()})
@@ -448,15 +548,25 @@ func victimsConsent(ctx context.Context, cl config.Cluster, victims []config.Nod
 // independent writer, waits for it to write, kills the victims with
 // kill -9 through their agents, then watches the exporter's snapshots:
 // detection is the first scrape that finds a victim down, the repair (the
-// RTO) the first moment every node is Synced in a Primary component again,
-// both from the kill. The RPO is the acknowledged writes missing when
-// every acknowledged row is read back at the end.
+// RTO) the first moment every node is Synced in a Primary component again
+// (replication: see primaryKillStep), both from the kill. The RPO is the
+// acknowledged writes missing when every acknowledged row is read back at
+// the end.
 func (a *App) runDrill(ctx context.Context, cl config.Cluster, victims []config.Node, rec DrillRecord) DrillRecord {
 	fail := func(format string, args ...any) DrillRecord {
 		rec.State, rec.Reason, rec.End = DrillFailed, fmt.Sprintf(format, args...), time.Now().UTC()
 		return rec
 	}
-	w, err := startDrillWriter(ctx, cl, rec.ID)
+	var follow func() string
+	if cl.Kind == nines.KindReplication && len(cl.Probe.Endpoints) == 0 {
+		// No address applications use is configured: write to the
+		// primary, as a client told of failovers would.
+		follow = func() string {
+			p, _ := replicationHealth(&cl, a.exp.Latest())
+			return p
+		}
+	}
+	w, err := startDrillWriter(ctx, cl, rec.ID, follow)
 	if err != nil {
 		return fail("start the drill writer: %v", err)
 	}
@@ -481,6 +591,7 @@ func (a *App) runDrill(ctx context.Context, cl config.Cluster, victims []config.
 		}()
 	}
 	wg.Wait()
+	w.markKilled(time.Now())
 	if err := errors.Join(kerrs...); err != nil {
 		// A node that was killed is still repaired by the remediator.
 		return fail("%v", err)
@@ -490,7 +601,7 @@ func (a *App) runDrill(ctx context.Context, cl config.Cluster, victims []config.
 		a.log.Error("drill: save", "drill", rec.ID, "err", err)
 	}
 
-	var detected, repaired time.Time
+	var detected, repaired, restarted time.Time
 	limit := time.NewTimer(drillRepairLimit)
 	defer limit.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -513,11 +624,28 @@ func (a *App) runDrill(ctx context.Context, cl config.Cluster, victims []config.
 			}
 			continue
 		}
+		if cl.Kind == nines.KindReplication {
+			var err error
+			if repaired, err = a.primaryKillStep(ctx, cl, victims[0], latest, detected, &restarted); err != nil {
+				rec.DetectionSeconds = seconds(detected, killed)
+				return fail("%v", err)
+			}
+			continue
+		}
 		if len(unhealthy(&cl, fresh(latest, detected))) == 0 {
 			repaired = time.Now()
 		}
 	}
 	rec.DetectionSeconds, rec.RTOSeconds = seconds(detected, killed), seconds(repaired, killed)
+	readBack := make([]string, len(cl.Nodes))
+	for i, n := range cl.Nodes {
+		readBack[i] = n.Address
+	}
+	if cl.Kind == nines.KindReplication {
+		rec.FailoverSeconds = seconds(w.firstAckAfterKill(), killed)
+		p, _ := replicationHealth(&cl, a.exp.Latest())
+		readBack = []string{p}
+	}
 
 	// A few writes through the repaired cluster: the stall then spans the
 	// whole outage, even when no write got through between kill and repair.
@@ -526,13 +654,56 @@ func (a *App) runDrill(ctx context.Context, cl config.Cluster, victims []config.
 	}
 	w.stop()
 	rec.AckedWrites, rec.StallSeconds = int64(len(w.acked)), w.stall.Seconds()
-	lost, err := w.lost(ctx, cl)
+	lost, err := w.lost(ctx, cl, readBack)
 	if err != nil {
 		return fail("read back the acknowledged writes: %v", err)
 	}
 	rec.LostWrites = int64(lost)
 	rec.State, rec.End = DrillDone, time.Now().UTC()
 	return rec
+}
+
+// primaryKillStep is one look at a replication cluster after its primary
+// was killed and seen down (detected). The remediator's failover promotes
+// a replica; the drill never promotes nor fences. Once a node other than
+// the victim is the writable primary and the remediator is idle (the
+// failover job ended), the drill starts the victim's server again through
+// its agent, as the operator would after a crash (nines never restarts
+// a dead primary by itself: it may be the only copy of what it wrote),
+// and *restarted is set. It comes back read-only (read_only=ON in its
+// configuration), and the remediator's replication-rejoin makes it a
+// replica of the new primary. repaired is when the whole cluster is seen
+// so, by scrapes after the restart: the victim replicating from the new
+// primary and every replica caught up.
+func (a *App) primaryKillStep(ctx context.Context, cl config.Cluster, victim config.Node, latest []*nines.Snapshot, detected time.Time, restarted *time.Time) (repaired time.Time, err error) {
+	if restarted.IsZero() {
+		primary, _ := replicationHealth(&cl, fresh(latest, detected))
+		if primary == "" || primary == victim.Address || !a.remediatorIdle(cl.Name) {
+			return time.Time{}, nil
+		}
+		a.log.Warn("drill: a new primary takes writes; starting the old primary again, as an operator would", "cluster", cl.Name, "primary", primary, "node", victim.Address)
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if _, err := agent.NewClient(victim.Agent, cl.AgentToken.Reveal(), cl.AgentTLS).Start(sctx, agent.StartRequest{Wait: agent.WaitReady}); err != nil {
+			return time.Time{}, fmt.Errorf("start the old primary %s again after the failover to %s: %w", victim.Address, primary, err)
+		}
+		*restarted = time.Now()
+		return time.Time{}, nil
+	}
+	if primary, bad := replicationHealth(&cl, fresh(latest, *restarted)); len(bad) == 0 && primary != victim.Address {
+		return time.Now(), nil
+	}
+	return time.Time{}, nil
+}
+
+// remediatorIdle reports that no job runs on cluster now.
+func (a *App) remediatorIdle(cluster string) bool {
+	for _, s := range a.rem.Status() {
+		if s.Cluster == cluster {
+			return s.RunningJob == ""
+		}
+	}
+	return true
 }
 
 // fresh are the snapshots taken after t: a node counts as repaired only by
@@ -562,10 +733,14 @@ func drillMetrics(cluster, instance string, d report.Drill) []metric.Metric {
 	g := func(name, help string, v float64) metric.Metric {
 		return metric.Metric{Name: name, Help: help, Type: metric.Gauge, Labels: labels, Value: v}
 	}
-	return []metric.Metric{
+	out := []metric.Metric{
 		g("nines_drill_detection_seconds", "Seconds from a drill's kill -9 to nines seeing the node down.", d.DetectionSeconds),
-		g("nines_drill_rto_seconds", "Seconds from a drill's kill -9 to every node Synced again.", d.RTOSeconds),
+		g("nines_drill_rto_seconds", "Seconds from a drill's kill -9 to the cluster whole again: every node Synced (Galera), the old primary a replica of the new one (replication).", d.RTOSeconds),
 		g("nines_drill_write_stall_seconds", "The drill writer's longest wait between two acknowledged writes.", d.StallSeconds),
 		g("nines_drill_lost_writes", "Acknowledged writes of the drill writer missing at the end (the RPO).", float64(d.LostWrites)),
 	}
+	if d.FailoverSeconds > 0 {
+		out = append(out, g("nines_drill_failover_seconds", "Seconds from a primary-kill drill's kill -9 to the first write acknowledged after it.", d.FailoverSeconds))
+	}
+	return out
 }

@@ -66,7 +66,7 @@ func TestDrillRefusals(t *testing.T) {
 		{name: "writer-kill kills HAProxy's writer", allowed: true, scenario: ScenarioWriterKill, st: auto, haproxy: true, writer: "db2:3306", victims: []string{"db2:3306"}},
 		{name: "writer-kill without haproxy", allowed: true, scenario: ScenarioWriterKill, st: auto, writer: "db1:3306", status: http.StatusConflict, msg: "has no haproxy: key"},
 		{name: "writer-kill without a writer", allowed: true, scenario: ScenarioWriterKill, st: auto, haproxy: true, status: http.StatusConflict, msg: "no server UP"},
-		{name: "primary-kill not yet", allowed: true, scenario: ScenarioPrimaryKill, st: auto, status: http.StatusNotImplemented, msg: "not supported yet"},
+		{name: "primary-kill on galera", allowed: true, scenario: ScenarioPrimaryKill, st: auto, status: http.StatusConflict, msg: "primary-kill is for replication clusters; cluster billing is kind galera"},
 		{name: "unknown scenario", allowed: true, scenario: "meteor", st: auto, status: http.StatusBadRequest, msg: `"meteor"`},
 		{name: "dry-run remediation", allowed: true, scenario: ScenarioNodeCrash, st: remediator.ClusterStatus{Mode: remediator.ModeDryRun}, status: http.StatusConflict, msg: "nobody would repair"},
 		{name: "remediation halted", allowed: true, scenario: ScenarioNodeCrash, st: remediator.ClusterStatus{Mode: remediator.ModeAuto, Halted: "3 recoveries in 10m"}, status: http.StatusConflict, msg: "halted"},
@@ -95,6 +95,86 @@ func TestDrillRefusals(t *testing.T) {
 				}
 				if !slices.Equal(got, tt.victims) {
 					t.Fatalf("victims %v, want %v", got, tt.victims)
+				}
+				return
+			}
+			var de *drillError
+			if !errors.As(err, &de) || de.status != tt.status || !strings.Contains(de.msg, tt.msg) {
+				t.Fatalf("got %v (victims %v), want status %d containing %q", err, victims, tt.status, tt.msg)
+			}
+		})
+	}
+}
+
+// replCluster is a replication drill target of three nodes.
+func replCluster() *config.Cluster {
+	cl := drillCluster(true)
+	cl.Name, cl.Kind = "radius", nines.KindReplication
+	return cl
+}
+
+// replSnaps: db2 the primary (after an earlier failover), db1 and db3
+// replicating from it, 0 s behind.
+func replSnaps(cl *config.Cluster) []*nines.Snapshot {
+	var out []*nines.Snapshot
+	for _, n := range cl.Nodes {
+		s := &nines.Snapshot{Cluster: cl.Name, Instance: n.Address, Up: true, Variables: map[string]string{"read_only": "ON"}}
+		if n.Address == "db2:3306" {
+			s.Variables["read_only"] = "OFF"
+		} else {
+			behind := int64(0)
+			s.Replicas = []nines.ReplicaStatus{{SourceHost: "db2", SourcePort: 3306, IORunning: true, SQLRunning: true, IOState: "Yes", SecondsBehind: &behind}}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestPrimaryKillRefusals: primary-kill kills the primary the scrapes
+// show, on a replication drill target only, and only when the cluster is
+// whole: one writable primary, every other node replicating from it and
+// caught up; each refusal names the node and what is wrong.
+func TestPrimaryKillRefusals(t *testing.T) {
+	auto := remediator.ClusterStatus{Cluster: "radius", Mode: remediator.ModeAuto}
+	behind := func(n int64) *int64 { return &n }
+	for _, tt := range []struct {
+		name     string
+		scenario string
+		allowed  bool
+		snaps    func([]*nines.Snapshot)
+		st       remediator.ClusterStatus
+		status   int
+		msg      string
+	}{
+		{name: "kills the primary", scenario: ScenarioPrimaryKill, allowed: true, st: auto},
+		{name: "not a drill target", scenario: ScenarioPrimaryKill, st: auto, status: http.StatusForbidden, msg: "is not a drill target"},
+		{name: "a galera scenario", scenario: ScenarioNodeCrash, allowed: true, st: auto, status: http.StatusConflict, msg: "node-crash is a galera scenario; cluster radius is kind replication"},
+		{name: "remediation dry-run", scenario: ScenarioPrimaryKill, allowed: true, st: remediator.ClusterStatus{Mode: remediator.ModeDryRun}, status: http.StatusConflict, msg: "nobody would repair"},
+		{name: "a job runs", scenario: ScenarioPrimaryKill, allowed: true, st: remediator.ClusterStatus{Mode: remediator.ModeAuto, RunningJob: "j7"}, status: http.StatusConflict, msg: "job j7 is running"},
+		{name: "a replica down", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[2].Up = false }, status: http.StatusConflict, msg: "(db3:3306 down)"},
+		{name: "a replica not scraped", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[0].Instance = "elsewhere:3306" }, status: http.StatusConflict, msg: "db1:3306 not scraped yet"},
+		{name: "the primary down", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[1].Up = false }, status: http.StatusConflict, msg: "db2:3306 down; no writable primary"},
+		{name: "two writable", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[0].Replicas, s[0].Variables["read_only"] = nil, "OFF" }, status: http.StatusConflict, msg: "two writable nodes: db1:3306, db2:3306"},
+		{name: "a writable replica", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[2].Variables["read_only"] = "OFF" }, status: http.StatusConflict, msg: "db3:3306 a replica that is not read-only"},
+		{name: "an old primary not rejoined", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[0].Replicas = nil }, status: http.StatusConflict, msg: "db1:3306 read-only and replicating from nobody"},
+		{name: "a replica of another source", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[2].Replicas[0].SourceHost = "db1" }, status: http.StatusConflict, msg: "db3:3306 replicates from db1:3306, not the primary db2:3306"},
+		{name: "an IO thread connecting", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[0].Replicas[0].IORunning, s[0].Replicas[0].IOState = false, "Connecting" }, status: http.StatusConflict, msg: "db1:3306 not replicating (IO Connecting"},
+		{name: "a failed SQL thread", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[0].Replicas[0].LastSQLErrno = 1062 }, status: http.StatusConflict, msg: "db1:3306: its SQL thread failed (error 1062)"},
+		{name: "a replica behind", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[2].Replicas[0].SecondsBehind = behind(30) }, status: http.StatusConflict, msg: "db3:3306 behind the primary by 30 s"},
+		{name: "a lag unknown", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[2].Replicas[0].SecondsBehind = nil }, status: http.StatusConflict, msg: "db3:3306 behind the primary by unknown"},
+		{name: "a replica within the lag allowed", scenario: ScenarioPrimaryKill, allowed: true, st: auto, snaps: func(s []*nines.Snapshot) { s[2].Replicas[0].SecondsBehind = behind(drillMaxLag) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := replCluster()
+			cl.Drill.Allowed = tt.allowed
+			snaps := replSnaps(cl)
+			if tt.snaps != nil {
+				tt.snaps(snaps)
+			}
+			victims, err := drillVictims(cl, tt.scenario, snaps, tt.st, "", "")
+			if tt.status == 0 {
+				if err != nil || len(victims) != 1 || victims[0].Address != "db2:3306" {
+					t.Fatalf("victims %v, err %v; want the primary db2:3306", victims, err)
 				}
 				return
 			}
@@ -218,7 +298,7 @@ func TestWriterOf(t *testing.T) {
 // there (the console's confirmation quotes them); a cluster that is not a
 // target offers none.
 func TestDrillScenarios(t *testing.T) {
-	if got := drillScenarios(drillCluster(false), ""); got != nil {
+	if got := drillScenarios(drillCluster(false), nil, ""); got != nil {
 		t.Errorf("not a drill target: offers %+v", got)
 	}
 	cl := drillCluster(true)
@@ -228,12 +308,12 @@ func TestDrillScenarios(t *testing.T) {
 		{Scenario: ScenarioWholeCrash, Kills: []string{"db1:3306", "db2:3306", "db3:3306"}},
 		{Scenario: ScenarioWriterKill, Refused: "writer-kill kills the node HAProxy sends writes to, and cluster billing has no haproxy: key"},
 	}
-	if got := drillScenarios(cl, ""); !slices.EqualFunc(got, want, sameScenario) {
+	if got := drillScenarios(cl, nil, ""); !slices.EqualFunc(got, want, sameScenario) {
 		t.Errorf("without HAProxy: %+v\nwant %+v", got, want)
 	}
 	cl.HAProxy = &config.HAProxy{WriterBackend: "billing-writer"}
 	want[3] = DrillScenario{Scenario: ScenarioWriterKill, Kills: []string{"db1:3306"}}
-	if got := drillScenarios(cl, "db1:3306"); !slices.EqualFunc(got, want, sameScenario) {
+	if got := drillScenarios(cl, nil, "db1:3306"); !slices.EqualFunc(got, want, sameScenario) {
 		t.Errorf("HAProxy writing to db1: %+v\nwant %+v", got, want)
 	}
 	for _, ds := range want {
@@ -289,5 +369,42 @@ func TestDrillsDashboardReadsTheDrillSeries(t *testing.T) {
 		if !read[n] {
 			t.Errorf("no panel of the drills dashboard shows %s", n)
 		}
+	}
+}
+
+// TestDrillWriterFollowsThePrimary: without probe endpoints a
+// primary-kill's writer writes to the primary the scrapes show (db2 here,
+// after an earlier failover), and with no single primary seen (the
+// primary just died) it moves to the next node as a client would.
+func TestDrillWriterFollowsThePrimary(t *testing.T) {
+	cl := replCluster()
+	addrs := []string{"db1:3306", "db2:3306", "db3:3306"}
+	snaps := replSnaps(cl)
+	follow := func() string { p, _ := replicationHealth(cl, snaps); return p }
+	if got := followed(addrs, 0, follow); got != 1 {
+		t.Errorf("writes to %s; want the primary db2:3306", addrs[got])
+	}
+	snaps[1].Up = false
+	if got := followed(addrs, 2, follow); got != 2 {
+		t.Errorf("with the primary down, writes to %s; want db3:3306, the next address", addrs[got])
+	}
+	if got := followed(addrs, 2, nil); got != 2 {
+		t.Errorf("without follow, writes to %s; want db3:3306, the next address", addrs[got])
+	}
+}
+
+// TestDrillScenariosReplication: a replication drill target offers
+// primary-kill alone, naming the primary it would kill, or why not now.
+func TestDrillScenariosReplication(t *testing.T) {
+	cl := replCluster()
+	snaps := replSnaps(cl)
+	want := []DrillScenario{{Scenario: ScenarioPrimaryKill, Kills: []string{"db2:3306"}}}
+	if got := drillScenarios(cl, snaps, ""); !slices.EqualFunc(got, want, sameScenario) {
+		t.Errorf("a whole cluster: %+v\nwant %+v", got, want)
+	}
+	snaps[2].Up = false
+	want[0] = DrillScenario{Scenario: ScenarioPrimaryKill, Refused: "the cluster is not whole now: db3:3306 down"}
+	if got := drillScenarios(cl, snaps, ""); !slices.EqualFunc(got, want, sameScenario) {
+		t.Errorf("a replica down: %+v\nwant %+v", got, want)
 	}
 }

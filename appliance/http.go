@@ -328,7 +328,7 @@ func (a *App) clusterViews(ctx context.Context) []clusterView {
 	for _, c := range a.cfg.Clusters {
 		cv := clusterView{Name: c.Name, Kind: c.Kind, Nodes: []nodeView{}}
 		cv.Owner, cv.Leader = a.clusterOwner(c.Name)
-		cv.DrillScenarios = drillScenarios(&c, a.haproxyWriter(&c))
+		cv.DrillScenarios = drillScenarios(&c, a.exp.Latest(), a.haproxyWriter(&c))
 		mine := a.owns(c.Name)
 		for _, n := range c.Nodes {
 			nv := newNodeView(n.Address, latest[c.Name+"\x00"+n.Address])

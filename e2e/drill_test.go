@@ -391,3 +391,81 @@ func TestDrillWriterKill(t *testing.T) {
 	}
 	t.Logf("measured: TestDrillWriterKill wall time %s", time.Since(t0).Round(time.Millisecond))
 }
+
+// TestDrillPrimaryKill: on a semi-sync replication sandbox behind HAProxy,
+// `nines drill --scenario primary-kill` kills -9 the primary n1; the
+// remediator fails over (the drill writer's first write is acknowledged
+// through HAProxy within the failover bound, 5 s), the drill starts n1
+// again and the remediator makes it a replica of the new primary (the
+// RTO, bound 60 s); not one acknowledged write is lost, and the uptime
+// report and the series show the same figures.
+func TestDrillPrimaryKill(t *testing.T) {
+	t0 := time.Now()
+	sb := startReplicationSandbox(t, sandbox.Options{ClusterName: "drillprimary", SemiSync: true, HAProxy: true})
+	h := startHealer(t, sb, remediationOpts{mode: "auto", drill: true})
+	t.Logf("measured: fresh sandbox and appliance ready in %s", time.Since(t0).Round(time.Millisecond))
+
+	rto, out := runDrill(t, h, "primary-kill", 60*time.Second)
+	old := sb.Nodes()[0]
+	if !strings.Contains(out, "killing "+old.Address()+"\n") {
+		t.Errorf("primary-kill did not kill %s, the primary:\n%s", old.Address(), out)
+	}
+	m := regexp.MustCompile(`(?m)^writes back: ([0-9.]+) s$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("nines drill printed no writes back line:\n%s", out)
+	}
+	back, _ := strconv.ParseFloat(m[1], 64)
+	t.Logf("measured: primary-kill writes back %.1f s after the kill (bound %s), RTO (n1 a replica again) %.1f s (bound 60s)", back, failoverBound, rto)
+	if back <= 0 || back > failoverBound.Seconds() || back > rto {
+		t.Errorf("writes back %.1f s after the kill: want above 0, within %s and not after the RTO %.1f s", back, failoverBound, rto)
+	}
+	// The remediator did the repair: its jobs, step by step, for the
+	// figures' sake (from each job's creation).
+	for _, j := range h.jobs(t) {
+		t.Logf("job %s %s %s at %s: %s", j.ID, j.Runbook, j.State, j.CreatedAt.Format("15:04:05.000"), stepList(j))
+	}
+	// The drill ends with n1 a replica of the new primary, which is what
+	// the RTO says.
+	var primary sandbox.Node
+	for _, n := range sb.Nodes()[1:] {
+		if writableSource(t, sb, n.Name) {
+			primary = n
+		}
+	}
+	if primary.Name == "" {
+		t.Fatalf("no replica of the sandbox is the writable primary after the drill")
+	}
+	for _, n := range sb.Nodes() {
+		if n.Name != primary.Name && !replicatesFrom(t, sb, n.Name, primary) {
+			t.Errorf("%s does not replicate from the new primary %s after the drill", n.Name, primary.Name)
+		}
+	}
+
+	// The uptime report lists the drill with the printed figures.
+	req := apiclient.ReportRequest{Cluster: sb.ClusterName(), From: t0.Add(-time.Minute).UTC().Format(time.RFC3339), To: time.Now().Add(time.Second).UTC().Format(time.RFC3339)}
+	var got report.Drill
+	waitFor(t, time.Now(), 15*time.Second, "the uptime report to list the drill", func() bool {
+		r, err := h.api().UptimeReport(context.Background(), req)
+		if err != nil {
+			return false // not counted that far yet
+		}
+		for _, d := range r.Drills {
+			if d.Scenario == "primary-kill" && d.State == "done" {
+				got = d
+				return true
+			}
+		}
+		return false
+	})
+	if oneDecimal(got.RTOSeconds) != oneDecimal(rto) || oneDecimal(got.FailoverSeconds) != oneDecimal(back) || got.LostWrites != 0 || len(got.Victims) != 1 || got.Victims[0] != old.Address() {
+		t.Errorf("the report's drill %+v; want victim %s, RTO %.1f, failover %.1f, 0 lost", got, old.Address(), rto, back)
+	}
+	series := map[string]float64{}
+	for _, name := range []string{"nines_drill_rto_seconds", "nines_drill_failover_seconds"} {
+		series[name] = byScenario(h.query(`last_over_time(` + name + `[5m])`))["primary-kill"]
+	}
+	if oneDecimal(series["nines_drill_rto_seconds"]) != oneDecimal(rto) || oneDecimal(series["nines_drill_failover_seconds"]) != oneDecimal(back) {
+		t.Errorf("series %v; want RTO %.1f and failover %.1f", series, rto, back)
+	}
+	t.Logf("measured: TestDrillPrimaryKill wall time %s", time.Since(t0).Round(time.Millisecond))
+}

@@ -172,8 +172,9 @@ func (c *Client) Backups(ctx context.Context, cluster string) (*Backups, error) 
 }
 
 // StartDrill is POST /api/v1/clusters/{name}/drills: a failure drill. A
-// refusal is an *Error: 403 not a drill target, 409 not healthy or
-// remediation not auto, 501 a scenario not supported yet.
+// refusal is an *Error: 403 not a drill target, 409 not healthy,
+// remediation not auto or a scenario of another kind of cluster, 400 an
+// unknown scenario.
 func (c *Client) StartDrill(ctx context.Context, cluster, scenario string) (*report.Drill, error) {
 	var d report.Drill
 	if err := c.Post(ctx, "/api/v1/clusters/"+url.PathEscape(cluster)+"/drills", map[string]string{"scenario": scenario}, &d); err != nil {

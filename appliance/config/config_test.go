@@ -235,9 +235,9 @@ func TestLoadRejects(t *testing.T) {
 		{"drill target node without an agent", func(s string) string {
 			return strings.Replace(s, "    kind: galera\n", "    kind: galera\n    drill: {allowed: true}\n", 1)
 		}, 13, "clusters[0].nodes[0].agent", "required on a drill target"},
-		{"drill on a replication cluster", func(s string) string {
-			return strings.Replace(s, "    kind: galera\n", "    kind: replication\n    drill: {allowed: true}\n", 1)
-		}, 11, "clusters[0].drill.allowed", "galera clusters only"},
+		{"drill on an ndb cluster", func(s string) string {
+			return strings.Replace(s, "    kind: galera\n", "    kind: ndb\n    drill: {allowed: true}\n", 1)
+		}, 11, "clusters[0].drill.allowed", "galera and replication clusters only"},
 		{"retention too short", func(s string) string {
 			return strings.Replace(s, "data_dir: data", "data_dir: data\nretention: 1h", 1)
 		}, 3, "retention", "at least 1d"},

@@ -344,8 +344,8 @@ func checkDrill(cl *Cluster, p string, at func(path, format string, args ...any)
 	if !cl.Drill.Allowed {
 		return
 	}
-	if cl.Kind != nines.KindGalera {
-		at(p+".drill.allowed", "drills run on galera clusters only so far, not on kind %s", cl.Kind)
+	if cl.Kind != nines.KindGalera && cl.Kind != nines.KindReplication {
+		at(p+".drill.allowed", "drills run on galera and replication clusters only so far, not on kind %s", cl.Kind)
 	}
 	if cl.Remediation.Mode != "auto" {
 		at(p+".drill.allowed", "needs remediation.mode auto (it is %q): a drill whose crash nobody repairs is an outage", cl.Remediation.Mode)

@@ -19,11 +19,17 @@ type Drill struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end,omitzero"`
 	// DetectionSeconds is from the kill to nines seeing the node down;
-	// RTOSeconds from the kill to every node Synced again; StallSeconds
+	// RTOSeconds from the kill to the cluster whole again (Galera: every
+	// node Synced; replication: the old primary a replica of the new
+	// one, every replica caught up); StallSeconds
 	// the drill writer's longest wait between two acknowledged writes.
 	DetectionSeconds float64 `json:"detection_seconds"`
 	RTOSeconds       float64 `json:"rto_seconds"`
-	StallSeconds     float64 `json:"stall_seconds"`
+	// FailoverSeconds (primary-kill) is from the kill to the first write
+	// acknowledged after it: the cluster serving writes again, before
+	// the old primary is back as a replica (the RTO).
+	FailoverSeconds float64 `json:"failover_seconds,omitempty"`
+	StallSeconds    float64 `json:"stall_seconds"`
 	// AckedWrites the writer got acknowledged; LostWrites (the RPO) those
 	// of them missing when read back at the end.
 	AckedWrites int64 `json:"acked_writes"`
@@ -55,7 +61,7 @@ func drillOf(drills []Drill, from, to time.Time) string {
 
 // drillRow is a drill as every format writes it.
 type drillRow struct {
-	ID, Scenario, Victims, Start, State, Detection, RTO, Stall, Acked, Lost string
+	ID, Scenario, Victims, Start, State, Detection, Failover, RTO, Stall, Acked, Lost string
 }
 
 func newDrillRow(d Drill) drillRow {
@@ -71,9 +77,13 @@ func newDrillRow(d Drill) drillRow {
 		state += ": " + d.Reason
 	}
 	f := func(s float64) string { return strconv.FormatFloat(s, 'f', 1, 64) }
-	return drillRow{
+	row := drillRow{
 		ID: d.ID, Scenario: d.Scenario, Victims: victims, Start: FormatTime(d.Start), State: state,
-		Detection: f(d.DetectionSeconds), RTO: f(d.RTOSeconds), Stall: f(d.StallSeconds),
+		Detection: f(d.DetectionSeconds), Failover: "-", RTO: f(d.RTOSeconds), Stall: f(d.StallSeconds),
 		Acked: strconv.FormatInt(d.AckedWrites, 10), Lost: strconv.FormatInt(d.LostWrites, 10),
 	}
+	if d.FailoverSeconds > 0 {
+		row.Failover = f(d.FailoverSeconds)
+	}
+	return row
 }

@@ -120,3 +120,15 @@ func TestDrillsInTheReport(t *testing.T) {
 		t.Errorf("the PDF report lists drill-0, which started before the period")
 	}
 }
+
+// TestDrillRowWritesBack: a primary-kill's failover (writes back) is
+// shown beside its RTO; a Galera drill has none, shown as "-", not 0.
+func TestDrillRowWritesBack(t *testing.T) {
+	pk := newDrillRow(Drill{ID: "drill-2", Scenario: "primary-kill", State: "done", FailoverSeconds: 1.64, RTOSeconds: 15.2})
+	if pk.Failover != "1.6" || pk.RTO != "15.2" {
+		t.Errorf("primary-kill row: writes back %q, RTO %q; want 1.6 and 15.2", pk.Failover, pk.RTO)
+	}
+	if g := newDrillRow(Drill{ID: "drill-3", Scenario: "node-crash", State: "done", RTOSeconds: 6}); g.Failover != "-" {
+		t.Errorf("node-crash row: writes back %q; want -", g.Failover)
+	}
+}

@@ -51,8 +51,8 @@ td.time { white-space: nowrap; }
 
 <h2>Drills</h2>
 {{if .Drills}}<table id="drills">
-<tr><th>Drill</th><th>Scenario</th><th>Nodes killed</th><th>Start</th><th>Outcome</th><th>Detection (s)</th><th>RTO (s)</th><th>Longest write stall (s)</th><th>Acknowledged writes</th><th>RPO (acknowledged writes lost)</th></tr>
-{{range .Drills}}<tr><td>{{.ID}}</td><td>{{.Scenario}}</td><td>{{.Victims}}</td><td class="time">{{.Start}}</td><td>{{.State}}</td><td class="num">{{.Detection}}</td><td class="num" data-key="rto_seconds">{{.RTO}}</td><td class="num">{{.Stall}}</td><td class="num">{{.Acked}}</td><td class="num" data-key="lost_writes">{{.Lost}}</td></tr>
+<tr><th>Drill</th><th>Scenario</th><th>Nodes killed</th><th>Start</th><th>Outcome</th><th>Detection (s)</th><th>Writes back (s)</th><th>RTO (s)</th><th>Longest write stall (s)</th><th>Acknowledged writes</th><th>RPO (acknowledged writes lost)</th></tr>
+{{range .Drills}}<tr><td>{{.ID}}</td><td>{{.Scenario}}</td><td>{{.Victims}}</td><td class="time">{{.Start}}</td><td>{{.State}}</td><td class="num">{{.Detection}}</td><td class="num" data-key="failover_seconds">{{.Failover}}</td><td class="num" data-key="rto_seconds">{{.RTO}}</td><td class="num">{{.Stall}}</td><td class="num">{{.Acked}}</td><td class="num" data-key="lost_writes">{{.Lost}}</td></tr>
 {{end}}</table>{{else}}<p>No drills.</p>{{end}}
 
 <h2>Daily availability</h2>
