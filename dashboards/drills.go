@@ -21,7 +21,7 @@ func drills() Spec {
 		AfterDrill:  true,
 		Panels: []Panel{
 			{Type: Stat, Title: "Latest RTO", Unit: "s", Width: 6, Steps: steps("green", 30, "orange", 60, "red"),
-				Description: "From the kill to every node Synced again, in the latest drill of each scenario.",
+				Description: "From the kill to the cluster whole again (Galera: every node Synced; primary-kill: the old primary a replica of the new one), in the latest drill of each scenario. primary-kill's writes back is in the uptime report and nines_drill_failover_seconds.",
 				Targets:     []Target{{Legend: legend, Expr: latest(`nines_drill_rto_seconds`)}}},
 			{Type: Stat, Title: "Latest detection", Unit: "s", Width: 6, Steps: steps("green", 5, "orange", 15, "red"),
 				Description: "From the kill to nines seeing the node down.",

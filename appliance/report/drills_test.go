@@ -91,7 +91,7 @@ func TestDrillsInTheReport(t *testing.T) {
 		}
 	}
 	want := map[string]string{"id": "drill-1", "scenario": "node-crash", "victims": "db3:3306", "start": FormatTime(during.Start), "outcome": "done",
-		"detection_seconds": "0.4", "rto_seconds": "7.3", "stall_seconds": "1.9", "acked_writes": "321", "lost_writes": "0"}
+		"detection_seconds": "0.4", "rto_seconds": "7.3", "stall_seconds": "1.9", "acked_writes": "321", "lost_writes": "0", "failover_seconds": "-"}
 	if len(drillRecs) != 1 {
 		t.Fatalf("CSV drill rows %v; want drill-1 only", drillRecs)
 	}
@@ -130,5 +130,54 @@ func TestDrillRowWritesBack(t *testing.T) {
 	}
 	if g := newDrillRow(Drill{ID: "drill-3", Scenario: "node-crash", State: "done", RTOSeconds: 6}); g.Failover != "-" {
 		t.Errorf("node-crash row: writes back %q; want -", g.Failover)
+	}
+}
+
+// TestPrimaryKillWritesBackInEveryFormat: a primary-kill drill's writes
+// back (failover_seconds) is in the CSV's column and on the PDF's line.
+func TestPrimaryKillWritesBackInEveryFormat(t *testing.T) {
+	s := newScenario(t, "replicated")
+	d := Drill{ID: "drill-pk", Scenario: "primary-kill", Victims: []string{"db1:3306"}, State: "done",
+		Start: s.day.Add(8 * time.Hour), End: s.day.Add(8*time.Hour + 30*time.Second), DetectionSeconds: 0.5, FailoverSeconds: 2.64, RTOSeconds: 16.1, StallSeconds: 2.6, AckedWrites: 300}
+	r, err := Build(context.Background(), testStore, Request{
+		Cluster: "replicated", From: s.day, To: s.day.AddDate(0, 0, 1), TargetPercent: 99.9, Now: time.Now(), Drills: []Drill{d},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := Render(&b, r, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	cr := csv.NewReader(bytes.NewReader(b.Bytes()))
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header []string
+	got := ""
+	for _, rec := range recs {
+		switch rec[0] {
+		case "record":
+			header = rec
+		case "drill":
+			for i, h := range header {
+				if h == "failover_seconds" && i < len(rec) {
+					got = rec[i]
+				}
+			}
+		}
+	}
+	if got != "2.6" {
+		t.Errorf("CSV failover_seconds %q, want 2.6", got)
+	}
+	b.Reset()
+	if err := Render(&b, r, "pdf"); err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(PDFText(t, b.Bytes())), " ")
+	if want := "Nodes killed: db1:3306; writes acknowledged again after 2.6 s; outcome: done"; !strings.Contains(flat, want) {
+		t.Errorf("the PDF report lacks %q in %s", want, flat)
 	}
 }

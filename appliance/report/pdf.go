@@ -103,7 +103,11 @@ func PDF(w io.Writer, r *Report) error {
 		}
 		row(dw, []string{d.ID, d.Scenario, d.Start, d.Detection, d.RTO, d.Stall, d.Acked, d.Lost}, false)
 		p.SetFont("Helvetica", "", 9)
-		p.MultiCell(drillW, 4.5, tr("Nodes killed: "+d.Victims+"; outcome: "+d.State), "LRB", "L", false)
+		back := ""
+		if d.Failover != "-" {
+			back = "; writes acknowledged again after " + d.Failover + " s"
+		}
+		p.MultiCell(drillW, 4.5, tr("Nodes killed: "+d.Victims+back+"; outcome: "+d.State), "LRB", "L", false)
 	}
 
 	heading("Daily availability")

@@ -73,9 +73,9 @@ func CSV(w io.Writer, r *Report) error {
 	for _, in := range v.Incidents {
 		write("incident", in.Start, in.End, in.Duration, in.Bad, in.Unknown, in.BudgetSeconds, in.BudgetPercent, in.Alerts, in.Actions, in.Drill)
 	}
-	write("record", "id", "scenario", "victims", "start", "outcome", "detection_seconds", "rto_seconds", "stall_seconds", "acked_writes", "lost_writes")
+	write("record", "id", "scenario", "victims", "start", "outcome", "detection_seconds", "rto_seconds", "stall_seconds", "acked_writes", "lost_writes", "failover_seconds")
 	for _, d := range v.Drills {
-		write("drill", d.ID, d.Scenario, d.Victims, d.Start, d.State, d.Detection, d.RTO, d.Stall, d.Acked, d.Lost)
+		write("drill", d.ID, d.Scenario, d.Victims, d.Start, d.State, d.Detection, d.RTO, d.Stall, d.Acked, d.Lost, d.Failover)
 	}
 	write(append([]string{"record", "month"}, periodHeader...)...)
 	for _, m := range v.Months {
