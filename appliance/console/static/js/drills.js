@@ -21,7 +21,7 @@ function row(d, followed) {
     h('td', {}, d.id), h('td', {}, d.scenario), h('td', {}, (d.victims || []).join(', ')),
     h('td', {}, when(d.start)),
     h('td', {}, h('span', { class: `state state-${d.state === 'done' ? 'succeeded' : d.state}` }, d.state), d.reason ? h('div', { class: 'error' }, d.reason) : null),
-    fig('detection_seconds', secs(d.detection_seconds)), fig('rto_seconds', secs(d.rto_seconds)),
+    fig('detection_seconds', secs(d.detection_seconds)), fig('failover_seconds', secs(d.failover_seconds)), fig('rto_seconds', secs(d.rto_seconds)),
     fig('stall_seconds', secs(d.stall_seconds)), fig('acked_writes', String(d.acked_writes)), fig('lost_writes', String(d.lost_writes)));
 }
 
@@ -86,7 +86,8 @@ export default function drills(root, ctx, name) {
   replace(root, h('section', { class: 'card' },
     h('h2', {}, link, ' drills'),
     h('p', { class: 'muted' }, 'Failure drills: a real kill -9 of servers, repaired by nines. Detection: from the kill to nines seeing the node down; '
-      + 'RTO: to every node Synced again; write stall: the drill writer\'s longest wait between two acknowledged writes; '
+      + 'writes back (primary-kill): to the first write acknowledged after the kill; '
+      + 'RTO: to the cluster whole again (every node Synced; for primary-kill, the old primary a replica of the new one); write stall: the drill writer\'s longest wait between two acknowledged writes; '
       + 'RPO: acknowledged writes missing at the end. The uptime report lists the same drills next to the incidents they caused.'),
     admin, follow, list));
   return {
@@ -106,7 +107,7 @@ export default function drills(root, ctx, name) {
       }
       const sorted = [...(recs || [])].sort((a, b) => Date.parse(b.start) - Date.parse(a.start));
       const id = following.get(name) || '';
-      replace(list, table(['drill', 'scenario', 'nodes killed', 'start', 'outcome', 'detection (s)', 'RTO (s)', 'longest write stall (s)',
+      replace(list, table(['drill', 'scenario', 'nodes killed', 'start', 'outcome', 'detection (s)', 'writes back (s)', 'RTO (s)', 'longest write stall (s)',
         'acknowledged writes', 'RPO (acknowledged writes lost)'], sorted.map((d) => row(d, id)), 'no drills yet'));
       follow.textContent = id ? progress(id, sorted.find((d) => d.id === id)) : '';
     },
