@@ -69,6 +69,9 @@ type SystemRestart struct {
 	StartTimeout time.Duration
 	// Backoff is DefaultSystemRestartBackoff when 0.
 	Backoff time.Duration
+	// ExitWait is how long the checks wait for processes still ending
+	// after the cluster shut down; 0 is processExitWait.
+	ExitWait time.Duration
 	// Poll is how often `get status` is read while waiting; 0 is 500 ms.
 	Poll  time.Duration
 	Clock Clock
@@ -166,7 +169,7 @@ func DecideSystemRestart(nodes []ndb.Node, agents map[int]AgentView) (SystemRest
 		case v.Kind != agent.KindNdbDataNode || v.NodeID != id:
 			wrong = append(wrong, fmt.Sprintf("the agent configured for data node %d runs %q node %d", id, v.Kind, v.NodeID))
 		case v.Running:
-			alive = append(alive, fmt.Sprintf("node %d (pid %d)", id, v.Pid))
+			alive = append(alive, fmt.Sprintf("%d (pid %d)", id, v.Pid))
 		}
 	}
 	if len(wrong) > 0 {
@@ -319,7 +322,11 @@ func (rb SystemRestart) limits(r *remediator.Run) error {
 // observes again, for up to processExitWait.
 func (rb SystemRestart) check(ctx context.Context, r *remediator.Run, mgm StatusSource, name string) (SystemRestartPlan, error) {
 	clock := clockOr(rb.Clock)
-	deadline := clock.Now().Add(processExitWait)
+	wait := rb.ExitWait
+	if wait <= 0 {
+		wait = processExitWait
+	}
+	deadline := clock.Now().Add(wait)
 	for {
 		var ns []ndb.Node
 		_, err := remediator.Observe(r, name+":get-status", nil, func(ctx context.Context) ([]string, error) {
