@@ -255,3 +255,17 @@ func TestPriorSystemRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeRestartPointsAtSystemRestart: with the whole cluster down, a
+// node's restart is refused and names the system restart.
+func TestNodeRestartPointsAtSystemRestart(t *testing.T) {
+	g := newSysRig(t, 0)
+	ag := g.agents[3].(*fakeAgent)
+	j := runJob(t, func(l *remediator.JobLog) remediator.Runbook { return g.sim.runbook(ag, l) }, map[string]string{"node_id": "3"})
+	if j.State != remediator.JobFailed || !strings.Contains(j.Reason, "no data node of the cluster runs") || !strings.Contains(j.Reason, "ndb-system-restart") {
+		t.Errorf("job %s: %s", j.State, j.Reason)
+	}
+	if starts, _ := ag.calls(); len(starts) != 0 {
+		t.Errorf("started despite the refusal: %+v", starts)
+	}
+}
