@@ -269,3 +269,84 @@ func TestNodeRestartPointsAtSystemRestart(t *testing.T) {
 		t.Errorf("started despite the refusal: %+v", starts)
 	}
 }
+
+func TestSystemRestartDryRunOnlyPlans(t *testing.T) {
+	g := newSysRig(t, 5*time.Millisecond)
+	log, rem := newRemediator(t, func(l *remediator.JobLog) remediator.Runbook { return g.runbook(l) })
+	job, err := rem.Start(context.Background(), remediator.ManualRequest{Cluster: "c1", Runbook: remediator.RunbookNdbSystemRestart, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := waitJob(t, log, job.ID)
+	if j.State != remediator.JobPlanned {
+		t.Fatalf("dry run ended %s: %s", j.State, j.Reason)
+	}
+	if got := strings.Join(steps(j, "start:"), " "); got != "start:node-1 start:node-2 start:node-3 start:node-4" {
+		t.Errorf("planned starts %q", got)
+	}
+	if normal, initial := g.starts(t); normal+initial != 0 {
+		t.Errorf("a dry run started %d nodes", normal+initial)
+	}
+}
+
+// TestSystemRestartNotRepeatedWhenClusterFallsAgain: NdbNodeGroupLost
+// starts a system restart; when the cluster falls again minutes later,
+// the next occurrence of the alert is refused instead of looping.
+func TestSystemRestartNotRepeatedWhenClusterFallsAgain(t *testing.T) {
+	g := newSysRig(t, 5*time.Millisecond)
+	log, rem := newRemediator(t, func(l *remediator.JobLog) remediator.Runbook { return g.runbook(l) })
+	fire := func(startsAt time.Time) *remediator.Job {
+		t.Helper()
+		labels := map[string]string{"alertname": "NdbNodeGroupLost", "cluster": "c1", "instance": g.sim.srv.Addr(), "node_group": "1",
+			"severity": "critical", "remediation": remediator.RunbookNdbSystemRestart}
+		before, _ := log.List()
+		if n := rem.Receive(remediator.WebhookMessage{Status: "firing", Alerts: []remediator.WebhookAlert{{Status: "firing", Labels: labels, StartsAt: startsAt}}}); n != 1 {
+			t.Fatalf("accepted %d alerts", n)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			jobs, _ := log.List()
+			if len(jobs) > len(before) {
+				for _, j := range jobs {
+					if !slicesContainsID(before, j.ID) {
+						return waitJob(t, log, j.ID)
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no job started for the alert")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	first := fire(time.Now())
+	if first.State != remediator.JobSucceeded || first.Trigger.Source != "alert" {
+		t.Fatalf("first system restart: %s (%s): %s", first.State, first.Trigger.Source, first.Reason)
+	}
+	// The cluster loses node group 1 again.
+	for _, id := range []int{3, 4} {
+		g.sim.kill(t, id)
+	}
+	for id := 1; id <= 4; id++ {
+		a := g.agents[id].(*fakeAgent)
+		a.mu.Lock()
+		a.running = false // the processes ended with the cluster
+		a.mu.Unlock()
+	}
+	second := fire(time.Now().Add(time.Second))
+	if second.State != remediator.JobFailed || !strings.Contains(second.Reason, "no automatic system restart: job "+first.ID) || !strings.Contains(second.Reason, "10m0s backoff") {
+		t.Fatalf("second system restart: %s: %s", second.State, second.Reason)
+	}
+	if normal, _ := g.starts(t); normal != 4 {
+		t.Errorf("%d starts in all, want the first job's 4 only", normal)
+	}
+}
+
+func slicesContainsID(jobs []*remediator.Job, id string) bool {
+	for _, j := range jobs {
+		if j.ID == id {
+			return true
+		}
+	}
+	return false
+}
