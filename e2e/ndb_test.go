@@ -449,6 +449,9 @@ func TestNDBNodeGroupLost(t *testing.T) {
 		if strings.Contains(string(b), "Initial start") {
 			t.Errorf("data node %d's log shows an initial start", d.NodeID)
 		}
+		if !strings.Contains(string(b), "completed (system restart)") {
+			t.Errorf("data node %d's log shows no start phase of a system restart", d.NodeID)
+		}
 	}
 	t.Logf("the writer's first refusal: %v", firstErr)
 	if got := firstErr.Error(); !strings.Contains(got, "4009") || !strings.Contains(got, "Cluster Failure") {

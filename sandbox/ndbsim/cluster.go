@@ -265,6 +265,24 @@ func (c *Cluster) LastStartInitial(id int) bool {
 	return ok && n.initial
 }
 
+// StartKind names how data node id is starting, as its log says it:
+// "system restart", "initial node restart" or "node restart".
+func (c *Cluster) StartKind(id int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[id]
+	if !ok {
+		return ""
+	}
+	switch startType(n) {
+	case 1:
+		return "system restart"
+	case 3:
+		return "initial node restart"
+	}
+	return "node restart"
+}
+
 // SetEmitter sets where events go (the server's listeners). Called with
 // the model's lock held: it must not block or call back into the Cluster.
 func (c *Cluster) SetEmitter(f func(ndb.Event)) {
