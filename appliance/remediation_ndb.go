@@ -16,8 +16,9 @@ import (
 	ndbrb "github.com/nines-project/nines/remediator/ndb"
 )
 
-// ndbRunbooks are the NDB runbooks over the configured clusters: a data
-// node restarted through its host's agent, and the rolling restart
+// ndbRunbooks are the NDB runbooks over the configured clusters: the
+// system restart and a data node's restart through the hosts' agents,
+// and the rolling restart
 // (management servers and SQL nodes through their agents, data nodes
 // through the management servers). Each management server
 // gets its own client (its connection is dialled on first use), asked in
@@ -93,6 +94,10 @@ func ndbRunbooks(cfg *config.Config, history func(string) ([]*remediator.Job, er
 	servers := func(cluster string) ([]ndbrb.MgmServer, error) { return mgmServers[cluster], nil }
 	sqlNodes := func(cluster string) ([]ndbrb.SQLNode, error) { return sqls[cluster], nil }
 	return []remediator.Runbook{
+		// Before the node restart: when the cluster shut down, every
+		// node's NdbDataNodeDown fires with NdbNodeGroupLost, and the
+		// system restart is the one that can help.
+		ndbrb.SystemRestart{Mgm: status, Agent: agentOf, History: history},
 		ndbrb.DataNodeRestart{Mgm: status, Agent: agentOf, History: history},
 		ndbrb.RollingRestart{Mgm: restarter, MgmServers: servers, SQLNodes: sqlNodes},
 	}

@@ -17,6 +17,7 @@ const (
 	RunbookReplicationRollingRestart = "replication-rolling-restart"
 	RunbookReplicationRejoin         = "replication-rejoin"
 	RunbookReplicationReseed         = "replication-reseed"
+	RunbookNdbSystemRestart          = "ndb-system-restart"
 	RunbookNdbDataNodeRestart        = "ndb-data-node-restart"
 	RunbookNdbRollingRestart         = "ndb-rolling-restart"
 )
@@ -40,6 +41,7 @@ var Runbooks = []RunbookInfo{
 	{RunbookReplicationReseed, []nines.Kind{nines.KindReplication}, "run by hand: rebuild a diverged node from a fresh mariadb-backup of a healthy replica, its old datadir kept and its diverged GTIDs logged"},
 	{RunbookReplicationSwitch, []nines.Kind{nines.KindReplication}, "planned change of primary: old primary read-only, candidate caught up, promoted, old primary a replica; nothing lost"},
 	{RunbookReplicationRollingRestart, []nines.Kind{nines.KindReplication}, "run by hand to roll out a config change or a minor upgrade: restart the replicas one at a time (each pointed at the primary again and caught up before the next), then switch over, then restart the old primary as a replica; refused while a replica does not replicate"},
+	{RunbookNdbSystemRestart, []nines.Kind{nines.KindNDB}, "start every data node of a cluster that shut down (a lost node group) normally through their agents, when no data node runs and every agent answers that its process is gone, and follow the start phases until every node is STARTED"},
 	{RunbookNdbDataNodeRestart, []nines.Kind{nines.KindNDB}, "start a down NDB data node normally through its agent, when the rest of its node group is STARTED, and follow its start phases until it is STARTED"},
 	{RunbookNdbRollingRestart, []nines.Kind{nines.KindNDB}, "run by hand or after a config change: restart the management servers, then the data nodes one at a time (RESTART, never initial, each only while every data node is STARTED), then the SQL nodes one at a time; done when every data node runs the newest config_generation"},
 	{RunbookBackup, []nines.Kind{nines.KindGalera, nines.KindReplication, nines.KindNDB}, "back up the cluster from its least loaded node (mariabackup or dump), or natively through the management server (ndb)"},
@@ -72,5 +74,6 @@ var Kinds = map[string]string{
 	"replication-rolling-restart": RunbookReplicationRollingRestart,
 	// NDB: the job's node is the data node id (or params node_id).
 	"ndb-restart":         RunbookNdbDataNodeRestart,
+	"ndb-system-restart":  RunbookNdbSystemRestart,
 	"ndb-rolling-restart": RunbookNdbRollingRestart,
 }

@@ -78,7 +78,7 @@ func RunNDBDataNode(ctx context.Context, dir string, id int, initial bool) error
 		logf("ERROR", "Refused by the management server: %s", msg)
 		return fmt.Errorf("data node %d refused: %s", id, msg)
 	}
-	logf("INFO", "Connected; starting (node restart)")
+	logf("INFO", "Connected; starting")
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -115,10 +115,12 @@ func RunNDBDataNode(ctx context.Context, dir string, id int, initial bool) error
 			switch verb {
 			case "status":
 				f := strings.Fields(rest)
-				if len(f) == 2 && f[0] == "STARTED" {
+				if len(f) >= 2 && f[0] == "STARTED" {
 					logf("INFO", "Started (version 8.0.44)")
+				} else if len(f) == 3 {
+					logf("INFO", "Start phase %s completed (%s)", f[1], strings.ReplaceAll(f[2], "_", " "))
 				} else if len(f) == 2 {
-					logf("INFO", "Start phase %s completed (node restart)", f[1])
+					logf("INFO", "Start phase %s completed", f[1])
 				}
 			case "shutdown":
 				logf("ALERT", "%s", rest)

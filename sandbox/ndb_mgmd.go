@@ -202,6 +202,10 @@ func (m *mgmd) stepLoop(ctx context.Context) {
 				continue
 			}
 			line := fmt.Sprintf("status %s %d", strings.ReplaceAll(n.Status.String(), " ", "_"), n.StartPhase)
+			if n.Status == ndb.StatusStarting {
+				// The start type, for the node's log.
+				line += " " + strings.ReplaceAll(m.c.StartKind(id), " ", "_")
+			}
 			if line != d.sent {
 				d.sent = line
 				go d.send(line)
@@ -268,7 +272,7 @@ func (m *mgmd) serveLink(ctx context.Context, conn net.Conn) {
 		d.send("refuse " + err.Error())
 		return
 	}
-	m.log.Printf("mgmd: node %d (pid %d) connected; node restart through the start phases", id, pid)
+	m.log.Printf("mgmd: node %d (pid %d) connected; %s through the start phases", id, pid, m.c.StartKind(id))
 	d.send("welcome")
 	for {
 		conn.SetReadDeadline(time.Time{})

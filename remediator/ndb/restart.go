@@ -307,11 +307,27 @@ func (rb DataNodeRestart) observe(r *remediator.Run, name string, mgm StatusSour
 			}
 		}
 		if len(down) > 0 {
-			return obs, remediator.Refused("node group %d of data node %d is not otherwise STARTED (%s): a start could not help a group without a serving node, and a second node starting in a group is a risk a person must take; not started",
-				obs.Group, t.ID, strings.Join(down, ", "))
+			why := "a start could not help a group without a serving node, and a second node starting in a group is a risk a person must take"
+			if clusterDown(nodes) {
+				// Every data node is down: one node's start would only wait
+				// in phase 1 for the others.
+				why = "no data node of the cluster runs, so this is a system restart, the runbook " + remediator.RunbookNdbSystemRestart + " (NdbNodeGroupLost), which starts them all"
+			}
+			return obs, remediator.Refused("node group %d of data node %d is not otherwise STARTED (%s): %s; not started",
+				obs.Group, t.ID, strings.Join(down, ", "), why)
 		}
 		return obs, nil
 	})
+}
+
+// clusterDown: no data node is STARTED, starting or shutting down.
+func clusterDown(nodes []ndb.Node) bool {
+	for _, n := range nodes {
+		if n.Type == ndb.TypeNDB && (n.Status.Up(ndb.TypeNDB) || n.Status == ndb.StatusStarting || n.Status == ndb.StatusRestarting || n.Status == ndb.StatusShuttingDown) {
+			return false
+		}
+	}
+	return true
 }
 
 // otherJobs refuses while another NDB job of the cluster runs (an

@@ -44,6 +44,13 @@ type Config struct {
 	// completed backup writes each started data node's three files under
 	// it (backup_files.go). Nil or "" writes none.
 	BackupDataDir func(id int) string
+	// StartPartialTimeout is how long a system restart waits for every
+	// data node before it goes on with one node of each node group (a
+	// partial start); default 30 s, NDB's StartPartialTimeout default
+	// of 30000 ms (the manual's data node parameters; not in the facts
+	// file). Without a node of every group it waits for ever, as NDB
+	// does: the group's data is nowhere else.
+	StartPartialTimeout time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -76,6 +83,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.StartPartialTimeout == 0 {
+		c.StartPartialTimeout = 30 * time.Second
 	}
 	if c.Replicas < 1 || c.Replicas > 4 || c.DataNodes%c.Replicas != 0 {
 		// NDB allows 1 to 4 replicas and equal node groups [DOC8 §25.2.2].
@@ -121,14 +131,17 @@ type node struct {
 	noStart bool // stopped with RESTART -n: waits for START
 
 	// Data nodes only: what ndbinfo shows of them (see DataNode).
-	started   time.Time    // when the process last started
-	configGen int          // config generation the node last started with
-	dataUsed  int          // DataMemory pages in use
-	redoUsed  []int64      // bytes used per redo log part
-	restarted bool         // has failed or restarted since the cluster began
-	ordered   bool         // last went down on a STOP, not a failure
-	absent    bool         // not started since MarkAbsent: its first start is the cluster's
-	arb       *Arbitration // a forced view of arbitration, nil when healthy
+	started   time.Time // when the process last started
+	configGen int       // config generation the node last started with
+	dataUsed  int       // DataMemory pages in use
+	redoUsed  []int64   // bytes used per redo log part
+	restarted bool      // has failed or restarted since the cluster began
+	ordered   bool      // last went down on a STOP, not a failure
+	absent    bool      // not started since MarkAbsent: its first start is the cluster's
+	// sysRestart: the node began while no data node was alive, so its
+	// start is part of a system restart (see Step).
+	sysRestart bool
+	arb        *Arbitration // a forced view of arbitration, nil when healthy
 }
 
 // Backup is a backup the model knows.
@@ -154,12 +167,13 @@ type Cluster struct {
 	nodes             map[int]*node
 	nextDyn           int // next dynamic id handed to a data node that starts
 	backups           map[int]*Backup
-	lastBackup        int  // highest backup id used
-	lastBackupStarted int  // id of the most recently started backup
-	singleUser        int  // API node allowed in single user mode, 0 when off
-	configGen         int  // the management server's config generation
-	gci               int  // last global checkpoint completed
-	gcpStalled        bool // a fault holds global checkpoints back
+	lastBackup        int       // highest backup id used
+	lastBackupStarted int       // id of the most recently started backup
+	singleUser        int       // API node allowed in single user mode, 0 when off
+	configGen         int       // the management server's config generation
+	gci               int       // last global checkpoint completed
+	gcpStalled        bool      // a fault holds global checkpoints back
+	sysSince          time.Time // when the first node of the system restart under way began
 	emit              func(ndb.Event)
 }
 
@@ -196,7 +210,7 @@ func (c *Cluster) Config() Config { return c.cfg }
 func (c *Cluster) up(n *node) {
 	c.nextDyn++
 	n.Status, n.StartPhase, n.DynamicID = ndb.StatusStarted, 0, c.nextDyn
-	n.ordered = false
+	n.ordered, n.sysRestart = false, false
 	n.Version, n.MySQLVersion, n.Address = c.cfg.Version, c.cfg.Version, c.cfg.Host
 	if !n.absent {
 		n.ConnectCount++
@@ -249,6 +263,24 @@ func (c *Cluster) LastStartInitial(id int) bool {
 	defer c.mu.Unlock()
 	n, ok := c.nodes[id]
 	return ok && n.initial
+}
+
+// StartKind names how data node id is starting, as its log says it:
+// "system restart", "initial node restart" or "node restart".
+func (c *Cluster) StartKind(id int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.nodes[id]
+	if !ok {
+		return ""
+	}
+	switch startType(n) {
+	case 1:
+		return "system restart"
+	case 3:
+		return "initial node restart"
+	}
+	return "node restart"
 }
 
 // SetEmitter sets where events go (the server's listeners). Called with
@@ -509,6 +541,16 @@ func (c *Cluster) begin(n *node, noStart bool) {
 		return
 	}
 	n.Status, n.StartPhase = ndb.StatusStarting, 0
+	// With no data node alive there is no cluster to join: the node
+	// takes part in a system restart, from its own checkpoint and redo.
+	// A cluster's first start (MarkAbsent) is left as it was.
+	n.sysRestart = false
+	if !n.absent && !c.anyAlive() {
+		n.sysRestart = true
+		if c.sysSince.IsZero() {
+			c.sysSince = c.cfg.Now()
+		}
+	}
 	c.emit(ndb.Event{Type: ndb.EventNDBStartStarted, SourceNodeID: n.ID}.With("version", int(c.cfg.Version)))
 }
 
@@ -563,12 +605,25 @@ func (c *Cluster) Boot(id int, initial bool) error {
 // order of ndb.StartPhases); after the last it is STARTED. Returns how
 // many nodes are still starting. The server calls it on a ticker; tests
 // call it directly.
+//
+// Nodes of a system restart hold after phase 1 (connections and
+// heartbeats; phase 2 is where NDBCNTR checks the nodes [facts A.4])
+// until the restart may go on: every data node is there, or
+// StartPartialTimeout has passed and every node group has a node (a
+// partial system restart). They then walk the phases together and reach
+// STARTED in the same step, node groups formed again, so the cluster
+// serves only once every group has a node, as in NDB.
 func (c *Cluster) Step() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ready := c.sysRestartReady()
 	starting := 0
 	for _, n := range c.sortedData() {
 		if n.Status != ndb.StatusStarting {
+			continue
+		}
+		if n.sysRestart && n.StartPhase >= 1 && !ready {
+			starting++
 			continue
 		}
 		i := sort.SearchInts(ndb.StartPhases, n.StartPhase)
@@ -581,14 +636,69 @@ func (c *Cluster) Step() int {
 		n.StartPhase = ndb.StartPhases[i+1]
 		starting++
 	}
+	if !c.sysRestartUnderWay() {
+		c.sysSince = time.Time{}
+	}
 	return starting
 }
 
+// anyAlive: some data node holds its data and takes part in the cluster.
+func (c *Cluster) anyAlive() bool {
+	for _, n := range c.nodes {
+		if n.Type == ndb.TypeNDB && alive(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cluster) sysRestartUnderWay() bool {
+	for _, n := range c.nodes {
+		if n.Type == ndb.TypeNDB && n.sysRestart && n.Status == ndb.StatusStarting {
+			return true
+		}
+	}
+	return false
+}
+
+// sysRestartReady: the system restart under way may pass phase 1. Every
+// data node through phase 1, or, after StartPartialTimeout, a node of
+// every node group, and none of its nodes still before phase 1.
+func (c *Cluster) sysRestartReady() bool {
+	all, groups, covered := true, map[int]bool{}, map[int]bool{}
+	for _, n := range c.nodes {
+		if n.Type != ndb.TypeNDB {
+			continue
+		}
+		groups[n.NodeGroup] = true
+		switch {
+		case n.sysRestart && n.Status == ndb.StatusStarting && n.StartPhase < 1:
+			// Not through phase 1 yet: the others wait for it, so that
+			// every node goes on together.
+			return false
+		case n.sysRestart && n.Status == ndb.StatusStarting:
+			covered[n.NodeGroup] = true
+		default:
+			all = false
+		}
+	}
+	if all {
+		return true
+	}
+	if len(covered) < len(groups) || c.sysSince.IsZero() {
+		return false
+	}
+	return c.cfg.Now().Sub(c.sysSince) >= c.cfg.StartPartialTimeout
+}
+
 // startType is the StartPhaseCompleted starttype: NodeState's
-// ST_NODE_RESTART 2, ST_INITIAL_NODE_RESTART 3 (ndb NodeState.hpp;
-// not in the facts).
+// ST_SYSTEM_RESTART 1, ST_NODE_RESTART 2, ST_INITIAL_NODE_RESTART 3 (ndb
+// NodeState.hpp; not in the facts).
 func startType(n *node) int {
-	if n.initial {
+	switch {
+	case n.sysRestart:
+		return 1
+	case n.initial:
 		return 3
 	}
 	return 2

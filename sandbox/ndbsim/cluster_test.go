@@ -355,11 +355,16 @@ func TestMarkAbsentAndCanServe(t *testing.T) {
 			t.Errorf("node %d first started: dynamic_id %d connect_count %d, want %d %d", id, n.DynamicID, n.ConnectCount, want[0], want[1])
 		}
 	}
+	// Node 1 was group 0's only node: the cluster goes down with it, and
+	// both nodes start again as a system restart (node 1 alone would
+	// wait in phase 1 for group 1).
 	if err := c.SetStatus(1, ndb.StatusNoContact, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Boot(1, false); err != nil {
-		t.Fatal(err)
+	for _, id := range []int{1, 3} {
+		if err := c.Boot(id, false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for c.Step() > 0 {
 	}
@@ -463,4 +468,128 @@ func TestGlobalCheckpoints(t *testing.T) {
 	if c.CompleteGCP() || take() != "" {
 		t.Error("a cluster that lost node group 1 completed a GCP")
 	}
+}
+
+// TestSystemRestartAfterLostNodeGroup: a lost node group takes every
+// data node down; the nodes started again hold after phase 1 until all
+// are there (or, past StartPartialTimeout, one of every group), then
+// reach STARTED together as a system restart (starttype 1), and only
+// then does the cluster serve again.
+func TestSystemRestartAfterLostNodeGroup(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	newDown := func(t *testing.T) (*Cluster, *[]ndb.Event) {
+		t.Helper()
+		c, err := NewCluster(Config{DataNodes: 4, Replicas: 2, Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var evs []ndb.Event
+		c.SetEmitter(func(ev ndb.Event) { evs = append(evs, ev) })
+		for _, id := range []int{3, 4} {
+			if err := c.SetStatus(id, ndb.StatusNoContact, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for id := 1; id <= 4; id++ {
+			if st := status(t, c, id).Status; st != ndb.StatusNoContact {
+				t.Fatalf("after group 1 was lost node %d is %s, want the whole cluster down", id, st)
+			}
+		}
+		return c, &evs
+	}
+	boot := func(t *testing.T, c *Cluster, ids ...int) {
+		t.Helper()
+		for _, id := range ids {
+			if err := c.Boot(id, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	phases := func(c *Cluster) string {
+		var out []string
+		for id := 1; id <= 4; id++ {
+			n, _ := c.Node(id)
+			out = append(out, fmt.Sprintf("%d:%s-%d", id, n.Status, n.StartPhase))
+		}
+		return strings.Join(out, " ")
+	}
+
+	t.Run("all nodes", func(t *testing.T) {
+		c, evs := newDown(t)
+		boot(t, c, 1, 2)
+		for range 5 {
+			c.Step()
+		}
+		if got := phases(c); got != "1:STARTING-1 2:STARTING-1 3:NO_CONTACT-0 4:NO_CONTACT-0" {
+			t.Fatalf("with nodes 3 and 4 not started: %s, want 1 and 2 waiting in phase 1", got)
+		}
+		boot(t, c, 3, 4)
+		steps := 0
+		for c.Step() > 0 {
+			if steps++; steps > 20 {
+				t.Fatalf("still starting after %d steps: %s", steps, phases(c))
+			}
+			if c.CanServe() {
+				t.Fatalf("serving while starting: %s", phases(c))
+			}
+		}
+		if got := phases(c); got != "1:STARTED-0 2:STARTED-0 3:STARTED-0 4:STARTED-0" || !c.CanServe() {
+			t.Fatalf("after the system restart: %s, serves %v", got, c.CanServe())
+		}
+		sys := 0
+		for _, ev := range *evs {
+			if ev.Type == ndb.EventStartPhaseCompleted {
+				if st, _ := ev.Get("starttype"); st != 1 {
+					t.Errorf("event %+v: starttype %d, want 1 (system restart)", ev, st)
+				}
+				sys++
+			}
+		}
+		if sys == 0 {
+			t.Error("no StartPhaseCompleted events")
+		}
+		// The same nodes later restarted one at a time are node restarts.
+		if err := c.SetStatus(2, ndb.StatusNoContact, 0); err != nil {
+			t.Fatal(err)
+		}
+		*evs = nil
+		boot(t, c, 2)
+		for c.Step() > 0 {
+		}
+		for _, ev := range *evs {
+			if st, _ := ev.Get("starttype"); ev.Type == ndb.EventStartPhaseCompleted && st != 2 {
+				t.Fatalf("node restart event %+v: starttype %d, want 2", ev, st)
+			}
+		}
+	})
+
+	t.Run("partial after StartPartialTimeout", func(t *testing.T) {
+		c, _ := newDown(t)
+		boot(t, c, 1, 3) // one node of each group
+		for range 20 {
+			c.Step()
+		}
+		if got := phases(c); got != "1:STARTING-1 2:NO_CONTACT-0 3:STARTING-1 4:NO_CONTACT-0" {
+			t.Fatalf("before StartPartialTimeout: %s, want 1 and 3 waiting in phase 1", got)
+		}
+		now = now.Add(30 * time.Second)
+		for c.Step() > 0 {
+		}
+		if got := phases(c); got != "1:STARTED-0 2:NO_CONTACT-0 3:STARTED-0 4:NO_CONTACT-0" || !c.CanServe() {
+			t.Fatalf("after StartPartialTimeout: %s, serves %v; want a partial system restart", got, c.CanServe())
+		}
+	})
+
+	t.Run("a node group missing waits for ever", func(t *testing.T) {
+		c, _ := newDown(t)
+		boot(t, c, 1, 2)
+		now = now.Add(time.Hour)
+		for range 20 {
+			c.Step()
+		}
+		if got := phases(c); got != "1:STARTING-1 2:STARTING-1 3:NO_CONTACT-0 4:NO_CONTACT-0" || c.CanServe() {
+			t.Fatalf("without node group 1: %s, serves %v; want 1 and 2 still in phase 1", got, c.CanServe())
+		}
+	})
 }
