@@ -197,7 +197,7 @@ console:
 			"Data nodes serving|DataMemory used (% of usable)|Redo log, fullest part (%)|Probe latency"
 	})
 	if got := testbrowser.Eval[string](b, `[...document.querySelectorAll('#start-job select[name=kind] option')].map(o => o.value).join(' ') + ' / ' +
-		[...document.querySelectorAll('#start-job select[name=node] option')].map(o => o.value).filter(v => v).join(' ')`); got != "ndb-restart ndb-rolling-restart / 1 2 3 4" {
+		[...document.querySelectorAll('#start-job select[name=node] option')].map(o => o.value).filter(v => v).join(' ')`); got != "ndb-restart ndb-system-restart ndb-rolling-restart / 1 2 3 4" {
 		t.Errorf("start-job form offers %q, want the NDB runbooks on data nodes 1-4", got)
 	}
 	// The DataMemory chart draws a line per data node from the store.

@@ -47,7 +47,7 @@ const KINDS = {
   galera: ['backup', 'verify', 'rejoin', 'recover', 'galera-rolling-restart'],
   replication: ['backup', 'verify', 'switchover', 'replication-rolling-restart'],
   // NDB: the node is a data node id.
-  ndb: ['ndb-restart', 'ndb-rolling-restart'],
+  ndb: ['ndb-restart', 'ndb-system-restart', 'ndb-rolling-restart'],
 };
 
 // follow opens job id's entry in the job list, so its steps show as they
