@@ -434,9 +434,17 @@ func (a *App) clusterConfig(name string) *config.Cluster {
 
 // launchDrill checks the refusal rules and starts the drill.
 func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, error) {
+	// In HA only the cluster's leader drills, and its kills and starts
+	// carry its fencing token: agents that have seen a token refuse a
+	// request without one, and a deposed leader's late kill is refused
+	// like its late repairs.
+	ctx := a.runCtx
 	if a.team != nil {
-		// Agents then insist on the lease holder's fencing token.
-		return DrillRecord{}, refuse(http.StatusConflict, "drills are not supported with appliances in HA yet")
+		_, token, leads := a.team.Lead(cl.Name)
+		if !leads {
+			return DrillRecord{}, refuse(http.StatusConflict, "appliance %s does not lead cluster %s now: start the drill on its leader (GET /api/v1/ha names it)", a.team.Name(), cl.Name)
+		}
+		ctx = agent.WithFence(ctx, cl.Name, token)
 	}
 	var st remediator.ClusterStatus
 	for _, s := range a.rem.Status() {
@@ -467,7 +475,7 @@ func (a *App) launchDrill(cl *config.Cluster, scenario string) (DrillRecord, err
 	a.drills.wg.Add(1)
 	go func() {
 		defer a.drills.wg.Done()
-		rec = a.runDrill(a.runCtx, *cl, victims, rec)
+		rec = a.runDrill(ctx, *cl, victims, rec)
 		a.drills.mu.Lock()
 		delete(a.drills.running, cl.Name)
 		a.drills.mu.Unlock()

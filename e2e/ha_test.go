@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -49,7 +50,7 @@ func startHATeam(t *testing.T, sb *sandbox.Sandbox) *haTeam {
 	t.Cleanup(e.Stop)
 	tm := &haTeam{sb: sb, etcd: e, apps: map[string]*healer{}}
 	for _, name := range []string{"a", "b"} {
-		tm.apps[name] = startHealer(t, sb, remediationOpts{mode: "auto", maxRecoveries: 10,
+		tm.apps[name] = startHealer(t, sb, remediationOpts{mode: "auto", maxRecoveries: 10, drill: true,
 			extra: fmt.Sprintf("ha: {name: %s, etcd: [%q], lease: %s}\n", name, e.URL, haLease)})
 	}
 	return tm
@@ -159,6 +160,12 @@ func TestHALeaderKilledThenNodeKilled(t *testing.T) {
 	leader, took := tm.leader(t, time.Now(), 20*time.Second, "a", "b")
 	t.Logf("measured: %s leads %s, %s after both ran", leader, sb.ClusterName(), took.Round(time.Millisecond))
 	follower := other(leader)
+	// A drill is the leader's to run: the follower refuses it.
+	f := tm.apps[follower]
+	out, err := exec.Command(ninesBin, "drill", "--config", f.cfg, "--api", f.base, "--cluster", sb.ClusterName(), "--scenario", "node-crash").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "does not lead cluster "+sb.ClusterName()) {
+		t.Errorf("nines drill on the follower %s: %v\n%s\nwant refused: it does not lead", follower, err, out)
+	}
 	w := startDrillWriter(t, sb)
 	w.waitAcked(t, 20, 10*time.Second)
 
@@ -191,6 +198,25 @@ func TestHALeaderKilledThenNodeKilled(t *testing.T) {
 		t.Errorf("the agent of %s started its server %v times, want once", victim.Name, n)
 	}
 	w.check(t)
+
+	// The new leader runs a drill. node-crash kills the last node, the
+	// victim above, whose agent saw the leader's token when it was
+	// rejoined and so refuses a kill without one: the drill ending done
+	// says its kill carried the token.
+	refused := func() float64 {
+		var n float64
+		for _, node := range sb.Nodes() {
+			n += agentCounter(t, sb, node.Name, fmt.Sprintf(`nines_agent_fencing_refused_total{cluster=%q}`, sb.ClusterName()))
+		}
+		return n
+	}
+	refusedBefore := refused()
+	if _, out := runDrill(t, h, "node-crash", 20*time.Second); !strings.Contains(out, "killing "+victim.Address()+"\n") {
+		t.Errorf("the drill did not kill %s:\n%s", victim.Address(), out)
+	}
+	if n := refused() - refusedBefore; n != 0 {
+		t.Errorf("the agents refused %v fenced requests during the drill on the leader, want 0", n)
+	}
 }
 
 // Acceptance (issue 15): the leader frozen with SIGSTOP past its lease, a

@@ -289,7 +289,7 @@ type drillWriter struct {
 // monitoring account; appTable where it writes as the application
 // account, whose grants are on database app only.
 const (
-	drillTable = "nines.drill_writes"
+	drillTable = "nines.e2e_writes" // nines.drill_writes is the appliance's drill writer's
 	appTable   = "app.drill_writes"
 )
 
