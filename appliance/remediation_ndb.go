@@ -91,14 +91,15 @@ func ndbRunbooks(cfg *config.Config, history func(string) ([]*remediator.Job, er
 		}
 		return a, nil
 	}
+	access := ndbrb.Access{Mgm: status, Agent: agentOf, History: history}
 	servers := func(cluster string) ([]ndbrb.MgmServer, error) { return mgmServers[cluster], nil }
 	sqlNodes := func(cluster string) ([]ndbrb.SQLNode, error) { return sqls[cluster], nil }
 	return []remediator.Runbook{
 		// Before the node restart: when the cluster shut down, every
 		// node's NdbDataNodeDown fires with NdbNodeGroupLost, and the
 		// system restart is the one that can help.
-		ndbrb.SystemRestart{Mgm: status, Agent: agentOf, History: history},
-		ndbrb.DataNodeRestart{Mgm: status, Agent: agentOf, History: history},
+		ndbrb.SystemRestart{Access: access},
+		ndbrb.DataNodeRestart{Access: access},
 		ndbrb.RollingRestart{Mgm: restarter, MgmServers: servers, SQLNodes: sqlNodes},
 	}
 }

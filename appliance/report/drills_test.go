@@ -59,34 +59,13 @@ func TestDrillsInTheReport(t *testing.T) {
 	if err := Render(&b, r, "csv"); err != nil {
 		t.Fatal(err)
 	}
-	cr := csv.NewReader(bytes.NewReader(b.Bytes()))
-	cr.FieldsPerRecord = -1
-	recs, err := cr.ReadAll()
-	if err != nil {
-		t.Fatalf("parse CSV: %v", err)
-	}
-	var header []string
-	var drillRecs []map[string]string
+	drillRecs, incidents := csvRows(t, b.Bytes())
 	drillIncidents := 0
-	for _, rec := range recs {
-		switch rec[0] {
-		case "record":
-			header = rec
-		case "drill", "incident":
-			if len(rec) != len(header) {
-				t.Fatalf("CSV %s row %q has %d fields, its header %q %d", rec[0], rec, len(rec), header, len(header))
-			}
-			m := map[string]string{}
-			for i, h := range header {
-				m[h] = rec[i]
-			}
-			if rec[0] == "drill" {
-				drillRecs = append(drillRecs, m)
-			} else if m["drill"] != "" {
-				drillIncidents++
-				if m["drill"] != "drill drill-1" {
-					t.Errorf("CSV incident %v: drill %q, want drill drill-1", m, m["drill"])
-				}
+	for _, m := range incidents {
+		if m["drill"] != "" {
+			drillIncidents++
+			if m["drill"] != "drill drill-1" {
+				t.Errorf("CSV incident %v: drill %q, want drill drill-1", m, m["drill"])
 			}
 		}
 	}
@@ -149,28 +128,8 @@ func TestPrimaryKillWritesBackInEveryFormat(t *testing.T) {
 	if err := Render(&b, r, "csv"); err != nil {
 		t.Fatal(err)
 	}
-	cr := csv.NewReader(bytes.NewReader(b.Bytes()))
-	cr.FieldsPerRecord = -1
-	recs, err := cr.ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var header []string
-	got := ""
-	for _, rec := range recs {
-		switch rec[0] {
-		case "record":
-			header = rec
-		case "drill":
-			for i, h := range header {
-				if h == "failover_seconds" && i < len(rec) {
-					got = rec[i]
-				}
-			}
-		}
-	}
-	if got != "2.6" {
-		t.Errorf("CSV failover_seconds %q, want 2.6", got)
+	if drills, _ := csvRows(t, b.Bytes()); len(drills) != 1 || drills[0]["failover_seconds"] != "2.6" {
+		t.Errorf("CSV drill rows %v, want one with failover_seconds 2.6", drills)
 	}
 	b.Reset()
 	if err := Render(&b, r, "pdf"); err != nil {
@@ -180,4 +139,37 @@ func TestPrimaryKillWritesBackInEveryFormat(t *testing.T) {
 	if want := "Nodes killed: db1:3306; writes acknowledged again after 2.6 s; outcome: done"; !strings.Contains(flat, want) {
 		t.Errorf("the PDF report lacks %q in %s", want, flat)
 	}
+}
+
+// csvRows parses a CSV report's drill and incident rows, each a map from
+// the names of the header row before it.
+func csvRows(t *testing.T, b []byte) (drills, incidents []map[string]string) {
+	t.Helper()
+	cr := csv.NewReader(bytes.NewReader(b))
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil {
+		t.Fatalf("parse CSV: %v", err)
+	}
+	var header []string
+	for _, rec := range recs {
+		switch rec[0] {
+		case "record":
+			header = rec
+		case "drill", "incident":
+			if len(rec) != len(header) {
+				t.Fatalf("CSV %s row %q has %d fields, its header %q %d", rec[0], rec, len(rec), header, len(header))
+			}
+			m := map[string]string{}
+			for i, h := range header {
+				m[h] = rec[i]
+			}
+			if rec[0] == "drill" {
+				drills = append(drills, m)
+			} else {
+				incidents = append(incidents, m)
+			}
+		}
+	}
+	return drills, incidents
 }

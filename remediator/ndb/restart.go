@@ -51,14 +51,21 @@ const (
 // (a process that runs but is not connected is hung: a person's call,
 // unless kill_hung=true).
 type DataNodeRestart struct {
+	Access
+}
+
+// Access is how the restart runbooks reach an NDB cluster, and their
+// waits.
+type Access struct {
 	// Mgm returns the cluster's management servers, usually Failover
 	// over an exporter/ndb Mgm per configured address.
 	Mgm func(cluster string) (StatusSource, error)
 	// Agent returns the host agent of data node id.
 	Agent func(cluster string, id int) (Agent, error)
-	// History returns the cluster's jobs (the durable job log): the job's
-	// own trigger labels (node_id, node_group of NdbDataNodeDown) and
-	// the other NDB jobs still running. nil: params and target only.
+	// History returns the cluster's jobs (the durable job log): a job's
+	// own trigger labels (node_id, node_group of NdbDataNodeDown), the
+	// other NDB jobs still running, earlier system restarts. nil: params
+	// and target only.
 	History func(cluster string) ([]*remediator.Job, error)
 	// StartTimeout is the default of param timeout; 0 is
 	// DefaultStartTimeout.
@@ -122,7 +129,7 @@ func nodeID(s string) (int, error) {
 	return id, nil
 }
 
-func (rb DataNodeRestart) timeout(s string) (time.Duration, error) {
+func (rb Access) timeout(s string) (time.Duration, error) {
 	if s == "" {
 		if rb.StartTimeout > 0 {
 			return rb.StartTimeout, nil
@@ -332,7 +339,7 @@ func clusterDown(nodes []ndb.Node) bool {
 
 // otherJobs refuses while another NDB job of the cluster runs (an
 // interrupted one adopted after an appliance restart).
-func (rb DataNodeRestart) otherJobs(r *remediator.Run) error {
+func (rb Access) otherJobs(r *remediator.Run) error {
 	if rb.History == nil {
 		return nil
 	}

@@ -109,7 +109,7 @@ func (errSource) GetStatus(context.Context, ...ndb.NodeType) ([]ndb.Node, error)
 }
 
 func (s *simCluster) runbook(ag *fakeAgent, log *remediator.JobLog) DataNodeRestart {
-	return DataNodeRestart{
+	return DataNodeRestart{Access{
 		// The first configured management server is down: the runbook
 		// fails over to the next.
 		Mgm: func(string) (StatusSource, error) { return Failover(errSource{}, s.mgm), nil },
@@ -121,7 +121,7 @@ func (s *simCluster) runbook(ag *fakeAgent, log *remediator.JobLog) DataNodeRest
 		},
 		History: func(string) ([]*remediator.Job, error) { return log.List() },
 		Poll:    5 * time.Millisecond,
-	}
+	}}
 }
 
 // runJob runs one manual job to its end and returns it.

@@ -57,24 +57,12 @@ const (
 // data away and stays a person's choice (ndb-data-node-restart's
 // initial=true, node by node).
 type SystemRestart struct {
-	// Mgm returns the cluster's management servers (Failover).
-	Mgm func(cluster string) (StatusSource, error)
-	// Agent returns the host agent of data node id.
-	Agent func(cluster string, id int) (Agent, error)
-	// History returns the cluster's jobs (the durable job log), for the
-	// other NDB jobs running and the earlier system restarts. nil: none.
-	History func(cluster string) ([]*remediator.Job, error)
-	// StartTimeout is the default of param timeout; 0 is
-	// DefaultStartTimeout.
-	StartTimeout time.Duration
+	Access
 	// Backoff is DefaultSystemRestartBackoff when 0.
 	Backoff time.Duration
 	// ExitWait is how long the checks wait for processes still ending
 	// after the cluster shut down; 0 is processExitWait.
 	ExitWait time.Duration
-	// Poll is how often `get status` is read while waiting; 0 is 500 ms.
-	Poll  time.Duration
-	Clock Clock
 }
 
 var (
@@ -100,7 +88,7 @@ func (rb SystemRestart) Prepare(_, target string, params map[string]string) (map
 	if target != "" {
 		return nil, "", fmt.Errorf("a system restart starts every data node: name no node (got %q)", target)
 	}
-	if _, err := (DataNodeRestart{StartTimeout: rb.StartTimeout}).timeout(params[ParamTimeout]); err != nil {
+	if _, err := rb.timeout(params[ParamTimeout]); err != nil {
 		return nil, "", err
 	}
 	return params, "", nil
@@ -241,7 +229,7 @@ func startedNodes(j *remediator.Job) bool {
 }
 
 func (rb SystemRestart) Run(ctx context.Context, r *remediator.Run) error {
-	limit, err := (DataNodeRestart{StartTimeout: rb.StartTimeout}).timeout(r.Param(ParamTimeout))
+	limit, err := rb.timeout(r.Param(ParamTimeout))
 	if err != nil {
 		return remediator.Aborted("%v", err)
 	}
@@ -300,7 +288,7 @@ func (rb SystemRestart) limits(r *remediator.Run) error {
 	if rb.History == nil {
 		return nil
 	}
-	if err := (DataNodeRestart{History: rb.History}).otherJobs(r); err != nil {
+	if err := rb.otherJobs(r); err != nil {
 		return err
 	}
 	jobs, err := rb.History(r.Cluster())

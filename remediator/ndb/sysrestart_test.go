@@ -51,7 +51,7 @@ func newSysRig(t *testing.T, phase time.Duration) *sysRig {
 }
 
 func (g *sysRig) runbook(log *remediator.JobLog) SystemRestart {
-	return SystemRestart{
+	return SystemRestart{Access: Access{
 		Mgm: func(string) (StatusSource, error) { return g.mgm, nil },
 		Agent: func(_ string, id int) (Agent, error) {
 			if a, ok := g.agents[id]; ok {
@@ -59,10 +59,9 @@ func (g *sysRig) runbook(log *remediator.JobLog) SystemRestart {
 			}
 			return nil, errors.New("no agent is configured for data node")
 		},
-		History:  func(string) ([]*remediator.Job, error) { return log.List() },
-		ExitWait: 50 * time.Millisecond,
-		Poll:     5 * time.Millisecond,
-	}
+		History: func(string) ([]*remediator.Job, error) { return log.List() },
+		Poll:    5 * time.Millisecond,
+	}, ExitWait: 50 * time.Millisecond}
 }
 
 func (g *sysRig) run(t *testing.T, params map[string]string) *remediator.Job {
