@@ -25,6 +25,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/nines-project/nines/internal/metric"
@@ -104,6 +105,10 @@ func New(cfg Config, clusters []string) (*Elector, error) {
 		Endpoints:   cfg.Endpoints,
 		TLS:         cfg.TLS,
 		DialTimeout: 2 * time.Second,
+		// The Elector logs etcd's reachability itself, once per change;
+		// the client's own logger would add a JSON line per retry, every
+		// second etcd is away, beside nines' log.
+		Logger: zap.NewNop(),
 		// gRPC keepalives notice a dead connection within the lease.
 		DialKeepAliveTime:    time.Second,
 		DialKeepAliveTimeout: time.Second,
