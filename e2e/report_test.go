@@ -25,9 +25,10 @@ import (
 
 // TestUptimeReport: a write outage of about 10 s (every node read_only)
 // shows in the uptime report as downtime equal to the outage the test
-// measured, to within a second, as one incident inside the drill; the
-// HTML, the PDF (read back with pdftotext), the CSV and the JSON of the
-// API, and the CLI's report, all show the same figures.
+// measured, to within 1.5 s (the probe's one-second sampling at its
+// edges), as one incident inside the drill; the HTML, the PDF (read back
+// with pdftotext), the CSV and the JSON of the API, and the CLI's report,
+// all show the same figures.
 func TestUptimeReport(t *testing.T) {
 	sb := sharedGalera(t)
 	a := startAppliance(t, sb.ConfigPath(), sb.TokenPath())
@@ -99,8 +100,13 @@ func TestUptimeReport(t *testing.T) {
 	t.Logf("measured: outage %.3f s (%s to %s), drill %s to %s; report %s to %s: good %d bad %d unknown %d no-data %d, availability %.7f, downtime %d s, status %s, incidents %+v, alerts %v",
 		outage.Seconds(), outageStart.Format("15:04:05.000"), outageEnd.Format("15:04:05.000"), drillStart.Format("15:04:05.000"), drillEnd.Format("15:04:05.000"),
 		from.Format("15:04:05"), to.Format("15:04:05"), r.Good, r.Bad, r.Unknown, r.NoData, r.Availability, r.Downtime, r.Status, r.Incidents, alerts)
-	if math.Abs(float64(r.Downtime)-outage.Seconds()) > 1 {
-		t.Errorf("downtime %d s, the measured outage %.3f s: more than 1 s apart", r.Downtime, outage.Seconds())
+	// The probe writes once a second, so each edge of the outage is known
+	// to within that second; a write a few ms late on a loaded machine
+	// can fall on either side of an edge (a 10.002 s outage was once
+	// counted as 9 s). 1.5 s allows that and still catches a second
+	// counted wrongly.
+	if math.Abs(float64(r.Downtime)-outage.Seconds()) > 1.5 {
+		t.Errorf("downtime %d s, the measured outage %.3f s: more than 1.5 s apart", r.Downtime, outage.Seconds())
 	}
 	if span := int64(to.Sub(from) / time.Second); r.Good+r.Bad+r.Unknown+r.NoData != span || r.NoData > 1 {
 		t.Errorf("good+bad+unknown+no-data = %d, the period has %d s; no-data %d", r.Good+r.Bad+r.Unknown+r.NoData, span, r.NoData)
