@@ -372,6 +372,56 @@ type followOpts struct {
 	before *ndb.Node
 }
 
+// nodeWatch is one data node followed through its start phases, by
+// follow and by the system restart's followAll alike: each status and
+// phase change logged as a step, done once the node is STARTED, failed
+// when it falls back after starting or its process exits unconnected.
+type nodeWatch struct {
+	id     int
+	agent  Agent     // optional: asked whether the process still runs
+	before *ndb.Node // see followOpts.before
+	// what names the start in a failure ("its start", "the system
+	// restart").
+	what                   string
+	start                  time.Time
+	lastSeen               string
+	seenStarting, seenDown bool
+}
+
+// observe takes the node's latest status: done once it is STARTED (and,
+// with before, another incarnation), an error when its start failed.
+func (w *nodeWatch) observe(ctx context.Context, r *remediator.Run, clock Clock, n ndb.Node) (bool, error) {
+	if seen := fmt.Sprintf("%s-%d", n.Status, n.StartPhase); seen != w.lastSeen {
+		w.lastSeen = seen
+		took := clock.Now().Sub(w.start).Round(time.Millisecond)
+		if err := r.Logf(fmt.Sprintf("phase:node-%d:%s", w.id, seen), "data node %d is %s after %v", w.id, describe(n), took); err != nil {
+			return false, err
+		}
+	}
+	switch n.Status {
+	case ndb.StatusStarted, ndb.StatusSingleUser:
+		return w.before == nil || w.seenDown || n.DynamicID != w.before.DynamicID, nil
+	case ndb.StatusStarting, ndb.StatusRestarting:
+		w.seenStarting, w.seenDown = true, true
+	case ndb.StatusNotStarted, ndb.StatusNoContact:
+		w.seenDown = true
+		if w.seenStarting {
+			return false, fmt.Errorf("data node %d fell back to %s after starting: %s failed; read its error log (ndb_%d_error.log) before another attempt", w.id, n.Status, w.what, w.id)
+		}
+		if n.Status == ndb.StatusNoContact && w.agent != nil {
+			// Not connected yet: make sure the process still runs.
+			if st, err := w.agent.Status(ctx); err == nil && !st.Running {
+				exit := "no exit recorded"
+				if st.LastExit != nil {
+					exit = st.LastExit.Status
+				}
+				return false, fmt.Errorf("data node %d's process exited before it connected (%s); read its log on the host", w.id, exit)
+			}
+		}
+	}
+	return false, nil
+}
+
 // follow reads `get status` until the node is STARTED, logging each
 // status and phase change as a step. It fails when limit passes, when
 // the node falls back to NOT_STARTED or NO_CONTACT after it was seen
@@ -383,11 +433,10 @@ func follow(ctx context.Context, r *remediator.Run, o followOpts) (ndb.Node, err
 		poll = defaultPoll
 	}
 	id := o.id
-	start := clock.Now()
-	deadline := start.Add(o.limit)
+	w := &nodeWatch{id: id, agent: o.agent, before: o.before, what: "its start", start: clock.Now()}
+	deadline := w.start.Add(o.limit)
 	var last ndb.Node
-	lastSeen, lastErr := "", ""
-	seenStarting, seenDown := false, false
+	lastErr := ""
 	for {
 		nodes, err := o.mgm.GetStatus(ctx)
 		n, ok := find(nodes, id)
@@ -398,36 +447,9 @@ func follow(ctx context.Context, r *remediator.Run, o followOpts) (ndb.Node, err
 			return last, fmt.Errorf("the management server no longer lists data node %d", id)
 		default:
 			last = n
-			seen := fmt.Sprintf("%s-%d", n.Status, n.StartPhase)
-			if seen != lastSeen {
-				lastSeen = seen
-				took := clock.Now().Sub(start).Round(time.Millisecond)
-				if err := r.Logf(fmt.Sprintf("phase:node-%d:%s", id, seen), "data node %d is %s after %v", id, describe(n), took); err != nil {
-					return n, err
-				}
-			}
-			switch n.Status {
-			case ndb.StatusStarted, ndb.StatusSingleUser:
-				if o.before == nil || seenDown || n.DynamicID != o.before.DynamicID {
-					return n, nil
-				}
-			case ndb.StatusStarting, ndb.StatusRestarting:
-				seenStarting, seenDown = true, true
-			case ndb.StatusNotStarted, ndb.StatusNoContact:
-				seenDown = true
-				if seenStarting {
-					return n, fmt.Errorf("data node %d fell back to %s after starting: its start failed; read its error log (ndb_%d_error.log) before another attempt", id, n.Status, id)
-				}
-				if n.Status == ndb.StatusNoContact && o.agent != nil {
-					// Not connected yet: make sure the process still runs.
-					if st, err := o.agent.Status(ctx); err == nil && !st.Running {
-						exit := "no exit recorded"
-						if st.LastExit != nil {
-							exit = st.LastExit.Status
-						}
-						return n, fmt.Errorf("data node %d's process exited before it connected (%s); read its log on the host", id, exit)
-					}
-				}
+			done, err := w.observe(ctx, r, clock, n)
+			if err != nil || done {
+				return n, err
 			}
 		}
 		if !clock.Now().Before(deadline) {

@@ -353,7 +353,7 @@ func (rb SystemRestart) check(ctx context.Context, r *remediator.Run, mgm Status
 	}
 }
 
-func (rb SystemRestart) poll() time.Duration {
+func (rb Access) poll() time.Duration {
 	if rb.Poll > 0 {
 		return rb.Poll
 	}
@@ -418,17 +418,19 @@ func (rb SystemRestart) planFromStatus(r *remediator.Run, mgm StatusSource) (Sys
 	})
 }
 
-// followAll reads get status until every node of ids is STARTED, logging
-// each node's status and phase changes as steps. It fails when limit
-// passes, naming each node not STARTED and where it is, and when a node
-// falls back to NOT_STARTED or NO_CONTACT after it was seen starting or
-// its process exits before it connected.
+// followAll reads get status until every node of ids is STARTED, with a
+// nodeWatch per node as follow has for one: each node's status and phase
+// changes logged as steps, a failure when a node falls back after it was
+// seen starting or its process exits before it connected. It fails when
+// limit passes, naming each node not STARTED and where it is.
 func (rb SystemRestart) followAll(ctx context.Context, r *remediator.Run, mgm StatusSource, agents map[int]Agent, ids []int, limit time.Duration) (map[string]string, error) {
 	clock := clockOr(rb.Clock)
 	start := clock.Now()
 	deadline := start.Add(limit)
-	seen := map[int]string{}
-	starting := map[int]bool{}
+	watches := map[int]*nodeWatch{}
+	for _, id := range ids {
+		watches[id] = &nodeWatch{id: id, agent: agents[id], what: "the system restart", start: start}
+	}
 	last := map[int]ndb.Node{}
 	lastErr := ""
 	for {
@@ -437,38 +439,19 @@ func (rb SystemRestart) followAll(ctx context.Context, r *remediator.Run, mgm St
 			lastErr = err.Error()
 		} else {
 			lastErr = ""
+			done := map[string]string{}
 			for _, id := range ids {
 				n, ok := find(nodes, id)
 				if !ok {
 					return nil, fmt.Errorf("the management server no longer lists data node %d", id)
 				}
 				last[id] = n
-				if s := fmt.Sprintf("%s-%d", n.Status, n.StartPhase); s != seen[id] {
-					seen[id] = s
-					if err := r.Logf(fmt.Sprintf("phase:node-%d:%s", id, s), "data node %d is %s after %v", id, describe(n), clock.Now().Sub(start).Round(time.Millisecond)); err != nil {
-						return nil, err
-					}
+				started, err := watches[id].observe(ctx, r, clock, n)
+				if err != nil {
+					return nil, err
 				}
-				switch n.Status {
-				case ndb.StatusStarting, ndb.StatusRestarting:
-					starting[id] = true
-				case ndb.StatusNotStarted, ndb.StatusNoContact:
-					if starting[id] {
-						return nil, fmt.Errorf("data node %d fell back to %s after starting: the system restart failed; read its error log (ndb_%d_error.log) before another attempt", id, n.Status, id)
-					}
-					if st, err := agents[id].Status(ctx); err == nil && !st.Running {
-						exit := "no exit recorded"
-						if st.LastExit != nil {
-							exit = st.LastExit.Status
-						}
-						return nil, fmt.Errorf("data node %d's process exited before it connected (%s); read its log on the host", id, exit)
-					}
-				}
-			}
-			done := map[string]string{}
-			for _, id := range ids {
-				if st := last[id].Status; st == ndb.StatusStarted || st == ndb.StatusSingleUser {
-					done[strconv.Itoa(id)] = describe(last[id])
+				if started {
+					done[strconv.Itoa(id)] = describe(n)
 				}
 			}
 			if len(done) == len(ids) {
